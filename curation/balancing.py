@@ -1,0 +1,144 @@
+"""Balancing through one keep threshold per pair (DESIGN.md section 2). Pure: arrays in, arrays out.
+
+The hash, exactly, so that another implementation can reproduce a manifest:
+
+* pair key ``K``: xxHash64 (seed 0) of the UTF-8 key text (see ``curation.keys``), an unsigned
+  64-bit integer;
+* ``S = splitmix64(seed mod 2**64)``;
+* ``u(p, e) = (splitmix64((K XOR S) + 0x9E3779B97F4A7C15 * (e + 1)) >> 11) / 2**53``, all arithmetic
+  modulo 2**64, where ``splitmix64(x)`` is the finaliser
+  ``z = x; z = (z ^ z >> 30) * 0xBF58476D1CE4E5B9; z = (z ^ z >> 27) * 0x94D049BB133111EB; z ^ z >> 31``;
+* ``k_p = min over the pair's entries e of u(p, e) * c_e`` (float64), and ``+inf`` for an unmatched pair.
+
+A pair is kept at threshold t iff ``k_p < t``: an entry with ``c_e <= t`` keeps its pairs always, a
+head entry keeps each with probability ``t / c_e``, independently across entries, which is MetaCLIP's
+``P = 1 - prod(1 - t / max(c_e, t))``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyarrow as pa
+
+GOLDEN_GAMMA = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_TWO_TO_53 = float(2**53)
+
+
+def splitmix64(x: np.ndarray) -> np.ndarray:
+    """The splitmix64 finaliser over a uint64 array (wrapping arithmetic)."""
+    z = np.asarray(x, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        z = (z ^ (z >> np.uint64(30))) * _MIX1
+        z = (z ^ (z >> np.uint64(27))) * _MIX2
+    return z ^ (z >> np.uint64(31))
+
+
+def seed_word(seed: int) -> np.uint64:
+    """The seed's contribution to every draw: splitmix64 of the seed taken modulo 2**64."""
+    return splitmix64(np.array([seed % 2**64], dtype=np.uint64))[0]
+
+
+def uniform_draws(pair_keys: np.ndarray, entry_ids: np.ndarray, seed: int) -> np.ndarray:
+    """u(p, e) in [0, 1) for aligned arrays of pair keys (uint64) and entry ids."""
+    keys = np.asarray(pair_keys, dtype=np.uint64) ^ seed_word(seed)
+    steps = np.asarray(entry_ids, dtype=np.uint64) + np.uint64(1)
+    with np.errstate(over="ignore"):
+        mixed = splitmix64(keys + GOLDEN_GAMMA * steps)
+    return (mixed >> np.uint64(11)).astype(np.float64) / _TWO_TO_53
+
+
+def _flat(entry_ids: pa.ListArray) -> tuple[np.ndarray, np.ndarray]:
+    """Flat entry ids and the row each belongs to."""
+    if isinstance(entry_ids, pa.ChunkedArray):
+        entry_ids = entry_ids.combine_chunks()
+    offsets = entry_ids.offsets.to_numpy()
+    values = entry_ids.values.to_numpy()[offsets[0] : offsets[-1]]
+    rows = np.repeat(np.arange(len(entry_ids)), np.diff(offsets))
+    return values, rows
+
+
+def keep_thresholds(
+    entry_ids: pa.ListArray, pair_keys: np.ndarray, counts: np.ndarray, seed: int
+) -> np.ndarray:
+    """k_p for each pair: the smallest t at which the pair is kept (``+inf`` when unmatched)."""
+    values, rows = _flat(entry_ids)
+    thresholds = np.full(len(entry_ids), np.inf)
+    if len(values):
+        draws = uniform_draws(np.asarray(pair_keys, dtype=np.uint64)[rows], values, seed)
+        np.minimum.at(thresholds, rows, draws * counts[values].astype(np.float64))
+    return thresholds
+
+
+def entry_keep_probabilities(counts: np.ndarray, t: float) -> np.ndarray:
+    """p_e = t / max(c_e, t) for every entry."""
+    return t / np.maximum(np.asarray(counts, dtype=np.float64), t)
+
+
+def keep_probabilities(entry_ids: pa.ListArray, counts: np.ndarray, t: float) -> np.ndarray:
+    """P per pair at t: what a loader needs to rebalance online, resampling every epoch."""
+    values, rows = _flat(entry_ids)
+    miss = 1.0 - entry_keep_probabilities(counts, t)[values]
+    with np.errstate(divide="ignore"):
+        log_all_missed = np.bincount(rows, weights=np.log(miss), minlength=len(entry_ids))
+    return 1.0 - np.exp(log_all_missed)
+
+
+def kept_mask(thresholds: np.ndarray, t: float) -> np.ndarray:
+    """Pairs kept at t."""
+    return np.asarray(thresholds) < t
+
+
+def size_at(sorted_thresholds: np.ndarray, t: float) -> int:
+    """Realised subset size at t, by binary search over the ascending thresholds."""
+    return int(np.searchsorted(sorted_thresholds, t, side="left"))
+
+
+def balanced_counts(
+    entry_ids: pa.ListArray, thresholds: np.ndarray, t: float, n_entries: int
+) -> np.ndarray:
+    """Per-entry match counts among the pairs kept at t."""
+    values, rows = _flat(entry_ids)
+    kept_values = values[kept_mask(thresholds, t)[rows]]
+    return np.bincount(kept_values, minlength=n_entries).astype(np.int64)
+
+
+def simplest_in(low: float, high: float) -> float:
+    """The number with the fewest significant digits in the interval (low, high].
+
+    Used to answer "which t gives N pairs" with a number a person can type, not 20000.000000000004.
+    """
+    if not low < high:
+        raise ValueError("empty interval")
+    if math.isinf(high):
+        high = max(low * 2, low + 1)
+    for digits in range(1, 18):
+        if low <= 0:
+            step = 10.0 ** (math.floor(math.log10(high)) - digits + 1)
+            candidate = math.floor(high / step) * step
+        else:
+            step = 10.0 ** (math.floor(math.log10(abs(low))) - digits + 1)
+            candidate = (math.floor(low / step) + 1) * step
+        candidate = float(f"{candidate:.{digits + 2}g}")
+        if low < candidate <= high:
+            return candidate
+    return float(np.nextafter(low, np.inf))
+
+
+def t_for_size(sorted_thresholds: np.ndarray, size: int) -> tuple[float, int]:
+    """A t whose subset holds ``size`` pairs, and the size it really gives.
+
+    Any t in (k_(size), k_(size+1)] gives exactly ``size`` pairs (1-based order statistics of the
+    ascending thresholds). When equal thresholds make that interval empty (duplicate pair keys), the
+    nearest size reachable from above is returned with its t.
+    """
+    finite = int(np.searchsorted(sorted_thresholds, np.inf, side="left"))
+    size = max(0, min(int(size), finite))
+    low = float(sorted_thresholds[size - 1]) if size > 0 else 0.0
+    first_above = int(np.searchsorted(sorted_thresholds, low, side="right"))
+    high = float(sorted_thresholds[first_above]) if first_above < finite else math.inf
+    t = simplest_in(low, high)
+    return t, size_at(sorted_thresholds, t)

@@ -1,0 +1,327 @@
+"""python -m curation: run, match, balance and stats, with one-line errors for bad input."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from curation import balancing
+from curation.engines import ENGINES
+from curation.errors import CurationError
+from curation.runner import Execution, MatchRequest, balance_run, match_pool, write_run_record
+from curation.rundir import exclusive
+from curation.summary import Run
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+DESCRIPTION = """\
+Curate image-text pairs as MetaCLIP does ("Demystifying CLIP Data", Xu et al., ICLR 2024): match every
+caption against the metadata entries, count matches per entry, then keep every pair of a rare (tail)
+entry and a t/count share of the pairs of frequent (head) entries.
+
+  run      match + balance: annotate the pool, count, write the subset at t (the usual command)
+  match    annotate and count only
+  balance  a new t or seed on an existing run directory, without re-matching (seconds)
+  stats    sizes at t, t for a target size or tail share, head/tail summary
+
+Every command resumes where a killed run stopped when started again the same way."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line that points to --help."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"error: {message} (see `{self.prog} --help`)\n")
+
+
+def positive_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"t must be a positive number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"t must be a positive number, got {text!r}")
+    return value
+
+
+def seed_value(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"the seed must be an integer, got {text!r}") from None
+    if not 0 <= value < 2**64:
+        raise argparse.ArgumentTypeError(f"the seed must be between 0 and 2**64 - 1, got {text}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text}")
+    return value
+
+
+def share_value(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a tail share is a number between 0 and 1, got {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"a tail share is a number between 0 and 1, got {text}")
+    return value
+
+
+def _add_execution(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("execution")
+    group.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
+                       help="parallel worker processes (default: all cores, %(default)s here)")
+    group.add_argument("--engine", choices=ENGINES, default="local",
+                       help="where stages run (default: %(default)s)")
+    group.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_match_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--pool", required=True,
+                        help="Parquet pool: a file, a directory (searched recursively) or a quoted glob")
+    parser.add_argument("--metadata", required=True,
+                        help="entries: a JSON list of strings (MetaCLIP's metadata.json) or one entry per line")
+    parser.add_argument("--out", required=True, help="run directory to write (resumed if it holds this run)")
+    parser.add_argument("--text-column", help="caption column (default: text, else caption, TEXT, txt, ...)")
+    parser.add_argument("--id-column", help="column that identifies a pair (default: id, when present)")
+    parser.add_argument("--content-key", action="store_true",
+                        help="key pairs by url and text even when the pool has an id column")
+    parser.add_argument("--drop-invalid-entries", action="store_true",
+                        help="skip empty and repeated metadata entries instead of refusing them "
+                             "(ids are then positions among the entries kept)")
+    parser.add_argument("--shard-rows", type=positive_int, default=100_000,
+                        help="rows per shard, the unit of work and of resume (default: %(default)s)")
+    parser.add_argument("--batch-rows", type=positive_int, default=50_000,
+                        help="rows per record batch held in memory (default: %(default)s)")
+
+
+def _add_balance_options(parser: argparse.ArgumentParser, seed_default: int | None) -> None:
+    parser.add_argument("--t", type=positive_number, required=True,
+                        help="balancing threshold: entries matched more than t times are subsampled to ~t")
+    parser.add_argument("--seed", type=seed_value, default=seed_default,
+                        help="seed of the balancing draws" +
+                             (" (default: %(default)s)" if seed_default is not None else
+                              " (default: the run's seed, else 0)"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m curation", description=DESCRIPTION,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    run = commands.add_parser("run", help="match, count and balance: the full curation",
+                              description="Annotate the pool with the entries each caption matches, count "
+                                          "matches per entry, and write the subset kept at t.")
+    _add_match_options(run)
+    _add_balance_options(run, seed_default=0)
+    _add_execution(run)
+
+    match = commands.add_parser("match", help="annotate and count only",
+                                description="Annotate every pair with its entry ids and count matches per "
+                                            "entry; balance later with `balance`.")
+    _add_match_options(match)
+    _add_execution(match)
+
+    balance = commands.add_parser("balance", help="a new t or seed on an existing run, without re-matching",
+                                  description="Write the subset at a new t (and seed) from the stored "
+                                              "keep thresholds; matching is never re-run.")
+    balance.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by run or match")
+    _add_balance_options(balance, seed_default=None)
+    _add_execution(balance)
+
+    stats = commands.add_parser("stats", help="sizes at t, t for a target size or tail share",
+                                description="Read a run directory and answer: how many pairs at t (realised "
+                                            "and expected), which t gives N pairs or a tail share p, how the "
+                                            "entries split into head and tail.")
+    stats.add_argument("run_dir", metavar="RUN_DIR")
+    stats.add_argument("--t", type=positive_number, nargs="+", default=[],
+                       help="thresholds to report (default: the run's t)")
+    stats.add_argument("--target-size", type=non_negative_int, nargs="+", default=[],
+                       help="subset sizes to find a t for")
+    stats.add_argument("--tail-share", type=share_value, nargs="+", default=[],
+                       help="tail shares p(t) to find a t for (MetaCLIP 2 uses about 0.06)")
+    stats.add_argument("--seed", type=seed_value, help="seed of the keep thresholds (default: the run's)")
+    stats.add_argument("--top", type=non_negative_int, default=10, help="head entries to list (default: 10)")
+    stats.add_argument("--json", action="store_true", help="print JSON instead of text")
+    return parser
+
+
+def _execution(args: argparse.Namespace) -> Execution:
+    return Execution(workers=args.workers, engine=args.engine, progress=not args.quiet)
+
+
+def _match_request(args: argparse.Namespace) -> MatchRequest:
+    return MatchRequest(pool=args.pool, metadata=args.metadata, out=args.out, text_column=args.text_column,
+                        id_column=args.id_column, content_key=args.content_key,
+                        drop_invalid_entries=args.drop_invalid_entries, shard_rows=args.shard_rows,
+                        batch_rows=args.batch_rows)
+
+
+def _command_line(argv: Sequence[str]) -> str:
+    return "python -m curation " + " ".join(shlex.quote(a) for a in argv)
+
+
+def _print_rows(record: dict) -> None:
+    rows = record["rows"]
+    total = rows["in"] or 1
+    print(f"pairs in         {rows['in']:>12,}")
+    print(f"matched          {rows['matched']:>12,}  ({rows['matched'] / total:.1%})")
+    print(f"unmatched        {rows['unmatched']:>12,}  ({rows['unmatched'] / total:.1%})")
+    print(f"null/empty text  {rows['null_or_empty_text']:>12,}  ({rows['null_or_empty_text'] / total:.1%})")
+    print(f"matches          {rows['matches']:>12,}")
+
+
+def _print_balance(record: dict) -> None:
+    rows, balance = record["rows"], record["balance"]
+    t = record["parameters"]["t"]
+    print(f"kept at t={t:g}  {rows['kept']:>12,}  (expected {rows['expected_kept']:,.1f})")
+    print(f"head entries     {balance['head_entries']:>12,}  of {balance['matched_entries']:,} matched "
+          f"({balance['unmatched_entries']:,} entries match nothing)")
+    print(f"tail share p(t)  {balance['tail_share']:>12.4f}")
+
+
+def command_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    started = time.perf_counter()
+    execution = _execution(args)
+    with exclusive(Path(args.out)):
+        with execution.start() as engine:
+            match = match_pool(_match_request(args), execution, engine)
+            balance = balance_run(args.out, args.t, args.seed, execution, engine)
+        match["timings"]["total_s"] = round(time.perf_counter() - started, 3)
+        record = write_run_record(args.out, execution, match, balance, _command_line(argv))
+    print(f"run complete: {args.out}")
+    _print_rows(record)
+    _print_balance(record)
+    print(f"next: python -m curation stats {shlex.quote(args.out)} --t {args.t * 2:g}   "
+          "(sizes at another t; no re-matching)")
+    return 0
+
+
+def command_match(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    started = time.perf_counter()
+    execution = _execution(args)
+    with exclusive(Path(args.out)):
+        with execution.start() as engine:
+            match = match_pool(_match_request(args), execution, engine)
+        match["timings"]["total_s"] = round(time.perf_counter() - started, 3)
+        record = write_run_record(args.out, execution, match, None, _command_line(argv))
+    print(f"matched: {args.out}")
+    _print_rows(record)
+    print(f"next: python -m curation balance {shlex.quote(args.out)} --t T   (write the subset at t)")
+    return 0
+
+
+def command_balance(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    run = Run(args.run_dir)
+    seed = args.seed if args.seed is not None else (run.seed if run.seed is not None else 0)
+    execution = _execution(args)
+    with exclusive(run.dir.root):
+        with execution.start() as engine:
+            balance = balance_run(args.run_dir, args.t, seed, execution, engine)
+        record = write_run_record(args.run_dir, execution, None, balance, _command_line(argv))
+    print(f"balanced: {args.run_dir}")
+    _print_balance(record)
+    return 0
+
+
+def stats_report(run: Run, ts: Sequence[float], sizes: Sequence[int], shares: Sequence[float],
+                 seed: int | None, top: int) -> dict:
+    """Everything `stats` prints, as one dictionary (also its --json output)."""
+    thresholds = run.sorted_thresholds(seed)
+    chosen_seed = seed if seed is not None else run.seed
+    pairs = len(thresholds)
+    matched = balancing.size_at(thresholds, float("inf"))
+    at_t = []
+    for t in ts:
+        head_tail = run.head_tail(t).as_dict()
+        kept = balancing.size_at(thresholds, t)
+        at_t.append({"t": t, "kept": kept, "share_of_pool": kept / pairs if pairs else 0.0,
+                     "expected_kept": run.expected_size_at(t), **{k: v for k, v in head_tail.items() if k != "t"}})
+    for_size = []
+    for size in sizes:
+        t, realised = run.t_for_size(size, seed)
+        for_size.append({"target_size": size, "t": t, "size": realised})
+    for_share = [{"tail_share": share, "t": run.t_for_tail_share(share),
+                  "realised_tail_share": run.tail_share(run.t_for_tail_share(share))} for share in shares]
+    counts = run.counts
+    order = counts.argsort()[::-1][:top]
+    entries = run.entry_table.column("entry")
+    return {
+        "run_dir": str(run.dir.root), "seed": chosen_seed, "pairs": pairs, "matched_pairs": matched,
+        "at_t": at_t, "t_for_size": for_size, "t_for_tail_share": for_share,
+        "top_entries": [{"entry_id": int(i), "entry": entries[int(i)].as_py(), "count": int(counts[i])}
+                        for i in order if counts[i] > 0],
+    }
+
+
+def _print_stats(report: dict) -> None:
+    print(f"{report['run_dir']}: {report['pairs']:,} pairs, {report['matched_pairs']:,} matched "
+          f"(keep thresholds of seed {report['seed']})")
+    if report["at_t"]:
+        print(f"\n{'t':>12} {'kept':>12} {'expected':>14} {'pool %':>8} {'head':>8} {'tail':>8} {'p(t)':>8}")
+        for row in report["at_t"]:
+            print(f"{row['t']:>12g} {row['kept']:>12,} {row['expected_kept']:>14,.1f} "
+                  f"{row['share_of_pool']:>8.2%} {row['head_entries']:>8,} {row['tail_entries']:>8,} "
+                  f"{row['tail_share']:>8.4f}")
+    for row in report["t_for_size"]:
+        note = "" if row["size"] == row["target_size"] else \
+            f"  (exactly {row['target_size']:,} is not reachable: equal thresholds, or fewer matched pairs)"
+        print(f"t for {row['target_size']:,} pairs: {row['t']:g} -> {row['size']:,} pairs{note}")
+    for row in report["t_for_tail_share"]:
+        print(f"t for tail share {row['tail_share']:g}: {row['t']:g} (p(t) = {row['realised_tail_share']:.4f})")
+    if report["top_entries"]:
+        print("\nmost matched entries:")
+        for row in report["top_entries"]:
+            print(f"  {row['count']:>12,}  {row['entry']}")
+
+
+def command_stats(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    run = Run(args.run_dir)
+    ts = args.t or ([run.t] if run.t is not None else [])
+    report = stats_report(run, ts, args.target_size, args.tail_share, args.seed, args.top)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        _print_stats(report)
+    return 0
+
+
+COMMANDS = {"run": command_run, "match": command_match, "balance": command_balance, "stats": command_stats}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args, argv)
+    except CurationError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted: completed shards are kept; run the same command again to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED

@@ -1,0 +1,91 @@
+"""Entry counts and what follows from them alone: head and tail at t, the tail share p(t) and its
+inverse. Pure: arrays in, numbers out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pyarrow as pa
+
+
+def count_entries(entry_ids: pa.ListArray, n_entries: int) -> np.ndarray:
+    """c_e over one batch: how many pairs match each entry (lists hold each entry once per pair)."""
+    if isinstance(entry_ids, pa.ChunkedArray):
+        entry_ids = entry_ids.combine_chunks()
+    offsets = entry_ids.offsets.to_numpy()
+    values = entry_ids.values.to_numpy()[offsets[0] : offsets[-1]]
+    return np.bincount(values, minlength=n_entries).astype(np.int64)
+
+
+def merge_counts(parts: Iterable[np.ndarray], n_entries: int) -> np.ndarray:
+    """Counts add up across shards."""
+    total = np.zeros(n_entries, dtype=np.int64)
+    for part in parts:
+        total += part
+    return total
+
+
+def tail_share(counts: np.ndarray, t: float) -> float:
+    """p(t): the share of all matches held by entries with c_e < t (MetaCLIP 2's per-language knob)."""
+    counts = np.asarray(counts, dtype=np.int64)
+    total = int(counts.sum())
+    if total == 0:
+        return 0.0
+    return float(counts[counts < t].sum()) / total
+
+
+def t_for_tail_share(counts: np.ndarray, share: float) -> float:
+    """The smallest integer t with p(t) >= share.
+
+    p only changes just above a count value c (where c becomes < t), so the answer is c + 1 for the
+    smallest count c whose cumulative share reaches the target.
+    """
+    if not 0.0 <= share <= 1.0:
+        raise ValueError("a tail share is between 0 and 1")
+    positive = np.sort(np.asarray(counts, dtype=np.int64)[np.asarray(counts) > 0])
+    if share == 0.0 or len(positive) == 0:
+        return 1.0
+    cumulative = np.cumsum(positive) / positive.sum()
+    index = int(np.searchsorted(cumulative, share - 1e-12, side="left"))
+    return float(positive[min(index, len(positive) - 1)] + 1)
+
+
+@dataclass(frozen=True)
+class HeadTail:
+    """How the entries split at t: the summary a researcher reads before choosing t."""
+
+    t: float
+    entries: int
+    matched_entries: int
+    unmatched_entries: int
+    head_entries: int
+    tail_entries: int
+    matches: int
+    head_matches: int
+    tail_matches: int
+    tail_share: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def head_tail(counts: np.ndarray, t: float) -> HeadTail:
+    """Head entries have c_e > t, tail entries 0 < c_e <= t (their pairs are always kept)."""
+    counts = np.asarray(counts, dtype=np.int64)
+    head = counts > t
+    tail = (counts > 0) & ~head
+    return HeadTail(
+        t=float(t),
+        entries=int(len(counts)),
+        matched_entries=int((counts > 0).sum()),
+        unmatched_entries=int((counts == 0).sum()),
+        head_entries=int(head.sum()),
+        tail_entries=int(tail.sum()),
+        matches=int(counts.sum()),
+        head_matches=int(counts[head].sum()),
+        tail_matches=int(counts[tail].sum()),
+        tail_share=tail_share(counts, t),
+    )

@@ -1,0 +1,179 @@
+"""The run directory (DESIGN.md section 4): where each output lives, and how it appears atomically.
+
+    DIR/
+      run.json                      parameters, fingerprint, row accounting, timings (written last)
+      plan.json                     pool files, columns and shards: what a resumed run must match
+      annotated/part-NNNNN.parquet  every pool row + entry_ids (list<int32>) + pair_key (uint64)
+      entry_counts.parquet          entry_id, entry, count for every entry
+      curated/part-NNNNN.parquet    the rows kept at t, same columns as annotated
+      balanced_counts.parquet       entry_id, entry, count, kept (matches among kept pairs at t)
+      shards/NNNNN.counts.parquet   per-shard sparse counts (entry_id, count)
+      shards/NNNNN.json             per-shard stats; written last, it marks the shard as matched
+      thresholds/seed-S/part-NNNNN.parquet   pair_key, k: the keep threshold of every row, in order
+
+Every file is written under a hidden temporary name in its own directory and renamed into place, so
+a reader (or a resumed run) sees either nothing or the whole file.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from curation.errors import CurationError
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """Paths of one run directory; knows nothing of what is computed."""
+
+    root: Path
+
+    @property
+    def run_json(self) -> Path:
+        return self.root / "run.json"
+
+    @property
+    def plan_json(self) -> Path:
+        return self.root / "plan.json"
+
+    @property
+    def annotated(self) -> Path:
+        return self.root / "annotated"
+
+    @property
+    def curated(self) -> Path:
+        return self.root / "curated"
+
+    @property
+    def curated_staging(self) -> Path:
+        return self.root / ".curated-staging"
+
+    @property
+    def curated_retired(self) -> Path:
+        return self.root / ".curated-retired"
+
+    @property
+    def shards(self) -> Path:
+        return self.root / "shards"
+
+    @property
+    def entry_counts(self) -> Path:
+        return self.root / "entry_counts.parquet"
+
+    @property
+    def balanced_counts(self) -> Path:
+        return self.root / "balanced_counts.parquet"
+
+    def thresholds(self, seed: int) -> Path:
+        return self.root / "thresholds" / f"seed-{seed}"
+
+    def annotated_part(self, shard: int) -> Path:
+        return self.annotated / part_name(shard)
+
+    def shard_counts(self, shard: int) -> Path:
+        return self.shards / f"{shard:05d}.counts.parquet"
+
+    def shard_marker(self, shard: int) -> Path:
+        return self.shards / f"{shard:05d}.json"
+
+    def threshold_part(self, seed: int, shard: int) -> Path:
+        return self.thresholds(seed) / part_name(shard)
+
+    def make(self) -> None:
+        for directory in (self.annotated, self.shards):
+            directory.mkdir(parents=True, exist_ok=True)
+
+
+def part_name(shard: int) -> str:
+    return f"part-{shard:05d}.parquet"
+
+
+def _temporary(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def atomic_write_json(path: Path, value: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = _temporary(path)
+    temporary.write_text(json.dumps(value, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def atomic_write_table(path: Path, table: pa.Table) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = _temporary(path)
+    try:
+        pq.write_table(table, temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_parquet_writer(path: Path, schema: pa.Schema) -> Iterator[pq.ParquetWriter]:
+    """A streaming writer whose file appears under its name only once it is complete."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = _temporary(path)
+    writer = pq.ParquetWriter(temporary, schema)
+    try:
+        yield writer
+        writer.close()
+        os.replace(temporary, path)
+    finally:
+        writer.close()
+        temporary.unlink(missing_ok=True)
+
+
+def read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CurationError(f"missing {path.name} in {path.parent}") from None
+    except json.JSONDecodeError as error:
+        raise CurationError(f"{path} is not valid JSON ({error}); remove the run directory and run again") from None
+
+
+def remove_leftovers(root: Path) -> None:
+    """Temporary files of a killed run: never complete, always safe to remove."""
+    for leftover in root.rglob(".*.tmp-*"):
+        leftover.unlink(missing_ok=True)
+    shutil.rmtree(root / ".curated-retired", ignore_errors=True)
+
+
+@contextmanager
+def exclusive(root: Path) -> Iterator[None]:
+    """Hold the run directory for one process at a time (the lock dies with the process)."""
+    root.mkdir(parents=True, exist_ok=True)
+    handle = open(root / ".lock", "w")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CurationError(f"another curation process is using {root}; wait for it or choose another --out") from None
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
+def swap_directory(staging: Path, target: Path, retired: Path) -> None:
+    """Put a complete staging directory in place of the target with two renames."""
+    shutil.rmtree(retired, ignore_errors=True)
+    if target.exists():
+        os.replace(target, retired)
+    os.replace(staging, target)
+    shutil.rmtree(retired, ignore_errors=True)

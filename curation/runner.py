@@ -1,0 +1,255 @@
+"""A curation run as a sequence of stages over shards: plan, match, count, threshold, select.
+
+Every stage skips shards whose outputs are complete, so the same command started again after a kill
+resumes, and ends with the same files as a run that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from curation import counting, stages
+from curation.engines import Engine, make_engine
+from curation.errors import CurationError
+from curation.pool import Shard, file_signature, inspect_pool, plan_shards, resolve_files
+from curation.rundir import (FORMAT_VERSION, RunDir, atomic_write_json, atomic_write_table, read_json,
+                             remove_leftovers, swap_directory)
+from metadata import MetadataError, fingerprint, load_entries
+
+Log = Callable[[str], None]
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How stages run: shared by every command."""
+
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    engine: str = "local"
+    progress: bool = True
+
+    def start(self) -> Engine:
+        return make_engine(self.engine, self.workers)
+
+
+@dataclass(frozen=True)
+class MatchRequest:
+    pool: str
+    metadata: str
+    out: str
+    text_column: str | None = None
+    id_column: str | None = None
+    content_key: bool = False
+    drop_invalid_entries: bool = False
+    shard_rows: int = 100_000
+    batch_rows: int = 50_000
+
+
+def _bar(total: int, desc: str, unit: str, execution: Execution) -> tqdm:
+    return tqdm(total=total, desc=desc, unit=unit, unit_scale=unit == "pairs", disable=not execution.progress,
+                file=sys.stderr, dynamic_ncols=True)
+
+
+def _load_metadata(path: str, drop_invalid: bool) -> list[str]:
+    try:
+        return load_entries(path, drop_invalid=drop_invalid)
+    except MetadataError as error:
+        raise CurationError(str(error)) from None
+
+
+def _make_plan(request: MatchRequest, entries: list[str], log: Log) -> dict:
+    files = resolve_files(request.pool)
+    info = inspect_pool(files, request.text_column, request.id_column, request.content_key)
+    if info.text_column_detected:
+        log(f"using text column '{info.text_column}' (the pool has no 'text' column)")
+    key = f"id column '{info.id_column}'" if info.id_column else \
+        "content: " + (f"{info.url_column} + newline + " if info.url_column else "") + info.text_column
+    shards = plan_shards(files, request.shard_rows)
+    return {
+        "format_version": FORMAT_VERSION,
+        "pool": request.pool,
+        "files": [file_signature(path) for path in files],
+        "rows": info.rows,
+        "metadata": {"path": str(Path(request.metadata).resolve()), "entries": len(entries),
+                     "fingerprint": fingerprint(entries), "drop_invalid_entries": request.drop_invalid_entries},
+        "columns": {"text": info.text_column, "id": info.id_column, "url": info.url_column},
+        "pair_key": key,
+        "shard_rows": request.shard_rows,
+        "shards": [shard.as_dict() for shard in shards],
+    }
+
+
+_PLAN_FIELDS = {"files": "pool files", "metadata": "metadata", "columns": "columns",
+                "shards": "sharding (--shard-rows)"}
+
+
+def _settle_plan(run: RunDir, plan: dict) -> dict:
+    """Start a new run, or resume one made from the same pool, metadata and columns."""
+    if run.plan_json.exists():
+        previous = read_json(run.plan_json)
+        changed = [label for name, label in _PLAN_FIELDS.items()
+                   if _comparable(previous.get(name), name) != _comparable(plan.get(name), name)]
+        if changed:
+            raise CurationError(
+                f"{run.root} holds a run with other {', '.join(changed)}; "
+                "choose another --out, or remove that directory to start afresh")
+        return previous
+    leftovers = [p.name for p in run.root.iterdir() if p.name != ".lock"] if run.root.exists() else []
+    if leftovers:
+        raise CurationError(f"{run.root} exists and is not a run directory; choose another --out")
+    run.make()
+    atomic_write_json(run.plan_json, plan)
+    return plan
+
+
+def _comparable(value: object, name: str) -> object:
+    if name == "metadata" and isinstance(value, dict):
+        return {k: v for k, v in value.items() if k != "path"}
+    return value
+
+
+def _shards(plan: dict) -> list[Shard]:
+    return [Shard(s["index"], s["path"], tuple(s["row_groups"]), s["rows"]) for s in plan["shards"]]
+
+
+def match_pool(request: MatchRequest, execution: Execution, engine: Engine, log: Log = _stderr) -> dict:
+    """Annotate every pair and count matches per entry; returns the match part of run.json."""
+    started = time.perf_counter()
+    run = RunDir(Path(request.out))
+    entries = _load_metadata(request.metadata, request.drop_invalid_entries)
+    plan = _settle_plan(run, _make_plan(request, entries, log))
+    remove_leftovers(run.root)
+    shards = _shards(plan)
+    config = stages.MatchConfig(
+        root=str(run.root), metadata_path=plan["metadata"]["path"],
+        metadata_fingerprint=plan["metadata"]["fingerprint"],
+        drop_invalid_entries=request.drop_invalid_entries, text_column=plan["columns"]["text"],
+        id_column=plan["columns"]["id"], url_column=plan["columns"]["url"], batch_rows=request.batch_rows)
+    done = [s for s in shards if run.shard_marker(s.index).exists()]
+    if done:
+        log(f"resuming: {len(done)} of {len(shards)} shards already matched")
+    with _bar(plan["rows"], "match", "pairs", execution) as bar:
+        results = engine.map(stages.match_shard, shards, config, lambda shard, _: bar.update(shard.rows))
+    matched_at = time.perf_counter()
+    counts = counting.merge_counts(
+        (stages.shard_counts(str(run.root), s.index, len(entries)) for s in shards), len(entries))
+    atomic_write_table(run.entry_counts, pa.table({
+        "entry_id": pa.array(np.arange(len(entries), dtype=np.int32)),
+        "entry": pa.array(entries, type=pa.string()),
+        "count": pa.array(counts, type=pa.int64())}))
+    totals = {name: sum(r[name] for r in results)
+              for name in ("rows", "matched", "unmatched", "null_or_empty_text", "matches")}
+    totals["in"] = totals.pop("rows")
+    if totals["in"] != plan["rows"] or \
+            totals["matched"] + totals["unmatched"] + totals["null_or_empty_text"] != totals["in"]:
+        raise CurationError(f"row accounting failed in {run.root}: {totals}; remove it and run again")
+    return {
+        "rows": {"in": totals.pop("in"), **totals},
+        "resumed_shards": len(done),
+        "timings": {"match_s": round(matched_at - started, 3),
+                    "count_s": round(time.perf_counter() - matched_at, 3)},
+    }
+
+
+def _selection_matches(directory: Path, t: float, seed: int) -> bool:
+    marker = directory / ".selection.json"
+    if not marker.exists():
+        return False
+    selection = read_json(marker)
+    return selection.get("t") == t and selection.get("seed") == seed
+
+
+def balance_run(out: str, t: float, seed: int, execution: Execution, engine: Engine) -> dict:
+    """Keep thresholds for the seed (once), then the curated subset at t; returns the balance part."""
+    started = time.perf_counter()
+    run = RunDir(Path(out))
+    if not run.plan_json.exists() or not run.entry_counts.exists():
+        raise CurationError(f"{out} is not a matched run directory; run `python -m curation match` first")
+    plan = read_json(run.plan_json)
+    shards = [s.index for s in _shards(plan)]
+    missing = [i for i in shards if not run.shard_marker(i).exists()]
+    if missing:
+        raise CurationError(f"{out}: {len(missing)} shards are not matched yet; run the match again to resume")
+    entries_table = pq.read_table(run.entry_counts)
+    threshold_config = stages.ThresholdConfig(root=str(run.root), seed=seed)
+    with _bar(len(shards), f"thresholds (seed {seed})", "shards", execution) as bar:
+        engine.map(stages.threshold_shard, shards, threshold_config, lambda *_: bar.update())
+    thresholded_at = time.perf_counter()
+
+    if _selection_matches(run.curated, t, seed):
+        destination = run.curated
+    else:
+        destination = run.curated_staging
+        if not _selection_matches(destination, t, seed):
+            shutil.rmtree(destination, ignore_errors=True)
+            destination.mkdir(parents=True)
+            atomic_write_json(destination / ".selection.json", {"t": t, "seed": seed})
+    select_config = stages.SelectConfig(root=str(run.root), seed=seed, t=t, destination=str(destination),
+                                        n_entries=entries_table.num_rows)
+    with _bar(len(shards), f"select (t={t:g})", "shards", execution) as bar:
+        results = engine.map(stages.select_shard, shards, select_config, lambda *_: bar.update())
+    if destination != run.curated:
+        swap_directory(destination, run.curated, run.curated_retired)
+    kept_counts = np.zeros(entries_table.num_rows, dtype=np.int64)
+    for result in results:
+        kept_counts[result["kept_entry_ids"]] += result["kept_entry_counts"]
+    atomic_write_table(run.balanced_counts, entries_table.append_column("kept", pa.array(kept_counts)))
+    counts = entries_table.column("count").to_numpy()
+    return {
+        "t": t,
+        "seed": seed,
+        "kept": sum(r["kept"] for r in results),
+        "expected_kept": round(sum(r["expected"] for r in results), 3),
+        "head_tail": counting.head_tail(counts, t).as_dict(),
+        "timings": {"threshold_s": round(thresholded_at - started, 3),
+                    "select_s": round(time.perf_counter() - thresholded_at, 3)},
+    }
+
+
+def write_run_record(out: str, execution: Execution, match: dict | None, balance: dict | None,
+                     command: str) -> dict:
+    """run.json: what was asked, what the pool held, what was kept; merged with what is there."""
+    run = RunDir(Path(out))
+    record = read_json(run.run_json) if run.run_json.exists() else {}
+    plan = read_json(run.plan_json)
+    record.update({
+        "format_version": FORMAT_VERSION,
+        "status": "complete" if (balance or record.get("balance")) else "matched",
+        "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": command,
+        "pool": {"spec": plan["pool"], "files": len(plan["files"]), "rows": plan["rows"],
+                 "shards": len(plan["shards"])},
+        "metadata": plan["metadata"],
+        "columns": plan["columns"],
+        "pair_key": plan["pair_key"],
+        "engine": {"name": execution.engine, "workers": execution.workers},
+    })
+    timings = dict(record.get("timings", {}))
+    if match is not None:
+        record["rows"] = match["rows"]
+        record["resumed_shards"] = match["resumed_shards"]
+        timings.update(match["timings"])
+    if balance is not None:
+        record["parameters"] = {"t": balance["t"], "seed": balance["seed"]}
+        record["rows"] = {**record.get("rows", {}), "kept": balance["kept"],
+                          "expected_kept": balance["expected_kept"]}
+        record["balance"] = balance["head_tail"]
+        timings.update(balance["timings"])
+    record["timings"] = timings
+    atomic_write_json(run.run_json, record)
+    return record

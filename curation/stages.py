@@ -1,0 +1,189 @@
+"""One function per stage over one shard. A stage gets a shard description and a frozen config, never
+live objects, so an engine may run it in this process, another process or another machine.
+
+Each stage skips work whose output is already complete, which is what makes a killed run resumable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from curation import balancing, counting, keys, matching
+from curation.errors import CurationError
+from curation.pool import Shard, iter_shard_batches, open_parquet
+from curation.rundir import RunDir, atomic_parquet_writer, atomic_write_json, atomic_write_table, part_name, read_json
+from metadata import fingerprint, load_entries
+
+ENTRY_IDS = "entry_ids"
+PAIR_KEY = "pair_key"
+THRESHOLD = "k"
+
+
+@dataclass(frozen=True)
+class MatchConfig:
+    root: str
+    metadata_path: str
+    metadata_fingerprint: str
+    drop_invalid_entries: bool
+    text_column: str
+    id_column: str | None
+    url_column: str | None
+    batch_rows: int
+
+
+@dataclass(frozen=True)
+class ThresholdConfig:
+    root: str
+    seed: int
+
+
+@dataclass(frozen=True)
+class SelectConfig:
+    root: str
+    seed: int
+    t: float
+    destination: str
+    n_entries: int
+
+
+# Per-process caches: an engine worker builds the automaton once and reuses it for every shard.
+_AUTOMATA: dict[tuple[str, str], tuple[int, object]] = {}
+_COUNTS: dict[tuple[str, int, int], np.ndarray] = {}
+
+
+def shard_automaton(config: MatchConfig) -> tuple[int, object]:
+    """(number of entries, automaton) for this process, built on first use."""
+    cache_key = (config.metadata_path, config.metadata_fingerprint)
+    if cache_key not in _AUTOMATA:
+        entries = load_entries(config.metadata_path, drop_invalid=config.drop_invalid_entries)
+        if fingerprint(entries) != config.metadata_fingerprint:
+            raise CurationError(
+                f"metadata {config.metadata_path} changed since this run started; "
+                "restore it or start a new run in another directory"
+            )
+        _AUTOMATA.clear()
+        _AUTOMATA[cache_key] = (len(entries), matching.build_automaton(entries))
+    return _AUTOMATA[cache_key]
+
+
+def entry_counts(root: str) -> np.ndarray:
+    """The run's global counts, read once per process (and again only if the file changes)."""
+    path = RunDir(Path(root)).entry_counts
+    stat = path.stat()
+    cache_key = (str(path), stat.st_mtime_ns, stat.st_size)
+    if cache_key not in _COUNTS:
+        _COUNTS.clear()
+        _COUNTS[cache_key] = pq.read_table(path, columns=["count"]).column("count").to_numpy()
+    return _COUNTS[cache_key]
+
+
+def annotated_schema(pool_schema: pa.Schema) -> pa.Schema:
+    return pool_schema.append(pa.field(ENTRY_IDS, pa.list_(pa.int32()))).append(pa.field(PAIR_KEY, pa.uint64()))
+
+
+def _pair_keys(batch: pa.RecordBatch, texts: pa.Array, config: MatchConfig) -> np.ndarray:
+    if config.id_column is not None:
+        key_texts = keys.id_key_texts(batch.column(config.id_column), config.id_column)
+    else:
+        urls = batch.column(config.url_column) if config.url_column else None
+        key_texts = keys.content_key_texts(urls, texts)
+    return keys.hash_keys(key_texts)
+
+
+def match_shard(shard: Shard, config: MatchConfig) -> dict:
+    """Annotate one shard with entry ids and pair keys, and count its matches per entry."""
+    run = RunDir(Path(config.root))
+    marker = run.shard_marker(shard.index)
+    if marker.exists():
+        return read_json(marker)
+    n_entries, automaton = shard_automaton(config)
+    schema = annotated_schema(open_parquet(shard.path).schema_arrow)
+    counts = np.zeros(n_entries, dtype=np.int64)
+    stats = {"shard": shard.index, "path": shard.path, "rows": 0, "matched": 0, "unmatched": 0,
+             "null_or_empty_text": 0, "matches": 0}
+    with atomic_parquet_writer(run.annotated_part(shard.index), schema) as writer:
+        for batch in iter_shard_batches(shard, config.batch_rows):
+            texts = pc.cast(batch.column(config.text_column), pa.string())
+            entry_ids = matching.match_batch(automaton, texts)
+            pair_keys = _pair_keys(batch, texts, config)
+            writer.write_batch(pa.RecordBatch.from_arrays(
+                [*batch.columns, entry_ids, pa.array(pair_keys, type=pa.uint64())], schema=schema))
+            sizes = pc.list_value_length(entry_ids)
+            empty = int(pc.sum(pc.or_kleene(pc.is_null(texts), pc.equal(texts, ""))).as_py() or 0) \
+                if len(texts) else 0
+            matched = int(pc.sum(pc.greater(sizes, 0)).as_py() or 0)
+            stats["rows"] += len(batch)
+            stats["matched"] += matched
+            stats["null_or_empty_text"] += empty
+            stats["unmatched"] += len(batch) - matched - empty
+            stats["matches"] += int(pc.sum(sizes).as_py() or 0)
+            counts += counting.count_entries(entry_ids, n_entries)
+    if stats["rows"] != shard.rows:
+        raise CurationError(f"{shard.path} yielded {stats['rows']} rows where its footer says {shard.rows}")
+    nonzero = np.flatnonzero(counts)
+    atomic_write_table(run.shard_counts(shard.index), pa.table({
+        "entry_id": pa.array(nonzero.astype(np.int32)), "count": pa.array(counts[nonzero])}))
+    atomic_write_json(marker, stats)
+    return stats
+
+
+def shard_counts(root: str, shard: int, n_entries: int) -> np.ndarray:
+    """One shard's dense counts, from its sparse file."""
+    table = pq.read_table(RunDir(Path(root)).shard_counts(shard))
+    counts = np.zeros(n_entries, dtype=np.int64)
+    counts[table.column("entry_id").to_numpy()] = table.column("count").to_numpy()
+    return counts
+
+
+def threshold_shard(shard: int, config: ThresholdConfig) -> int:
+    """Write the keep threshold of every row of one annotated shard, in row order."""
+    run = RunDir(Path(config.root))
+    destination = run.threshold_part(config.seed, shard)
+    if destination.exists():
+        return shard
+    counts = entry_counts(config.root)
+    annotated = pq.read_table(run.annotated_part(shard), columns=[ENTRY_IDS, PAIR_KEY])
+    pair_keys = annotated.column(PAIR_KEY).to_numpy()
+    thresholds = balancing.keep_thresholds(annotated.column(ENTRY_IDS), pair_keys, counts, config.seed)
+    atomic_write_table(destination, pa.table({PAIR_KEY: pa.array(pair_keys, type=pa.uint64()),
+                                              THRESHOLD: pa.array(thresholds, type=pa.float64())}))
+    return shard
+
+
+def read_thresholds(root: str, seed: int, shard: int) -> np.ndarray:
+    path = RunDir(Path(root)).threshold_part(seed, shard)
+    return pq.read_table(path, columns=[THRESHOLD]).column(THRESHOLD).to_numpy()
+
+
+def select_shard(shard: int, config: SelectConfig) -> dict:
+    """Write the rows kept at t and report the shard's kept and expected sizes and kept matches."""
+    run = RunDir(Path(config.root))
+    thresholds = read_thresholds(config.root, config.seed, shard)
+    keep = balancing.kept_mask(thresholds, config.t)
+    destination = Path(config.destination) / part_name(shard)
+    if not destination.exists():
+        source = open_parquet(str(run.annotated_part(shard)))
+        with atomic_parquet_writer(destination, source.schema_arrow) as writer:
+            start = 0
+            for batch in source.iter_batches(batch_size=65_536):
+                mask = keep[start : start + len(batch)]
+                start += len(batch)
+                if mask.any():
+                    writer.write_batch(batch.filter(pa.array(mask)))
+    entry_ids = pq.read_table(run.annotated_part(shard), columns=[ENTRY_IDS]).column(ENTRY_IDS)
+    counts = entry_counts(config.root)
+    kept_counts = balancing.balanced_counts(entry_ids, thresholds, config.t, config.n_entries)
+    nonzero = np.flatnonzero(kept_counts)
+    return {
+        "shard": shard,
+        "kept": int(keep.sum()),
+        "expected": float(balancing.keep_probabilities(entry_ids, counts, config.t).sum()),
+        "kept_entry_ids": nonzero,
+        "kept_entry_counts": kept_counts[nonzero],
+    }

@@ -1,0 +1,115 @@
+"""A finished run directory as a Python object: sizes at any t, the t for a target size or tail
+share, per-pair keep probabilities and balanced entry counts, all without re-matching.
+
+    >>> run = Run("runs/sample")
+    >>> run.size_at(500), run.expected_size_at(500), run.t_for_size(10_000)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from curation import balancing, counting
+from curation.errors import CurationError
+from curation.rundir import RunDir, read_json
+from curation.stages import ENTRY_IDS, PAIR_KEY, read_thresholds
+
+
+class Run:
+    """Read access to one run directory; everything is computed from its files on demand."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.dir = RunDir(Path(root))
+        if not self.dir.root.is_dir():
+            raise CurationError(f"run directory not found: {root}")
+        if not self.dir.entry_counts.exists() or not self.dir.plan_json.exists():
+            raise CurationError(f"{root} is not a run directory (no entry_counts.parquet); "
+                                "make one with `python -m curation run`")
+        self.record = read_json(self.dir.run_json) if self.dir.run_json.exists() else {}
+        self.plan = read_json(self.dir.plan_json)
+
+    @property
+    def shard_indices(self) -> list[int]:
+        return [shard["index"] for shard in self.plan["shards"]]
+
+    @property
+    def seed(self) -> int | None:
+        return self.record.get("parameters", {}).get("seed")
+
+    @property
+    def t(self) -> float | None:
+        return self.record.get("parameters", {}).get("t")
+
+    @cached_property
+    def entry_table(self) -> pa.Table:
+        return pq.read_table(self.dir.entry_counts)
+
+    @cached_property
+    def counts(self) -> np.ndarray:
+        return self.entry_table.column("count").to_numpy()
+
+    @property
+    def entries(self) -> list[str]:
+        return self.entry_table.column("entry").to_pylist()
+
+    def _seed(self, seed: int | None) -> int:
+        chosen = self.seed if seed is None else seed
+        if chosen is None:
+            raise CurationError(f"{self.dir.root} has no keep thresholds yet; run `python -m curation balance` "
+                                "with --t and --seed first")
+        if not all(self.dir.threshold_part(chosen, i).exists() for i in self.shard_indices):
+            raise CurationError(f"{self.dir.root} has no keep thresholds for seed {chosen}; "
+                                f"run `python -m curation balance {self.dir.root} --t T --seed {chosen}` first")
+        return chosen
+
+    def sorted_thresholds(self, seed: int | None = None) -> np.ndarray:
+        """Every pair's k, ascending (unmatched pairs last, at +inf): one number per pair in memory."""
+        chosen = self._seed(seed)
+        parts = [read_thresholds(str(self.dir.root), chosen, i) for i in self.shard_indices]
+        return np.sort(np.concatenate(parts)) if parts else np.zeros(0)
+
+    def _entry_id_parts(self) -> Iterator[pa.ChunkedArray]:
+        for index in self.shard_indices:
+            yield pq.read_table(self.dir.annotated_part(index), columns=[ENTRY_IDS]).column(ENTRY_IDS)
+
+    def size_at(self, t: float, seed: int | None = None) -> int:
+        return balancing.size_at(self.sorted_thresholds(seed), t)
+
+    def expected_size_at(self, t: float) -> float:
+        """Sum over matched pairs of P at t: what the subset size is on average over seeds."""
+        return float(sum(balancing.keep_probabilities(ids, self.counts, t).sum()
+                         for ids in self._entry_id_parts()))
+
+    def t_for_size(self, size: int, seed: int | None = None) -> tuple[float, int]:
+        return balancing.t_for_size(self.sorted_thresholds(seed), size)
+
+    def tail_share(self, t: float) -> float:
+        return counting.tail_share(self.counts, t)
+
+    def t_for_tail_share(self, share: float) -> float:
+        return counting.t_for_tail_share(self.counts, share)
+
+    def head_tail(self, t: float) -> counting.HeadTail:
+        return counting.head_tail(self.counts, t)
+
+    def balanced_counts(self, t: float, seed: int | None = None) -> np.ndarray:
+        """Matches per entry among the pairs kept at t."""
+        chosen = self._seed(seed)
+        total = np.zeros(len(self.counts), dtype=np.int64)
+        for index, ids in zip(self.shard_indices, self._entry_id_parts()):
+            thresholds = read_thresholds(str(self.dir.root), chosen, index)
+            total += balancing.balanced_counts(ids, thresholds, t, len(self.counts))
+        return total
+
+    def keep_probabilities(self, t: float) -> Iterator[pa.Table]:
+        """(pair_key, P) for every pair, shard by shard: the weights for online balancing."""
+        for index in self.shard_indices:
+            table = pq.read_table(self.dir.annotated_part(index), columns=[PAIR_KEY, ENTRY_IDS])
+            probabilities = balancing.keep_probabilities(table.column(ENTRY_IDS), self.counts, t)
+            yield pa.table({PAIR_KEY: table.column(PAIR_KEY), "P": pa.array(probabilities)})
