@@ -1,0 +1,89 @@
+"""Shared fixtures: small pools and metadata written by the tests themselves."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from curation.cli import main
+
+WORDS = ["dog", "cat", "red", "sofa", "new", "york", "city", "hot", "beach", "sunset", "the", "a", "of",
+         "in", "photo", "chair", "table", "coffee", "vintage", "poster", "Paris", "blue", "car", "tree"]
+ENTRIES = ["dog", "cat", "red", "sofa", "new york", "york city", "new york city", "hot dog", "beach",
+           "sunset", "the", "of", "in", "photo", "coffee table", "vintage poster", "Paris", "U.S.",
+           "never matched", "blue car", "tree"]
+
+
+def caption(rng: random.Random) -> str | None:
+    """Alt-text-like captions with punctuation, case and the occasional null or empty text."""
+    roll = rng.random()
+    if roll < 0.02:
+        return None
+    if roll < 0.04:
+        return ""
+    if roll < 0.15:
+        return f"IMG_{rng.randint(1000, 9999)}.jpg"
+    words = [rng.choice(WORDS) for _ in range(rng.randint(1, 9))]
+    text = " ".join(words)
+    if rng.random() < 0.3:
+        text += rng.choice([",", ".", "!", " (2019)", " - sale"])
+    return text
+
+
+def make_texts(n: int, seed: int = 7) -> list[str | None]:
+    rng = random.Random(seed)
+    return [caption(rng) for _ in range(n)]
+
+
+def write_pool(directory: Path, columns: dict[str, list], files: int = 1, row_group_size: int = 500) -> Path:
+    """Write the columns as ``files`` Parquet files under ``directory``; returns the directory."""
+    directory.mkdir(parents=True, exist_ok=True)
+    table = pa.table(columns)
+    per_file = -(-table.num_rows // files) if files else 0
+    for index in range(files):
+        part = table.slice(index * per_file, per_file)
+        pq.write_table(part, directory / f"part-{index:03d}.parquet", row_group_size=row_group_size)
+    return directory
+
+
+@pytest.fixture
+def texts() -> list[str | None]:
+    return make_texts(3000)
+
+
+@pytest.fixture
+def pool(tmp_path: Path, texts: Sequence[str | None]) -> Path:
+    ids = list(range(10_000, 10_000 + len(texts)))
+    urls = [f"https://img.example.com/{i}.jpg" for i in ids]
+    return write_pool(tmp_path / "pool", {"id": ids, "url": urls, "text": list(texts)}, files=2)
+
+
+@pytest.fixture
+def metadata(tmp_path: Path) -> Path:
+    path = tmp_path / "metadata.json"
+    path.write_text(json.dumps(ENTRIES))
+    return path
+
+
+def cli(*args: object) -> int:
+    """Run the CLI in this process (quietly, one worker unless asked) and return its exit code."""
+    argv = [str(a) for a in args]
+    if argv[0] in ("run", "match", "balance") and "--quiet" not in argv:
+        argv.append("--quiet")
+    if argv[0] in ("run", "match", "balance") and "--workers" not in argv:
+        argv += ["--workers", "1"]
+    try:
+        return main(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+
+
+def read_dir(directory: Path, columns: Sequence[str] | None = None) -> pa.Table:
+    files = sorted(directory.glob("*.parquet"))
+    return pa.concat_tables([pq.read_table(f, columns=columns) for f in files])

@@ -1,0 +1,142 @@
+"""Bad input: one line on stderr that names the problem, a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import cli, write_pool
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: object) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "curation", *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error:")
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_missing_pool(tmp_path: Path, metadata: Path) -> None:
+    result = run_cli("run", "--pool", tmp_path / "nope", "--metadata", metadata, "--t", 5, "--out", tmp_path / "o")
+    assert_one_line_error(result, "pool not found", "nope")
+
+
+def test_missing_metadata(tmp_path: Path, pool: Path) -> None:
+    result = run_cli("run", "--pool", pool, "--metadata", tmp_path / "m.json", "--t", 5, "--out", tmp_path / "o")
+    assert_one_line_error(result, "metadata file not found")
+
+
+def test_corrupt_parquet(tmp_path: Path, metadata: Path) -> None:
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(b"this is not parquet at all" * 10)
+    result = run_cli("run", "--pool", bad, "--metadata", metadata, "--t", 5, "--out", tmp_path / "o")
+    assert_one_line_error(result, "cannot read Parquet file", "bad.parquet")
+
+
+def test_corrupt_data_pages_are_reported_with_the_file(tmp_path: Path, metadata: Path) -> None:
+    path = tmp_path / "pool.parquet"
+    pq.write_table(pa.table({"text": [f"a red dog number {i}" for i in range(20_000)]}), path,
+                   compression="none")
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 4096] = b"\xff" * 4096  # the footer survives, the data pages do not
+    path.write_bytes(bytes(data))
+    result = run_cli("run", "--pool", path, "--metadata", metadata, "--t", 5, "--out", tmp_path / "o",
+                     "--workers", 1, "--quiet")
+    assert_one_line_error(result, "pool.parquet")
+
+
+def test_no_text_column(tmp_path: Path, metadata: Path) -> None:
+    pool = write_pool(tmp_path / "pool", {"url": ["a"], "description": ["a dog"]})
+    result = run_cli("run", "--pool", pool, "--metadata", metadata, "--t", 5, "--out", tmp_path / "o")
+    assert_one_line_error(result, "no text column", "--text-column")
+
+
+def test_text_column_not_strings(tmp_path: Path, metadata: Path) -> None:
+    pool = write_pool(tmp_path / "pool", {"text": [1, 2, 3]})
+    result = run_cli("run", "--pool", pool, "--metadata", metadata, "--t", 5, "--out", tmp_path / "o")
+    assert_one_line_error(result, "not strings")
+
+
+@pytest.mark.parametrize("t", ["0", "-3", "abc", "nan", "inf"])
+def test_t_must_be_positive(tmp_path: Path, pool: Path, metadata: Path, t: str) -> None:
+    result = run_cli("run", "--pool", pool, "--metadata", metadata, "--t", t, "--out", tmp_path / "o")
+    assert_one_line_error(result, "t must be a positive number")
+
+
+@pytest.mark.parametrize("seed", ["1.5", "x", "-1"])
+def test_seed_must_be_an_integer(tmp_path: Path, pool: Path, metadata: Path, seed: str) -> None:
+    result = run_cli("run", "--pool", pool, "--metadata", metadata, "--t", 5, "--seed", seed, "--out", tmp_path / "o")
+    assert_one_line_error(result, "seed")
+
+
+def test_duplicate_and_empty_metadata_entries(tmp_path: Path, pool: Path) -> None:
+    duplicate = tmp_path / "dup.json"
+    duplicate.write_text(json.dumps(["dog", "cat", "dog"]))
+    result = run_cli("run", "--pool", pool, "--metadata", duplicate, "--t", 5, "--out", tmp_path / "o")
+    assert_one_line_error(result, "entry 2", "'dog'", "--drop-invalid-entries")
+    empty = tmp_path / "empty.txt"
+    empty.write_text("dog\n\ncat\n")
+    result = run_cli("run", "--pool", pool, "--metadata", empty, "--t", 5, "--out", tmp_path / "o")
+    assert_one_line_error(result, "entry 1 is empty")
+    assert cli("run", "--pool", pool, "--metadata", duplicate, "--t", 5, "--out", tmp_path / "o",
+               "--drop-invalid-entries") == 0
+    assert pq.read_table(tmp_path / "o" / "entry_counts.parquet").column("entry").to_pylist() == ["dog", "cat"]
+
+
+def test_empty_pool_directory(tmp_path: Path, metadata: Path) -> None:
+    (tmp_path / "pool").mkdir()
+    result = run_cli("run", "--pool", tmp_path / "pool", "--metadata", metadata, "--t", 5, "--out", tmp_path / "o")
+    assert_one_line_error(result, "no .parquet files")
+
+
+def test_null_ids_are_refused(tmp_path: Path, metadata: Path) -> None:
+    pool = write_pool(tmp_path / "pool", {"id": [1, None], "text": ["a dog", "a cat"]})
+    result = run_cli("run", "--pool", pool, "--metadata", metadata, "--t", 5, "--out", tmp_path / "o", "--quiet")
+    assert_one_line_error(result, "id column 'id'", "missing")
+
+
+def test_out_holding_another_run_is_refused(tmp_path: Path, pool: Path, metadata: Path) -> None:
+    out = tmp_path / "o"
+    assert cli("run", "--pool", pool, "--metadata", metadata, "--t", 5, "--out", out) == 0
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(["red", "blue"]))
+    result = run_cli("run", "--pool", pool, "--metadata", other, "--t", 5, "--out", out)
+    assert_one_line_error(result, "holds a run with other metadata")
+
+
+def test_out_that_is_not_a_run_directory(tmp_path: Path, pool: Path, metadata: Path) -> None:
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    result = run_cli("run", "--pool", pool, "--metadata", metadata, "--t", 5, "--out", out)
+    assert_one_line_error(result, "not a run directory")
+
+
+def test_stats_and_balance_on_a_non_run(tmp_path: Path) -> None:
+    assert_one_line_error(run_cli("stats", tmp_path / "missing"), "run directory not found")
+    assert_one_line_error(run_cli("balance", tmp_path, "--t", 5), "not a run directory")
+
+
+def test_help_explains_each_command() -> None:
+    for command in ("run", "match", "balance", "stats"):
+        result = run_cli(command, "--help")
+        assert result.returncode == 0
+        assert "--t" in result.stdout or command == "match"
+    overview = run_cli("--help")
+    assert "MetaCLIP" in overview.stdout and "balance" in overview.stdout

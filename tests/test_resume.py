@@ -1,0 +1,77 @@
+"""A killed run, started again with the same command, ends with the files of an uninterrupted run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from conftest import cli, make_texts, read_dir, write_pool
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def snapshot(out: Path) -> dict:
+    """Everything a run's result consists of, in comparable form."""
+    return {
+        "annotated": read_dir(out / "annotated"),
+        "counts": pq.read_table(out / "entry_counts.parquet"),
+        "thresholds": read_dir(out / "thresholds" / "seed-2"),
+        "curated": read_dir(out / "curated").sort_by("id"),
+        "balanced": pq.read_table(out / "balanced_counts.parquet"),
+    }
+
+
+def assert_same(a: dict, b: dict) -> None:
+    for name in a:
+        assert a[name].equals(b[name]), name
+
+
+def big_pool(tmp_path: Path) -> Path:
+    texts = make_texts(120_000, seed=3)
+    ids = list(range(len(texts)))
+    return write_pool(tmp_path / "pool", {"id": ids, "text": texts}, files=4, row_group_size=2_000)
+
+
+def test_killed_run_resumes_to_the_same_result(tmp_path: Path, metadata: Path) -> None:
+    pool = big_pool(tmp_path)
+    args = ["--pool", pool, "--metadata", metadata, "--t", 500, "--seed", 2, "--shard-rows", 2_000]
+    assert cli("run", *args, "--out", tmp_path / "reference") == 0
+    out = tmp_path / "killed"
+    process = subprocess.Popen([sys.executable, "-m", "curation", "run", *map(str, args), "--out", str(out),
+                                "--workers", "1", "--quiet"], cwd=ROOT, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list((out / "shards").glob("*.json")):
+        time.sleep(0.005)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    markers = len(list((out / "shards").glob("*.json")))
+    assert 0 < markers < 60, "the kill should land while shards are being matched"
+    assert not (out / "run.json").exists()
+    assert cli("run", *args, "--out", out) == 0
+    assert_same(snapshot(tmp_path / "reference"), snapshot(out))
+
+
+def test_resume_after_losing_outputs_midway(tmp_path: Path, metadata: Path, capsys) -> None:
+    """Outputs of a kill at any point: a missing marker, a leftover temporary file, a half-made selection."""
+    pool = big_pool(tmp_path)
+    args = ["--pool", pool, "--metadata", metadata, "--t", 500, "--seed", 2, "--shard-rows", 10_000]
+    assert cli("run", *args, "--out", tmp_path / "reference") == 0
+    out = tmp_path / "broken"
+    assert cli("run", *args, "--out", out) == 0
+    (out / "shards" / "00003.json").unlink()                      # killed before the marker landed
+    (out / "annotated" / ".part-00003.parquet.tmp-1-dead").write_bytes(b"half a file")
+    (out / "thresholds" / "seed-2" / "part-00005.parquet").unlink()
+    (out / "curated").rename(out / ".curated-staging")            # killed between the two renames
+    (out / ".curated-staging" / "part-00001.parquet").unlink()
+    (out / "run.json").unlink()
+    capsys.readouterr()
+    assert cli("run", *args, "--out", out) == 0
+    assert "resuming: 11 of 12 shards already matched" in capsys.readouterr().err
+    assert not list(out.rglob(".*.tmp-*"))
+    assert_same(snapshot(tmp_path / "reference"), snapshot(out))

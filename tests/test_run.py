@@ -1,0 +1,215 @@
+"""The run directory contract end to end: what `run`, `balance` and `stats` leave and print."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import ENTRIES, cli, make_texts, read_dir, write_pool
+from curation import Run
+from curation.matching import spacing
+
+
+def naive_ids(text: str | None) -> list[int]:
+    """The definition itself: entry E matches iff " E " occurs in the spaced text."""
+    if not text:
+        return []
+    spaced = spacing(text)
+    return [i for i, entry in enumerate(ENTRIES) if f" {entry} " in spaced]
+
+
+@pytest.fixture
+def finished(tmp_path: Path, pool: Path, metadata: Path) -> Path:
+    out = tmp_path / "run"
+    assert cli("run", "--pool", pool, "--metadata", metadata, "--t", 40, "--seed", 3, "--out", out,
+               "--shard-rows", 600) == 0
+    return out
+
+
+def test_annotated_rows_carry_every_column_and_exact_matches(finished: Path, texts: list) -> None:
+    annotated = read_dir(finished / "annotated").sort_by("id")
+    assert annotated.column_names[:3] == ["id", "url", "text"]
+    assert {"entry_ids", "pair_key"} <= set(annotated.column_names)
+    kind = annotated.schema.field("entry_ids").type
+    assert pa.types.is_list(kind) and kind.value_type == pa.int32()
+    assert annotated.schema.field("pair_key").type == pa.uint64()
+    assert annotated.num_rows == len(texts)
+    assert annotated.column("text").to_pylist() == texts
+    assert annotated.column("entry_ids").to_pylist() == [naive_ids(t) for t in texts]
+
+
+def test_entry_counts_cover_every_entry(finished: Path, texts: list) -> None:
+    counts = pq.read_table(finished / "entry_counts.parquet")
+    assert counts.column("entry").to_pylist() == ENTRIES
+    assert counts.column("entry_id").to_pylist() == list(range(len(ENTRIES)))
+    expected = np.zeros(len(ENTRIES), dtype=np.int64)
+    for text in texts:
+        for entry_id in naive_ids(text):
+            expected[entry_id] += 1
+    assert counts.column("count").to_pylist() == expected.tolist()
+    assert expected[ENTRIES.index("U.S.")] == 0 and expected[ENTRIES.index("never matched")] == 0
+
+
+def test_run_json_accounts_for_every_row(finished: Path, texts: list) -> None:
+    record = json.loads((finished / "run.json").read_text())
+    rows = record["rows"]
+    assert rows["in"] == len(texts)
+    assert rows["null_or_empty_text"] == sum(1 for t in texts if not t)
+    assert rows["matched"] == sum(1 for t in texts if naive_ids(t))
+    assert rows["matched"] + rows["unmatched"] + rows["null_or_empty_text"] == rows["in"]
+    assert rows["kept"] == read_dir(finished / "curated").num_rows
+    assert record["parameters"] == {"t": 40.0, "seed": 3}
+    assert record["metadata"]["entries"] == len(ENTRIES)
+    assert record["metadata"]["fingerprint"].startswith("sha256:")
+    assert record["status"] == "complete"
+
+
+def test_curated_rows_are_the_annotated_rows_below_t(finished: Path) -> None:
+    run = Run(finished)
+    annotated = read_dir(finished / "annotated")
+    thresholds = np.concatenate([pq.read_table(p).column("k").to_numpy()
+                                 for p in sorted((finished / "thresholds" / "seed-3").glob("*.parquet"))])
+    curated = read_dir(finished / "curated")
+    expected_ids = sorted(np.asarray(annotated.column("id"))[thresholds < 40].tolist())
+    assert sorted(curated.column("id").to_pylist()) == expected_ids
+    assert curated.column_names == annotated.column_names
+    assert run.size_at(40) == len(expected_ids)
+    # Unmatched pairs are never kept; pairs holding a tail entry (c_e <= t) always are.
+    counts = run.counts
+    for ids, kept in zip(annotated.column("entry_ids").to_pylist(), thresholds < 40):
+        if not ids:
+            assert not kept
+        elif min(counts[i] for i in ids) <= 40:
+            assert kept
+
+
+def test_balance_at_new_t_does_not_rematch_and_is_nested(finished: Path) -> None:
+    annotated_before = {p: p.stat().st_mtime_ns for p in (finished / "annotated").glob("*.parquet")}
+    small = set(read_dir(finished / "curated").column("id").to_pylist())
+    assert cli("balance", finished, "--t", 150) == 0
+    large = set(read_dir(finished / "curated").column("id").to_pylist())
+    assert small < large
+    assert {p: p.stat().st_mtime_ns for p in (finished / "annotated").glob("*.parquet")} == annotated_before
+    record = json.loads((finished / "run.json").read_text())
+    assert record["parameters"] == {"t": 150.0, "seed": 3}
+    assert record["rows"]["kept"] == len(large)
+    balanced = pq.read_table(finished / "balanced_counts.parquet")
+    assert balanced.column("kept").to_pylist() == Run(finished).balanced_counts(150).tolist()
+
+
+def test_new_seed_gives_other_subset_of_the_same_expected_size(finished: Path) -> None:
+    first = set(read_dir(finished / "curated").column("id").to_pylist())
+    assert cli("balance", finished, "--t", 40, "--seed", 4) == 0
+    second = set(read_dir(finished / "curated").column("id").to_pylist())
+    assert (finished / "thresholds" / "seed-4").is_dir()
+    assert first != second
+    expected = Run(finished).expected_size_at(40)
+    for size in (len(first), len(second)):
+        assert abs(size - expected) < 5 * np.sqrt(expected)
+
+
+def test_stats_t_for_target_size_gives_that_size(finished: Path, capsys: pytest.CaptureFixture) -> None:
+    run = Run(finished)
+    matched = run.size_at(float("inf"))
+    for target in (0, 1, 100, matched // 2, matched):
+        t, size = run.t_for_size(target)
+        assert size == target and run.size_at(t) == target and t > 0
+    capsys.readouterr()
+    assert cli("stats", finished, "--target-size", 250, "--json") == 0
+    report = json.loads(capsys.readouterr().out)
+    t = report["t_for_size"][0]["t"]
+    assert cli("balance", finished, "--t", t) == 0
+    assert read_dir(finished / "curated").num_rows == 250
+
+
+def test_stats_reports_sizes_and_tail_share(finished: Path, capsys: pytest.CaptureFixture) -> None:
+    capsys.readouterr()
+    assert cli("stats", finished, "--t", 40, 200, "--tail-share", 0.5, "--json") == 0
+    report = json.loads(capsys.readouterr().out)
+    run = Run(finished)
+    first, second = report["at_t"]
+    assert first["kept"] == run.size_at(40) and second["kept"] == run.size_at(200)
+    assert first["kept"] <= second["kept"]
+    counts = run.counts
+    assert first["tail_share"] == pytest.approx(counts[counts < 40].sum() / counts.sum())
+    assert first["head_entries"] == int((counts > 40).sum())
+    share = report["t_for_tail_share"][0]
+    assert share["realised_tail_share"] >= 0.5
+    assert run.tail_share(share["t"] - 1) < 0.5
+    assert cli("stats", finished) == 0
+    assert "most matched entries" in capsys.readouterr().out
+
+
+def test_keep_probabilities_cover_every_pair(finished: Path) -> None:
+    run = Run(finished)
+    tables = list(run.keep_probabilities(40))
+    probabilities = np.concatenate([t.column("P").to_numpy() for t in tables])
+    assert len(probabilities) == json.loads((finished / "run.json").read_text())["rows"]["in"]
+    assert ((probabilities >= 0) & (probabilities <= 1)).all()
+    assert probabilities.sum() == pytest.approx(run.expected_size_at(40))
+
+
+def curated_keys(out: Path, columns: list[str]) -> set[tuple]:
+    table = read_dir(out / "curated", columns=columns)
+    return set(zip(*(table.column(c).to_pylist() for c in columns)))
+
+
+def test_same_subset_whatever_the_workers_and_the_file_split(tmp_path: Path, metadata: Path) -> None:
+    texts = make_texts(2400, seed=11)
+    ids = list(range(len(texts)))
+    columns = {"id": ids, "url": [f"u{i}" for i in ids], "text": texts}
+    one = write_pool(tmp_path / "one", columns, files=1, row_group_size=2400)
+    three = write_pool(tmp_path / "three", columns, files=3, row_group_size=100)
+    args = ["--metadata", metadata, "--t", 30, "--seed", 9]
+    assert cli("run", "--pool", one, "--out", tmp_path / "a", *args) == 0
+    assert cli("run", "--pool", three, "--out", tmp_path / "b", "--shard-rows", 300, "--workers", 2, *args) == 0
+    assert curated_keys(tmp_path / "a", ["id"]) == curated_keys(tmp_path / "b", ["id"])
+    counts = [pq.read_table(tmp_path / d / "entry_counts.parquet") for d in ("a", "b")]
+    assert counts[0].equals(counts[1])
+
+
+def test_content_keys_without_id_column_are_split_invariant(tmp_path: Path, metadata: Path) -> None:
+    texts = make_texts(1500, seed=5)
+    columns = {"URL": [f"https://x.example.com/{i}" for i in range(len(texts))], "TEXT": texts}
+    one = write_pool(tmp_path / "one", columns, files=1)
+    two = write_pool(tmp_path / "two", columns, files=2, row_group_size=200)
+    for pool, out in ((one, "a"), (two, "b")):
+        assert cli("run", "--pool", pool, "--metadata", metadata, "--t", 30, "--out", tmp_path / out) == 0
+    assert curated_keys(tmp_path / "a", ["URL", "TEXT"]) == curated_keys(tmp_path / "b", ["URL", "TEXT"])
+    record = json.loads((tmp_path / "a" / "run.json").read_text())
+    assert record["columns"]["text"] == "TEXT" and record["columns"]["id"] is None
+
+
+def test_text_column_detection_is_reported(tmp_path: Path, metadata: Path, capsys: pytest.CaptureFixture) -> None:
+    pool = write_pool(tmp_path / "pool", {"url": ["a", "b"], "caption": ["a dog", "a cat"]})
+    assert cli("run", "--pool", pool, "--metadata", metadata, "--t", 1, "--out", tmp_path / "out") == 0
+    assert "using text column 'caption'" in capsys.readouterr().err
+
+
+def test_glob_pool_and_text_metadata(tmp_path: Path) -> None:
+    write_pool(tmp_path / "pool", {"text": ["red dog", "blue cat", "red cat"]}, files=3)
+    lines = tmp_path / "entries.txt"
+    lines.write_text("red\ncat\ndog\n")
+    out = tmp_path / "out"
+    assert cli("run", "--pool", str(tmp_path / "pool" / "part-*.parquet"), "--metadata", lines,
+               "--t", 5, "--out", out) == 0
+    counts = pq.read_table(out / "entry_counts.parquet").column("count").to_pylist()
+    assert counts == [2, 2, 1]
+    assert read_dir(out / "curated").num_rows == 3
+
+
+def test_empty_pool_is_a_clean_result(tmp_path: Path, metadata: Path) -> None:
+    pool = tmp_path / "empty.parquet"
+    pq.write_table(pa.table({"text": pa.array([], pa.string())}), pool)
+    out = tmp_path / "out"
+    assert cli("run", "--pool", pool, "--metadata", metadata, "--t", 10, "--out", out) == 0
+    record = json.loads((out / "run.json").read_text())
+    assert record["rows"] == {"in": 0, "matched": 0, "unmatched": 0, "null_or_empty_text": 0, "matches": 0,
+                              "kept": 0, "expected_kept": 0.0}
+    assert read_dir(out / "curated").num_rows == 0
+    assert "entry_ids" in read_dir(out / "curated").column_names
