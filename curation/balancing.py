@@ -18,6 +18,7 @@ head entry keeps each with probability ``t / c_e``, independently across entries
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 
 import numpy as np
 import pyarrow as pa
@@ -107,24 +108,23 @@ def balanced_counts(
 
 
 def simplest_in(low: float, high: float) -> float:
-    """The number with the fewest significant digits in the interval (low, high].
+    """The number with the fewest significant digits in the interval (low, high], for low >= 0.
 
     Used to answer "which t gives N pairs" with a number a person can type, not 20000.000000000004.
+    Candidates are built in exact decimal arithmetic and checked as the floats they become.
     """
-    if not low < high:
-        raise ValueError("empty interval")
+    if not 0 <= low < high:
+        raise ValueError(f"no simple number in ({low}, {high}]")
     if math.isinf(high):
         high = max(low * 2, low + 1)
-    for digits in range(1, 18):
-        if low <= 0:
-            step = 10.0 ** (math.floor(math.log10(high)) - digits + 1)
-            candidate = math.floor(high / step) * step
-        else:
-            step = 10.0 ** (math.floor(math.log10(abs(low))) - digits + 1)
-            candidate = (math.floor(low / step) + 1) * step
-        candidate = float(f"{candidate:.{digits + 2}g}")
-        if low < candidate <= high:
-            return candidate
+    exact_low, exact_high = Decimal(low), Decimal(high)
+    for digits in range(1, 20):
+        step = Decimal(1).scaleb(exact_high.adjusted() - digits + 1)
+        candidate = (exact_low // step + 1) * step
+        while candidate <= exact_high:
+            if low < float(candidate) <= high:
+                return float(candidate)
+            candidate += step
     return float(np.nextafter(low, np.inf))
 
 

@@ -48,8 +48,8 @@ def t_for_tail_share(counts: np.ndarray, share: float) -> float:
     positive = np.sort(np.asarray(counts, dtype=np.int64)[np.asarray(counts) > 0])
     if share == 0.0 or len(positive) == 0:
         return 1.0
-    cumulative = np.cumsum(positive) / positive.sum()
-    index = int(np.searchsorted(cumulative, share - 1e-12, side="left"))
+    cumulative = np.cumsum(positive) / positive.sum()  # the same floats tail_share computes
+    index = int(np.searchsorted(cumulative, share, side="left"))
     return float(positive[min(index, len(positive) - 1)] + 1)
 
 
