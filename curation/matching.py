@@ -63,30 +63,33 @@ def spaced_stream(texts: pa.Array) -> tuple[str, np.ndarray]:
     part of a multi-byte sequence. Empty and null texts come out empty: they cannot hold a key.
     """
     data, offsets = _utf8(texts)
+    index = np.int32 if 5 * len(data) < 2**31 else np.int64  # a byte grows to at most 5
     nonempty = offsets[:-1] < offsets[1:]
+    firsts, lasts = offsets[:-1][nonempty], offsets[1:][nonempty] - 1
     # Every byte is repeated 1 + lead + trail times, then the repeats are overwritten: a wrapped
     # character gets a space on both sides, a text's first byte the padding space before it, its
     # last byte the padding space and the newline after it.
     wrap = _WRAP[data]
     lead = wrap.copy()
-    lead[offsets[:-1][nonempty]] += 1
+    lead[firsts] += 1
     trail = wrap.copy()
-    trail[offsets[1:][nonempty] - 1] += 2
+    trail[lasts] += 2
     widths = 1 + lead + trail
     stream = np.repeat(_BYTE_MAP[data], widths)
-    running = np.zeros(len(data) + 1, dtype=np.int64)
-    np.cumsum(widths, out=running[1:])
-    last_bytes = np.zeros(len(data), dtype=bool)
-    last_bytes[offsets[1:][nonempty] - 1] = True
+    running = np.zeros(len(data) + 1, dtype=index)
+    np.cumsum(widths, dtype=index, out=running[1:])
     for extra in (1, 2, 3):
         stream[running[:-1][lead >= extra] + (extra - 1)] = _SPACE
         stream[running[1:][trail >= extra] - extra] = _SPACE
-    stream[running[1:][last_bytes] - 1] = _SEPARATOR
-    # Code points = bytes that do not continue a multi-byte sequence.
-    continuation = np.zeros(len(stream) + 1, dtype=np.int64)
-    np.cumsum((stream & 0xC0) == 0x80, out=continuation[1:])
-    byte_starts = running[offsets]
-    return stream.tobytes().decode("utf-8"), byte_starts - continuation[byte_starts]
+    stream[running[1:][lasts] - 1] = _SEPARATOR
+    # A text starts at code point (its first byte) - (continuation bytes before it); spacing adds
+    # only ASCII, so the continuation bytes are those of the input.
+    starts = running[offsets].astype(np.int64)
+    if len(data) and data.max() >= 0x80:
+        continuation = np.zeros(len(data) + 1, dtype=index)
+        np.cumsum((data & 0xC0) == 0x80, dtype=index, out=continuation[1:])
+        starts -= continuation[offsets]
+    return stream.tobytes().decode("utf-8"), starts
 
 
 def build_automaton(entries: Sequence[str]) -> ahocorasick.Automaton:
