@@ -347,3 +347,14 @@ def test_randomized_against_naive(seed):
     assert match_batch(automaton, padded[2 : 2 + len(texts)]).to_pylist() == expected
     # The test is only worth something if the random data actually produces matches.
     assert sum(len(ids) for ids in expected) > len(texts)
+
+
+def test_batch_boundaries_with_punctuation_and_multibyte_text():
+    # A text's padding and the separator between texts sit next to wrapped marks and multi-byte
+    # characters here; every text must see exactly its own matches, as the naive rule says.
+    entries = ["?", "é", "a ?", "? b", "😀 a", "a", "b"]
+    texts = ["a ?", "? b", "é?", "😀 a", "?", "b?", "a", "é", None, "", "😀"]
+    automaton = build_automaton(entries)
+    expected = [naive_match(entries, text) for text in texts]
+    assert match_batch(automaton, pa.array(texts)).to_pylist() == expected
+    assert any(expected)
