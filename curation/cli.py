@@ -9,10 +9,10 @@ import os
 import shlex
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
-from curation import balancing
 from curation.engines import ENGINES
 from curation.errors import CurationError
 from curation.runner import Execution, MatchRequest, balance_run, match_pool, write_run_record
@@ -42,54 +42,26 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"error: {message} (see `{self.prog} --help`)\n")
 
 
-def positive_number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"t must be a positive number, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"t must be a positive number, got {text!r}")
-    return value
+def _checked(convert: Callable[[str], Any], accept: Callable[[Any], bool], message: str) -> Callable[[str], Any]:
+    """An argparse type: convert, check, and on failure say what was expected in one line."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{message}, got {text!r}") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"{message}, got {text!r}")
+        return value
+
+    return parse
 
 
-def seed_value(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"the seed must be an integer, got {text!r}") from None
-    if not 0 <= value < 2**64:
-        raise argparse.ArgumentTypeError(f"the seed must be between 0 and 2**64 - 1, got {text}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text}")
-    return value
-
-
-def share_value(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a tail share is a number between 0 and 1, got {text!r}") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"a tail share is a number between 0 and 1, got {text}")
-    return value
+positive_number = _checked(float, lambda v: math.isfinite(v) and v > 0, "t must be a positive number")
+seed_value = _checked(int, lambda v: 0 <= v < 2**64, "the seed must be an integer from 0 to 2**64 - 1")
+positive_int = _checked(int, lambda v: v >= 1, "expected a positive integer")
+non_negative_int = _checked(int, lambda v: v >= 0, "expected a whole number >= 0")
+share_value = _checked(float, lambda v: 0 <= v <= 1, "a tail share is a number between 0 and 1")
 
 
 def _add_execution(parser: argparse.ArgumentParser) -> None:
@@ -249,36 +221,6 @@ def command_balance(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return 0
 
 
-def stats_report(run: Run, ts: Sequence[float], sizes: Sequence[int], shares: Sequence[float],
-                 seed: int | None, top: int) -> dict:
-    """Everything `stats` prints, as one dictionary (also its --json output)."""
-    thresholds = run.sorted_thresholds(seed)
-    chosen_seed = seed if seed is not None else run.seed
-    pairs = len(thresholds)
-    matched = balancing.size_at(thresholds, float("inf"))
-    at_t = []
-    for t in ts:
-        head_tail = run.head_tail(t).as_dict()
-        kept = balancing.size_at(thresholds, t)
-        at_t.append({"t": t, "kept": kept, "share_of_pool": kept / pairs if pairs else 0.0,
-                     "expected_kept": run.expected_size_at(t), **{k: v for k, v in head_tail.items() if k != "t"}})
-    for_size = []
-    for size in sizes:
-        t, realised = run.t_for_size(size, seed)
-        for_size.append({"target_size": size, "t": t, "size": realised})
-    for_share = [{"tail_share": share, "t": run.t_for_tail_share(share),
-                  "realised_tail_share": run.tail_share(run.t_for_tail_share(share))} for share in shares]
-    counts = run.counts
-    order = counts.argsort()[::-1][:top]
-    entries = run.entry_table.column("entry")
-    return {
-        "run_dir": str(run.dir.root), "seed": chosen_seed, "pairs": pairs, "matched_pairs": matched,
-        "at_t": at_t, "t_for_size": for_size, "t_for_tail_share": for_share,
-        "top_entries": [{"entry_id": int(i), "entry": entries[int(i)].as_py(), "count": int(counts[i])}
-                        for i in order if counts[i] > 0],
-    }
-
-
 def _print_stats(report: dict) -> None:
     print(f"{report['run_dir']}: {report['pairs']:,} pairs, {report['matched_pairs']:,} matched "
           f"(keep thresholds of seed {report['seed']})")
@@ -303,7 +245,7 @@ def _print_stats(report: dict) -> None:
 def command_stats(args: argparse.Namespace, argv: Sequence[str]) -> int:
     run = Run(args.run_dir)
     ts = args.t or ([run.t] if run.t is not None else [])
-    report = stats_report(run, ts, args.target_size, args.tail_share, args.seed, args.top)
+    report = run.report(ts, args.target_size, args.tail_share, args.seed, args.top)
     if args.json:
         print(json.dumps(report, indent=2))
     else:

@@ -7,7 +7,7 @@ share, per-pair keep probabilities and balanced entry counts, all without re-mat
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
 
@@ -113,3 +113,36 @@ class Run:
             table = pq.read_table(self.dir.annotated_part(index), columns=[PAIR_KEY, ENTRY_IDS])
             probabilities = balancing.keep_probabilities(table.column(ENTRY_IDS), self.counts, t)
             yield pa.table({PAIR_KEY: table.column(PAIR_KEY), "P": pa.array(probabilities)})
+
+    def report(self, ts: Sequence[float], sizes: Sequence[int] = (), shares: Sequence[float] = (),
+               seed: int | None = None, top: int = 10) -> dict:
+        """What `python -m curation stats` prints: sizes at each t, t for each size and tail share."""
+        thresholds = self.sorted_thresholds(seed)
+        pairs = len(thresholds)
+        at_t = []
+        for t in ts:
+            kept = balancing.size_at(thresholds, t)
+            head_tail = {k: v for k, v in self.head_tail(t).as_dict().items() if k != "t"}
+            at_t.append({"t": t, "kept": kept, "share_of_pool": kept / pairs if pairs else 0.0,
+                         "expected_kept": self.expected_size_at(t), **head_tail})
+        for_size = []
+        for size in sizes:
+            t, realised = balancing.t_for_size(thresholds, size)
+            for_size.append({"target_size": size, "t": t, "size": realised})
+        for_share = []
+        for share in shares:
+            t = self.t_for_tail_share(share)
+            for_share.append({"tail_share": share, "t": t, "realised_tail_share": self.tail_share(t)})
+        order = [int(i) for i in np.argsort(self.counts)[::-1][:top] if self.counts[i] > 0]
+        entries = self.entry_table.column("entry")
+        return {
+            "run_dir": str(self.dir.root),
+            "seed": self._seed(seed),
+            "pairs": pairs,
+            "matched_pairs": balancing.size_at(thresholds, float("inf")),
+            "at_t": at_t,
+            "t_for_size": for_size,
+            "t_for_tail_share": for_share,
+            "top_entries": [{"entry_id": i, "entry": entries[i].as_py(), "count": int(self.counts[i])}
+                            for i in order],
+        }

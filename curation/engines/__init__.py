@@ -28,7 +28,7 @@ class Engine(Protocol):
         ...
 
 
-ENGINES = ("local", "ray")
+ENGINES = ("local",)
 
 
 def make_engine(name: str, workers: int, **options: Any) -> Engine:
@@ -39,5 +39,5 @@ def make_engine(name: str, workers: int, **options: Any) -> Engine:
         return LocalEngine(workers)
     from curation.errors import CurationError
 
-    raise CurationError(f"unknown engine '{name}'; choose one of: {', '.join(ENGINES[:1])}")
+    raise CurationError(f"unknown engine '{name}'; choose one of: {', '.join(ENGINES)}")
 
