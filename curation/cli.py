@@ -16,7 +16,7 @@ from typing import Any
 from curation.engines import ENGINES
 from curation.errors import CurationError
 from curation.runner import Execution, MatchRequest, balance_run, match_pool, write_run_record
-from curation.rundir import exclusive
+from curation.rundir import atomic_write_table, exclusive
 from curation.summary import Run
 
 EXIT_USAGE = 2
@@ -140,6 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--seed", type=seed_value, help="seed of the keep thresholds (default: the run's)")
     stats.add_argument("--top", type=non_negative_int, default=10, help="head entries to list (default: 10)")
     stats.add_argument("--json", action="store_true", help="print JSON instead of text")
+    stats.add_argument("--write-probabilities", metavar="PATH",
+                       help="write every pair's keep probability P at the (first) t to this Parquet file: "
+                            "(id,) pair_key, P - the weights a loader needs to rebalance online each epoch")
+    stats.add_argument("--write-entry-counts", metavar="PATH",
+                       help="write entry_id, entry, count, p_e and kept (matches among the pairs kept at the "
+                            "first t) for every entry to this Parquet file")
     return parser
 
 
@@ -250,6 +256,14 @@ def command_stats(args: argparse.Namespace, argv: Sequence[str]) -> int:
         print(json.dumps(report, indent=2))
     else:
         _print_stats(report)
+    if (args.write_probabilities or args.write_entry_counts) and not ts:
+        raise CurationError("name a t (--t) for the files to write")
+    if args.write_probabilities:
+        rows = run.write_keep_probabilities(args.write_probabilities, ts[0])
+        print(f"wrote P at t={ts[0]:g} for {rows:,} pairs to {args.write_probabilities}", file=sys.stderr)
+    if args.write_entry_counts:
+        atomic_write_table(Path(args.write_entry_counts), run.entry_table_at(ts[0], args.seed))
+        print(f"wrote entry counts at t={ts[0]:g} to {args.write_entry_counts}", file=sys.stderr)
     return 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from functools import cached_property
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ import pyarrow.parquet as pq
 
 from curation import balancing, counting
 from curation.errors import CurationError
-from curation.rundir import RunDir, read_json
+from curation.rundir import RunDir, atomic_parquet_writer, read_json
 from curation.stages import ENTRY_IDS, PAIR_KEY, read_thresholds
 
 
@@ -108,11 +109,32 @@ class Run:
         return total
 
     def keep_probabilities(self, t: float) -> Iterator[pa.Table]:
-        """(pair_key, P) for every pair, shard by shard: the weights for online balancing."""
+        """(id column if any, pair_key, P) for every pair, shard by shard: weights for online balancing."""
+        id_column = self.plan["columns"]["id"]
+        columns = ([id_column] if id_column else []) + [PAIR_KEY, ENTRY_IDS]
         for index in self.shard_indices:
-            table = pq.read_table(self.dir.annotated_part(index), columns=[PAIR_KEY, ENTRY_IDS])
+            table = pq.read_table(self.dir.annotated_part(index), columns=columns)
             probabilities = balancing.keep_probabilities(table.column(ENTRY_IDS), self.counts, t)
-            yield pa.table({PAIR_KEY: table.column(PAIR_KEY), "P": pa.array(probabilities)})
+            yield table.drop_columns([ENTRY_IDS]).append_column("P", pa.array(probabilities))
+
+    def write_keep_probabilities(self, path: str | Path, t: float) -> int:
+        """P at t for every pair into one Parquet file (written atomically); returns the rows written."""
+        tables = self.keep_probabilities(t)
+        first = next(tables, None)
+        if first is None:
+            return 0
+        rows = 0
+        with atomic_parquet_writer(Path(path), first.schema) as writer:
+            for table in chain([first], tables):
+                writer.write_table(table)
+                rows += table.num_rows
+        return rows
+
+    def entry_table_at(self, t: float, seed: int | None = None) -> pa.Table:
+        """entry_id, entry, count, p_e and kept (matches among the pairs kept at t) for every entry."""
+        return self.entry_table.append_column(
+            "p_e", pa.array(balancing.entry_keep_probabilities(self.counts, t))
+        ).append_column("kept", pa.array(self.balanced_counts(t, seed)))
 
     def report(self, ts: Sequence[float], sizes: Sequence[int] = (), shares: Sequence[float] = (),
                seed: int | None = None, top: int = 10) -> dict:

@@ -213,3 +213,18 @@ def test_empty_pool_is_a_clean_result(tmp_path: Path, metadata: Path) -> None:
                               "kept": 0, "expected_kept": 0.0}
     assert read_dir(out / "curated").num_rows == 0
     assert "entry_ids" in read_dir(out / "curated").column_names
+
+
+def test_stats_writes_probabilities_and_entry_counts(finished: Path, tmp_path: Path) -> None:
+    probabilities, entries = tmp_path / "p.parquet", tmp_path / "e.parquet"
+    assert cli("stats", finished, "--t", 60, "--write-probabilities", probabilities,
+               "--write-entry-counts", entries) == 0
+    run = Run(finished)
+    table = pq.read_table(probabilities)
+    assert table.column_names == ["id", "pair_key", "P"]
+    assert table.num_rows == json.loads((finished / "run.json").read_text())["rows"]["in"]
+    assert sum(table.column("P").to_pylist()) == pytest.approx(run.expected_size_at(60))
+    counts = pq.read_table(entries)
+    assert counts.column("kept").to_pylist() == run.balanced_counts(60).tolist()
+    expected_p = [min(1.0, 60 / c) if c else 1.0 for c in run.counts]
+    assert counts.column("p_e").to_pylist() == pytest.approx(expected_p)
