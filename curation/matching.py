@@ -66,22 +66,19 @@ def spaced_stream(texts: pa.Array) -> tuple[str, np.ndarray]:
     index = np.int32 if 5 * len(data) < 2**31 else np.int64  # a byte grows to at most 5
     nonempty = offsets[:-1] < offsets[1:]
     firsts, lasts = offsets[:-1][nonempty], offsets[1:][nonempty] - 1
-    # Every byte is repeated 1 + lead + trail times, then the repeats are overwritten: a wrapped
-    # character gets a space on both sides, a text's first byte the padding space before it, its
-    # last byte the padding space and the newline after it.
+    # Byte j is written at running[j] + lead[j] in a stream of spaces: a wrapped character gets a
+    # space on both sides, a text's first byte the padding space before it, its last byte the
+    # padding space and then the newline after it.
     wrap = _WRAP[data]
-    lead = wrap.copy()
+    lead = wrap.astype(index)
     lead[firsts] += 1
-    trail = wrap.copy()
+    trail = wrap.astype(index)
     trail[lasts] += 2
-    widths = 1 + lead + trail
-    stream = np.repeat(_BYTE_MAP[data], widths)
     running = np.zeros(len(data) + 1, dtype=index)
-    np.cumsum(widths, dtype=index, out=running[1:])
-    for extra in (1, 2, 3):
-        stream[running[:-1][lead >= extra] + (extra - 1)] = _SPACE
-        stream[running[1:][trail >= extra] - extra] = _SPACE
-    stream[running[1:][lasts] - 1] = _SEPARATOR
+    np.cumsum(lead + trail + 1, out=running[1:])
+    stream = np.full(int(running[-1]), _SPACE, dtype=np.uint8)
+    stream[running[:-1] + lead] = _BYTE_MAP[data]
+    stream[running[lasts + 1] - 1] = _SEPARATOR
     # A text starts at code point (its first byte) - (continuation bytes before it); spacing adds
     # only ASCII, so the continuation bytes are those of the input.
     starts = running[offsets].astype(np.int64)
