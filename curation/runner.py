@@ -185,6 +185,7 @@ def balance_run(out: str, t: float, seed: int, execution: Execution, engine: Eng
     missing = [i for i in shards if not run.shard_marker(i).exists()]
     if missing:
         raise CurationError(f"{out}: {len(missing)} shards are not matched yet; run the match again to resume")
+    remove_leftovers(run.root)
     entries_table = pq.read_table(run.entry_counts)
     threshold_config = stages.ThresholdConfig(root=str(run.root), seed=seed)
     with _bar(len(shards), f"thresholds (seed {seed})", "shards", execution) as bar:

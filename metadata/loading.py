@@ -1,4 +1,5 @@
-"""Loading an entry list: MetaCLIP's JSON list of strings, or a text file with one entry per line.
+"""Loading an entry list: MetaCLIP's JSON list of strings, a text file with one entry per line, or a
+Parquet table with an ``entry`` column (and, when built by this package, the ``sources`` of each entry).
 
 One loader for the engine and the dashboard, so that ids (positions) mean the same thing everywhere.
 """
@@ -7,7 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 
 class MetadataError(ValueError):
@@ -40,13 +45,42 @@ def _read_lines(path: Path) -> list[str]:
     return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
-def _validate(entries: list[str], path: Path, drop_invalid: bool) -> list[str]:
-    """Refuse empty and duplicate entries (naming the first), or drop them when asked to."""
+def _read_parquet(path: Path) -> tuple[list[str], list[tuple[str, ...]] | None]:
+    """The ``entry`` column, and the ``sources`` column when the table has one."""
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowException, OSError) as error:
+        raise MetadataError(f"metadata {path} is not a readable Parquet file: {error}") from None
+    if "entry" not in schema.names:
+        raise MetadataError(f"metadata {path} has no 'entry' column (columns: {', '.join(schema.names)})")
+    if not (pa.types.is_string(schema.field("entry").type) or pa.types.is_large_string(schema.field("entry").type)):
+        raise MetadataError(f"metadata {path}: column 'entry' is {schema.field('entry').type}, not strings")
+    columns = ["entry"] + (["sources"] if "sources" in schema.names else [])
+    try:
+        table = pq.read_table(path, columns=columns)
+    except (pa.ArrowException, OSError) as error:
+        raise MetadataError(f"metadata {path} is not a readable Parquet file: {error}") from None
+    column = table.column("entry")
+    if column.null_count:
+        first = column.is_null().to_pylist().index(True)
+        raise MetadataError(f"metadata {path}: entry {first} is null")
+    entries = column.to_pylist()
+    if "sources" not in columns:
+        return entries, None
+    sources = table.column("sources")
+    if not (pa.types.is_list(sources.type) or pa.types.is_large_list(sources.type)):
+        raise MetadataError(f"metadata {path}: column 'sources' is {sources.type}, not lists of strings")
+    return entries, [tuple(s or ()) for s in sources.to_pylist()]
+
+
+def _kept_positions(entries: list[str], path: Path, drop_invalid: bool) -> list[int] | None:
+    """Refuse empty and duplicate entries (naming the first), or say which positions to keep when asked to
+    drop them; None when every entry is fine."""
     distinct = set(entries)
     if len(distinct) == len(entries) and "" not in distinct:
-        return entries  # the usual case, checked at C speed
+        return None  # the usual case, checked at C speed
     seen: dict[str, int] = {}
-    kept: list[str] = []
+    kept: list[int] = []
     for position, entry in enumerate(entries):
         if entry == "":
             if drop_invalid:
@@ -62,22 +96,58 @@ def _validate(entries: list[str], path: Path, drop_invalid: bool) -> list[str]:
                 "(use --drop-invalid-entries to keep only the first)"
             )
         seen[entry] = position
-        kept.append(entry)
+        kept.append(position)
     return kept
 
 
-def load_entries(path: str | Path, drop_invalid: bool = False) -> list[str]:
-    """The entries in order. ``.json`` files are JSON lists; anything else is one entry per line.
+def _validate(entries: list[str], path: Path, drop_invalid: bool) -> list[str]:
+    """Refuse empty and duplicate entries (naming the first), or drop them when asked to."""
+    kept = _kept_positions(entries, path, drop_invalid)
+    return entries if kept is None else [entries[position] for position in kept]
 
-    With ``drop_invalid`` empty entries and repeats are skipped and ids are the positions that remain.
-    """
-    path = Path(path)
+
+@dataclass(frozen=True)
+class Metadata:
+    """An entry list with, when the file records it, where each entry came from (``sources[i]`` for
+    ``entries[i]``; None for JSON and text files, which hold entries only)."""
+
+    entries: list[str]
+    sources: list[tuple[str, ...]] | None
+
+
+def _check_path(path: Path) -> None:
     if not path.exists():
         raise MetadataError(f"metadata file not found: {path}")
     if path.is_dir():
         raise MetadataError(f"metadata path is a directory, expected a file: {path}")
-    entries = _read_json(path) if path.suffix.lower() == ".json" else _read_lines(path)
-    return _validate(entries, path, drop_invalid)
+
+
+def load_metadata(path: str | Path, drop_invalid: bool = False) -> Metadata:
+    """Entries and their sources. ``.json``: a JSON list; ``.parquet``: a table with an ``entry`` column
+    (and optionally ``sources``, a list of strings per entry); anything else: one entry per line."""
+    path = Path(path)
+    _check_path(path)
+    suffix = path.suffix.lower()
+    sources: list[tuple[str, ...]] | None = None
+    if suffix == ".json":
+        entries = _read_json(path)
+    elif suffix == ".parquet":
+        entries, sources = _read_parquet(path)
+    else:
+        entries = _read_lines(path)
+    kept = _kept_positions(entries, path, drop_invalid)
+    if kept is None:
+        return Metadata(entries, sources)
+    return Metadata([entries[p] for p in kept], None if sources is None else [sources[p] for p in kept])
+
+
+def load_entries(path: str | Path, drop_invalid: bool = False) -> list[str]:
+    """The entries in order. ``.json`` files are JSON lists, ``.parquet`` files tables with an ``entry``
+    column; anything else is one entry per line.
+
+    With ``drop_invalid`` empty entries and repeats are skipped and ids are the positions that remain.
+    """
+    return load_metadata(path, drop_invalid).entries
 
 
 def fingerprint(entries: list[str]) -> str:
