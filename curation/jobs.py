@@ -1,0 +1,161 @@
+"""Full curation runs as background processes whose state lives in files, so that a page reload (or a
+new dashboard process) finds every job with its progress, its log and its outcome.
+
+    JOBS/<id>/job.json    the command, its output directory, the process id, when it started
+    JOBS/<id>/log.txt     what the run printed (progress bars included)
+    JOBS/<id>/exit_code   written when the process ends
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from curation.errors import CurationError
+from curation.pool import resolve_files
+from curation.rundir import RunDir, atomic_write_json
+
+_PROCESSES: dict[str, subprocess.Popen] = {}  # reaped on every look, so no zombie outlives a refresh
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    id: str
+    out: str
+    command: str
+    started: str
+    state: str  # running, finished, failed, lost
+    progress: float  # 0..1
+    stage: str
+    error: str | None
+
+
+def _is_locked(out: Path) -> bool:
+    """Whether a curation process holds this run directory right now."""
+    lock = out / ".lock"
+    if not lock.exists():
+        return False
+    with open(lock, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
+
+
+def start_job(jobs_dir: Path, pool: str, metadata: str, t: float, seed: int, out: str,
+              workers: int | None = None) -> str:
+    """Check the request, then start `python -m curation run` in the background; returns the job id."""
+    resolve_files(pool)  # a missing or empty pool is refused here, before anything starts
+    if not Path(metadata).is_file():
+        raise CurationError(f"metadata file not found: {metadata}")
+    if not t > 0:
+        raise CurationError(f"t must be a positive number, got {t}")
+    target = Path(out).resolve()
+    for job in list_jobs(jobs_dir):
+        if job.state == "running" and Path(job.out).resolve() == target:
+            raise CurationError(f"job {job.id} is already writing {out}; wait for it or choose another output")
+    if _is_locked(target):
+        raise CurationError(f"another curation process is using {out}; wait for it or choose another output")
+    job_id = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+    job_dir = jobs_dir / job_id
+    job_dir.mkdir(parents=True)
+    command = [sys.executable, "-m", "curation", "run", "--pool", pool, "--metadata", metadata,
+               "--t", repr(float(t)), "--seed", str(int(seed)), "--out", str(target)]
+    if workers:
+        command += ["--workers", str(int(workers))]
+    script = f"{shlex.join(command)} > {shlex.quote(str(job_dir / 'log.txt'))} 2>&1; " \
+             f"echo $? > {shlex.quote(str(job_dir / 'exit_code'))}"
+    process = subprocess.Popen(["sh", "-c", script], cwd=Path(__file__).resolve().parents[1],
+                               start_new_session=True, stdin=subprocess.DEVNULL)
+    _PROCESSES[job_id] = process
+    atomic_write_json(job_dir / "job.json", {
+        "id": job_id, "out": str(target), "command": "python " + shlex.join(command[1:]),
+        "pid": process.pid, "started": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    return job_id
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def log_tail(jobs_dir: Path, job_id: str, lines: int = 12) -> str:
+    """The last lines of a job's log, with progress-bar redraws (carriage returns) collapsed."""
+    path = jobs_dir / job_id / "log.txt"
+    if not path.exists():
+        return ""
+    with open(path, "rb") as handle:
+        handle.seek(max(0, path.stat().st_size - 65536))
+        text = handle.read().decode("utf-8", errors="replace")
+    shown = [line.split("\r")[-1] for line in text.split("\n")]
+    return "\n".join([line for line in shown if line.strip()][-lines:])
+
+
+def run_progress(out: Path) -> tuple[float, str]:
+    """How far a run directory has come, read from the files its stages leave."""
+    run = RunDir(out)
+    if run.run_json.exists() and json.loads(run.run_json.read_text()).get("status") == "complete":
+        return 1.0, "complete"
+    if not run.plan_json.exists():
+        return 0.0, "starting"
+    shards = json.loads(run.plan_json.read_text())["shards"]
+    total = sum(shard["rows"] for shard in shards) or 1
+    matched = sum(shard["rows"] for shard in shards if run.shard_marker(shard["index"]).exists())
+    if matched < total or not run.entry_counts.exists():
+        return 0.8 * matched / total, f"matching: {matched:,} of {total:,} pairs"
+    staged = len(list(run.curated_staging.glob("part-*.parquet"))) if run.curated_staging.exists() else 0
+    return 0.8 + 0.2 * staged / max(len(shards), 1), f"balancing: {staged} of {len(shards)} shards selected"
+
+
+def list_jobs(jobs_dir: Path) -> list[JobStatus]:
+    """Every job, newest first, with its state read afresh."""
+    statuses = []
+    for job_file in sorted(jobs_dir.glob("*/job.json"), reverse=True) if jobs_dir.exists() else []:
+        job = json.loads(job_file.read_text())
+        process = _PROCESSES.get(job["id"])
+        if process is not None and process.poll() is not None:
+            _PROCESSES.pop(job["id"], None)
+        exit_file = job_file.parent / "exit_code"
+        error = None
+        if exit_file.exists():
+            code = int(exit_file.read_text().strip() or 1)
+            state = "finished" if code == 0 else "failed"
+            if code != 0:
+                tail = log_tail(jobs_dir, job["id"], lines=40).splitlines()
+                errors = [line for line in tail if line.startswith("error:")]
+                error = (errors or tail or [f"exit code {code}"])[-1]
+        else:
+            state = "running" if _alive(job["pid"]) else "lost"
+        progress, stage = run_progress(Path(job["out"]))
+        if state == "lost":
+            stage = "the process ended without a word (killed?); start it again to resume"
+        statuses.append(JobStatus(job["id"], job["out"], job["command"], job["started"], state,
+                                  1.0 if state == "finished" else progress, stage, error))
+    return statuses
+
+
+def wait(jobs_dir: Path, job_id: str, timeout_s: float = 120.0) -> JobStatus:
+    """Block until a job ends (for tests and scripts)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = next(job for job in list_jobs(jobs_dir) if job.id == job_id)
+        if status.state != "running":
+            return status
+        time.sleep(0.1)
+    raise TimeoutError(f"job {job_id} still running after {timeout_s} s")

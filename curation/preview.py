@@ -1,0 +1,94 @@
+"""Answers at any t from arrays held in memory: what a balancing preview needs on every move of t.
+
+Built once per run and seed from the keep thresholds and the pairs' entry lists; afterwards the size
+at t is a binary search, and the expected size touches only the pairs that may be dropped at t.
+Pure: arrays in, numbers out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from curation import counting
+from curation.balancing import entry_keep_probabilities, size_at
+
+
+@dataclass(frozen=True)
+class BalancePreview:
+    counts: np.ndarray  # c_e per entry
+    sorted_thresholds: np.ndarray  # k of every pair, ascending (+inf for unmatched pairs)
+    pairs: int  # every pair of the pool
+    # Matched pairs ordered by their smallest entry count, largest first, as a flat CSR layout:
+    min_counts: np.ndarray  # descending
+    offsets: np.ndarray  # pair i's entries are flat[offsets[i]:offsets[i + 1]]
+    flat_entries: np.ndarray  # entry ids (int32)
+    flat_counts: np.ndarray  # their counts as float32, for log1p(-t / c)
+    flat_rows: np.ndarray  # the pair each flat slot belongs to (int32)
+    pair_thresholds: np.ndarray  # k of each matched pair in this order
+
+    @classmethod
+    def build(cls, entry_ids: pa.ListArray | pa.ChunkedArray, thresholds: np.ndarray,
+              counts: np.ndarray) -> BalancePreview:
+        """From every pair's entry list and keep threshold (aligned, any order) and the entry counts."""
+        if isinstance(entry_ids, pa.ChunkedArray):
+            entry_ids = entry_ids.combine_chunks() if entry_ids.num_chunks else pa.array([], pa.list_(pa.int32()))
+        thresholds = np.asarray(thresholds, dtype=np.float64)
+        offsets = entry_ids.offsets.to_numpy()
+        values = entry_ids.values.to_numpy()[offsets[0]:offsets[-1]].astype(np.int32)
+        offsets = offsets - offsets[0]
+        sizes = np.diff(offsets)
+        matched = np.flatnonzero(sizes > 0)
+        rows_all = np.repeat(np.arange(len(sizes)), sizes)
+        counts = np.asarray(counts, dtype=np.int64)
+        min_count = np.full(len(sizes), np.iinfo(np.int64).max, dtype=np.int64)
+        np.minimum.at(min_count, rows_all, counts[values])
+        order = matched[np.argsort(-min_count[matched], kind="stable")]
+        new_sizes = sizes[order]
+        new_offsets = np.zeros(len(order) + 1, dtype=np.int64)
+        np.cumsum(new_sizes, out=new_offsets[1:])
+        gather = np.repeat(offsets[order], new_sizes) + (np.arange(new_offsets[-1]) -
+                                                         np.repeat(new_offsets[:-1], new_sizes))
+        flat = values[gather]
+        return cls(
+            counts=counts,
+            sorted_thresholds=np.sort(thresholds),
+            pairs=len(sizes),
+            min_counts=min_count[order],
+            offsets=new_offsets,
+            flat_entries=flat,
+            flat_counts=counts[flat].astype(np.float32),
+            flat_rows=np.repeat(np.arange(len(order), dtype=np.int32), new_sizes),
+            pair_thresholds=thresholds[order],
+        )
+
+    @property
+    def matched_pairs(self) -> int:
+        return len(self.min_counts)
+
+    def size_at(self, t: float) -> int:
+        """The exact number of pairs kept at t for this seed."""
+        return size_at(self.sorted_thresholds, t)
+
+    def expected_size_at(self, t: float) -> float:
+        """Sum of P over matched pairs. A pair with an entry of count <= t has P = 1; only pairs whose
+        entries are all head at t (a prefix in this order) need the product."""
+        at_risk = int(np.searchsorted(-self.min_counts, -t, side="left"))  # pairs with min count > t
+        end = int(self.offsets[at_risk])
+        with np.errstate(divide="ignore"):
+            logs = np.log1p(-np.float32(t) / self.flat_counts[:end])
+        missed = np.bincount(self.flat_rows[:end], weights=logs, minlength=at_risk)
+        return float(self.matched_pairs - at_risk) + float(-np.expm1(missed).sum())
+
+    def balanced_counts(self, t: float) -> np.ndarray:
+        """Matches per entry among the pairs kept at t."""
+        kept_slots = (self.pair_thresholds < t)[self.flat_rows]
+        return np.bincount(self.flat_entries[kept_slots], minlength=len(self.counts)).astype(np.int64)
+
+    def head_tail(self, t: float) -> counting.HeadTail:
+        return counting.head_tail(self.counts, t)
+
+    def entry_probabilities(self, t: float) -> np.ndarray:
+        return entry_keep_probabilities(self.counts, t)

@@ -1,0 +1,74 @@
+"""Plotly figures, built from plain arrays (no Streamlit, no I/O)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+MAX_POINTS = 2000  # a 500k-entry curve is drawn from this many log-spaced ranks
+
+
+def _log_ranks(n: int) -> np.ndarray:
+    """Indices 0..n-1 thinned to at most MAX_POINTS, evenly spaced on a log scale."""
+    if n <= MAX_POINTS:
+        return np.arange(n)
+    return np.unique(np.geomspace(1, n, MAX_POINTS).astype(np.int64) - 1)
+
+
+def _with_t_lines(figure: go.Figure, ts: list[float]) -> go.Figure:
+    for index, t in enumerate(ts):
+        figure.add_hline(y=t, line_dash="dash" if index else "solid", line_color="crimson" if index == 0 else "gray",
+                         annotation_text=f"t = {t:g}", annotation_position="top right")
+    return figure
+
+
+def counts_by_rank(counts: np.ndarray, ts: list[float]) -> go.Figure:
+    """Entries sorted by count on log-log axes, with the threshold(s): head above the line, tail below."""
+    ordered = np.sort(counts[counts > 0])[::-1]
+    ranks = _log_ranks(len(ordered))
+    figure = go.Figure(go.Scatter(x=ranks + 1, y=ordered[ranks], mode="lines", name="matches per entry"))
+    figure.update_layout(xaxis_type="log", yaxis_type="log", xaxis_title="entry rank", yaxis_title="matches",
+                         margin=dict(t=30, b=10), height=360, showlegend=False)
+    return _with_t_lines(figure, ts)
+
+
+def cumulative_matches(counts: np.ndarray, ts: list[float]) -> go.Figure:
+    """Cumulative matches over entries sorted by count, before balancing and capped at each t
+    (an entry keeps about min(c, t) matches): MetaCLIP's picture of what balancing does."""
+    ordered = np.sort(counts[counts > 0])
+    ranks = _log_ranks(len(ordered))
+    figure = go.Figure(go.Scatter(x=ranks + 1, y=np.cumsum(ordered)[ranks], name="t = infinity (raw)"))
+    for t in ts:
+        figure.add_trace(go.Scatter(x=ranks + 1, y=np.cumsum(np.minimum(ordered, t))[ranks], name=f"t = {t:g}"))
+    figure.update_layout(xaxis_type="log", xaxis_title="entries, rarest first", yaxis_title="cumulative matches",
+                         margin=dict(t=30, b=10), height=360, legend=dict(orientation="h"))
+    return figure
+
+
+def before_after(entries: pd.DataFrame, kept: np.ndarray, t: float, top: int = 40) -> go.Figure:
+    """The most matched entries: matches before balancing and among the pairs kept at t."""
+    order = np.argsort(entries["count"].to_numpy())[::-1][:top]
+    names = entries["entry"].to_numpy()[order]
+    figure = go.Figure([
+        go.Bar(x=names, y=entries["count"].to_numpy()[order], name="before"),
+        go.Bar(x=names, y=kept[entries["entry_id"].to_numpy()[order]], name=f"kept at t = {t:g}"),
+    ])
+    figure.update_layout(barmode="group", yaxis_type="log", yaxis_title="matches", margin=dict(t=30, b=10),
+                         height=380, legend=dict(orientation="h"))
+    return _with_t_lines(figure, [t])
+
+
+def matches_histogram(histogram: pd.DataFrame) -> go.Figure:
+    figure = go.Figure(go.Bar(x=histogram["matches"], y=histogram["pairs"]))
+    figure.update_layout(xaxis_title="entries matched by a pair", yaxis_title="pairs", margin=dict(t=30, b=10),
+                         height=320)
+    return figure
+
+
+def sources_bars(table: pd.DataFrame) -> go.Figure:
+    figure = go.Figure([go.Bar(x=table["source"], y=table["matched"], name="matched at least once"),
+                        go.Bar(x=table["source"], y=table["unmatched"], name="never matched")])
+    figure.update_layout(barmode="stack", yaxis_title="entries", margin=dict(t=30, b=10), height=320,
+                         legend=dict(orientation="h"))
+    return figure

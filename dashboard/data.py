@@ -1,0 +1,176 @@
+"""Every cache and every piece of session state of the dashboard, in one place.
+
+Heavy per-run objects (the DuckDB connection, the balance preview arrays) are cached as resources and
+keyed by a token that changes when the run directory changes; small results are cached as data.
+Pages take a fresh cursor through ``query()`` on every script run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from curation.errors import CurationError
+from curation.preview import BalancePreview
+from curation.query import RunQuery, connect
+
+PROJECT = Path(__file__).resolve().parents[1]
+RUNS_DIR = Path(os.environ.get("CURATION_RUNS_DIR", PROJECT / "runs"))
+EXPORT_DIR = Path(os.environ.get("CURATION_EXPORT_DIR", PROJECT / "exports"))
+JOBS_DIR = Path(os.environ.get("CURATION_JOBS_DIR", RUNS_DIR / ".jobs"))
+SAMPLE_RUN = RUNS_DIR / "sample"
+SAMPLE_T = 200.0
+RECENT = RUNS_DIR / ".recent.json"
+SHARED_WIDGET_KEYS = ("t", "t2", "seed", "run_dir_input")
+
+
+def init_state() -> None:
+    """Session defaults, set once per session before any widget reads them."""
+    defaults = {"run_dir": str(SAMPLE_RUN), "t": SAMPLE_T, "t2": SAMPLE_T * 5, "seed": None,
+                "entry_search": "", "entry_id": None}
+    for key, value in defaults.items():
+        st.session_state.setdefault(key, value)
+    for key in SHARED_WIDGET_KEYS:
+        # Re-assigning a widget's value keeps it when a page without that widget runs (Streamlit
+        # otherwise drops the state of widgets that were not drawn): t must follow you across pages.
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
+
+
+def make_sample_run() -> None:
+    """Curate the bundled sample so a fresh clone opens on a real run."""
+    command = [sys.executable, "-m", "curation", "run", "--pool", str(PROJECT / "data_samples" / "pool"),
+               "--metadata", str(PROJECT / "data_samples" / "metadata.json"), "--t", f"{SAMPLE_T:g}",
+               "--seed", "0", "--out", str(SAMPLE_RUN), "--workers", "1", "--quiet"]
+    result = subprocess.run(command, cwd=PROJECT, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise CurationError(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "sample run failed")
+
+
+def check_run_dir(path: str) -> Path:
+    """A usable run directory, or a CurationError that says what is wrong with the path."""
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise CurationError(f"{path} is not a directory")
+    if not (root / "plan.json").exists() or not (root / "entry_counts.parquet").exists():
+        raise CurationError(f"{path} is not a run directory (no plan.json and entry_counts.parquet); "
+                            "make one with `python -m curation run` or on the Jobs page")
+    if not list((root / "thresholds").glob("seed-*")):
+        raise CurationError(f"{path} is matched but not balanced yet; run `python -m curation balance {path} --t T`")
+    return root.resolve()
+
+
+def recent_runs() -> list[str]:
+    try:
+        return [p for p in json.loads(RECENT.read_text()) if Path(p).is_dir()]
+    except (OSError, ValueError):
+        return []
+
+
+def remember_run(path: Path) -> None:
+    runs = [str(path)] + [p for p in recent_runs() if p != str(path)]
+    RECENT.parent.mkdir(parents=True, exist_ok=True)
+    RECENT.write_text(json.dumps(runs[:10]))
+
+
+def run_token(root: Path) -> str:
+    """Changes whenever a stage rewrites the run's summary (a new t, seed or match)."""
+    record = root / "run.json"
+    return f"{record.stat().st_mtime_ns if record.exists() else 0}"
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _connection(root: str, export_dir: str, metadata: str, token: str):
+    extra = (Path(metadata),) if metadata and Path(metadata).exists() else ()
+    return connect(Path(root), Path(export_dir), extra)
+
+
+def query(root: Path) -> RunQuery:
+    """Queries of the current run through a fresh cursor (one per script run)."""
+    plan = json.loads((root / "plan.json").read_text())
+    connection = _connection(str(root), str(EXPORT_DIR), _metadata_table(plan), run_token(root))
+    return RunQuery(connection.cursor(), root)
+
+
+def _metadata_table(plan: dict) -> str:
+    """The metadata's Parquet form (entry, sources), beside the list the run used, if there is one."""
+    path = Path(plan["metadata"]["path"])
+    table = path if path.suffix == ".parquet" else path.with_suffix(".parquet")
+    return str(table) if table.exists() else ""
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def record(root: str, token: str) -> dict:
+    return query(Path(root)).record()
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def entries(root: str, token: str) -> pd.DataFrame:
+    return query(Path(root)).entry_counts().to_pandas()
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def sources(root: str, token: str) -> pd.DataFrame | None:
+    plan = json.loads((Path(root) / "plan.json").read_text())
+    table = _metadata_table(plan)
+    return query(Path(root)).entry_sources(Path(table)) if table else None
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def matches_per_text(root: str, token: str) -> pd.DataFrame:
+    return query(Path(root)).matches_per_text()
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def seeds(root: str, token: str) -> list[int]:
+    return query(Path(root)).seeds()
+
+
+@st.cache_resource(max_entries=3, show_spinner="Loading keep thresholds...")
+def preview(root: str, seed: int, token: str) -> BalancePreview:
+    """The arrays that answer every t instantly; built once per run and seed."""
+    q = query(Path(root))
+    counts = q.entry_counts().column("count").to_numpy()
+    return BalancePreview.build(q.entry_lists(), q.thresholds(seed), counts)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def expected_size(root: str, seed: int, token: str, t: float) -> float:
+    return preview(root, seed, token).expected_size_at(t)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def balanced_counts(root: str, seed: int, token: str, t: float) -> np.ndarray:
+    return preview(root, seed, token).balanced_counts(t)
+
+
+def current_run() -> tuple[Path, str, int] | None:
+    """(run directory, token, seed) of the selected run; None (with a message shown) if unusable."""
+    try:
+        root = check_run_dir(st.session_state.run_dir)
+    except CurationError as error:
+        st.error(str(error))
+        return None
+    token = run_token(root)
+    available = seeds(str(root), token)
+    seed = st.session_state.seed
+    if seed not in available:
+        seed = record(str(root), token).get("parameters", {}).get("seed", available[0])
+        seed = seed if seed in available else available[0]
+    return root, token, int(seed)
+
+
+def current_t() -> float | None:
+    """The t of the session, or None with a message when it is not a positive number."""
+    t = st.session_state.t
+    if t is None or not t > 0:
+        st.error(f"t must be a positive number (got {t}); pairs are kept when their threshold is below t")
+        return None
+    return float(t)

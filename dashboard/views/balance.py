@@ -1,0 +1,94 @@
+"""Balance: move t and see the balanced subset at once (sizes come from the stored keep thresholds)."""
+
+import math
+
+import streamlit as st
+
+from curation import balancing, counting
+from dashboard import charts, data
+
+st.title("Balance")
+current = data.current_run()
+if current is None:
+    st.stop()
+root, token, seed = current
+preview = data.preview(str(root), seed, token)
+entries = data.entries(str(root), token)
+counts = preview.counts
+
+
+def _set_t(value: float) -> None:
+    st.session_state.t = float(value)
+    st.session_state.t_log = math.log10(value)
+
+
+def _from_number() -> None:
+    if st.session_state.t and st.session_state.t > 0:
+        st.session_state.t_log = math.log10(st.session_state.t)
+
+
+def _from_slider() -> None:
+    st.session_state.t = float(f"{10 ** st.session_state.t_log:.4g}")
+
+
+def _solve_size() -> None:
+    t, _ = balancing.t_for_size(preview.sorted_thresholds, int(st.session_state.target_size))
+    _set_t(t)
+
+
+def _solve_share() -> None:
+    _set_t(counting.t_for_tail_share(counts, float(st.session_state.target_share)))
+
+
+top = max(float(counts.max()) if len(counts) else 1.0, 10.0)
+left, right = st.columns([1, 2])
+left.number_input("t", key="t", format="%g", step=10.0, on_change=_from_number,
+                  help="Entries matched more than t times keep about t of their pairs; the others keep all.")
+slider_top = round(math.log10(top) + 0.5, 2)
+if st.session_state.get("t") and st.session_state.t > 0:
+    st.session_state.setdefault("t_log", math.log10(st.session_state.t))
+st.session_state.t_log = min(max(st.session_state.get("t_log", 0.0), 0.0), slider_top)
+right.slider("t on a log scale (10^x)", min_value=0.0, max_value=slider_top, step=0.01,
+             key="t_log", on_change=_from_slider)
+t = data.current_t()
+if t is None:
+    st.stop()
+
+
+def metrics(t: float) -> None:
+    kept = preview.size_at(t)
+    head_tail = preview.head_tail(t)
+    columns = st.columns(5)
+    columns[0].metric("Kept pairs", f"{kept:,}")
+    columns[1].metric("Expected", f"{data.expected_size(str(root), seed, token, t):,.1f}")
+    columns[2].metric("Share of pool", f"{kept / max(preview.pairs, 1):.2%}")
+    columns[3].metric("Head entries", f"{head_tail.head_entries:,}")
+    columns[4].metric("Tail share p(t)", f"{head_tail.tail_share:.4f}")
+
+
+metrics(t)
+with st.expander("Find t", expanded=False):
+    a, b = st.columns(2)
+    a.number_input("Target subset size", min_value=0, max_value=preview.matched_pairs,
+                   value=min(preview.matched_pairs, max(preview.matched_pairs // 2, 0)), key="target_size")
+    a.button("t for this size", on_click=_solve_size)
+    b.number_input("Target tail share p(t)", min_value=0.0, max_value=1.0, value=0.06, step=0.01,
+                   format="%.3f", key="target_share")
+    b.button("t for this tail share", on_click=_solve_share)
+
+compare = st.toggle("Compare with a second t", key="compare")
+ts = [t]
+if compare:
+    st.number_input("Second t", key="t2", format="%g", min_value=1e-9)
+    ts.append(float(st.session_state.t2))
+    metrics(float(st.session_state.t2))
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Entries by count")
+    st.plotly_chart(charts.counts_by_rank(counts, ts))
+with right:
+    st.subheader("Cumulative matches")
+    st.plotly_chart(charts.cumulative_matches(counts, ts))
+st.subheader("Most matched entries, before and after balancing")
+st.plotly_chart(charts.before_after(entries, data.balanced_counts(str(root), seed, token, t), t))

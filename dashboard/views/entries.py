@@ -1,0 +1,62 @@
+"""Entries: every metadata entry, searchable, with its fate at the current t."""
+
+import html
+import re
+
+import numpy as np
+import streamlit as st
+
+from dashboard import data
+
+PAGE_ROWS = 50
+
+st.title("Entries")
+current = data.current_run()
+if current is None:
+    st.stop()
+root, token, seed = current
+t = data.current_t()
+if t is None:
+    st.stop()
+q = data.query(root)
+preview = data.preview(str(root), seed, token)
+kept = data.balanced_counts(str(root), seed, token, t)
+
+left, middle, right = st.columns([3, 1, 1])
+left.text_input("Search entries (substring, any case)", key="entry_search")
+sort = middle.selectbox("Sort by", ["count", "entry", "entry_id"], key="entry_sort")
+descending = right.toggle("Descending", value=True, key="entry_descending")
+page, total = q.search_entries(st.session_state.entry_search, sort, descending, limit=PAGE_ROWS,
+                               offset=PAGE_ROWS * (st.session_state.get("entry_page", 1) - 1))
+pages = max(1, -(-total // PAGE_ROWS))
+st.number_input(f"Page (of {pages:,}; {total:,} entries match)", min_value=1, max_value=pages, key="entry_page")
+
+if total == 0:
+    st.info("No entry contains that text.")
+    st.stop()
+ids = page["entry_id"].to_numpy()
+page["at t"] = np.where(page["count"] > t, "head", np.where(page["count"] > 0, "tail", "unmatched"))
+page["p_e"] = preview.entry_probabilities(t)[ids]
+page["kept at t"] = kept[ids]
+st.dataframe(page, hide_index=True, column_config={"p_e": st.column_config.NumberColumn(format="%.4f")})
+
+st.subheader("Entry detail")
+names = dict(zip(ids.tolist(), page["entry"]))
+choice = st.selectbox("Entry", ids.tolist(), key="entry_choice", format_func=lambda i: f"{names[i]} (#{i})")
+row = page.loc[page.entry_id == choice].iloc[0]
+columns = st.columns(4)
+columns[0].metric("Matches", f"{row['count']:,}")
+columns[1].metric(f"At t = {t:g}", row["at t"])
+columns[2].metric("Keep probability p_e", f"{row['p_e']:.4f}")
+columns[3].metric("Matches kept at t", f"{row['kept at t']:,}")
+sources = data.sources(str(root), token)
+if sources is not None:
+    found = sources.loc[sources.entry == row["entry"], "sources"]
+    st.caption("Sources: " + (", ".join(found.iloc[0]) if len(found) else "unknown"))
+texts = q.texts_with_entry(int(choice), limit=10)
+if texts:
+    pattern = re.compile(r"(?<![^\s,.;:?!`])" + re.escape(html.escape(row["entry"])) + r"(?![^\s,.;:?!`])")
+    for text in texts:
+        st.html("<p>" + pattern.sub(lambda m: f"<mark>{m.group(0)}</mark>", html.escape(text or "")) + "</p>")
+else:
+    st.caption("No pair matches this entry.")

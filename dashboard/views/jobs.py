@@ -1,0 +1,54 @@
+"""Jobs: launch a full curation in the background and follow it; state lives in files, so it
+survives a page reload."""
+
+import streamlit as st
+
+from curation.errors import CurationError
+from curation.jobs import list_jobs, log_tail, start_job
+from dashboard import data
+
+st.title("Jobs")
+
+with st.form("launch"):
+    pool = st.text_input("Pool (Parquet file, directory or glob)", value=str(data.PROJECT / "data_samples" / "pool"),
+                         key="job_pool")
+    metadata = st.text_input("Metadata (JSON list or one entry per line)",
+                             value=str(data.PROJECT / "data_samples" / "metadata.json"), key="job_metadata")
+    left, middle, right = st.columns(3)
+    t = left.number_input("t", value=float(st.session_state.t or data.SAMPLE_T), format="%g", key="job_t")
+    seed = middle.number_input("Seed", value=0, min_value=0, step=1, key="job_seed")
+    out = right.text_input("Output directory", value=str(data.RUNS_DIR / "new-run"), key="job_out")
+    launched = st.form_submit_button("Start curation")
+
+if launched:
+    try:
+        job_id = start_job(data.JOBS_DIR, pool.strip(), metadata.strip(), float(t), int(seed), out.strip())
+    except CurationError as error:
+        st.error(str(error))
+    else:
+        st.success(f"Started job {job_id}.")
+
+
+def _open(path: str) -> None:
+    st.session_state.run_dir = st.session_state.run_dir_input = path
+
+
+@st.fragment(run_every=2.0)
+def job_list() -> None:
+    jobs = list_jobs(data.JOBS_DIR)
+    if not jobs:
+        st.caption("No jobs yet.")
+    for job in jobs:
+        with st.container(border=True):
+            st.markdown(f"**{job.id}** · {job.state} · `{job.out}`")
+            st.progress(job.progress, text=job.stage)
+            if job.state == "failed":
+                st.error(job.error or "the run failed")
+            if job.state == "finished":
+                st.button("Open this run", key=f"open-{job.id}", on_click=_open, args=(job.out,))
+            with st.expander("Command and log", expanded=job.state == "running"):
+                st.code(job.command, language="bash")
+                st.code(log_tail(data.JOBS_DIR, job.id) or "(no output yet)", language="text")
+
+
+job_list()

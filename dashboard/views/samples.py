@@ -1,0 +1,40 @@
+"""Samples: pairs kept and dropped at the current t, optionally for one entry, with thumbnails."""
+
+import streamlit as st
+
+from dashboard import data
+
+st.title("Samples")
+current = data.current_run()
+if current is None:
+    st.stop()
+root, token, seed = current
+t = data.current_t()
+if t is None:
+    st.stop()
+q = data.query(root)
+
+left, middle, right = st.columns([1, 2, 1])
+which = left.radio("Pairs", ["kept", "dropped"], horizontal=True, key="sample_kind",
+                   help="Dropped: matched pairs whose keep threshold is at or above t.")
+entry = middle.text_input("Only pairs matching this entry (exact, case-sensitive)", key="sample_entry")
+limit = right.number_input("How many", min_value=1, max_value=500, value=50, key="sample_limit")
+thumbnails = st.toggle("Show images from the url column", key="sample_images",
+                       help="Images load in your browser from their source; a broken link shows an empty cell.")
+
+entry_id = None
+if entry:
+    entry_id = q.entry_id(entry)
+    if entry_id is None:
+        st.warning(f"{entry!r} is not an entry of this run's metadata.")
+        st.stop()
+frame = q.samples(t, seed, which == "kept", entry_id, int(limit))
+st.caption(f"{len(frame):,} pairs shown, {which} at t = {t:g} (seed {seed}); k is the pair's keep threshold.")
+url_column = q.plan()["columns"]["url"]
+config = {"k": st.column_config.NumberColumn(format="%.2f")}
+if thumbnails and url_column:
+    frame.insert(0, "image", frame[url_column])
+    config["image"] = st.column_config.ImageColumn("image", width="small")
+elif thumbnails:
+    st.info("This pool has no url column, so there are no images to show.")
+st.dataframe(frame, hide_index=True, column_config=config)
