@@ -1,0 +1,124 @@
+"""Every page of the dashboard, driven by Streamlit's AppTest on the bundled sample."""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import os
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from curation import Run
+
+APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+PAGES = ["views/overview.py", "views/entries.py", "views/balance.py", "views/samples.py", "views/export.py",
+         "views/jobs.py"]
+
+
+@pytest.fixture(scope="module")
+def dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Runs, exports and jobs of this module live in a temporary directory, set before the app loads."""
+    base = tmp_path_factory.mktemp("dashboard")
+    paths = {"runs": base / "runs", "exports": base / "exports", "jobs": base / "jobs"}
+    saved = {key: os.environ.get(key) for key in ("CURATION_RUNS_DIR", "CURATION_EXPORT_DIR", "CURATION_JOBS_DIR")}
+    os.environ["CURATION_RUNS_DIR"] = str(paths["runs"])
+    os.environ["CURATION_EXPORT_DIR"] = str(paths["exports"])
+    os.environ["CURATION_JOBS_DIR"] = str(paths["jobs"])
+    import dashboard.data
+
+    importlib.reload(dashboard.data)
+    yield paths
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    importlib.reload(dashboard.data)
+
+
+@pytest.fixture
+def app(dirs: dict[str, Path]) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def test_first_start_curates_the_sample_and_every_page_renders(app: AppTest, dirs: dict[str, Path]) -> None:
+    assert (dirs["runs"] / "sample" / "run.json").exists()
+    assert metric(app, "Pool rows") == "30,000"
+    for page in PAGES:
+        app.switch_page(page).run()
+        assert not app.exception, (page, [e.message for e in app.exception])
+        assert not app.error, (page, [e.value for e in app.error])
+
+
+def test_moving_t_changes_kept_pairs_to_the_engines_size(app: AppTest, dirs: dict[str, Path]) -> None:
+    run = Run(dirs["runs"] / "sample")
+    app.switch_page("views/balance.py").run()
+    assert metric(app, "Kept pairs") == f"{run.size_at(200):,}"
+    for t in (7.5, 50, 1_000, 123_456):
+        app.number_input(key="t").set_value(t).run()
+        assert not app.exception
+        assert metric(app, "Kept pairs") == f"{run.size_at(t):,}"
+        assert metric(app, "Expected") == f"{run.expected_size_at(t):,.1f}"
+    app.switch_page("views/entries.py").run()  # t follows the user to other pages
+    assert app.session_state["t"] == 123_456
+
+
+@pytest.mark.parametrize("t", [0, -5])
+def test_t_that_is_not_positive_gets_a_message(app: AppTest, t: float) -> None:
+    app.switch_page("views/balance.py").run()
+    app.number_input(key="t").set_value(t).run()
+    assert not app.exception
+    assert any("t must be a positive number" in e.value for e in app.error)
+    assert not [m for m in app.metric if m.label == "Kept pairs"]
+
+
+def test_export_writes_its_files_and_refuses_traversal(app: AppTest, dirs: dict[str, Path]) -> None:
+    app.switch_page("views/export.py").run()
+    app.text_input(key="export_name").set_value("from-test")
+    app.radio(key="export_format").set_value("csv")
+    app.button[0].click().run()
+    assert not app.exception
+    written = dirs["exports"] / "from-test.csv"
+    assert written.exists() and (dirs["exports"] / "from-test.provenance.json").exists()
+    with open(written, newline="") as handle:
+        rows = sum(1 for _ in csv.DictReader(handle))  # captions may hold quoted newlines
+    assert rows == Run(dirs["runs"] / "sample").size_at(200)
+    assert any(f"Wrote {rows:,} pairs" in s.value for s in app.success)
+    app.text_input(key="export_name").set_value("../outside")
+    app.button[0].click().run()
+    assert any("refused" in e.value for e in app.error)
+    assert not (dirs["exports"].parent / "outside.csv").exists()
+
+
+@pytest.mark.parametrize("path", ["/definitely/not/here", "."])
+def test_a_path_that_is_not_a_run_directory(app: AppTest, path: str) -> None:
+    app.session_state["run_dir"] = path
+    for page in PAGES[:5]:
+        app.switch_page(page).run()
+        assert not app.exception
+        assert any("not a" in e.value for e in app.error), page
+
+
+def test_search_with_quotes_and_sql(app: AppTest) -> None:
+    app.switch_page("views/entries.py").run()
+    app.text_input(key="entry_search").set_value("'; DROP TABLE entries; --").run()
+    assert not app.exception
+    assert any("No entry contains" in i.value for i in app.info)
+    app.text_input(key="entry_search").set_value("dog").run()
+    assert not app.exception and metric(app, "Matches")
+
+
+def test_a_job_with_a_missing_pool_gets_a_message(app: AppTest, dirs: dict[str, Path]) -> None:
+    app.switch_page("views/jobs.py").run()
+    app.text_input(key="job_pool").set_value(str(dirs["runs"] / "no-such-pool"))
+    app.button[0].click().run()
+    assert not app.exception
+    assert any("pool not found" in e.value for e in app.error)

@@ -1,0 +1,59 @@
+"""Background curation jobs: started, followed through files, refused when they would collide."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from curation import Run
+from curation.errors import CurationError
+from curation.jobs import list_jobs, log_tail, start_job, wait
+from curation.rundir import exclusive
+
+
+def test_a_job_runs_to_completion(tmp_path: Path, pool: Path, metadata: Path) -> None:
+    jobs = tmp_path / "jobs"
+    job_id = start_job(jobs, str(pool), str(metadata), 40, 2, str(tmp_path / "out"), workers=1)
+    status = wait(jobs, job_id)
+    assert status.state == "finished" and status.progress == 1.0 and status.error is None
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["parameters"] == {"t": 40.0, "seed": 2}
+    assert Run(tmp_path / "out").size_at(40) > 0
+    assert "run complete" in log_tail(jobs, job_id)
+    assert [job.id for job in list_jobs(jobs)] == [job_id]
+
+
+def test_a_failed_job_shows_its_error(tmp_path: Path, pool: Path) -> None:
+    bad = tmp_path / "dup.json"
+    bad.write_text(json.dumps(["dog", "dog"]))
+    jobs = tmp_path / "jobs"
+    status = wait(jobs, start_job(jobs, str(pool), str(bad), 40, 0, str(tmp_path / "out")))
+    assert status.state == "failed"
+    assert status.error.startswith("error:") and "duplicates entry 0" in status.error
+
+
+def test_bad_requests_are_refused_before_starting(tmp_path: Path, pool: Path, metadata: Path) -> None:
+    jobs = tmp_path / "jobs"
+    with pytest.raises(CurationError, match="pool not found"):
+        start_job(jobs, str(tmp_path / "missing"), str(metadata), 40, 0, str(tmp_path / "out"))
+    with pytest.raises(CurationError, match="metadata file not found"):
+        start_job(jobs, str(pool), str(tmp_path / "none.json"), 40, 0, str(tmp_path / "out"))
+    with pytest.raises(CurationError, match="positive"):
+        start_job(jobs, str(pool), str(metadata), 0, 0, str(tmp_path / "out"))
+    assert list_jobs(jobs) == []
+
+
+def test_a_second_job_on_a_busy_output_is_refused(tmp_path: Path, pool: Path, metadata: Path) -> None:
+    out = tmp_path / "out"
+    with exclusive(out):
+        with pytest.raises(CurationError, match="another curation process"):
+            start_job(tmp_path / "jobs", str(pool), str(metadata), 40, 0, str(out))
+
+
+def test_a_second_job_on_the_output_of_a_running_job_is_refused(tmp_path: Path, pool: Path, metadata: Path) -> None:
+    jobs, out = tmp_path / "jobs", str(tmp_path / "out")
+    first = start_job(jobs, str(pool), str(metadata), 40, 0, out)
+    with pytest.raises(CurationError, match=f"job {first} is already writing"):
+        start_job(jobs, str(pool), str(metadata), 80, 0, out)
+    assert wait(jobs, first).state == "finished"
