@@ -122,3 +122,14 @@ def test_a_job_with_a_missing_pool_gets_a_message(app: AppTest, dirs: dict[str, 
     app.button[0].click().run()
     assert not app.exception
     assert any("pool not found" in e.value for e in app.error)
+
+
+def test_a_second_t_is_compared_side_by_side(app: AppTest, dirs: dict[str, Path]) -> None:
+    run = Run(dirs["runs"] / "sample")
+    app.switch_page("views/balance.py").run()
+    app.toggle(key="compare").set_value(True).run()
+    app.number_input(key="t2").set_value(40).run()
+    assert not app.exception
+    table = app.dataframe[0].value
+    assert list(table.columns) == ["t = 200", "t = 40"]
+    assert table.loc["Kept pairs", "t = 40"] == f"{run.size_at(40):,}"

@@ -55,18 +55,16 @@ if t is None:
     st.stop()
 
 
-def metrics(t: float) -> None:
+def figures(t: float) -> dict[str, str]:
     kept = preview.size_at(t)
     head_tail = preview.head_tail(t)
-    columns = st.columns(5)
-    columns[0].metric("Kept pairs", f"{kept:,}")
-    columns[1].metric("Expected", f"{data.expected_size(str(root), seed, token, t):,.1f}")
-    columns[2].metric("Share of pool", f"{kept / max(preview.pairs, 1):.2%}")
-    columns[3].metric("Head entries", f"{head_tail.head_entries:,}")
-    columns[4].metric("Tail share p(t)", f"{head_tail.tail_share:.4f}")
+    return {"Kept pairs": f"{kept:,}", "Expected": f"{data.expected_size(str(root), seed, token, t):,.1f}",
+            "Share of pool": f"{kept / max(preview.pairs, 1):.2%}", "Head entries": f"{head_tail.head_entries:,}",
+            "Tail share p(t)": f"{head_tail.tail_share:.4f}"}
 
 
-metrics(t)
+for column, (label, value) in zip(st.columns(5), figures(t).items()):
+    column.metric(label, value)
 with st.expander("Find t", expanded=False):
     a, b = st.columns(2)
     a.number_input("Target subset size", min_value=0, max_value=preview.matched_pairs,
@@ -81,7 +79,7 @@ ts = [t]
 if compare:
     st.number_input("Second t", key="t2", format="%g", min_value=1e-9)
     ts.append(float(st.session_state.t2))
-    metrics(float(st.session_state.t2))
+    st.dataframe({f"t = {value:g}": figures(value) for value in ts})
 
 left, right = st.columns(2)
 with left:
