@@ -16,10 +16,19 @@ def _log_ranks(n: int) -> np.ndarray:
     return np.unique(np.geomspace(1, n, MAX_POINTS).astype(np.int64) - 1)
 
 
-def _with_t_lines(figure: go.Figure, ts: list[float]) -> go.Figure:
+def _even_ranks(n: int) -> np.ndarray:
+    """Indices 0..n-1 thinned to at most MAX_POINTS, evenly spaced, the last one kept."""
+    if n <= MAX_POINTS:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, MAX_POINTS).astype(np.int64))
+
+
+def _with_t_lines(figure: go.Figure, ts: list[float], x: list) -> go.Figure:
+    """Horizontal lines at each t, drawn as traces (shapes take log10 units on a log axis)."""
     for index, t in enumerate(ts):
-        figure.add_hline(y=t, line_dash="dash" if index else "solid", line_color="crimson" if index == 0 else "gray",
-                         annotation_text=f"t = {t:g}", annotation_position="top right")
+        figure.add_trace(go.Scatter(x=x, y=[t] * len(x), mode="lines", name=f"t = {t:g}", hoverinfo="name",
+                                    line=dict(color="crimson" if index == 0 else "gray",
+                                              dash="solid" if index == 0 else "dash")))
     return figure
 
 
@@ -28,21 +37,22 @@ def counts_by_rank(counts: np.ndarray, ts: list[float]) -> go.Figure:
     ordered = np.sort(counts[counts > 0])[::-1]
     ranks = _log_ranks(len(ordered))
     figure = go.Figure(go.Scatter(x=ranks + 1, y=ordered[ranks], mode="lines", name="matches per entry"))
-    figure.update_layout(xaxis_type="log", yaxis_type="log", xaxis_title="entry rank", yaxis_title="matches",
-                         margin=dict(t=30, b=10), height=360, showlegend=False)
-    return _with_t_lines(figure, ts)
+    figure.update_layout(xaxis_type="log", yaxis_type="log", xaxis_title="entry rank (most matched first)",
+                         yaxis_title="matches", margin=dict(t=30, b=10), height=360,
+                         legend=dict(orientation="h", y=1.12))
+    return _with_t_lines(figure, ts, [1, max(len(ordered), 1)])
 
 
 def cumulative_matches(counts: np.ndarray, ts: list[float]) -> go.Figure:
     """Cumulative matches over entries sorted by count, before balancing and capped at each t
     (an entry keeps about min(c, t) matches): MetaCLIP's picture of what balancing does."""
     ordered = np.sort(counts[counts > 0])
-    ranks = _log_ranks(len(ordered))
+    ranks = _even_ranks(len(ordered))
     figure = go.Figure(go.Scatter(x=ranks + 1, y=np.cumsum(ordered)[ranks], name="t = infinity (raw)"))
     for t in ts:
         figure.add_trace(go.Scatter(x=ranks + 1, y=np.cumsum(np.minimum(ordered, t))[ranks], name=f"t = {t:g}"))
-    figure.update_layout(xaxis_type="log", xaxis_title="entries, rarest first", yaxis_title="cumulative matches",
-                         margin=dict(t=30, b=10), height=360, legend=dict(orientation="h"))
+    figure.update_layout(xaxis_title="entries, rarest first", yaxis_title="cumulative matches",
+                         margin=dict(t=30, b=10), height=360, legend=dict(orientation="h", y=1.12))
     return figure
 
 
@@ -55,8 +65,8 @@ def before_after(entries: pd.DataFrame, kept: np.ndarray, t: float, top: int = 4
         go.Bar(x=names, y=kept[entries["entry_id"].to_numpy()[order]], name=f"kept at t = {t:g}"),
     ])
     figure.update_layout(barmode="group", yaxis_type="log", yaxis_title="matches", margin=dict(t=30, b=10),
-                         height=380, legend=dict(orientation="h"))
-    return _with_t_lines(figure, [t])
+                         height=380, legend=dict(orientation="h", y=1.12))
+    return _with_t_lines(figure, [t], [names[0], names[-1]] if len(names) else [])
 
 
 def matches_histogram(histogram: pd.DataFrame) -> go.Figure:
@@ -70,5 +80,5 @@ def sources_bars(table: pd.DataFrame) -> go.Figure:
     figure = go.Figure([go.Bar(x=table["source"], y=table["matched"], name="matched at least once"),
                         go.Bar(x=table["source"], y=table["unmatched"], name="never matched")])
     figure.update_layout(barmode="stack", yaxis_title="entries", margin=dict(t=30, b=10), height=320,
-                         legend=dict(orientation="h"))
+                         legend=dict(orientation="h", y=1.12))
     return figure
