@@ -29,6 +29,9 @@ if entry:
         st.warning(f"{entry!r} is not an entry of this run's metadata.")
         st.stop()
 frame = q.samples(t, seed, which == "kept", entry_id, int(limit))
+names = data.entries(str(root), token)["entry"].to_numpy()
+frame.insert(frame.columns.get_loc("entry_ids"), "entries", [", ".join(names[list(ids)]) for ids in frame["entry_ids"]])
+frame = frame.drop(columns=["entry_ids"])
 st.caption(f"{len(frame):,} pairs shown, {which} at t = {t:g} (seed {seed}); k is the pair's keep threshold.")
 url_column = q.plan()["columns"]["url"]
 config = {"k": st.column_config.NumberColumn(format="%.2f")}
