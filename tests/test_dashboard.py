@@ -133,3 +133,18 @@ def test_a_second_t_is_compared_side_by_side(app: AppTest, dirs: dict[str, Path]
     table = app.dataframe[0].value
     assert list(table.columns) == ["t = 200", "t = 40"]
     assert table.loc["Kept pairs", "t = 40"] == f"{run.size_at(40):,}"
+
+
+def test_samples_for_one_entry_with_thumbnails(app: AppTest) -> None:
+    app.switch_page("views/samples.py").run()
+    app.text_input(key="sample_entry").set_value("dog").run()
+    app.toggle(key="sample_images").set_value(True).run()
+    assert not app.exception
+    frame = app.dataframe[0].value
+    assert len(frame) > 0 and "image" in frame.columns
+    assert all("dog" in entries.split(", ") for entries in frame["entries"])
+    assert (frame["k"] < 200).all()
+    app.radio(key="sample_kind").set_value("dropped").run()
+    assert (app.dataframe[0].value["k"] >= 200).all()
+    app.text_input(key="sample_entry").set_value("no such entry at all").run()
+    assert any("is not an entry" in w.value for w in app.warning)
