@@ -69,7 +69,13 @@ def _add_execution(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
                        help="parallel worker processes (default: all cores, %(default)s here)")
     group.add_argument("--engine", choices=ENGINES, default="local",
-                       help="where stages run (default: %(default)s)")
+                       help="where stages run: local processes, or Ray tasks (needs "
+                            "`pip install -r requirements-ray.txt`) (default: %(default)s)")
+    group.add_argument("--ray-address", metavar="ADDR",
+                       help="with --engine ray: the Ray cluster to join, host:port of its head or 'auto' for "
+                            "the one `ray start` runs here (default: $RAY_ADDRESS when set, as under "
+                            "`ray job submit`, else a private local Ray with --workers CPUs); on a cluster "
+                            "every CPU is used and --workers is ignored")
     group.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -150,7 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _execution(args: argparse.Namespace) -> Execution:
-    return Execution(workers=args.workers, engine=args.engine, progress=not args.quiet)
+    if args.ray_address is not None and args.engine != "ray":
+        raise CurationError("--ray-address needs --engine ray")
+    return Execution(workers=args.workers, engine=args.engine, progress=not args.quiet,
+                     ray_address=args.ray_address)
 
 
 def _match_request(args: argparse.Namespace) -> MatchRequest:
@@ -186,8 +195,9 @@ def _print_balance(record: dict) -> None:
 def command_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     started = time.perf_counter()
     execution = _execution(args)
+    engine = execution.start()  # before the lock: a missing Ray leaves no run directory behind
     with exclusive(Path(args.out)):
-        with execution.start() as engine:
+        with engine:
             match = match_pool(_match_request(args), execution, engine)
             balance = balance_run(args.out, args.t, args.seed, execution, engine)
         match["timings"]["total_s"] = round(time.perf_counter() - started, 3)
@@ -203,8 +213,9 @@ def command_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
 def command_match(args: argparse.Namespace, argv: Sequence[str]) -> int:
     started = time.perf_counter()
     execution = _execution(args)
+    engine = execution.start()  # before the lock: a missing Ray leaves no run directory behind
     with exclusive(Path(args.out)):
-        with execution.start() as engine:
+        with engine:
             match = match_pool(_match_request(args), execution, engine)
         match["timings"]["total_s"] = round(time.perf_counter() - started, 3)
         record = write_run_record(args.out, execution, match, None, _command_line(argv))
@@ -218,8 +229,9 @@ def command_balance(args: argparse.Namespace, argv: Sequence[str]) -> int:
     run = Run(args.run_dir)
     seed = args.seed if args.seed is not None else (run.seed if run.seed is not None else 0)
     execution = _execution(args)
+    engine = execution.start()
     with exclusive(run.dir.root):
-        with execution.start() as engine:
+        with engine:
             balance = balance_run(args.run_dir, args.t, seed, execution, engine)
         record = write_run_record(args.run_dir, execution, None, balance, _command_line(argv))
     print(f"balanced: {args.run_dir}")

@@ -76,9 +76,10 @@ class BalancePreview:
         """Sum of P over matched pairs. A pair with an entry of count <= t has P = 1; only pairs whose
         entries are all head at t (a prefix in this order) need the product."""
         at_risk = int(np.searchsorted(-self.min_counts, -t, side="left"))  # pairs with min count > t
+        if at_risk == 0:
+            return float(self.matched_pairs)
         end = int(self.offsets[at_risk])
-        with np.errstate(divide="ignore"):
-            logs = np.log1p(-np.float32(t) / self.flat_counts[:end])
+        logs = np.log1p(np.float32(-t) / self.flat_counts[:end])  # every c > t here: no log(0)
         missed = np.bincount(self.flat_rows[:end], weights=logs, minlength=at_risk)
         return float(self.matched_pairs - at_risk) + float(-np.expm1(missed).sum())
 

@@ -42,9 +42,12 @@ class Execution:
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     engine: str = "local"
     progress: bool = True
+    ray_address: str | None = None  # --engine ray: the cluster to join (default: a local Ray)
 
     def start(self) -> Engine:
-        return make_engine(self.engine, self.workers)
+        """The engine, not yet entered: nothing runs (and no Ray starts) until ``with``."""
+        options = {"address": self.ray_address} if self.engine == "ray" else {}
+        return make_engine(self.engine, self.workers, **options)
 
 
 @dataclass(frozen=True)

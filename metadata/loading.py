@@ -141,6 +141,19 @@ def load_metadata(path: str | Path, drop_invalid: bool = False) -> Metadata:
     return Metadata([entries[p] for p in kept], None if sources is None else [sources[p] for p in kept])
 
 
+def read_raw_entries(path: str | Path) -> list[str]:
+    """The entries of a file as they are, empties and repeats included (for sources whose cleaning is
+    counted and reported by the merge rather than refused)."""
+    path = Path(path)
+    _check_path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        return _read_json(path)
+    if suffix == ".parquet":
+        return _read_parquet(path)[0]
+    return _read_lines(path)
+
+
 def load_entries(path: str | Path, drop_invalid: bool = False) -> list[str]:
     """The entries in order. ``.json`` files are JSON lists, ``.parquet`` files tables with an ``entry``
     column; anything else is one entry per line.

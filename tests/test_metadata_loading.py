@@ -211,3 +211,60 @@ def test_directory_is_refused(tmp_path):
 
 def test_metadata_error_is_a_value_error():
     assert issubclass(MetadataError, ValueError)
+
+
+# --- Parquet tables (entry, sources) -------------------------------------------------------------------------
+
+
+def write_parquet(path, columns: dict) -> str:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table(columns), path)
+    return str(path)
+
+
+def test_parquet_entries_and_sources_in_order(tmp_path):
+    from metadata.loading import load_metadata
+
+    sources = [["wordnet"], ["wordnet", "wiki_unigram"], [], ["extra"], ["numbers"], ["x"], ["x"], ["x"], ["x"]]
+    path = write_parquet(tmp_path / "m.parquet", {"entry": ENTRIES, "sources": sources})
+    loaded = load_metadata(path)
+    assert loaded.entries == ENTRIES == load_entries(path)
+    assert loaded.sources == [tuple(s) for s in sources]
+    assert fingerprint(load_entries(path)) == fingerprint(ENTRIES)
+
+
+def test_parquet_without_sources_and_suffix_case(tmp_path):
+    from metadata.loading import load_metadata
+
+    path = write_parquet(tmp_path / "m.PARQUET", {"entry": ENTRIES, "count": list(range(len(ENTRIES)))})
+    assert load_metadata(path).entries == ENTRIES
+    assert load_metadata(path).sources is None
+
+
+def test_parquet_drop_invalid_keeps_sources_aligned(tmp_path):
+    from metadata.loading import load_metadata
+
+    path = write_parquet(tmp_path / "m.parquet", {"entry": ["a", "", "b", "a"],
+                                                   "sources": [["s1"], ["s2"], ["s3"], ["s4"]]})
+    assert "empty" in refusal(path)
+    loaded = load_metadata(path, drop_invalid=True)
+    assert loaded.entries == ["a", "b"] and loaded.sources == [("s1",), ("s3",)]
+
+
+@pytest.mark.parametrize("columns, words", [
+    ({"text": ["a"]}, "no 'entry' column"),
+    ({"entry": [1, 2]}, "not strings"),
+    ({"entry": ["a", None, "b"]}, "entry 1 is null"),
+    ({"entry": ["a"], "sources": ["not a list"]}, "not lists of strings"),
+])
+def test_parquet_that_is_not_an_entry_table_is_refused(tmp_path, columns, words):
+    message = refusal(write_parquet(tmp_path / "m.parquet", columns))
+    assert words in message
+
+
+def test_unreadable_parquet_is_refused(tmp_path):
+    path = tmp_path / "m.parquet"
+    path.write_bytes(b"not parquet at all")
+    assert "not a readable Parquet file" in refusal(path)

@@ -28,15 +28,23 @@ class Engine(Protocol):
         ...
 
 
-ENGINES = ("local",)
+ENGINES = ("local", "ray")
 
 
 def make_engine(name: str, workers: int, **options: Any) -> Engine:
-    """The engine called ``name``; ``workers`` is the number of parallel stage runs."""
+    """The engine called ``name``; ``workers`` is the number of parallel stage runs.
+
+    Nothing starts until the engine is entered, so a missing optional dependency (Ray) is reported
+    before any file is touched. Options: ``address`` (ray) names a Ray cluster to join.
+    """
     if name == "local":
         from curation.engines.local import LocalEngine
 
         return LocalEngine(workers)
+    if name == "ray":
+        from curation.engines.ray import RayEngine  # imports ray only when this engine is chosen
+
+        return RayEngine(workers, address=options.get("address"))
     from curation.errors import CurationError
 
     raise CurationError(f"unknown engine '{name}'; choose one of: {', '.join(ENGINES)}")
