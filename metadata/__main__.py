@@ -1,0 +1,5 @@
+import sys
+
+from metadata.cli import main
+
+sys.exit(main())
