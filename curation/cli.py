@@ -83,7 +83,8 @@ def _add_match_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pool", required=True,
                         help="Parquet pool: a file, a directory (searched recursively) or a quoted glob")
     parser.add_argument("--metadata", required=True,
-                        help="entries: a JSON list of strings (MetaCLIP's metadata.json) or one entry per line")
+                        help="entries: a JSON list of strings (MetaCLIP's metadata.json), a Parquet table with an "
+                             "'entry' column (as `python -m metadata build` writes), or one entry per line")
     parser.add_argument("--out", required=True, help="run directory to write (resumed if it holds this run)")
     parser.add_argument("--text-column", help="caption column (default: text, else caption, TEXT, txt, ...)")
     parser.add_argument("--id-column", help="column that identifies a pair (default: id, when present)")
@@ -293,3 +294,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: completed shards are kept; run the same command again to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader of our output went away (`... | head`): nothing left to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

@@ -530,12 +530,13 @@ def write_readme(s: dict, paths: list[Path]) -> None:
     parts = ", ".join(f"`pool/{p.name}` ({n:,} rows)" for p, n in zip(paths, PART_ROWS))
     (OUT / "README.md").write_text(f"""# Sample data
 
-Small synthetic data for trying the curation tool and for tests. Rebuild it with
+Small synthetic data for trying the curation tool. Rebuild it in two steps:
 
-    python data_samples/make_sample.py
+    python data_samples/make_sample.py      # the pool, and the vocabulary it was generated around
+    python data_samples/make_metadata.py    # the bundled metadata: WordNet + that vocabulary + numbers
 
-The script is deterministic (fixed seed; numpy, pyarrow and the standard library only):
-running it twice gives identical files with the same pyarrow version.
+Both are deterministic (fixed seed; the same files with the same pyarrow version). The second needs
+WordNet 3.0 (Debian's `wordnet-base`) and the project's metadata package.
 
 ## Files
 
@@ -544,10 +545,12 @@ running it twice gives identical files with the same pyarrow version.
   stock-photo and travel captions, artworks and books, real-estate, recipes, events,
   camera file names and SKUs, about 10% non-English, about 1% null and 1% empty texts.
   URLs point at reserved `example.com/.net/.org` hosts and do not resolve.
-- `metadata.json`: a JSON list of {s['entries']:,} unique strings, MetaCLIP order:
-  WordNet-like nouns/adjectives, single words, bigrams, title-like entries, then "0".."99".
+- `metadata.json` (MetaCLIP's JSON list) and `metadata.parquet` (entry, sources): every WordNet 3.0
+  synset name (source `wordnet`), the vocabulary below that WordNet lacks (source `extra`:
+  brand-like, title-case and bigram entries), then "0".."99" (source `numbers`); WordNet's licence is
+  in `WORDNET_LICENSE`. See `metadata/README.md` for how the package builds it.
 
-## Shape
+## Shape, against the generator's own vocabulary
 
 Matching is case-sensitive on space-padded text in which , . ; : ? ! and the backtick
 are spaced out and tabs/newlines become spaces; an entry counts once per text.
@@ -555,7 +558,7 @@ are spaced out and tabs/newlines become spaces; an entry counts once per text.
 - rows: {s['rows']:,} ({s['null_or_empty']} null or empty)
 - texts with at least one match: {s['matched_share']:.1%};
   mean matches per matched text: {s['mean_matches_per_matched_text']}
-- entries: {s['entries']:,}, of which {s['entries_with_0_matches']:,} match nothing
+- vocabulary entries: {s['entries']:,}, of which {s['entries_with_0_matches']:,} match nothing
 - entries with count > 100 / > 200 / > 300: {s['entries_over_100']} / {s['entries_over_200']} / \
 {s['entries_over_300']}
 - top 10: {top}
