@@ -1,0 +1,217 @@
+"""The dashboard in a real browser: Debian's Chromium, driven by Playwright, against `streamlit run`.
+
+Needs /usr/bin/chromium (`apt-get install -y chromium`) and the playwright package; the browser is
+never downloaded (`playwright install` is not used). Without them the test is skipped on a workstation,
+but fails in CI (env CI set), so that CI can never pass by skipping it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from curation import Run
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+START_TIMEOUT_S = 60  # until /_stcore/health answers
+FIRST_PAGE_TIMEOUT_MS = 180_000  # the first page load curates the bundled sample
+STEP_TIMEOUT_MS = 60_000
+
+
+def _missing_browser() -> str | None:
+    """Why the browser test cannot run here, or None when it can."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright package is not installed (pip install -r requirements.txt)"
+    if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
+        return f"{CHROMIUM} not found (apt-get install -y chromium)"
+    return None
+
+
+def _require_browser() -> None:
+    reason = _missing_browser()
+    if reason is None:
+        return
+    if os.environ.get("CI") is not None:
+        pytest.fail(f"browser test cannot run in CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def server(tmp_path: Path):
+    """`streamlit run dashboard/app.py` on 127.0.0.1 and a free port, with runs, exports and jobs under
+    tmp_path; yields (base url, directories) and stops the server it started."""
+    _require_browser()
+    dirs = {"runs": tmp_path / "runs", "exports": tmp_path / "exports", "jobs": tmp_path / "jobs"}
+    env = {**os.environ, "CURATION_RUNS_DIR": str(dirs["runs"]), "CURATION_EXPORT_DIR": str(dirs["exports"]),
+           "CURATION_JOBS_DIR": str(dirs["jobs"])}
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_path = tmp_path / "streamlit.log"
+    command = [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.headless", "true",
+               "--server.address", "127.0.0.1", "--server.port", str(port),
+               "--browser.gatherUsageStats", "false"]
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not _healthy(url):
+            if process.poll() is not None:
+                pytest.fail(f"streamlit exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"streamlit did not answer on {url} within {START_TIMEOUT_S} s:\n"
+                            f"{log_path.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield url, dirs
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=15)
+
+
+@pytest.fixture
+def page(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            yield context.new_page()
+        finally:
+            browser.close()
+
+
+def wait_for_start_t(t_input, kept, run: Run, timeout_s: float = STEP_TIMEOUT_MS / 1000) -> float:
+    """The t the page shows once the input and the "Kept pairs" metric agree with the engine."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    deadline = time.monotonic() + timeout_s
+    seen = None
+    while time.monotonic() < deadline:
+        try:
+            shown_t = float(t_input.input_value(timeout=1000))
+            seen = (shown_t, kept.inner_text(timeout=1000))
+        except (ValueError, PlaywrightError):  # not drawn yet (a timeout) or not a number yet
+            time.sleep(0.05)
+            continue
+        if shown_t > 0 and seen[1] == f"{run.size_at(shown_t):,}":
+            return shown_t
+        time.sleep(0.05)
+    pytest.fail(f"the Balance page never showed a t whose kept pairs match the engine; last seen (t, kept): {seen}")
+
+
+def test_change_t_see_kept_pairs_and_export(server, page, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    url, dirs = server
+    app = page.get_by_test_id("stApp")
+
+    def settled(timeout: int = STEP_TIMEOUT_MS) -> None:
+        expect(app).to_have_attribute("data-test-script-state", "notRunning", timeout=timeout)
+
+    def no_exception() -> None:
+        assert page.get_by_test_id("stException").count() == 0, page.get_by_test_id("stException").all_inner_texts()
+
+    def metric(label: str):
+        return page.get_by_test_id("stMetric").filter(has_text=label).get_by_test_id("stMetricValue")
+
+    # Load: the first start curates the sample, then the Overview shows its metrics.
+    page.goto(url)
+    expect(metric("Pool rows")).to_have_text("30,000", timeout=FIRST_PAGE_TIMEOUT_MS)
+    settled()
+    no_exception()
+    run_dir = dirs["runs"] / "sample"
+    assert (run_dir / "run.json").exists()
+    run = Run(run_dir)
+
+    # Balance: read "Kept pairs" at the start t, then type another t.
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Balance").click()
+    expect(page.get_by_role("heading", name="Balance")).to_be_visible(timeout=STEP_TIMEOUT_MS)
+    t_input = page.get_by_label("t", exact=True)
+    kept = metric("Kept pairs")
+    expect(kept).to_be_visible(timeout=STEP_TIMEOUT_MS)
+    settled()
+    # A freshly drawn number input shows 0 for a few frames before its value arrives, even after the
+    # script state says notRunning: wait until the t shown and "Kept pairs" agree with the engine.
+    start_t = wait_for_start_t(t_input, kept, run)
+    no_exception()
+    before = kept.inner_text()
+
+    new_t = 37.0 if start_t != 37.0 else 3000.0
+    expected = run.size_at(new_t)
+    assert f"{expected:,}" != before, "pick a t whose size differs from the start, or the test proves nothing"
+    t_input.fill(f"{new_t:g}")
+    t_input.press("Enter")
+    expect(kept).to_have_text(f"{expected:,}", timeout=STEP_TIMEOUT_MS)
+    settled()
+    expect(kept).to_have_text(f"{expected:,}")  # still so once the script has finished
+    expect(t_input).to_have_value(f"{new_t:g}")
+    no_exception()
+    page.screenshot(path=str(tmp_path / "balance.png"), full_page=True)
+
+    # Export at the new t: the files appear in the export directory with the rows the page claims.
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Export").click()
+    expect(page.get_by_role("heading", name="Export")).to_be_visible(timeout=STEP_TIMEOUT_MS)
+    settled()
+    form = page.get_by_test_id("stForm")
+    expect(form.get_by_label("t", exact=True)).to_have_value(f"{new_t:g}")
+    name = "browser-export"
+    name_input = form.get_by_label("File name (no extension)")
+    expect(name_input).not_to_have_value("")  # its default has arrived; typing now is not overwritten
+    name_input.fill(name)
+    expect(name_input).to_have_value(name)
+    form.get_by_role("button", name="Export").click()
+    success = page.get_by_test_id("stAlertContentSuccess")
+    expect(success).to_contain_text(f"Wrote {expected:,} pairs", timeout=STEP_TIMEOUT_MS)
+    settled()
+    no_exception()
+    downloads = page.get_by_test_id("stDownloadButton")
+    expect(downloads).to_have_count(2)  # the manifest (small enough) and its provenance
+    for button in downloads.all():
+        expect(button).to_be_visible()
+
+    manifest = dirs["exports"] / f"{name}.parquet"
+    provenance = dirs["exports"] / f"{name}.provenance.json"
+    assert manifest.exists() and provenance.exists()
+    assert str(manifest) in success.inner_text()
+    assert pq.read_metadata(manifest).num_rows == expected
+    record = json.loads(provenance.read_text())
+    assert record["rows"] == expected and record["t"] == new_t and record["file"] == manifest.name
+    assert sorted(p.name for p in dirs["exports"].iterdir() if not p.name.startswith(".")) == \
+        sorted([manifest.name, provenance.name])
+
+    shot = tmp_path / "export.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.exists() and shot.stat().st_size > 0
+    assert (tmp_path / "balance.png").stat().st_size > 0
