@@ -8,12 +8,16 @@ Pure: arrays in, numbers out.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pyarrow as pa
 
 from curation import counting
 from curation.balancing import entry_keep_probabilities, size_at
+
+
+TOP_ENTRIES = 200  # entries whose kept counts are answered by binary search (the charts' entries)
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,7 @@ class BalancePreview:
     pairs: int  # every pair of the pool
     # Matched pairs ordered by their smallest entry count, largest first, as a flat CSR layout:
     min_counts: np.ndarray  # descending
+    negated_min_counts: np.ndarray  # ascending, for a binary search without a copy per call
     offsets: np.ndarray  # pair i's entries are flat[offsets[i]:offsets[i + 1]]
     flat_entries: np.ndarray  # entry ids (int32)
     flat_counts: np.ndarray  # their counts as float32, for log1p(-t / c)
@@ -57,6 +62,7 @@ class BalancePreview:
             sorted_thresholds=np.sort(thresholds),
             pairs=len(sizes),
             min_counts=min_count[order],
+            negated_min_counts=-min_count[order],
             offsets=new_offsets,
             flat_entries=flat,
             flat_counts=counts[flat].astype(np.float32),
@@ -75,7 +81,7 @@ class BalancePreview:
     def expected_size_at(self, t: float) -> float:
         """Sum of P over matched pairs. A pair with an entry of count <= t has P = 1; only pairs whose
         entries are all head at t (a prefix in this order) need the product."""
-        at_risk = int(np.searchsorted(-self.min_counts, -t, side="left"))  # pairs with min count > t
+        at_risk = int(np.searchsorted(self.negated_min_counts, -t, side="left"))  # pairs with min count > t
         if at_risk == 0:
             return float(self.matched_pairs)
         end = int(self.offsets[at_risk])
@@ -87,6 +93,26 @@ class BalancePreview:
         """Matches per entry among the pairs kept at t."""
         kept_slots = (self.pair_thresholds < t)[self.flat_rows]
         return np.bincount(self.flat_entries[kept_slots], minlength=len(self.counts)).astype(np.int64)
+
+    @cached_property
+    def _top_entry_thresholds(self) -> dict[int, np.ndarray]:
+        """For the most matched entries, the sorted thresholds of their pairs (one pass, built once)."""
+        top = np.argpartition(self.counts, -TOP_ENTRIES)[-TOP_ENTRIES:] if len(self.counts) > TOP_ENTRIES \
+            else np.arange(len(self.counts))
+        top = top[self.counts[top] > 0]
+        slots = np.flatnonzero(np.isin(self.flat_entries, top))
+        entries, thresholds = self.flat_entries[slots], self.pair_thresholds[self.flat_rows[slots]]
+        order = np.lexsort((thresholds, entries))
+        entries, thresholds = entries[order], thresholds[order]
+        bounds = np.searchsorted(entries, top, side="left"), np.searchsorted(entries, top, side="right")
+        return {int(e): thresholds[a:b] for e, a, b in zip(top, *bounds)}
+
+    def kept_counts(self, entry_ids: np.ndarray, t: float) -> np.ndarray:
+        """Matches kept at t for a few entries: a binary search each for the most matched entries."""
+        index = self._top_entry_thresholds
+        if all(int(e) in index for e in entry_ids):
+            return np.array([np.searchsorted(index[int(e)], t, side="left") for e in entry_ids], dtype=np.int64)
+        return self.balanced_counts(t)[np.asarray(entry_ids, dtype=np.int64)]
 
     def head_tail(self, t: float) -> counting.HeadTail:
         return counting.head_tail(self.counts, t)

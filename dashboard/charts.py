@@ -56,13 +56,19 @@ def cumulative_matches(counts: np.ndarray, ts: list[float]) -> go.Figure:
     return figure
 
 
-def before_after(entries: pd.DataFrame, kept: np.ndarray, t: float, top: int = 40) -> go.Figure:
-    """The most matched entries: matches before balancing and among the pairs kept at t."""
-    order = np.argsort(entries["count"].to_numpy())[::-1][:top]
-    names = entries["entry"].to_numpy()[order]
+def top_entries(counts: np.ndarray, top: int = 40) -> np.ndarray:
+    """Ids of the most matched entries, most matched first (a partial sort: 500k entries are many)."""
+    if len(counts) <= top:
+        return np.argsort(counts)[::-1]
+    best = np.argpartition(counts, -top)[-top:]
+    return best[np.argsort(counts[best])[::-1]]
+
+
+def before_after(names: np.ndarray, counts: np.ndarray, kept: np.ndarray, t: float) -> go.Figure:
+    """Entries (most matched first): matches before balancing and among the pairs kept at t."""
     figure = go.Figure([
-        go.Bar(x=names, y=entries["count"].to_numpy()[order], name="before"),
-        go.Bar(x=names, y=kept[entries["entry_id"].to_numpy()[order]], name=f"kept at t = {t:g}"),
+        go.Bar(x=names, y=counts, name="before"),
+        go.Bar(x=names, y=kept, name=f"kept at t = {t:g}"),
     ])
     figure.update_layout(barmode="group", yaxis_type="log", yaxis_title="matches", margin=dict(t=30, b=10),
                          height=380, legend=dict(orientation="h", y=1.12))

@@ -116,7 +116,7 @@ def entries(root: str, token: str) -> pd.DataFrame:
     return query(Path(root)).entry_counts().to_pandas()
 
 
-@st.cache_data(max_entries=4, show_spinner=False)
+@st.cache_resource(max_entries=4, show_spinner=False)  # 500k rows of lists: not worth copying per rerun
 def sources(root: str, token: str) -> pd.DataFrame | None:
     plan = json.loads((Path(root) / "plan.json").read_text())
     table = _metadata_table(plan)

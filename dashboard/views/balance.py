@@ -40,11 +40,11 @@ def _solve_share() -> None:
     _set_t(counting.t_for_tail_share(counts, float(st.session_state.target_share)))
 
 
-top = max(float(counts.max()) if len(counts) else 1.0, 10.0)
+largest = max(float(counts.max()) if len(counts) else 1.0, 10.0)
 left, right = st.columns([1, 2])
 left.number_input("t", key="t", format="%g", step=10.0, on_change=_from_number,
                   help="Entries matched more than t times keep about t of their pairs; the others keep all.")
-slider_top = round(math.log10(top) + 0.5, 2)
+slider_top = round(math.log10(largest) + 0.5, 2)
 if st.session_state.get("t") and st.session_state.t > 0:
     st.session_state.setdefault("t_log", math.log10(st.session_state.t))
 st.session_state.t_log = min(max(st.session_state.get("t_log", 0.0), 0.0), slider_top)
@@ -89,4 +89,5 @@ with right:
     st.subheader("Cumulative matches")
     st.plotly_chart(charts.cumulative_matches(counts, ts))
 st.subheader("Most matched entries, before and after balancing")
-st.plotly_chart(charts.before_after(entries, data.balanced_counts(str(root), seed, token, t), t))
+top = charts.top_entries(counts)
+st.plotly_chart(charts.before_after(entries["entry"].to_numpy()[top], counts[top], preview.kept_counts(top, t), t))
