@@ -1,0 +1,340 @@
+"""One contract, every engine: local processes (1 and 2 workers) and Ray (a local Ray with 2 CPUs).
+
+Same pool, metadata and seed give the same files whatever the engine, the worker count or the
+sharding; results come back in item order; each worker process builds its automaton once; a stage's
+error reaches the CLI as one line; a partial run resumes. Ray starts once per test session.
+Without Ray installed, `--engine ray` says how to install it and the local engine never needs it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import ENTRIES, cli, make_texts, read_dir, write_pool
+from curation import stages
+from curation.engines import make_engine
+from curation.errors import CurationError
+from metadata import fingerprint
+
+ROOT = Path(__file__).resolve().parents[1]
+ROWS = 24_000
+ARGS_T, ARGS_SEED = 300, 5
+ENGINE_CASES = [pytest.param(("local", 1), id="local-1"), pytest.param(("local", 2), id="local-2"),
+                pytest.param(("ray", 2), id="ray-2cpu")]
+
+
+# --------------------------------------------------------------------------------------------------
+# Fixtures: one Ray per session, one pool and one reference run per module
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[object]:
+    """A local Ray with 2 CPUs, shared by every Ray test (starting one costs seconds)."""
+    ray = pytest.importorskip("ray")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("RAY_AUTH_MODE", "disabled")  # no token file for a throwaway local cluster
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
+    # The probe stages below live in this test module, which Ray workers cannot import: ship them by value.
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    try:
+        yield ray
+    finally:
+        ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+        ray.shutdown()
+        patch.undo()
+
+
+@pytest.fixture(params=ENGINE_CASES)
+def engine(request: pytest.FixtureRequest) -> tuple[str, int]:
+    """(engine name, workers); asking for Ray starts the session's Ray."""
+    name, workers = request.param
+    if name == "ray":
+        request.getfixturevalue("ray_session")
+    return name, workers
+
+
+def engine_args(engine: tuple[str, int]) -> list[object]:
+    return ["--engine", engine[0], "--workers", engine[1]]
+
+
+@pytest.fixture(scope="module")
+def pool_and_metadata(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    base = tmp_path_factory.mktemp("engines")
+    texts = make_texts(ROWS, seed=11)
+    ids = list(range(50_000, 50_000 + ROWS))
+    urls = [f"https://img.example.com/{i}.jpg" for i in ids]
+    pool = write_pool(base / "pool", {"id": ids, "url": urls, "text": texts}, files=3, row_group_size=1_000)
+    metadata = base / "metadata.json"
+    metadata.write_text(json.dumps(ENTRIES))
+    return pool, metadata
+
+
+def run_args(pool_and_metadata: tuple[Path, Path], shard_rows: int) -> list[object]:
+    pool, metadata = pool_and_metadata
+    return ["--pool", pool, "--metadata", metadata, "--t", ARGS_T, "--seed", ARGS_SEED, "--shard-rows", shard_rows]
+
+
+@pytest.fixture(scope="module")
+def reference(pool_and_metadata: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The local engine, one worker, one shard per file: what every other run must reproduce."""
+    out = tmp_path_factory.mktemp("reference") / "run"
+    assert cli("run", *run_args(pool_and_metadata, 100_000), "--out", out, "--workers", 1) == 0
+    return snapshot(out)
+
+
+def snapshot(out: Path) -> dict:
+    """A run's result in comparable form: the curated set, counts, keep thresholds and row accounting."""
+    record = json.loads((out / "run.json").read_text())
+    return {
+        "annotated": read_dir(out / "annotated"),
+        "entry_counts": pq.read_table(out / "entry_counts.parquet"),
+        "thresholds": read_dir(out / "thresholds" / f"seed-{ARGS_SEED}"),
+        "curated": read_dir(out / "curated").sort_by("id"),
+        "balanced_counts": pq.read_table(out / "balanced_counts.parquet"),
+        "rows": record["rows"],
+        "balance": record["balance"],
+    }
+
+
+def assert_same(expected: dict, actual: dict) -> None:
+    for name, value in expected.items():
+        same = value.equals(actual[name]) if hasattr(value, "equals") else value == actual[name]
+        assert same, f"{name} differs from the reference"
+
+
+# --------------------------------------------------------------------------------------------------
+# Stages used to probe the engines (module level, so that worker processes can run them)
+# --------------------------------------------------------------------------------------------------
+
+
+def echo_after(item: tuple[int, float], config: str) -> str:
+    """Finish after a delay, so that with several workers results arrive out of order."""
+    index, delay = item
+    time.sleep(delay)
+    return f"{config}{index}"
+
+
+def automaton_probe(item: int, config: stages.MatchConfig) -> tuple[int, bool]:
+    """(process id, whether this call had to build the automaton)."""
+    built = (config.metadata_path, config.metadata_fingerprint) not in stages._AUTOMATA
+    stages.shard_automaton(config)
+    return os.getpid(), built
+
+
+def fail_on_three(item: int, config: None) -> int:
+    if item == 3:
+        raise CurationError("shard 3 cannot be read: broken on purpose")
+    return item
+
+
+# --------------------------------------------------------------------------------------------------
+# The contract
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shard_rows", [1_000, 5_000])
+def test_same_curation_as_the_reference(engine, shard_rows, pool_and_metadata, reference, tmp_path) -> None:
+    out = tmp_path / "run"
+    assert cli("run", *run_args(pool_and_metadata, shard_rows), "--out", out, *engine_args(engine)) == 0
+    assert_same(reference, snapshot(out))
+    record = json.loads((out / "run.json").read_text())
+    assert record["engine"] == {"name": engine[0], "workers": engine[1]}
+
+
+def test_results_in_item_order_and_reported_one_by_one(engine) -> None:
+    items = [(i, delay) for i, delay in enumerate([0.3, 0.0, 0.2, 0.0, 0.1, 0.0, 0.0, 0.05])]
+    reported: list[tuple[int, str]] = []
+    with make_engine(*engine) as running:
+        results = running.map(echo_after, items, "r", lambda item, result: reported.append((item[0], result)))
+    assert results == [f"r{i}" for i in range(len(items))]
+    assert sorted(reported) == [(i, f"r{i}") for i in range(len(items))]
+
+
+def test_each_worker_builds_the_automaton_once(engine, tmp_path) -> None:
+    metadata = tmp_path / "metadata.json"
+    metadata.write_text(json.dumps(ENTRIES))
+    config = stages.MatchConfig(root=str(tmp_path), metadata_path=str(metadata),
+                                metadata_fingerprint=fingerprint(ENTRIES), drop_invalid_entries=False,
+                                text_column="text", id_column=None, url_column=None, batch_rows=100)
+    with make_engine(*engine) as running:
+        calls = running.map(automaton_probe, list(range(16)), config, lambda *_: None)
+    builds: dict[int, int] = {}
+    for pid, built in calls:
+        builds[pid] = builds.get(pid, 0) + built
+    assert all(count == 1 for count in builds.values()), builds
+    if engine[0] == "local":
+        assert len(builds) <= engine[1]
+
+
+def test_a_stage_error_is_raised_as_itself(engine) -> None:
+    with make_engine(*engine) as running, pytest.raises(CurationError) as raised:
+        running.map(fail_on_three, list(range(8)), None, lambda *_: None)
+    assert type(raised.value) is CurationError
+    assert str(raised.value) == "shard 3 cannot be read: broken on purpose"
+
+
+def test_a_stage_error_reaches_the_cli_as_one_line(engine, tmp_path, capsys) -> None:
+    """A file whose footer reads fine but whose data does not: the error is raised inside a worker."""
+    texts = make_texts(4_000, seed=5)
+    pool = write_pool(tmp_path / "pool", {"id": list(range(len(texts))), "text": texts}, files=2,
+                      row_group_size=500)
+    broken = pool / "part-001.parquet"
+    column = pq.ParquetFile(broken).metadata.row_group(2).column(1)
+    start = column.dictionary_page_offset or column.data_page_offset
+    data = bytearray(broken.read_bytes())
+    data[start + 40 : start + column.total_compressed_size - 10] = \
+        b"\xab" * (column.total_compressed_size - 50)
+    broken.write_bytes(bytes(data))
+    metadata = tmp_path / "metadata.json"
+    metadata.write_text(json.dumps(ENTRIES))
+    capsys.readouterr()
+    code = cli("run", "--pool", pool, "--metadata", metadata, "--t", 100, "--out", tmp_path / "out",
+               "--shard-rows", 500, *engine_args(engine))
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1, err
+    assert err.startswith(f"error: cannot read Parquet file {broken}: "), err
+
+
+def test_a_partial_run_resumes_to_the_same_result(engine, pool_and_metadata, reference, tmp_path, capsys) -> None:
+    """The outputs of a run stopped at various points; the same command finishes it."""
+    args = run_args(pool_and_metadata, 4_000)
+    out = tmp_path / "run"
+    assert cli("run", *args, "--out", out, *engine_args(engine)) == 0
+    shards = len(json.loads((out / "plan.json").read_text())["shards"])
+    for shard in (1, 4):
+        (out / "shards" / f"{shard:05d}.json").unlink()                     # match not finished
+    (out / "annotated" / "part-00004.parquet").unlink()
+    (out / "thresholds" / f"seed-{ARGS_SEED}" / "part-00002.parquet").unlink()
+    (out / "curated").rename(out / ".curated-staging")                   # selection not swapped in
+    (out / ".curated-staging" / "part-00000.parquet").unlink()
+    (out / "run.json").unlink()
+    capsys.readouterr()
+    assert cli("run", *args, "--out", out, *engine_args(engine)) == 0
+    assert f"resuming: {shards - 2} of {shards} shards already matched" in capsys.readouterr().err
+    assert_same(reference, snapshot(out))
+
+
+# --------------------------------------------------------------------------------------------------
+# Ray only: a killed `--engine ray` process, and life without Ray
+# --------------------------------------------------------------------------------------------------
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below ``pid`` (from /proc), to make sure none outlives the test."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                parent = int(Path(f"/proc/{entry.name}/stat").read_bytes().rpartition(b")")[2].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found, stack = set(), [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.add(child)
+            stack.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_bytes().rpartition(b")")[2].split()[0]
+    except OSError:
+        return False
+    return state != b"Z"
+
+
+def test_a_killed_ray_run_resumes_on_ray(ray_session, pool_and_metadata, reference, tmp_path, capsys) -> None:
+    """`--engine ray` in its own process (its own local Ray), killed while matching, then resumed."""
+    args = [str(a) for a in run_args(pool_and_metadata, 1_000)]
+    out = tmp_path / "killed"
+    process = subprocess.Popen([sys.executable, "-m", "curation", "run", *args, "--out", str(out), "--engine", "ray",
+                                "--workers", "2", "--quiet"], cwd=ROOT, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    family: set[int] = set()
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and process.poll() is None and not list((out / "shards").glob("*.json")):
+        family |= descendants(process.pid)
+        time.sleep(0.01)
+    family |= descendants(process.pid)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    # Ray's own processes die with the process that started them (they share its fate); a worker may
+    # still finish the shard it holds meanwhile, so shards are counted once they are all gone.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(alive(pid) for pid in family):
+        time.sleep(0.1)
+    leftovers = [pid for pid in family if alive(pid)]
+    for pid in leftovers:
+        os.kill(pid, signal.SIGKILL)
+    assert not leftovers, "Ray processes outlived the killed run"
+    markers = len(list((out / "shards").glob("*.json")))
+    assert 0 < markers < ROWS // 1_000, f"the kill should land while shards are matched: {process.stderr.read()}"
+    assert not (out / "run.json").exists()
+
+    capsys.readouterr()
+    assert cli("run", *args, "--out", out, "--engine", "ray", "--workers", 2) == 0
+    assert f"resuming: {markers} of {ROWS // 1_000} shards already matched" in capsys.readouterr().err
+    assert_same(reference, snapshot(out))
+
+
+@pytest.fixture
+def without_ray(tmp_path: Path) -> dict[str, str]:
+    """An environment in which `import ray` fails as if Ray were not installed, in every process."""
+    hidden = tmp_path / "hide-ray" / "ray"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text(
+        'raise ModuleNotFoundError("No module named \'ray\'", name="ray")\n')
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(hidden.parent), env.get("PYTHONPATH")]))
+    return env
+
+
+def test_without_ray_the_ray_engine_says_how_to_install_it(without_ray, pool_and_metadata, tmp_path) -> None:
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "curation", "run", *map(str, run_args(pool_and_metadata, 5_000)),
+                           "--out", str(out), "--engine", "ray"], cwd=ROOT, env=without_ray,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert "pip install -r requirements-ray.txt" in done.stderr
+    assert not out.exists(), "nothing is written before the engine is known to work"
+
+
+def test_without_ray_the_local_engine_runs(without_ray, pool_and_metadata, reference, tmp_path) -> None:
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "curation", "run", *map(str, run_args(pool_and_metadata, 5_000)),
+                           "--out", str(out), "--engine", "local", "--workers", "2", "--quiet"], cwd=ROOT,
+                          env=without_ray, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert_same(reference, snapshot(out))
+
+
+def test_ray_address_needs_the_ray_engine(pool_and_metadata, tmp_path, capsys) -> None:
+    code = cli("run", *run_args(pool_and_metadata, 5_000), "--out", tmp_path / "out", "--ray-address", "auto")
+    assert code == 2
+    assert capsys.readouterr().err == "error: --ray-address needs --engine ray\n"
+
+
+def test_an_unreachable_ray_cluster_is_one_line(pool_and_metadata, tmp_path) -> None:
+    pytest.importorskip("ray")
+    done = subprocess.run([sys.executable, "-m", "curation", "run", *map(str, run_args(pool_and_metadata, 5_000)),
+                           "--out", str(tmp_path / "out"), "--engine", "ray", "--ray-address", "127.0.0.1:1"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: cannot reach the Ray cluster at 127.0.0.1:1: "), done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr
