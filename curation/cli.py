@@ -9,17 +9,16 @@ import os
 import shlex
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from curation.engines import ENGINES
 from curation.errors import CurationError
 from curation.runner import Execution, MatchRequest, balance_run, match_pool, write_run_record
 from curation.rundir import atomic_write_table, exclusive
 from curation.summary import Run
+from metadata.argtypes import EXIT_USAGE, OneLineParser, checked
 
-EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 DESCRIPTION = """\
@@ -35,33 +34,11 @@ entry and a t/count share of the pairs of frequent (head) entries.
 Every command resumes where a killed run stopped when started again the same way."""
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line that points to --help."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_USAGE, f"error: {message} (see `{self.prog} --help`)\n")
-
-
-def _checked(convert: Callable[[str], Any], accept: Callable[[Any], bool], message: str) -> Callable[[str], Any]:
-    """An argparse type: convert, check, and on failure say what was expected in one line."""
-
-    def parse(text: str) -> Any:
-        try:
-            value = convert(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{message}, got {text!r}") from None
-        if not accept(value):
-            raise argparse.ArgumentTypeError(f"{message}, got {text!r}")
-        return value
-
-    return parse
-
-
-positive_number = _checked(float, lambda v: math.isfinite(v) and v > 0, "t must be a positive number")
-seed_value = _checked(int, lambda v: 0 <= v < 2**64, "the seed must be an integer from 0 to 2**64 - 1")
-positive_int = _checked(int, lambda v: v >= 1, "expected a positive integer")
-non_negative_int = _checked(int, lambda v: v >= 0, "expected a whole number >= 0")
-share_value = _checked(float, lambda v: 0 <= v <= 1, "a tail share is a number between 0 and 1")
+positive_number = checked(float, lambda v: math.isfinite(v) and v > 0, "t must be a positive number")
+seed_value = checked(int, lambda v: 0 <= v < 2**64, "the seed must be an integer from 0 to 2**64 - 1")
+positive_int = checked(int, lambda v: v >= 1, "expected a positive integer")
+non_negative_int = checked(int, lambda v: v >= 0, "expected a whole number >= 0")
+share_value = checked(float, lambda v: 0 <= v <= 1, "a tail share is a number between 0 and 1")
 
 
 def _add_execution(parser: argparse.ArgumentParser) -> None:
@@ -109,9 +86,9 @@ def _add_balance_options(parser: argparse.ArgumentParser, seed_default: int | No
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m curation", description=DESCRIPTION,
+    parser = OneLineParser(prog="python -m curation", description=DESCRIPTION,
                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser)
 
     run = commands.add_parser("run", help="match, count and balance: the full curation",
                               description="Annotate the pool with the entries each caption matches, count "

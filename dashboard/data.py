@@ -167,6 +167,16 @@ def current_run() -> tuple[Path, str, int] | None:
     return root, token, int(seed)
 
 
+def page_context() -> tuple[Path, str, int, float]:
+    """(run directory, token, seed, t) for a page that needs all four; stops the page with a message
+    when the run directory or t is unusable."""
+    current = current_run()
+    t = current_t() if current is not None else None
+    if current is None or t is None:
+        st.stop()
+    return (*current, t)
+
+
 def current_t() -> float | None:
     """The t of the session, or None with a message when it is not a positive number."""
     t = st.session_state.t

@@ -8,11 +8,11 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from metadata import files
+from metadata.argtypes import EXIT_USAGE, OneLineParser, checked
 from metadata.build import BuildRequest, build
 from metadata.fetch import DEFAULT_URL, FetchError, default_cache_dir, fetch
 from metadata.loading import MetadataError, fingerprint, load_metadata
@@ -21,7 +21,6 @@ from metadata.report import diff, render_diff, render_stats, stats
 from metadata.wikipedia import count_dump
 
 EXIT_FAILED = 1  # a download or a write that did not succeed
-EXIT_USAGE = 2  # bad input: the message says what to change
 EXIT_INTERRUPTED = 130
 
 DESCRIPTION = """\
@@ -42,31 +41,11 @@ Example:  python -m metadata build --wordnet /usr/share/wordnet --out metadata.j
 Exit codes: 0 done, 1 a download or write failed, 2 bad input (the message says which)."""
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line that points to --help."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_USAGE, f"error: {message} (see `{self.prog} --help`)\n")
-
-
-def _checked(convert: Callable[[str], Any], accept: Callable[[Any], bool], message: str) -> Callable[[str], Any]:
-    def parse(text: str) -> Any:
-        try:
-            value = convert(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{message}, got {text!r}") from None
-        if not accept(value):
-            raise argparse.ArgumentTypeError(f"{message}, got {text!r}")
-        return value
-
-    return parse
-
-
-positive_int = _checked(int, lambda v: v >= 1, "expected a positive integer")
-non_negative_int = _checked(int, lambda v: v >= 0, "expected a whole number >= 0")
-finite_number = _checked(float, math.isfinite, "expected a number")
-positive_number = _checked(float, lambda v: math.isfinite(v) and v > 0, "expected a positive number")
-sha256_hex = _checked(str.lower, lambda v: len(v) == 64 and all(c in "0123456789abcdef" for c in v),
+positive_int = checked(int, lambda v: v >= 1, "expected a positive integer")
+non_negative_int = checked(int, lambda v: v >= 0, "expected a whole number >= 0")
+finite_number = checked(float, math.isfinite, "expected a number")
+positive_number = checked(float, lambda v: math.isfinite(v) and v > 0, "expected a positive number")
+sha256_hex = checked(str.lower, lambda v: len(v) == 64 and all(c in "0123456789abcdef" for c in v),
                       "expected 64 hexadecimal digits")
 
 
@@ -173,9 +152,9 @@ thresholds without recounting.""",
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m metadata", description=DESCRIPTION,
+    parser = OneLineParser(prog="python -m metadata", description=DESCRIPTION,
                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser)
     _add_build(commands)
     _add_count(commands)
 

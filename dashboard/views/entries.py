@@ -11,13 +11,7 @@ from dashboard import data
 PAGE_ROWS = 50
 
 st.title("Entries")
-current = data.current_run()
-if current is None:
-    st.stop()
-root, token, seed = current
-t = data.current_t()
-if t is None:
-    st.stop()
+root, token, seed, t = data.page_context()
 q = data.query(root)
 preview = data.preview(str(root), seed, token)
 kept = data.balanced_counts(str(root), seed, token, t)

@@ -11,13 +11,7 @@ from dashboard import data
 DOWNLOAD_LIMIT = 200 * 2**20
 
 st.title("Export")
-current = data.current_run()
-if current is None:
-    st.stop()
-root, token, seed = current
-t = data.current_t()
-if t is None:
-    st.stop()
+root, token, seed, t = data.page_context()
 preview = data.preview(str(root), seed, token)
 
 with st.form("export"):

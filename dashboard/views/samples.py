@@ -5,13 +5,7 @@ import streamlit as st
 from dashboard import data
 
 st.title("Samples")
-current = data.current_run()
-if current is None:
-    st.stop()
-root, token, seed = current
-t = data.current_t()
-if t is None:
-    st.stop()
+root, token, seed, t = data.page_context()
 q = data.query(root)
 
 left, middle, right = st.columns([1, 2, 1])
