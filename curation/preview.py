@@ -17,7 +17,7 @@ from curation import counting
 from curation.balancing import entry_keep_probabilities, size_at
 
 
-TOP_ENTRIES = 200  # entries whose kept counts are answered by binary search (the charts' entries)
+TOP_ENTRIES = 100  # entries whose kept counts are answered from their own slots (the charts' entries)
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class BalancePreview:
     negated_min_counts: np.ndarray  # ascending, for a binary search without a copy per call
     offsets: np.ndarray  # pair i's entries are flat[offsets[i]:offsets[i + 1]]
     flat_entries: np.ndarray  # entry ids (int32)
-    flat_counts: np.ndarray  # their counts as float32, for log1p(-t / c)
+    flat_inverse_counts: np.ndarray  # 1 / c of each slot's entry, float32: P needs 1 - t / c
     flat_rows: np.ndarray  # the pair each flat slot belongs to (int32)
     pair_thresholds: np.ndarray  # k of each matched pair in this order
 
@@ -65,7 +65,7 @@ class BalancePreview:
             negated_min_counts=-min_count[order],
             offsets=new_offsets,
             flat_entries=flat,
-            flat_counts=counts[flat].astype(np.float32),
+            flat_inverse_counts=(1.0 / np.maximum(counts[flat], 1)).astype(np.float32),
             flat_rows=np.repeat(np.arange(len(order), dtype=np.int32), new_sizes),
             pair_thresholds=thresholds[order],
         )
@@ -80,14 +80,15 @@ class BalancePreview:
 
     def expected_size_at(self, t: float) -> float:
         """Sum of P over matched pairs. A pair with an entry of count <= t has P = 1; only pairs whose
-        entries are all head at t (a prefix in this order) need the product."""
+        entries are all head at t (a prefix in this order, with contiguous entries) need the product
+        of their (1 - t / c), which is the chance that every draw misses."""
         at_risk = int(np.searchsorted(self.negated_min_counts, -t, side="left"))  # pairs with min count > t
         if at_risk == 0:
             return float(self.matched_pairs)
         end = int(self.offsets[at_risk])
-        logs = np.log1p(np.float32(-t) / self.flat_counts[:end])  # every c > t here: no log(0)
-        missed = np.bincount(self.flat_rows[:end], weights=logs, minlength=at_risk)
-        return float(self.matched_pairs - at_risk) + float(-np.expm1(missed).sum())
+        misses = 1 - np.float32(t) * self.flat_inverse_counts[:end]
+        all_missed = np.multiply.reduceat(misses, self.offsets[:at_risk])
+        return float(self.matched_pairs) - float(all_missed.sum(dtype=np.float64))
 
     def balanced_counts(self, t: float) -> np.ndarray:
         """Matches per entry among the pairs kept at t."""
@@ -95,23 +96,24 @@ class BalancePreview:
         return np.bincount(self.flat_entries[kept_slots], minlength=len(self.counts)).astype(np.int64)
 
     @cached_property
-    def _top_entry_thresholds(self) -> dict[int, np.ndarray]:
-        """For the most matched entries, the sorted thresholds of their pairs (one pass, built once)."""
+    def _top_slots(self) -> tuple[dict[int, int], np.ndarray, np.ndarray]:
+        """The slots of the most matched entries, as (entry -> position, position per slot, the slot's
+        pair threshold): one pass to build, then each t costs one pass over these slots only."""
         top = np.argpartition(self.counts, -TOP_ENTRIES)[-TOP_ENTRIES:] if len(self.counts) > TOP_ENTRIES \
             else np.arange(len(self.counts))
         top = top[self.counts[top] > 0]
-        slots = np.flatnonzero(np.isin(self.flat_entries, top))
-        entries, thresholds = self.flat_entries[slots], self.pair_thresholds[self.flat_rows[slots]]
-        order = np.lexsort((thresholds, entries))
-        entries, thresholds = entries[order], thresholds[order]
-        bounds = np.searchsorted(entries, top, side="left"), np.searchsorted(entries, top, side="right")
-        return {int(e): thresholds[a:b] for e, a, b in zip(top, *bounds)}
+        position = np.full(len(self.counts), -1, dtype=np.int32)
+        position[top] = np.arange(len(top), dtype=np.int32)
+        slots = np.flatnonzero(position[self.flat_entries] >= 0)
+        return ({int(e): i for i, e in enumerate(top)}, position[self.flat_entries[slots]],
+                self.pair_thresholds[self.flat_rows[slots]])
 
     def kept_counts(self, entry_ids: np.ndarray, t: float) -> np.ndarray:
-        """Matches kept at t for a few entries: a binary search each for the most matched entries."""
-        index = self._top_entry_thresholds
+        """Matches kept at t for a few entries; cheap for the most matched ones (the charts' entries)."""
+        index, positions, thresholds = self._top_slots
         if all(int(e) in index for e in entry_ids):
-            return np.array([np.searchsorted(index[int(e)], t, side="left") for e in entry_ids], dtype=np.int64)
+            kept = np.bincount(positions[thresholds < t], minlength=len(index))
+            return kept[[index[int(e)] for e in entry_ids]].astype(np.int64)
         return self.balanced_counts(t)[np.asarray(entry_ids, dtype=np.int64)]
 
     def head_tail(self, t: float) -> counting.HeadTail:
