@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from curation import balancing
+from curation import balancing, counting
 from curation.preview import BalancePreview
 
 
@@ -34,6 +34,7 @@ def test_answers_equal_a_full_pass(pool, t: float) -> None:
     assert preview.expected_size_at(t) == pytest.approx(full, rel=1e-6)
     assert preview.balanced_counts(t).tolist() == balancing.balanced_counts(entry_ids, thresholds, t, len(counts)).tolist()
     assert preview.pairs == len(entry_ids)
+    assert preview.head_tail(t) == counting.head_tail(counts, t)
     balanced = preview.balanced_counts(t)
     for some in (np.array([0, 1, 2, 7]), np.array([0, 150, 299])):  # indexed top entries; rare ones too
         assert preview.kept_counts(some, t).tolist() == balanced[some].tolist()
