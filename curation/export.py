@@ -7,7 +7,7 @@ import json
 import os
 import re
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -95,6 +95,3 @@ def export_manifest(query: RunQuery, export_dir: Path, name: str, t: float, seed
     os.replace(temporary_json, provenance_path)
     return Export(path, provenance_path, rows)
 
-
-def describe(export: Export) -> dict:
-    return {key: str(value) if isinstance(value, Path) else value for key, value in asdict(export).items()}

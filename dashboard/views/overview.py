@@ -1,7 +1,5 @@
 """Overview: how the pool covers the metadata."""
 
-import numpy as np
-import pandas as pd
 import streamlit as st
 
 from dashboard import charts, data
