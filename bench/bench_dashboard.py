@@ -2,7 +2,7 @@
 
   a) What one rerun of the Balance page computes for a new t, on the run directory of each size:
      `BalancePreview.size_at`, `expected_size_at` and `head_tail` (the metrics), plus what the rest of
-     the page draws (`balanced_counts` and the three plotly figures), each timed alone; and the whole
+     the page draws (the kept counts of the charted entries and the three plotly figures), each timed alone; and the whole
      page rerun through streamlit.testing's AppTest (set `t`, run). Medians over t values spread on a
      log scale between 1 and the largest entry count, and the worst t. The same reruns are also timed
      in headless Chromium (Enter pressed until "Kept pairs" shows the exact size), beside the floor
@@ -218,8 +218,8 @@ def child_preview(run_dir: Path, options: dict) -> dict:
     gc.collect()
     retained = status_kib()
     arrays_bytes = sum(getattr(preview, name).nbytes for name in (
-        "counts", "sorted_thresholds", "min_counts", "offsets", "flat_entries", "flat_counts", "flat_rows",
-        "pair_thresholds"))
+        "counts", "sorted_thresholds", "min_counts", "negated_min_counts", "offsets", "flat_entries",
+        "flat_inverse_counts", "flat_rows", "pair_thresholds"))
 
     rebuild = []
     for _ in range(options["build_repeats"]):  # again, with the files in the page cache
@@ -230,25 +230,30 @@ def child_preview(run_dir: Path, options: dict) -> dict:
         gc.collect()
 
     entries = query.entry_counts().to_pandas()
+    names = entries["entry"].to_numpy()
+    top = charts.top_entries(preview.counts)
     ts = log_ts(float(counts.max()), options["n_ts"])
     repeats = options["repeats"]
-    for function in (preview.size_at, preview.expected_size_at, preview.head_tail, preview.balanced_counts):
+    for function in (preview.size_at, preview.expected_size_at, preview.head_tail):
         function(ts[len(ts) // 2] * 1.01)  # warm-up, away from the measured values
+    preview.kept_counts(top, ts[len(ts) // 2] * 1.01)  # builds the top entries' slots once
     per_t = []
     for t in ts:
-        kept = preview.balanced_counts(t)
+        kept = preview.kept_counts(top, t)
         row = {
             "t": t,
             "size": preview.size_at(t),
             "expected": round(preview.expected_size_at(t), 1),
-            "at_risk_pairs": int(np.searchsorted(-preview.min_counts, -t, side="left")),
+            "at_risk_pairs": int(np.searchsorted(preview.negated_min_counts, -t, side="left")),
             "size_at_ms": timed_ms(preview.size_at, t, repeats=repeats),
             "expected_size_at_ms": timed_ms(preview.expected_size_at, t, repeats=repeats),
             "head_tail_ms": timed_ms(preview.head_tail, t, repeats=repeats),
-            "balanced_counts_ms": timed_ms(preview.balanced_counts, t, repeats=repeats),
+            "balanced_counts_ms": timed_ms(lambda: preview.kept_counts(top, t), repeats=repeats),
             "charts_ms": timed_ms(lambda: (charts.counts_by_rank(preview.counts, [t]),
                                            charts.cumulative_matches(preview.counts, [t]),
-                                           charts.before_after(entries, kept, t)), repeats=max(repeats // 2, 1)),
+                                           charts.before_after(names[charts.top_entries(preview.counts)],
+                                                               preview.counts[top], kept, t)),
+                                  repeats=max(repeats // 2, 1)),
         }
         row["metrics_ms"] = row["size_at_ms"] + row["expected_size_at_ms"] + row["head_tail_ms"]
         row["page_compute_ms"] = row["metrics_ms"] + row["balanced_counts_ms"] + row["charts_ms"]
@@ -676,14 +681,14 @@ def markdown(report: dict) -> str:
         f"Functions: median of {report['options']['repeats']} calls per t, then the median and the worst over "
         f"{report['options']['n_ts']} values of t from 1 to the largest entry count, evenly spaced on a log "
         "scale. Metrics = `size_at` + `expected_size_at` + `head_tail` (what the five metrics need). The "
-        "page also computes `balanced_counts` (the before/after chart) and builds three plotly figures. "
+        "page also computes the kept counts of the 40 most matched entries (`kept_counts`, the before/after chart) and builds three plotly figures. "
         f"Page rerun: streamlit.testing AppTest, `t` set to a value not seen before, `run()` timed "
         f"(median of {report['options']['rounds']} rounds per t; in-process, no browser or websocket).", "",
         "Browser: the same page in headless Chromium against `streamlit run`: t typed, Enter pressed, time "
         "until \"Kept pairs\" shows the exact size (checked every animation frame), and until the run has "
         "ended (charts included).", "",
         "| pairs | size_at ms | expected_size_at ms: median / worst | head_tail ms | metrics ms: median / worst "
-        "| balanced_counts ms | charts ms | page rerun (AppTest) ms: median / worst | same t again ms "
+        "| kept counts (chart) ms | charts ms | page rerun (AppTest) ms: median / worst | same t again ms "
         "| browser: Kept pairs shown ms, median / worst | browser: run ended ms, median / worst |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -716,7 +721,7 @@ def markdown(report: dict) -> str:
         lines += ["", f"Per t at {size['rows']:,} pairs ({size['functions']['matched_pairs']:,} matched, "
                   f"{size['functions']['flat_slots']:,} pair-entry slots; at-risk pairs: those whose entries all "
                   "have count > t, the only ones `expected_size_at` touches):", "",
-                  "| t | kept pairs | at-risk pairs | expected_size_at ms | metrics ms | balanced_counts ms "
+                  "| t | kept pairs | at-risk pairs | expected_size_at ms | metrics ms | kept counts (chart) ms "
                   "| page rerun (AppTest) ms | browser: Kept pairs shown ms | browser: run ended ms |",
                   "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         page_by_t = {row["t"]: row["median_ms"] for row in size.get("page", {}).get("per_t_ms", [])}
@@ -790,7 +795,7 @@ def markdown(report: dict) -> str:
                  for key in ("metrics_ms", "balanced_counts_ms", "charts_ms")}
         lines.append(
             f"- Where a rerun's time goes at {size['rows']:,} pairs (medians over t): page rerun (AppTest) "
-            f"{size['page']['new_t_ms']['median']:.0f} ms = metrics {parts['metrics_ms']:.0f} + balanced_counts "
+            f"{size['page']['new_t_ms']['median']:.0f} ms = metrics {parts['metrics_ms']:.0f} + kept counts "
             f"{parts['balanced_counts_ms']:.0f} + charts {parts['charts_ms']:.0f} + the rest of the script and "
             f"Streamlit; the same page at a t already seen (expected size and balanced counts cached) takes "
             f"{size['page']['seen_t_ms']['median']:.0f} ms."
