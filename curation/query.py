@@ -38,6 +38,18 @@ def connect(run_dir: Path, export_dir: Path | None = None, extra_files: tuple[Pa
     return connection
 
 
+def complete_seeds(root: Path) -> list[int]:
+    """Seeds with a keep threshold file for every shard (a killed `balance` may leave a seed half done)."""
+    run = RunDir(root)
+    shards = json.loads(run.plan_json.read_text())["shards"] if run.plan_json.exists() else []
+    found = []
+    for directory in sorted((root / "thresholds").glob("seed-*")):
+        seed = int(directory.name.removeprefix("seed-"))
+        if all(run.threshold_part(seed, shard["index"]).exists() for shard in shards):
+            found.append(seed)
+    return found
+
+
 @dataclass(frozen=True)
 class RunQuery:
     """Queries of one run directory through one cursor."""
@@ -67,13 +79,7 @@ class RunQuery:
 
     def seeds(self) -> list[int]:
         """Seeds whose keep thresholds are complete in this run."""
-        root = self.root / "thresholds"
-        found = []
-        for directory in sorted(root.glob("seed-*")) if root.exists() else []:
-            seed = int(directory.name.removeprefix("seed-"))
-            if all(Path(f).exists() for f in self.threshold_files(seed)):
-                found.append(seed)
-        return found
+        return complete_seeds(self.root)
 
     def columns(self) -> list[str]:
         """The annotated columns (pool columns, then entry_ids and pair_key)."""

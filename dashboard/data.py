@@ -19,7 +19,7 @@ import streamlit as st
 
 from curation.errors import CurationError
 from curation.preview import BalancePreview
-from curation.query import RunQuery, connect
+from curation.query import RunQuery, complete_seeds, connect
 
 PROJECT = Path(__file__).resolve().parents[1]
 RUNS_DIR = Path(os.environ.get("CURATION_RUNS_DIR", PROJECT / "runs"))
@@ -62,8 +62,8 @@ def check_run_dir(path: str) -> Path:
     if not (root / "plan.json").exists() or not (root / "entry_counts.parquet").exists():
         raise CurationError(f"{path} is not a run directory (no plan.json and entry_counts.parquet); "
                             "make one with `python -m curation run` or on the Jobs page")
-    if not list((root / "thresholds").glob("seed-*")):
-        raise CurationError(f"{path} is matched but not balanced yet; run `python -m curation balance {path} --t T`")
+    if not complete_seeds(root):
+        raise CurationError(f"{path} has no complete keep thresholds yet; run `python -m curation balance {path} --t T`")
     return root.resolve()
 
 

@@ -148,3 +148,15 @@ def test_samples_for_one_entry_with_thumbnails(app: AppTest) -> None:
     assert (app.dataframe[0].value["k"] >= 200).all()
     app.text_input(key="sample_entry").set_value("no such entry at all").run()
     assert any("is not an entry" in w.value for w in app.warning)
+
+
+def test_a_run_with_half_made_thresholds_gets_a_message(app: AppTest, tmp_path: Path, dirs: dict[str, Path]) -> None:
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(dirs["runs"] / "sample", broken)
+    next((broken / "thresholds" / "seed-0").glob("part-*.parquet")).unlink()
+    app.session_state["run_dir"] = str(broken)
+    app.switch_page("views/balance.py").run()
+    assert not app.exception
+    assert any("no complete keep thresholds" in e.value for e in app.error)
