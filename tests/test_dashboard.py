@@ -160,3 +160,15 @@ def test_a_run_with_half_made_thresholds_gets_a_message(app: AppTest, tmp_path: 
     app.switch_page("views/balance.py").run()
     assert not app.exception
     assert any("no complete keep thresholds" in e.value for e in app.error)
+
+
+def test_a_narrower_search_from_a_later_page(app: AppTest) -> None:
+    app.switch_page("views/entries.py").run()
+    app.number_input(key="entry_page").set_value(3).run()
+    first_on_page_3 = app.dataframe[0].value["entry_id"].iloc[0]
+    app.text_input(key="entry_search").set_value("new york").run()
+    assert not app.exception
+    assert app.session_state["entry_page"] == 1
+    shown = app.dataframe[0].value
+    assert len(shown) > 0 and first_on_page_3 not in set(shown["entry_id"])
+    assert all("new york" in e.lower() for e in shown["entry"])

@@ -20,9 +20,14 @@ left, middle, right = st.columns([3, 1, 1])
 left.text_input("Search entries (substring, any case)", key="entry_search")
 sort = middle.selectbox("Sort by", ["count", "entry", "entry_id"], key="entry_sort")
 descending = right.toggle("Descending", value=True, key="entry_descending")
+current = int(st.session_state.get("entry_page", 1))
 page, total = q.search_entries(st.session_state.entry_search, sort, descending, limit=PAGE_ROWS,
-                               offset=PAGE_ROWS * (st.session_state.get("entry_page", 1) - 1))
+                               offset=PAGE_ROWS * (current - 1))
 pages = max(1, -(-total // PAGE_ROWS))
+if current > pages:  # a narrower search than the page the user was on
+    st.session_state.entry_page = current = pages
+    page, total = q.search_entries(st.session_state.entry_search, sort, descending, limit=PAGE_ROWS,
+                                   offset=PAGE_ROWS * (current - 1))
 st.number_input(f"Page (of {pages:,}; {total:,} entries match)", min_value=1, max_value=pages, key="entry_page")
 
 if total == 0:
