@@ -133,6 +133,12 @@ def seeds(root: str, token: str) -> list[int]:
     return query(Path(root)).seeds()
 
 
+@st.cache_data(max_entries=16, show_spinner="Joining pairs with their keep thresholds...")
+def samples(root: str, token: str, t: float, seed: int, kept: bool, entry_id: int | None, limit: int) -> pd.DataFrame:
+    """A page of kept or dropped pairs; a join over the whole run, so worth keeping per request."""
+    return query(Path(root)).samples(t, seed, kept, entry_id, limit)
+
+
 @st.cache_resource(max_entries=3, show_spinner="Loading keep thresholds...")
 def preview(root: str, seed: int, token: str) -> BalancePreview:
     """The arrays that answer every t instantly; built once per run and seed."""
