@@ -22,7 +22,8 @@ if entry:
     if entry_id is None:
         st.warning(f"{entry!r} is not an entry of this run's metadata.")
         st.stop()
-frame = data.samples(str(root), token, t, seed, which == "kept", entry_id, int(limit))  # a fresh copy: st.cache_data returns one per call
+# st.cache_data hands out a fresh copy per call, so the columns added below stay on this page.
+frame = data.samples(str(root), token, t, seed, which == "kept", entry_id, int(limit))
 names = data.entries(str(root), token)["entry"].to_numpy()
 frame.insert(frame.columns.get_loc("entry_ids"), "entries", [", ".join(names[list(ids)]) for ids in frame["entry_ids"]])
 frame = frame.drop(columns=["entry_ids"])
