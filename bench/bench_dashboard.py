@@ -32,13 +32,11 @@ import json
 import os
 import shlex
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -56,6 +54,8 @@ RUN_T = 20_000
 SEED = 0
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(BENCH_DIR))
+
+from dashboard.local_server import serve  # noqa: E402
 
 
 # --------------------------------------------------------------------------------------------------
@@ -361,47 +361,14 @@ def child_apptest(run_dir: Path, options: dict) -> dict:
 # --------------------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url + "/_stcore/health", timeout=1) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
 @contextmanager
 def streamlit_server(dirs: dict[str, Path]):
-    """`streamlit run dashboard/app.py` on a free port with the given runs / exports / jobs directories.
+    """The dashboard on a free port with the given runs / exports / jobs directories.
     Yields (url, the perf_counter when it was started, seconds until /_stcore/health answered)."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "CURATION_RUNS_DIR": str(dirs["runs"]), "CURATION_EXPORT_DIR": str(dirs["exports"]),
            "CURATION_JOBS_DIR": str(dirs["jobs"])}
-    argv = [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.headless", "true",
-            "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"]
-    log_path = dirs["base"] / f"streamlit-{port}.log"
-    with open(log_path, "wb") as log:
-        start = time.perf_counter()
-        process = subprocess.Popen(argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        while not healthy(url):
-            if process.poll() is not None or time.perf_counter() - start > 120:
-                raise SystemExit(f"streamlit did not start; see {log_path}")
-            time.sleep(0.02)
-        yield url, start, time.perf_counter() - start
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with serve(dirs["base"] / "streamlit.log", env) as served:
+        yield served.url, served.started, served.health_s
 
 
 def cold_start_once(browser, dirs: dict[str, Path]) -> dict:
@@ -514,23 +481,14 @@ def browser_floor(workdir: Path, n: int = 15) -> dict:
 
     base = Path(tempfile.mkdtemp(prefix="floor-", dir=workdir / "dashboard"))
     (base / "app.py").write_text(FLOOR_APP)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    argv = [sys.executable, "-m", "streamlit", "run", str(base / "app.py"), "--server.headless", "true",
-            "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"]
-    process = subprocess.Popen(argv, cwd=base, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     samples = []
     try:
-        deadline = time.perf_counter() + 60
-        while not healthy(url):
-            if process.poll() is not None or time.perf_counter() > deadline:
-                raise SystemExit("the floor app did not start")
-            time.sleep(0.05)
-        with sync_playwright() as playwright:
+        with serve(base / "streamlit.log", script=base / "app.py", timeout_s=60) as served, \
+                sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:
                 page = browser.new_page()
-                page.goto(url)
+                page.goto(served.url)
                 expect(page.get_by_test_id("stMetricValue")).to_have_text("600", timeout=60_000)
                 page.wait_for_function(SCRIPT_DONE, timeout=60_000)
                 t_input = page.get_by_label("t", exact=True)
@@ -544,12 +502,6 @@ def browser_floor(workdir: Path, n: int = 15) -> dict:
             finally:
                 browser.close()
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
         shutil.rmtree(base, ignore_errors=True)
     return {"runs": n, "metrics_shown_ms": summary(samples)}
 
