@@ -1,4 +1,4 @@
-"""Balancing through one keep threshold per pair (DESIGN.md section 2). Pure: arrays in, arrays out.
+"""Balancing through one keep threshold per pair (docs/design.md, "The keep threshold and the hash"). Pure: arrays in, arrays out.
 
 The hash, exactly, so that another implementation can reproduce a manifest:
 
@@ -53,25 +53,31 @@ def uniform_draws(pair_keys: np.ndarray, entry_ids: np.ndarray, seed: int) -> np
 
 
 def _flat(entry_ids: pa.ListArray) -> tuple[np.ndarray, np.ndarray]:
-    """Flat entry ids and the row each belongs to."""
+    """Flat entry ids, and where each pair's ids start in them (n + 1 offsets from 0)."""
     if isinstance(entry_ids, pa.ChunkedArray):
         entry_ids = entry_ids.combine_chunks()
-    offsets = entry_ids.offsets.to_numpy()
+    offsets = entry_ids.offsets.to_numpy().astype(np.int64)
     values = entry_ids.values.to_numpy()[offsets[0] : offsets[-1]]
-    rows = np.repeat(np.arange(len(entry_ids)), np.diff(offsets))
-    return values, rows
+    return values, offsets - offsets[0]
+
+
+def _per_pair(reduce: np.ufunc, slots: np.ndarray, offsets: np.ndarray, empty: float) -> np.ndarray:
+    """``reduce`` over each pair's contiguous run of slots; ``empty`` for a pair with none."""
+    result = np.full(len(offsets) - 1, empty)
+    nonempty = np.flatnonzero(offsets[1:] > offsets[:-1])
+    if len(nonempty):
+        result[nonempty] = reduce.reduceat(slots, offsets[nonempty])
+    return result
 
 
 def keep_thresholds(
     entry_ids: pa.ListArray, pair_keys: np.ndarray, counts: np.ndarray, seed: int
 ) -> np.ndarray:
     """k_p for each pair: the smallest t at which the pair is kept (``+inf`` when unmatched)."""
-    values, rows = _flat(entry_ids)
-    thresholds = np.full(len(entry_ids), np.inf)
-    if len(values):
-        draws = uniform_draws(np.asarray(pair_keys, dtype=np.uint64)[rows], values, seed)
-        np.minimum.at(thresholds, rows, draws * counts[values].astype(np.float64))
-    return thresholds
+    values, offsets = _flat(entry_ids)
+    rows = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+    draws = uniform_draws(np.asarray(pair_keys, dtype=np.uint64)[rows], values, seed)
+    return _per_pair(np.minimum, draws * counts[values].astype(np.float64), offsets, np.inf)
 
 
 def entry_keep_probabilities(counts: np.ndarray, t: float) -> np.ndarray:
@@ -80,12 +86,13 @@ def entry_keep_probabilities(counts: np.ndarray, t: float) -> np.ndarray:
 
 
 def keep_probabilities(entry_ids: pa.ListArray, counts: np.ndarray, t: float) -> np.ndarray:
-    """P per pair at t: what a loader needs to rebalance online, resampling every epoch."""
-    values, rows = _flat(entry_ids)
+    """P per pair at t: what a loader needs to rebalance online, resampling every epoch.
+
+    P = 1 - the product of the misses (1 - p_e) over the pair's entries, one contiguous run each.
+    """
+    values, offsets = _flat(entry_ids)
     miss = 1.0 - entry_keep_probabilities(counts, t)[values]
-    with np.errstate(divide="ignore"):
-        log_all_missed = np.bincount(rows, weights=np.log(miss), minlength=len(entry_ids))
-    return 1.0 - np.exp(log_all_missed)
+    return 1.0 - _per_pair(np.multiply, miss, offsets, 1.0)
 
 
 def kept_mask(thresholds: np.ndarray, t: float) -> np.ndarray:
@@ -102,9 +109,9 @@ def balanced_counts(
     entry_ids: pa.ListArray, thresholds: np.ndarray, t: float, n_entries: int
 ) -> np.ndarray:
     """Per-entry match counts among the pairs kept at t."""
-    values, rows = _flat(entry_ids)
-    kept_values = values[kept_mask(thresholds, t)[rows]]
-    return np.bincount(kept_values, minlength=n_entries).astype(np.int64)
+    values, offsets = _flat(entry_ids)
+    kept = np.repeat(kept_mask(thresholds, t), np.diff(offsets))
+    return np.bincount(values[kept], minlength=n_entries).astype(np.int64)
 
 
 def simplest_in(low: float, high: float) -> float:

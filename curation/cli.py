@@ -14,6 +14,7 @@ from pathlib import Path
 
 from curation.engines import ENGINES
 from curation.errors import CurationError
+from curation.matchers import DEFAULT_MATCHER, MATCHERS
 from curation.runner import Execution, MatchRequest, balance_run, match_pool, write_run_record
 from curation.rundir import atomic_write_table, exclusive
 from curation.summary import Run
@@ -74,6 +75,11 @@ def _add_match_options(parser: argparse.ArgumentParser) -> None:
                         help="rows per shard, the unit of work and of resume (default: %(default)s)")
     parser.add_argument("--batch-rows", type=positive_int, default=50_000,
                         help="rows per record batch held in memory (default: %(default)s)")
+    parser.add_argument("--matcher", choices=MATCHERS, default=DEFAULT_MATCHER,
+                        help="how captions are matched; both give identical results: 'tokens' walks a trie of "
+                             "the entries' tokens (fast; its tables are stored once in the run directory), "
+                             "'aho-corasick' is MetaCLIP's own substring search, kept as the reference "
+                             "(default: %(default)s)")
 
 
 def _add_balance_options(parser: argparse.ArgumentParser, seed_default: int | None) -> None:
@@ -144,7 +150,7 @@ def _match_request(args: argparse.Namespace) -> MatchRequest:
     return MatchRequest(pool=args.pool, metadata=args.metadata, out=args.out, text_column=args.text_column,
                         id_column=args.id_column, content_key=args.content_key,
                         drop_invalid_entries=args.drop_invalid_entries, shard_rows=args.shard_rows,
-                        batch_rows=args.batch_rows)
+                        batch_rows=args.batch_rows, matcher=args.matcher)
 
 
 def _command_line(argv: Sequence[str]) -> str:

@@ -1,6 +1,6 @@
 """MetaCLIP substring matching: the spacing rule and an Aho-Corasick automaton over the entries.
 
-Semantics (DESIGN.md section 1.2): the text is padded with one space at each end, each of
+Semantics (docs/design.md, "Matching"): the text is padded with one space at each end, each of
 ``, . ; : ? ! ` `` is wrapped in spaces, tab/newline/carriage return become spaces, and entry E
 matches iff ``" " + E + " "`` occurs in that spaced text. Case-sensitive, once per pair, and a null
 or empty text matches nothing. Everything here is pure: no I/O, no engine.
@@ -14,7 +14,8 @@ from itertools import chain
 import ahocorasick
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
+
+from curation.arrow_bytes import binary_parts
 
 WRAPPED_PUNCTUATION = (",", ".", ";", ":", "?", "!", "`")
 SPACED_CONTROLS = ("\t", "\n", "\r")
@@ -37,23 +38,6 @@ _BYTE_MAP[np.frombuffer("".join(SPACED_CONTROLS).encode(), dtype=np.uint8)] = or
 _SPACE, _SEPARATOR = ord(" "), ord("\n")
 
 
-def _utf8(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """The UTF-8 bytes of an Arrow string array and the byte offset where each text starts."""
-    texts = pc.cast(texts, pa.string())
-    if isinstance(texts, pa.ChunkedArray):
-        texts = texts.combine_chunks()
-    if texts.null_count:
-        texts = pc.fill_null(texts, "")  # a null slot's bytes are not guaranteed to be empty
-    if len(texts) == 0:
-        return np.zeros(0, dtype=np.uint8), np.zeros(1, dtype=np.int64)
-    _, offsets_buffer, data_buffer = texts.buffers()
-    offsets = np.frombuffer(offsets_buffer, dtype=np.int32)[texts.offset : texts.offset + len(texts) + 1]
-    offsets = offsets.astype(np.int64)
-    data = np.frombuffer(data_buffer, dtype=np.uint8)[offsets[0] : offsets[-1]] if data_buffer is not None \
-        else np.zeros(0, dtype=np.uint8)
-    return data, offsets - offsets[0]
-
-
 def spaced_stream(texts: pa.Array) -> tuple[str, np.ndarray]:
     """All texts spaced and padded, each followed by a newline, as one string; and where each starts.
 
@@ -62,7 +46,7 @@ def spaced_stream(texts: pa.Array) -> tuple[str, np.ndarray]:
     the next. The rewrite works on the UTF-8 bytes: every character it touches is ASCII and never
     part of a multi-byte sequence. Empty and null texts come out empty: they cannot hold a key.
     """
-    data, offsets = _utf8(texts)
+    data, offsets = binary_parts(texts)
     index = np.int32 if 5 * len(data) < 2**31 else np.int64  # a byte grows to at most 5
     nonempty = offsets[:-1] < offsets[1:]
     firsts, lasts = offsets[:-1][nonempty], offsets[1:][nonempty] - 1

@@ -1,4 +1,4 @@
-"""The run directory (DESIGN.md section 4): where each output lives, and how it appears atomically.
+"""The run directory (docs/design.md, "The run directory"): where each output lives, and how it appears atomically.
 
     DIR/
       run.json                      parameters, fingerprint, row accounting, timings (written last)

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from curation import counting, stages
+from curation import counting, matchers, stages
 from curation.engines import Engine, make_engine
 from curation.errors import CurationError
 from curation.pool import Shard, file_signature, inspect_pool, plan_shards, resolve_files
@@ -61,6 +61,7 @@ class MatchRequest:
     drop_invalid_entries: bool = False
     shard_rows: int = 100_000
     batch_rows: int = 50_000
+    matcher: str = matchers.DEFAULT_MATCHER
 
 
 def _bar(total: int, desc: str, unit: str, execution: Execution) -> tqdm:
@@ -142,10 +143,14 @@ def match_pool(request: MatchRequest, execution: Execution, engine: Engine, log:
         root=str(run.root), metadata_path=plan["metadata"]["path"],
         metadata_fingerprint=plan["metadata"]["fingerprint"],
         drop_invalid_entries=request.drop_invalid_entries, text_column=plan["columns"]["text"],
-        id_column=plan["columns"]["id"], url_column=plan["columns"]["url"], batch_rows=request.batch_rows)
+        id_column=plan["columns"]["id"], url_column=plan["columns"]["url"], batch_rows=request.batch_rows,
+        matcher=request.matcher)
     done = [s for s in shards if run.shard_marker(s.index).exists()]
     if done:
         log(f"resuming: {len(done)} of {len(shards)} shards already matched")
+    tables_s = 0.0
+    if request.matcher == "tokens" and len(done) < len(shards):
+        tables_s = matchers.ensure_tables(run.root, entries, plan["metadata"]["fingerprint"])
     with _bar(plan["rows"], "match", "pairs", execution) as bar:
         results = engine.map(stages.match_shard, shards, config, lambda shard, _: bar.update(shard.rows))
     matched_at = time.perf_counter()
@@ -164,7 +169,8 @@ def match_pool(request: MatchRequest, execution: Execution, engine: Engine, log:
     return {
         "rows": {"in": totals.pop("in"), **totals},
         "resumed_shards": len(done),
-        "timings": {"match_s": round(matched_at - started, 3),
+        "matcher": request.matcher,
+        "timings": {"match_s": round(matched_at - started, 3), "matcher_tables_s": round(tables_s, 3),
                     "count_s": round(time.perf_counter() - matched_at, 3)},
     }
 
@@ -184,17 +190,13 @@ def balance_run(out: str, t: float, seed: int, execution: Execution, engine: Eng
     if not run.plan_json.exists() or not run.entry_counts.exists():
         raise CurationError(f"{out} is not a matched run directory; run `python -m curation match` first")
     plan = read_json(run.plan_json)
-    shards = [s.index for s in _shards(plan)]
+    rows = {s.index: s.rows for s in _shards(plan)}
+    shards = list(rows)
     missing = [i for i in shards if not run.shard_marker(i).exists()]
     if missing:
         raise CurationError(f"{out}: {len(missing)} shards are not matched yet; run the match again to resume")
     remove_leftovers(run.root)
     entries_table = pq.read_table(run.entry_counts)
-    threshold_config = stages.ThresholdConfig(root=str(run.root), seed=seed)
-    with _bar(len(shards), f"thresholds (seed {seed})", "shards", execution) as bar:
-        engine.map(stages.threshold_shard, shards, threshold_config, lambda *_: bar.update())
-    thresholded_at = time.perf_counter()
-
     if _selection_matches(run.curated, t, seed):
         destination = run.curated
     else:
@@ -203,10 +205,10 @@ def balance_run(out: str, t: float, seed: int, execution: Execution, engine: Eng
             shutil.rmtree(destination, ignore_errors=True)
             destination.mkdir(parents=True)
             atomic_write_json(destination / ".selection.json", {"t": t, "seed": seed})
-    select_config = stages.SelectConfig(root=str(run.root), seed=seed, t=t, destination=str(destination),
-                                        n_entries=entries_table.num_rows)
-    with _bar(len(shards), f"select (t={t:g})", "shards", execution) as bar:
-        results = engine.map(stages.select_shard, shards, select_config, lambda *_: bar.update())
+    config = stages.BalanceConfig(root=str(run.root), seed=seed, t=t, destination=str(destination),
+                                  n_entries=entries_table.num_rows)
+    with _bar(plan["rows"], f"balance (t={t:g}, seed {seed})", "pairs", execution) as bar:
+        results = engine.map(stages.balance_shard, shards, config, lambda shard, _: bar.update(rows[shard]))
     if destination != run.curated:
         swap_directory(destination, run.curated, run.curated_retired)
     kept_counts = np.zeros(entries_table.num_rows, dtype=np.int64)
@@ -220,8 +222,7 @@ def balance_run(out: str, t: float, seed: int, execution: Execution, engine: Eng
         "kept": sum(r["kept"] for r in results),
         "expected_kept": round(sum(r["expected"] for r in results), 3),
         "head_tail": counting.head_tail(counts, t).as_dict(),
-        "timings": {"threshold_s": round(thresholded_at - started, 3),
-                    "select_s": round(time.perf_counter() - thresholded_at, 3)},
+        "timings": {"balance_s": round(time.perf_counter() - started, 3)},
     }
 
 
@@ -247,6 +248,7 @@ def write_run_record(out: str, execution: Execution, match: dict | None, balance
     if match is not None:
         record["rows"] = match["rows"]
         record["resumed_shards"] = match["resumed_shards"]
+        record["matcher"] = match["matcher"]
         timings.update(match["timings"])
     if balance is not None:
         record["parameters"] = {"t": balance["t"], "seed": balance["seed"]}

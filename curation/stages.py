@@ -6,6 +6,7 @@ Each stage skips work whose output is already complete, which is what makes a ki
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from curation import balancing, counting, keys, matching
+from curation import balancing, counting, keys, matchers
 from curation.errors import CurationError
 from curation.pool import Shard, iter_shard_batches, open_parquet
 from curation.rundir import RunDir, atomic_parquet_writer, atomic_write_json, atomic_write_table, part_name, read_json
@@ -35,16 +36,11 @@ class MatchConfig:
     id_column: str | None
     url_column: str | None
     batch_rows: int
+    matcher: str = matchers.DEFAULT_MATCHER
 
 
 @dataclass(frozen=True)
-class ThresholdConfig:
-    root: str
-    seed: int
-
-
-@dataclass(frozen=True)
-class SelectConfig:
+class BalanceConfig:
     root: str
     seed: int
     t: float
@@ -52,24 +48,29 @@ class SelectConfig:
     n_entries: int
 
 
-# Per-process caches: an engine worker builds the automaton once and reuses it for every shard.
-_AUTOMATA: dict[tuple[str, str], tuple[int, object]] = {}
+# Per-process caches: an engine worker prepares its matcher once and reuses it for every shard.
+_MATCHERS: dict[tuple[str, str, str], tuple[int, matchers.Matcher]] = {}
 _COUNTS: dict[tuple[str, int, int], np.ndarray] = {}
 
 
-def shard_automaton(config: MatchConfig) -> tuple[int, object]:
-    """(number of entries, automaton) for this process, built on first use."""
-    cache_key = (config.metadata_path, config.metadata_fingerprint)
-    if cache_key not in _AUTOMATA:
-        entries = load_entries(config.metadata_path, drop_invalid=config.drop_invalid_entries)
-        if fingerprint(entries) != config.metadata_fingerprint:
-            raise CurationError(
-                f"metadata {config.metadata_path} changed since this run started; "
-                "restore it or start a new run in another directory"
-            )
-        _AUTOMATA.clear()
-        _AUTOMATA[cache_key] = (len(entries), matching.build_automaton(entries))
-    return _AUTOMATA[cache_key]
+def shard_matcher(config: MatchConfig) -> tuple[int, matchers.Matcher]:
+    """(number of entries, matcher) for this process: the token tables mapped from the run
+    directory, or an Aho-Corasick automaton built from the metadata file."""
+    cache_key = (config.root, config.matcher, config.metadata_fingerprint)
+    if cache_key not in _MATCHERS:
+        _MATCHERS.clear()
+        if config.matcher == "tokens":
+            tables = matchers.load_tables(Path(config.root), config.metadata_fingerprint)
+            _MATCHERS[cache_key] = (int(tables.n_entries[0]), matchers.TokenMatcher(tables))
+        else:
+            entries = load_entries(config.metadata_path, drop_invalid=config.drop_invalid_entries)
+            if fingerprint(entries) != config.metadata_fingerprint:
+                raise CurationError(
+                    f"metadata {config.metadata_path} changed since this run started; "
+                    "restore it or start a new run in another directory"
+                )
+            _MATCHERS[cache_key] = (len(entries), matchers.AhoCorasickMatcher(entries))
+    return _MATCHERS[cache_key]
 
 
 def entry_counts(root: str) -> np.ndarray:
@@ -102,15 +103,15 @@ def match_shard(shard: Shard, config: MatchConfig) -> dict:
     marker = run.shard_marker(shard.index)
     if marker.exists():
         return read_json(marker)
-    n_entries, automaton = shard_automaton(config)
+    n_entries, matcher = shard_matcher(config)
     schema = annotated_schema(open_parquet(shard.path).schema_arrow)
     counts = np.zeros(n_entries, dtype=np.int64)
-    stats = {"shard": shard.index, "path": shard.path, "rows": 0, "matched": 0, "unmatched": 0,
-             "null_or_empty_text": 0, "matches": 0}
+    stats = {"shard": shard.index, "path": shard.path, "matcher": config.matcher, "rows": 0, "matched": 0,
+             "unmatched": 0, "null_or_empty_text": 0, "matches": 0}
     with atomic_parquet_writer(run.annotated_part(shard.index), schema) as writer:
         for batch in iter_shard_batches(shard, config.batch_rows):
             texts = pc.cast(batch.column(config.text_column), pa.string())
-            entry_ids = matching.match_batch(automaton, texts)
+            entry_ids = matcher.match_batch(texts)
             pair_keys = _pair_keys(batch, texts, config)
             writer.write_batch(pa.RecordBatch.from_arrays(
                 [*batch.columns, entry_ids, pa.array(pair_keys, type=pa.uint64())], schema=schema))
@@ -141,49 +142,52 @@ def shard_counts(root: str, shard: int, n_entries: int) -> np.ndarray:
     return counts
 
 
-def threshold_shard(shard: int, config: ThresholdConfig) -> int:
-    """Write the keep threshold of every row of one annotated shard, in row order."""
-    run = RunDir(Path(config.root))
-    destination = run.threshold_part(config.seed, shard)
-    if destination.exists():
-        return shard
-    counts = entry_counts(config.root)
-    annotated = pq.read_table(run.annotated_part(shard), columns=[ENTRY_IDS, PAIR_KEY])
-    pair_keys = annotated.column(PAIR_KEY).to_numpy()
-    thresholds = balancing.keep_thresholds(annotated.column(ENTRY_IDS), pair_keys, counts, config.seed)
-    atomic_write_table(destination, pa.table({PAIR_KEY: pa.array(pair_keys, type=pa.uint64()),
-                                              THRESHOLD: pa.array(thresholds, type=pa.float64())}))
-    return shard
-
-
 def read_thresholds(root: str, seed: int, shard: int) -> np.ndarray:
     path = RunDir(Path(root)).threshold_part(seed, shard)
     return pq.read_table(path, columns=[THRESHOLD]).column(THRESHOLD).to_numpy()
 
 
-def select_shard(shard: int, config: SelectConfig) -> dict:
-    """Write the rows kept at t and report the shard's kept and expected sizes and kept matches."""
+BALANCE_BATCH_ROWS = 65_536
+
+
+def balance_shard(shard: int, config: BalanceConfig) -> dict:
+    """One annotated shard at t: its keep thresholds (computed once per seed), the rows kept at t, and
+    the shard's kept and expected sizes and kept matches per entry, all from one read of the shard.
+
+    Thresholds and kept rows are separate files, each skipped when already complete, so a killed
+    balance resumes; when both exist only the entry lists are read again, for the sizes.
+    """
     run = RunDir(Path(config.root))
-    thresholds = read_thresholds(config.root, config.seed, shard)
-    keep = balancing.kept_mask(thresholds, config.t)
-    destination = Path(config.destination) / part_name(shard)
-    if not destination.exists():
-        source = open_parquet(str(run.annotated_part(shard)))
-        with atomic_parquet_writer(destination, source.schema_arrow) as writer:
-            start = 0
-            for batch in source.iter_batches(batch_size=65_536):
-                mask = keep[start : start + len(batch)]
-                start += len(batch)
-                if mask.any():
-                    writer.write_batch(batch.filter(pa.array(mask)))
-    entry_ids = pq.read_table(run.annotated_part(shard), columns=[ENTRY_IDS]).column(ENTRY_IDS)
     counts = entry_counts(config.root)
-    kept_counts = balancing.balanced_counts(entry_ids, thresholds, config.t, config.n_entries)
+    thresholds_path = run.threshold_part(config.seed, shard)
+    stored = read_thresholds(config.root, config.seed, shard) if thresholds_path.exists() else None
+    destination = Path(config.destination) / part_name(shard)
+    source = open_parquet(str(run.annotated_part(shard)))
+    columns = None if not destination.exists() else [ENTRY_IDS, PAIR_KEY]
+    kept_counts = np.zeros(config.n_entries, dtype=np.int64)
+    kept, expected, computed, keys_seen = 0, 0.0, [], []
+    with (atomic_parquet_writer(destination, source.schema_arrow) if columns is None else nullcontext()) as writer:
+        start = 0
+        for batch in source.iter_batches(batch_size=BALANCE_BATCH_ROWS, columns=columns):
+            entry_ids = batch.column(ENTRY_IDS)
+            if stored is None:
+                pair_keys = batch.column(PAIR_KEY).to_numpy()
+                thresholds = balancing.keep_thresholds(entry_ids, pair_keys, counts, config.seed)
+                computed.append(thresholds)
+                keys_seen.append(pair_keys)
+            else:
+                thresholds = stored[start : start + len(batch)]
+            start += len(batch)
+            keep = balancing.kept_mask(thresholds, config.t)
+            if writer is not None and keep.any():
+                writer.write_batch(batch.filter(pa.array(keep)))
+            kept += int(keep.sum())
+            kept_counts += balancing.balanced_counts(entry_ids, thresholds, config.t, config.n_entries)
+            expected += float(balancing.keep_probabilities(entry_ids, counts, config.t).sum())
+    if stored is None:
+        atomic_write_table(thresholds_path, pa.table({
+            PAIR_KEY: pa.array(np.concatenate(keys_seen) if keys_seen else np.zeros(0, np.uint64), type=pa.uint64()),
+            THRESHOLD: pa.array(np.concatenate(computed) if computed else np.zeros(0), type=pa.float64())}))
     nonzero = np.flatnonzero(kept_counts)
-    return {
-        "shard": shard,
-        "kept": int(keep.sum()),
-        "expected": float(balancing.keep_probabilities(entry_ids, counts, config.t).sum()),
-        "kept_entry_ids": nonzero,
-        "kept_entry_counts": kept_counts[nonzero],
-    }
+    return {"shard": shard, "kept": kept, "expected": expected,
+            "kept_entry_ids": nonzero, "kept_entry_counts": kept_counts[nonzero]}

@@ -20,6 +20,32 @@ ENTRIES = ["dog", "cat", "red", "sofa", "new york", "york city", "new york city"
            "never matched", "blue car", "tree"]
 
 
+WRAPPED = ",.;:?!`"
+CONTROLS = "\t\n\r"
+
+
+def naive_spacing(text: str) -> str:
+    """The spacing rule written out character by character, independently of the engine."""
+    out = [" "]
+    for char in text:
+        if char in WRAPPED:
+            out.append(f" {char} ")
+        elif char in CONTROLS:
+            out.append(" ")
+        else:
+            out.append(char)
+    out.append(" ")
+    return "".join(out)
+
+
+def naive_match(entries: Sequence[str], text: str | None) -> list[int]:
+    """For each entry: does " " + e + " " occur in the spaced text? Null and empty match nothing."""
+    if not text:
+        return []
+    spaced = naive_spacing(text)
+    return [entry_id for entry_id, entry in enumerate(entries) if f" {entry} " in spaced]
+
+
 def caption(rng: random.Random) -> str | None:
     """Alt-text-like captions with punctuation, case and the occasional null or empty text."""
     roll = rng.random()

@@ -1,4 +1,4 @@
-"""Counting (DESIGN.md 1.3 and the tail share of section 1): c_e, merging, p(t) and head/tail at t.
+"""Counting (docs/design.md, "The algorithm": counting and the tail share): c_e, merging, p(t) and head/tail at t.
 
 Expectations are naive Python computations over the same inputs: counting matches pair by pair,
 p(t) as a sum over entries with c_e < t, and its inverse by trying every integer t in a range.

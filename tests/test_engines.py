@@ -22,9 +22,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import ENTRIES, cli, make_texts, read_dir, write_pool
-from curation import stages
+from curation import matchers, stages
 from curation.engines import make_engine
 from curation.errors import CurationError
+from curation.matchers import MATCHERS
 from metadata import fingerprint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,7 +91,8 @@ def run_args(pool_and_metadata: tuple[Path, Path], shard_rows: int) -> list[obje
 def reference(pool_and_metadata: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The local engine, one worker, one shard per file: what every other run must reproduce."""
     out = tmp_path_factory.mktemp("reference") / "run"
-    assert cli("run", *run_args(pool_and_metadata, 100_000), "--out", out, "--workers", 1) == 0
+    assert cli("run", *run_args(pool_and_metadata, 100_000), "--out", out, "--workers", 1,
+               "--matcher", "aho-corasick") == 0
     return snapshot(out)
 
 
@@ -126,10 +128,10 @@ def echo_after(item: tuple[int, float], config: str) -> str:
     return f"{config}{index}"
 
 
-def automaton_probe(item: int, config: stages.MatchConfig) -> tuple[int, bool]:
-    """(process id, whether this call had to build the automaton)."""
-    built = (config.metadata_path, config.metadata_fingerprint) not in stages._AUTOMATA
-    stages.shard_automaton(config)
+def matcher_probe(item: int, config: stages.MatchConfig) -> tuple[int, bool]:
+    """(process id, whether this call had to prepare the matcher)."""
+    built = (config.root, config.matcher, config.metadata_fingerprint) not in stages._MATCHERS
+    stages.shard_matcher(config)
     return os.getpid(), built
 
 
@@ -144,13 +146,16 @@ def fail_on_three(item: int, config: None) -> int:
 # --------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("matcher", MATCHERS)
 @pytest.mark.parametrize("shard_rows", [1_000, 5_000])
-def test_same_curation_as_the_reference(engine, shard_rows, pool_and_metadata, reference, tmp_path) -> None:
+def test_same_curation_as_the_reference(engine, shard_rows, matcher, pool_and_metadata, reference, tmp_path) -> None:
     out = tmp_path / "run"
-    assert cli("run", *run_args(pool_and_metadata, shard_rows), "--out", out, *engine_args(engine)) == 0
+    assert cli("run", *run_args(pool_and_metadata, shard_rows), "--out", out, *engine_args(engine),
+               "--matcher", matcher) == 0
     assert_same(reference, snapshot(out))
     record = json.loads((out / "run.json").read_text())
     assert record["engine"] == {"name": engine[0], "workers": engine[1]}
+    assert record["matcher"] == matcher
 
 
 def test_results_in_item_order_and_reported_one_by_one(engine) -> None:
@@ -162,14 +167,17 @@ def test_results_in_item_order_and_reported_one_by_one(engine) -> None:
     assert sorted(reported) == [(i, f"r{i}") for i in range(len(items))]
 
 
-def test_each_worker_builds_the_automaton_once(engine, tmp_path) -> None:
+@pytest.mark.parametrize("matcher", MATCHERS)
+def test_each_worker_prepares_its_matcher_once(engine, matcher, tmp_path) -> None:
     metadata = tmp_path / "metadata.json"
     metadata.write_text(json.dumps(ENTRIES))
+    matchers.ensure_tables(tmp_path, ENTRIES, fingerprint(ENTRIES))
     config = stages.MatchConfig(root=str(tmp_path), metadata_path=str(metadata),
                                 metadata_fingerprint=fingerprint(ENTRIES), drop_invalid_entries=False,
-                                text_column="text", id_column=None, url_column=None, batch_rows=100)
+                                text_column="text", id_column=None, url_column=None, batch_rows=100,
+                                matcher=matcher)
     with make_engine(*engine) as running:
-        calls = running.map(automaton_probe, list(range(16)), config, lambda *_: None)
+        calls = running.map(matcher_probe, list(range(16)), config, lambda *_: None)
     builds: dict[int, int] = {}
     for pid, built in calls:
         builds[pid] = builds.get(pid, 0) + built
@@ -208,9 +216,11 @@ def test_a_stage_error_reaches_the_cli_as_one_line(engine, tmp_path, capsys) -> 
     assert err.startswith(f"error: cannot read Parquet file {broken}: "), err
 
 
-def test_a_partial_run_resumes_to_the_same_result(engine, pool_and_metadata, reference, tmp_path, capsys) -> None:
+@pytest.mark.parametrize("matcher", MATCHERS)
+def test_a_partial_run_resumes_to_the_same_result(engine, matcher, pool_and_metadata, reference, tmp_path,
+                                                  capsys) -> None:
     """The outputs of a run stopped at various points; the same command finishes it."""
-    args = run_args(pool_and_metadata, 4_000)
+    args = [*run_args(pool_and_metadata, 4_000), "--matcher", matcher]
     out = tmp_path / "run"
     assert cli("run", *args, "--out", out, *engine_args(engine)) == 0
     shards = len(json.loads((out / "plan.json").read_text())["shards"])

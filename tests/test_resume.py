@@ -10,8 +10,10 @@ import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
 from conftest import cli, make_texts, read_dir, write_pool
+from curation.matchers import MATCHERS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,10 +40,12 @@ def big_pool(tmp_path: Path) -> Path:
     return write_pool(tmp_path / "pool", {"id": ids, "text": texts}, files=4, row_group_size=2_000)
 
 
-def test_killed_run_resumes_to_the_same_result(tmp_path: Path, metadata: Path) -> None:
+@pytest.mark.parametrize("matcher", MATCHERS)
+def test_killed_run_resumes_to_the_same_result(tmp_path: Path, metadata: Path, matcher: str) -> None:
     pool = big_pool(tmp_path)
-    args = ["--pool", pool, "--metadata", metadata, "--t", 500, "--seed", 2, "--shard-rows", 2_000]
-    assert cli("run", *args, "--out", tmp_path / "reference") == 0
+    args = ["--pool", pool, "--metadata", metadata, "--t", 500, "--seed", 2, "--shard-rows", 2_000,
+            "--matcher", matcher]
+    assert cli("run", *args[:-2], "--out", tmp_path / "reference", "--matcher", "aho-corasick") == 0
     out = tmp_path / "killed"
     process = subprocess.Popen([sys.executable, "-m", "curation", "run", *map(str, args), "--out", str(out),
                                 "--workers", "1", "--quiet"], cwd=ROOT, start_new_session=True)
@@ -57,11 +61,13 @@ def test_killed_run_resumes_to_the_same_result(tmp_path: Path, metadata: Path) -
     assert_same(snapshot(tmp_path / "reference"), snapshot(out))
 
 
-def test_resume_after_losing_outputs_midway(tmp_path: Path, metadata: Path, capsys) -> None:
+@pytest.mark.parametrize("matcher", MATCHERS)
+def test_resume_after_losing_outputs_midway(tmp_path: Path, metadata: Path, matcher: str, capsys) -> None:
     """Outputs of a kill at any point: a missing marker, a leftover temporary file, a half-made selection."""
     pool = big_pool(tmp_path)
-    args = ["--pool", pool, "--metadata", metadata, "--t", 500, "--seed", 2, "--shard-rows", 10_000]
-    assert cli("run", *args, "--out", tmp_path / "reference") == 0
+    args = ["--pool", pool, "--metadata", metadata, "--t", 500, "--seed", 2, "--shard-rows", 10_000,
+            "--matcher", matcher]
+    assert cli("run", *args[:-2], "--out", tmp_path / "reference", "--matcher", "aho-corasick") == 0
     out = tmp_path / "broken"
     assert cli("run", *args, "--out", out) == 0
     (out / "shards" / "00003.json").unlink()                      # killed before the marker landed

@@ -159,15 +159,18 @@ def curated_keys(out: Path, columns: list[str]) -> set[tuple]:
     return set(zip(*(table.column(c).to_pylist() for c in columns)))
 
 
-def test_same_subset_whatever_the_workers_and_the_file_split(tmp_path: Path, metadata: Path) -> None:
+@pytest.mark.parametrize("matchers", [("aho-corasick", "tokens"), ("tokens", "aho-corasick")])
+def test_same_subset_whatever_the_workers_the_file_split_and_the_matcher(tmp_path: Path, metadata: Path,
+                                                                          matchers: tuple[str, str]) -> None:
     texts = make_texts(2400, seed=11)
     ids = list(range(len(texts)))
     columns = {"id": ids, "url": [f"u{i}" for i in ids], "text": texts}
     one = write_pool(tmp_path / "one", columns, files=1, row_group_size=2400)
     three = write_pool(tmp_path / "three", columns, files=3, row_group_size=100)
     args = ["--metadata", metadata, "--t", 30, "--seed", 9]
-    assert cli("run", "--pool", one, "--out", tmp_path / "a", *args) == 0
-    assert cli("run", "--pool", three, "--out", tmp_path / "b", "--shard-rows", 300, "--workers", 2, *args) == 0
+    assert cli("run", "--pool", one, "--out", tmp_path / "a", "--matcher", matchers[0], *args) == 0
+    assert cli("run", "--pool", three, "--out", tmp_path / "b", "--shard-rows", 300, "--workers", 2,
+               "--matcher", matchers[1], *args) == 0
     assert curated_keys(tmp_path / "a", ["id"]) == curated_keys(tmp_path / "b", ["id"])
     counts = [pq.read_table(tmp_path / d / "entry_counts.parquet") for d in ("a", "b")]
     assert counts[0].equals(counts[1])

@@ -1,15 +1,22 @@
 """The local engine: stages in worker processes on this machine (or in this process for one worker).
 
 Workers are started with ``spawn`` (forking a process that already runs Arrow's thread pools can
-deadlock) and live as long as the engine, so each builds its automaton once for all its shards.
+deadlock) and live as long as the engine, so each prepares its matcher once for all its shards. They
+are started as soon as the engine is entered, so their start-up (a second or so of imports) overlaps
+with what the driver does before the first stage (planning, building the matcher tables).
 """
 
 from __future__ import annotations
 
 import multiprocessing
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
+
+
+def _warm_up() -> None:
+    """Import what every stage needs, in a worker, before the first shard arrives."""
+    import curation.stages  # noqa: F401
 
 
 class LocalEngine:
@@ -20,7 +27,16 @@ class LocalEngine:
         self._pool: ProcessPoolExecutor | None = None
 
     def __enter__(self) -> LocalEngine:
+        if self.workers > 1:
+            self._start()
+            for _ in range(self.workers):  # one task each: the executor starts a process per task
+                self._pool.submit(_warm_up)
         return self
+
+    def _start(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+        return self._pool
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
@@ -47,14 +63,13 @@ class LocalEngine:
         return self._map_in_processes(stage, items, config, on_result)
 
     def _map_in_processes(self, stage, items, config, on_result) -> list[Any]:
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
-        futures: dict[Future, int] = {self._pool.submit(stage, item, config): i for i, item in enumerate(items)}
+        pool = self._start()
+        futures: dict[Future, int] = {pool.submit(stage, item, config): i for i, item in enumerate(items)}
         results: dict[int, Any] = {}
         pending = set(futures)
         try:
             while pending:
-                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)  # report each as it lands
                 for future in done:
                     index = futures[future]
                     results[index] = future.result()  # a stage's error is raised here

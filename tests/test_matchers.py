@@ -1,0 +1,153 @@
+"""The token matcher against its reference (pyahocorasick, MetaCLIP's own method) and the naive rule.
+
+Hypothesis generates entries and captions from an adversarial alphabet: spaces (single, doubled,
+leading, trailing), every wrapped punctuation mark, tab / newline / carriage return, a non-breaking
+space and an ideographic space (whitespace that is *not* a separator), multi-byte characters, entries
+that are prefixes or suffixes of each other, 1-6 tokens. Both matchers must agree exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import naive_match
+from curation import matchers, token_matcher
+from curation.errors import CurationError
+from curation.matching import build_automaton, match_batch as reference_batch
+
+# At least 10,000 generated cases in CI; HYPOTHESIS_EXAMPLES moves it (more for a soak, fewer locally).
+EXAMPLES = int(os.environ.get("HYPOTHESIS_EXAMPLES", "10000"))
+
+PIECES = ["a", "b", "ab", "ba", "A", "é", "東", "😀", "\u00a0", "\u3000", "-", "'", "(", ")",
+          ",", ".", ";", ":", "?", "!", "`", "\t", "\n", "\r"]
+SEPARATORS = ["", " ", " ", "  ", "   ", ",", ", ", " ,", ".", "\t", "\n", "\r\n", "\u00a0"]
+
+words = st.lists(st.sampled_from(PIECES), min_size=0, max_size=3).map("".join)
+# 1-6 tokens joined by single spaces: empty words give leading, trailing and doubled spaces.
+raw_entries = st.lists(words, min_size=1, max_size=6).map(" ".join)
+
+
+@st.composite
+def entry_lists(draw: st.DrawFn) -> list[str]:
+    """Unique, non-empty entries, with prefixes and suffixes of each other (tokens and characters)."""
+    base = draw(st.lists(raw_entries, min_size=1, max_size=6))
+    derived = []
+    for entry in base:
+        tokens = entry.split(" ")
+        cut = draw(st.integers(0, len(tokens)))
+        derived += [" ".join(tokens[:cut]), " ".join(tokens[cut:])]
+        chars = draw(st.integers(0, len(entry)))
+        derived += [entry[:chars], entry[chars:]]
+    entries = list(dict.fromkeys(e for e in base + derived if e))
+    return draw(st.permutations(entries)) if entries else ["a"]
+
+
+@st.composite
+def cases(draw: st.DrawFn) -> tuple[list[str], list[str | None]]:
+    """Entries, and captions glued together from entries, pieces and separators in any order."""
+    entries = draw(entry_lists())
+    parts = entries + PIECES + SEPARATORS
+    index = st.integers(0, len(parts) - 1)
+    texts = draw(st.lists(st.one_of(st.lists(index, max_size=10), st.sampled_from([None, ""])),
+                          min_size=1, max_size=10))
+    return entries, [text if text is None or isinstance(text, str) else "".join(parts[i] for i in text)
+                     for text in texts]
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cases())
+def test_token_matcher_equals_the_reference_and_the_rule(case: tuple[list[str], list[str | None]]) -> None:
+    entries, texts = case
+    array = pa.array(texts, type=pa.string())
+    expected = reference_batch(build_automaton(entries), array).to_pylist()
+    assert expected == [naive_match(entries, text) for text in texts]
+    assert token_matcher.match_batch(token_matcher.build_tables(entries), array).to_pylist() == expected
+
+
+# --------------------------------------------------------------------------------------------------
+# The lookups confirm every hit, so even a hash that sends everything to one slot stays exact
+# --------------------------------------------------------------------------------------------------
+
+
+ENTRIES = ["dog", "hot dog", "hot", "new york", "new york city", "york city", " dog", "dog ", ",", "U.S.",
+           "café", "東京 タワー", "a  b", "hot dog bun", "dog bun"]
+TEXTS = ["a hot dog, in new york city.", None, "", "hot dog bun", "hot  dog", "a  b", "café!", "東京 タワー",
+         "dog  bun", " dog ", "new york city new york"]
+
+
+def test_every_token_hashing_to_one_slot_still_matches_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = [naive_match(ENTRIES, text) for text in TEXTS]
+    assert any(expected)
+
+    def constant(data, starts, ends):  # every span collides
+        return np.full(len(starts), np.uint64(7), dtype=np.uint64)
+
+    monkeypatch.setattr(token_matcher, "_hash_spans", constant)
+    tables = token_matcher.build_tables(ENTRIES)
+    assert token_matcher.match_batch(tables, pa.array(TEXTS)).to_pylist() == expected
+
+
+def test_every_trie_edge_hashing_to_one_slot_still_matches_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = [naive_match(ENTRIES, text) for text in TEXTS]
+    monkeypatch.setattr(token_matcher, "_mix", lambda x: np.zeros(len(x), dtype=np.uint64))
+    tables = token_matcher.build_tables(ENTRIES)
+    assert token_matcher.match_batch(tables, pa.array(TEXTS)).to_pylist() == expected
+
+
+def test_a_repeated_entry_reports_its_last_id_as_the_reference_does() -> None:
+    entries = ["dog", "cat", "dog"]
+    texts = pa.array(["a dog", "a cat"])
+    expected = reference_batch(build_automaton(entries), texts).to_pylist()
+    assert expected == [[2], [1]]
+    assert token_matcher.match_batch(token_matcher.build_tables(entries), texts).to_pylist() == expected
+
+
+def test_tables_hold_each_entry_once_in_the_trie() -> None:
+    tables = token_matcher.build_tables(["new york", "new york city", "new", "york", "U.S.", "a\tb"])
+    ends = tables.terminal[tables.terminal >= 0]
+    assert sorted(ends.tolist()) == [0, 1, 2, 3, 4]  # "a\tb" can never match: it is left out
+    assert tables.vocabulary_size == 4                 # new, york, city, U.S.
+    assert int(tables.n_entries[0]) == 6
+
+
+# --------------------------------------------------------------------------------------------------
+# The tables in a run directory: built once, mapped by every worker
+# --------------------------------------------------------------------------------------------------
+
+
+def test_stored_tables_are_mapped_and_match_like_fresh_ones(tmp_path) -> None:
+    built_s = matchers.ensure_tables(tmp_path, ENTRIES, "fp-1")
+    assert built_s > 0
+    assert matchers.ensure_tables(tmp_path, ENTRIES, "fp-1") == 0.0  # already there: not rebuilt
+    described = json.loads((matchers.tables_dir(tmp_path) / "tables.json").read_text())
+    assert described["metadata_fingerprint"] == "fp-1" and described["entries"] == len(ENTRIES)
+    loaded = matchers.load_tables(tmp_path, "fp-1")
+    assert isinstance(np.load(matchers.tables_dir(tmp_path) / "terminal.npy", mmap_mode="r"), np.memmap)
+    assert not loaded.terminal.flags.writeable  # read-only pages of the file, shared between processes
+    fresh = token_matcher.build_tables(ENTRIES)
+    for name, array in fresh.arrays().items():
+        assert np.array_equal(array, loaded.arrays()[name]), name
+    texts = pa.array(TEXTS)
+    assert matchers.TokenMatcher(loaded).match_batch(texts).equals(token_matcher.match_batch(fresh, texts))
+    assert not [p for p in matchers.tables_dir(tmp_path).parent.iterdir() if p.name.startswith(".")]
+
+
+def test_tables_of_other_metadata_are_refused_then_replaced(tmp_path) -> None:
+    matchers.ensure_tables(tmp_path, ENTRIES, "fp-1")
+    with pytest.raises(CurationError, match="belong to other metadata"):
+        matchers.load_tables(tmp_path, "fp-2")
+    assert matchers.ensure_tables(tmp_path, ["cat"], "fp-2") > 0
+    assert matchers.TokenMatcher(matchers.load_tables(tmp_path, "fp-2")).match_batch(
+        pa.array(["a cat", "a dog"])).to_pylist() == [[0], []]
+
+
+def test_missing_tables_say_what_to_do(tmp_path) -> None:
+    with pytest.raises(CurationError, match="run the match again"):
+        matchers.load_tables(tmp_path, "fp-1")
