@@ -51,7 +51,7 @@ VOWELS = "aeiou"
 CODAS = ("", "n", "r", "l", "s", "m")
 CODA_WEIGHTS = (0.70, 0.06, 0.06, 0.06, 0.06, 0.06)
 NUMBER_ENTRIES = tuple(str(i) for i in range(100))
-# Characters the engine wraps in spaces (see the matching contract in DESIGN.md).
+# Characters the engine wraps in spaces (see docs/design.md, "Matching").
 WRAPPED = ",.;:?!`"
 
 TEXT_LENGTH_BINS = 4096  # length histogram resolution (characters) for an exact median over all rows

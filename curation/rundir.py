@@ -147,9 +147,12 @@ def read_json(path: Path) -> dict:
 
 
 def remove_leftovers(root: Path) -> None:
-    """Temporary files of a killed run: never complete, always safe to remove."""
-    for leftover in root.rglob(".*.tmp-*"):
-        leftover.unlink(missing_ok=True)
+    """Temporary files and folders of a killed run: never complete, always safe to remove."""
+    for leftover in sorted(root.rglob(".*.tmp-*"), reverse=True):  # a folder's contents first
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
     shutil.rmtree(root / ".curated-retired", ignore_errors=True)
 
 

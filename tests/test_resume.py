@@ -72,6 +72,9 @@ def test_resume_after_losing_outputs_midway(tmp_path: Path, metadata: Path, matc
     assert cli("run", *args, "--out", out) == 0
     (out / "shards" / "00003.json").unlink()                      # killed before the marker landed
     (out / "annotated" / ".part-00003.parquet.tmp-1-dead").write_bytes(b"half a file")
+    half_built = out / "matcher" / ".tokens.tmp-1-dead"                  # killed while building tables
+    half_built.mkdir(parents=True)
+    (half_built / "terminal.npy").write_bytes(b"half a table")
     (out / "thresholds" / "seed-2" / "part-00005.parquet").unlink()
     (out / "curated").rename(out / ".curated-staging")            # killed between the two renames
     (out / ".curated-staging" / "part-00001.parquet").unlink()
