@@ -13,8 +13,8 @@ size over seconds per pair at the smallest size: 1.0 is perfectly linear) and, p
 over the local engine with one worker. Every execution of a size must produce the same curated set,
 entry counts and keep thresholds: the benchmark checks it and fails otherwise.
 
-A worker's memory is measured on its own too: one process builds the automaton of the metadata and
-matches one shard, at several batch sizes (RSS after imports, after the automaton, and peak).
+A worker's memory is measured on its own too: one process maps the matcher tables of the metadata and
+matches one shard, at several batch sizes (RSS after imports, after the matcher, and peak).
 
 Usage:
     python bench/bench_scaling.py --sizes 1000000 3000000 10000000 --entries 500000 --workdir /tmp/bench
@@ -49,7 +49,7 @@ EXECUTIONS = {
     "ray-2": ["--engine", "ray", "--workers", "2"],
 }
 LABELS = {"local-1": "local, 1 worker", "local-2": "local, 2 workers", "ray-2": "Ray, 2 CPUs"}
-STAGE_TIMINGS = ("match_s", "count_s", "threshold_s", "select_s")
+STAGE_TIMINGS = ("match_s", "count_s", "balance_s")
 PROBE_BATCHES = (10_000, 50_000, 100_000)
 
 
@@ -176,14 +176,14 @@ def same_result(a: dict, b: dict) -> bool:
 
 
 # --------------------------------------------------------------------------------------------------
-# One worker's memory: the automaton of the metadata, then one shard at several batch sizes
+# One worker's memory: the matcher of the metadata, then one shard at several batch sizes
 # --------------------------------------------------------------------------------------------------
 
 
 def probe_worker(pool: Path, out: Path, batch_rows: int) -> dict:
     """Runs in a fresh process (see --probe): what one stage worker holds while matching a shard."""
     sys.path.insert(0, str(REPO))
-    from curation import stages
+    from curation import matchers, stages
     from curation.pool import plan_shards, resolve_files
     from metadata import fingerprint, load_entries
 
@@ -199,13 +199,14 @@ def probe_worker(pool: Path, out: Path, batch_rows: int) -> dict:
     config = stages.MatchConfig(root=str(out), metadata_path=str(metadata), metadata_fingerprint=fingerprint(entries),
                                 drop_invalid_entries=False, text_column="text", id_column="id", url_column="url",
                                 batch_rows=batch_rows)
+    matchers.ensure_tables(out, entries, config.metadata_fingerprint)  # what the driver does once per run
     del entries
     after_imports = own_kib("VmRSS")
-    stages.shard_automaton(config)
-    after_automaton = own_kib("VmRSS")
+    stages.shard_matcher(config)
+    after_matcher = own_kib("VmRSS")
     stages.match_shard(shard, config)
     return {"batch_rows": batch_rows, "shard_rows": shard.rows, "rss_after_imports_mib": round(after_imports / 1024, 1),
-            "rss_after_automaton_mib": round(after_automaton / 1024, 1),
+            "rss_after_matcher_mib": round(after_matcher / 1024, 1),
             "peak_mib": round(own_kib("VmHWM") / 1024, 1)}
 
 
@@ -325,13 +326,13 @@ def markdown(report: dict) -> str:
               "the run, less the CPU of the run's own processes (well above 0: the figures were disturbed).", ""]
     if report.get("worker"):
         lines += ["## One worker's memory", "",
-                  f"One process builds the automaton of the {report['entries']:,}-entry metadata and matches one "
+                  f"One process maps the matcher tables of the {report['entries']:,}-entry metadata and matches one "
                   "shard, as a stage worker does (`bench_scaling.py --probe`).", "",
-                  "| batch rows | shard rows | RSS after imports MiB | after the automaton MiB | peak MiB |",
+                  "| batch rows | shard rows | RSS after imports MiB | after the matcher MiB | peak MiB |",
                   "|---:|---:|---:|---:|---:|"]
         for row in report["worker"]:
             lines.append(f"| {row['batch_rows']:,} | {row['shard_rows']:,} | {row['rss_after_imports_mib']:,.0f} "
-                         f"| {row['rss_after_automaton_mib']:,.0f} | {row['peak_mib']:,.0f} |")
+                         f"| {row['rss_after_matcher_mib']:,.0f} | {row['peak_mib']:,.0f} |")
         lines.append("")
     lines += ["## Commands", ""]
     for size in report["sizes"]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from curation.engines import ENGINES
 from curation.errors import CurationError
 from curation.matchers import DEFAULT_MATCHER, MATCHERS
+from curation.memory import keep_freed_memory
 from curation.runner import Execution, MatchRequest, balance_run, match_pool, write_run_record
 from curation.rundir import atomic_write_table, exclusive
 from curation.summary import Run
@@ -269,6 +270,8 @@ COMMANDS = {"run": command_run, "match": command_match, "balance": command_balan
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    if args.command != "stats":
+        keep_freed_memory()  # this process may run stages itself (one worker); see curation/memory.py
     try:
         return COMMANDS[args.command](args, argv)
     except CurationError as error:

@@ -28,7 +28,7 @@ from curation.errors import CurationError
 
 MATCHERS = ("tokens", "aho-corasick")
 DEFAULT_MATCHER = "tokens"
-TABLES_FORMAT = 1
+TABLES_FORMAT = 3
 
 
 class Matcher(Protocol):
@@ -115,6 +115,9 @@ def load_tables(root: Path, metadata_fingerprint: str) -> token_matcher.TokenTab
     if described.get("metadata_fingerprint") != metadata_fingerprint:
         raise CurationError(f"the matcher tables in {directory} belong to other metadata; "
                             "remove that folder and run the match again")
+    if described.get("format") != TABLES_FORMAT:
+        raise CurationError(f"the matcher tables in {directory} were made by another version of the studio; "
+                            "run the match again to rebuild them")
     arrays = {}
     for name in token_matcher.TokenTables.__dataclass_fields__:
         try:

@@ -123,11 +123,12 @@ def atomic_write_table(path: Path, table: pa.Table) -> None:
 
 
 @contextmanager
-def atomic_parquet_writer(path: Path, schema: pa.Schema) -> Iterator[pq.ParquetWriter]:
-    """A streaming writer whose file appears under its name only once it is complete."""
+def atomic_parquet_writer(path: Path, schema: pa.Schema, **options: object) -> Iterator[pq.ParquetWriter]:
+    """A streaming writer whose file appears under its name only once it is complete; ``options``
+    go to pyarrow's ParquetWriter."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = _temporary(path)
-    writer = pq.ParquetWriter(temporary, schema)
+    writer = pq.ParquetWriter(temporary, schema, **options)
     try:
         yield writer
         writer.close()

@@ -46,6 +46,7 @@ class BalanceConfig:
     t: float
     destination: str
     n_entries: int
+    id_column: str | None = None
 
 
 # Per-process caches: an engine worker prepares its matcher once and reuses it for every shard.
@@ -84,6 +85,13 @@ def entry_counts(root: str) -> np.ndarray:
     return _COUNTS[cache_key]
 
 
+def writer_options(schema: pa.Schema, id_column: str | None) -> dict:
+    """Parquet options for annotated and curated parts: dictionary pages only where values may
+    repeat (pair keys and ids are unique: trying to dictionary-encode them only costs time)."""
+    unique = {PAIR_KEY, id_column}
+    return {"use_dictionary": [name for name in schema.names if name not in unique]}
+
+
 def annotated_schema(pool_schema: pa.Schema) -> pa.Schema:
     return pool_schema.append(pa.field(ENTRY_IDS, pa.list_(pa.int32()))).append(pa.field(PAIR_KEY, pa.uint64()))
 
@@ -108,7 +116,8 @@ def match_shard(shard: Shard, config: MatchConfig) -> dict:
     counts = np.zeros(n_entries, dtype=np.int64)
     stats = {"shard": shard.index, "path": shard.path, "matcher": config.matcher, "rows": 0, "matched": 0,
              "unmatched": 0, "null_or_empty_text": 0, "matches": 0}
-    with atomic_parquet_writer(run.annotated_part(shard.index), schema) as writer:
+    with atomic_parquet_writer(run.annotated_part(shard.index), schema,
+                               **writer_options(schema, config.id_column)) as writer:
         for batch in iter_shard_batches(shard, config.batch_rows):
             texts = pc.cast(batch.column(config.text_column), pa.string())
             entry_ids = matcher.match_batch(texts)
@@ -166,7 +175,10 @@ def balance_shard(shard: int, config: BalanceConfig) -> dict:
     columns = None if not destination.exists() else [ENTRY_IDS, PAIR_KEY]
     kept_counts = np.zeros(config.n_entries, dtype=np.int64)
     kept, expected, computed, keys_seen = 0, 0.0, [], []
-    with (atomic_parquet_writer(destination, source.schema_arrow) if columns is None else nullcontext()) as writer:
+    schema = source.schema_arrow
+    writing = atomic_parquet_writer(destination, schema, **writer_options(schema, config.id_column)) \
+        if columns is None else nullcontext()
+    with writing as writer:
         start = 0
         for batch in source.iter_batches(batch_size=BALANCE_BATCH_ROWS, columns=columns):
             entry_ids = batch.column(ENTRY_IDS)

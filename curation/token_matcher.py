@@ -52,12 +52,14 @@ _EMPTY_SLOT = np.int32(-1)
 # Odd multipliers for hashing (from splitmix64 and the golden ratio); any odd constants would do.
 _MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_POLY = 0x100000001B3  # the polynomial base of the byte-string hash (FNV's prime: odd, so invertible)
+_WORD = 8  # bytes compared or hashed at a time; byte strings are padded with this many zero bytes
+# _LOW_BYTES[n]: a mask of the low n bytes of a little-endian word (all of it from 8 bytes on).
+_LOW_BYTES = np.array([(1 << (8 * n)) - 1 for n in range(_WORD)] + [2**64 - 1], dtype=np.uint64)
 
 
 # --------------------------------------------------------------------------------------------------
-# Hashing: integers and byte strings, vectorised; the tables confirm every hit, so quality only
-# affects speed, never results.
+# Hashing and comparing byte strings, vectorised over spans. The tables confirm every hit byte for
+# byte, so hash quality only affects speed, never results.
 # --------------------------------------------------------------------------------------------------
 
 
@@ -72,44 +74,50 @@ def _mix(x: np.ndarray) -> np.ndarray:
     return x
 
 
-class _Powers:
-    """POLY**i and POLY**-i modulo 2**64 for i < n, grown on demand and shared by every call."""
-
-    def __init__(self) -> None:
-        self.forward = np.ones(1, dtype=np.uint64)
-        self.inverse = np.ones(1, dtype=np.uint64)
-
-    def upto(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        if len(self.forward) < n:
-            size = max(n, 2 * len(self.forward))
-            with np.errstate(over="ignore"):
-                base = np.full(size - 1, _POLY, dtype=np.uint64)
-                inverse = np.full(size - 1, pow(_POLY, -1, 2**64), dtype=np.uint64)
-                self.forward = np.concatenate(([np.uint64(1)], np.cumprod(base)))
-                self.inverse = np.concatenate(([np.uint64(1)], np.cumprod(inverse)))
-        return self.forward[:n], self.inverse[:n]
+def padded(data: np.ndarray) -> np.ndarray:
+    """The bytes followed by _WORD zero bytes, so a word can be read at any byte of the data."""
+    out = np.zeros(len(data) + _WORD, dtype=np.uint8)
+    out[: len(data)] = data
+    return out
 
 
-_POWERS = _Powers()
+def _words(padded_bytes: np.ndarray) -> np.ndarray:
+    """A view whose element j is the little-endian 64-bit word starting at byte j."""
+    return np.ndarray(shape=(len(padded_bytes) - _WORD + 1,), dtype="<u8", buffer=padded_bytes, strides=(1,))
 
 
-def _hash_spans(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """A 64-bit hash of every byte span data[start:end], all at once.
-
-    A polynomial over prefix sums: prefix[j] = sum of (byte_i + 1) * POLY**i for i < j, so a span's
-    sum divided by POLY**start (a multiplication by the inverse: POLY is odd) depends only on its bytes.
-    """
-    forward, inverse = _POWERS.upto(len(data) + 1)
-    prefix = np.zeros(len(data) + 1, dtype=np.uint64)
+def _hash_spans(words: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of every span from its length and its first, middle and last eight bytes."""
+    lengths = ends - starts
+    first = words[starts] & _LOW_BYTES[np.minimum(lengths, _WORD)]
+    last = np.where(lengths > _WORD, words[np.where(lengths > _WORD, ends - _WORD, starts)], np.uint64(0))
+    long = lengths > 2 * _WORD
+    middle = np.where(long, words[np.where(long, starts + lengths // 2 - _WORD // 2, starts)], np.uint64(0))
     with np.errstate(over="ignore"):
-        np.cumsum((data.astype(np.uint64) + np.uint64(1)) * forward[: len(data)], out=prefix[1:])
-        spans = (prefix[ends] - prefix[starts]) * inverse[starts]
-        return _mix(spans ^ (ends - starts).astype(np.uint64) * _GOLDEN)
+        return _mix(first ^ _mix(last ^ _mix(middle + lengths.astype(np.uint64) * _GOLDEN)))
+
+
+def _spans_equal(words: np.ndarray, starts: np.ndarray, other_words: np.ndarray, other_starts: np.ndarray,
+                 lengths: np.ndarray) -> np.ndarray:
+    """Whether each pair of equally long spans holds the same bytes, eight bytes at a time."""
+    equal = np.ones(len(starts), dtype=bool)
+    pending = np.flatnonzero(lengths > 0)
+    offset = 0
+    while len(pending):
+        remaining = lengths[pending] - offset
+        differ = (words[starts[pending] + offset] ^ other_words[other_starts[pending] + offset]) \
+            & _LOW_BYTES[np.minimum(remaining, _WORD)]
+        same = differ == 0
+        equal[pending[~same]] = False
+        pending = pending[same & (remaining > _WORD)]
+        offset += _WORD
+    return equal
 
 
 def _slot_bits(keys: int) -> int:
-    """Table size 2**bits, at least twice the keys: short probe sequences."""
-    return max(4, int(2 * max(keys, 1) - 1).bit_length())
+    """Table size 2**bits, at least four times the keys: with linear probing, a fuller table makes
+    long runs of taken slots, and a lookup that misses walks a whole run."""
+    return max(4, int(4 * max(keys, 1) - 1).bit_length())
 
 
 def _first_slots(hashes: np.ndarray, bits: int) -> np.ndarray:
@@ -158,8 +166,9 @@ class TokenTables:
     """
 
     vocabulary_offsets: np.ndarray  # int64 [V + 1]: token id -> its bytes in vocabulary_bytes
-    vocabulary_bytes: np.ndarray  # uint8
+    vocabulary_bytes: np.ndarray  # uint8, followed by 8 zero bytes (see padded)
     vocabulary_slots: np.ndarray  # int32 [2**b]: token id or -1, placed by _hash_spans of its bytes
+    vocabulary_slot_hashes: np.ndarray  # uint64 [2**b]: that hash, so most misses need no byte comparison
     terminal: np.ndarray  # int32 [N + 1]: the entry id that ends at a node, or -1
     branching: np.ndarray  # bool [N + 1]: the node has children
     edge_keys: np.ndarray  # uint64 [2**c]: node << 32 | token
@@ -237,13 +246,18 @@ def build_tables(entries: Sequence[str]) -> TokenTables:
     table_keys[edge_slots] = all_keys
     table_children[edge_slots] = all_children
 
+    vocabulary_bytes = padded(vocabulary_bytes)
     vocabulary_bits = _slot_bits(vocabulary_size)
-    token_hashes = _hash_spans(vocabulary_bytes, vocabulary_offsets[:-1], vocabulary_offsets[1:])
+    token_hashes = _hash_spans(_words(vocabulary_bytes), vocabulary_offsets[:-1], vocabulary_offsets[1:])
     vocabulary_slots = np.full(1 << vocabulary_bits, _EMPTY_SLOT, dtype=np.int32)
-    vocabulary_slots[_place(token_hashes, vocabulary_bits)] = np.arange(vocabulary_size, dtype=np.int32)
+    vocabulary_slot_hashes = np.zeros(1 << vocabulary_bits, dtype=np.uint64)
+    placed = _place(token_hashes, vocabulary_bits)
+    vocabulary_slots[placed] = np.arange(vocabulary_size, dtype=np.int32)
+    vocabulary_slot_hashes[placed] = token_hashes
     return TokenTables(
-        vocabulary_offsets=vocabulary_offsets, vocabulary_bytes=vocabulary_bytes.copy(),
-        vocabulary_slots=vocabulary_slots, terminal=terminal, branching=branching,
+        vocabulary_offsets=vocabulary_offsets, vocabulary_bytes=vocabulary_bytes,
+        vocabulary_slots=vocabulary_slots, vocabulary_slot_hashes=vocabulary_slot_hashes,
+        terminal=terminal, branching=branching,
         edge_keys=table_keys, edge_children=table_children,
         n_entries=np.array([len(entries)], dtype=np.int64))
 
@@ -253,38 +267,28 @@ def build_tables(entries: Sequence[str]) -> TokenTables:
 # --------------------------------------------------------------------------------------------------
 
 
-def _spans_equal(data: np.ndarray, starts: np.ndarray, ends: np.ndarray,
-                 other: np.ndarray, other_starts: np.ndarray, other_ends: np.ndarray) -> np.ndarray:
-    """Byte-for-byte equality of pairs of spans (vectorised over pairs, a byte position at a time)."""
-    lengths = ends - starts
-    equal = lengths == (other_ends - other_starts)
-    pending = np.flatnonzero(equal & (lengths > 0))
-    offset = 0
-    while len(pending):
-        same = data[starts[pending] + offset] == other[other_starts[pending] + offset]
-        equal[pending[~same]] = False
-        offset += 1
-        pending = pending[same & (lengths[pending] > offset)]
-    return equal
-
-
-def lookup_tokens(tables: TokenTables, data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+def lookup_tokens(tables: TokenTables, words: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """Token ids of byte spans (the sink id for a span that is no token of the metadata)."""
     result = np.full(len(starts), tables.sink, dtype=np.int64)
     if not len(starts) or not tables.vocabulary_size:
         return result
-    slots_table = tables.vocabulary_slots
+    slots_table, slot_hashes = tables.vocabulary_slots, tables.vocabulary_slot_hashes
     mask = len(slots_table) - 1
-    bits = mask.bit_length()
-    slots = _first_slots(_hash_spans(data, starts, ends), bits)
-    pending = np.arange(len(starts))
+    hashes = _hash_spans(words, starts, ends)
+    slots = _first_slots(hashes, mask.bit_length())
+    vocabulary_words = _words(tables.vocabulary_bytes)
     offsets = tables.vocabulary_offsets
+    pending = np.arange(len(starts))
     while len(pending):
         candidate = slots_table[slots[pending]].astype(np.int64)
         occupied = candidate >= 0
         pending, candidate = pending[occupied], candidate[occupied]
-        found = _spans_equal(data, starts[pending], ends[pending], tables.vocabulary_bytes,
-                             offsets[candidate], offsets[candidate + 1])
+        lengths = ends[pending] - starts[pending]
+        # Same hash and length first (cheap), then the bytes themselves.
+        check = (slot_hashes[slots[pending]] == hashes[pending]) & (lengths == offsets[candidate + 1] - offsets[candidate])
+        found = check.copy()
+        found[check] = _spans_equal(words, starts[pending[check]], vocabulary_words, offsets[candidate[check]],
+                                    lengths[check])
         result[pending[found]] = candidate[found]
         pending = pending[~found]
         slots[pending] = (slots[pending] + 1) & mask
@@ -317,7 +321,7 @@ def _children(tables: TokenTables, nodes: np.ndarray, tokens: np.ndarray) -> np.
 def _without_controls(texts: pa.Array) -> pa.Array:
     """The texts with tab, newline and carriage return turned into spaces (a copy only if needed)."""
     data, offsets = binary_parts(texts)
-    controls = np.isin(data, _CONTROL_BYTES)
+    controls = (data == _CONTROL_BYTES[0]) | (data == _CONTROL_BYTES[1]) | (data == _CONTROL_BYTES[2])
     if not controls.any():
         return texts
     data = data.copy()
@@ -361,19 +365,24 @@ def _token_ids(tables: TokenTables, texts: pa.Array) -> tuple[np.ndarray, np.nda
     if isinstance(texts, pa.ChunkedArray):
         texts = texts.combine_chunks()
     words = pc.split_pattern(_without_controls(texts), " ")
-    words_per_text = np.diff(_list_offsets(words))
-    encoded = pc.dictionary_encode(pc.cast(pc.list_flatten(words), pa.binary()))
+    word_offsets = _list_offsets(words)  # every text has at least one word: "" splits to [""]
+    encoded = pc.dictionary_encode(pc.list_flatten(words))  # measured: strings hash faster than binary
     data, starts, ends, first = _word_tokens(encoded.dictionary)
-    distinct_ids = lookup_tokens(tables, data, starts, ends)
-    # Lay each occurrence's tokens out in text order, leaving one sink slot after every text.
+    distinct_ids = lookup_tokens(tables, _words(padded(data)), starts, ends)
+    # Lay each occurrence's tokens out in text order, leaving one sink slot after every text. Most
+    # words are one token; the few holding wrapped characters are copied as ranges.
     occurrence = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     size = (first[1:] - first[:-1])[occurrence]
-    n_texts = len(words_per_text)
-    text_of = np.repeat(np.arange(n_texts, dtype=np.int64), words_per_text)
+    n_texts = len(word_offsets) - 1
+    text_of = np.repeat(np.arange(n_texts, dtype=np.int64), np.diff(word_offsets))
     destination = np.cumsum(size) - size + text_of
+    tokens_per_text = np.add.reduceat(size, word_offsets[:-1]) if n_texts else np.zeros(0, dtype=np.int64)
     token_ids = np.full(int(size.sum()) + n_texts + 1, tables.sink, dtype=np.int64)
-    token_ids[_ranges(destination, size)] = distinct_ids[_ranges(first[occurrence], size)]
-    tokens_per_text = np.bincount(text_of, weights=size, minlength=n_texts).astype(np.int64)
+    single = size == 1
+    token_ids[destination[single]] = distinct_ids[first[occurrence[single]]]
+    several = ~single
+    token_ids[_ranges(destination[several], size[several])] = \
+        distinct_ids[_ranges(first[occurrence[several]], size[several])]
     text_starts = np.zeros(n_texts + 1, dtype=np.int64)
     np.cumsum(tokens_per_text + 1, out=text_starts[1:])
     return token_ids, text_starts

@@ -17,6 +17,9 @@ from typing import Any
 def _warm_up() -> None:
     """Import what every stage needs, in a worker, before the first shard arrives."""
     import curation.stages  # noqa: F401
+    from curation.memory import keep_freed_memory
+
+    keep_freed_memory()
 
 
 class LocalEngine:

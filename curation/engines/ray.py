@@ -55,6 +55,9 @@ def _check_reachable(address: str) -> None:
 
 def _run_stage(stage: Callable[[Any, Any], Any], item: Any, config: Any) -> Any:
     """What a Ray worker runs: the stage itself, in a process that lives on for the next task."""
+    from curation.memory import keep_freed_memory
+
+    keep_freed_memory()  # once per worker process; see curation/memory.py
     return stage(item, config)
 
 
