@@ -269,7 +269,7 @@ def build_tables(entries: Sequence[str]) -> TokenTables:
 
 def lookup_tokens(tables: TokenTables, words: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """Token ids of byte spans (the sink id for a span that is no token of the metadata)."""
-    result = np.full(len(starts), tables.sink, dtype=np.int64)
+    result = np.full(len(starts), tables.sink, dtype=np.int32)
     if not len(starts) or not tables.vocabulary_size:
         return result
     slots_table, slot_hashes = tables.vocabulary_slots, tables.vocabulary_slot_hashes
@@ -280,7 +280,7 @@ def lookup_tokens(tables: TokenTables, words: np.ndarray, starts: np.ndarray, en
     offsets = tables.vocabulary_offsets
     pending = np.arange(len(starts))
     while len(pending):
-        candidate = slots_table[slots[pending]].astype(np.int64)
+        candidate = slots_table[slots[pending]]
         occupied = candidate >= 0
         pending, candidate = pending[occupied], candidate[occupied]
         lengths = ends[pending] - starts[pending]
@@ -371,20 +371,22 @@ def _token_ids(tables: TokenTables, texts: pa.Array) -> tuple[np.ndarray, np.nda
     distinct_ids = lookup_tokens(tables, _words(padded(data)), starts, ends)
     # Lay each occurrence's tokens out in text order, leaving one sink slot after every text. Most
     # words are one token; the few holding wrapped characters are copied as ranges.
-    occurrence = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    size = (first[1:] - first[:-1])[occurrence]
+    occurrence = encoded.indices.to_numpy(zero_copy_only=False)
+    size = (first[1:] - first[:-1]).astype(np.int32)[occurrence]
     n_texts = len(word_offsets) - 1
-    text_of = np.repeat(np.arange(n_texts, dtype=np.int64), np.diff(word_offsets))
-    destination = np.cumsum(size) - size + text_of
-    tokens_per_text = np.add.reduceat(size, word_offsets[:-1]) if n_texts else np.zeros(0, dtype=np.int64)
-    token_ids = np.full(int(size.sum()) + n_texts + 1, tables.sink, dtype=np.int64)
+    n_tokens = int(size.sum(dtype=np.int64)) + n_texts + 1
+    index = np.int32 if n_tokens < 2**31 else np.int64  # half the memory traffic in the common case
+    text_of = np.repeat(np.arange(n_texts, dtype=index), np.diff(word_offsets))
+    destination = np.cumsum(size, dtype=index) - size + text_of
+    tokens_per_text = np.add.reduceat(size, word_offsets[:-1]) if n_texts else np.zeros(0, dtype=np.int32)
+    token_ids = np.full(n_tokens, tables.sink, dtype=np.int32)
     single = size == 1
     token_ids[destination[single]] = distinct_ids[first[occurrence[single]]]
     several = ~single
     token_ids[_ranges(destination[several], size[several])] = \
         distinct_ids[_ranges(first[occurrence[several]], size[several])]
     text_starts = np.zeros(n_texts + 1, dtype=np.int64)
-    np.cumsum(tokens_per_text + 1, out=text_starts[1:])
+    np.cumsum(tokens_per_text.astype(np.int64) + 1, out=text_starts[1:])
     return token_ids, text_starts
 
 
@@ -440,8 +442,8 @@ def _entry_lists(levels: list[np.ndarray], by_level: list[np.ndarray], n_texts: 
     counts = np.sum(level_counts, axis=0) if level_counts else np.zeros(n_texts, dtype=np.int64)
     width = int(min(counts.max(initial=1), ROW_SORT_WIDTH)) or 1
     wide = counts > width
-    pad = np.iinfo(np.int64).max
-    grid = np.full((n_texts, width), pad, dtype=np.int64)
+    pad = np.iinfo(np.int32).max  # above every entry id
+    grid = np.full((n_texts, width), pad, dtype=np.int32)
     filled = np.zeros(n_texts, dtype=np.int64)
     wide_texts, wide_entries = [], []
     for texts, entries, level_count in zip(levels, by_level, level_counts):
@@ -459,7 +461,7 @@ def _entry_lists(levels: list[np.ndarray], by_level: list[np.ndarray], n_texts: 
     narrow_values = grid[keep]
     if wide.any():
         bound = np.int64(max(int(e.max(initial=0)) for e in wide_entries) + 1)
-        keys = np.sort(np.concatenate(wide_texts) * bound + np.concatenate(wide_entries))
+        keys = np.sort(np.concatenate(wide_texts).astype(np.int64) * bound + np.concatenate(wide_entries))
         keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]
         kept[wide] = np.bincount(keys // bound, minlength=n_texts)[wide]
     offsets = np.zeros(n_texts + 1, dtype=np.int64)
@@ -469,7 +471,7 @@ def _entry_lists(levels: list[np.ndarray], by_level: list[np.ndarray], n_texts: 
         values[_ranges(offsets[:-1][~wide], kept[~wide])] = narrow_values
         values[_ranges(offsets[:-1][wide], kept[wide])] = keys % bound
     else:
-        values = narrow_values.astype(np.int32)
+        values = narrow_values
     return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(values))
 
 
@@ -487,5 +489,5 @@ def match_batch(tables: TokenTables, texts: pa.Array) -> pa.ListArray:
         return pa.ListArray.from_arrays(pa.array([0], type=pa.int32()), pa.array([], type=pa.int32()))
     token_ids, text_starts = _token_ids(tables, texts)
     positions, entries = _walk(tables, token_ids)
-    text_of_token = np.repeat(np.arange(n, dtype=np.int64), np.diff(text_starts))
+    text_of_token = np.repeat(np.arange(n, dtype=np.int32), np.diff(text_starts))
     return _entry_lists([text_of_token[p] for p in positions], entries, n)
