@@ -206,7 +206,7 @@ def balance_run(out: str, t: float, seed: int, execution: Execution, engine: Eng
             destination.mkdir(parents=True)
             atomic_write_json(destination / ".selection.json", {"t": t, "seed": seed})
     config = stages.BalanceConfig(root=str(run.root), seed=seed, t=t, destination=str(destination),
-                                  n_entries=entries_table.num_rows, id_column=plan["columns"]["id"])
+                                  n_entries=entries_table.num_rows)
     with _bar(plan["rows"], f"balance (t={t:g}, seed {seed})", "pairs", execution) as bar:
         results = engine.map(stages.balance_shard, shards, config, lambda shard, _: bar.update(rows[shard]))
     if destination != run.curated:

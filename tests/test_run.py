@@ -231,3 +231,23 @@ def test_stats_writes_probabilities_and_entry_counts(finished: Path, tmp_path: P
     assert counts.column("kept").to_pylist() == run.balanced_counts(60).tolist()
     expected_p = [min(1.0, 60 / c) if c else 1.0 for c in run.counts]
     assert counts.column("p_e").to_pylist() == pytest.approx(expected_p)
+
+
+def test_parts_use_dictionary_pages_only_for_repeating_columns(tmp_path: Path) -> None:
+    from curation.stages import repeating_columns, write_part
+
+    n = 4_000
+    batch = pa.RecordBatch.from_pydict({
+        "id": list(range(n)), "url": [f"https://x.example.com/{i}.jpg" for i in range(n)],
+        "text": [f"caption {i}" for i in range(n)], "license": ["cc-by", "cc0"] * (n // 2),
+        "entry_ids": [[i % 7, 9] for i in range(n)]})
+    assert repeating_columns(batch) == ["license"]
+    path = tmp_path / "part.parquet"
+    write_part(path, batch.schema, iter([batch.slice(0, 2_000), batch.slice(2_000)]))
+    assert pq.read_table(path).equals(pa.Table.from_batches([batch]))
+    group = pq.ParquetFile(path).metadata.row_group(0)
+    dictionary = {group.column(i).path_in_schema.split(".")[0]: group.column(i).has_dictionary_page
+                  for i in range(group.num_columns)}
+    assert dictionary == {"id": False, "url": False, "text": False, "license": True, "entry_ids": False}
+    write_part(tmp_path / "empty.parquet", batch.schema, iter([]))
+    assert pq.read_table(tmp_path / "empty.parquet").schema.equals(batch.schema)
