@@ -43,15 +43,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curation.arrow_bytes import binary_parts
+from curation.balancing import GOLDEN_GAMMA as _GOLDEN
+from curation.balancing import splitmix64 as _mix  # its finaliser spreads every input bit over the word
 from curation.matching import SPACED_CONTROLS, WRAPPED_PUNCTUATION
 
 _CONTROL_BYTES = np.frombuffer("".join(SPACED_CONTROLS).encode(), dtype=np.uint8)
 _WRAPPED_BYTES = np.frombuffer("".join(WRAPPED_PUNCTUATION).encode(), dtype=np.uint8)
 _SPACE = np.uint8(ord(" "))
 _EMPTY_SLOT = np.int32(-1)
-# Odd multipliers for hashing (from splitmix64 and the golden ratio); any odd constants would do.
-_MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _WORD = 8  # bytes compared or hashed at a time; byte strings are padded with this many zero bytes
 # _LOW_BYTES[n]: a mask of the low n bytes of a little-endian word (all of it from 8 bytes on).
 _LOW_BYTES = np.array([(1 << (8 * n)) - 1 for n in range(_WORD)] + [2**64 - 1], dtype=np.uint64)
@@ -61,17 +60,6 @@ _LOW_BYTES = np.array([(1 << (8 * n)) - 1 for n in range(_WORD)] + [2**64 - 1], 
 # Hashing and comparing byte strings, vectorised over spans. The tables confirm every hit byte for
 # byte, so hash quality only affects speed, never results.
 # --------------------------------------------------------------------------------------------------
-
-
-def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser: spreads every input bit over the whole word."""
-    x = x.astype(np.uint64, copy=True)
-    x ^= x >> np.uint64(30)
-    x *= _MIX1
-    x ^= x >> np.uint64(27)
-    x *= _MIX2
-    x ^= x >> np.uint64(31)
-    return x
 
 
 def padded(data: np.ndarray) -> np.ndarray:

@@ -167,6 +167,18 @@ def test_results_in_item_order_and_reported_one_by_one(engine) -> None:
     assert sorted(reported) == [(i, f"r{i}") for i in range(len(items))]
 
 
+@pytest.mark.parametrize("parallel", [("local", 2), ("ray", 2)], ids=["local-2", "ray-2cpu"])
+def test_a_result_is_reported_when_it_lands_not_when_all_have(parallel, request) -> None:
+    """Progress must move while shards finish: a quick item is reported long before a slow one."""
+    if parallel[0] == "ray":
+        request.getfixturevalue("ray_session")
+    reported: dict[int, float] = {}
+    with make_engine(*parallel) as running:
+        running.map(echo_after, [(0, 1.5), (1, 0.0)], "r",
+                    lambda item, result: reported.setdefault(item[0], time.monotonic()))
+    assert reported[0] - reported[1] > 0.75, reported
+
+
 @pytest.mark.parametrize("matcher", MATCHERS)
 def test_each_worker_prepares_its_matcher_once(engine, matcher, tmp_path) -> None:
     metadata = tmp_path / "metadata.json"
