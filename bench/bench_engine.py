@@ -48,7 +48,7 @@ REPO = BENCH_DIR.parent
 RESULTS = BENCH_DIR / "results"
 sys.path.insert(0, str(REPO))
 
-from curation import matchers, token_matcher  # noqa: E402
+from curation import matching, token_matcher  # noqa: E402
 from curation.matching import build_automaton, spacing  # noqa: E402  (the reference's own pieces)
 
 SAMPLE_SECONDS = 0.1
@@ -222,7 +222,7 @@ def display_command(argv: list[str]) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
-def ensure_pool(workdir: Path, rows: int, entries: int, seed: int, real_data: Path | None) -> tuple[Path, dict]:
+def ensure_pool(workdir: Path, rows: int, entries: int, seed: int, real_data: Path | None = None) -> tuple[Path, dict]:
     """Generate the realistic pool once per (rows, entries, seed); reuse it when its realism.json exists."""
     pool = workdir / f"real_rows{rows}_entries{entries}_seed{seed}"
     report = pool / "realism.json"
@@ -264,9 +264,9 @@ def reference_loop(automaton, texts: list[str | None]) -> tuple[float, list[list
     return seconds, [sorted(ids) for ids in out]
 
 
-def batched(matcher, texts: pa.Array, batch_rows: int) -> tuple[float, list[list[int]]]:
+def batched(match_batch, texts: pa.Array, batch_rows: int) -> tuple[float, list[list[int]]]:
     start = time.perf_counter()
-    parts = [matcher.match_batch(texts[i : i + batch_rows]) for i in range(0, len(texts), batch_rows)]
+    parts = [match_batch(texts[i : i + batch_rows]) for i in range(0, len(texts), batch_rows)]
     seconds = time.perf_counter() - start
     return seconds, [ids for part in parts for ids in part.to_pylist()]
 
@@ -287,10 +287,8 @@ def bench_matchers(pool: Path, rows: int, batch_rows: int, quiet_wait: float) ->
     tables = token_matcher.build_tables(entries)
     tables_s = time.perf_counter() - started
     reference_s, expected = reference_loop(automaton, python_texts)
-    aho = matchers.AhoCorasickMatcher.__new__(matchers.AhoCorasickMatcher)
-    aho.automaton = automaton
-    aho_s, aho_out = batched(aho, texts, batch_rows)
-    tokens_s, tokens_out = batched(matchers.TokenMatcher(tables), texts, batch_rows)
+    aho_s, aho_out = batched(lambda batch: matching.match_batch(automaton, batch), texts, batch_rows)
+    tokens_s, tokens_out = batched(lambda batch: token_matcher.match_batch(tables, batch), texts, batch_rows)
     other = machine_busy_s() - busy - (time.process_time() - own)
     matches = sum(len(ids) for ids in expected)
     return {

@@ -1,6 +1,6 @@
 """Scaling benchmark: does `curation run` stay linear in the pool size, and what do more workers buy?
 
-For each size (default 1M, 3M and 10M generated pairs, 500,000 entries) and each execution
+For each size (default 1M, 3M and 10M pairs from bench/realistic_pool.py, 500,000 entries) and each execution
 (local engine with 1 and 2 workers, Ray engine with a local Ray of 2 CPUs) it runs
 
     python -m curation run --pool P --metadata M --t 20000 --seed 0 --out RUN --quiet <execution>
@@ -284,14 +284,15 @@ def markdown(report: dict) -> str:
         f"Each cell: `python -m curation run --t {report['t']:g} --seed {report['seed']}` end to end (process start "
         "to exit, including a Ray start for Ray), and in brackets the peak of the summed RSS of the whole process "
         f"tree (CLI, stage workers and, for Ray, Ray's own services), sampled every 0.1 s. Pools from "
-        f"`bench/generate_pool.py` with a {report['entries']:,}-entry metadata. Speed-up: local with 1 worker "
+        f"`bench/realistic_pool.py` (captions grown from real alt-texts) with a {report['entries']:,}-entry "
+        "metadata. Speed-up: local with 1 worker "
         "over the execution. Growth: seconds per pair at a size over seconds per pair at the smallest size "
         "(1.00 is linear). Every execution of a size curated the identical set (same entry counts, keep "
         "thresholds and curated ids): checked by the benchmark.",
         "",
         *summary_table(report),
         "",
-        "Growth of the stages alone (match, count, thresholds, select: no process or Ray start), seconds per "
+        "Growth of the stages alone (match, count, balance: no process or Ray start), seconds per "
         "pair against the smallest size: " + "; ".join(
             f"{size['rows'] / 1e6:g}M: " + " / ".join(f"{run['stage_growth_vs_smallest']:.2f}"
                                                      for run in size["runs"].values())
@@ -299,7 +300,7 @@ def markdown(report: dict) -> str:
         "",
         "## Every run",
         "",
-        "| pairs | execution | wall s | CPU s (tree) | match / count / thresholds / select s | outside stages s "
+        "| pairs | execution | wall s | CPU s (tree) | match / count / balance s | outside stages s "
         "| peak tree MiB | driver peak MiB | worker peak MiB (processes) | Ray services MiB (processes) "
         "| other CPU s |",
         "|---:|---|---:|---:|---|---:|---:|---:|---:|---:|---:|",

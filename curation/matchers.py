@@ -53,12 +53,6 @@ class AhoCorasickMatcher:
         return matching.match_batch(self.automaton, texts)
 
 
-def check_name(name: str) -> str:
-    if name not in MATCHERS:
-        raise CurationError(f"unknown matcher '{name}'; choose one of: {', '.join(MATCHERS)}")
-    return name
-
-
 # --------------------------------------------------------------------------------------------------
 # The token tables in a run directory: RUN/matcher/tokens/{tables.json, NAME.npy}
 # --------------------------------------------------------------------------------------------------
