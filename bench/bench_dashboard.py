@@ -55,6 +55,7 @@ SEED = 0
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(BENCH_DIR))
 
+from bench_engine import machine_busy_s, wait_for_quiet  # noqa: E402
 from dashboard.local_server import serve  # noqa: E402
 
 
@@ -76,24 +77,6 @@ def status_kib() -> dict[str, int]:
 
 def mib(kib: int) -> float:
     return round(kib / 1024, 1)
-
-
-def machine_busy_s() -> float:
-    """CPU seconds all cores have spent busy since boot (from /proc/stat)."""
-    with open("/proc/stat") as f:
-        fields = [int(x) for x in f.readline().split()[1:]]
-    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
-
-
-def wait_for_quiet(max_wait_s: float, idle_below: float = 0.15, window_s: float = 2.0) -> float:
-    """Wait (at most max_wait_s) until the rest of the machine uses less than idle_below of a core."""
-    start = time.perf_counter()
-    while time.perf_counter() - start < max_wait_s:
-        busy = machine_busy_s()
-        time.sleep(window_s)
-        if (machine_busy_s() - busy) / window_s < idle_below:
-            break
-    return round(time.perf_counter() - start, 1)
 
 
 class OtherLoad:

@@ -1029,7 +1029,7 @@ TABLE = [  # (label, path into the figures, size-dependent: compared on equal sa
     ("top 3% entries' share of matches *", ("top_3pct_share",), True),
     ("distinct entries matched *", ("distinct_entries_matched",), True),
     ("reference loop, texts/s (1 core) * †", ("speed", "reference_loop"), True),
-    ("engine's match_batch, texts/s (1 core) * †", ("speed", "match_batch"), True),
+    ("Aho-Corasick match_batch, texts/s (1 core) * †", ("speed", "match_batch"), True),
 ]
 SPEED_ROWS = {label: path[1] for label, path, _ in TABLE if path[0] == "speed"}
 
