@@ -95,6 +95,17 @@ def keep_probabilities(entry_ids: pa.ListArray, counts: np.ndarray, t: float) ->
     return 1.0 - _per_pair(np.multiply, miss, offsets, 1.0)
 
 
+SAMPLE_SALT = 0x5A4D504C45  # makes the preview's sample draws independent of the keep draws
+
+
+def in_sample(pair_keys: np.ndarray, seed: int, rate: float) -> np.ndarray:
+    """Which pairs the preview's uniform sample holds: ``splitmix64(K XOR splitmix64(seed XOR salt))``,
+    its top 53 bits as a fraction, below ``rate``. The same pairs for any t; stable across layouts."""
+    salt = splitmix64(np.array([(seed ^ SAMPLE_SALT) % 2**64], dtype=np.uint64))[0]
+    draws = (splitmix64(np.asarray(pair_keys, dtype=np.uint64) ^ salt) >> np.uint64(11)).astype(np.float64)
+    return draws / _TWO_TO_53 < rate
+
+
 def kept_mask(thresholds: np.ndarray, t: float) -> np.ndarray:
     """Pairs kept at t."""
     return np.asarray(thresholds) < t

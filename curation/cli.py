@@ -12,11 +12,15 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from tqdm import tqdm
+
 from curation.engines import ENGINES
 from curation.errors import CurationError
+from curation.export import COLUMN_SETS, FORMATS, write_manifest
 from curation.matchers import DEFAULT_MATCHER, MATCHERS
 from curation.memory import keep_freed_memory
-from curation.runner import Execution, MatchRequest, balance_run, match_pool, write_run_record
+from curation.preview_files import DEFAULT_SAMPLE_PAIRS
+from curation.runner import Execution, MatchRequest, balance_run, build_preview, match_pool, write_run_record
 from curation.rundir import atomic_write_table, exclusive
 from curation.summary import Run
 from metadata.argtypes import EXIT_USAGE, OneLineParser, checked
@@ -32,6 +36,8 @@ entry and a t/count share of the pairs of frequent (head) entries.
   match    annotate and count only
   balance  a new t or seed on an existing run directory, without re-matching (seconds)
   stats    sizes at t, t for a target size or tail share, head/tail summary
+  preview  the files that answer any t at once (made by balance; for older runs, or another sample)
+  export   the manifest of the pairs kept at t (url and caption, all columns or keys), with provenance
 
 Every command resumes where a killed run stopped when started again the same way."""
 
@@ -83,6 +89,13 @@ def _add_match_options(parser: argparse.ArgumentParser) -> None:
                              "(default: %(default)s)")
 
 
+def _add_sample_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--sample-pairs", type=positive_int, default=DEFAULT_SAMPLE_PAIRS,
+                        help="matched pairs in the preview's uniform sample, from which the dashboard and stats "
+                             "estimate the expected size and the matches kept per entry at any t "
+                             "(default: %(default)s; a run with fewer matched pairs keeps them all: exact)")
+
+
 def _add_balance_options(parser: argparse.ArgumentParser, seed_default: int | None) -> None:
     parser.add_argument("--t", type=positive_number, required=True,
                         help="balancing threshold: entries matched more than t times are subsampled to ~t")
@@ -90,6 +103,7 @@ def _add_balance_options(parser: argparse.ArgumentParser, seed_default: int | No
                         help="seed of the balancing draws" +
                              (" (default: %(default)s)" if seed_default is not None else
                               " (default: the run's seed, else 0)"))
+    _add_sample_option(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -137,6 +151,34 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--write-entry-counts", metavar="PATH",
                        help="write entry_id, entry, count, p_e and kept (matches among the pairs kept at the "
                             "first t) for every entry to this Parquet file")
+    _add_execution(stats)
+
+    export = commands.add_parser("export", help="write the manifest of the pairs kept at t",
+                                 description="Write the pairs kept at t (and seed) of a run directory to one "
+                                             "file, read shard by shard, with OUT's name + .provenance.json "
+                                             "beside it saying exactly how it was made.")
+    export.add_argument("run_dir", metavar="RUN_DIR")
+    export.add_argument("--t", type=positive_number, required=True, help="keep the pairs whose threshold is below t")
+    export.add_argument("--seed", type=seed_value, help="seed of the keep thresholds (default: the run's)")
+    export.add_argument("--format", choices=list(FORMATS),
+                        help="file format (default: from OUT's extension, else parquet)")
+    export.add_argument("--columns", choices=list(COLUMN_SETS), default="img2dataset",
+                        help="; ".join(f"{k}: {v}" for k, v in COLUMN_SETS.items()) + " (default: %(default)s)")
+    export.add_argument("--out", required=True, help="the manifest file to write")
+    export.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    preview = commands.add_parser("preview", help="build the files that answer any t at once",
+                                  description="Write RUN_DIR/preview/seed-S: every matched pair's keep threshold, "
+                                              "sorted, and a uniform sample of matched pairs. `balance` makes "
+                                              "them; this builds them for runs made before, or with another "
+                                              "sample size (--rebuild). The dashboard and stats build them on "
+                                              "first use too.")
+    preview.add_argument("run_dir", metavar="RUN_DIR")
+    preview.add_argument("--seed", type=seed_value, help="seed of the keep thresholds (default: the run's)")
+    preview.add_argument("--rebuild", action="store_true", help="build them again (for instance with another "
+                                                                  "--sample-pairs)")
+    _add_sample_option(preview)
+    _add_execution(preview)
     return parser
 
 
@@ -184,7 +226,7 @@ def command_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     with exclusive(Path(args.out)):
         with engine:
             match = match_pool(_match_request(args), execution, engine)
-            balance = balance_run(args.out, args.t, args.seed, execution, engine)
+            balance = balance_run(args.out, args.t, args.seed, execution, engine, args.sample_pairs)
         match["timings"]["total_s"] = round(time.perf_counter() - started, 3)
         record = write_run_record(args.out, execution, match, balance, _command_line(argv))
     print(f"run complete: {args.out}")
@@ -217,22 +259,32 @@ def command_balance(args: argparse.Namespace, argv: Sequence[str]) -> int:
     engine = execution.start()
     with exclusive(run.dir.root):
         with engine:
-            balance = balance_run(args.run_dir, args.t, seed, execution, engine)
+            balance = balance_run(args.run_dir, args.t, seed, execution, engine, args.sample_pairs)
         record = write_run_record(args.run_dir, execution, None, balance, _command_line(argv))
     print(f"balanced: {args.run_dir}")
     _print_balance(record)
     return 0
 
 
+def _expected_cell(row: dict) -> str:
+    if row["expected_kept_exact"]:
+        return f"{row['expected_kept']:,.1f}"
+    return f"{row['expected_kept']:,.0f} ± {row['expected_kept_margin']:,.0f}"
+
+
 def _print_stats(report: dict) -> None:
     print(f"{report['run_dir']}: {report['pairs']:,} pairs, {report['matched_pairs']:,} matched "
           f"(keep thresholds of seed {report['seed']})")
     if report["at_t"]:
-        print(f"\n{'t':>12} {'kept':>12} {'expected':>14} {'pool %':>8} {'head':>8} {'tail':>8} {'p(t)':>8}")
+        print(f"\n{'t':>12} {'kept':>12} {'expected':>20} {'pool %':>8} {'head':>8} {'tail':>8} {'p(t)':>8}")
         for row in report["at_t"]:
-            print(f"{row['t']:>12g} {row['kept']:>12,} {row['expected_kept']:>14,.1f} "
+            print(f"{row['t']:>12g} {row['kept']:>12,} {_expected_cell(row):>20} "
                   f"{row['share_of_pool']:>8.2%} {row['head_entries']:>8,} {row['tail_entries']:>8,} "
                   f"{row['tail_share']:>8.4f}")
+        estimates = report["estimates"]
+        if not estimates["exact"]:
+            print(f"expected: estimated from a uniform sample of {estimates['sampled_pairs']:,} of the "
+                  f"{estimates['matched_pairs']:,} matched pairs, {estimates['interval']}; kept is exact")
     for row in report["t_for_size"]:
         note = "" if row["size"] == row["target_size"] else \
             f"  (exactly {row['target_size']:,} is not reachable: equal thresholds, or fewer matched pairs)"
@@ -248,7 +300,7 @@ def _print_stats(report: dict) -> None:
 def command_stats(args: argparse.Namespace, argv: Sequence[str]) -> int:
     run = Run(args.run_dir)
     ts = args.t or ([run.t] if run.t is not None else [])
-    report = run.report(ts, args.target_size, args.tail_share, args.seed, args.top)
+    report = run.report(ts, args.target_size, args.tail_share, args.seed, args.top, _execution(args))
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -264,13 +316,42 @@ def command_stats(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return 0
 
 
-COMMANDS = {"run": command_run, "match": command_match, "balance": command_balance, "stats": command_stats}
+def command_preview(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    run = Run(args.run_dir)
+    seed = args.seed if args.seed is not None else (run.seed if run.seed is not None else 0)
+    execution = _execution(args)
+    engine = execution.start()
+    with exclusive(run.dir.root):
+        with engine:
+            summary = build_preview(args.run_dir, seed, execution, engine, args.sample_pairs, args.rebuild)
+    print(f"preview of seed {seed}: {summary['matched_pairs']:,} matched pairs' thresholds, a sample of "
+          f"{summary['sample_pairs']:,} pairs, in {run.dir.preview(seed)}")
+    return 0
+
+
+def command_export(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    run = Run(args.run_dir)
+    seed = args.seed if args.seed is not None else (run.seed if run.seed is not None else 0)
+    out = Path(args.out)
+    by_suffix = {suffix: name for name, suffix in FORMATS.items()}
+    file_format = args.format or by_suffix.get(out.suffix, "parquet")
+    with tqdm(total=len(run.shard_indices), desc="export", unit="shards", disable=args.quiet, file=sys.stderr,
+              dynamic_ncols=True) as bar:
+        result = write_manifest(Path(args.run_dir), out, args.t, seed, file_format, args.columns,
+                                lambda done, total: bar.update(done - bar.n))
+    print(f"exported {result.rows:,} pairs kept at t={args.t:g} (seed {seed}) to {result.path}; "
+          f"provenance in {result.provenance}")
+    return 0
+
+
+COMMANDS = {"run": command_run, "match": command_match, "balance": command_balance, "stats": command_stats,
+            "preview": command_preview, "export": command_export}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    if args.command != "stats":
+    if args.command in ("run", "match", "balance", "preview"):
         keep_freed_memory()  # this process may run stages itself (one worker); see curation/memory.py
     try:
         return COMMANDS[args.command](args, argv)

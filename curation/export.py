@@ -6,13 +6,23 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from curation.browse import kept_batches, shard_indices
 from curation.errors import CurationError
 from curation.query import RunQuery
+from curation.rundir import RunDir, read_json
 
 FORMATS = {"parquet": ".parquet", "jsonl": ".jsonl", "csv": ".csv"}
 COLUMN_SETS = {
@@ -21,6 +31,7 @@ COLUMN_SETS = {
     "keys": "pair keys (and ids) only",
 }
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,119}")
+Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -33,49 +44,133 @@ class Export:
 def check_name(name: str) -> str:
     """A bare file name: no directory part, no '..', nothing that could leave the export directory."""
     if not _NAME.fullmatch(name or "") or ".." in name:
-        raise CurationError(f"export name {name!r} refused: use letters, digits, '.', '_' and '-' only "
-                            "(no path separators, no '..', not starting with '.')")
+        raise CurationError(f"export name {name!r} refused: use letters, digits, '.', '_' and '-' only, at most "
+                            "120 characters (no path separators, no '..', not starting with '.')")
     return name
 
 
-def _quote(column: str) -> str:
-    return '"' + column.replace('"', '""') + '"'
+# --------------------------------------------------------------------------------------------------
+# Writers: one interface, one class per format (as img2dataset's writers)
+# --------------------------------------------------------------------------------------------------
 
 
-def _select(query: RunQuery, column_set: str) -> str:
-    columns = query.plan()["columns"]
+class ParquetManifest:
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        self.writer = pq.ParquetWriter(path, schema)
+
+    def write(self, table: pa.Table) -> None:
+        self.writer.write_table(table)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class CsvManifest:
+    """CSV has no lists: a list column (entry_ids) is written as text, "[3, 17, 42]"."""
+
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        self.lists = [name for name in schema.names if pa.types.is_list(schema.field(name).type)]
+        for name in self.lists:
+            schema = schema.set(schema.get_field_index(name), pa.field(name, pa.string()))
+        self.writer = pa_csv.CSVWriter(str(path), schema)
+
+    def write(self, table: pa.Table) -> None:
+        for name in self.lists:
+            joined = pc.binary_join(pc.cast(table.column(name), pa.list_(pa.string())), ", ")
+            table = table.set_column(table.schema.get_field_index(name), name,
+                                     pc.binary_join_element_wise("[", joined, "]", ""))
+        self.writer.write_table(table)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class JsonLinesManifest:
+    """One JSON object a line, written by DuckDB (pyarrow has no JSON writer) batch by batch into a
+    scratch file whose lines are appended to the manifest."""
+
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        self.handle = open(path, "wb")
+        self.scratch = path.with_name(path.name + ".batch")
+        self.connection = duckdb.connect()
+
+    def write(self, table: pa.Table) -> None:
+        if not table.num_rows:
+            return
+        self.connection.register("batch", table)
+        literal = "'" + str(self.scratch).replace("'", "''") + "'"  # COPY takes no parameter for its target
+        self.connection.execute(f"COPY batch TO {literal} (FORMAT json)")
+        self.connection.unregister("batch")
+        with open(self.scratch, "rb") as scratch:
+            shutil.copyfileobj(scratch, self.handle)
+
+    def close(self) -> None:
+        self.handle.close()
+        self.connection.close()
+        self.scratch.unlink(missing_ok=True)
+
+
+WRITERS = {"parquet": ParquetManifest, "jsonl": JsonLinesManifest, "csv": CsvManifest}
+
+
+# --------------------------------------------------------------------------------------------------
+# Exporting
+# --------------------------------------------------------------------------------------------------
+
+
+def _columns(run: RunDir, column_set: str) -> tuple[list[str], list[str]]:
+    """(annotated columns to read, their names in the manifest)."""
+    columns = read_json(run.plan_json)["columns"]
     if column_set == "img2dataset":
         if not columns["url"]:
             raise CurationError("this pool has no url column; export all columns or keys instead")
-        return f"a.{_quote(columns['url'])} AS url, a.{_quote(columns['text'])} AS caption"
+        return [columns["url"], columns["text"]], ["url", "caption"]
     if column_set == "all":
-        return ", ".join(f"a.{_quote(c)}" for c in query.columns())
+        shards = shard_indices(run)
+        names = pq.read_schema(run.annotated_part(shards[0])).names if shards else []
+        return names, names
     if column_set == "keys":
-        return (f"a.{_quote(columns['id'])}, " if columns["id"] else "") + "a.pair_key"
+        names = ([columns["id"]] if columns["id"] else []) + ["pair_key"]
+        return names, names
     raise CurationError(f"unknown column set {column_set!r}; choose one of {', '.join(COLUMN_SETS)}")
 
 
-def export_manifest(query: RunQuery, export_dir: Path, name: str, t: float, seed: int,
-                    file_format: str = "parquet", column_set: str = "img2dataset") -> Export:
-    """Write the pairs kept at (t, seed) and their provenance; both appear atomically."""
-    check_name(name)
+def write_manifest(root: Path, path: Path, t: float, seed: int, file_format: str = "parquet",
+                   column_set: str = "img2dataset", progress: Progress | None = None) -> Export:
+    """Write the pairs kept at (t, seed) to ``path`` and its provenance beside it (NAME.provenance.json),
+    shard by shard (memory stays flat); both files appear atomically."""
+    run = RunDir(root)
     if file_format not in FORMATS:
         raise CurationError(f"unknown format {file_format!r}; choose one of {', '.join(FORMATS)}")
     if not t > 0:
         raise CurationError(f"t must be a positive number, got {t}")
-    if seed not in query.seeds():
-        raise CurationError(f"no keep thresholds for seed {seed} in {query.root}; "
-                            f"run `python -m curation balance {query.root} --t {t:g} --seed {seed}` first")
-    export_dir.mkdir(parents=True, exist_ok=True)
-    path = export_dir / (name + FORMATS[file_format])
-    provenance_path = export_dir / (name + ".provenance.json")
-    temporary = export_dir / f".{name}.tmp-{uuid.uuid4().hex[:8]}{FORMATS[file_format]}"
+    shards = shard_indices(run)
+    if not all(run.threshold_part(seed, shard).exists() for shard in shards):
+        raise CurationError(f"no keep thresholds for seed {seed} in {root}; "
+                            f"run `python -m curation balance {root} --t {t:g} --seed {seed}` first")
+    read, names = _columns(run, column_set)
+    schema = pa.schema([pq.read_schema(run.annotated_part(shards[0])).field(c).with_name(n)
+                        for c, n in zip(read, names)]) if shards else pa.schema([])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    rows = 0
     try:
-        rows = query.copy_selection(t, seed, _select(query, column_set), temporary, file_format)
+        writer = WRITERS[file_format](temporary, schema)
+        try:
+            for done, (_, table) in enumerate(kept_batches(root, seed, t, read), 1):
+                if table is not None:
+                    writer.write(table.rename_columns(names))
+                    rows += table.num_rows
+                if progress:
+                    progress(done, len(shards))
+        finally:
+            writer.close()
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
-    record, plan = query.record(), query.plan()
+    provenance_path = path.with_name(path.name[: -len(path.suffix)] + ".provenance.json" if path.suffix
+                                     else path.name + ".provenance.json")
+    plan, record = read_json(run.plan_json), read_json(run.run_json) if run.run_json.exists() else {}
     provenance = {
         "file": path.name,
         "rows": rows,
@@ -87,11 +182,23 @@ def export_manifest(query: RunQuery, export_dir: Path, name: str, t: float, seed
         "pool": {"spec": plan["pool"], "rows": plan["rows"], "files": [f["path"] for f in plan["files"]]},
         "pair_key": plan["pair_key"],
         "pool_rows": record.get("rows", {}),
-        "run_dir": str(query.root),
+        "run_dir": str(root),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    temporary_json = export_dir / f".{name}.tmp-{uuid.uuid4().hex[:8]}.json"
+    temporary_json = provenance_path.with_name(f".{provenance_path.name}.tmp-{uuid.uuid4().hex[:8]}")
     temporary_json.write_text(json.dumps(provenance, indent=2) + "\n", encoding="utf-8")
     os.replace(temporary_json, provenance_path)
     return Export(path, provenance_path, rows)
 
+
+def manifest_path(export_dir: Path, name: str, file_format: str) -> Path:
+    """Where the dashboard's manifest NAME goes: a checked bare name under the export directory."""
+    if file_format not in FORMATS:
+        raise CurationError(f"unknown format {file_format!r}; choose one of {', '.join(FORMATS)}")
+    return export_dir / (check_name(name) + FORMATS[file_format])
+
+
+def export_manifest(query: RunQuery, export_dir: Path, name: str, t: float, seed: int,
+                    file_format: str = "parquet", column_set: str = "img2dataset") -> Export:
+    """The dashboard's export: NAME under the export directory only."""
+    return write_manifest(query.root, manifest_path(export_dir, name, file_format), t, seed, file_format, column_set)

@@ -1,7 +1,7 @@
-"""Full curation runs as background processes whose state lives in files, so that a page reload (or a
-new dashboard process) finds every job with its progress, its log and its outcome.
+"""Curation runs and manifest exports as background processes whose state lives in files, so that a
+page reload (or a new dashboard process) finds every job with its progress, its log and its outcome.
 
-    JOBS/<id>/job.json    the command, its output directory, the process id, when it started
+    JOBS/<id>/job.json    the kind (run or export), the command, its output, the process id, when it started
     JOBS/<id>/log.txt     what the run printed (progress bars included)
     JOBS/<id>/exit_code   written when the process ends
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -32,6 +33,7 @@ class JobStatus:
     id: str
     out: str
     command: str
+    kind: str  # run or export
     started: str
     state: str  # running, finished, failed, lost
     progress: float  # 0..1
@@ -62,25 +64,48 @@ def start_job(jobs_dir: Path, pool: str, metadata: str, t: float, seed: int, out
     if not t > 0:
         raise CurationError(f"t must be a positive number, got {t}")
     target = Path(out).resolve()
-    for job in list_jobs(jobs_dir):
-        if job.state == "running" and Path(job.out).resolve() == target:
-            raise CurationError(f"job {job.id} is already writing {out}; wait for it or choose another output")
+    _check_free(jobs_dir, target, out)
     if _is_locked(target):
         raise CurationError(f"another curation process is using {out}; wait for it or choose another output")
+    command = ["run", "--pool", pool, "--metadata", metadata, "--t", repr(float(t)), "--seed", str(int(seed)),
+               "--out", str(target)]
+    if workers:
+        command += ["--workers", str(int(workers))]
+    return _launch(jobs_dir, command, target, "run")
+
+
+def start_export(jobs_dir: Path, run_dir: Path, path: Path, t: float, seed: int, file_format: str,
+                 column_set: str) -> str:
+    """Start `python -m curation export` in the background (a manifest of a billion pairs takes a while);
+    returns the job id. The path is the caller's to check (the dashboard confines it)."""
+    if not t > 0:
+        raise CurationError(f"t must be a positive number, got {t}")
+    target = path.resolve()
+    _check_free(jobs_dir, target, str(path))
+    command = ["export", str(run_dir), "--t", repr(float(t)), "--seed", str(int(seed)), "--format", file_format,
+               "--columns", column_set, "--out", str(target)]
+    return _launch(jobs_dir, command, target, "export")
+
+
+def _check_free(jobs_dir: Path, target: Path, shown: str) -> None:
+    for job in list_jobs(jobs_dir):
+        if job.state == "running" and Path(job.out).resolve() == target:
+            raise CurationError(f"job {job.id} is already writing {shown}; wait for it or choose another output")
+
+
+def _launch(jobs_dir: Path, arguments: list[str], target: Path, kind: str) -> str:
+    """Run `python -m curation ARGUMENTS` detached, its output in the job's log, its exit code after."""
     job_id = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
     job_dir = jobs_dir / job_id
     job_dir.mkdir(parents=True)
-    command = [sys.executable, "-m", "curation", "run", "--pool", pool, "--metadata", metadata,
-               "--t", repr(float(t)), "--seed", str(int(seed)), "--out", str(target)]
-    if workers:
-        command += ["--workers", str(int(workers))]
+    command = [sys.executable, "-m", "curation", *arguments]
     script = f"{shlex.join(command)} > {shlex.quote(str(job_dir / 'log.txt'))} 2>&1; " \
              f"echo $? > {shlex.quote(str(job_dir / 'exit_code'))}"
     process = subprocess.Popen(["sh", "-c", script], cwd=Path(__file__).resolve().parents[1],
                                start_new_session=True, stdin=subprocess.DEVNULL)
     _PROCESSES[job_id] = process
     atomic_write_json(job_dir / "job.json", {
-        "id": job_id, "out": str(target), "command": "python " + shlex.join(command[1:]),
+        "id": job_id, "kind": kind, "out": str(target), "command": "python " + shlex.join(command[1:]),
         "pid": process.pid, "started": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     return job_id
 
@@ -105,6 +130,24 @@ def log_tail(jobs_dir: Path, job_id: str, lines: int = 12) -> str:
         text = handle.read().decode("utf-8", errors="replace")
     shown = [line.split("\r")[-1] for line in text.split("\n")]
     return "\n".join([line for line in shown if line.strip()][-lines:])
+
+
+_BAR = re.compile(r"^(?P<label>[^:|]+):.*?\|\s*(?P<done>[\d.]+[kMG]?)/(?P<total>[\d.]+[kMG]?)")
+_SCALE = {"": 1, "k": 1e3, "M": 1e6, "G": 1e9}
+
+
+def _number(text: str) -> float:
+    return float(text[:-1]) * _SCALE[text[-1]] if text[-1] in _SCALE else float(text)
+
+
+def log_progress(jobs_dir: Path, job_id: str) -> tuple[float, str]:
+    """How far a job has come, from the last progress bar in its log ("export: 40%|... | 4/10 ...")."""
+    for line in reversed(log_tail(jobs_dir, job_id, lines=40).splitlines()):
+        found = _BAR.match(line.strip())
+        if found:
+            done, total = _number(found["done"]), _number(found["total"])
+            return (done / total if total else 0.0), f"{found['label'].strip()}: {found['done']} of {found['total']}"
+    return 0.0, "starting"
 
 
 def run_progress(out: Path) -> tuple[float, str]:
@@ -142,10 +185,11 @@ def list_jobs(jobs_dir: Path) -> list[JobStatus]:
                 error = (errors or tail or [f"exit code {code}"])[-1]
         else:
             state = "running" if _alive(job["pid"]) else "lost"
-        progress, stage = run_progress(Path(job["out"]))
+        progress, stage = run_progress(Path(job["out"])) if job.get("kind", "run") == "run" \
+            else log_progress(jobs_dir, job["id"])
         if state == "lost":
             stage = "the process ended without a word (killed?); start it again to resume"
-        statuses.append(JobStatus(job["id"], job["out"], job["command"], job["started"], state,
+        statuses.append(JobStatus(job["id"], job["out"], job["command"], job.get("kind", "run"), job["started"], state,
                                   1.0 if state == "finished" else progress, stage, error))
     return statuses
 

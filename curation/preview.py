@@ -1,131 +1,229 @@
-"""Answers at any t from arrays held in memory: what a balancing preview needs on every move of t.
+"""Answers at any t for a run of any size: what a balancing preview needs on every move of t.
 
-Built once per run and seed from the keep thresholds and the pairs' entry lists; afterwards the size
-at t is a binary search, and the expected size touches only the pairs that may be dropped at t.
-Pure: arrays in, numbers out.
+Exact where a binary search or the entry counts suffice: the realised size at t (over every matched
+pair's keep threshold, sorted), head and tail, the tail share, t for a target size or tail share.
+Estimated where an exact answer needs a pass over every pair: the expected size at t and the matches
+kept per entry, from a uniform sample of matched pairs, each with its standard error. When the sample
+holds every matched pair (small runs), the estimates are exact and their errors zero.
+Pure: arrays in (plain or memory-mapped), numbers out.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 import pyarrow as pa
 
-from curation import counting
-from curation.balancing import entry_keep_probabilities, size_at
-
+from curation import balancing, counting
+from curation.balancing import entry_keep_probabilities
 
 TOP_ENTRIES = 100  # entries whose kept counts are answered from their own slots (the charts' entries)
+INTERVAL = 2.0  # estimates are shown as value +- INTERVAL standard errors (about 95%)
 
 
 @dataclass(frozen=True)
-class BalancePreview:
-    counts: np.ndarray  # c_e per entry
-    sorted_thresholds: np.ndarray  # k of every pair, ascending (+inf for unmatched pairs)
-    pairs: int  # every pair of the pool
-    # Matched pairs ordered by their smallest entry count, largest first, as a flat CSR layout:
+class Estimate:
+    """A number estimated from ``sampled`` of ``population`` matched pairs drawn uniformly."""
+
+    value: float
+    stderr: float
+    sampled: int
+    population: int
+
+    @property
+    def exact(self) -> bool:
+        return self.sampled >= self.population
+
+    @property
+    def margin(self) -> float:
+        """Half the width of the interval shown beside the value."""
+        return INTERVAL * self.stderr
+
+    def as_dict(self) -> dict:
+        return {"value": self.value, "stderr": self.stderr, "margin": self.margin, "exact": self.exact,
+                "sampled_pairs": self.sampled, "matched_pairs": self.population}
+
+
+def _finite_population(sampled: int, population: int) -> float:
+    """The finite-population correction: sampling without replacement from ``population``."""
+    return max(0.0, 1.0 - sampled / population) if population else 0.0
+
+
+@dataclass(frozen=True)
+class PairSample:
+    """Matched pairs drawn uniformly, laid out for fast answers at any t.
+
+    Pairs are ordered by their smallest entry count, largest first, with their entries in one flat
+    (CSR) array: a pair with an entry of count <= t is kept for sure, so only a prefix of pairs ever
+    needs the product of its misses (1 - t / c).
+    """
+
+    population: int  # the matched pairs the sample speaks for
     min_counts: np.ndarray  # descending
     negated_min_counts: np.ndarray  # ascending, for a binary search without a copy per call
-    offsets: np.ndarray  # pair i's entries are flat[offsets[i]:offsets[i + 1]]
-    flat_entries: np.ndarray  # entry ids (int32)
-    flat_inverse_counts: np.ndarray  # 1 / c of each slot's entry, float32: P needs 1 - t / c
-    flat_rows: np.ndarray  # the pair each flat slot belongs to (int32)
-    pair_thresholds: np.ndarray  # k of each matched pair in this order
+    offsets: np.ndarray  # pair i's entries are flat_entries[offsets[i]:offsets[i + 1]]
+    flat_entries: np.ndarray  # int32
+    flat_inverse_counts: np.ndarray  # 1 / c of each slot's entry, float32
+    flat_rows: np.ndarray  # the pair each slot belongs to (int32)
+    pair_thresholds: np.ndarray  # k of each pair in this order
 
     @classmethod
-    def build(cls, entry_ids: pa.ListArray | pa.ChunkedArray, thresholds: np.ndarray,
-              counts: np.ndarray) -> BalancePreview:
-        """From every pair's entry list and keep threshold (aligned, any order) and the entry counts."""
-        if isinstance(entry_ids, pa.ChunkedArray):
-            entry_ids = entry_ids.combine_chunks() if entry_ids.num_chunks else pa.array([], pa.list_(pa.int32()))
-        thresholds = np.asarray(thresholds, dtype=np.float64)
-        offsets = entry_ids.offsets.to_numpy()
-        values = entry_ids.values.to_numpy()[offsets[0]:offsets[-1]].astype(np.int32)
-        offsets = offsets - offsets[0]
+    def build(cls, offsets: np.ndarray, entries: np.ndarray, thresholds: np.ndarray, counts: np.ndarray,
+              population: int) -> PairSample:
+        """From matched pairs in CSR form (offsets from 0, every pair with at least one entry)."""
+        offsets = np.asarray(offsets, dtype=np.int64)
+        entries = np.asarray(entries, dtype=np.int32)
         sizes = np.diff(offsets)
-        matched = np.flatnonzero(sizes > 0)
-        rows_all = np.repeat(np.arange(len(sizes)), sizes)
         counts = np.asarray(counts, dtype=np.int64)
-        min_count = np.full(len(sizes), np.iinfo(np.int64).max, dtype=np.int64)
-        np.minimum.at(min_count, rows_all, counts[values])
-        order = matched[np.argsort(-min_count[matched], kind="stable")]
+        min_count = np.minimum.reduceat(counts[entries], offsets[:-1]) if len(sizes) \
+            else np.zeros(0, dtype=np.int64)
+        order = np.argsort(-min_count, kind="stable")
         new_sizes = sizes[order]
         new_offsets = np.zeros(len(order) + 1, dtype=np.int64)
         np.cumsum(new_sizes, out=new_offsets[1:])
-        gather = np.repeat(offsets[order], new_sizes) + (np.arange(new_offsets[-1]) -
-                                                         np.repeat(new_offsets[:-1], new_sizes))
-        flat = values[gather]
-        return cls(
-            counts=counts,
-            sorted_thresholds=np.sort(thresholds),
-            pairs=len(sizes),
-            min_counts=min_count[order],
-            negated_min_counts=-min_count[order],
-            offsets=new_offsets,
-            flat_entries=flat,
-            flat_inverse_counts=(1.0 / np.maximum(counts[flat], 1)).astype(np.float32),
-            flat_rows=np.repeat(np.arange(len(order), dtype=np.int32), new_sizes),
-            pair_thresholds=thresholds[order],
-        )
+        gather = np.repeat(offsets[:-1][order] - new_offsets[:-1], new_sizes) + np.arange(new_offsets[-1])
+        flat = entries[gather]
+        return cls(population=int(population), min_counts=min_count[order], negated_min_counts=-min_count[order],
+                   offsets=new_offsets, flat_entries=flat,
+                   flat_inverse_counts=(1.0 / np.maximum(counts[flat], 1)).astype(np.float32),
+                   flat_rows=np.repeat(np.arange(len(order), dtype=np.int32), new_sizes),
+                   pair_thresholds=np.asarray(thresholds, dtype=np.float64)[order])
 
     @property
-    def matched_pairs(self) -> int:
+    def size(self) -> int:
         return len(self.min_counts)
 
-    def size_at(self, t: float) -> int:
-        """The exact number of pairs kept at t for this seed."""
-        return size_at(self.sorted_thresholds, t)
+    @property
+    def scale(self) -> float:
+        return self.population / self.size if self.size else 0.0
 
-    def expected_size_at(self, t: float) -> float:
-        """Sum of P over matched pairs. A pair with an entry of count <= t has P = 1; only pairs whose
-        entries are all head at t (a prefix in this order, with contiguous entries) need the product
-        of their (1 - t / c), which is the chance that every draw misses."""
-        at_risk = int(np.searchsorted(self.negated_min_counts, -t, side="left"))  # pairs with min count > t
-        if at_risk == 0:
-            return float(self.matched_pairs)
-        end = int(self.offsets[at_risk])
-        misses = 1 - np.float32(t) * self.flat_inverse_counts[:end]
-        all_missed = np.multiply.reduceat(misses, self.offsets[:at_risk])
-        return float(self.matched_pairs) - float(all_missed.sum(dtype=np.float64))
+    def expected(self, t: float) -> Estimate:
+        """The sum of P at t over all matched pairs, from the sample's mean P."""
+        m = self.size
+        if m == 0:
+            return Estimate(0.0, 0.0, 0, self.population)
+        at_risk = int(np.searchsorted(self.negated_min_counts, -t, side="left"))  # min count > t
+        missed = np.zeros(0)
+        if at_risk:
+            end = int(self.offsets[at_risk])
+            misses = 1 - np.float32(t) * self.flat_inverse_counts[:end]
+            missed = np.multiply.reduceat(misses, self.offsets[:at_risk]).astype(np.float64)
+        # P = 1 for the m - at_risk pairs with a tail entry, 1 - missed for the others.
+        total = m - float(missed.sum())
+        squares = (m - at_risk) + float(((1.0 - missed) ** 2).sum())
+        mean = total / m
+        variance = max(squares / m - mean * mean, 0.0) * m / (m - 1) if m > 1 else 0.0
+        stderr = self.population * math.sqrt(variance / m * _finite_population(m, self.population))
+        return Estimate(self.population * mean, stderr, m, self.population)
 
-    def balanced_counts(self, t: float) -> np.ndarray:
-        """Matches per entry among the pairs kept at t."""
+    def kept_counts(self, t: float, n_entries: int) -> tuple[np.ndarray, np.ndarray]:
+        """Matches kept at t per entry over all matched pairs, and their standard errors."""
         kept_slots = (self.pair_thresholds < t)[self.flat_rows]
-        return np.bincount(self.flat_entries[kept_slots], minlength=len(self.counts)).astype(np.int64)
+        hits = np.bincount(self.flat_entries[kept_slots], minlength=n_entries).astype(np.float64)
+        return self._scaled(hits)
+
+    def _scaled(self, hits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        m = self.size
+        if m == 0:
+            return np.zeros_like(hits), np.zeros_like(hits)
+        share = hits / m
+        stderr = self.population * np.sqrt(share * (1 - share) / m * _finite_population(m, self.population))
+        return hits * self.scale, stderr
 
     @cached_property
     def _top_slots(self) -> tuple[dict[int, int], np.ndarray, np.ndarray]:
-        """The slots of the most matched entries, as (entry -> position, position per slot, the slot's
-        pair threshold): one pass to build, then each t costs one pass over these slots only."""
-        top = np.argpartition(self.counts, -TOP_ENTRIES)[-TOP_ENTRIES:] if len(self.counts) > TOP_ENTRIES \
-            else np.arange(len(self.counts))
-        top = top[self.counts[top] > 0]
-        position = np.full(len(self.counts), -1, dtype=np.int32)
+        """The slots of the entries met most often in the sample, as (entry -> position, position per
+        slot, the slot's pair threshold): each t then costs one pass over these slots only."""
+        seen = np.bincount(self.flat_entries)
+        top = np.argpartition(seen, -TOP_ENTRIES)[-TOP_ENTRIES:] if len(seen) > TOP_ENTRIES else np.arange(len(seen))
+        top = top[seen[top] > 0]
+        position = np.full(len(seen), -1, dtype=np.int32)
         position[top] = np.arange(len(top), dtype=np.int32)
         slots = np.flatnonzero(position[self.flat_entries] >= 0)
         return ({int(e): i for i, e in enumerate(top)}, position[self.flat_entries[slots]],
                 self.pair_thresholds[self.flat_rows[slots]])
 
-    def kept_counts(self, entry_ids: np.ndarray, t: float) -> np.ndarray:
-        """Matches kept at t for a few entries; cheap for the most matched ones (the charts' entries)."""
+    def kept_counts_of(self, entry_ids: np.ndarray, t: float, n_entries: int) -> tuple[np.ndarray, np.ndarray]:
+        """kept_counts for a few entries; cheap for the sample's most frequent ones (the charts')."""
         index, positions, thresholds = self._top_slots
+        entry_ids = np.asarray(entry_ids, dtype=np.int64)
         if all(int(e) in index for e in entry_ids):
-            kept = np.bincount(positions[thresholds < t], minlength=len(index))
-            return kept[[index[int(e)] for e in entry_ids]].astype(np.int64)
-        return self.balanced_counts(t)[np.asarray(entry_ids, dtype=np.int64)]
+            hits = np.bincount(positions[thresholds < t], minlength=len(index)).astype(np.float64)
+            return self._scaled(hits[[index[int(e)] for e in entry_ids]])
+        values, stderr = self.kept_counts(t, n_entries)
+        return values[entry_ids], stderr[entry_ids]
 
-    @cached_property
-    def _sorted_counts(self) -> tuple[np.ndarray, np.ndarray]:
-        ordered = np.sort(self.counts)
+
+@dataclass(frozen=True)
+class BalancePreview:
+    counts: np.ndarray  # c_e per entry
+    sorted_counts: np.ndarray  # ascending
+    cumulative_counts: np.ndarray  # running sums of sorted_counts, from 0 (one longer)
+    thresholds: np.ndarray  # k of every matched pair, ascending (unmatched pairs are +inf: left out)
+    pairs: int  # every pair of the pool
+    sample: PairSample
+
+    @classmethod
+    def from_parts(cls, counts: np.ndarray, thresholds: np.ndarray, pairs: int, sample_offsets: np.ndarray,
+                   sample_entries: np.ndarray, sample_thresholds: np.ndarray) -> BalancePreview:
+        """From the entry counts, the sorted finite thresholds and a uniform sample of matched pairs."""
+        counts = np.asarray(counts, dtype=np.int64)
+        ordered = np.sort(counts)
         cumulative = np.zeros(len(ordered) + 1, dtype=np.int64)
         np.cumsum(ordered, out=cumulative[1:])
-        return ordered, cumulative
+        sample = PairSample.build(sample_offsets, sample_entries, sample_thresholds, counts, len(thresholds))
+        return cls(counts, ordered, cumulative, thresholds, int(pairs), sample)
+
+    @classmethod
+    def build(cls, entry_ids: pa.ListArray | pa.ChunkedArray, thresholds: np.ndarray,
+              counts: np.ndarray) -> BalancePreview:
+        """From every pair's entry list and keep threshold (aligned, any order): every matched pair is in
+        the sample, so every answer is exact. For small runs and tests; large runs use stored files."""
+        if isinstance(entry_ids, pa.ChunkedArray):
+            entry_ids = entry_ids.combine_chunks() if entry_ids.num_chunks else pa.array([], pa.list_(pa.int32()))
+        thresholds = np.asarray(thresholds, dtype=np.float64)
+        offsets = entry_ids.offsets.to_numpy().astype(np.int64)
+        values = entry_ids.values.to_numpy()[offsets[0]:offsets[-1]]
+        offsets -= offsets[0]
+        sizes = np.diff(offsets)
+        matched = sizes > 0
+        sample_offsets = np.concatenate(([0], np.cumsum(sizes[matched])))
+        finite = np.sort(thresholds[np.isfinite(thresholds)])
+        return cls.from_parts(counts, finite, len(sizes), sample_offsets, values, thresholds[matched])
+
+    @property
+    def matched_pairs(self) -> int:
+        return len(self.thresholds)
+
+    def size_at(self, t: float) -> int:
+        """The exact number of pairs kept at t for this seed."""
+        return balancing.size_at(self.thresholds, t)
+
+    def t_for_size(self, size: int) -> tuple[float, int]:
+        """A t whose subset holds ``size`` pairs (exact: an order statistic of the thresholds)."""
+        return balancing.t_for_size(self.thresholds, size)
+
+    def t_for_tail_share(self, share: float) -> float:
+        return counting.t_for_tail_share(self.counts, share)
+
+    def expected_size_at(self, t: float) -> Estimate:
+        """Sum of P at t over matched pairs: the subset size on average over seeds."""
+        return self.sample.expected(t)
+
+    def balanced_counts(self, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """Matches per entry among the pairs kept at t, and their standard errors."""
+        return self.sample.kept_counts(t, len(self.counts))
+
+    def kept_counts(self, entry_ids: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """balanced_counts for a few entries; cheap for the most matched ones (the charts' entries)."""
+        return self.sample.kept_counts_of(entry_ids, t, len(self.counts))
 
     def head_tail(self, t: float) -> counting.HeadTail:
-        """counting.head_tail by binary search over the sorted counts (no pass over 500k entries)."""
-        ordered, cumulative = self._sorted_counts
+        """counting.head_tail by binary search over the sorted counts (no pass over the entries)."""
+        ordered, cumulative = self.sorted_counts, self.cumulative_counts
         zero = int(np.searchsorted(ordered, 0, side="right"))
         at_most_t = int(np.searchsorted(ordered, t, side="right"))
         below_t = int(np.searchsorted(ordered, t, side="left"))

@@ -1,9 +1,12 @@
-"""DuckDB queries over a run directory: the dashboard's only way to the data.
+"""DuckDB queries over a run directory's small tables (entries, counts, sources) for the dashboard.
 
-Every value is bound as a parameter; identifiers come from fixed lists, never from input. A connection
-is locked to the run directory (and the export directory, for writing manifests) before any query, so
-no input can make it read or write anywhere else. Take a fresh cursor for each script run: a cursor
-is cheap, and a connection shared by two concurrent reruns fails with "connection is busy".
+What grows with the pool is read elsewhere, shard by shard or memory-mapped: pairs in
+curation/browse.py, answers at any t in curation/preview_files.py.
+
+Every value is bound as a parameter; identifiers come from fixed lists, never from input. A
+connection is locked to the run directory before any query, so no input can make it read or write
+anywhere else. Take a fresh cursor for each script run: a cursor is cheap, and a connection shared
+by two concurrent reruns fails with "connection is busy".
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -21,16 +23,15 @@ from curation.errors import CurationError
 from curation.rundir import RunDir
 
 SORTABLE = {"count": "count", "entry": "entry", "entry_id": "entry_id"}
+MEMORY_LIMIT = "512MB"
 
 
-def connect(run_dir: Path, export_dir: Path | None = None, extra_files: tuple[Path, ...] = ()) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB that can reach only this run directory, the export directory and the
-    named files (the metadata, for its sources)."""
+def connect(run_dir: Path, extra_files: tuple[Path, ...] = ()) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB that can read only this run directory and the named files (the metadata,
+    for its sources), and write nowhere."""
     connection = duckdb.connect()
     directories = [str(run_dir.resolve()) + "/"]
-    if export_dir is not None:
-        export_dir.mkdir(parents=True, exist_ok=True)
-        directories.append(str(export_dir.resolve()) + "/")
+    connection.execute("SET memory_limit = ?", [MEMORY_LIMIT])  # queries stream; the dashboard stays small
     connection.execute("SET allowed_directories = ?", [directories])
     connection.execute("SET allowed_paths = ?", [[str(p.resolve()) for p in extra_files]])
     connection.execute("SET enable_external_access = false")
@@ -90,22 +91,6 @@ class RunQuery:
         return self.cursor.sql("SELECT entry_id, entry, count FROM read_parquet(?) ORDER BY entry_id",
                                params=[str(self.dir.entry_counts)]).to_arrow_table()
 
-    def thresholds(self, seed: int) -> np.ndarray:
-        """k of every pair, in annotated order."""
-        result = self.cursor.execute("SELECT k FROM read_parquet(?)", [self.threshold_files(seed)]).fetchnumpy()
-        return np.asarray(result["k"], dtype=np.float64)
-
-    def entry_lists(self) -> pa.ChunkedArray:
-        """entry_ids of every pair, in annotated order."""
-        table = self.cursor.sql("SELECT entry_ids FROM read_parquet(?)", params=[self.annotated_files()]).to_arrow_table()
-        return table.column("entry_ids")
-
-    def matches_per_text(self) -> pd.DataFrame:
-        """How many pairs match 0, 1, 2, ... entries."""
-        return self.cursor.execute(
-            "SELECT len(entry_ids) AS matches, count(*) AS pairs FROM read_parquet(?) GROUP BY ALL ORDER BY matches",
-            [self.annotated_files()]).df()
-
     def search_entries(self, text: str, sort: str = "count", descending: bool = True, limit: int = 50,
                        offset: int = 0) -> tuple[pd.DataFrame, int]:
         """Entries whose text contains ``text`` (case-insensitive), one page of them, and how many match."""
@@ -127,48 +112,6 @@ class RunQuery:
         rows = self.cursor.execute("SELECT entry_id FROM read_parquet(?) WHERE entry = ?",
                                    [str(self.dir.entry_counts), entry]).fetchall()
         return int(rows[0][0]) if rows else None
-
-    def texts_with_entry(self, entry_id: int, limit: int = 10) -> list[str]:
-        text = self.plan()["columns"]["text"]
-        rows = self.cursor.execute(
-            f'SELECT "{text}" FROM read_parquet(?) WHERE list_contains(entry_ids, ?) LIMIT ?',
-            [self.annotated_files(), int(entry_id), int(limit)]).fetchall()
-        return [row[0] for row in rows]
-
-    @staticmethod
-    def _joined() -> str:
-        """Annotated rows beside their keep threshold: same part file, same row number."""
-        return ("read_parquet($annotated, filename = true, file_row_number = true) AS a "
-                "JOIN read_parquet($thresholds, filename = true, file_row_number = true) AS th "
-                "ON parse_filename(a.filename, true) = parse_filename(th.filename, true) "
-                "AND a.file_row_number = th.file_row_number")
-
-    def samples(self, t: float, seed: int, kept: bool, entry_id: int | None = None, limit: int = 50) -> pd.DataFrame:
-        """Pairs kept (or matched but dropped) at t, optionally only those matching one entry."""
-        condition = "th.k < $t" if kept else "th.k >= $t AND len(a.entry_ids) > 0"
-        if entry_id is not None:
-            condition += " AND list_contains(a.entry_ids, $entry)"
-        columns = [c for c in self.columns() if c not in ("entry_ids", "pair_key")]
-        selected = ", ".join(f'a."{c}"' for c in columns)
-        params = {"annotated": self.annotated_files(), "thresholds": self.threshold_files(seed), "t": float(t),
-                  "limit": int(limit)}
-        if entry_id is not None:
-            params["entry"] = int(entry_id)
-        return self.cursor.execute(
-            f"SELECT {selected}, a.entry_ids, th.k FROM {self._joined()} WHERE {condition} "
-            "ORDER BY a.pair_key LIMIT $limit", params).df()
-
-    def copy_selection(self, t: float, seed: int, select: str, destination: Path, file_format: str) -> int:
-        """Write the pairs kept at t (columns given by ``select``, built from fixed names) to a file."""
-        formats = {"parquet": "(FORMAT parquet)", "jsonl": "(FORMAT json)", "csv": "(FORMAT csv, HEADER true)"}
-        literal = "'" + str(destination).replace("'", "''") + "'"  # COPY takes no parameter for its target
-        params = {"annotated": self.annotated_files(), "thresholds": self.threshold_files(seed), "t": float(t)}
-        self.cursor.execute(
-            f"COPY (SELECT {select} FROM {self._joined()} WHERE th.k < $t "
-            f"ORDER BY parse_filename(a.filename, true), a.file_row_number) TO {literal} {formats[file_format]}",
-            params)
-        return int(self.cursor.execute("SELECT count(*) FROM read_parquet($thresholds) WHERE k < $t",
-                                       {"thresholds": self.threshold_files(seed), "t": float(t)}).fetchall()[0][0])
 
     def entry_sources(self, metadata: Path) -> pd.DataFrame | None:
         """entry, sources from a Parquet metadata file, when the run's metadata has one."""

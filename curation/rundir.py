@@ -10,6 +10,7 @@
       shards/NNNNN.counts.parquet   per-shard sparse counts (entry_id, count)
       shards/NNNNN.json             per-shard stats; written last, it marks the shard as matched
       thresholds/seed-S/part-NNNNN.parquet   pair_key, k: the keep threshold of every row, in order
+      preview/seed-S/               what answers any t without a pass over the pairs (curation/preview_files.py)
 
 Every file is written under a hidden temporary name in its own directory and renamed into place, so
 a reader (or a resumed run) sees either nothing or the whole file.
@@ -91,6 +92,15 @@ class RunDir:
 
     def threshold_part(self, seed: int, shard: int) -> Path:
         return self.thresholds(seed) / part_name(shard)
+
+    def preview(self, seed: int) -> Path:
+        return self.root / "preview" / f"seed-{seed}"
+
+    def preview_pieces(self, seed: int) -> Path:
+        return self.root / "preview" / f"pieces-seed-{seed}"
+
+    def preview_piece(self, seed: int, shard: int) -> Path:
+        return self.preview_pieces(seed) / f"{shard:05d}.npz"
 
     def make(self) -> None:
         for directory in (self.annotated, self.shards):

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from curation import counting, matchers, stages
+from curation import counting, matchers, preview_files, stages
 from curation.engines import Engine, make_engine
 from curation.errors import CurationError
 from curation.pool import Shard, file_signature, inspect_pool, plan_shards, resolve_files
@@ -183,7 +183,8 @@ def _selection_matches(directory: Path, t: float, seed: int) -> bool:
     return selection.get("t") == t and selection.get("seed") == seed
 
 
-def balance_run(out: str, t: float, seed: int, execution: Execution, engine: Engine) -> dict:
+def balance_run(out: str, t: float, seed: int, execution: Execution, engine: Engine,
+                sample_pairs: int = preview_files.DEFAULT_SAMPLE_PAIRS) -> dict:
     """Keep thresholds for the seed (once), then the curated subset at t; returns the balance part."""
     started = time.perf_counter()
     run = RunDir(Path(out))
@@ -205,10 +206,14 @@ def balance_run(out: str, t: float, seed: int, execution: Execution, engine: Eng
             shutil.rmtree(destination, ignore_errors=True)
             destination.mkdir(parents=True)
             atomic_write_json(destination / ".selection.json", {"t": t, "seed": seed})
+    rate = None if preview_files.is_complete(run, seed) else \
+        preview_files.sample_rate(_matched_pairs(run, shards), sample_pairs)
     config = stages.BalanceConfig(root=str(run.root), seed=seed, t=t, destination=str(destination),
-                                  n_entries=entries_table.num_rows)
+                                  n_entries=entries_table.num_rows, sample_rate=rate)
     with _bar(plan["rows"], f"balance (t={t:g}, seed {seed})", "pairs", execution) as bar:
         results = engine.map(stages.balance_shard, shards, config, lambda shard, _: bar.update(rows[shard]))
+    if rate is not None:
+        _merge_preview(run, seed, shards, rate, execution)
     if destination != run.curated:
         swap_directory(destination, run.curated, run.curated_retired)
     kept_counts = np.zeros(entries_table.num_rows, dtype=np.int64)
@@ -224,6 +229,53 @@ def balance_run(out: str, t: float, seed: int, execution: Execution, engine: Eng
         "head_tail": counting.head_tail(counts, t).as_dict(),
         "timings": {"balance_s": round(time.perf_counter() - started, 3)},
     }
+
+
+def _matched_pairs(run: RunDir, shards: list[int]) -> int:
+    """Matched pairs over the whole run, from the shards' stats (what sizes the preview's sample)."""
+    return sum(int(read_json(run.shard_marker(shard))["matched"]) for shard in shards)
+
+
+StepProgress = Callable[[str, int, int], None]  # (what, done, total): for a progress bar that is not tqdm's
+
+
+def _merge_preview(run: RunDir, seed: int, shards: list[int], rate: float, execution: Execution,
+                   on_progress: StepProgress | None = None) -> dict:
+    with _bar(1, "preview", "steps", execution) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+            if on_progress:
+                on_progress("sorting the keep thresholds", done, total)
+        return preview_files.merge(run, seed, shards, rate, progress)
+
+
+def build_preview(out: str, seed: int, execution: Execution, engine: Engine,
+                  sample_pairs: int = preview_files.DEFAULT_SAMPLE_PAIRS, rebuild: bool = False,
+                  on_progress: StepProgress | None = None) -> dict:
+    """The seed's preview files, from its thresholds and the entry lists (for runs whose balance made
+    none, or to change the sample's size); returns preview.json. Shards done before are kept."""
+    run = RunDir(Path(out))
+    if not run.plan_json.exists() or not run.entry_counts.exists():
+        raise CurationError(f"{out} is not a matched run directory; run `python -m curation match` first")
+    shards = [s.index for s in _shards(read_json(run.plan_json))]
+    if not all(run.threshold_part(seed, shard).exists() for shard in shards):
+        raise CurationError(f"{out} has no keep thresholds for seed {seed}; "
+                            f"run `python -m curation balance {out} --t T --seed {seed}` first")
+    if rebuild:
+        shutil.rmtree(run.preview_pieces(seed), ignore_errors=True)
+    elif preview_files.is_complete(run, seed):
+        return preview_files.describe(run, seed)
+    remove_leftovers(run.root)
+    rate = preview_files.sample_rate(_matched_pairs(run, shards), sample_pairs)
+    config = stages.PreviewConfig(root=str(run.root), seed=seed, sample_rate=rate)
+    with _bar(len(shards), f"preview pieces (seed {seed})", "shards", execution) as bar:
+        def done(*_: object) -> None:
+            bar.update()
+            if on_progress:
+                on_progress("reading entry lists and thresholds", bar.n, len(shards))
+        engine.map(stages.preview_shard, shards, config, done)
+    return _merge_preview(run, seed, shards, rate, execution, on_progress)
 
 
 def write_run_record(out: str, execution: Execution, match: dict | None, balance: dict | None,

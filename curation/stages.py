@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 from curation import balancing, counting, keys, matchers
 from curation.errors import CurationError
 from curation.pool import Shard, iter_shard_batches, open_parquet
+from curation.preview_files import PieceBuilder, has_piece
 from curation.rundir import RunDir, atomic_parquet_writer, atomic_write_json, atomic_write_table, part_name, read_json
 from metadata import fingerprint, load_entries
 
@@ -47,6 +48,14 @@ class BalanceConfig:
     t: float
     destination: str
     n_entries: int
+    sample_rate: float | None = None  # make the shard's preview piece with this sample rate (None: no)
+
+
+@dataclass(frozen=True)
+class PreviewConfig:
+    root: str
+    seed: int
+    sample_rate: float
 
 
 # Per-process caches: an engine worker prepares its matcher once and reuses it for every shard.
@@ -186,6 +195,7 @@ class _BalanceTally:
     expected: float = 0.0
     thresholds: list[np.ndarray] = field(default_factory=list)  # computed here (first time for the seed)
     pair_keys: list[np.ndarray] = field(default_factory=list)
+    piece: PieceBuilder | None = None  # the shard's preview piece, when one is wanted
 
 
 def _kept_batches(batches: Iterable[pa.RecordBatch], stored: np.ndarray | None, counts: np.ndarray,
@@ -202,6 +212,8 @@ def _kept_batches(batches: Iterable[pa.RecordBatch], stored: np.ndarray | None, 
         else:
             thresholds = stored[start : start + len(batch)]
         start += len(batch)
+        if tally.piece is not None:
+            tally.piece.add(entry_ids, batch.column(PAIR_KEY).to_numpy(), thresholds)
         keep = balancing.kept_mask(thresholds, config.t)
         tally.kept += int(keep.sum())
         tally.kept_counts += balancing.balanced_counts(entry_ids, thresholds, config.t, config.n_entries)
@@ -224,6 +236,9 @@ def balance_shard(shard: int, config: BalanceConfig) -> dict:
     destination = Path(config.destination) / part_name(shard)
     source = open_parquet(str(run.annotated_part(shard)))
     tally = _BalanceTally(kept_counts=np.zeros(config.n_entries, dtype=np.int64))
+    piece_path = run.preview_piece(config.seed, shard)
+    if config.sample_rate is not None and not has_piece(piece_path, config.sample_rate):
+        tally.piece = PieceBuilder(config.seed, config.sample_rate)
     if destination.exists():
         batches = source.iter_batches(batch_size=BALANCE_BATCH_ROWS, columns=[ENTRY_IDS, PAIR_KEY])
         for _ in _kept_batches(batches, stored, counts, config, tally):
@@ -237,6 +252,26 @@ def balance_shard(shard: int, config: BalanceConfig) -> dict:
                                type=pa.uint64()),
             THRESHOLD: pa.array(np.concatenate(tally.thresholds) if tally.thresholds else np.zeros(0),
                                 type=pa.float64())}))
+    if tally.piece is not None:
+        tally.piece.write(piece_path)
     nonzero = np.flatnonzero(tally.kept_counts)
     return {"shard": shard, "kept": tally.kept, "expected": tally.expected,
             "kept_entry_ids": nonzero, "kept_entry_counts": tally.kept_counts[nonzero]}
+
+
+def preview_shard(shard: int, config: PreviewConfig) -> int:
+    """One shard's preview piece, from its entry lists and stored thresholds (runs made before the
+    balance stage made pieces, or a preview rebuilt with another sample size)."""
+    run = RunDir(Path(config.root))
+    path = run.preview_piece(config.seed, shard)
+    if has_piece(path, config.sample_rate):
+        return shard
+    stored = read_thresholds(config.root, config.seed, shard)
+    builder = PieceBuilder(config.seed, config.sample_rate)
+    start = 0
+    for batch in open_parquet(str(run.annotated_part(shard))).iter_batches(batch_size=BALANCE_BATCH_ROWS,
+                                                                           columns=[ENTRY_IDS, PAIR_KEY]):
+        builder.add(batch.column(ENTRY_IDS), batch.column(PAIR_KEY).to_numpy(), stored[start : start + len(batch)])
+        start += len(batch)
+    builder.write(path)
+    return shard

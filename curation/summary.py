@@ -3,6 +3,10 @@ share, per-pair keep probabilities and balanced entry counts, all without re-mat
 
     >>> run = Run("runs/sample")
     >>> run.size_at(500), run.expected_size_at(500), run.t_for_size(10_000)
+
+Answers that a binary search gives come from the seed's preview files (memory-mapped, built on first
+use for runs made without them); answers that need every pair stream the run shard by shard. Either
+way nothing proportional to the pool is held in memory.
 """
 
 from __future__ import annotations
@@ -16,9 +20,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation import balancing, counting
+from curation import balancing, counting, preview_files
 from curation.errors import CurationError
+from curation.preview import INTERVAL, BalancePreview
 from curation.rundir import RunDir, atomic_parquet_writer, read_json
+from curation.runner import Execution, build_preview
 from curation.stages import ENTRY_IDS, PAIR_KEY, read_thresholds
 
 
@@ -34,6 +40,7 @@ class Run:
                                 "make one with `python -m curation run`")
         self.record = read_json(self.dir.run_json) if self.dir.run_json.exists() else {}
         self.plan = read_json(self.dir.plan_json)
+        self._previews: dict[int, BalancePreview] = {}
 
     @property
     def shard_indices(self) -> list[int]:
@@ -69,26 +76,36 @@ class Run:
                                 f"run `python -m curation balance {self.dir.root} --t T --seed {chosen}` first")
         return chosen
 
-    def sorted_thresholds(self, seed: int | None = None) -> np.ndarray:
-        """Every pair's k, ascending (unmatched pairs last, at +inf): one number per pair in memory."""
+    def preview(self, seed: int | None = None, execution: Execution | None = None) -> BalancePreview:
+        """The seed's preview (exact sizes, estimates from its sample); built first if the run has none."""
         chosen = self._seed(seed)
-        parts = [read_thresholds(str(self.dir.root), chosen, i) for i in self.shard_indices]
-        return np.sort(np.concatenate(parts)) if parts else np.zeros(0)
+        if chosen not in self._previews:
+            if not preview_files.is_complete(self.dir, chosen):
+                execution = execution or Execution(progress=False)
+                with execution.start() as engine:
+                    build_preview(str(self.dir.root), chosen, execution, engine)
+            self._previews[chosen] = preview_files.open_preview(self.dir, chosen)
+        return self._previews[chosen]
+
+    def sorted_thresholds(self, seed: int | None = None) -> np.ndarray:
+        """Every matched pair's k, ascending (unmatched pairs, at +inf, are left out), memory-mapped."""
+        return self.preview(seed).thresholds
 
     def _entry_id_parts(self) -> Iterator[pa.ChunkedArray]:
         for index in self.shard_indices:
             yield pq.read_table(self.dir.annotated_part(index), columns=[ENTRY_IDS]).column(ENTRY_IDS)
 
     def size_at(self, t: float, seed: int | None = None) -> int:
-        return balancing.size_at(self.sorted_thresholds(seed), t)
+        return self.preview(seed).size_at(t)
 
     def expected_size_at(self, t: float) -> float:
-        """Sum over matched pairs of P at t: what the subset size is on average over seeds."""
+        """Sum over matched pairs of P at t: what the subset size is on average over seeds (exact: a
+        pass over every pair's entry list; ``preview().expected_size_at`` estimates it at once)."""
         return float(sum(balancing.keep_probabilities(ids, self.counts, t).sum()
                          for ids in self._entry_id_parts()))
 
     def t_for_size(self, size: int, seed: int | None = None) -> tuple[float, int]:
-        return balancing.t_for_size(self.sorted_thresholds(seed), size)
+        return self.preview(seed).t_for_size(size)
 
     def tail_share(self, t: float) -> float:
         return counting.tail_share(self.counts, t)
@@ -137,19 +154,26 @@ class Run:
         ).append_column("kept", pa.array(self.balanced_counts(t, seed)))
 
     def report(self, ts: Sequence[float], sizes: Sequence[int] = (), shares: Sequence[float] = (),
-               seed: int | None = None, top: int = 10) -> dict:
-        """What `python -m curation stats` prints: sizes at each t, t for each size and tail share."""
-        thresholds = self.sorted_thresholds(seed)
-        pairs = len(thresholds)
+               seed: int | None = None, top: int = 10, execution: Execution | None = None) -> dict:
+        """What `python -m curation stats` prints: sizes at each t, t for each size and tail share.
+
+        Realised sizes, head/tail and every t are exact; the expected size is estimated from the
+        preview's uniform sample of matched pairs (exact when the sample holds them all), with its
+        standard error."""
+        preview = self.preview(seed, execution)
+        pairs = preview.pairs
         at_t = []
         for t in ts:
-            kept = balancing.size_at(thresholds, t)
-            head_tail = {k: v for k, v in self.head_tail(t).as_dict().items() if k != "t"}
+            kept = preview.size_at(t)
+            head_tail = {k: v for k, v in preview.head_tail(t).as_dict().items() if k != "t"}
+            expected = preview.expected_size_at(t)
             at_t.append({"t": t, "kept": kept, "share_of_pool": kept / pairs if pairs else 0.0,
-                         "expected_kept": self.expected_size_at(t), **head_tail})
+                         "expected_kept": expected.value, "expected_kept_stderr": expected.stderr,
+                         "expected_kept_margin": expected.margin, "expected_kept_exact": expected.exact,
+                         **head_tail})
         for_size = []
         for size in sizes:
-            t, realised = balancing.t_for_size(thresholds, size)
+            t, realised = preview.t_for_size(size)
             for_size.append({"target_size": size, "t": t, "size": realised})
         for_share = []
         for share in shares:
@@ -161,7 +185,10 @@ class Run:
             "run_dir": str(self.dir.root),
             "seed": self._seed(seed),
             "pairs": pairs,
-            "matched_pairs": balancing.size_at(thresholds, float("inf")),
+            "matched_pairs": preview.matched_pairs,
+            "estimates": {"sampled_pairs": preview.sample.size, "matched_pairs": preview.matched_pairs,
+                          "interval": f"±{INTERVAL:g} standard errors",
+                          "exact": preview.sample.size >= preview.matched_pairs},
             "at_t": at_t,
             "t_for_size": for_size,
             "t_for_tail_share": for_share,

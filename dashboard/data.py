@@ -17,9 +17,13 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from curation import preview_files
+from curation.browse import find_pairs
 from curation.errors import CurationError
-from curation.preview import BalancePreview
+from curation.preview import INTERVAL, BalancePreview, Estimate
 from curation.query import RunQuery, complete_seeds, connect
+from curation.rundir import RunDir
+from curation.runner import Execution, build_preview
 
 PROJECT = Path(__file__).resolve().parents[1]
 RUNS_DIR = Path(os.environ.get("CURATION_RUNS_DIR", PROJECT / "runs"))
@@ -87,15 +91,15 @@ def run_token(root: Path) -> str:
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
-def _connection(root: str, export_dir: str, metadata: str, token: str):
+def _connection(root: str, metadata: str, token: str):
     extra = (Path(metadata),) if metadata and Path(metadata).exists() else ()
-    return connect(Path(root), Path(export_dir), extra)
+    return connect(Path(root), extra)
 
 
 def query(root: Path) -> RunQuery:
     """Queries of the current run through a fresh cursor (one per script run)."""
     plan = json.loads((root / "plan.json").read_text())
-    connection = _connection(str(root), str(EXPORT_DIR), _metadata_table(plan), run_token(root))
+    connection = _connection(str(root), _metadata_table(plan), run_token(root))
     return RunQuery(connection.cursor(), root)
 
 
@@ -124,8 +128,10 @@ def sources(root: str, token: str) -> pd.DataFrame | None:
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
-def matches_per_text(root: str, token: str) -> pd.DataFrame:
-    return query(Path(root)).matches_per_text()
+def matches_per_text(root: str, seed: int, token: str) -> pd.DataFrame:
+    """How many pairs match 0, 1, 2, ... entries (counted when the preview was made)."""
+    counted = preview_files.describe(RunDir(Path(root)), seed)["matches_per_pair"]
+    return pd.DataFrame({"matches": range(len(counted)), "pairs": counted})
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
@@ -133,28 +139,68 @@ def seeds(root: str, token: str) -> list[int]:
     return query(Path(root)).seeds()
 
 
-@st.cache_data(max_entries=16, show_spinner="Joining pairs with their keep thresholds...")
-def samples(root: str, token: str, t: float, seed: int, kept: bool, entry_id: int | None, limit: int) -> pd.DataFrame:
-    """A page of kept or dropped pairs; a join over the whole run, so worth keeping per request."""
-    return query(Path(root)).samples(t, seed, kept, entry_id, limit)
+@st.cache_data(max_entries=16, show_spinner="Finding pairs...")
+def samples(root: str, token: str, t: float, seed: int, kept: bool, entry_id: int | None,
+            limit: int) -> tuple[pd.DataFrame, int, int]:
+    """A page of kept or dropped pairs (searched shard by shard), and how many shards were searched."""
+    columns = [c for c in query(Path(root)).columns() if c not in ("entry_ids", "pair_key")]
+    found = find_pairs(Path(root), seed, t, kept, columns, entry_id, limit)
+    return found.table.to_pandas(), found.shards_searched, found.shards
 
 
-@st.cache_resource(max_entries=3, show_spinner="Loading keep thresholds...")
+@st.cache_data(max_entries=32, show_spinner=False)
+def texts_with_entry(root: str, token: str, seed: int, entry_id: int, limit: int = 10) -> list[str]:
+    """Captions of some pairs that match the entry (from the preview's sample first)."""
+    text = json.loads((Path(root) / "plan.json").read_text())["columns"]["text"]
+    found = find_pairs(Path(root), seed, float("inf"), True, [text], entry_id, limit)
+    return found.table.column(text).to_pylist()
+
+
+def ensure_preview(root: Path, seed: int) -> None:
+    """Build the seed's preview files if the run has none (runs made before them), with a progress bar."""
+    if preview_files.is_complete(RunDir(root), seed):
+        return
+    bar = st.progress(0.0, text="Preparing this run for the dashboard (once per seed)...")
+
+    def progress(what: str, done: int, total: int) -> None:
+        bar.progress(min(done / max(total, 1), 1.0), text=f"Preparing this run for the dashboard: {what} "
+                                                           f"({done:,} of {total:,})")
+
+    execution = Execution(progress=False)
+    with execution.start() as engine:
+        build_preview(str(root), seed, execution, engine, on_progress=progress)
+    bar.empty()
+
+
+@st.cache_resource(max_entries=3, show_spinner="Opening the run's preview...")
 def preview(root: str, seed: int, token: str) -> BalancePreview:
-    """The arrays that answer every t instantly; built once per run and seed."""
-    q = query(Path(root))
-    counts = q.entry_counts().column("count").to_numpy()
-    return BalancePreview.build(q.entry_lists(), q.thresholds(seed), counts)
+    """Exact sizes and estimates at any t from memory-mapped files: opened once per run and seed."""
+    return preview_files.open_preview(RunDir(Path(root)), seed)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def expected_size(root: str, seed: int, token: str, t: float) -> float:
+def expected_size(root: str, seed: int, token: str, t: float) -> Estimate:
     return preview(root, seed, token).expected_size_at(t)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def balanced_counts(root: str, seed: int, token: str, t: float) -> np.ndarray:
+def balanced_counts(root: str, seed: int, token: str, t: float) -> tuple[np.ndarray, np.ndarray]:
     return preview(root, seed, token).balanced_counts(t)
+
+
+def estimate_text(estimate: Estimate, digits: int = 0) -> str:
+    """An estimate as shown: the value alone when exact, else value ± two standard errors."""
+    if estimate.exact:
+        return f"{estimate.value:,.1f}"
+    return f"≈{estimate.value:,.{digits}f} ± {estimate.margin:,.{digits}f}"
+
+
+def estimate_note(preview_: BalancePreview) -> str:
+    sample = preview_.sample
+    if sample.size >= sample.population:
+        return "Every matched pair counted: exact."
+    return (f"Estimated from a uniform sample of {sample.size:,} of the {sample.population:,} matched pairs; "
+            f"± is {INTERVAL:g} standard errors (about 95%).")
 
 
 def current_run() -> tuple[Path, str, int] | None:
@@ -170,6 +216,11 @@ def current_run() -> tuple[Path, str, int] | None:
     if seed not in available:
         seed = record(str(root), token).get("parameters", {}).get("seed", available[0])
         seed = seed if seed in available else available[0]
+    try:
+        ensure_preview(root, int(seed))
+    except CurationError as error:
+        st.error(str(error))
+        return None
     return root, token, int(seed)
 
 

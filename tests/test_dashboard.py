@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import importlib
+import json
 import os
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from curation import Run
+from curation.jobs import wait
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 PAGES = ["views/overview.py", "views/entries.py", "views/balance.py", "views/samples.py", "views/export.py",
@@ -66,7 +68,7 @@ def test_moving_t_changes_kept_pairs_to_the_engines_size(app: AppTest, dirs: dic
         app.number_input(key="t").set_value(t).run()
         assert not app.exception
         assert metric(app, "Kept pairs") == f"{run.size_at(t):,}"
-        assert metric(app, "Expected") == f"{run.expected_size_at(t):,.1f}"
+        assert metric(app, "Expected") == f"{run.expected_size_at(t):,.1f}"  # the sample: every matched pair
     app.switch_page("views/entries.py").run()  # t follows the user to other pages
     assert app.session_state["t"] == 123_456
 
@@ -80,17 +82,25 @@ def test_t_that_is_not_positive_gets_a_message(app: AppTest, t: float) -> None:
     assert not [m for m in app.metric if m.label == "Kept pairs"]
 
 
-def test_export_writes_its_files_and_refuses_traversal(app: AppTest, dirs: dict[str, Path]) -> None:
+def test_export_runs_as_a_job_writes_its_files_and_refuses_traversal(app: AppTest, dirs: dict[str, Path]) -> None:
     app.switch_page("views/export.py").run()
+    app.number_input(key="export_t").set_value(100).run()
+    assert any("the manifest holds" in c.value and f"{Run(dirs['runs'] / 'sample').size_at(100):,} pairs" in c.value
+               for c in app.caption)
     app.text_input(key="export_name").set_value("from-test")
     app.radio(key="export_format").set_value("csv")
     app.button[0].click().run()
     assert not app.exception
+    job = wait(dirs["jobs"], app.session_state["export_job"])
+    assert job.kind == "export" and job.state == "finished", job
     written = dirs["exports"] / "from-test.csv"
     assert written.exists() and (dirs["exports"] / "from-test.provenance.json").exists()
     with open(written, newline="") as handle:
         rows = sum(1 for _ in csv.DictReader(handle))  # captions may hold quoted newlines
-    assert rows == Run(dirs["runs"] / "sample").size_at(200)
+    assert rows == Run(dirs["runs"] / "sample").size_at(100)
+    provenance = json.loads((dirs["exports"] / "from-test.provenance.json").read_text())
+    assert provenance["t"] == 100 and provenance["file"] == "from-test.csv"
+    app.run()
     assert any(f"Wrote {rows:,} pairs" in s.value for s in app.success)
     app.text_input(key="export_name").set_value("../outside")
     app.button[0].click().run()
@@ -172,3 +182,43 @@ def test_a_narrower_search_from_a_later_page(app: AppTest) -> None:
     shown = app.dataframe[0].value
     assert len(shown) > 0 and first_on_page_3 not in set(shown["entry_id"])
     assert all("new york" in e.lower() for e in shown["entry"])
+
+
+def copy_of_sample(dirs: dict[str, Path], tmp_path: Path, name: str) -> Path:
+    import shutil
+
+    copy = tmp_path / name
+    shutil.copytree(dirs["runs"] / "sample", copy)
+    return copy
+
+
+def test_a_run_without_preview_files_is_prepared_on_first_open(app: AppTest, dirs: dict[str, Path],
+                                                               tmp_path: Path) -> None:
+    import shutil
+
+    old = copy_of_sample(dirs, tmp_path, "old-run")
+    shutil.rmtree(old / "preview")  # as a run made before previews existed
+    app.session_state["run_dir"] = str(old)
+    app.switch_page("views/balance.py").run()
+    assert not app.exception and not app.error
+    assert (old / "preview" / "seed-0" / "preview.json").exists()
+    assert metric(app, "Kept pairs") == f"{Run(old).size_at(200):,}"
+
+
+def test_estimates_from_a_sample_are_labelled_as_such(app: AppTest, dirs: dict[str, Path], tmp_path: Path) -> None:
+    from conftest import cli
+
+    sampled = copy_of_sample(dirs, tmp_path, "sampled-run")
+    assert cli("preview", sampled, "--rebuild", "--sample-pairs", 2000, "--quiet") == 0
+    app.session_state["run_dir"] = str(sampled)
+    app.switch_page("views/balance.py").run()
+    assert not app.exception
+    shown = metric(app, "Expected")
+    assert shown.startswith("≈") and " ± " in shown
+    value, margin = (float(x.replace(",", "").lstrip("≈")) for x in shown.split(" ± "))
+    exact = Run(sampled).expected_size_at(200)
+    assert abs(value - exact) <= 2 * margin  # a 2-standard-error interval; the draw is fixed by the seed
+    assert metric(app, "Kept pairs") == f"{Run(sampled).size_at(200):,}"  # exact still
+    app.switch_page("views/entries.py").run()
+    assert "± (kept)" in app.dataframe[0].value.columns
+    assert any("uniform sample" in c.value for c in app.caption)

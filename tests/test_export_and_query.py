@@ -1,4 +1,5 @@
-"""DuckDB queries bound to one run directory, and manifests written only where they may be."""
+"""DuckDB queries bound to one run directory, pairs found shard by shard, and manifests written only
+where they may be."""
 
 from __future__ import annotations
 
@@ -10,12 +11,12 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import cli
+from conftest import cli, read_dir
 from curation import Run
+from curation.browse import find_pairs
 from curation.errors import CurationError
 from curation.export import export_manifest
 from curation.query import RunQuery, connect
-from curation.stages import read_thresholds
 
 
 @pytest.fixture
@@ -27,25 +28,49 @@ def run_dir(tmp_path: Path, pool: Path, metadata: Path) -> Path:
 
 @pytest.fixture
 def query(run_dir: Path, tmp_path: Path) -> RunQuery:
-    return RunQuery(connect(run_dir, tmp_path / "exports").cursor(), run_dir)
+    return RunQuery(connect(run_dir).cursor(), run_dir)
 
 
 def test_queries_agree_with_the_run(query: RunQuery, run_dir: Path) -> None:
-    run = Run(run_dir)
     assert query.seeds() == [3]
-    in_order = [k for i in run.shard_indices for k in read_thresholds(str(run_dir), 3, i).tolist()]
-    assert query.thresholds(3).tolist() == in_order  # aligned with the annotated rows
-    assert len(query.entry_lists()) == len(in_order)
-    histogram = query.matches_per_text()
-    assert int(histogram["pairs"].sum()) == json.loads((run_dir / "run.json").read_text())["rows"]["in"]
-    kept = query.samples(40, 3, kept=True, limit=10_000)
-    dropped = query.samples(40, 3, kept=False, limit=10_000)
-    assert len(kept) == run.size_at(40)
-    assert (kept["k"] < 40).all() and (dropped["k"] >= 40).all()
-    assert all(len(ids) > 0 for ids in dropped["entry_ids"])
-    dog = query.entry_id("dog")
-    assert all(dog in ids for ids in query.samples(40, 3, kept=True, entry_id=dog, limit=100)["entry_ids"])
-    assert all(" dog " in f" {t} ".replace(",", " ").replace(".", " ") for t in query.texts_with_entry(dog, 20))
+    assert query.entry_counts().column("count").to_pylist() == Run(run_dir).counts.tolist()
+    assert query.entry_id("dog") == Run(run_dir).entries.index("dog")
+    assert query.entry_id("not an entry") is None
+
+
+def texts_and_keys(run_dir: Path) -> tuple[list, list, list]:
+    table = read_dir(run_dir / "annotated", ["id", "text", "entry_ids"])
+    k = read_dir(run_dir / "thresholds" / "seed-3", ["k"]).column("k").to_pylist()
+    return table.column("id").to_pylist(), table.column("entry_ids").to_pylist(), k
+
+
+@pytest.mark.parametrize("kept", [True, False])
+def test_found_pairs_are_the_ones_asked_for(run_dir: Path, kept: bool) -> None:
+    ids, lists, k = texts_and_keys(run_dir)
+    every = find_pairs(run_dir, 3, 40, kept, ["id", "text"], limit=10_000)
+    wanted = {i for i, ks in zip(ids, k) if (ks < 40 if kept else 40 <= ks < float("inf"))}
+    assert every.complete and set(every.table.column("id").to_pylist()) == wanted
+    assert len(every.table) == len(wanted) == (Run(run_dir).size_at(40) if kept else len(wanted))
+    by_id = dict(zip(ids, zip(lists, k)))
+    for row in every.table.to_pylist():  # each row with its own entry list and threshold
+        assert (row["entry_ids"], row["k"]) == by_id[row["id"]]
+    page = find_pairs(run_dir, 3, 40, kept, ["id"], limit=7)
+    assert len(page.table) == 7 and set(page.table.column("id").to_pylist()) <= wanted
+
+
+def test_found_pairs_of_one_entry_start_from_the_sample(run_dir: Path) -> None:
+    dog = Run(run_dir).entries.index("dog")
+    ids, lists, k = texts_and_keys(run_dir)
+    found = find_pairs(run_dir, 3, 40, True, ["id", "text"], entry_id=dog, limit=10_000)
+    assert set(found.table.column("id").to_pylist()) == {i for i, ids_, ks in zip(ids, lists, k)
+                                                        if dog in ids_ and ks < 40}
+    assert len(set(found.table.column("id").to_pylist())) == len(found.table)  # sampled rows are not repeated
+    assert all(" dog " in f" {t} ".replace(",", " ").replace(".", " ") for t in found.table.column("text").to_pylist())
+
+
+def test_a_search_stops_at_its_budget_with_what_it_found(run_dir: Path) -> None:
+    nothing = find_pairs(run_dir, 3, 1e-9, True, ["id"], limit=5, budget_s=0.0)
+    assert len(nothing.table) == 0 and nothing.shards_searched >= 1
 
 
 @pytest.mark.parametrize("text", ["'; DROP TABLE x; --", '" OR 1=1 --', "%", "_", "\\", "dog'"])
@@ -63,7 +88,7 @@ def test_search_sorts_and_pages(query: RunQuery) -> None:
 
 
 def test_connection_cannot_reach_other_files(run_dir: Path, tmp_path: Path, pool: Path) -> None:
-    cursor = connect(run_dir, tmp_path / "exports").cursor()
+    cursor = connect(run_dir).cursor()
     with pytest.raises(duckdb.Error):
         cursor.execute("SELECT count(*) FROM read_parquet(?)", [str(pool / "part-000.parquet")]).fetchall()
     with pytest.raises(duckdb.Error):

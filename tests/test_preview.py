@@ -1,4 +1,5 @@
-"""The balance preview answers every t exactly as a full pass over the run would."""
+"""The balance preview: exact answers where a binary search or the counts suffice, estimates with
+honest standard errors where a pass over every pair would be needed."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ import pyarrow as pa
 import pytest
 
 from curation import balancing, counting
-from curation.preview import BalancePreview
+from curation.preview import BalancePreview, PairSample
 
 
 @pytest.fixture(scope="module")
-def pool() -> tuple[pa.ListArray, np.ndarray, np.ndarray]:
+def pool() -> tuple[pa.ListArray, np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(4)
     n_entries, n_pairs = 300, 20_000
     weights = 1.0 / np.arange(1, n_entries + 1) ** 1.1
@@ -21,24 +22,34 @@ def pool() -> tuple[pa.ListArray, np.ndarray, np.ndarray]:
         lists.append(sorted(set(rng.choice(n_entries, size=size, p=weights / weights.sum()).tolist())))
     entry_ids = pa.array(lists, type=pa.list_(pa.int32()))
     counts = np.bincount(np.concatenate([np.array(x, dtype=np.int64) for x in lists if x]), minlength=n_entries)
-    thresholds = balancing.keep_thresholds(entry_ids, rng.integers(0, 2**63, n_pairs).astype(np.uint64), counts, 1)
-    return entry_ids, thresholds, counts
+    keys = rng.integers(0, 2**63, n_pairs).astype(np.uint64)
+    thresholds = balancing.keep_thresholds(entry_ids, keys, counts, 1)
+    return entry_ids, thresholds, counts, keys
 
 
 @pytest.mark.parametrize("t", [0.5, 1, 3, 17, 100, 640.5, 5_000, 1e9])
-def test_answers_equal_a_full_pass(pool, t: float) -> None:
-    entry_ids, thresholds, counts = pool
+def test_with_every_pair_in_the_sample_answers_equal_a_full_pass(pool, t: float) -> None:
+    entry_ids, thresholds, counts, _ = pool
     preview = BalancePreview.build(entry_ids, thresholds, counts)
     assert preview.size_at(t) == int((thresholds < t).sum())
-    full = balancing.keep_probabilities(entry_ids, counts, t).sum()
-    assert preview.expected_size_at(t) == pytest.approx(full, rel=1e-6)
-    assert preview.balanced_counts(t).tolist() == balancing.balanced_counts(entry_ids, thresholds, t, len(counts)).tolist()
+    expected = preview.expected_size_at(t)
+    assert expected.exact and expected.stderr == 0
+    assert expected.value == pytest.approx(balancing.keep_probabilities(entry_ids, counts, t).sum(), rel=1e-6)
+    balanced, errors = preview.balanced_counts(t)
+    assert balanced.tolist() == balancing.balanced_counts(entry_ids, thresholds, t, len(counts)).tolist()
+    assert not errors.any()
     assert preview.pairs == len(entry_ids)
     assert preview.head_tail(t) == counting.head_tail(counts, t)
-    balanced = preview.balanced_counts(t)
     for some in (np.array([0, 1, 2, 7]), np.array([0, 150, 299])):  # indexed top entries; rare ones too
-        assert preview.kept_counts(some, t).tolist() == balanced[some].tolist()
+        assert preview.kept_counts(some, t)[0].tolist() == balanced[some].tolist()
     assert preview.matched_pairs == sum(1 for x in entry_ids.to_pylist() if x)
+
+
+def test_t_for_size_is_an_order_statistic_of_the_matched_pairs(pool) -> None:
+    entry_ids, thresholds, counts, _ = pool
+    preview = BalancePreview.build(entry_ids, thresholds, counts)
+    for size in (0, 1, 1000, preview.matched_pairs, preview.matched_pairs + 5):
+        assert preview.t_for_size(size) == balancing.t_for_size(np.sort(thresholds), size)
 
 
 def test_chunked_input_and_an_empty_run() -> None:
@@ -47,6 +58,49 @@ def test_chunked_input_and_an_empty_run() -> None:
     preview = BalancePreview.build(chunked, np.array([0.5, np.inf, 1.5]), counts)
     assert preview.size_at(1.0) == 1 and preview.size_at(2.0) == 2
     # [0]: c = 2 > t, P = 1/2; []: never; [0, 1]: entry 1 has c = 1 <= t, kept for sure.
-    assert preview.expected_size_at(1.0) == pytest.approx(1.5)
+    assert preview.expected_size_at(1.0).value == pytest.approx(1.5)
     empty = BalancePreview.build(pa.chunked_array([], pa.list_(pa.int32())), np.zeros(0), np.zeros(3, np.int64))
-    assert empty.size_at(10) == 0 and empty.expected_size_at(10) == 0.0
+    assert empty.size_at(10) == 0 and empty.expected_size_at(10).value == 0.0
+
+
+def sampled(pool, seed: int, rate: float) -> tuple[BalancePreview, np.ndarray]:
+    """A preview whose sample is the pairs ``in_sample`` picks, as the stored files hold it."""
+    entry_ids, _, counts, keys = pool
+    thresholds = balancing.keep_thresholds(entry_ids, keys, counts, seed)
+    lists = entry_ids.to_pylist()
+    chosen = [i for i in np.flatnonzero(balancing.in_sample(keys, seed, rate)) if lists[i]]
+    offsets = np.concatenate(([0], np.cumsum([len(lists[i]) for i in chosen])))
+    flat = np.array([e for i in chosen for e in lists[i]], dtype=np.int32)
+    finite = np.sort(thresholds[np.isfinite(thresholds)])
+    return BalancePreview.from_parts(counts, finite, len(lists), offsets, flat, thresholds[chosen]), thresholds
+
+
+def test_estimates_hold_the_truth_within_two_standard_errors_about_95_percent_of_the_time(pool) -> None:
+    """Over many independent samples (one per seed), z = (estimate - truth) / stderr behaves as a
+    standard normal: about 95% within +-2, and stderr matches the estimates' real spread."""
+    entry_ids, _, counts, _ = pool
+    z_expected, z_kept, spread, claimed = [], [], [], []
+    t, entry = 60.0, 0  # entry 0 is the most matched: a head entry at this t
+    for seed in range(60):
+        preview, thresholds = sampled(pool, seed, rate=0.1)
+        truth = balancing.keep_probabilities(entry_ids, counts, t).sum()
+        estimate = preview.expected_size_at(t)
+        assert not estimate.exact and 0.05 < estimate.sampled / estimate.population < 0.15
+        z_expected.append((estimate.value - truth) / estimate.stderr)
+        spread.append(estimate.value)
+        claimed.append(estimate.stderr)
+        kept_truth = balancing.balanced_counts(entry_ids, thresholds, t, len(counts))[entry]
+        values, errors = preview.kept_counts(np.array([entry]), t)
+        z_kept.append((values[0] - kept_truth) / errors[0])
+    for z in (np.array(z_expected), np.array(z_kept)):
+        assert 0.85 <= np.mean(np.abs(z) < 2) <= 1.0, z
+        assert abs(np.mean(z)) < 0.5, z  # unbiased
+    # The claimed standard error is the real one: the estimates' spread over samples agrees within 30%.
+    assert 0.7 < np.std(spread) / np.mean(claimed) < 1.3
+
+
+def test_pair_sample_of_no_pairs() -> None:
+    sample = PairSample.build(np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0), np.array([3, 1]), 0)
+    assert sample.expected(5.0).value == 0.0
+    values, errors = sample.kept_counts(5.0, 2)
+    assert values.tolist() == [0.0, 0.0] and errors.tolist() == [0.0, 0.0]

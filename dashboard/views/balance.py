@@ -4,7 +4,7 @@ import math
 
 import streamlit as st
 
-from curation import balancing, counting
+from curation import counting
 from dashboard import charts, data
 
 st.title("Balance")
@@ -32,7 +32,7 @@ def _from_slider() -> None:
 
 
 def _solve_size() -> None:
-    t, _ = balancing.t_for_size(preview.sorted_thresholds, int(st.session_state.target_size))
+    t, _ = preview.t_for_size(int(st.session_state.target_size))
     _set_t(t)
 
 
@@ -58,13 +58,21 @@ if t is None:
 def figures(t: float) -> dict[str, str]:
     kept = preview.size_at(t)
     head_tail = preview.head_tail(t)
-    return {"Kept pairs": f"{kept:,}", "Expected": f"{data.expected_size(str(root), seed, token, t):,.1f}",
+    return {"Kept pairs": f"{kept:,}", "Expected": data.estimate_text(data.expected_size(str(root), seed, token, t)),
             "Share of pool": f"{kept / max(preview.pairs, 1):.2%}", "Head entries": f"{head_tail.head_entries:,}",
             "Tail share p(t)": f"{head_tail.tail_share:.4f}"}
 
 
+HELP = {
+    "Kept pairs": "Exact: the pairs whose keep threshold is below t, for this seed.",
+    "Expected": "The size balancing gives on average over seeds: the sum over matched pairs of P = 1 - prod(1 - p_e). "
+                + data.estimate_note(preview),
+    "Share of pool": "Kept pairs over all pairs of the pool, matched or not.",
+    "Head entries": "Entries matched more than t times: they keep about t of their pairs.",
+    "Tail share p(t)": "The share of all matches held by entries matched fewer than t times (MetaCLIP 2's knob).",
+}
 for column, (label, value) in zip(st.columns(5), figures(t).items()):
-    column.metric(label, value)
+    column.metric(label, value, help=HELP[label])
 with st.expander("Find t", expanded=False):
     a, b = st.columns(2)
     a.number_input("Target subset size", min_value=0, max_value=preview.matched_pairs,
@@ -90,4 +98,5 @@ with right:
     st.plotly_chart(charts.cumulative_matches(counts, ts))
 st.subheader("Most matched entries, before and after balancing")
 top = charts.top_entries(counts)
-st.plotly_chart(charts.before_after(entries["entry"].to_numpy()[top], counts[top], preview.kept_counts(top, t), t))
+st.plotly_chart(charts.before_after(entries["entry"].to_numpy()[top], counts[top], preview.kept_counts(top, t)[0], t))
+st.caption("Kept matches per entry: " + data.estimate_note(preview).lower())

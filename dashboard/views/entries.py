@@ -14,7 +14,8 @@ st.title("Entries")
 root, token, seed, t = data.page_context()
 q = data.query(root)
 preview = data.preview(str(root), seed, token)
-kept = data.balanced_counts(str(root), seed, token, t)
+kept, kept_error = data.balanced_counts(str(root), seed, token, t)
+exact = preview.sample.size >= preview.sample.population
 
 left, middle, right = st.columns([3, 1, 1])
 left.text_input("Search entries (substring, any case)", key="entry_search")
@@ -36,8 +37,11 @@ if total == 0:
 ids = page["entry_id"].to_numpy()
 page["at t"] = np.where(page["count"] > t, "head", np.where(page["count"] > 0, "tail", "unmatched"))
 page["p_e"] = preview.entry_probabilities(t)[ids]
-page["kept at t"] = kept[ids]
+page["kept at t"] = kept[ids].round().astype("int64")
+if not exact:
+    page["± (kept)"] = (2 * kept_error[ids]).round().astype("int64")
 st.dataframe(page, hide_index=True, column_config={"p_e": st.column_config.NumberColumn(format="%.4f")})
+st.caption("Kept at t: matches among the pairs kept at t. " + data.estimate_note(preview))
 
 st.subheader("Entry detail")
 names = dict(zip(ids.tolist(), page["entry"]))
@@ -47,12 +51,13 @@ columns = st.columns(4)
 columns[0].metric("Matches", f"{row['count']:,}")
 columns[1].metric(f"At t = {t:g}", row["at t"])
 columns[2].metric("Keep probability p_e", f"{row['p_e']:.4f}")
-columns[3].metric("Matches kept at t", f"{row['kept at t']:,}")
+columns[3].metric("Matches kept at t", f"{row['kept at t']:,}" if exact else
+                  f"≈{row['kept at t']:,} ± {row['± (kept)']:,}")
 sources = data.sources(str(root), token)
 if sources is not None:
     found = sources.loc[sources.entry == row["entry"], "sources"]
     st.caption("Sources: " + (", ".join(found.iloc[0]) if len(found) else "unknown"))
-texts = q.texts_with_entry(int(choice), limit=10)
+texts = data.texts_with_entry(str(root), token, seed, int(choice), limit=10)
 if texts:
     pattern = re.compile(r"(?<![^\s,.;:?!`])" + re.escape(html.escape(row["entry"])) + r"(?![^\s,.;:?!`])")
     for text in texts:

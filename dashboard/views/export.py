@@ -1,44 +1,70 @@
-"""Export: the curated manifest at a chosen t and seed, with its provenance, under the export directory."""
+"""Export: the curated manifest at a chosen t and seed, with its provenance, under the export directory.
+A manifest is written by a background job (`python -m curation export`), shard by shard: a billion
+pairs take a while, the page stays free, and the dashboard's memory does not grow."""
 
 import json
+from pathlib import Path
 
 import streamlit as st
 
 from curation.errors import CurationError
-from curation.export import COLUMN_SETS, FORMATS, export_manifest
+from curation.export import COLUMN_SETS, FORMATS, manifest_path
+from curation.jobs import list_jobs, start_export
 from dashboard import data
 
 DOWNLOAD_LIMIT = 200 * 2**20
 
 st.title("Export")
 root, token, seed, t = data.page_context()
-preview = data.preview(str(root), seed, token)
+seeds = data.seeds(str(root), token)
 
-with st.form("export"):
-    left, right = st.columns(2)
-    export_t = left.number_input("t", value=t, format="%g", key="export_t")
-    export_seed = right.selectbox("Seed", data.seeds(str(root), token), key="export_seed",
-                                  index=data.seeds(str(root), token).index(seed))
-    file_format = left.radio("Format", list(FORMATS), horizontal=True, key="export_format")
-    column_set = right.radio("Columns", list(COLUMN_SETS), format_func=lambda c: f"{c}: {COLUMN_SETS[c]}",
-                             key="export_columns")
-    name = st.text_input("File name (no extension)", value=f"curated-t{t:g}-seed{seed}", key="export_name")
-    submitted = st.form_submit_button("Export")
-st.caption(f"Files go to {data.EXPORT_DIR} (set CURATION_EXPORT_DIR to change it). "
-           f"At t = {t:g} the manifest holds {preview.size_at(t):,} pairs.")
+left, right = st.columns(2)
+st.session_state.setdefault("export_t", t)
+export_t = left.number_input("t", format="%g", min_value=1e-9, key="export_t")
+export_seed = right.selectbox("Seed", seeds, key="export_seed", index=seeds.index(seed))
+file_format = left.radio("Format", list(FORMATS), horizontal=True, key="export_format")
+column_set = right.radio("Columns", list(COLUMN_SETS), format_func=lambda c: f"{c}: {COLUMN_SETS[c]}",
+                         key="export_columns")
+default_name = f"curated-t{export_t:g}-seed{export_seed}"
+typed = st.text_input("File name (no extension; letters, digits, '.', '_', '-'; at most 120 characters)",
+                      key="export_name", placeholder=default_name)
+name = typed.strip() or default_name
+if export_seed != seed:
+    data.ensure_preview(root, int(export_seed))
+size = data.preview(str(root), int(export_seed), token).size_at(export_t)
+st.caption(f"At t = {export_t:g} (seed {export_seed}) the manifest holds {size:,} pairs. Files go to "
+           f"{data.EXPORT_DIR} (set CURATION_EXPORT_DIR to change it).")
 
-if submitted:
+if st.button("Export", type="primary"):
     try:
-        with st.spinner("Writing the manifest..."):
-            result = export_manifest(data.query(root), data.EXPORT_DIR, name, float(export_t), int(export_seed),
-                                     file_format, column_set)
+        path = manifest_path(data.EXPORT_DIR, name, file_format)
+        st.session_state.export_job = start_export(data.JOBS_DIR, root, path, float(export_t), int(export_seed),
+                                                   file_format, column_set)
     except CurationError as error:
         st.error(str(error))
-    else:
-        st.success(f"Wrote {result.rows:,} pairs to {result.path}")
-        provenance = json.loads(result.provenance.read_text())
+
+
+@st.fragment(run_every=1.0)
+def last_export() -> None:
+    job_id = st.session_state.get("export_job")
+    job = next((j for j in list_jobs(data.JOBS_DIR) if j.id == job_id), None) if job_id else None
+    if job is None:
+        return
+    path = Path(job.out)
+    if job.state == "running":
+        st.progress(job.progress, text=f"Writing {path.name}: {job.stage}")
+    elif job.state == "failed":
+        st.error(job.error or "the export failed")
+    elif job.state == "finished":
+        provenance_path = path.with_name(path.stem + ".provenance.json")
+        provenance = json.loads(provenance_path.read_text())
+        st.success(f"Wrote {provenance['rows']:,} pairs to {path}")
         st.json(provenance, expanded=False)
-        if result.path.stat().st_size <= DOWNLOAD_LIMIT:
-            st.download_button("Download the manifest", result.path.read_bytes(), file_name=result.path.name)
-        st.download_button("Download the provenance", json.dumps(provenance, indent=2),
-                           file_name=result.provenance.name)
+        if path.stat().st_size <= DOWNLOAD_LIMIT:
+            st.download_button("Download the manifest", path.read_bytes(), file_name=path.name)
+        st.download_button("Download the provenance", json.dumps(provenance, indent=2), file_name=provenance_path.name)
+    else:
+        st.warning(job.stage)
+
+
+last_export()

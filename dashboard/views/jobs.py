@@ -40,11 +40,11 @@ def job_list() -> None:
         st.caption("No jobs yet.")
     for job in jobs:
         with st.container(border=True):
-            st.markdown(f"**{job.id}** · {job.state} · `{job.out}`")
+            st.markdown(f"**{job.id}** · {job.kind} · {job.state} · `{job.out}`")
             st.progress(job.progress, text=job.stage)
             if job.state == "failed":
                 st.error(job.error or "the run failed")
-            if job.state == "finished":
+            if job.state == "finished" and job.kind == "run":
                 st.button("Open this run", key=f"open-{job.id}", on_click=_open, args=(job.out,))
             with st.expander("Command and log", expanded=job.state == "running"):
                 st.code(job.command, language="bash")

@@ -31,7 +31,7 @@ columns[3].metric("Matches per matched pair", f"{rows.get('matches', 0) / max(ro
 left, right = st.columns(2)
 with left:
     st.subheader("Matches per pair")
-    st.plotly_chart(charts.matches_histogram(data.matches_per_text(str(root), token)))
+    st.plotly_chart(charts.matches_histogram(data.matches_per_text(str(root), seed, token)))
 with right:
     st.subheader("Coverage by source")
     sources = data.sources(str(root), token)

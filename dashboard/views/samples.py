@@ -23,11 +23,13 @@ if entry:
         st.warning(f"{entry!r} is not an entry of this run's metadata.")
         st.stop()
 # st.cache_data hands out a fresh copy per call, so the columns added below stay on this page.
-frame = data.samples(str(root), token, t, seed, which == "kept", entry_id, int(limit))
+frame, searched, shards = data.samples(str(root), token, t, seed, which == "kept", entry_id, int(limit))
 names = data.entries(str(root), token)["entry"].to_numpy()
 frame.insert(frame.columns.get_loc("entry_ids"), "entries", [", ".join(names[list(ids)]) for ids in frame["entry_ids"]])
 frame = frame.drop(columns=["entry_ids"])
-st.caption(f"{len(frame):,} pairs shown, {which} at t = {t:g} (seed {seed}); k is the pair's keep threshold.")
+where = "" if searched >= shards else f"; found in {searched:,} of {shards:,} shards searched (the search stops " \
+    "when the page is full or after about two seconds)"
+st.caption(f"{len(frame):,} pairs shown, {which} at t = {t:g} (seed {seed}); k is the pair's keep threshold{where}.")
 url_column = q.plan()["columns"]["url"]
 config = {"k": st.column_config.NumberColumn(format="%.2f")}
 if thumbnails and url_column:

@@ -1,0 +1,152 @@
+"""Pairs of a run read shard by shard: for browsing (a page of kept or dropped pairs, captions of one
+entry) and for exporting manifests. Each shard's thresholds and rows are read on their own and
+reading stops as soon as enough is found, so the first rows come at once and memory stays flat
+whatever the run's size.
+
+A shard's annotated part and its threshold part hold the same rows in the same order (the run
+directory's contract), so a row is found by its shard and its position.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from curation import preview_files
+from curation.pool import open_parquet
+from curation.rundir import RunDir, read_json
+from curation.stages import ENTRY_IDS, PAIR_KEY, THRESHOLD, read_thresholds
+
+SEARCH_BUDGET_S = 1.5  # a page of samples searches the shards this long at most before it shows what it has
+
+
+@dataclass(frozen=True)
+class Found:
+    """Some pairs, and how much of the run was searched for them."""
+
+    table: pa.Table  # the asked columns, then entry_ids and k
+    shards_searched: int
+    shards: int
+
+    @property
+    def complete(self) -> bool:
+        return self.shards_searched >= self.shards
+
+
+def shard_indices(run: RunDir) -> list[int]:
+    return [shard["index"] for shard in read_json(run.plan_json)["shards"]]
+
+
+def _rows(run: RunDir, shard: int, rows: np.ndarray, columns: Sequence[str]) -> pa.Table:
+    """Some rows (ascending positions) of one shard's annotated part: only their row groups are read."""
+    part = open_parquet(str(run.annotated_part(shard)))
+    starts = np.concatenate(([0], np.cumsum([part.metadata.row_group(g).num_rows
+                                             for g in range(part.metadata.num_row_groups)])))
+    group_of = np.searchsorted(starts, rows, side="right") - 1
+    tables = [part.read_row_group(int(g), columns=list(columns)).take(pa.array(rows[group_of == g] - starts[g]))
+              for g in np.unique(group_of)]
+    return pa.concat_tables(tables) if tables else part.schema_arrow.empty_table().select(list(columns))
+
+
+def _wanted(thresholds: np.ndarray, t: float, kept: bool) -> np.ndarray:
+    """Kept at t, or matched (finite k) and dropped."""
+    return thresholds < t if kept else (thresholds >= t) & np.isfinite(thresholds)
+
+
+def find_pairs(root: Path, seed: int, t: float, kept: bool, columns: Sequence[str], entry_id: int | None = None,
+               limit: int = 50, budget_s: float = SEARCH_BUDGET_S) -> Found:
+    """Up to ``limit`` pairs kept (or matched but dropped) at t, optionally only those matching one entry.
+
+    Pairs of the preview's uniform sample come first (found without reading the run); then shards
+    are searched in a fixed shuffled order, so a page draws from the whole run, until the limit or
+    the time budget is reached. Within a shard, pairs come in the order of their pair keys.
+    """
+    run = RunDir(root)
+    started = time.perf_counter()
+    shards = shard_indices(run)
+    wanted_columns = list(dict.fromkeys([*columns, ENTRY_IDS]))
+    pieces: list[pa.Table] = []
+    taken: set[tuple[int, int]] = set()
+    have = 0
+    if entry_id is not None and preview_files.is_complete(run, seed):
+        for shard, rows in _sampled_rows_with(run, seed, entry_id, t, kept, limit):
+            table = _rows(run, shard, rows, wanted_columns)
+            pieces.append(_with_thresholds(table, run, seed, shard, rows))
+            taken.update((shard, int(r)) for r in rows)
+            have += len(rows)
+    searched = 0
+    order = np.random.default_rng(seed).permutation(len(shards))
+    for position in order:
+        # With nothing found yet, search longer (four budgets) before showing an empty page.
+        if have >= limit or (searched and time.perf_counter() - started > budget_s * (1 if have else 4)):
+            break
+        shard = shards[int(position)]
+        thresholds = read_thresholds(str(root), seed, shard)
+        candidates = np.flatnonzero(_wanted(thresholds, t, kept))
+        if entry_id is not None and len(candidates):
+            candidates = candidates[np.isin(candidates, _rows_holding(run, shard, entry_id))]
+        candidates = np.array([r for r in candidates if (shard, int(r)) not in taken], dtype=np.int64)
+        searched += 1
+        if not len(candidates):
+            continue
+        keys = pq.read_table(run.threshold_part(seed, shard), columns=[PAIR_KEY]).column(PAIR_KEY).to_numpy()
+        rows = np.sort(candidates[np.argsort(keys[candidates], kind="stable")[: limit - have]])
+        table = _rows(run, shard, rows, wanted_columns)
+        pieces.append(_with_thresholds(table, run, seed, shard, rows))
+        have += len(rows)
+    empty = open_parquet(str(run.annotated_part(shards[0]))).schema_arrow.empty_table().select(wanted_columns) \
+        if shards else pa.table({})
+    table = pa.concat_tables(pieces) if pieces else \
+        empty.append_column(THRESHOLD, pa.array([], type=pa.float64())) if shards else empty
+    return Found(table.slice(0, limit), searched, len(shards))
+
+
+def _rows_holding(run: RunDir, shard: int, entry_id: int) -> np.ndarray:
+    """Positions of the shard's pairs whose entry list holds the entry."""
+    lists = pq.read_table(run.annotated_part(shard), columns=[ENTRY_IDS]).column(ENTRY_IDS).combine_chunks()
+    offsets = lists.offsets.to_numpy()
+    slots = np.flatnonzero(lists.values.to_numpy() == entry_id)
+    return np.unique(np.searchsorted(offsets, slots, side="right") - 1)
+
+
+def _with_thresholds(table: pa.Table, run: RunDir, seed: int, shard: int, rows: np.ndarray) -> pa.Table:
+    return table.append_column(THRESHOLD, pa.array(read_thresholds(str(run.root), seed, shard)[rows]))
+
+
+def _sampled_rows_with(run: RunDir, seed: int, entry_id: int, t: float, kept: bool,
+                       limit: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(shard, rows) of sampled pairs that hold the entry and are kept (dropped) at t, grouped by shard."""
+    directory = run.preview(seed)
+    offsets = np.load(directory / "sample_offsets.npy", mmap_mode="r")
+    entries = np.load(directory / "sample_entries.npy", mmap_mode="r")
+    thresholds = np.load(directory / "sample_thresholds.npy", mmap_mode="r")
+    slots = np.flatnonzero(entries == entry_id)
+    pairs = np.searchsorted(offsets, slots, side="right") - 1
+    pairs = pairs[_wanted(thresholds[pairs], t, kept)][:limit]
+    locations = preview_files.sample_rows(run, seed)[pairs]
+    for shard in np.unique(locations >> 32):
+        yield int(shard), np.sort(locations[(locations >> 32) == shard] & 0xFFFFFFFF)
+
+
+def kept_batches(root: Path, seed: int, t: float, columns: Sequence[str]) -> Iterator[tuple[int, pa.Table]]:
+    """(shard, the rows kept at t with the asked columns) for every shard, in the run's order."""
+    run = RunDir(root)
+    for shard in shard_indices(run):
+        keep = read_thresholds(str(root), seed, shard) < t
+        if not keep.any():
+            yield shard, None
+            continue
+        part = open_parquet(str(run.annotated_part(shard)))
+        pieces, start = [], 0
+        for batch in part.iter_batches(batch_size=65_536, columns=list(columns)):
+            mask = keep[start : start + len(batch)]
+            start += len(batch)
+            if mask.any():
+                pieces.append(pa.Table.from_batches([batch]).filter(pa.array(mask)))
+        yield shard, pa.concat_tables(pieces) if pieces else None
