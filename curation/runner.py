@@ -211,14 +211,18 @@ def balance_run(out: str, t: float, seed: int, execution: Execution, engine: Eng
     config = stages.BalanceConfig(root=str(run.root), seed=seed, t=t, destination=str(destination),
                                   n_entries=entries_table.num_rows, sample_rate=rate)
     with _bar(plan["rows"], f"balance (t={t:g}, seed {seed})", "pairs", execution) as bar:
-        results = engine.map(stages.balance_shard, shards, config, lambda shard, _: bar.update(rows[shard]))
+        kept_counts = np.zeros(entries_table.num_rows, dtype=np.int64)
+
+        def landed(shard: int, result: dict) -> None:
+            # Added up as each shard lands and dropped: 10,000 shards' arrays would not fit in memory.
+            kept_counts[result.pop("kept_entry_ids")] += result.pop("kept_entry_counts")
+            bar.update(rows[shard])
+
+        results = engine.map(stages.balance_shard, shards, config, landed)
     if rate is not None:
         _merge_preview(run, seed, shards, rate, execution)
     if destination != run.curated:
         swap_directory(destination, run.curated, run.curated_retired)
-    kept_counts = np.zeros(entries_table.num_rows, dtype=np.int64)
-    for result in results:
-        kept_counts[result["kept_entry_ids"]] += result["kept_entry_counts"]
     atomic_write_table(run.balanced_counts, entries_table.append_column("kept", pa.array(kept_counts)))
     counts = entries_table.column("count").to_numpy()
     return {
