@@ -122,11 +122,12 @@ def atomic_write_json(path: Path, value: object) -> None:
     os.replace(temporary, path)
 
 
-def atomic_write_table(path: Path, table: pa.Table) -> None:
+def atomic_write_table(path: Path, table: pa.Table, **options: object) -> None:
+    """One Parquet file that appears whole; ``options`` go to pyarrow's write_table."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = _temporary(path)
     try:
-        pq.write_table(table, temporary)
+        pq.write_table(table, temporary, **options)
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)

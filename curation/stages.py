@@ -251,7 +251,8 @@ def balance_shard(shard: int, config: BalanceConfig) -> dict:
             PAIR_KEY: pa.array(np.concatenate(tally.pair_keys) if tally.pair_keys else np.zeros(0, np.uint64),
                                type=pa.uint64()),
             THRESHOLD: pa.array(np.concatenate(tally.thresholds) if tally.thresholds else np.zeros(0),
-                                type=pa.float64())}))
+                                type=pa.float64())}),
+            use_dictionary=False)  # both columns are (nearly) unique: dictionary pages only add bytes
     if tally.piece is not None:
         tally.piece.write(piece_path)
     nonzero = np.flatnonzero(tally.kept_counts)

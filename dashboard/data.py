@@ -66,9 +66,10 @@ def check_run_dir(path: str) -> Path:
     if not (root / "plan.json").exists() or not (root / "entry_counts.parquet").exists():
         raise CurationError(f"{path} is not a run directory (no plan.json and entry_counts.parquet); "
                             "make one with `python -m curation run` or on the Jobs page")
-    if not complete_seeds(root):
+    root = root.resolve()
+    if not seeds(str(root), run_token(root)):
         raise CurationError(f"{path} has no complete keep thresholds yet; run `python -m curation balance {path} --t T`")
-    return root.resolve()
+    return root
 
 
 def recent_runs() -> list[str]:
@@ -79,9 +80,11 @@ def recent_runs() -> list[str]:
 
 
 def remember_run(path: Path) -> None:
-    runs = [str(path)] + [p for p in recent_runs() if p != str(path)]
-    RECENT.parent.mkdir(parents=True, exist_ok=True)
-    RECENT.write_text(json.dumps(runs[:10]))
+    known = recent_runs()
+    runs = ([str(path)] + [p for p in known if p != str(path)])[:10]
+    if runs != known:  # every rerun lands here: write only when the list changes
+        RECENT.parent.mkdir(parents=True, exist_ok=True)
+        RECENT.write_text(json.dumps(runs))
 
 
 def run_token(root: Path) -> str:
@@ -98,9 +101,15 @@ def _connection(root: str, metadata: str, token: str):
 
 def query(root: Path) -> RunQuery:
     """Queries of the current run through a fresh cursor (one per script run)."""
-    plan = json.loads((root / "plan.json").read_text())
-    connection = _connection(str(root), _metadata_table(plan), run_token(root))
+    token = run_token(root)
+    connection = _connection(str(root), _metadata_table(plan(str(root), token)), token)
     return RunQuery(connection.cursor(), root)
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def plan(root: str, token: str) -> dict:
+    """plan.json (megabytes for a run of thousands of shards: read once per run)."""
+    return json.loads((Path(root) / "plan.json").read_text())
 
 
 def _metadata_table(plan: dict) -> str:
@@ -122,8 +131,7 @@ def entries(root: str, token: str) -> pd.DataFrame:
 
 @st.cache_resource(max_entries=4, show_spinner=False)  # 500k rows of lists: not worth copying per rerun
 def sources(root: str, token: str) -> pd.DataFrame | None:
-    plan = json.loads((Path(root) / "plan.json").read_text())
-    table = _metadata_table(plan)
+    table = _metadata_table(plan(root, token))
     return query(Path(root)).entry_sources(Path(table)) if table else None
 
 
@@ -136,7 +144,8 @@ def matches_per_text(root: str, seed: int, token: str) -> pd.DataFrame:
 
 @st.cache_data(max_entries=4, show_spinner=False)
 def seeds(root: str, token: str) -> list[int]:
-    return query(Path(root)).seeds()
+    """Seeds whose keep thresholds are complete (a look at every shard: cached, as runs have thousands)."""
+    return complete_seeds(Path(root))
 
 
 @st.cache_data(max_entries=16, show_spinner="Finding pairs...")
@@ -151,7 +160,7 @@ def samples(root: str, token: str, t: float, seed: int, kept: bool, entry_id: in
 @st.cache_data(max_entries=32, show_spinner=False)
 def texts_with_entry(root: str, token: str, seed: int, entry_id: int, limit: int = 10) -> list[str]:
     """Captions of some pairs that match the entry (from the preview's sample first)."""
-    text = json.loads((Path(root) / "plan.json").read_text())["columns"]["text"]
+    text = plan(root, token)["columns"]["text"]
     found = find_pairs(Path(root), seed, float("inf"), True, [text], entry_id, limit)
     return found.table.column(text).to_pylist()
 

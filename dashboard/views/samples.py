@@ -30,7 +30,7 @@ frame = frame.drop(columns=["entry_ids"])
 where = "" if searched >= shards else f"; found in {searched:,} of {shards:,} shards searched (the search stops " \
     "when the page is full or after about two seconds)"
 st.caption(f"{len(frame):,} pairs shown, {which} at t = {t:g} (seed {seed}); k is the pair's keep threshold{where}.")
-url_column = q.plan()["columns"]["url"]
+url_column = data.plan(str(root), token)["columns"]["url"]
 config = {"k": st.column_config.NumberColumn(format="%.2f")}
 if thumbnails and url_column:
     frame.insert(0, "image", frame[url_column])
