@@ -524,7 +524,7 @@ def markdown(report: dict) -> str:
         "# Dashboard benchmark", "",
         f"{env['date']}, commit {env['commit']}, {env['cpus']} cores, {env['memory_gib']} GiB, Python {env['python']}, "
         f"streamlit {env['streamlit']}, duckdb {env['duckdb']}, numpy {env['numpy']}, pyarrow {env['pyarrow']}.", "",
-        f"Command: `{report['command']}`", "",
+        "Commands (in this order):", "", *[f"- `{c}`" for c in report["command"].split("; then ")], "",
         "Each run directory is measured in fresh processes: the preview built once if the run has none (as the "
         "dashboard does on first open), opened (entry counts read, thresholds mapped, the sample loaded), the "
         "Balance page's metrics at new t values, and the whole dashboard through AppTest in one process whose "
@@ -612,6 +612,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-commands", action="store_true", help="skip stats and balance")
     p.add_argument("--browser", action="store_true", help="also measure in headless Chromium (the first run)")
     p.add_argument("--quiet-wait", type=float, default=60.0)
+    p.add_argument("--append", action="store_true",
+                   help="add these runs to the existing results (a label measured again replaces its row): for "
+                        "runs that cannot share the disk, measured one after the other")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--run", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--child-options", help=argparse.SUPPRESS)
@@ -641,8 +644,14 @@ def main(argv: list[str] | None = None) -> int:
     for spec in args.runs:
         label, _, path = spec.partition("=")
         targets.append((label, Path(path).resolve()))
-    report = {"command": "python bench/bench_dashboard.py " + shlex.join(sys.argv[1:] if argv is None else argv),
-              "environment": environment(), "runs": [], "made": made}
+    command = "python bench/bench_dashboard.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    report = {"command": command, "environment": environment(), "runs": [], "made": made}
+    if args.append and (RESULTS / "dashboard.json").exists():
+        earlier = json.loads((RESULTS / "dashboard.json").read_text())
+        labels = {label for label, _ in targets}
+        report["runs"] = [run for run in earlier.get("runs", []) if run["label"] not in labels]
+        report["made"] = earlier.get("made", []) + made
+        report["command"] = earlier.get("command", "") + "; then " + command
     options = {"seed": SEED, "workers": args.workers, "n_ts": args.n_ts, "repeats": args.repeats,
                "rounds": args.rounds}
     for label, run_dir in targets:
