@@ -130,3 +130,24 @@ def test_export_refuses_names_that_leave_the_directory(query: RunQuery, tmp_path
 def test_export_needs_thresholds_for_its_seed(query: RunQuery, tmp_path: Path) -> None:
     with pytest.raises(CurationError, match="seed 9"):
         export_manifest(query, tmp_path / "exports", "m", 40, 9)
+
+
+def test_export_from_the_command_line_takes_its_format_from_the_name(run_dir: Path, tmp_path: Path,
+                                                                     capsys) -> None:
+    out = tmp_path / "anywhere" / "m.jsonl"
+    assert cli("export", run_dir, "--t", 40, "--columns", "keys", "--out", out, "--quiet") == 0
+    assert f"exported {Run(run_dir).size_at(40):,} pairs" in capsys.readouterr().out
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(lines) == Run(run_dir).size_at(40) and list(lines[0]) == ["id", "pair_key"]
+    provenance = json.loads((tmp_path / "anywhere" / "m.provenance.json").read_text())
+    assert provenance["format"] == "jsonl" and provenance["seed"] == 3  # the run's seed by default
+    assert cli("export", run_dir, "--t", 40, "--seed", 9, "--out", tmp_path / "x.parquet") == 2
+    assert "seed 9" in capsys.readouterr().err
+
+
+def test_a_csv_manifest_writes_entry_lists_as_text(query: RunQuery, tmp_path: Path) -> None:
+    result = export_manifest(query, tmp_path / "exports", "all", 40, 3, "csv", "all")
+    with open(result.path, newline="") as handle:
+        first = next(csv.DictReader(handle))
+    assert first["entry_ids"].startswith("[") and first["entry_ids"].endswith("]")
+    assert json.loads(first["entry_ids"]) == sorted(set(json.loads(first["entry_ids"])))

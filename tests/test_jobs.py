@@ -9,7 +9,7 @@ import pytest
 
 from curation import Run
 from curation.errors import CurationError
-from curation.jobs import list_jobs, log_tail, start_job, wait
+from curation.jobs import list_jobs, log_progress, log_tail, start_job, wait
 from curation.rundir import exclusive
 
 
@@ -57,3 +57,21 @@ def test_a_second_job_on_the_output_of_a_running_job_is_refused(tmp_path: Path, 
     with pytest.raises(CurationError, match=f"job {first} is already writing"):
         start_job(jobs, str(pool), str(metadata), 80, 0, out)
     assert wait(jobs, first).state == "finished"
+
+
+def test_an_export_job_writes_the_manifest_and_reports_progress_from_its_log(tmp_path: Path, pool: Path,
+                                                                              metadata: Path) -> None:
+    from conftest import cli
+    from curation.jobs import start_export
+
+    run_dir = tmp_path / "run"
+    assert cli("run", "--pool", pool, "--metadata", metadata, "--t", 40, "--out", run_dir, "--shard-rows", 500) == 0
+    jobs = tmp_path / "jobs"
+    manifest = tmp_path / "exports" / "m.parquet"
+    job_id = start_export(jobs, run_dir, manifest, 40, 0, "parquet", "img2dataset")
+    status = wait(jobs, job_id)
+    assert status.kind == "export" and status.state == "finished", status
+    assert manifest.exists() and (tmp_path / "exports" / "m.provenance.json").exists()
+    assert "export: 6 of 6" in log_progress(jobs, job_id)[1] and log_progress(jobs, job_id)[0] == 1.0
+    with pytest.raises(CurationError, match="positive"):
+        start_export(jobs, run_dir, manifest, 0, 0, "parquet", "img2dataset")
