@@ -286,14 +286,20 @@ def child_apptest(run_dir: Path, options: dict) -> dict:
 # --------------------------------------------------------------------------------------------------
 
 
-def bench_commands(run_dir: Path, label: str, workdir: Path, workers: int, quiet_wait: float) -> dict:
+def bench_commands(run_dir: Path, label: str, workdir: Path, workers: int, quiet_wait: float,
+                   export: bool) -> dict:
     logs = workdir / "logs"
     out = {}
-    for name, argv in (
-            ("stats", [sys.executable, "-m", "curation", "stats", str(run_dir), "--t", "1000", "5000", "20000",
-                       "--target-size", "1000000", "--json", "--quiet"]),
-            ("balance", [sys.executable, "-m", "curation", "balance", str(run_dir), "--t", f"{NEW_T:g}",
-                         "--workers", str(workers), "--quiet"])):
+    commands = [
+        ("stats", [sys.executable, "-m", "curation", "stats", str(run_dir), "--t", "1000", "5000", "20000",
+                   "--target-size", "1000000", "--json", "--quiet"]),
+        ("balance", [sys.executable, "-m", "curation", "balance", str(run_dir), "--t", f"{NEW_T:g}",
+                     "--workers", str(workers), "--quiet"])]
+    if export:
+        manifest = workdir / "dashboard" / "exports" / f"bench-{label}.parquet"
+        commands.append(("export", [sys.executable, "-m", "curation", "export", str(run_dir), "--t", f"{NEW_T:g}",
+                                    "--out", str(manifest), "--quiet"]))
+    for name, argv in commands:
         wait_for_quiet(quiet_wait)
         measured = run_measured(argv, logs / f"dashboard-{label}-{name}.log")
         out[name] = {"wall_s": measured.wall_s, "peak_tree_rss_mib": measured.peak_tree_rss_mib,
@@ -571,7 +577,9 @@ def markdown(report: dict) -> str:
             lines.append(f"- `stats` {c['stats']['wall_s']:.1f} s (peak {c['stats']['peak_tree_rss_mib']:,.0f} MiB); "
                          f"`balance` at t = {NEW_T:g} on {run['workers']} workers {c['balance']['wall_s']:.1f} s (peak "
                          f"{c['balance']['peak_tree_rss_mib']:,.0f} MiB over the process tree, "
-                         f"{c['balance']['peak_single_rss_mib']:,.0f} MiB the largest process).")
+                         f"{c['balance']['peak_single_rss_mib']:,.0f} MiB the largest process)" +
+                         (f"; `export` of the manifest at t = {NEW_T:g} (url, caption) {c['export']['wall_s']:.1f} s, peak "
+                          f"{c['export']['peak_tree_rss_mib']:,.0f} MiB." if "export" in c else "."))
         lines += ["", "| t | kept | expected | size_at ms | expected_size_at ms | head_tail ms | kept counts ms |",
                   "|---:|---:|---:|---:|---:|---:|---:|"]
         for row in o["per_t"]:
@@ -609,7 +617,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ts", dest="n_ts", type=int, default=9, help="t values per run (log-spaced)")
     p.add_argument("--repeats", type=int, default=5, help="calls per function and t (the median counts)")
     p.add_argument("--rounds", type=int, default=3, help="page reruns per t in AppTest")
-    p.add_argument("--no-commands", action="store_true", help="skip stats and balance")
+    p.add_argument("--no-commands", action="store_true", help="skip stats, balance and export")
+    p.add_argument("--export-max-pairs", type=int, default=100_000_000,
+                   help="export the manifest at the new t only for runs of at most this many pairs")
     p.add_argument("--browser", action="store_true", help="also measure in headless Chromium (the first run)")
     p.add_argument("--quiet-wait", type=float, default=60.0)
     p.add_argument("--append", action="store_true",
@@ -666,7 +676,8 @@ def main(argv: list[str] | None = None) -> int:
         result["disk"] = {"run_gb": round(disk_bytes(run_dir) / 1e9, 2),
                           "preview_gb": round(disk_bytes(run_dir / "preview") / 1e9, 3)}
         if not args.no_commands:
-            result["commands"] = bench_commands(run_dir, label, args.workdir, args.workers, args.quiet_wait)
+            result["commands"] = bench_commands(run_dir, label, args.workdir, args.workers, args.quiet_wait,
+                                                result["open"]["pairs"] <= args.export_max_pairs)
         report["runs"].append(result)
         write_results(report)
     if args.browser and targets:
