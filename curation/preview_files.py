@@ -152,7 +152,7 @@ def _merge_into(directory: Path, shards: list[int], pieces: list[Path], progress
             pairs += int(piece["rows"][0])
             values = piece["thresholds"]
             total += len(values)
-            probes.append(values[:: max(1, len(values) // 64)])
+            probes.append(values[:: max(1, len(values) // 64)].copy())  # a view would keep the piece alive
             sizes.append(piece["sample_sizes"])
             entries.append(piece["sample_entries"])
             sample_thresholds.append(piece["sample_thresholds"])
