@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from curation import preview_files
 from curation.pool import open_parquet
 from curation.rundir import RunDir, read_json
-from curation.stages import ENTRY_IDS, PAIR_KEY, THRESHOLD, read_thresholds
+from curation.stages import ENTRY_IDS, PAIR_KEY, THRESHOLD, entry_counts, read_thresholds
 
 SEARCH_BUDGET_S = 1.5  # a page of samples searches the shards this long at most before it shows what it has
 
@@ -71,6 +71,8 @@ def find_pairs(root: Path, seed: int, t: float, kept: bool, columns: Sequence[st
     started = time.perf_counter()
     shards = shard_indices(run)
     wanted_columns = list(dict.fromkeys([*columns, ENTRY_IDS]))
+    if entry_id is not None and _none_can_match(root, entry_id, t, kept):
+        return Found(_empty(run, shards, wanted_columns), len(shards), len(shards))
     pieces: list[pa.Table] = []
     taken: set[tuple[int, int]] = set()
     have = 0
@@ -100,11 +102,22 @@ def find_pairs(root: Path, seed: int, t: float, kept: bool, columns: Sequence[st
         table = _rows(run, shard, rows, wanted_columns)
         pieces.append(_with_thresholds(table, run, seed, shard, rows))
         have += len(rows)
-    empty = open_parquet(str(run.annotated_part(shards[0]))).schema_arrow.empty_table().select(wanted_columns) \
-        if shards else pa.table({})
-    table = pa.concat_tables(pieces) if pieces else \
-        empty.append_column(THRESHOLD, pa.array([], type=pa.float64())) if shards else empty
+    table = pa.concat_tables(pieces) if pieces else _empty(run, shards, wanted_columns)
     return Found(table.slice(0, limit), searched, len(shards))
+
+
+def _none_can_match(root: Path, entry_id: int, t: float, kept: bool) -> bool:
+    """True when no pair of the entry can be found, known from its count alone: an entry that matches
+    nothing, or dropped pairs of a tail entry (count <= t keeps every pair holding it: k < c <= t)."""
+    count = int(entry_counts(str(root))[entry_id])
+    return count == 0 or (not kept and count <= t)
+
+
+def _empty(run: RunDir, shards: list[int], columns: list[str]) -> pa.Table:
+    if not shards:
+        return pa.table({})
+    empty = open_parquet(str(run.annotated_part(shards[0]))).schema_arrow.empty_table().select(columns)
+    return empty.append_column(THRESHOLD, pa.array([], type=pa.float64()))
 
 
 def _rows_holding(run: RunDir, shard: int, entry_id: int) -> np.ndarray:

@@ -32,9 +32,15 @@ def _with_t_lines(figure: go.Figure, ts: list[float], x: list) -> go.Figure:
     return figure
 
 
-def counts_by_rank(counts: np.ndarray, ts: list[float]) -> go.Figure:
-    """Entries sorted by count on log-log axes, with the threshold(s): head above the line, tail below."""
-    ordered = np.sort(counts[counts > 0])[::-1]
+def _matched(sorted_counts: np.ndarray) -> np.ndarray:
+    """The counts above zero of counts sorted ascending (a view: sorting 500k counts per rerun costs)."""
+    return sorted_counts[int(np.searchsorted(sorted_counts, 0, side="right")):]
+
+
+def counts_by_rank(sorted_counts: np.ndarray, ts: list[float]) -> go.Figure:
+    """Entries by count (given sorted ascending) on log-log axes, with the threshold(s): head above the
+    line, tail below."""
+    ordered = _matched(sorted_counts)[::-1]
     ranks = _log_ranks(len(ordered))
     figure = go.Figure(go.Scatter(x=ranks + 1, y=ordered[ranks], mode="lines", name="matches per entry"))
     figure.update_layout(xaxis_type="log", yaxis_type="log", xaxis_title="entry rank (most matched first)",
@@ -43,10 +49,10 @@ def counts_by_rank(counts: np.ndarray, ts: list[float]) -> go.Figure:
     return _with_t_lines(figure, ts, [1, max(len(ordered), 1)])
 
 
-def cumulative_matches(counts: np.ndarray, ts: list[float]) -> go.Figure:
-    """Cumulative matches over entries sorted by count, before balancing and capped at each t
-    (an entry keeps about min(c, t) matches): MetaCLIP's picture of what balancing does."""
-    ordered = np.sort(counts[counts > 0])
+def cumulative_matches(sorted_counts: np.ndarray, ts: list[float]) -> go.Figure:
+    """Cumulative matches over entries by count (given sorted ascending), before balancing and capped
+    at each t (an entry keeps about min(c, t) matches): MetaCLIP's picture of what balancing does."""
+    ordered = _matched(sorted_counts)
     ranks = _even_ranks(len(ordered))
     figure = go.Figure(go.Scatter(x=ranks + 1, y=np.cumsum(ordered)[ranks], name="t = infinity (raw)"))
     for t in ts:

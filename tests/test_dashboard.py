@@ -156,6 +156,9 @@ def test_samples_for_one_entry_with_thumbnails(app: AppTest) -> None:
     assert (frame["k"] < 200).all()
     app.radio(key="sample_kind").set_value("dropped").run()
     assert (app.dataframe[0].value["k"] >= 200).all()
+    app.session_state["t"] = 1e9  # every entry is a tail entry: nothing can be dropped
+    app.run()
+    assert any("is a tail entry" in i.value for i in app.info) and not app.dataframe
     app.text_input(key="sample_entry").set_value("no such entry at all").run()
     assert any("is not an entry" in w.value for w in app.warning)
 

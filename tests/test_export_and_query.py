@@ -68,6 +68,23 @@ def test_found_pairs_of_one_entry_start_from_the_sample(run_dir: Path) -> None:
     assert all(" dog " in f" {t} ".replace(",", " ").replace(".", " ") for t in found.table.column("text").to_pylist())
 
 
+def test_pairs_of_each_entry_found_or_known_absent(run_dir: Path) -> None:
+    """Dropped pairs of a tail entry (count <= t) are known absent without a search; every other
+    entry's pairs are searched for, and both agree with a pass over every pair."""
+    ids, lists, k = texts_and_keys(run_dir)
+    counts, t = Run(run_dir).counts, 40.0
+    assert ((counts > 0) & (counts <= t)).any() and (counts > t).any()  # both kinds of entry are asked
+    for entry in range(len(counts)):
+        for kept in (True, False):
+            found = find_pairs(run_dir, 3, t, kept, ["id"], entry_id=entry, limit=10_000, budget_s=60)
+            wanted = {i for i, ids_, ks in zip(ids, lists, k)
+                      if entry in ids_ and (ks < t if kept else t <= ks < float("inf"))}
+            assert found.complete and set(found.table.column("id").to_pylist()) == wanted
+            assert found.table.column_names[-1] == "k"
+            if not kept and counts[entry] <= t:
+                assert not wanted
+
+
 def test_a_search_stops_at_its_budget_with_what_it_found(run_dir: Path) -> None:
     nothing = find_pairs(run_dir, 3, 1e-9, True, ["id"], limit=5, budget_s=0.0)
     assert len(nothing.table) == 0 and nothing.shards_searched >= 1

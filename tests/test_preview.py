@@ -45,6 +45,15 @@ def test_with_every_pair_in_the_sample_answers_equal_a_full_pass(pool, t: float)
     assert preview.matched_pairs == sum(1 for x in entry_ids.to_pylist() if x)
 
 
+def test_the_expected_size_is_the_same_in_chunks_of_any_size(pool, monkeypatch) -> None:
+    entry_ids, thresholds, counts, _ = pool
+    preview = BalancePreview.build(entry_ids, thresholds, counts)
+    whole = [preview.expected_size_at(t).value for t in (1, 17, 640.5)]
+    monkeypatch.setattr("curation.preview.CHUNK_PAIRS", 7)  # thousands of chunks, the last one short
+    assert [preview.expected_size_at(t).value for t in (1, 17, 640.5)] == whole
+    assert whole[0] == pytest.approx(balancing.keep_probabilities(entry_ids, counts, 1).sum(), rel=1e-6)
+
+
 def test_t_for_size_is_an_order_statistic_of_the_matched_pairs(pool) -> None:
     entry_ids, thresholds, counts, _ = pool
     preview = BalancePreview.build(entry_ids, thresholds, counts)

@@ -92,10 +92,10 @@ if compare:
 left, right = st.columns(2)
 with left:
     st.subheader("Entries by count")
-    st.plotly_chart(charts.counts_by_rank(counts, ts))
+    st.plotly_chart(charts.counts_by_rank(preview.sorted_counts, ts))
 with right:
     st.subheader("Cumulative matches")
-    st.plotly_chart(charts.cumulative_matches(counts, ts))
+    st.plotly_chart(charts.cumulative_matches(preview.sorted_counts, ts))
 st.subheader("Most matched entries, before and after balancing")
 top = charts.top_entries(counts)
 st.plotly_chart(charts.before_after(entries["entry"].to_numpy()[top], counts[top], preview.kept_counts(top, t)[0], t))

@@ -22,13 +22,18 @@ if entry:
     if entry_id is None:
         st.warning(f"{entry!r} is not an entry of this run's metadata.")
         st.stop()
+    count = int(data.entries(str(root), token)["count"].iat[entry_id])
+    if which == "dropped" and count <= t:
+        st.info(f"{entry!r} is a tail entry at t = {t:g} (matched {count:,} times): every pair that matches it "
+                "is kept, so none is dropped.")
+        st.stop()
 # st.cache_data hands out a fresh copy per call, so the columns added below stay on this page.
 frame, searched, shards = data.samples(str(root), token, t, seed, which == "kept", entry_id, int(limit))
 names = data.entries(str(root), token)["entry"].to_numpy()
 frame.insert(frame.columns.get_loc("entry_ids"), "entries", [", ".join(names[list(ids)]) for ids in frame["entry_ids"]])
 frame = frame.drop(columns=["entry_ids"])
 where = "" if searched >= shards else f"; found in {searched:,} of {shards:,} shards searched (the search stops " \
-    "when the page is full or after about two seconds)"
+    "when the page is full, or after about 2 s, 6 s while it has found nothing)"
 st.caption(f"{len(frame):,} pairs shown, {which} at t = {t:g} (seed {seed}); k is the pair's keep threshold{where}.")
 url_column = data.plan(str(root), token)["columns"]["url"]
 config = {"k": st.column_config.NumberColumn(format="%.2f")}
