@@ -528,7 +528,7 @@ def markdown(report: dict) -> str:
     env = report["environment"]
     lines = [
         "# Dashboard benchmark", "",
-        f"{env['date']}, commit {env['commit']}, {env['cpus']} cores, {env['memory_gib']} GiB, Python {env['python']}, "
+        f"{env['date']} (the last command), commit {env['commit']}, {env['cpus']} cores, {env['memory_gib']} GiB, Python {env['python']}, "
         f"streamlit {env['streamlit']}, duckdb {env['duckdb']}, numpy {env['numpy']}, pyarrow {env['pyarrow']}.", "",
         "Commands (in this order):", "", *[f"- `{c}`" for c in report["command"].split("; then ")], "",
         "Each run directory is measured in fresh processes: the preview built once if the run has none (as the "
@@ -557,7 +557,7 @@ def markdown(report: dict) -> str:
         o, a = run["open"], run["apptest"]
         worst_metrics = max(o["per_t"], key=lambda row: row["metrics_ms"])
         lines += [
-            f"## {run['label']}: {run['run_dir']}", "",
+            f"## {run['label']}: {run['run_dir']}" + (f" (commit {run['commit']})" if run.get("commit") else ""), "",
             f"- open: {o['open_s']:.2f} s in a fresh process (RSS {o['rss_before_mib']:,.0f} MiB before, "
             f"{o['rss_opened_mib']:,.0f} MiB after; the sample holds {o['sample_pairs']:,} of "
             f"{o['matched_pairs']:,} matched pairs); through the dashboard: Overview {a['steps']['overview_s']:.2f} s, "
@@ -662,12 +662,15 @@ def main(argv: list[str] | None = None) -> int:
         report["runs"] = [run for run in earlier.get("runs", []) if run["label"] not in labels]
         report["made"] = earlier.get("made", []) + made
         report["command"] = earlier.get("command", "") + "; then " + command
+        if earlier.get("browser"):
+            report["browser"] = earlier["browser"]  # measured on an earlier command, replaced by --browser
     options = {"seed": SEED, "workers": args.workers, "n_ts": args.n_ts, "repeats": args.repeats,
                "rounds": args.rounds}
     for label, run_dir in targets:
         print(f"[{label}] {run_dir}", flush=True)
         wait_for_quiet(args.quiet_wait)
         result = {"label": label, "run_dir": str(run_dir), "workers": args.workers,
+                  "commit": report["environment"]["commit"][:10],
                   "prepare": child("prepare", run_dir, options, env)}
         wait_for_quiet(args.quiet_wait)
         result["open"] = child("open", run_dir, options, env)
@@ -679,11 +682,13 @@ def main(argv: list[str] | None = None) -> int:
             result["commands"] = bench_commands(run_dir, label, args.workdir, args.workers, args.quiet_wait,
                                                 result["open"]["pairs"] <= args.export_max_pairs)
         report["runs"].append(result)
+        report["runs"].sort(key=lambda run: run["open"]["pairs"])  # appended runs take their place by size
         write_results(report)
     if args.browser and targets:
         label, run_dir = targets[0]
         report["browser"] = {"label": label,
-                             "new_t": browser_new_t(run_dir, report["runs"][0]["open"]["pairs"], args.n_ts, 2,
+                             "new_t": browser_new_t(run_dir, next(r["open"]["pairs"] for r in report["runs"]
+                                                                  if r["label"] == label), args.n_ts, 2,
                                                     args.workdir),
                              "floor": browser_floor(args.workdir),
                              "cold": bench_cold_start(args.workdir, 2, args.quiet_wait, 0.15)}
