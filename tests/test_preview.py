@@ -49,7 +49,7 @@ def test_the_expected_size_is_the_same_in_chunks_of_any_size(pool, monkeypatch) 
     entry_ids, thresholds, counts, _ = pool
     preview = BalancePreview.build(entry_ids, thresholds, counts)
     whole = [preview.expected_size_at(t).value for t in (1, 17, 640.5)]
-    monkeypatch.setattr("curation.preview.CHUNK_PAIRS", 7)  # thousands of chunks, the last one short
+    monkeypatch.setattr("curation.preview.CHUNK_SLOTS", 7)  # blocks of a few pairs, the last one short
     assert [preview.expected_size_at(t).value for t in (1, 17, 640.5)] == whole
     assert whole[0] == pytest.approx(balancing.keep_probabilities(entry_ids, counts, 1).sum(), rel=1e-6)
 
