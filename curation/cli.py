@@ -10,10 +10,11 @@ import shlex
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
+from curation import storage
 from curation.engines import ENGINES
 from curation.errors import CurationError
 from curation.export import COLUMN_SETS, FORMATS, write_manifest
@@ -66,10 +67,12 @@ def _add_execution(parser: argparse.ArgumentParser) -> None:
 
 def _add_match_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pool", required=True,
-                        help="Parquet pool: a file, a directory (searched recursively) or a quoted glob")
+                        help="Parquet pool: a file, a directory (searched recursively) or a quoted glob; local "
+                             "or a URI (s3://, gs://, hf://, http(s)://; credentials from the standard variables)")
     parser.add_argument("--metadata", required=True,
                         help="entries: a JSON list of strings (MetaCLIP's metadata.json), a Parquet table with an "
-                             "'entry' column (as `python -m metadata build` writes), or one entry per line")
+                             "'entry' column (as `python -m metadata build` writes), or one entry per line; a "
+                             "local path or a URI")
     parser.add_argument("--out", required=True, help="run directory to write (resumed if it holds this run)")
     parser.add_argument("--text-column", help="caption column (default: text, else caption, TEXT, txt, ...)")
     parser.add_argument("--id-column", help="column that identifies a pair (default: id, when present)")
@@ -164,7 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="file format (default: from OUT's extension, else parquet)")
     export.add_argument("--columns", choices=list(COLUMN_SETS), default="img2dataset",
                         help="; ".join(f"{k}: {v}" for k, v in COLUMN_SETS.items()) + " (default: %(default)s)")
-    export.add_argument("--out", required=True, help="the manifest file to write")
+    export.add_argument("--out", required=True, help="the manifest file to write: a local path or a URI "
+                                                      "(s3://, gs://, hf://, http(s)://)")
     export.add_argument("--quiet", action="store_true", help="no progress bar")
 
     preview = commands.add_parser("preview", help="build the files that answer any t at once",
@@ -332,9 +336,9 @@ def command_preview(args: argparse.Namespace, argv: Sequence[str]) -> int:
 def command_export(args: argparse.Namespace, argv: Sequence[str]) -> int:
     run = Run(args.run_dir)
     seed = args.seed if args.seed is not None else (run.seed if run.seed is not None else 0)
-    out = Path(args.out)
+    out = args.out if storage.is_uri(args.out) else Path(args.out)
     by_suffix = {suffix: name for name, suffix in FORMATS.items()}
-    file_format = args.format or by_suffix.get(out.suffix, "parquet")
+    file_format = args.format or by_suffix.get(PurePosixPath(storage.name_of(str(out))).suffix, "parquet")
     with tqdm(total=len(run.shard_indices), desc="export", unit="shards", disable=args.quiet, file=sys.stderr,
               dynamic_ncols=True) as bar:
         result = write_manifest(Path(args.run_dir), out, args.t, seed, file_format, args.columns,

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import tempfile
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from curation import storage
 from curation.browse import kept_batches, shard_indices
 from curation.errors import CurationError
 from curation.query import RunQuery
@@ -36,9 +38,15 @@ Progress = Callable[[int, int], None]
 
 @dataclass(frozen=True)
 class Export:
-    path: Path
-    provenance: Path
+    path: Path | str  # a local path, or a URI
+    provenance: Path | str
     rows: int
+
+
+def provenance_name(name: str) -> str:
+    """NAME.provenance.json for NAME.EXT (or NAME without an extension)."""
+    stem = name.rsplit(".", 1)[0] if "." in name[1:] else name
+    return stem + ".provenance.json"
 
 
 def check_name(name: str) -> str:
@@ -135,10 +143,19 @@ def _columns(run: RunDir, column_set: str) -> tuple[list[str], list[str]]:
     raise CurationError(f"unknown column set {column_set!r}; choose one of {', '.join(COLUMN_SETS)}")
 
 
-def write_manifest(root: Path, path: Path, t: float, seed: int, file_format: str = "parquet",
+def write_manifest(root: Path, path: Path | str, t: float, seed: int, file_format: str = "parquet",
                    column_set: str = "img2dataset", progress: Progress | None = None) -> Export:
     """Write the pairs kept at (t, seed) to ``path`` and its provenance beside it (NAME.provenance.json),
-    shard by shard (memory stays flat); both files appear atomically."""
+    shard by shard (memory stays flat); both files appear atomically. ``path`` may be a URI: the files
+    are made in a local scratch directory, then uploaded, the provenance last."""
+    if storage.is_uri(path):
+        with tempfile.TemporaryDirectory(prefix="export-") as scratch:
+            made = write_manifest(root, Path(scratch) / storage.name_of(path), t, seed, file_format, column_set,
+                                  progress)
+            provenance = path.rsplit("/", 1)[0] + "/" + provenance_name(storage.name_of(path))
+            storage.upload(made.path, path)
+            storage.upload(made.provenance, provenance)
+        return Export(path, provenance, made.rows)
     run = RunDir(root)
     if file_format not in FORMATS:
         raise CurationError(f"unknown format {file_format!r}; choose one of {', '.join(FORMATS)}")
@@ -168,8 +185,7 @@ def write_manifest(root: Path, path: Path, t: float, seed: int, file_format: str
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
-    provenance_path = path.with_name(path.name[: -len(path.suffix)] + ".provenance.json" if path.suffix
-                                     else path.name + ".provenance.json")
+    provenance_path = path.with_name(provenance_name(path.name))
     plan, record = read_json(run.plan_json), read_json(run.run_json) if run.run_json.exists() else {}
     provenance = {
         "file": path.name,

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from curation import storage
 from curation.errors import CurationError
 from curation.pool import resolve_files
 from curation.rundir import RunDir, atomic_write_json
@@ -59,7 +60,7 @@ def start_job(jobs_dir: Path, pool: str, metadata: str, t: float, seed: int, out
               workers: int | None = None) -> str:
     """Check the request, then start `python -m curation run` in the background; returns the job id."""
     resolve_files(pool)  # a missing or empty pool is refused here, before anything starts
-    if not Path(metadata).is_file():
+    if not storage.is_uri(metadata) and not Path(metadata).is_file():  # a URI is checked by the run
         raise CurationError(f"metadata file not found: {metadata}")
     if not t > 0:
         raise CurationError(f"t must be a positive number, got {t}")

@@ -15,6 +15,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from curation import storage
 from curation.errors import CurationError
 
 TEXT_COLUMN_DEFAULT = "text"
@@ -50,7 +51,10 @@ class PoolInfo:
 
 
 def resolve_files(pool: str) -> list[str]:
-    """The Parquet files of a pool given as a file, a directory (searched recursively) or a glob."""
+    """The Parquet files of a pool given as a file, a directory (searched recursively) or a glob, on
+    local disk or as a URI (s3://, gs://, hf://, http(s)://)."""
+    if storage.is_uri(pool):
+        return storage.list_parquet(pool)
     path = Path(pool)
     if path.is_file():
         return [str(path)]
@@ -72,14 +76,9 @@ def resolve_files(pool: str) -> list[str]:
 def open_parquet(path: str) -> pq.ParquetFile:
     """Open a Parquet file, turning Arrow's errors into one line that names the file."""
     try:
-        return pq.ParquetFile(path)
+        return pq.ParquetFile(storage.open_input(path) if storage.is_uri(path) else path)
     except (pa.ArrowException, OSError) as error:
-        raise CurationError(f"cannot read Parquet file {path}: {_first_line(error)}") from None
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+        raise CurationError(f"cannot read Parquet file {path}: {storage.first_line(error)}") from None
 
 
 def _is_text_type(kind: pa.DataType) -> bool:
@@ -193,10 +192,12 @@ def iter_shard_batches(
             batch_size=batch_rows, row_groups=list(shard.row_groups), columns=columns
         )
     except (pa.ArrowException, OSError) as error:
-        raise CurationError(f"cannot read Parquet file {shard.path}: {_first_line(error)}") from None
+        raise CurationError(f"cannot read Parquet file {shard.path}: {storage.first_line(error)}") from None
 
 
 def file_signature(path: str) -> dict:
     """Size and modification time: enough to notice that a pool file changed under a resumed run."""
+    if storage.is_uri(path):
+        return storage.signature(path)
     stat = os.stat(path)
     return {"path": path, "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}

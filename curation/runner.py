@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from curation import counting, matchers, preview_files, stages
+from curation import counting, matchers, preview_files, stages, storage
 from curation.engines import Engine, make_engine
 from curation.errors import CurationError
 from curation.pool import Shard, file_signature, inspect_pool, plan_shards, resolve_files
@@ -89,7 +89,8 @@ def _make_plan(request: MatchRequest, entries: list[str], log: Log) -> dict:
         "pool": request.pool,
         "files": [file_signature(path) for path in files],
         "rows": info.rows,
-        "metadata": {"path": str(Path(request.metadata).resolve()), "entries": len(entries),
+        "metadata": {"path": request.metadata if storage.is_uri(request.metadata)
+                     else str(Path(request.metadata).resolve()), "entries": len(entries),
                      "fingerprint": fingerprint(entries), "drop_invalid_entries": request.drop_invalid_entries},
         "columns": {"text": info.text_column, "id": info.id_column, "url": info.url_column},
         "pair_key": key,

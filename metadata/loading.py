@@ -9,19 +9,34 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from curation import storage
+from curation.errors import CurationError
 
 
 class MetadataError(ValueError):
     """A metadata file that cannot be used as it is; the message names the problem in one line."""
 
 
-def _read_json(path: Path) -> list[str]:
+Source = Path | str  # a local path, or a URI (s3://, gs://, hf://, http(s)://)
+
+
+def _read_text(path: Source) -> str:
+    """The file's text, UTF-8 (a URI is read whole: an entry list is megabytes)."""
+    return _read_bytes(path).decode("utf-8") if storage.is_uri(path) else path.read_text(encoding="utf-8")
+
+
+def _suffix(path: Source) -> str:
+    return PurePosixPath(storage.name_of(str(path))).suffix.lower()
+
+
+def _read_json(path: Source) -> list[str]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(_read_text(path))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise MetadataError(f"metadata {path} is not valid JSON: {error}") from None
     if not isinstance(data, list):
@@ -34,9 +49,9 @@ def _read_json(path: Path) -> list[str]:
     return data
 
 
-def _read_lines(path: Path) -> list[str]:
+def _read_lines(path: Source) -> list[str]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _read_text(path)
     except UnicodeDecodeError as error:
         raise MetadataError(f"metadata {path} is not UTF-8 text: {error}") from None
     lines = text.split("\n")
@@ -45,10 +60,11 @@ def _read_lines(path: Path) -> list[str]:
     return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
-def _read_parquet(path: Path) -> tuple[list[str], list[tuple[str, ...]] | None]:
+def _read_parquet(path: Source) -> tuple[list[str], list[tuple[str, ...]] | None]:
     """The ``entry`` column, and the ``sources`` column when the table has one."""
+    source = pa.BufferReader(_read_bytes(path)) if storage.is_uri(path) else path
     try:
-        schema = pq.read_schema(path)
+        schema = pq.read_schema(source)
     except (pa.ArrowException, OSError) as error:
         raise MetadataError(f"metadata {path} is not a readable Parquet file: {error}") from None
     if "entry" not in schema.names:
@@ -57,7 +73,7 @@ def _read_parquet(path: Path) -> tuple[list[str], list[tuple[str, ...]] | None]:
         raise MetadataError(f"metadata {path}: column 'entry' is {schema.field('entry').type}, not strings")
     columns = ["entry"] + (["sources"] if "sources" in schema.names else [])
     try:
-        table = pq.read_table(path, columns=columns)
+        table = pq.read_table(source, columns=columns)
     except (pa.ArrowException, OSError) as error:
         raise MetadataError(f"metadata {path} is not a readable Parquet file: {error}") from None
     column = table.column("entry")
@@ -73,7 +89,7 @@ def _read_parquet(path: Path) -> tuple[list[str], list[tuple[str, ...]] | None]:
     return entries, [tuple(s or ()) for s in sources.to_pylist()]
 
 
-def _kept_positions(entries: list[str], path: Path, drop_invalid: bool) -> list[int] | None:
+def _kept_positions(entries: list[str], path: Source, drop_invalid: bool) -> list[int] | None:
     """Refuse empty and duplicate entries (naming the first), or say which positions to keep when asked to
     drop them; None when every entry is fine."""
     distinct = set(entries)
@@ -100,7 +116,7 @@ def _kept_positions(entries: list[str], path: Path, drop_invalid: bool) -> list[
     return kept
 
 
-def _validate(entries: list[str], path: Path, drop_invalid: bool) -> list[str]:
+def _validate(entries: list[str], path: Source, drop_invalid: bool) -> list[str]:
     """Refuse empty and duplicate entries (naming the first), or drop them when asked to."""
     kept = _kept_positions(entries, path, drop_invalid)
     return entries if kept is None else [entries[position] for position in kept]
@@ -115,7 +131,20 @@ class Metadata:
     sources: list[tuple[str, ...]] | None
 
 
-def _check_path(path: Path) -> None:
+def _read_bytes(path: str) -> bytes:
+    try:
+        return storage.read_bytes(path, "metadata file")
+    except CurationError as error:
+        raise MetadataError(str(error)) from None
+
+
+def _source(path: str | Path) -> Source:
+    return path if storage.is_uri(path) else Path(path)
+
+
+def _check_path(path: Source) -> None:
+    if storage.is_uri(path):
+        return  # reading it says what is wrong, in one line that names it
     if not path.exists():
         raise MetadataError(f"metadata file not found: {path}")
     if path.is_dir():
@@ -124,10 +153,11 @@ def _check_path(path: Path) -> None:
 
 def load_metadata(path: str | Path, drop_invalid: bool = False) -> Metadata:
     """Entries and their sources. ``.json``: a JSON list; ``.parquet``: a table with an ``entry`` column
-    (and optionally ``sources``, a list of strings per entry); anything else: one entry per line."""
-    path = Path(path)
+    (and optionally ``sources``, a list of strings per entry); anything else: one entry per line.
+    Local paths and URIs alike."""
+    path = _source(path)
     _check_path(path)
-    suffix = path.suffix.lower()
+    suffix = _suffix(path)
     sources: list[tuple[str, ...]] | None = None
     if suffix == ".json":
         entries = _read_json(path)
@@ -144,9 +174,9 @@ def load_metadata(path: str | Path, drop_invalid: bool = False) -> Metadata:
 def read_raw_entries(path: str | Path) -> list[str]:
     """The entries of a file as they are, empties and repeats included (for sources whose cleaning is
     counted and reported by the merge rather than refused)."""
-    path = Path(path)
+    path = _source(path)
     _check_path(path)
-    suffix = path.suffix.lower()
+    suffix = _suffix(path)
     if suffix == ".json":
         return _read_json(path)
     if suffix == ".parquet":

@@ -19,6 +19,7 @@ import socket
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from curation import storage
 from curation.errors import CurationError
 
 INSTALL_HINT = "the Ray engine needs Ray, which is not installed here: pip install -r requirements-ray.txt"
@@ -83,7 +84,9 @@ class RayEngine:
         if not ray.is_initialized():
             self._connect()
             self._started = True
-        self._remote = ray.remote(num_cpus=1, max_calls=0)(_run_stage)
+        forwarded = storage.forwarded_environment()  # credentials and endpoints for pools in object storage
+        runtime_env = {"runtime_env": {"env_vars": forwarded}} if forwarded else {}
+        self._remote = ray.remote(num_cpus=1, max_calls=0, **runtime_env)(_run_stage)
         return self
 
     def __exit__(self, *exc_info: object) -> None:

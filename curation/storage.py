@@ -1,0 +1,215 @@
+"""Files named by URI: pools and metadata in object storage (s3://, gs://), on Hugging Face (hf://)
+and behind plain HTTP (http://, https://).
+
+pyarrow's own filesystems serve S3 and GCS; fsspec serves the others, wrapped as a pyarrow
+filesystem so that every caller reads through one interface. Credentials come only from the
+standard places, read by the clients themselves: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+AWS_SESSION_TOKEN, AWS_REGION, AWS_PROFILE and AWS_ENDPOINT_URL (S3-compatible stores);
+GOOGLE_APPLICATION_CREDENTIALS; HF_TOKEN. CURATION_ANONYMOUS=1 reads public buckets unsigned.
+A local path is never a URI here: callers keep their own local code paths.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import glob
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import PurePosixPath
+from urllib.parse import urlsplit
+
+import pyarrow.fs as pafs
+
+from curation.errors import CurationError
+
+PYARROW_SCHEMES = ("s3", "gs", "gcs")
+FSSPEC_SCHEMES = {"http": "aiohttp", "https": "aiohttp", "hf": "huggingface_hub"}
+ANONYMOUS_ENV = "CURATION_ANONYMOUS"
+S3_ATTEMPTS = 6  # AWS's standard retry strategy: exponential backoff with jitter between attempts
+
+
+def is_uri(path: object) -> bool:
+    """True for a string naming a file by one of the supported schemes."""
+    if not isinstance(path, str) or "://" not in path:
+        return False
+    return path.split("://", 1)[0].lower() in (*PYARROW_SCHEMES, *FSSPEC_SCHEMES)
+
+
+STORAGE_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION",
+                     "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3",
+                     "GOOGLE_APPLICATION_CREDENTIALS", "HF_TOKEN", ANONYMOUS_ENV)
+
+
+def forwarded_environment() -> dict[str, str]:
+    """The storage variables set where the driver runs, for workers that do not share its environment
+    (Ray tasks): credentials set once reach every node."""
+    return {name: os.environ[name] for name in STORAGE_VARIABLES if name in os.environ}
+
+
+def _anonymous() -> bool:
+    return os.environ.get(ANONYMOUS_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+@lru_cache(maxsize=16)
+def _filesystem(scheme: str, anonymous: bool, endpoint: str | None) -> pafs.FileSystem:
+    """One filesystem per store and settings, reused by every file of a run in this process."""
+    if scheme == "s3":  # transient errors (throttling, dropped connections) retried with backoff first
+        return pafs.S3FileSystem(anonymous=anonymous, endpoint_override=endpoint,
+                                 retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=S3_ATTEMPTS))
+    if scheme in ("gs", "gcs"):
+        return pafs.GcsFileSystem(anonymous=anonymous)
+    package = FSSPEC_SCHEMES[scheme]
+    try:
+        import fsspec
+
+        handler = pafs.FSSpecHandler(fsspec.filesystem(scheme))
+    except (ImportError, ValueError):
+        raise CurationError(f"{scheme}:// needs fsspec and {package}: pip install fsspec {package}") from None
+    return pafs.PyFileSystem(handler)
+
+
+@dataclass(frozen=True)
+class Location:
+    """A URI split into the filesystem that serves it and the path that filesystem understands."""
+
+    uri: str
+    filesystem: pafs.FileSystem
+    path: str
+
+    def child(self, path: str) -> str:
+        """The URI of another path of the same filesystem (a file found under this location)."""
+        scheme = self.uri.split("://", 1)[0]
+        if scheme in FSSPEC_SCHEMES and scheme != "hf":
+            return path  # fsspec's http paths are whole URLs already
+        return f"{scheme}://{path}"
+
+
+def locate(uri: str) -> Location:
+    scheme = uri.split("://", 1)[0].lower()
+    parts = urlsplit(uri)
+    if scheme in PYARROW_SCHEMES:
+        path = (parts.netloc + parts.path).rstrip("/")
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") \
+            if scheme == "s3" else None
+        return Location(uri, _filesystem(scheme, _anonymous(), endpoint), path)
+    path = uri if scheme != "hf" else uri.split("://", 1)[1]
+    return Location(uri, _filesystem(scheme, _anonymous(), None), path)
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message (Arrow's and the stores' run to several)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def describe_error(uri: str, error: BaseException, verb: str = "read") -> str:
+    """One line naming the object and what the store said, with a hint for the usual causes."""
+    said = first_line(error)
+    lowered = said.lower()
+    if any(word in lowered for word in ("access denied", "access_denied", "accessdenied", "forbidden",
+                                        "invalidaccesskeyid", "signaturedoesnotmatch", "403", "401",
+                                        "credentials")):
+        return (f"cannot {verb} {uri}: access denied ({said}); check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, "
+                f"GOOGLE_APPLICATION_CREDENTIALS or HF_TOKEN, or set {ANONYMOUS_ENV}=1 for a public bucket")
+    return f"cannot {verb} {uri}: {said}"
+
+
+def file_info(uri: str) -> pafs.FileInfo:
+    location = locate(uri)
+    try:
+        return location.filesystem.get_file_info(location.path)
+    except (OSError, ValueError) as error:
+        raise CurationError(describe_error(uri, error)) from None
+
+
+def _missing(uri: str, what: str) -> CurationError:
+    location = locate(uri)
+    if uri.lower().startswith(("s3://", "gs://", "gcs://")):
+        bucket = location.path.split("/", 1)[0]
+        try:
+            bucket_info = location.filesystem.get_file_info(bucket)
+        except (OSError, ValueError) as error:
+            return CurationError(describe_error(uri, error))
+        if bucket_info.type == pafs.FileType.NotFound:
+            return CurationError(f"{what} not found: {uri} (there is no bucket '{bucket}', or no access to it)")
+    return CurationError(f"{what} not found: {uri}")
+
+
+def list_parquet(uri: str) -> list[str]:
+    """The Parquet files of a pool URI: one object, every .parquet under a prefix, or a glob."""
+    location = locate(uri)
+    fs = location.filesystem
+    try:
+        if glob.has_magic(location.path):
+            base = location.path.split("*", 1)[0].split("?", 1)[0].split("[", 1)[0].rsplit("/", 1)[0]
+            found = fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
+            files = sorted(i.path for i in found if i.type == pafs.FileType.File
+                           and fnmatch.fnmatchcase(i.path, location.path))
+            if not files:
+                raise CurationError(f"no files match the pool pattern {uri}")
+            return [location.child(f) for f in files]
+        info = fs.get_file_info(location.path)
+        if info.type == pafs.FileType.File and not location.path.endswith("/"):
+            return [uri]
+        if info.type == pafs.FileType.NotFound:
+            raise _missing(uri, "pool")
+        found = fs.get_file_info(pafs.FileSelector(location.path, recursive=True))
+    except (OSError, ValueError) as error:
+        raise CurationError(describe_error(uri, error)) from None
+    files = sorted(i.path for i in found if i.type == pafs.FileType.File and i.path.endswith(".parquet")
+                   and not i.base_name.startswith("."))
+    if not files:
+        raise CurationError(f"no .parquet files in pool directory {uri}")
+    return [location.child(f) for f in files]
+
+
+def open_input(uri: str) -> pafs.NativeFile:
+    """A random-access file (Parquet footers and row groups are read by range)."""
+    location = locate(uri)
+    try:
+        return location.filesystem.open_input_file(location.path)
+    except FileNotFoundError:
+        raise _missing(uri, "file") from None
+    except (OSError, ValueError) as error:
+        raise CurationError(describe_error(uri, error)) from None
+
+
+def read_bytes(uri: str, what: str = "file") -> bytes:
+    """A whole object (a metadata list: megabytes, read once)."""
+    info = file_info(uri)
+    if info.type == pafs.FileType.NotFound:
+        raise _missing(uri, what)
+    if info.type == pafs.FileType.Directory:
+        raise CurationError(f"{what} path is a directory, expected a file: {uri}")
+    with open_input(uri) as handle:
+        try:
+            return handle.read()
+        except (OSError, ValueError) as error:
+            raise CurationError(describe_error(uri, error)) from None
+
+
+def signature(uri: str) -> dict:
+    """Size and modification time of an object, as file_signature gives them for local files."""
+    info = file_info(uri)
+    if info.type != pafs.FileType.File:
+        raise _missing(uri, "file")
+    mtime = info.mtime_ns if info.mtime is not None else None
+    return {"path": uri, "bytes": info.size, "mtime_ns": mtime}
+
+
+def upload(local: str | os.PathLike, uri: str) -> None:
+    """Copy a finished local file to ``uri``. An object store shows the object only once it is whole,
+    so the copy is as atomic as a rename on disk."""
+    location = locate(uri)
+    try:
+        with open(local, "rb") as source, location.filesystem.open_output_stream(location.path) as target:
+            while chunk := source.read(8 << 20):
+                target.write(chunk)
+    except (OSError, ValueError) as error:
+        raise CurationError(describe_error(uri, error, "write")) from None
+
+
+def name_of(path: str) -> str:
+    """The last component of a local path or a URI (without a query)."""
+    return PurePosixPath(urlsplit(path).path if is_uri(path) else path).name

@@ -1,0 +1,108 @@
+"""Real servers on 127.0.0.1 for the storage tests: an S3-compatible one (moto's server mode) and a
+plain HTTP one that answers byte ranges, as object stores and web servers do."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
+
+
+def _wait_for(port: int, process: subprocess.Popen, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server on port {port} exited with {process.returncode}")
+        try:
+            with socket.create_connection((HOST, port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"no server on port {port} after {seconds} s")
+
+
+@contextmanager
+def s3_server(require_auth: bool = False) -> Iterator[str]:
+    """moto's S3 server in its own process; yields its endpoint URL. With ``require_auth`` every
+    request must be signed by a key the server knows, and it knows none: credentials are wrong."""
+    port = free_port()
+    env = {**os.environ, **({"INITIAL_NO_AUTH_ACTION_COUNT": "0"} if require_auth else {})}
+    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for(port, process)
+        yield f"http://{HOST}:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+class _RangeHandler(SimpleHTTPRequestHandler):
+    """Files of a directory, with `Range: bytes=a-b` answered by 206 (Parquet readers ask for ranges);
+    each request's Authorization header (None when unsigned) is appended to ``seen`` if given."""
+
+    def __init__(self, *args: object, seen: list | None = None, **kwargs: object) -> None:
+        self._seen = seen
+        super().__init__(*args, **kwargs)
+
+    def log_message(self, *args: object) -> None:  # quiet tests
+        pass
+
+    def send_head(self):  # noqa: ANN201  (the base class's protocol)
+        if self._seen is not None:
+            self._seen.append(self.headers.get("Authorization"))
+        wanted = self.headers.get("Range")
+        path = Path(self.translate_path(self.path))
+        if not wanted or not path.is_file():
+            return super().send_head()
+        size = path.stat().st_size
+        start_text, _, end_text = wanted.removeprefix("bytes=").partition("-")
+        start = int(start_text) if start_text else max(0, size - int(end_text))
+        end = min(int(end_text), size - 1) if start_text and end_text else size - 1
+        handle = path.open("rb")
+        handle.seek(start)
+        self.send_response(206)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        self.send_header("Content-Length", str(end - start + 1))
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+        self._remaining = end - start + 1
+        return handle
+
+    def copyfile(self, source, outputfile) -> None:  # noqa: ANN001
+        remaining = getattr(self, "_remaining", None)
+        if remaining is None:
+            return super().copyfile(source, outputfile)
+        outputfile.write(source.read(remaining))
+        self._remaining = None
+
+
+@contextmanager
+def http_server(directory: Path, seen: list | None = None) -> Iterator[str]:
+    """A threaded HTTP server over ``directory``; yields its base URL. It also serves as a bare S3
+    endpoint for reads (path-style: /bucket/key), which is how the unsigned requests are seen."""
+    server = ThreadingHTTPServer((HOST, 0), partial(_RangeHandler, directory=str(directory), seen=seen))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{HOST}:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,244 @@
+"""Pools and metadata read from an S3-compatible server and a plain HTTP server, both real and on
+127.0.0.1: a run over either gives what the same run gives over local files, and what is missing or
+refused is said in one line that names the object."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import ENTRIES, cli, make_texts, read_dir, write_pool
+from servers import http_server, s3_server
+
+boto3 = pytest.importorskip("boto3")
+pytest.importorskip("moto")
+
+BUCKET = "pools"
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
+
+
+def _set_env(values: dict[str, str]) -> dict[str, str | None]:
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)  # worker processes inherit it: they read their shards from the store too
+    return saved
+
+
+def _restore_env(saved: dict[str, str | None]) -> None:
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A pool of two files and a metadata list on local disk, and the local run over them."""
+    base = tmp_path_factory.mktemp("local")
+    texts = make_texts(2000, seed=11)
+    ids = list(range(len(texts)))
+    write_pool(base / "pool", {"id": ids, "url": [f"https://img.example.com/{i}.jpg" for i in ids], "text": texts},
+               files=2, row_group_size=300)
+    (base / "metadata.json").write_text(json.dumps(ENTRIES))
+    assert cli("run", "--pool", base / "pool", "--metadata", base / "metadata.json", "--t", 30, "--seed", 1,
+               "--out", base / "run") == 0
+    return base
+
+
+@pytest.fixture(scope="module")
+def s3(local: Path) -> Iterator[str]:
+    """moto's S3 server with the pool and the metadata uploaded; AWS_* set for this process and its
+    workers. Yields the endpoint."""
+    with s3_server() as endpoint:
+        saved = _set_env({**CREDENTIALS, "AWS_ENDPOINT_URL": endpoint})
+        try:
+            client = boto3.client("s3", endpoint_url=endpoint)
+            client.create_bucket(Bucket=BUCKET)
+            for part in sorted((local / "pool").glob("*.parquet")):
+                client.upload_file(str(part), BUCKET, f"laion/{part.name}")
+            client.upload_file(str(local / "metadata.json"), BUCKET, "meta/metadata.json")
+            client.put_object(Bucket=BUCKET, Key="laion/README.txt", Body=b"not a part of the pool")
+            yield endpoint
+        finally:
+            _restore_env(saved)
+
+
+def curated_ids(run: Path) -> list[int]:
+    return sorted(read_dir(run / "curated", ["id"]).column("id").to_pylist())
+
+
+def same_run(remote: Path, local: Path) -> None:
+    assert curated_ids(remote) == curated_ids(local / "run")
+    assert read_dir(remote / "annotated", ["id", "entry_ids"]).equals(read_dir(local / "run" / "annotated",
+                                                                               ["id", "entry_ids"]))
+    plan = json.loads((remote / "plan.json").read_text())
+    assert all(f["path"].startswith(("s3://", "http://")) for f in plan["files"])
+
+
+@pytest.mark.parametrize("pool", [f"s3://{BUCKET}/laion/", f"s3://{BUCKET}/laion", f"s3://{BUCKET}/laion/*.parquet"])
+def test_a_run_over_s3_equals_the_run_over_local_files(s3: str, local: Path, tmp_path: Path, pool: str) -> None:
+    out = tmp_path / "run"
+    assert cli("run", "--pool", pool, "--metadata", f"s3://{BUCKET}/meta/metadata.json", "--t", 30, "--seed", 1,
+               "--out", out, "--workers", 2) == 0
+    same_run(out, local)
+    assert json.loads((out / "plan.json").read_text())["metadata"]["path"] == f"s3://{BUCKET}/meta/metadata.json"
+
+
+def test_the_reference_matcher_reads_the_metadata_from_s3_in_each_worker(s3: str, local: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert cli("run", "--pool", f"s3://{BUCKET}/laion/", "--metadata", f"s3://{BUCKET}/meta/metadata.json",
+               "--t", 30, "--seed", 1, "--out", out, "--workers", 2, "--matcher", "aho-corasick") == 0
+    same_run(out, local)
+
+
+def test_ray_tasks_read_their_shards_from_s3(s3: str, local: Path, tmp_path: Path) -> None:
+    """Ray started where no AWS variable is set (as on a cluster's nodes): the driver forwards its own
+    to the tasks, which read their shards from the store."""
+    import logging
+
+    ray = pytest.importorskip("ray")
+    if ray.is_initialized():
+        ray.shutdown()  # another module's Ray: this test needs one started without the variables
+    hidden = {name: os.environ.pop(name) for name in (*CREDENTIALS, "AWS_ENDPOINT_URL")}
+    try:
+        ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
+    finally:
+        os.environ.update(hidden)
+    try:
+        out = tmp_path / "run"
+        assert cli("run", "--pool", f"s3://{BUCKET}/laion/", "--metadata", f"s3://{BUCKET}/meta/metadata.json",
+                   "--t", 30, "--seed", 1, "--out", out, "--engine", "ray", "--workers", 2) == 0
+        same_run(out, local)
+    finally:
+        ray.shutdown()
+
+
+@pytest.mark.parametrize("file_format", ["parquet", "jsonl"])
+def test_export_writes_the_manifest_and_its_provenance_to_s3(s3: str, local: Path, tmp_path: Path,
+                                                             file_format: str) -> None:
+    import pyarrow as pa
+    import pyarrow.json as pa_json
+    import pyarrow.parquet as pq
+
+    suffix = {"parquet": ".parquet", "jsonl": ".jsonl"}[file_format]
+    assert cli("export", local / "run", "--t", 30, "--out", tmp_path / f"m{suffix}", "--quiet") == 0
+    uri = f"s3://{BUCKET}/manifests/laion-t30{suffix}"
+    assert cli("export", local / "run", "--t", 30, "--out", uri, "--quiet") == 0
+    client = boto3.client("s3", endpoint_url=s3)
+    body = client.get_object(Bucket=BUCKET, Key=f"manifests/laion-t30{suffix}")["Body"].read()
+    read = pq.read_table if file_format == "parquet" else pa_json.read_json
+    assert read(pa.BufferReader(body)).equals(read(tmp_path / f"m{suffix}"))
+    provenance = json.loads(client.get_object(Bucket=BUCKET, Key="manifests/laion-t30.provenance.json")["Body"].read())
+    assert provenance["file"] == f"laion-t30{suffix}" and provenance["t"] == 30
+    assert provenance["rows"] == len(curated_ids(local / "run"))
+
+
+def test_export_to_a_missing_bucket_is_one_line(s3: str, local: Path, capsys: pytest.CaptureFixture) -> None:
+    assert cli("export", local / "run", "--t", 30, "--out", "s3://no-such-bucket/m.parquet", "--quiet") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: cannot write s3://no-such-bucket/m.parquet: ") and len(err.splitlines()) == 1
+
+
+def test_a_background_job_curates_a_pool_in_s3(s3: str, local: Path, tmp_path: Path) -> None:
+    """The Jobs page's way: `python -m curation run` started in the background with URIs."""
+    from curation.jobs import start_job, wait
+
+    jobs = tmp_path / "jobs"
+    status = wait(jobs, start_job(jobs, f"s3://{BUCKET}/laion/", f"s3://{BUCKET}/meta/metadata.json", 30, 1,
+                                  str(tmp_path / "run"), workers=1))
+    assert status.state == "finished", status.error
+    same_run(tmp_path / "run", local)
+    failed = wait(jobs, start_job(jobs, f"s3://{BUCKET}/laion/", f"s3://{BUCKET}/meta/none.json", 30, 1,
+                                  str(tmp_path / "other"), workers=1))
+    assert failed.state == "failed" and failed.error == f"error: metadata file not found: s3://{BUCKET}/meta/none.json"
+
+
+def test_a_pool_whose_objects_changed_is_refused_on_resume(s3: str, local: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    client = boto3.client("s3", endpoint_url=s3)
+    parts = sorted((local / "pool").glob("*.parquet"))
+    for part in parts:
+        client.upload_file(str(part), BUCKET, f"changing/{part.name}")
+    args = ["run", "--pool", f"s3://{BUCKET}/changing/", "--metadata", local / "metadata.json", "--t", 30,
+            "--out", tmp_path / "run"]
+    assert cli(*args) == 0 and cli(*args) == 0  # the same objects: resumed (nothing left to do)
+    client.put_object(Bucket=BUCKET, Key=f"changing/{parts[0].name}", Body=parts[1].read_bytes())
+    capsys.readouterr()
+    assert cli(*args) == 2
+    assert "holds a run with other pool files" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("pool", "metadata", "message"), [
+    ("s3://no-such-bucket/laion/", f"s3://{BUCKET}/meta/metadata.json",
+     "pool not found: s3://no-such-bucket/laion/ (there is no bucket 'no-such-bucket', or no access to it)"),
+    (f"s3://{BUCKET}/nothing-here/", f"s3://{BUCKET}/meta/metadata.json", f"pool not found: s3://{BUCKET}/nothing-here/"),
+    (f"s3://{BUCKET}/laion/*.jsonl", f"s3://{BUCKET}/meta/metadata.json",
+     f"no files match the pool pattern s3://{BUCKET}/laion/*.jsonl"),
+    (f"s3://{BUCKET}/laion/", f"s3://{BUCKET}/meta/missing.json",
+     f"metadata file not found: s3://{BUCKET}/meta/missing.json"),
+])
+def test_what_is_missing_is_named_in_one_line(s3: str, tmp_path: Path, capsys: pytest.CaptureFixture,
+                                              pool: str, metadata: str, message: str) -> None:
+    code = cli("run", "--pool", pool, "--metadata", metadata, "--t", 30, "--out", tmp_path / "run")
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err == f"error: {message}"
+
+
+def test_wrong_credentials_are_said_in_one_line(local: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    with s3_server(require_auth=True) as endpoint:
+        saved = _set_env({**CREDENTIALS, "AWS_ENDPOINT_URL": endpoint})
+        try:
+            code = cli("run", "--pool", f"s3://{BUCKET}/laion/", "--metadata", local / "metadata.json", "--t", 30,
+                       "--out", tmp_path / "run")
+        finally:
+            _restore_env(saved)
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert err.startswith(f"error: cannot read s3://{BUCKET}/laion/: access denied") and "AWS_ACCESS_KEY_ID" in err
+
+
+@pytest.fixture(scope="module")
+def http(local: Path) -> Iterator[str]:
+    with http_server(local) as base:
+        yield base
+
+
+@pytest.mark.parametrize("which", ["directory", "files"])
+def test_a_run_over_http_equals_the_run_over_local_files(http: str, local: Path, tmp_path: Path, which: str) -> None:
+    out = tmp_path / "run"
+    if which == "directory":
+        pool = f"{http}/pool/"
+    else:  # one file, then the other: a single-file pool is a URL of a file
+        pool = f"{http}/pool/part-*.parquet"
+    assert cli("run", "--pool", pool, "--metadata", f"{http}/metadata.json", "--t", 30, "--seed", 1,
+               "--out", out, "--workers", 2) == 0
+    same_run(out, local)
+
+
+def test_a_missing_http_file_is_named(http: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    code = cli("run", "--pool", f"{http}/pool/part-000.parquet", "--metadata", f"{http}/nothing.json", "--t", 30,
+               "--out", tmp_path / "run")
+    assert code == 2 and capsys.readouterr().err.strip() == f"error: metadata file not found: {http}/nothing.json"
+
+
+def test_anonymous_access_sends_unsigned_requests(tmp_path: Path) -> None:
+    """CURATION_ANONYMOUS=1 reads a public bucket without signing: seen from a bare endpoint that
+    serves the bucket's objects and records each request's Authorization header."""
+    from metadata import load_entries
+
+    (tmp_path / "public").mkdir()
+    (tmp_path / "public" / "metadata.json").write_text(json.dumps(ENTRIES))
+    seen: list = []
+    with http_server(tmp_path, seen) as endpoint:
+        for anonymous, signed in (("0", True), ("1", False)):
+            saved = _set_env({**CREDENTIALS, "AWS_ENDPOINT_URL": endpoint, "CURATION_ANONYMOUS": anonymous})
+            try:
+                seen.clear()
+                assert load_entries("s3://public/metadata.json") == ENTRIES
+            finally:
+                _restore_env(saved)
+            assert seen and all((header is not None) == signed for header in seen)
