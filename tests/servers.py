@@ -53,12 +53,32 @@ def s3_server(require_auth: bool = False) -> Iterator[str]:
         process.wait(timeout=10)
 
 
+class Faults:
+    """Which GET requests the server drops without an answer: ``first`` of them, then every one from
+    the ``after``-th on (None: never). Counted across the server's threads."""
+
+    def __init__(self, first: int = 0, after: int | None = None) -> None:
+        self.first, self.after, self.gets, self.dropped = first, after, 0, 0
+        self._lock = threading.Lock()
+
+    def next_is_dropped(self, method: str) -> bool:
+        if method != "GET":
+            return False
+        with self._lock:
+            self.gets += 1
+            dropped = self.gets <= self.first or (self.after is not None and self.gets > self.after)
+            self.dropped += dropped
+            return dropped
+
+
 class _RangeHandler(SimpleHTTPRequestHandler):
     """Files of a directory, with `Range: bytes=a-b` answered by 206 (Parquet readers ask for ranges);
     each request's Authorization header (None when unsigned) is appended to ``seen`` if given."""
 
-    def __init__(self, *args: object, seen: list | None = None, **kwargs: object) -> None:
+    def __init__(self, *args: object, seen: list | None = None, drop: Faults | None = None,
+                 **kwargs: object) -> None:
         self._seen = seen
+        self._drop = drop
         super().__init__(*args, **kwargs)
 
     def log_message(self, *args: object) -> None:  # quiet tests
@@ -67,6 +87,10 @@ class _RangeHandler(SimpleHTTPRequestHandler):
     def send_head(self):  # noqa: ANN201  (the base class's protocol)
         if self._seen is not None:
             self._seen.append(self.headers.get("Authorization"))
+        if self._drop is not None and self._drop.next_is_dropped(self.command):
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)  # no answer at all: a dropped connection
+            return None
         wanted = self.headers.get("Range")
         path = Path(self.translate_path(self.path))
         if not wanted or not path.is_file():
@@ -95,10 +119,11 @@ class _RangeHandler(SimpleHTTPRequestHandler):
 
 
 @contextmanager
-def http_server(directory: Path, seen: list | None = None) -> Iterator[str]:
+def http_server(directory: Path, seen: list | None = None, drop: Faults | None = None) -> Iterator[str]:
     """A threaded HTTP server over ``directory``; yields its base URL. It also serves as a bare S3
     endpoint for reads (path-style: /bucket/key), which is how the unsigned requests are seen."""
-    server = ThreadingHTTPServer((HOST, 0), partial(_RangeHandler, directory=str(directory), seen=seen))
+    server = ThreadingHTTPServer((HOST, 0), partial(_RangeHandler, directory=str(directory), seen=seen,
+                                                             drop=drop))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

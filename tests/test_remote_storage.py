@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ENTRIES, cli, make_texts, read_dir, write_pool
-from servers import http_server, s3_server
+from servers import Faults, http_server, s3_server
 
 boto3 = pytest.importorskip("boto3")
 pytest.importorskip("moto")
@@ -242,3 +242,35 @@ def test_anonymous_access_sends_unsigned_requests(tmp_path: Path) -> None:
             finally:
                 _restore_env(saved)
             assert seen and all((header is not None) == signed for header in seen)
+
+
+@pytest.mark.parametrize("faults", [Faults(first=2), Faults(after=3)], ids=["dropped-then-back", "gone"])
+def test_dropped_connections_are_retried_then_named(local: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                    faults: Faults) -> None:
+    """A bare S3 endpoint that drops GETs without answering: a couple of drops are retried with
+    backoff and the run ends as the local one; a store gone for good ends it with one line, exit 2,
+    and the same command resumes it once the store is back."""
+    bucket = tmp_path / "store" / "public"
+    bucket.mkdir(parents=True)
+    (bucket / "pool.parquet").write_bytes((local / "pool" / "part-000.parquet").read_bytes())
+
+    def run(drop: Faults | None) -> int:
+        with http_server(tmp_path / "store", drop=drop) as endpoint:
+            saved = _set_env({**CREDENTIALS, "AWS_ENDPOINT_URL": endpoint})
+            try:
+                return cli("run", "--pool", "s3://public/pool.parquet", "--metadata", local / "metadata.json",
+                           "--t", 30, "--seed", 1, "--out", tmp_path / "run")
+            finally:
+                _restore_env(saved)
+
+    code = run(faults)
+    err = capsys.readouterr().err.strip()
+    assert faults.dropped >= 1
+    if faults.after is not None:
+        assert code == 2 and len(err.splitlines()) == 1
+        assert err.startswith("error: cannot read") and "s3://public/pool.parquet" in err
+        code = run(None)  # the store is back: the same command resumes
+    assert code == 0
+    first_file = read_dir(local / "run" / "annotated", ["id", "entry_ids"]).slice(0, 1000)
+    assert read_dir(tmp_path / "run" / "annotated", ["id", "entry_ids"]).equals(first_file)
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "complete"
