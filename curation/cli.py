@@ -348,6 +348,10 @@ def command_export(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return 0
 
 
+def _run_dir_argument(args: argparse.Namespace) -> str | None:
+    return args.run_dir if "run_dir" in args else args.out if args.command in ("run", "match") else None
+
+
 COMMANDS = {"run": command_run, "match": command_match, "balance": command_balance, "stats": command_stats,
             "preview": command_preview, "export": command_export}
 
@@ -358,6 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in ("run", "match", "balance", "preview"):
         keep_freed_memory()  # this process may run stages itself (one worker); see curation/memory.py
     try:
+        storage.refuse_remote_run_dir(_run_dir_argument(args) or "")
         return COMMANDS[args.command](args, argv)
     except CurationError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -64,6 +64,7 @@ def start_job(jobs_dir: Path, pool: str, metadata: str, t: float, seed: int, out
         raise CurationError(f"metadata file not found: {metadata}")
     if not t > 0:
         raise CurationError(f"t must be a positive number, got {t}")
+    storage.refuse_remote_run_dir(out)
     target = Path(out).resolve()
     _check_free(jobs_dir, target, out)
     if _is_locked(target):

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from curation import preview_files
+from curation import preview_files, storage
 from curation.browse import find_pairs
 from curation.errors import CurationError
 from curation.preview import INTERVAL, BalancePreview, Estimate
@@ -60,6 +60,7 @@ def make_sample_run() -> None:
 
 def check_run_dir(path: str) -> Path:
     """A usable run directory, or a CurationError that says what is wrong with the path."""
+    storage.refuse_remote_run_dir(path)
     root = Path(path).expanduser()
     if not root.is_dir():
         raise CurationError(f"{path} is not a directory")
