@@ -203,9 +203,8 @@ def upload(local: str | os.PathLike, uri: str) -> None:
     so the copy is as atomic as a rename on disk."""
     location = locate(uri)
     try:
-        with open(local, "rb") as source, location.filesystem.open_output_stream(location.path) as target:
-            while chunk := source.read(8 << 20):
-                target.write(chunk)
+        pafs.copy_files(os.fspath(local), location.path, source_filesystem=pafs.LocalFileSystem(),
+                        destination_filesystem=location.filesystem)
     except (OSError, ValueError) as error:
         raise CurationError(describe_error(uri, error, "write")) from None
 
