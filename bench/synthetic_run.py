@@ -76,8 +76,9 @@ from generate_pool import ENTRY_CONSONANTS, NUMBER_ENTRIES, capitalize_some, cdf
 from curation import balancing, counting, keys, stages  # noqa: E402
 from curation.errors import CurationError  # noqa: E402
 from curation.pool import file_signature  # noqa: E402
+from curation.mirror import exclusive  # noqa: E402
 from curation.rundir import (FORMAT_VERSION, RunDir, atomic_parquet_writer, atomic_write_json,  # noqa: E402
-                             atomic_write_table, exclusive, read_json, remove_leftovers)
+                             atomic_write_table, read_json, remove_leftovers)
 from curation.runner import Execution, balance_run, build_preview, write_run_record  # noqa: E402
 from metadata import fingerprint, load_entries  # noqa: E402
 
@@ -447,7 +448,7 @@ def run_pass(engine, stage, config: Config, desc: str, on_result=None) -> list[d
 def generate(config: Config, workers: int, curated: bool, preview: bool, command: str) -> dict:
     started = time.perf_counter()
     run = RunDir(Path(config.root))
-    with exclusive(run.root):
+    with exclusive(run):
         record = settle(run, config)
         remove_leftovers(run.root)
         entries = write_metadata(run, config)
@@ -460,7 +461,7 @@ def generate(config: Config, workers: int, curated: bool, preview: bool, command
             log(f"resuming: {done} of {config.shard_count()} shards already written")
 
         def add_counts(index: int, _: dict) -> None:
-            counts[:] += stages.shard_counts(str(run.root), index, config.entries)
+            counts[:] += stages.shard_counts(run, index, config.entries)
 
         with execution.start() as engine:
             results = run_pass(engine, generate_shard, config, "annotated", add_counts)

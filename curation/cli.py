@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
-from curation import storage
+from curation import mirror, storage
 from curation.engines import ENGINES
 from curation.errors import CurationError
 from curation.export import COLUMN_SETS, FORMATS, write_manifest
@@ -22,8 +22,8 @@ from curation.matchers import DEFAULT_MATCHER, MATCHERS
 from curation.memory import keep_freed_memory
 from curation.preview_files import DEFAULT_SAMPLE_PAIRS
 from curation.runner import Execution, MatchRequest, balance_run, build_preview, match_pool, write_run_record
-from curation.rundir import atomic_write_table, exclusive
-from curation.summary import Run
+from curation.rundir import RunDir, atomic_write_table, read_json
+from curation.summary import Run, existing_run
 from metadata.argtypes import EXIT_USAGE, OneLineParser, checked
 
 EXIT_INTERRUPTED = 130
@@ -73,7 +73,8 @@ def _add_match_options(parser: argparse.ArgumentParser) -> None:
                         help="entries: a JSON list of strings (MetaCLIP's metadata.json), a Parquet table with an "
                              "'entry' column (as `python -m metadata build` writes), or one entry per line; a "
                              "local path or a URI")
-    parser.add_argument("--out", required=True, help="run directory to write (resumed if it holds this run)")
+    parser.add_argument("--out", required=True, help="run directory to write (resumed if it holds this run): a local path, or "
+                        "s3://bucket/prefix for a run kept in object storage")
     parser.add_argument("--text-column", help="caption column (default: text, else caption, TEXT, txt, ...)")
     parser.add_argument("--id-column", help="column that identifies a pair (default: id, when present)")
     parser.add_argument("--content-key", action="store_true",
@@ -130,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     balance = commands.add_parser("balance", help="a new t or seed on an existing run, without re-matching",
                                   description="Write the subset at a new t (and seed) from the stored "
                                               "keep thresholds; matching is never re-run.")
-    balance.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by run or match")
+    balance.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by run or match (a path or s3:// URI)")
     _add_balance_options(balance, seed_default=None)
     _add_execution(balance)
 
@@ -138,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Read a run directory and answer: how many pairs at t (realised "
                                             "and expected), which t gives N pairs or a tail share p, how the "
                                             "entries split into head and tail.")
-    stats.add_argument("run_dir", metavar="RUN_DIR")
+    stats.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (a path or s3:// URI; a run in a store "
+                       "is read from a local copy)")
     stats.add_argument("--t", type=positive_number, nargs="+", default=[],
                        help="thresholds to report (default: the run's t)")
     stats.add_argument("--target-size", type=non_negative_int, nargs="+", default=[],
@@ -160,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  description="Write the pairs kept at t (and seed) of a run directory to one "
                                              "file, read shard by shard, with OUT's name + .provenance.json "
                                              "beside it saying exactly how it was made.")
-    export.add_argument("run_dir", metavar="RUN_DIR")
+    export.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (a path or s3:// URI)")
     export.add_argument("--t", type=positive_number, required=True, help="keep the pairs whose threshold is below t")
     export.add_argument("--seed", type=seed_value, help="seed of the keep thresholds (default: the run's)")
     export.add_argument("--format", choices=list(FORMATS),
@@ -177,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
                                               "them; this builds them for runs made before, or with another "
                                               "sample size (--rebuild). The dashboard and stats build them on "
                                               "first use too.")
-    preview.add_argument("run_dir", metavar="RUN_DIR")
+    preview.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (a path or s3:// URI)")
     preview.add_argument("--seed", type=seed_value, help="seed of the keep thresholds (default: the run's)")
     preview.add_argument("--rebuild", action="store_true", help="build them again (for instance with another "
                                                                   "--sample-pairs)")
@@ -227,7 +229,7 @@ def command_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     started = time.perf_counter()
     execution = _execution(args)
     engine = execution.start()  # before the lock: a missing Ray leaves no run directory behind
-    with exclusive(Path(args.out)):
+    with mirror.exclusive(mirror.open_run(args.out)):
         with engine:
             match = match_pool(_match_request(args), execution, engine)
             balance = balance_run(args.out, args.t, args.seed, execution, engine, args.sample_pairs)
@@ -245,7 +247,7 @@ def command_match(args: argparse.Namespace, argv: Sequence[str]) -> int:
     started = time.perf_counter()
     execution = _execution(args)
     engine = execution.start()  # before the lock: a missing Ray leaves no run directory behind
-    with exclusive(Path(args.out)):
+    with mirror.exclusive(mirror.open_run(args.out)):
         with engine:
             match = match_pool(_match_request(args), execution, engine)
         match["timings"]["total_s"] = round(time.perf_counter() - started, 3)
@@ -257,17 +259,24 @@ def command_match(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def command_balance(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    run = Run(args.run_dir)
-    seed = args.seed if args.seed is not None else (run.seed if run.seed is not None else 0)
+    run = existing_run(args.run_dir)
+    seed = args.seed if args.seed is not None else _recorded_seed(run)
     execution = _execution(args)
     engine = execution.start()
-    with exclusive(run.dir.root):
+    with mirror.exclusive(run):
         with engine:
             balance = balance_run(args.run_dir, args.t, seed, execution, engine, args.sample_pairs)
         record = write_run_record(args.run_dir, execution, None, balance, _command_line(argv))
     print(f"balanced: {args.run_dir}")
     _print_balance(record)
     return 0
+
+
+def _recorded_seed(run: RunDir) -> int:
+    """The seed of the run's last balance (0 before any): what balance and preview use without --seed."""
+    record = read_json(run.run_json) if mirror.fetch(run, run.run_json) else {}
+    seed = record.get("parameters", {}).get("seed")
+    return 0 if seed is None else int(seed)
 
 
 def _expected_cell(row: dict) -> str:
@@ -302,7 +311,7 @@ def _print_stats(report: dict) -> None:
 
 
 def command_stats(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    run = Run(args.run_dir)
+    run = Run(args.run_dir, progress=not args.quiet)
     ts = args.t or ([run.t] if run.t is not None else [])
     report = run.report(ts, args.target_size, args.tail_share, args.seed, args.top, _execution(args))
     if args.json:
@@ -321,35 +330,32 @@ def command_stats(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def command_preview(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    run = Run(args.run_dir)
-    seed = args.seed if args.seed is not None else (run.seed if run.seed is not None else 0)
+    run = existing_run(args.run_dir)
+    seed = args.seed if args.seed is not None else _recorded_seed(run)
     execution = _execution(args)
     engine = execution.start()
-    with exclusive(run.dir.root):
+    with mirror.exclusive(run):
         with engine:
             summary = build_preview(args.run_dir, seed, execution, engine, args.sample_pairs, args.rebuild)
+    where = mirror.readable(run, run.preview(seed))
     print(f"preview of seed {seed}: {summary['matched_pairs']:,} matched pairs' thresholds, a sample of "
-          f"{summary['sample_pairs']:,} pairs, in {run.dir.preview(seed)}")
+          f"{summary['sample_pairs']:,} pairs, in {where}")
     return 0
 
 
 def command_export(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    run = Run(args.run_dir)
+    run = Run(args.run_dir, progress=not args.quiet)
     seed = args.seed if args.seed is not None else (run.seed if run.seed is not None else 0)
     out = args.out if storage.is_uri(args.out) else Path(args.out)
     by_suffix = {suffix: name for name, suffix in FORMATS.items()}
     file_format = args.format or by_suffix.get(PurePosixPath(storage.name_of(str(out))).suffix, "parquet")
     with tqdm(total=len(run.shard_indices), desc="export", unit="shards", disable=args.quiet, file=sys.stderr,
               dynamic_ncols=True) as bar:
-        result = write_manifest(Path(args.run_dir), out, args.t, seed, file_format, args.columns,
-                                lambda done, total: bar.update(done - bar.n))
+        result = write_manifest(run.dir.root, out, args.t, seed, file_format, args.columns,
+                                lambda done, total: bar.update(done - bar.n), run.name)
     print(f"exported {result.rows:,} pairs kept at t={args.t:g} (seed {seed}) to {result.path}; "
           f"provenance in {result.provenance}")
     return 0
-
-
-def _run_dir_argument(args: argparse.Namespace) -> str | None:
-    return args.run_dir if "run_dir" in args else args.out if args.command in ("run", "match") else None
 
 
 COMMANDS = {"run": command_run, "match": command_match, "balance": command_balance, "stats": command_stats,
@@ -362,7 +368,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in ("run", "match", "balance", "preview"):
         keep_freed_memory()  # this process may run stages itself (one worker); see curation/memory.py
     try:
-        storage.refuse_remote_run_dir(_run_dir_argument(args) or "")
         return COMMANDS[args.command](args, argv)
     except CurationError as error:
         print(f"error: {error}", file=sys.stderr)

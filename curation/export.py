@@ -144,14 +144,16 @@ def _columns(run: RunDir, column_set: str) -> tuple[list[str], list[str]]:
 
 
 def write_manifest(root: Path, path: Path | str, t: float, seed: int, file_format: str = "parquet",
-                   column_set: str = "img2dataset", progress: Progress | None = None) -> Export:
+                   column_set: str = "img2dataset", progress: Progress | None = None,
+                   run_name: str | None = None) -> Export:
     """Write the pairs kept at (t, seed) to ``path`` and its provenance beside it (NAME.provenance.json),
     shard by shard (memory stays flat); both files appear atomically. ``path`` may be a URI: the files
-    are made in a local scratch directory, then uploaded, the provenance last."""
+    are made in a local scratch directory, then uploaded, the provenance last. ``run_name``: the run
+    as the user named it, for the provenance (the URI of a run whose local copy is ``root``)."""
     if storage.is_uri(path):
         with tempfile.TemporaryDirectory(prefix="export-") as scratch:
             made = write_manifest(root, Path(scratch) / storage.name_of(path), t, seed, file_format, column_set,
-                                  progress)
+                                  progress, run_name)
             provenance = path.rsplit("/", 1)[0] + "/" + provenance_name(storage.name_of(path))
             storage.upload(made.path, path)
             storage.upload(made.provenance, provenance)
@@ -198,7 +200,7 @@ def write_manifest(root: Path, path: Path | str, t: float, seed: int, file_forma
         "pool": {"spec": plan["pool"], "rows": plan["rows"], "files": [f["path"] for f in plan["files"]]},
         "pair_key": plan["pair_key"],
         "pool_rows": record.get("rows", {}),
-        "run_dir": str(root),
+        "run_dir": run_name or str(root),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     temporary_json = provenance_path.with_name(f".{provenance_path.name}.tmp-{uuid.uuid4().hex[:8]}")

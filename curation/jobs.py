@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from curation import storage
+from curation import mirror, storage
 from curation.errors import CurationError
 from curation.pool import resolve_files
 from curation.rundir import RunDir, atomic_write_json
@@ -64,13 +64,15 @@ def start_job(jobs_dir: Path, pool: str, metadata: str, t: float, seed: int, out
         raise CurationError(f"metadata file not found: {metadata}")
     if not t > 0:
         raise CurationError(f"t must be a positive number, got {t}")
-    storage.refuse_remote_run_dir(out)
-    target = Path(out).resolve()
+    if storage.is_uri(out):  # a run directory in object storage: the run takes its lock object itself
+        target = mirror.open_run(out).spec
+    else:
+        target = str(Path(out).resolve())
+        if _is_locked(Path(target)):
+            raise CurationError(f"another curation process is using {out}; wait for it or choose another output")
     _check_free(jobs_dir, target, out)
-    if _is_locked(target):
-        raise CurationError(f"another curation process is using {out}; wait for it or choose another output")
     command = ["run", "--pool", pool, "--metadata", metadata, "--t", repr(float(t)), "--seed", str(int(seed)),
-               "--out", str(target)]
+               "--out", target]
     if workers:
         command += ["--workers", str(int(workers))]
     return _launch(jobs_dir, command, target, "run")
@@ -82,20 +84,20 @@ def start_export(jobs_dir: Path, run_dir: Path, path: Path, t: float, seed: int,
     returns the job id. The path is the caller's to check (the dashboard confines it)."""
     if not t > 0:
         raise CurationError(f"t must be a positive number, got {t}")
-    target = path.resolve()
+    target = str(path.resolve())
     _check_free(jobs_dir, target, str(path))
     command = ["export", str(run_dir), "--t", repr(float(t)), "--seed", str(int(seed)), "--format", file_format,
-               "--columns", column_set, "--out", str(target)]
+               "--columns", column_set, "--out", target]
     return _launch(jobs_dir, command, target, "export")
 
 
-def _check_free(jobs_dir: Path, target: Path, shown: str) -> None:
+def _check_free(jobs_dir: Path, target: str, shown: str) -> None:
     for job in list_jobs(jobs_dir):
-        if job.state == "running" and Path(job.out).resolve() == target:
+        if job.state == "running" and job.out == target:
             raise CurationError(f"job {job.id} is already writing {shown}; wait for it or choose another output")
 
 
-def _launch(jobs_dir: Path, arguments: list[str], target: Path, kind: str) -> str:
+def _launch(jobs_dir: Path, arguments: list[str], target: str, kind: str) -> str:
     """Run `python -m curation ARGUMENTS` detached, its output in the job's log, its exit code after."""
     job_id = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
     job_dir = jobs_dir / job_id
@@ -152,20 +154,36 @@ def log_progress(jobs_dir: Path, job_id: str) -> tuple[float, str]:
     return 0.0, "starting"
 
 
-def run_progress(out: Path) -> tuple[float, str]:
-    """How far a run directory has come, read from the files its stages leave."""
-    run = RunDir(out)
-    if run.run_json.exists() and json.loads(run.run_json.read_text()).get("status") == "complete":
+def run_progress(out: str) -> tuple[float, str]:
+    """How far a run directory has come, read from the files its stages leave (on disk or in a store)."""
+    run = mirror.open_run(out, reading=True)
+    if mirror.fetch(run, run.run_json) and json.loads(run.run_json.read_text()).get("status") == "complete":
         return 1.0, "complete"
-    if not run.plan_json.exists():
+    if not mirror.fetch(run, run.plan_json):
         return 0.0, "starting"
     shards = json.loads(run.plan_json.read_text())["shards"]
     total = sum(shard["rows"] for shard in shards) or 1
-    matched = sum(shard["rows"] for shard in shards if run.shard_marker(shard["index"]).exists())
-    if matched < total or not run.entry_counts.exists():
+    markers = mirror.names(run, run.shards)
+    matched = sum(shard["rows"] for shard in shards if run.shard_marker(shard["index"]).name in markers)
+    if matched < total or not mirror.has(run, run.entry_counts):
         return 0.8 * matched / total, f"matching: {matched:,} of {total:,} pairs"
-    staged = len(list(run.curated_staging.glob("part-*.parquet"))) if run.curated_staging.exists() else 0
+    staged = _parts_being_selected(run)
     return 0.8 + 0.2 * staged / max(len(shards), 1), f"balancing: {staged} of {len(shards)} shards selected"
+
+
+def _parts_being_selected(run: RunDir) -> int:
+    """Curated parts written so far by a balance that has not finished (staging on disk; in a store,
+    the folder of (t, seed) that the selection pointer does not name yet)."""
+    if not run.source:
+        return len(list(run.curated_staging.glob("part-*.parquet"))) if run.curated_staging.exists() else 0
+    current = json.loads(run.curated_pointer.read_text()).get("parts") \
+        if mirror.fetch(run, run.curated_pointer) else None
+    parts: dict[str, int] = {}
+    for name in mirror.names(run, run.curated):
+        folder, _, file = name.partition("/")
+        if file.startswith("part-") and folder != current:
+            parts[folder] = parts.get(folder, 0) + 1
+    return max(parts.values(), default=0)
 
 
 def list_jobs(jobs_dir: Path) -> list[JobStatus]:
@@ -187,7 +205,7 @@ def list_jobs(jobs_dir: Path) -> list[JobStatus]:
                 error = (errors or tail or [f"exit code {code}"])[-1]
         else:
             state = "running" if _alive(job["pid"]) else "lost"
-        progress, stage = run_progress(Path(job["out"])) if job.get("kind", "run") == "run" \
+        progress, stage = run_progress(job["out"]) if job.get("kind", "run") == "run" \
             else log_progress(jobs_dir, job["id"])
         if state == "lost":
             stage = "the process ended without a word (killed?); start it again to resume"

@@ -38,6 +38,7 @@ from curation.rundir import RunDir, read_json
 
 PREVIEW_FORMAT = 1
 DEFAULT_SAMPLE_PAIRS = 2_000_000
+SUMMARY = "preview.json"  # written last: a preview folder without it is incomplete
 BUCKET_VALUES = 16 * 2**20  # thresholds sorted at a time while merging (128 MiB of float64)
 Progress = Callable[[int, int], None]  # (done, total)
 
@@ -49,7 +50,7 @@ def sample_rate(matched_pairs: int, sample_pairs: int) -> float:
 
 def is_complete(run: RunDir, seed: int) -> bool:
     try:
-        return read_json(run.preview(seed) / "preview.json").get("format") == PREVIEW_FORMAT
+        return read_json(run.preview(seed) / SUMMARY).get("format") == PREVIEW_FORMAT
     except CurationError:
         return False
 
@@ -135,7 +136,7 @@ def merge(run: RunDir, seed: int, shards: list[int], rate: float, progress: Prog
         summary = _merge_into(staging, shards, pieces, progress)
         summary.update({"format": PREVIEW_FORMAT, "seed": seed, "sample_rate": rate,
                         "built_s": round(time.perf_counter() - started, 3)})
-        (staging / "preview.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        (staging / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         shutil.rmtree(target, ignore_errors=True)
         os.replace(staging, target)
     finally:
@@ -232,7 +233,7 @@ def _sorted_thresholds(path: Path, pieces: list[Path], total: int, probes: np.nd
 
 
 def describe(run: RunDir, seed: int) -> dict:
-    return read_json(run.preview(seed) / "preview.json")
+    return read_json(run.preview(seed) / SUMMARY)
 
 
 def open_preview(run: RunDir, seed: int) -> BalancePreview:

@@ -5,7 +5,8 @@
       plan.json                     pool files, columns and shards: what a resumed run must match
       annotated/part-NNNNN.parquet  every pool row + entry_ids (list<int32>) + pair_key (uint64)
       entry_counts.parquet          entry_id, entry, count for every entry
-      curated/part-NNNNN.parquet    the rows kept at t, same columns as annotated
+      curated/part-NNNNN.parquet    the rows kept at t, same columns as annotated (in object storage:
+                                    curated/t-T-seed-S/part-NNNNN.parquet and curated/selection.json)
       balanced_counts.parquet       entry_id, entry, count, kept (matches among kept pairs at t)
       shards/NNNNN.counts.parquet   per-shard sparse counts (entry_id, count)
       shards/NNNNN.json             per-shard stats; written last, it marks the shard as matched
@@ -13,12 +14,12 @@
       preview/seed-S/               what answers any t without a pass over the pairs (curation/preview_files.py)
 
 Every file is written under a hidden temporary name in its own directory and renamed into place, so
-a reader (or a resumed run) sees either nothing or the whole file.
+a reader (or a resumed run) sees either nothing or the whole file. A run directory in object storage
+is worked on through local copies and published object by object (curation/mirror.py).
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
@@ -38,9 +39,19 @@ FORMAT_VERSION = 1
 
 @dataclass(frozen=True)
 class RunDir:
-    """Paths of one run directory; knows nothing of what is computed."""
+    """Paths of one run directory; knows nothing of what is computed.
+
+    ``source``: for a run that lives in object storage, its URI; ``root`` is then this machine's copy
+    of the files it works on (curation/mirror.py).
+    """
 
     root: Path
+    source: str | None = None
+
+    @property
+    def spec(self) -> str:
+        """How the user named the run: its URI, or its local path (what stage configs carry)."""
+        return self.source or str(self.root)
 
     @property
     def run_json(self) -> Path:
@@ -57,6 +68,11 @@ class RunDir:
     @property
     def curated(self) -> Path:
         return self.root / "curated"
+
+    @property
+    def curated_pointer(self) -> Path:
+        """In object storage: names the folder under curated/ that holds the current selection."""
+        return self.curated / "selection.json"
 
     @property
     def curated_staging(self) -> Path:
@@ -166,23 +182,6 @@ def remove_leftovers(root: Path) -> None:
         else:
             leftover.unlink(missing_ok=True)
     shutil.rmtree(root / ".curated-retired", ignore_errors=True)
-
-
-@contextmanager
-def exclusive(root: Path) -> Iterator[None]:
-    """Hold the run directory for one process at a time (the lock dies with the process)."""
-    root.mkdir(parents=True, exist_ok=True)
-    handle = open(root / ".lock", "w")
-    try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise CurationError(f"another curation process is using {root}; wait for it or choose another --out") from None
-        handle.write(str(os.getpid()))
-        handle.flush()
-        yield
-    finally:
-        handle.close()
 
 
 def swap_directory(staging: Path, target: Path, retired: Path) -> None:

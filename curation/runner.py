@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from curation import counting, matchers, preview_files, stages, storage
+from curation import counting, matchers, mirror, preview_files, stages, storage
 from curation.engines import Engine, make_engine
 from curation.errors import CurationError
 from curation.pool import Shard, file_signature, inspect_pool, plan_shards, resolve_files
@@ -105,7 +105,7 @@ _PLAN_FIELDS = {"files": "pool files", "metadata": "metadata", "columns": "colum
 
 def _settle_plan(run: RunDir, plan: dict) -> dict:
     """Start a new run, or resume one made from the same pool, metadata and columns."""
-    if run.plan_json.exists():
+    if mirror.fetch(run, run.plan_json):
         previous = read_json(run.plan_json)
         changed = [label for name, label in _PLAN_FIELDS.items()
                    if _comparable(previous.get(name), name) != _comparable(plan.get(name), name)]
@@ -114,11 +114,11 @@ def _settle_plan(run: RunDir, plan: dict) -> dict:
                 f"{run.root} holds a run with other {', '.join(changed)}; "
                 "choose another --out, or remove that directory to start afresh")
         return previous
-    leftovers = [p.name for p in run.root.iterdir() if p.name != ".lock"] if run.root.exists() else []
-    if leftovers:
-        raise CurationError(f"{run.root} exists and is not a run directory; choose another --out")
+    if mirror.contents(run):
+        raise CurationError(f"{run.spec} exists and is not a run directory; choose another --out")
     run.make()
     atomic_write_json(run.plan_json, plan)
+    mirror.publish(run, run.plan_json)
     return plan
 
 
@@ -135,13 +135,14 @@ def _shards(plan: dict) -> list[Shard]:
 def match_pool(request: MatchRequest, execution: Execution, engine: Engine, log: Log = _stderr) -> dict:
     """Annotate every pair and count matches per entry; returns the match part of run.json."""
     started = time.perf_counter()
-    run = RunDir(Path(request.out))
+    run = mirror.open_run(request.out)
     entries = _load_metadata(request.metadata, request.drop_invalid_entries)
     plan = _settle_plan(run, _make_plan(request, entries, log))
     remove_leftovers(run.root)
+    mirror.fetch_tree(run, run.shards)  # the markers (and counts) of shards done before: trusted from the store
     shards = _shards(plan)
     config = stages.MatchConfig(
-        root=str(run.root), metadata_path=plan["metadata"]["path"],
+        root=run.spec, metadata_path=plan["metadata"]["path"],
         metadata_fingerprint=plan["metadata"]["fingerprint"],
         drop_invalid_entries=request.drop_invalid_entries, text_column=plan["columns"]["text"],
         id_column=plan["columns"]["id"], url_column=plan["columns"]["url"], batch_rows=request.batch_rows,
@@ -151,16 +152,21 @@ def match_pool(request: MatchRequest, execution: Execution, engine: Engine, log:
         log(f"resuming: {len(done)} of {len(shards)} shards already matched")
     tables_s = 0.0
     if request.matcher == "tokens" and len(done) < len(shards):
+        tables = matchers.tables_dir(run.root)
+        mirror.fetch_tree(run, tables)
         tables_s = matchers.ensure_tables(run.root, entries, plan["metadata"]["fingerprint"])
+        if tables_s:
+            mirror.publish_tree(run, tables, last="tables.json")
     with _bar(plan["rows"], "match", "pairs", execution) as bar:
         results = engine.map(stages.match_shard, shards, config, lambda shard, _: bar.update(shard.rows))
     matched_at = time.perf_counter()
-    counts = counting.merge_counts(
-        (stages.shard_counts(str(run.root), s.index, len(entries)) for s in shards), len(entries))
+    mirror.fetch_tree(run, run.shards)  # in a store: one listing, and the counts copied in parallel
+    counts = counting.merge_counts((stages.shard_counts(run, s.index, len(entries)) for s in shards), len(entries))
     atomic_write_table(run.entry_counts, pa.table({
         "entry_id": pa.array(np.arange(len(entries), dtype=np.int32)),
         "entry": pa.array(entries, type=pa.string()),
         "count": pa.array(counts, type=pa.int64())}))
+    mirror.publish(run, run.entry_counts)
     totals = {name: sum(r[name] for r in results)
               for name in ("rows", "matched", "unmatched", "null_or_empty_text", "matches")}
     totals["in"] = totals.pop("rows")
@@ -176,40 +182,69 @@ def match_pool(request: MatchRequest, execution: Execution, engine: Engine, log:
     }
 
 
-def _selection_matches(directory: Path, t: float, seed: int) -> bool:
-    marker = directory / ".selection.json"
+def _selection_matches(marker: Path, t: float, seed: int) -> bool:
     if not marker.exists():
         return False
     selection = read_json(marker)
     return selection.get("t") == t and selection.get("seed") == seed
 
 
+def _selection_target(run: RunDir, t: float, seed: int) -> tuple[Path, bool]:
+    """(the folder for the curated parts at (t, seed), whether it is the run's selection already).
+
+    On disk the parts are written to a staging folder that replaces ``curated/`` by rename once
+    complete; in a store, which cannot rename, to ``curated/t-T-seed-S/``, and the pointer
+    ``curated/selection.json`` names the current one (docs/design.md).
+    """
+    if run.source:
+        pointer = run.curated_pointer
+        target = run.curated / f"t-{float(t)!r}-seed-{seed}"
+        return target, mirror.fetch(run, pointer) and _selection_matches(pointer, t, seed)
+    if _selection_matches(run.curated / ".selection.json", t, seed):
+        return run.curated, True
+    destination = run.curated_staging
+    if not _selection_matches(destination / ".selection.json", t, seed):
+        shutil.rmtree(destination, ignore_errors=True)
+        destination.mkdir(parents=True)
+        atomic_write_json(destination / ".selection.json", {"t": t, "seed": seed})
+    return destination, False
+
+
+def _commit_selection(run: RunDir, destination: Path, t: float, seed: int) -> None:
+    """Make the complete parts in ``destination`` the run's curated subset."""
+    if not run.source:
+        swap_directory(destination, run.curated, run.curated_retired)
+        return
+    pointer = run.curated_pointer
+    atomic_write_json(pointer, {"t": t, "seed": seed, "parts": destination.name})
+    mirror.publish(run, pointer)
+    for folder in mirror.folders(run, run.curated):  # earlier selections, no longer pointed at
+        if folder != destination.name:
+            mirror.remove_tree(run, run.curated / folder)
+
+
 def balance_run(out: str, t: float, seed: int, execution: Execution, engine: Engine,
                 sample_pairs: int = preview_files.DEFAULT_SAMPLE_PAIRS) -> dict:
     """Keep thresholds for the seed (once), then the curated subset at t; returns the balance part."""
     started = time.perf_counter()
-    run = RunDir(Path(out))
-    if not run.plan_json.exists() or not run.entry_counts.exists():
+    run = mirror.open_run(out)
+    if not mirror.fetch(run, run.plan_json) or not mirror.fetch(run, run.entry_counts):
         raise CurationError(f"{out} is not a matched run directory; run `python -m curation match` first")
     plan = read_json(run.plan_json)
     rows = {s.index: s.rows for s in _shards(plan)}
     shards = list(rows)
+    mirror.fetch_tree(run, run.shards)
     missing = [i for i in shards if not run.shard_marker(i).exists()]
     if missing:
         raise CurationError(f"{out}: {len(missing)} shards are not matched yet; run the match again to resume")
     remove_leftovers(run.root)
     entries_table = pq.read_table(run.entry_counts)
-    if _selection_matches(run.curated, t, seed):
-        destination = run.curated
-    else:
-        destination = run.curated_staging
-        if not _selection_matches(destination, t, seed):
-            shutil.rmtree(destination, ignore_errors=True)
-            destination.mkdir(parents=True)
-            atomic_write_json(destination / ".selection.json", {"t": t, "seed": seed})
+    destination, selected = _selection_target(run, t, seed)
+    mirror.fetch(run, run.preview(seed) / preview_files.SUMMARY)
     rate = None if preview_files.is_complete(run, seed) else \
         preview_files.sample_rate(_matched_pairs(run, shards), sample_pairs)
-    config = stages.BalanceConfig(root=str(run.root), seed=seed, t=t, destination=str(destination),
+    config = stages.BalanceConfig(root=run.spec, seed=seed, t=t,
+                                  destination=destination.relative_to(run.root).as_posix(),
                                   n_entries=entries_table.num_rows, sample_rate=rate)
     with _bar(plan["rows"], f"balance (t={t:g}, seed {seed})", "pairs", execution) as bar:
         kept_counts = np.zeros(entries_table.num_rows, dtype=np.int64)
@@ -222,9 +257,10 @@ def balance_run(out: str, t: float, seed: int, execution: Execution, engine: Eng
         results = engine.map(stages.balance_shard, shards, config, landed)
     if rate is not None:
         _merge_preview(run, seed, shards, rate, execution)
-    if destination != run.curated:
-        swap_directory(destination, run.curated, run.curated_retired)
+    if not selected:
+        _commit_selection(run, destination, t, seed)
     atomic_write_table(run.balanced_counts, entries_table.append_column("kept", pa.array(kept_counts)))
+    mirror.publish(run, run.balanced_counts)
     counts = entries_table.column("count").to_numpy()
     return {
         "t": t,
@@ -252,7 +288,12 @@ def _merge_preview(run: RunDir, seed: int, shards: list[int], rate: float, execu
             bar.update(done - bar.n)
             if on_progress:
                 on_progress("sorting the keep thresholds", done, total)
-        return preview_files.merge(run, seed, shards, rate, progress)
+        mirror.fetch_tree(run, run.preview_pieces(seed))
+        summary = preview_files.merge(run, seed, shards, rate, progress)
+    mirror.unpublish_tree(run, run.preview(seed))  # the old preview goes first, the new preview.json last
+    mirror.publish_tree(run, run.preview(seed), last=preview_files.SUMMARY)
+    mirror.remove_tree(run, run.preview_pieces(seed))
+    return summary
 
 
 def build_preview(out: str, seed: int, execution: Execution, engine: Engine,
@@ -260,20 +301,21 @@ def build_preview(out: str, seed: int, execution: Execution, engine: Engine,
                   on_progress: StepProgress | None = None) -> dict:
     """The seed's preview files, from its thresholds and the entry lists (for runs whose balance made
     none, or to change the sample's size); returns preview.json. Shards done before are kept."""
-    run = RunDir(Path(out))
-    if not run.plan_json.exists() or not run.entry_counts.exists():
+    run = mirror.open_run(out)
+    if not mirror.fetch(run, run.plan_json) or not mirror.fetch(run, run.entry_counts):
         raise CurationError(f"{out} is not a matched run directory; run `python -m curation match` first")
     shards = [s.index for s in _shards(read_json(run.plan_json))]
-    if not all(run.threshold_part(seed, shard).exists() for shard in shards):
+    if not mirror.has_all(run, (run.threshold_part(seed, shard) for shard in shards)):
         raise CurationError(f"{out} has no keep thresholds for seed {seed}; "
                             f"run `python -m curation balance {out} --t T --seed {seed}` first")
     if rebuild:
-        shutil.rmtree(run.preview_pieces(seed), ignore_errors=True)
-    elif preview_files.is_complete(run, seed):
+        mirror.remove_tree(run, run.preview_pieces(seed))
+    elif mirror.fetch(run, run.preview(seed) / preview_files.SUMMARY) and preview_files.is_complete(run, seed):
         return preview_files.describe(run, seed)
     remove_leftovers(run.root)
+    mirror.fetch_tree(run, run.shards)
     rate = preview_files.sample_rate(_matched_pairs(run, shards), sample_pairs)
-    config = stages.PreviewConfig(root=str(run.root), seed=seed, sample_rate=rate)
+    config = stages.PreviewConfig(root=run.spec, seed=seed, sample_rate=rate)
     with _bar(len(shards), f"preview pieces (seed {seed})", "shards", execution) as bar:
         def done(*_: object) -> None:
             bar.update()
@@ -286,8 +328,9 @@ def build_preview(out: str, seed: int, execution: Execution, engine: Engine,
 def write_run_record(out: str, execution: Execution, match: dict | None, balance: dict | None,
                      command: str) -> dict:
     """run.json: what was asked, what the pool held, what was kept; merged with what is there."""
-    run = RunDir(Path(out))
-    record = read_json(run.run_json) if run.run_json.exists() else {}
+    run = mirror.open_run(out)
+    record = read_json(run.run_json) if mirror.fetch(run, run.run_json) else {}
+    mirror.fetch(run, run.plan_json)
     plan = read_json(run.plan_json)
     record.update({
         "format_version": FORMAT_VERSION,
@@ -315,4 +358,5 @@ def write_run_record(out: str, execution: Execution, match: dict | None, balance
         timings.update(balance["timings"])
     record["timings"] = timings
     atomic_write_json(run.run_json, record)
+    mirror.publish(run, run.run_json)
     return record

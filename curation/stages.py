@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from curation import balancing, counting, keys, matchers
+from curation import balancing, counting, keys, matchers, mirror
 from curation.errors import CurationError
 from curation.pool import Shard, iter_shard_batches, open_parquet
 from curation.preview_files import PieceBuilder, has_piece
@@ -30,7 +30,7 @@ THRESHOLD = "k"
 
 @dataclass(frozen=True)
 class MatchConfig:
-    root: str
+    root: str  # the run directory as named: a local path, or a URI (each process works on its own copy)
     metadata_path: str
     metadata_fingerprint: str
     drop_invalid_entries: bool
@@ -46,7 +46,7 @@ class BalanceConfig:
     root: str
     seed: int
     t: float
-    destination: str
+    destination: str  # the folder of the curated parts, relative to the run directory
     n_entries: int
     sample_rate: float | None = None  # make the shard's preview piece with this sample rate (None: no)
 
@@ -70,7 +70,9 @@ def shard_matcher(config: MatchConfig) -> tuple[int, matchers.Matcher]:
     if cache_key not in _MATCHERS:
         _MATCHERS.clear()
         if config.matcher == "tokens":
-            tables = matchers.load_tables(Path(config.root), config.metadata_fingerprint)
+            run = mirror.open_run(config.root)
+            mirror.fetch_tree(run, matchers.tables_dir(run.root))
+            tables = matchers.load_tables(run.root, config.metadata_fingerprint)
             _MATCHERS[cache_key] = (int(tables.n_entries[0]), matchers.TokenMatcher(tables))
         else:
             entries = load_entries(config.metadata_path, drop_invalid=config.drop_invalid_entries)
@@ -85,7 +87,9 @@ def shard_matcher(config: MatchConfig) -> tuple[int, matchers.Matcher]:
 
 def entry_counts(root: str) -> np.ndarray:
     """The run's global counts, read once per process (and again only if the file changes)."""
-    path = RunDir(Path(root)).entry_counts
+    run = mirror.open_run(root)
+    path = run.entry_counts
+    mirror.fetch(run, path)
     stat = path.stat()
     cache_key = (str(path), stat.st_mtime_ns, stat.st_size)
     if cache_key not in _COUNTS:
@@ -150,9 +154,9 @@ def _annotated_batches(shard: Shard, config: MatchConfig, matcher: matchers.Matc
 
 def match_shard(shard: Shard, config: MatchConfig) -> dict:
     """Annotate one shard with entry ids and pair keys, and count its matches per entry."""
-    run = RunDir(Path(config.root))
+    run = mirror.open_run(config.root)
     marker = run.shard_marker(shard.index)
-    if marker.exists():
+    if mirror.fetch(run, marker):
         return read_json(marker)
     n_entries, matcher = shard_matcher(config)
     schema = annotated_schema(open_parquet(shard.path).schema_arrow)
@@ -167,19 +171,25 @@ def match_shard(shard: Shard, config: MatchConfig) -> dict:
     atomic_write_table(run.shard_counts(shard.index), pa.table({
         "entry_id": pa.array(nonzero.astype(np.int32)), "count": pa.array(counts[nonzero])}))
     atomic_write_json(marker, stats)
+    mirror.publish(run, run.annotated_part(shard.index), keep_copy=False)
+    mirror.publish(run, run.shard_counts(shard.index))
+    mirror.publish(run, marker)  # last: it says the shard is done
     return stats
 
 
-def shard_counts(root: str, shard: int, n_entries: int) -> np.ndarray:
-    """One shard's dense counts, from its sparse file."""
-    table = pq.read_table(RunDir(Path(root)).shard_counts(shard))
+def shard_counts(run: RunDir, shard: int, n_entries: int) -> np.ndarray:
+    """One shard's dense counts, from its sparse file (for a run in a store: the local copy, made
+    current by the caller with one listing of shards/)."""
+    table = pq.read_table(run.shard_counts(shard))
     counts = np.zeros(n_entries, dtype=np.int64)
     counts[table.column("entry_id").to_numpy()] = table.column("count").to_numpy()
     return counts
 
 
 def read_thresholds(root: str, seed: int, shard: int) -> np.ndarray:
-    path = RunDir(Path(root)).threshold_part(seed, shard)
+    run = mirror.open_run(root)
+    path = run.threshold_part(seed, shard)
+    mirror.fetch(run, path)
     return pq.read_table(path, columns=[THRESHOLD]).column(THRESHOLD).to_numpy()
 
 
@@ -229,23 +239,25 @@ def balance_shard(shard: int, config: BalanceConfig) -> dict:
     Thresholds and kept rows are separate files, each skipped when already complete, so a killed
     balance resumes; when both exist only the entry lists are read again, for the sizes.
     """
-    run = RunDir(Path(config.root))
+    run = mirror.open_run(config.root)
     counts = entry_counts(config.root)
     thresholds_path = run.threshold_part(config.seed, shard)
-    stored = read_thresholds(config.root, config.seed, shard) if thresholds_path.exists() else None
-    destination = Path(config.destination) / part_name(shard)
-    source = open_parquet(str(run.annotated_part(shard)))
+    stored = read_thresholds(config.root, config.seed, shard) if mirror.fetch(run, thresholds_path) else None
+    destination = run.root / config.destination / part_name(shard)
+    source = open_parquet(mirror.readable(run, run.annotated_part(shard)))
     tally = _BalanceTally(kept_counts=np.zeros(config.n_entries, dtype=np.int64))
     piece_path = run.preview_piece(config.seed, shard)
-    if config.sample_rate is not None and not has_piece(piece_path, config.sample_rate):
+    if config.sample_rate is not None and \
+            not (mirror.fetch(run, piece_path) and has_piece(piece_path, config.sample_rate)):
         tally.piece = PieceBuilder(config.seed, config.sample_rate)
-    if destination.exists():
+    if mirror.has(run, destination):
         batches = source.iter_batches(batch_size=BALANCE_BATCH_ROWS, columns=[ENTRY_IDS, PAIR_KEY])
         for _ in _kept_batches(batches, stored, counts, config, tally):
             pass  # the kept rows are on disk already: only the sizes are wanted
     else:
         batches = source.iter_batches(batch_size=BALANCE_BATCH_ROWS)
         write_part(destination, source.schema_arrow, _kept_batches(batches, stored, counts, config, tally))
+        mirror.publish(run, destination, keep_copy=False)
     if stored is None:
         atomic_write_table(thresholds_path, pa.table({
             PAIR_KEY: pa.array(np.concatenate(tally.pair_keys) if tally.pair_keys else np.zeros(0, np.uint64),
@@ -253,8 +265,12 @@ def balance_shard(shard: int, config: BalanceConfig) -> dict:
             THRESHOLD: pa.array(np.concatenate(tally.thresholds) if tally.thresholds else np.zeros(0),
                                 type=pa.float64())}),
             use_dictionary=False)  # both columns are (nearly) unique: dictionary pages only add bytes
+        mirror.publish(run, thresholds_path, keep_copy=False)
+    mirror.discard(run, thresholds_path)
     if tally.piece is not None:
         tally.piece.write(piece_path)
+        mirror.publish(run, piece_path, keep_copy=False)
+    mirror.discard(run, piece_path)
     nonzero = np.flatnonzero(tally.kept_counts)
     return {"shard": shard, "kept": tally.kept, "expected": tally.expected,
             "kept_entry_ids": nonzero, "kept_entry_counts": tally.kept_counts[nonzero]}
@@ -263,16 +279,19 @@ def balance_shard(shard: int, config: BalanceConfig) -> dict:
 def preview_shard(shard: int, config: PreviewConfig) -> int:
     """One shard's preview piece, from its entry lists and stored thresholds (runs made before the
     balance stage made pieces, or a preview rebuilt with another sample size)."""
-    run = RunDir(Path(config.root))
+    run = mirror.open_run(config.root)
     path = run.preview_piece(config.seed, shard)
-    if has_piece(path, config.sample_rate):
+    if mirror.fetch(run, path) and has_piece(path, config.sample_rate):
+        mirror.discard(run, path)
         return shard
     stored = read_thresholds(config.root, config.seed, shard)
+    mirror.discard(run, run.threshold_part(config.seed, shard))
     builder = PieceBuilder(config.seed, config.sample_rate)
     start = 0
-    for batch in open_parquet(str(run.annotated_part(shard))).iter_batches(batch_size=BALANCE_BATCH_ROWS,
-                                                                           columns=[ENTRY_IDS, PAIR_KEY]):
+    part = open_parquet(mirror.readable(run, run.annotated_part(shard)))
+    for batch in part.iter_batches(batch_size=BALANCE_BATCH_ROWS, columns=[ENTRY_IDS, PAIR_KEY]):
         builder.add(batch.column(ENTRY_IDS), batch.column(PAIR_KEY).to_numpy(), stored[start : start + len(batch)])
         start += len(batch)
     builder.write(path)
+    mirror.publish(run, path, keep_copy=False)
     return shard

@@ -212,11 +212,3 @@ def upload(local: str | os.PathLike, uri: str) -> None:
 def name_of(path: str) -> str:
     """The last component of a local path or a URI (without a query)."""
     return PurePosixPath(urlsplit(path).path if is_uri(path) else path).name
-
-
-def refuse_remote_run_dir(path: str) -> None:
-    """Run directories are local or shared POSIX directories (for now): a URI would otherwise become a
-    local folder named "s3:"."""
-    if is_uri(path):
-        raise CurationError(f"run directories in object storage are not supported yet ({path}); use a local or "
-                            "shared directory (pools, metadata and exported manifests may be URIs)")

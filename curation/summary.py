@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation import balancing, counting, preview_files
+from curation import balancing, counting, mirror, preview_files, storage
 from curation.errors import CurationError
 from curation.preview import INTERVAL, BalancePreview
 from curation.rundir import RunDir, atomic_parquet_writer, read_json
@@ -28,16 +28,30 @@ from curation.runner import Execution, build_preview
 from curation.stages import ENTRY_IDS, PAIR_KEY, read_thresholds
 
 
-class Run:
-    """Read access to one run directory; everything is computed from its files on demand."""
+def existing_run(spec: str | Path) -> RunDir:
+    """A run directory that has been matched (on disk or in a store), or a one-line error. Checked
+    from a reader's copy: a writer may be at work in the run's own copy."""
+    run = mirror.open_run(spec, reading=True)
+    if not run.source and not run.root.is_dir():
+        raise CurationError(f"run directory not found: {spec}")
+    if not mirror.fetch(run, run.plan_json) or not mirror.fetch(run, run.entry_counts):
+        raise CurationError(f"{spec} is not a run directory (no entry_counts.parquet); "
+                            "make one with `python -m curation run`")
+    return run
 
-    def __init__(self, root: str | Path) -> None:
-        self.dir = RunDir(Path(root))
-        if not self.dir.root.is_dir():
-            raise CurationError(f"run directory not found: {root}")
-        if not self.dir.entry_counts.exists() or not self.dir.plan_json.exists():
-            raise CurationError(f"{root} is not a run directory (no entry_counts.parquet); "
-                                "make one with `python -m curation run`")
+
+class Run:
+    """Read access to one run directory; everything is computed from its files on demand.
+
+    A run in object storage is read from a local copy (curation/mirror.py, ``read_copy``); ``name``
+    stays the URI it was given as.
+    """
+
+    def __init__(self, root: str | Path, progress: bool = False) -> None:
+        self.name = str(root)
+        if storage.is_uri(self.name):
+            root = mirror.read_copy(self.name, progress=progress)
+        self.dir = existing_run(root)
         self.record = read_json(self.dir.run_json) if self.dir.run_json.exists() else {}
         self.plan = read_json(self.dir.plan_json)
         self._previews: dict[int, BalancePreview] = {}
@@ -69,11 +83,11 @@ class Run:
     def _seed(self, seed: int | None) -> int:
         chosen = self.seed if seed is None else seed
         if chosen is None:
-            raise CurationError(f"{self.dir.root} has no keep thresholds yet; run `python -m curation balance` "
+            raise CurationError(f"{self.name} has no keep thresholds yet; run `python -m curation balance` "
                                 "with --t and --seed first")
         if not all(self.dir.threshold_part(chosen, i).exists() for i in self.shard_indices):
-            raise CurationError(f"{self.dir.root} has no keep thresholds for seed {chosen}; "
-                                f"run `python -m curation balance {self.dir.root} --t T --seed {chosen}` first")
+            raise CurationError(f"{self.name} has no keep thresholds for seed {chosen}; "
+                                f"run `python -m curation balance {self.name} --t T --seed {chosen}` first")
         return chosen
 
     def preview(self, seed: int | None = None, execution: Execution | None = None) -> BalancePreview:
@@ -182,7 +196,7 @@ class Run:
         order = [int(i) for i in np.argsort(self.counts)[::-1][:top] if self.counts[i] > 0]
         entries = self.entry_table.column("entry")
         return {
-            "run_dir": str(self.dir.root),
+            "run_dir": self.name,
             "seed": self._seed(seed),
             "pairs": pairs,
             "matched_pairs": preview.matched_pairs,

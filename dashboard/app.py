@@ -26,7 +26,8 @@ def _open_recent() -> None:
 with st.sidebar:
     st.session_state.setdefault("run_dir_input", st.session_state.run_dir)
     st.text_input("Run directory", key="run_dir_input", on_change=_open_typed,
-                  help="The output of `python -m curation run`; press Enter to open it.")
+                  help="The output of `python -m curation run`, a local path or s3://bucket/prefix "
+                       "(read from a local copy); press Enter to open it.")
     recent = data.recent_runs()
     if recent:
         st.selectbox("Recent runs", [""] + recent, key="recent_choice", on_change=_open_recent,
@@ -42,7 +43,7 @@ with st.sidebar:
     except CurationError:
         root = None
     if root is not None:
-        data.remember_run(root)
+        data.remember_run(st.session_state.run_dir)
         token = data.run_token(root)
         available = data.seeds(str(root), token)
         run_seed = data.record(str(root), token).get("parameters", {}).get("seed")

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from curation import preview_files, storage
+from curation import mirror, preview_files, storage
 from curation.browse import find_pairs
 from curation.errors import CurationError
 from curation.preview import INTERVAL, BalancePreview, Estimate
@@ -32,6 +32,7 @@ JOBS_DIR = Path(os.environ.get("CURATION_JOBS_DIR", RUNS_DIR / ".jobs"))
 SAMPLE_RUN = RUNS_DIR / "sample"
 SAMPLE_T = 200.0
 RECENT = RUNS_DIR / ".recent.json"
+REMOTE_REFRESH_S = 300  # how often a run in object storage is checked for changed objects
 SHARED_WIDGET_KEYS = ("t", "t2", "seed", "run_dir_input")
 
 
@@ -58,10 +59,17 @@ def make_sample_run() -> None:
         raise CurationError(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "sample run failed")
 
 
+@st.cache_resource(ttl=REMOTE_REFRESH_S, max_entries=8,
+                   show_spinner="Copying the run from object storage (later opens copy only what changed)…")
+def _copy_of(uri: str) -> Path:
+    """A run in object storage, read from a local copy (curation/mirror.py) refreshed every few minutes:
+    the dashboard only reads it (read-only is the contract for URIs)."""
+    return mirror.read_copy(uri)
+
+
 def check_run_dir(path: str) -> Path:
     """A usable run directory, or a CurationError that says what is wrong with the path."""
-    storage.refuse_remote_run_dir(path)
-    root = Path(path).expanduser()
+    root = _copy_of(path.rstrip("/")) if storage.is_uri(path) else Path(path).expanduser()
     if not root.is_dir():
         raise CurationError(f"{path} is not a directory")
     if not (root / "plan.json").exists() or not (root / "entry_counts.parquet").exists():
@@ -75,14 +83,16 @@ def check_run_dir(path: str) -> Path:
 
 def recent_runs() -> list[str]:
     try:
-        return [p for p in json.loads(RECENT.read_text()) if Path(p).is_dir()]
+        return [p for p in json.loads(RECENT.read_text()) if storage.is_uri(p) or Path(p).is_dir()]
     except (OSError, ValueError):
         return []
 
 
-def remember_run(path: Path) -> None:
+def remember_run(path: str) -> None:
+    """Recent runs as the user can type them again: a URI stays a URI, a local path is resolved."""
+    path = path if storage.is_uri(path) else str(Path(path).expanduser().resolve())
     known = recent_runs()
-    runs = ([str(path)] + [p for p in known if p != str(path)])[:10]
+    runs = ([path] + [p for p in known if p != path])[:10]
     if runs != known:  # every rerun lands here: write only when the list changes
         RECENT.parent.mkdir(parents=True, exist_ok=True)
         RECENT.write_text(json.dumps(runs))

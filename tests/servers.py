@@ -131,3 +131,65 @@ def http_server(directory: Path, seen: list | None = None, drop: Faults | None =
     finally:
         server.shutdown()
         server.server_close()
+
+
+class CuttableProxy:
+    """A TCP relay to a server on 127.0.0.1 whose ``cut()`` drops every open connection and refuses new
+    ones, as a store that went away mid-run does, and whose ``restore()`` lets requests through again
+    (the server behind it keeps its objects)."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.listener = socket.create_server((HOST, 0))
+        self.endpoint = f"http://{HOST}:{self.listener.getsockname()[1]}"
+        self.down = threading.Event()
+        self._open: list[socket.socket] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            if self.down.is_set():
+                client.close()
+                continue
+            upstream = socket.create_connection((HOST, self.target_port))
+            with self._lock:
+                self._open += [client, upstream]
+            for source, target in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, target: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                target.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, target):
+                try:
+                    end.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def cut(self) -> None:
+        self.down.set()
+        with self._lock:
+            for end in self._open:
+                try:
+                    end.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                end.close()
+            self._open.clear()
+
+    def restore(self) -> None:
+        self.down.clear()
+
+    def close(self) -> None:
+        self.listener.close()
+        self.cut()

@@ -143,10 +143,10 @@ def test_help_explains_each_command() -> None:
 
 
 def test_second_process_on_the_same_run_directory_is_refused(tmp_path: Path, pool: Path, metadata: Path) -> None:
-    from curation.rundir import exclusive
+    from curation.mirror import exclusive, open_run
 
     out = tmp_path / "o"
-    with exclusive(out):
+    with exclusive(open_run(out)):
         result = run_cli("run", "--pool", pool, "--metadata", metadata, "--t", 5, "--out", out)
     assert_one_line_error(result, "another curation process is using")
     assert cli("run", "--pool", pool, "--metadata", metadata, "--t", 5, "--out", out) == 0

@@ -110,7 +110,7 @@ def test_export_runs_as_a_job_writes_its_files_and_refuses_traversal(app: AppTes
 
 @pytest.mark.parametrize(("path", "said"), [("/definitely/not/here", "not a directory"),
                                            (".", "not a run directory"),
-                                           ("s3://bucket/runs/laion", "not supported yet")])
+                                           ("gs://bucket/runs/laion", "run directories can live on s3://")])
 def test_a_path_that_is_not_a_run_directory(app: AppTest, path: str, said: str) -> None:
     app.session_state["run_dir"] = path
     for page in PAGES[:5]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import ENTRIES, cli, make_texts, read_dir, write_pool
+from processes import kill_when
 from curation import matchers, stages
 from curation.engines import make_engine
 from curation.errors import CurationError
@@ -254,32 +254,6 @@ def test_a_partial_run_resumes_to_the_same_result(engine, matcher, pool_and_meta
 # --------------------------------------------------------------------------------------------------
 
 
-def descendants(pid: int) -> set[int]:
-    """Every live process below ``pid`` (from /proc), to make sure none outlives the test."""
-    children: dict[int, list[int]] = {}
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                parent = int(Path(f"/proc/{entry.name}/stat").read_bytes().rpartition(b")")[2].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(parent, []).append(int(entry.name))
-    found, stack = set(), [pid]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            found.add(child)
-            stack.append(child)
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_bytes().rpartition(b")")[2].split()[0]
-    except OSError:
-        return False
-    return state != b"Z"
-
-
 def test_a_killed_ray_run_resumes_on_ray(ray_session, pool_and_metadata, reference, tmp_path, capsys) -> None:
     """`--engine ray` in its own process (its own local Ray), killed while matching, then resumed."""
     args = [str(a) for a in run_args(pool_and_metadata, 1_000)]
@@ -287,22 +261,7 @@ def test_a_killed_ray_run_resumes_on_ray(ray_session, pool_and_metadata, referen
     process = subprocess.Popen([sys.executable, "-m", "curation", "run", *args, "--out", str(out), "--engine", "ray",
                                 "--workers", "2", "--quiet"], cwd=ROOT, start_new_session=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    family: set[int] = set()
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and process.poll() is None and not list((out / "shards").glob("*.json")):
-        family |= descendants(process.pid)
-        time.sleep(0.01)
-    family |= descendants(process.pid)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    # Ray's own processes die with the process that started them (they share its fate); a worker may
-    # still finish the shard it holds meanwhile, so shards are counted once they are all gone.
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and any(alive(pid) for pid in family):
-        time.sleep(0.1)
-    leftovers = [pid for pid in family if alive(pid)]
-    for pid in leftovers:
-        os.kill(pid, signal.SIGKILL)
+    leftovers = kill_when(process, lambda: bool(list((out / "shards").glob("*.json"))))
     assert not leftovers, "Ray processes outlived the killed run"
     markers = len(list((out / "shards").glob("*.json")))
     assert 0 < markers < ROWS // 1_000, f"the kill should land while shards are matched: {process.stderr.read()}"

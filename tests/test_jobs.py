@@ -10,7 +10,7 @@ import pytest
 from curation import Run
 from curation.errors import CurationError
 from curation.jobs import list_jobs, log_progress, log_tail, start_job, wait
-from curation.rundir import exclusive
+from curation.mirror import exclusive, open_run
 
 
 def test_a_job_runs_to_completion(tmp_path: Path, pool: Path, metadata: Path) -> None:
@@ -46,7 +46,7 @@ def test_bad_requests_are_refused_before_starting(tmp_path: Path, pool: Path, me
 
 def test_a_second_job_on_a_busy_output_is_refused(tmp_path: Path, pool: Path, metadata: Path) -> None:
     out = tmp_path / "out"
-    with exclusive(out):
+    with exclusive(open_run(out)):
         with pytest.raises(CurationError, match="another curation process"):
             start_job(tmp_path / "jobs", str(pool), str(metadata), 40, 0, str(out))
 

@@ -274,27 +274,3 @@ def test_dropped_connections_are_retried_then_named(local: Path, tmp_path: Path,
     first_file = read_dir(local / "run" / "annotated", ["id", "entry_ids"]).slice(0, 1000)
     assert read_dir(tmp_path / "run" / "annotated", ["id", "entry_ids"]).equals(first_file)
     assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "complete"
-
-
-@pytest.mark.parametrize("command", [["run", "--pool", "p", "--metadata", "m.json", "--t", 3, "--out"],
-                                     ["match", "--pool", "p", "--metadata", "m.json", "--out"],
-                                     ["balance", "--t", 3], ["stats", "--t", 3], ["preview"],
-                                     ["export", "--t", 3, "--out", "m.parquet"]])
-def test_a_run_directory_in_object_storage_is_refused_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture,
-                                                                  command: list) -> None:
-    uri = "s3://bucket/runs/laion"
-    argv = [*command, uri] if command[0] in ("run", "match") else [command[0], uri, *command[1:]]
-    assert cli(*argv) == 2
-    assert capsys.readouterr().err.strip() == (
-        f"error: run directories in object storage are not supported yet ({uri}); use a local or shared "
-        "directory (pools, metadata and exported manifests may be URIs)")
-    assert not Path("s3:").exists()
-
-
-def test_a_job_into_object_storage_is_refused_before_it_starts(local: Path, tmp_path: Path) -> None:
-    from curation.errors import CurationError
-    from curation.jobs import list_jobs, start_job
-
-    with pytest.raises(CurationError, match="not supported yet"):
-        start_job(tmp_path / "jobs", str(local / "pool"), str(local / "metadata.json"), 30, 0, "s3://bucket/runs/x")
-    assert not list_jobs(tmp_path / "jobs")

@@ -11,13 +11,16 @@ st.title("Jobs")
 
 with st.form("launch"):
     pool = st.text_input("Pool (Parquet file, directory or glob)", value=str(data.PROJECT / "data_samples" / "pool"),
-                         key="job_pool")
+                         key="job_pool", help="A local path, or a URI: s3://bucket/prefix/, gs://..., hf://datasets/..., "
+                         "http(s)://... (credentials from the usual AWS_*, GOOGLE_*, HF_TOKEN variables).")
     metadata = st.text_input("Metadata (JSON list or one entry per line)",
-                             value=str(data.PROJECT / "data_samples" / "metadata.json"), key="job_metadata")
+                             value=str(data.PROJECT / "data_samples" / "metadata.json"), key="job_metadata",
+                             help="A local path or a URI, as for the pool.")
     left, middle, right = st.columns(3)
     t = left.number_input("t", value=float(st.session_state.t or data.SAMPLE_T), format="%g", key="job_t")
     seed = middle.number_input("Seed", value=0, min_value=0, step=1, key="job_seed")
-    out = right.text_input("Output directory", value=str(data.RUNS_DIR / "new-run"), key="job_out")
+    out = right.text_input("Output directory", value=str(data.RUNS_DIR / "new-run"), key="job_out",
+                           help="A local directory, or s3://bucket/prefix to keep the run in object storage.")
     launched = st.form_submit_button("Start curation")
 
 if launched:

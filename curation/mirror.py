@@ -1,0 +1,439 @@
+"""Run directories in object storage (docs/design.md, "Run directories in object storage").
+
+A run directory named by a URI (``s3://bucket/runs/laion``) lives in the store; every process that
+works on it (the driver, a local worker, a Ray task on another node) keeps a local copy of the
+files it touches under its cache folder, runs the same stage code on local paths, and publishes
+what it wrote as objects. The rules that make that safe without rename or flock:
+
+- An object is PUT whole (a finished local file uploaded in one piece), so it exists complete or
+  not at all; a shard's marker is published after its outputs, and a resumed run trusts the store,
+  never a local copy: ``fetch`` checks the object (size and time) before every use.
+- One writer at a time: a lock object created only if absent (``If-None-Match: *``), with the
+  holder's host, pid and a lease renewed while the run lives; a lease that ran out, or a holder on
+  this host whose process is gone, may be taken over (``If-Match`` on what was read).
+
+For a local run directory every function here is a no-op or the plain file operation, so callers
+have one code path.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+import pyarrow.fs as pafs
+from tqdm import tqdm
+
+from curation import storage
+from curation.errors import CurationError
+from curation.rundir import RunDir
+
+CACHE_ENV = "CURATION_CACHE_DIR"
+LEASE_ENV = "CURATION_LOCK_LEASE_S"
+DEFAULT_LEASE_S = 60.0
+LOCK_NAME = ".lock"
+WRITABLE_SCHEMES = ("s3",)  # stores with the conditional create the lock needs (and tests here)
+# Files rewritten in place whose new content may have the old size: S3 times have whole seconds, so
+# size and time cannot tell their versions apart. Always copied again (each is a few kilobytes).
+REWRITTEN = ("run.json", "balanced_counts.parquet", "selection.json", "preview.json")
+DOWNLOAD_THREADS = 16  # objects copied at once: a store answers each request with some latency
+
+
+# --------------------------------------------------------------------------------------------------
+# Where a run lives
+# --------------------------------------------------------------------------------------------------
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "curation")
+
+
+def open_run(spec: str | os.PathLike, reading: bool = False) -> RunDir:
+    """The run directory named by a local path or a URI (then its local copy on this machine).
+
+    Readers (``reading``: stats, export, the dashboard, a job's progress) get a copy of their own, apart
+    from the one the run's writer works in: refreshing a copy removes files the store does not hold,
+    and a writer's newest file is not in the store until it is published."""
+    text = os.fspath(spec)
+    if not storage.is_uri(text):
+        return RunDir(Path(text))
+    scheme = text.split("://", 1)[0].lower()
+    if scheme not in WRITABLE_SCHEMES:
+        raise CurationError(f"run directories can live on s3:// (and S3-compatible stores), not {scheme}:// "
+                            f"({text}); pools and metadata may be read from {scheme}://")
+    uri = text.rstrip("/")
+    digest = hashlib.sha256(uri.encode()).hexdigest()[:16]
+    kind = "read-copies" if reading else "runs"
+    return RunDir(cache_root() / kind / f"{storage.name_of(uri) or 'run'}-{digest}", source=uri)
+
+
+def _uri(run: RunDir, path: Path) -> str:
+    return f"{run.source}/{path.relative_to(run.root).as_posix()}"
+
+
+def readable(run: RunDir, path: Path) -> str:
+    """Where to open a file for reading: the local path, or its object (Parquet is read by range)."""
+    return _uri(run, path) if run.source else str(path)
+
+
+# --------------------------------------------------------------------------------------------------
+# Objects and their local copies
+# --------------------------------------------------------------------------------------------------
+
+
+def _current(path: Path, info: pafs.FileInfo) -> bool:
+    """Whether the local copy is the object as it is now (size and time, set from the store). Parts,
+    markers and counts are written once; the few files rewritten in place are copied every time."""
+    if path.name in REWRITTEN:
+        return False
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return False
+    return stat.st_size == info.size and (info.mtime is None or stat.st_mtime_ns == info.mtime_ns)
+
+
+def _download(uri: str, path: Path, info: pafs.FileInfo) -> None:
+    location = storage.locate(uri)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        pafs.copy_files(location.path, str(temporary), source_filesystem=location.filesystem,
+                        destination_filesystem=pafs.LocalFileSystem())
+        if info.mtime is not None:
+            os.utime(temporary, ns=(info.mtime_ns, info.mtime_ns))
+        os.replace(temporary, path)
+    except (OSError, ValueError) as error:
+        raise CurationError(storage.describe_error(uri, error)) from None
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def fetch(run: RunDir, path: Path) -> bool:
+    """Make the local copy of one file current; False when the store (or the disk) has no such file."""
+    if not run.source:
+        return path.exists()
+    uri = _uri(run, path)
+    info = storage.file_info(uri)
+    if info.type != pafs.FileType.File:
+        path.unlink(missing_ok=True)  # a copy of an object that is gone (a run started afresh)
+        return False
+    if not _current(path, info):
+        _download(uri, path, info)
+    return True
+
+
+def has(run: RunDir, path: Path) -> bool:
+    """Whether the file exists (in the store, for a run that lives there), without copying it."""
+    if not run.source:
+        return path.exists()
+    return storage.file_info(_uri(run, path)).type == pafs.FileType.File
+
+
+def _listing(run: RunDir, directory: Path) -> list[pafs.FileInfo]:
+    uri = _uri(run, directory) if directory != run.root else run.source
+    location = storage.locate(uri)
+    try:
+        found = location.filesystem.get_file_info(pafs.FileSelector(location.path, recursive=True,
+                                                                    allow_not_found=True))
+    except (OSError, ValueError) as error:
+        raise CurationError(storage.describe_error(uri, error)) from None
+    return [info for info in found if info.type == pafs.FileType.File]
+
+
+def _relative(run: RunDir, info: pafs.FileInfo) -> str:
+    return info.path[len(storage.locate(run.source).path) + 1:]
+
+
+def has_all(run: RunDir, paths: Iterable[Path]) -> bool:
+    """Whether every file exists; one listing per folder for a run in the store."""
+    paths = list(paths)
+    if not run.source:
+        return all(path.exists() for path in paths)
+    present = {_relative(run, info) for folder in {p.parent for p in paths} for info in _listing(run, folder)}
+    return all(path.relative_to(run.root).as_posix() in present for path in paths)
+
+
+def _hidden(relative: str) -> bool:
+    """Lock and temporary files: never part of a run's contents."""
+    return any(part.startswith(".") for part in relative.split("/"))
+
+
+def fetch_tree(run: RunDir, directory: Path, skip: tuple[str, ...] = (), progress: bool = False) -> None:
+    """Make the local copy of a folder current: new and changed objects copied, vanished ones removed.
+    ``skip``: relative prefixes left out (the curated parts, which a reader never needs)."""
+    if not run.source:
+        return
+    wanted = {}
+    for info in _listing(run, directory):
+        relative = _relative(run, info)
+        if not relative.startswith(skip) and not _hidden(relative):
+            wanted[relative] = info
+    if directory.exists():
+        for local in directory.rglob("*"):
+            relative = local.relative_to(run.root).as_posix()
+            if local.is_file() and not _hidden(relative) and relative not in wanted \
+                    and not relative.startswith(skip):
+                local.unlink()
+    stale = [(relative, info) for relative, info in sorted(wanted.items()) if not _current(run.root / relative, info)]
+    with tqdm(total=sum(info.size for _, info in stale), desc=f"copy {run.source}", unit="B", unit_scale=True,
+              disable=not progress or not stale, dynamic_ncols=True) as bar, \
+            ThreadPoolExecutor(DOWNLOAD_THREADS) as pool:
+        def copy(item: tuple[str, pafs.FileInfo]) -> int:
+            relative, info = item
+            _download(f"{run.source}/{relative}", run.root / relative, info)
+            return info.size
+
+        for size in pool.map(copy, stale):
+            bar.update(size)
+
+
+def publish(run: RunDir, path: Path, keep_copy: bool = True) -> None:
+    """Upload a finished local file as its object (one PUT: it appears whole); no-op on local disk.
+    ``keep_copy=False`` drops the local file afterwards (a worker's large outputs: node disks stay small)."""
+    if not run.source:
+        return
+    uri = _uri(run, path)
+    storage.upload(path, uri)
+    if not keep_copy:
+        path.unlink(missing_ok=True)
+        return
+    info = storage.file_info(uri)
+    if info.mtime is not None:  # the copy stays current: no download of what was just written
+        os.utime(path, ns=(info.mtime_ns, info.mtime_ns))
+
+
+def publish_tree(run: RunDir, directory: Path, last: str | None = None) -> None:
+    """Upload a folder's files, ``last`` (its completion mark) after every other one."""
+    if not run.source:
+        return
+    files = sorted(p for p in directory.rglob("*") if p.is_file() and not p.name.startswith("."))
+    for path in sorted(files, key=lambda p: p.name == last):
+        publish(run, path)
+
+
+def discard(run: RunDir, path: Path) -> None:
+    """Drop the local copy of a published file a worker will not read again (keeps node disks small)."""
+    if run.source:
+        path.unlink(missing_ok=True)
+
+
+def remove_tree(run: RunDir, directory: Path) -> None:
+    """Remove a folder: on disk, and in the store for a run that lives there."""
+    shutil.rmtree(directory, ignore_errors=True)
+    unpublish_tree(run, directory)
+
+
+def unpublish_tree(run: RunDir, directory: Path) -> None:
+    """Delete a folder's objects from the store (its local copy stays)."""
+    if not run.source:
+        return
+    uri = _uri(run, directory)
+    location = storage.locate(uri)
+    try:
+        location.filesystem.delete_dir(location.path)
+    except FileNotFoundError:
+        pass
+    except OSError as error:
+        raise CurationError(storage.describe_error(uri, error, "remove")) from None
+
+
+def names(run: RunDir, directory: Path) -> set[str]:
+    """Files under a folder, as paths relative to it (one listing for a run in a store)."""
+    if not run.source:
+        return {p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file()} \
+            if directory.exists() else set()
+    prefix = len(directory.relative_to(run.root).as_posix()) + 1
+    return {_relative(run, info)[prefix:] for info in _listing(run, directory)}
+
+
+def folders(run: RunDir, directory: Path) -> list[str]:
+    """Names of the folders right under ``directory`` (in the store, for a run that lives there)."""
+    return sorted({name.split("/", 1)[0] for name in names(run, directory) if "/" in name})
+
+
+def contents(run: RunDir) -> list[str]:
+    """Names at the top of the run directory other than its lock (empty: a new run may start here)."""
+    if not run.source:
+        return sorted(p.name for p in run.root.iterdir() if p.name != LOCK_NAME) if run.root.exists() else []
+    return sorted({_relative(run, info).split("/", 1)[0] for info in _listing(run, run.root)} - {LOCK_NAME})
+
+
+def read_copy(spec: str, parts: bool = True, progress: bool = False) -> Path:
+    """A local folder holding a run that lives in the store, for the readers (stats, export, the
+    dashboard): its small files, the preview, and (``parts``) the annotated pairs and thresholds.
+    Curated parts and preview pieces are left out: no reader opens them. Copies are kept between
+    calls and refreshed object by object."""
+    run = open_run(spec, reading=True)
+    if not run.source:
+        return run.root
+    if not fetch(run, run.plan_json):
+        raise CurationError(f"{spec} is not a run directory (no plan.json); make one with "
+                            f"`python -m curation run --out {spec}`")
+    skip = ("curated/", "preview/pieces-", "matcher/")
+    if not parts:
+        skip += ("annotated/", "thresholds/")
+    fetch_tree(run, run.root, skip, progress)
+    return run.root
+
+
+# --------------------------------------------------------------------------------------------------
+# One writer at a time
+# --------------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def exclusive(run: RunDir) -> Iterator[None]:
+    """Hold the run directory for one process at a time: flock on disk, a leased lock object in a store."""
+    if run.source:
+        with _ObjectLock(run):
+            yield
+        return
+    root = run.root
+    root.mkdir(parents=True, exist_ok=True)
+    handle = open(root / LOCK_NAME, "w")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CurationError(f"another curation process is using {root}; wait for it or choose another --out") from None
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
+def _lease() -> float:
+    try:
+        return max(1.0, float(os.environ.get(LEASE_ENV, DEFAULT_LEASE_S)))
+    except ValueError:
+        raise CurationError(f"{LEASE_ENV} must be a number of seconds, got {os.environ[LEASE_ENV]!r}") from None
+
+
+def _s3_client():
+    """boto3 for the lock's conditional writes (pyarrow's S3 client has none)."""
+    try:
+        import boto3
+        from botocore.config import Config
+    except ImportError:
+        raise CurationError("run directories on s3:// need boto3 for their lock: pip install boto3") from None
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    return boto3.client("s3", endpoint_url=endpoint, region_name=region,
+                        config=Config(retries={"max_attempts": storage.S3_ATTEMPTS, "mode": "standard"}))
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _may_take_over(holder: dict, now: float) -> bool:
+    """A lease that ran out, or a holder on this host whose process is gone (a killed run)."""
+    if float(holder.get("expires", 0)) < now:
+        return True
+    return holder.get("host") == socket.gethostname() and not _process_alive(int(holder.get("pid", -1)))
+
+
+class _ObjectLock:
+    def __init__(self, run: RunDir) -> None:
+        from botocore.exceptions import ClientError
+
+        self.ClientError = ClientError
+        self.uri = f"{run.source}/{LOCK_NAME}"
+        location = storage.locate(self.uri)
+        self.bucket, self.key = location.path.split("/", 1)
+        self.client = _s3_client()
+        self.lease = _lease()
+        self.etag: str | None = None
+        self.lost = False
+        self._stop = threading.Event()
+        self._renewer: threading.Thread | None = None
+
+    def _body(self) -> bytes:
+        return json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
+                           "expires": time.time() + self.lease}).encode()
+
+    def _put(self, **condition: str) -> str:
+        return self.client.put_object(Bucket=self.bucket, Key=self.key, Body=self._body(), **condition)["ETag"]
+
+    def _code(self, error) -> str:
+        return str(error.response.get("Error", {}).get("Code", ""))
+
+    def _fail(self, error) -> CurationError:
+        return CurationError(storage.describe_error(self.uri, error, "lock"))
+
+    def acquire(self) -> None:
+        try:
+            self.etag = self._put(IfNoneMatch="*")
+            return
+        except self.ClientError as error:
+            if self._code(error) not in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                raise self._fail(error) from None
+        try:
+            found = self.client.get_object(Bucket=self.bucket, Key=self.key)
+            holder = json.loads(found["Body"].read() or b"{}")
+        except self.ClientError as error:
+            if self._code(error) in ("NoSuchKey", "404"):
+                return self.acquire()  # released between the two requests
+            raise self._fail(error) from None
+        except ValueError:
+            holder = {}
+        if not _may_take_over(holder, time.time()):
+            until = time.strftime("%H:%M:%S", time.localtime(float(holder.get("expires", 0))))
+            raise CurationError(
+                f"another curation process (pid {holder.get('pid')} on {holder.get('host')}) holds {self.uri}; "
+                f"wait for it, or if it was killed on another machine, until its lease ends at {until}")
+        try:
+            self.etag = self._put(IfMatch=found["ETag"])  # only if no one else took it over meanwhile
+        except self.ClientError as error:
+            if self._code(error) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                raise CurationError(f"another curation process just took {self.uri}; wait for it") from None
+            raise self._fail(error) from None
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.lease / 3):
+            try:
+                self.etag = self._put(IfMatch=self.etag)
+            except self.ClientError:
+                self.lost = True  # taken over: this run's outputs are still whole objects, but say so
+                return
+            except Exception:  # a transient store error: the next renewal tries again
+                continue
+
+    def __enter__(self) -> _ObjectLock:
+        self.acquire()
+        self._renewer = threading.Thread(target=self._renew, name="curation-lock-lease", daemon=True)
+        self._renewer.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        if self._renewer is not None:
+            self._renewer.join()
+        if self.lost:
+            raise CurationError(f"the lock {self.uri} was taken over while this run worked (its lease of "
+                                f"{self.lease:g} s ran out); run the command again once the other one ends")
+        try:
+            current = self.client.head_object(Bucket=self.bucket, Key=self.key)
+            if current["ETag"] == self.etag:
+                self.client.delete_object(Bucket=self.bucket, Key=self.key)
+        except Exception:  # gone already, or the store is unreachable: the next run takes a stale lock over
+            pass

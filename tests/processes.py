@@ -1,0 +1,58 @@
+"""Killing a real run with everything it started: the kill tests' one way to do it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below ``pid`` (from /proc), to make sure none outlives the test."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                parent = int(Path(f"/proc/{entry.name}/stat").read_bytes().rpartition(b")")[2].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found, stack = set(), [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.add(child)
+            stack.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_bytes().rpartition(b")")[2].split()[0]
+    except OSError:
+        return False
+    return state != b"Z"
+
+
+def kill_when(process: subprocess.Popen, ready: Callable[[], bool], seconds: float = 90.0) -> list[int]:
+    """SIGKILL a run (started with ``start_new_session=True``) once ``ready()`` holds, then wait for
+    every process it started to die. Returns those that outlived it by 30 s (killed then): a test
+    asserts there are none. Ray's own processes die with the process that started them; a worker may
+    still finish the shard it holds meanwhile, so callers count outputs after this returns."""
+    family: set[int] = set()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and process.poll() is None and not ready():
+        family |= descendants(process.pid)
+        time.sleep(0.01)
+    family |= descendants(process.pid)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(alive(pid) for pid in family):
+        time.sleep(0.1)
+    leftovers = [pid for pid in family if alive(pid)]
+    for pid in leftovers:
+        os.kill(pid, signal.SIGKILL)
+    return leftovers

@@ -1,0 +1,326 @@
+"""Run directories in object storage, against moto's S3 server on 127.0.0.1: `run --pool s3:// --metadata
+s3:// --out s3://` curates exactly what the same run on local files does, with the local engine and
+with Ray tasks that share no disk with the driver; a run killed at any stage and started again ends
+with the same result; the lock object keeps a second writer out; readers (stats, export, the
+dashboard, the Jobs page) work on a run that lives in the store."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import ENTRIES, cli, make_texts, read_dir, write_pool
+from processes import kill_when
+from servers import s3_server
+
+boto3 = pytest.importorskip("boto3")
+pytest.importorskip("moto")
+
+ROOT = Path(__file__).resolve().parents[1]
+BUCKET = "lab"
+POOL = f"s3://{BUCKET}/laion/"
+METADATA = f"s3://{BUCKET}/meta/metadata.json"
+T, SEED, SHARD_ROWS = 40, 3, 2_000
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """moto's S3 server holding a pool (30 shards) and a metadata list, the variables set for this
+    process and the ones it starts, and the reference: the same run over the same files on local disk."""
+    base = tmp_path_factory.mktemp("remote-run")
+    texts = make_texts(60_000, seed=5)
+    ids = list(range(len(texts)))
+    write_pool(base / "pool", {"id": ids, "url": [f"https://img.example.com/{i}.jpg" for i in ids], "text": texts},
+               files=3, row_group_size=1_000)
+    (base / "metadata.json").write_text(json.dumps(ENTRIES))
+    assert cli("run", "--pool", base / "pool", "--metadata", base / "metadata.json", "--t", T, "--seed", SEED,
+               "--shard-rows", SHARD_ROWS, "--out", base / "reference", "--quiet") == 0
+    patch = pytest.MonkeyPatch()
+    with s3_server() as endpoint:
+        for name, value in {**CREDENTIALS, "AWS_ENDPOINT_URL": endpoint, "RAY_AUTH_MODE": "disabled",
+                            "CURATION_CACHE_DIR": str(base / "driver-cache"), "CURATION_LOCK_LEASE_S": "5"}.items():
+            patch.setenv(name, value)
+        client = boto3.client("s3", endpoint_url=endpoint)
+        client.create_bucket(Bucket=BUCKET)
+        for part in sorted((base / "pool").glob("*.parquet")):
+            client.upload_file(str(part), BUCKET, f"laion/{part.name}")
+        client.upload_file(str(base / "metadata.json"), BUCKET, "meta/metadata.json")
+        try:
+            yield {"base": base, "client": client, "endpoint": endpoint,
+                   "fs": pafs.S3FileSystem(endpoint_override=endpoint, access_key="testing", secret_key="testing",
+                                           region="us-east-1")}
+        finally:
+            patch.undo()
+
+
+def run_args(out: str, *extra: object) -> list[object]:
+    return ["run", "--pool", POOL, "--metadata", METADATA, "--t", T, "--seed", SEED, "--shard-rows", SHARD_ROWS,
+            "--out", out, "--quiet", *extra]
+
+
+def keys(store: dict, prefix: str) -> list[str]:
+    pages = store["client"].get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
+    return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
+
+
+def read_json(store: dict, key: str) -> dict:
+    return json.loads(store["client"].get_object(Bucket=BUCKET, Key=key)["Body"].read())
+
+
+def curated_ids(store: dict, run: str) -> list[int]:
+    """The curated ids as a reader of the store finds them: through the selection pointer."""
+    pointer = read_json(store, f"{run}/curated/selection.json")
+    assert (pointer["t"], pointer["seed"]) == (T, SEED)
+    parts = [k for k in keys(store, f"{run}/curated/{pointer['parts']}/") if k.endswith(".parquet")]
+    return sorted(i for k in parts for i in pq.read_table(f"{BUCKET}/{k}", filesystem=store["fs"],
+                                                          columns=["id"]).column("id").to_pylist())
+
+
+def reference_ids(store: dict, t: float = T) -> list[int]:
+    """Ids kept at t in the local reference run, from its annotated ids and stored thresholds."""
+    reference = store["base"] / "reference"
+    ids = read_dir(reference / "annotated", ["id"]).column("id").to_numpy()
+    thresholds = read_dir(reference / "thresholds" / f"seed-{SEED}", ["k"]).column("k").to_numpy()
+    return sorted(ids[thresholds < t].tolist())
+
+
+def assert_same_as_reference(store: dict, run: str) -> None:
+    assert curated_ids(store, run) == reference_ids(store)
+    counts = pq.read_table(f"{BUCKET}/{run}/entry_counts.parquet", filesystem=store["fs"])
+    assert counts.equals(pq.read_table(store["base"] / "reference" / "entry_counts.parquet"))
+    record = read_json(store, f"{run}/run.json")
+    assert record["status"] == "complete" and record["rows"]["in"] == 60_000
+    assert f"{run}/.lock" not in keys(store, f"{run}/"), "the lock is released when the run ends"
+
+
+@pytest.fixture
+def ray_elsewhere(store: dict, tmp_path: Path) -> Iterator[Path]:
+    """A local Ray whose workers behave like another machine's: started where no AWS variable is set
+    (the driver forwards its own) and with a cache folder of their own, so nothing reaches them
+    through the driver's disk. Yields the workers' cache folder."""
+    ray = pytest.importorskip("ray")
+    if ray.is_initialized():
+        ray.shutdown()
+    patch = pytest.MonkeyPatch()
+    for name in (*CREDENTIALS, "AWS_ENDPOINT_URL"):
+        patch.delenv(name)
+    patch.setenv("CURATION_CACHE_DIR", str(tmp_path / "node-cache"))
+    try:
+        ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
+    finally:
+        patch.undo()
+    try:
+        yield tmp_path / "node-cache"
+    finally:
+        ray.shutdown()
+
+
+def test_a_run_in_s3_with_the_local_engine_curates_what_local_files_give(store: dict) -> None:
+    assert cli(*run_args(f"s3://{BUCKET}/runs/local", "--workers", 2)) == 0
+    assert_same_as_reference(store, "runs/local")
+    # every shard's outputs and marker, published object by object; nothing temporary left behind
+    names = keys(store, "runs/local/")
+    assert sum(k.startswith("runs/local/shards/") and k.endswith(".json") for k in names) == 30
+    assert sum(k.startswith("runs/local/annotated/") for k in names) == 30
+    assert not [k for k in names if "/." in k.removeprefix("runs/local/").replace("/.lock", "")]
+
+
+def test_a_run_in_s3_on_ray_reads_and_writes_only_through_the_store(store: dict, ray_elsewhere: Path) -> None:
+    assert cli(*run_args(f"s3://{BUCKET}/runs/ray", "--engine", "ray", "--workers", 2)) == 0
+    assert_same_as_reference(store, "runs/ray")
+    driver_cache = store["base"] / "driver-cache"
+    # the tasks worked on their own copies, and dropped the large files once published
+    assert ray_elsewhere.is_dir()
+    for cache in (driver_cache, ray_elsewhere):
+        assert not list(cache.rglob("annotated/part-*")) and not list(cache.rglob("curated/*/part-*"))
+
+
+def test_export_and_stats_read_a_run_in_s3(store: dict, capsys: pytest.CaptureFixture) -> None:
+    run = f"s3://{BUCKET}/runs/readers"
+    assert cli(*run_args(run)) == 0
+    capsys.readouterr()
+    assert cli("stats", run, "--t", T, "--json", "--quiet") == 0
+    remote = json.loads(capsys.readouterr().out)
+    assert cli("stats", store["base"] / "reference", "--t", T, "--json") == 0
+    local = json.loads(capsys.readouterr().out)
+    assert remote["at_t"] == local["at_t"] and remote["run_dir"] == run
+    assert cli("export", run, "--t", T, "--out", f"s3://{BUCKET}/manifests/m.parquet", "--quiet") == 0
+    manifest = pq.read_table(f"{BUCKET}/manifests/m.parquet", filesystem=store["fs"])
+    assert manifest.column_names == ["url", "caption"] and manifest.num_rows == len(reference_ids(store))
+    provenance = read_json(store, "manifests/m.provenance.json")
+    assert provenance["run_dir"] == run and provenance["rows"] == manifest.num_rows
+
+
+def test_balance_at_another_t_moves_the_selection_pointer(store: dict) -> None:
+    from curation import Run
+
+    run = f"s3://{BUCKET}/runs/rebalanced"
+    assert cli(*run_args(run)) == 0
+    assert Run(run).t == T  # a reader's copy, made now ...
+    assert cli("balance", run, "--t", 15, "--quiet") == 0
+    assert Run(run).t == 15  # ... and refreshed: run.json has the same size, and likely the same second
+    pointer = read_json(store, "runs/rebalanced/curated/selection.json")
+    assert (pointer["t"], pointer["seed"]) == (15, SEED)
+    folders = {k.split("/")[3] for k in keys(store, "runs/rebalanced/curated/") if k.count("/") > 3}
+    assert folders == {pointer["parts"]}, "the earlier selection is deleted once the pointer moved"
+    parts = keys(store, f"runs/rebalanced/curated/{pointer['parts']}/")
+    kept = sorted(i for k in parts for i in pq.read_table(f"{BUCKET}/{k}", filesystem=store["fs"],
+                                                          columns=["id"]).column("id").to_pylist())
+    assert kept == reference_ids(store, 15)
+    assert read_json(store, "runs/rebalanced/run.json")["rows"]["kept"] == len(kept)
+
+
+def _markers(store: dict, run: str) -> int:
+    return sum(k.endswith(".json") for k in keys(store, f"{run}/shards/"))
+
+
+@pytest.mark.parametrize(("engine", "stage"), [("local", "match"), ("local", "balance"), ("ray", "match")])
+def test_a_run_in_s3_killed_and_started_again_ends_the_same(store: dict, engine: str, stage: str,
+                                                            capsys: pytest.CaptureFixture) -> None:
+    run = f"runs/killed-{engine}-{stage}"
+    args = [str(a) for a in run_args(f"s3://{BUCKET}/{run}", "--engine", engine, "--workers", 1 if stage == "match"
+                                     and engine == "local" else 2)]
+    process = subprocess.Popen([sys.executable, "-m", "curation", *args], cwd=ROOT, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if stage == "match":
+        ready = lambda: _markers(store, run) > 0  # noqa: E731
+    else:  # curated parts exist, the selection pointer does not yet
+        ready = lambda: any("/part-" in k for k in keys(store, f"{run}/curated/"))  # noqa: E731
+    assert not kill_when(process, ready), "processes outlived the killed run"
+    markers = _markers(store, run)
+    if stage == "match":
+        assert 0 < markers < 30, f"the kill should land while shards are matched: {process.stderr.read()}"
+    else:
+        assert markers == 30 and not keys(store, f"{run}/curated/selection.json"), process.stderr.read()
+    assert not keys(store, f"{run}/run.json")
+    assert keys(store, f"{run}/.lock"), "a killed run leaves its lock behind"
+    capsys.readouterr()
+    assert cli(*args) == 0  # same host, its holder gone: the lock is taken over at once
+    if stage == "match":
+        assert f"resuming: {markers} of 30 shards already matched" in capsys.readouterr().err
+    assert_same_as_reference(store, run)
+
+
+def _put_lock(store: dict, run: str, host: str, expires: float) -> None:
+    store["client"].put_object(Bucket=BUCKET, Key=f"{run}/.lock",
+                               Body=json.dumps({"host": host, "pid": 1, "expires": expires}).encode())
+
+
+def test_the_lock_object_keeps_a_second_writer_out(store: dict, capsys: pytest.CaptureFixture) -> None:
+    from curation import mirror
+
+    uri = f"s3://{BUCKET}/runs/locked"
+    with mirror.exclusive(mirror.open_run(uri)):
+        capsys.readouterr()
+        assert cli(*run_args(uri)) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: another curation process (pid ") and f"holds {uri}/.lock" in err
+        assert len(err.splitlines()) == 1
+        time.sleep(4)  # beyond most of the 5 s lease: the holder renews it while it lives
+        assert cli(*run_args(uri)) == 2
+    assert not keys(store, "runs/locked/.lock") and not keys(store, "runs/locked/plan.json")
+    _put_lock(store, "runs/locked", "another-machine", time.time() + 600)
+    assert cli(*run_args(uri)) == 2
+    assert "on another-machine" in capsys.readouterr().err
+    _put_lock(store, "runs/locked", "another-machine", time.time() - 1)  # its lease ran out: a killed run
+    assert cli(*run_args(uri)) == 0
+    assert_same_as_reference(store, "runs/locked")
+
+
+@pytest.mark.parametrize(("out", "said"), [
+    ("gs://bucket/runs/x", "error: run directories can live on s3:// (and S3-compatible stores), not gs://"),
+    ("https://example.org/runs/x", "error: run directories can live on s3:// (and S3-compatible stores), not https://"),
+    ("s3://no-such-bucket/runs/x", "error: cannot lock s3://no-such-bucket/runs/x/.lock: "),
+])
+def test_a_run_directory_where_none_can_live_is_one_line(store: dict, out: str, said: str,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    capsys.readouterr()
+    assert cli(*run_args(out)) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(said) and len(err.splitlines()) == 1
+    assert not Path("gs:").exists() and not Path("s3:").exists()
+
+
+def test_a_background_job_writes_its_run_to_s3(store: dict, tmp_path: Path) -> None:
+    from curation.jobs import log_tail, run_progress, start_job, wait
+
+    uri = f"s3://{BUCKET}/runs/job/"
+    job = start_job(tmp_path / "jobs", POOL, METADATA, T, SEED, uri, workers=1)
+    status = wait(tmp_path / "jobs", job, timeout_s=300)
+    assert status.state == "finished", log_tail(tmp_path / "jobs", job, lines=40)
+    assert status.out == uri.rstrip("/") and run_progress(status.out) == (1.0, "complete")
+    pointer = read_json(store, "runs/job/curated/selection.json")
+    assert (pointer["t"], pointer["seed"]) == (T, SEED)
+
+
+def test_the_dashboard_opens_a_run_in_s3(store: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    from streamlit.testing.v1 import AppTest
+
+    from curation import Run
+
+    uri = f"s3://{BUCKET}/runs/dashboard"
+    assert cli(*run_args(uri)) == 0
+    before = keys(store, "runs/dashboard/")
+    monkeypatch.setenv("CURATION_RUNS_DIR", str(tmp_path / "runs"))
+    import dashboard.data
+
+    importlib.reload(dashboard.data)
+    try:
+        app = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=120)
+        app.session_state["run_dir"] = uri
+        app.run()
+        assert not app.exception and not app.error, [e.value for e in app.error]
+        app.switch_page("views/balance.py").run()
+        app.number_input(key="t").set_value(T).run()
+        assert not app.exception and not app.error, [e.value for e in app.error]
+        kept = next(m.value for m in app.metric if m.label == "Kept pairs")
+        assert int(kept.replace(",", "")) == Run(uri).size_at(T) == len(reference_ids(store))
+        assert json.loads((tmp_path / "runs" / ".recent.json").read_text())[0] == uri
+    finally:
+        monkeypatch.undo()
+        importlib.reload(dashboard.data)
+    assert keys(store, "runs/dashboard/") == before, "reading takes no lock and writes nothing"
+
+
+def test_a_store_that_goes_away_mid_run_ends_it_in_one_line_and_the_run_resumes(store: dict) -> None:
+    """The store cut off while shards are matched (every connection dropped, new ones refused): the run
+    retries, then stops with one line naming an object, exit 2; with the store back, the same command
+    takes the stale lock over and ends as the reference."""
+    from servers import CuttableProxy
+
+    run = "runs/cut-off"
+    proxy = CuttableProxy(int(store["endpoint"].rsplit(":", 1)[1]))
+    try:
+        env = {**os.environ, "AWS_ENDPOINT_URL": proxy.endpoint}
+        args = [str(a) for a in run_args(f"s3://{BUCKET}/{run}", "--workers", 1)]
+        process = subprocess.Popen([sys.executable, "-m", "curation", *args], cwd=ROOT, env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and process.poll() is None and not _markers(store, run):
+            time.sleep(0.01)
+        proxy.cut()
+        _, err = process.communicate(timeout=300)
+        assert process.returncode == 2 and len(err.strip().splitlines()) == 1, err
+        assert err.startswith("error: cannot ") and f"s3://{BUCKET}/" in err
+        assert 0 < _markers(store, run) < 30
+        proxy.restore()
+        resumed = subprocess.run([sys.executable, "-m", "curation", *args], cwd=ROOT, env=env,
+                                 capture_output=True, text=True, timeout=300)
+        assert resumed.returncode == 0, resumed.stderr
+        assert "resuming:" in resumed.stderr
+    finally:
+        proxy.close()
+    assert_same_as_reference(store, run)
