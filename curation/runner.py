@@ -111,7 +111,7 @@ def _settle_plan(run: RunDir, plan: dict) -> dict:
                    if _comparable(previous.get(name), name) != _comparable(plan.get(name), name)]
         if changed:
             raise CurationError(
-                f"{run.root} holds a run with other {', '.join(changed)}; "
+                f"{run.spec} holds a run with other {', '.join(changed)}; "
                 "choose another --out, or remove that directory to start afresh")
         return previous
     if mirror.contents(run):
