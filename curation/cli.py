@@ -12,8 +12,6 @@ import time
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
-from tqdm import tqdm
-
 from curation import mirror, storage
 from curation.engines import ENGINES
 from curation.errors import CurationError
@@ -21,6 +19,7 @@ from curation.export import COLUMN_SETS, FORMATS, write_manifest
 from curation.matchers import DEFAULT_MATCHER, MATCHERS
 from curation.memory import keep_freed_memory
 from curation.preview_files import DEFAULT_SAMPLE_PAIRS
+from curation.progress import progress_bar
 from curation.runner import Execution, MatchRequest, balance_run, build_preview, match_pool, write_run_record
 from curation.rundir import RunDir, atomic_write_table, read_json
 from curation.summary import Run, existing_run
@@ -349,8 +348,7 @@ def command_export(args: argparse.Namespace, argv: Sequence[str]) -> int:
     out = args.out if storage.is_uri(args.out) else Path(args.out)
     by_suffix = {suffix: name for name, suffix in FORMATS.items()}
     file_format = args.format or by_suffix.get(PurePosixPath(storage.name_of(str(out))).suffix, "parquet")
-    with tqdm(total=len(run.shard_indices), desc="export", unit="shards", disable=args.quiet, file=sys.stderr,
-              dynamic_ncols=True) as bar:
+    with progress_bar(len(run.shard_indices), "export", "shards", enabled=not args.quiet) as bar:
         result = write_manifest(run.dir.root, out, args.t, seed, file_format, args.columns,
                                 lambda done, total: bar.update(done - bar.n), run.name)
     print(f"exported {result.rows:,} pairs kept at t={args.t:g} (seed {seed}) to {result.path}; "

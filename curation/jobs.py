@@ -2,7 +2,7 @@
 page reload (or a new dashboard process) finds every job with its progress, its log and its outcome.
 
     JOBS/<id>/job.json    the kind (run or export), the command, its output, the process id, when it started
-    JOBS/<id>/log.txt     what the run printed (progress bars included)
+    JOBS/<id>/log.txt     what the run printed (progress as plain lines: its stderr is not a terminal)
     JOBS/<id>/exit_code   written when the process ends
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import re
 import shlex
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from pathlib import Path
 from curation import mirror, storage
 from curation.errors import CurationError
 from curation.pool import resolve_files
+from curation.progress import LINE
 from curation.rundir import RunDir, atomic_write_json
 
 _PROCESSES: dict[str, subprocess.Popen] = {}  # reaped on every look, so no zombie outlives a refresh
@@ -136,21 +136,14 @@ def log_tail(jobs_dir: Path, job_id: str, lines: int = 12) -> str:
     return "\n".join([line for line in shown if line.strip()][-lines:])
 
 
-_BAR = re.compile(r"^(?P<label>[^:|]+):.*?\|\s*(?P<done>[\d.]+[kMG]?)/(?P<total>[\d.]+[kMG]?)")
-_SCALE = {"": 1, "k": 1e3, "M": 1e6, "G": 1e9}
-
-
-def _number(text: str) -> float:
-    return float(text[:-1]) * _SCALE[text[-1]] if text[-1] in _SCALE else float(text)
-
-
 def log_progress(jobs_dir: Path, job_id: str) -> tuple[float, str]:
-    """How far a job has come, from the last progress bar in its log ("export: 40%|... | 4/10 ...")."""
+    """How far a job has come, from the last progress line in its log ("export: 4 of 10 shards (40%)",
+    as curation/progress.py writes them when stderr is a file)."""
     for line in reversed(log_tail(jobs_dir, job_id, lines=40).splitlines()):
-        found = _BAR.match(line.strip())
+        found = LINE.match(line.strip())
         if found:
-            done, total = _number(found["done"]), _number(found["total"])
-            return (done / total if total else 0.0), f"{found['label'].strip()}: {found['done']} of {found['total']}"
+            done, total = (int(found[name].replace(",", "")) for name in ("done", "total"))
+            return (done / total if total else 0.0), f"{found['label']}: {found['done']} of {found['total']}"
     return 0.0, "starting"
 
 

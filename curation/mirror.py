@@ -33,10 +33,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow.fs as pafs
-from tqdm import tqdm
 
 from curation import storage
 from curation.errors import CurationError
+from curation.progress import progress_bar
 from curation.rundir import RunDir
 
 CACHE_ENV = "CURATION_CACHE_DIR"
@@ -187,8 +187,8 @@ def fetch_tree(run: RunDir, directory: Path, skip: tuple[str, ...] = (), progres
                     and not relative.startswith(skip):
                 local.unlink()
     stale = [(relative, info) for relative, info in sorted(wanted.items()) if not _current(run.root / relative, info)]
-    with tqdm(total=sum(info.size for _, info in stale), desc=f"copy {run.source}", unit="B", unit_scale=True,
-              disable=not progress or not stale, dynamic_ncols=True) as bar, \
+    with progress_bar(sum(info.size for _, info in stale), f"copy {run.source}", "B",
+                      enabled=progress and bool(stale)) as bar, \
             ThreadPoolExecutor(DOWNLOAD_THREADS) as pool:
         def copy(item: tuple[str, pafs.FileInfo]) -> int:
             relative, info = item

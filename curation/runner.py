@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from tqdm import tqdm
 
 from curation import counting, matchers, mirror, preview_files, stages, storage
 from curation.engines import Engine, make_engine
 from curation.errors import CurationError
+from curation.progress import Bar, progress_bar
 from curation.pool import Shard, file_signature, inspect_pool, plan_shards, resolve_files
 from curation.rundir import (FORMAT_VERSION, RunDir, atomic_write_json, atomic_write_table, read_json,
                              remove_leftovers, swap_directory)
@@ -64,9 +64,8 @@ class MatchRequest:
     matcher: str = matchers.DEFAULT_MATCHER
 
 
-def _bar(total: int, desc: str, unit: str, execution: Execution) -> tqdm:
-    return tqdm(total=total, desc=desc, unit=unit, unit_scale=unit == "pairs", disable=not execution.progress,
-                file=sys.stderr, dynamic_ncols=True)
+def _bar(total: int, desc: str, unit: str, execution: Execution) -> Bar:
+    return progress_bar(total, desc, unit, execution.progress)
 
 
 def _load_metadata(path: str, drop_invalid: bool) -> list[str]:
