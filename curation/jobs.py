@@ -68,6 +68,7 @@ def start_job(jobs_dir: Path, pool: str, metadata: str, t: float, seed: int, out
         target = mirror.open_run(out).spec
     else:
         target = str(Path(out).resolve())
+        mirror.check_output(target)  # a file, or a folder that cannot be made: one line now, not a failed job
         if _is_locked(Path(target)):
             raise CurationError(f"another curation process is using {out}; wait for it or choose another output")
     _check_free(jobs_dir, target, out)

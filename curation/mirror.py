@@ -31,6 +31,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import pyarrow.fs as pafs
 
@@ -301,18 +302,64 @@ def exclusive(run: RunDir) -> Iterator[None]:
             yield
         return
     root = run.root
-    root.mkdir(parents=True, exist_ok=True)
-    handle = open(root / LOCK_NAME, "w")
+    created = _make_folder(root)
     try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise CurationError(f"another curation process is using {root}; wait for it or choose another --out") from None
-        handle.write(str(os.getpid()))
-        handle.flush()
-        yield
+        with _open_lock(root) as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise CurationError(f"another curation process is using {root}; wait for it or choose another --out") from None
+            handle.write(str(os.getpid()))
+            handle.flush()
+            yield
     finally:
-        handle.close()
+        _remove_if_bare(root, created)
+
+
+def check_output(spec: str) -> None:
+    """Refuse, in one line and before a background run starts, a local --out that cannot become a run
+    directory (a file, or a folder that cannot be made); by making it, and removing what was made."""
+    if not storage.is_uri(spec):
+        root = Path(spec)
+        _remove_if_bare(root, _make_folder(root))
+
+
+def _make_folder(root: Path) -> Path | None:
+    """Make the run directory and its missing parents; the topmost folder made (None: it existed)."""
+    if root.is_dir():
+        return None
+    if root.exists():
+        raise CurationError(f"{root} is a file, not a run directory; choose another --out")
+    top = root
+    while not top.parent.exists() and top.parent != top:
+        top = top.parent
+    try:
+        root.mkdir(parents=True)
+    except OSError as error:
+        raise CurationError(f"cannot make the run directory {root}: {error.strerror or error}") from None
+    return top
+
+
+def _open_lock(root: Path) -> IO[str]:
+    try:
+        return open(root / LOCK_NAME, "w")
+    except OSError as error:
+        raise CurationError(f"cannot write in {root}: {error.strerror or error}; choose another --out") from None
+
+
+def _remove_if_bare(root: Path, created: Path | None) -> None:
+    """Remove the folders ``_make_folder`` made when they hold nothing but the lock: a run that failed
+    before its plan leaves no folder behind."""
+    if created is None or not root.is_dir() or any(p.name != LOCK_NAME for p in root.iterdir()):
+        return
+    (root / LOCK_NAME).unlink(missing_ok=True)
+    for folder in (root, *root.parents):
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (another run made something there): it stays
+            return
+        if folder == created:
+            return
 
 
 def _lease() -> float:

@@ -128,6 +128,43 @@ def test_out_that_is_not_a_run_directory(tmp_path: Path, pool: Path, metadata: P
     assert_one_line_error(result, "not a run directory")
 
 
+def test_out_that_is_a_file_is_refused_and_left_alone(tmp_path: Path, pool: Path, metadata: Path) -> None:
+    out = tmp_path / "notes.md"
+    out.write_text("mine")
+    result = run_cli("run", "--pool", pool, "--metadata", metadata, "--t", 5, "--out", out)
+    assert_one_line_error(result, "notes.md is a file, not a run directory")
+    assert result.returncode == 2 and out.read_text() == "mine"
+
+
+def test_out_below_a_file_is_one_line(tmp_path: Path, pool: Path, metadata: Path) -> None:
+    (tmp_path / "file").write_text("mine")
+    result = run_cli("run", "--pool", pool, "--metadata", metadata, "--t", 5, "--out", tmp_path / "file" / "below")
+    assert_one_line_error(result, "cannot make the run directory", "below")
+    assert result.returncode == 2
+
+
+@pytest.mark.skipif(not Path("/proc/self").exists(), reason="needs Linux's /proc, where nothing can be made")
+def test_out_in_proc_is_one_line(tmp_path: Path, pool: Path, metadata: Path) -> None:
+    result = run_cli("run", "--pool", pool, "--metadata", metadata, "--t", 5, "--out", "/proc/nope")
+    assert_one_line_error(result, "cannot make the run directory /proc/nope")
+    assert result.returncode == 2
+
+
+def test_a_failed_start_leaves_no_folder_behind(tmp_path: Path, metadata: Path) -> None:
+    out = tmp_path / "new" / "deeper" / "o"
+    result = run_cli("run", "--pool", tmp_path / "nope", "--metadata", metadata, "--t", 5, "--out", out)
+    assert_one_line_error(result, "pool not found")
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_failed_start_in_an_existing_folder_keeps_the_folder(tmp_path: Path, metadata: Path) -> None:
+    out = tmp_path / "o"
+    out.mkdir()
+    result = run_cli("run", "--pool", tmp_path / "nope", "--metadata", metadata, "--t", 5, "--out", out)
+    assert_one_line_error(result, "pool not found")
+    assert out.is_dir()
+
+
 def test_stats_and_balance_on_a_non_run(tmp_path: Path) -> None:
     assert_one_line_error(run_cli("stats", tmp_path / "missing"), "run directory not found")
     assert_one_line_error(run_cli("balance", tmp_path, "--t", 5), "not a run directory")

@@ -10,7 +10,7 @@ import pytest
 from curation import Run
 from curation.errors import CurationError
 from curation.jobs import list_jobs, log_progress, log_tail, start_job, wait
-from curation.mirror import exclusive, open_run
+from curation.mirror import check_output, exclusive, open_run
 
 
 def test_a_job_runs_to_completion(tmp_path: Path, pool: Path, metadata: Path) -> None:
@@ -42,6 +42,30 @@ def test_bad_requests_are_refused_before_starting(tmp_path: Path, pool: Path, me
     with pytest.raises(CurationError, match="positive"):
         start_job(jobs, str(pool), str(metadata), 0, 0, str(tmp_path / "out"))
     assert list_jobs(jobs) == []
+
+
+def test_an_output_that_cannot_be_a_run_directory_is_refused_before_starting(tmp_path: Path, pool: Path,
+                                                                             metadata: Path) -> None:
+    jobs, file = tmp_path / "jobs", tmp_path / "notes.md"
+    file.write_text("mine")
+    with pytest.raises(CurationError, match="notes.md is a file, not a run directory"):
+        start_job(jobs, str(pool), str(metadata), 40, 0, str(file))
+    with pytest.raises(CurationError, match="cannot make the run directory .*below"):
+        start_job(jobs, str(pool), str(metadata), 40, 0, str(file / "below"))
+    assert list_jobs(jobs) == [] and file.read_text() == "mine"
+
+
+def test_checking_a_new_output_leaves_no_folder(tmp_path: Path) -> None:
+    check_output(str(tmp_path / "new" / "out"))
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_job_that_fails_before_its_plan_leaves_no_folder(tmp_path: Path, pool: Path) -> None:
+    bad = tmp_path / "dup.json"
+    bad.write_text(json.dumps(["dog", "dog"]))
+    jobs, out = tmp_path / "jobs", tmp_path / "new" / "out"
+    assert wait(jobs, start_job(jobs, str(pool), str(bad), 40, 0, str(out))).state == "failed"
+    assert not (tmp_path / "new").exists()
 
 
 def test_a_second_job_on_a_busy_output_is_refused(tmp_path: Path, pool: Path, metadata: Path) -> None:
