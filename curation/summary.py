@@ -32,6 +32,8 @@ def existing_run(spec: str | Path) -> RunDir:
     """A run directory that has been matched (on disk or in a store), or a one-line error. Checked
     from a reader's copy: a writer may be at work in the run's own copy."""
     run = mirror.open_run(spec, reading=True)
+    if not run.source and run.root.exists() and not run.root.is_dir():
+        raise CurationError(f"{spec} is a file, not a run directory")
     if not run.source and not run.root.is_dir():
         raise CurationError(f"run directory not found: {spec}")
     if not mirror.fetch(run, run.plan_json) or not mirror.fetch(run, run.entry_counts):

@@ -170,6 +170,36 @@ def test_stats_and_balance_on_a_non_run(tmp_path: Path) -> None:
     assert_one_line_error(run_cli("balance", tmp_path, "--t", 5), "not a run directory")
 
 
+def test_stats_on_a_file_says_it_is_a_file(tmp_path: Path) -> None:
+    file = tmp_path / "notes.md"
+    file.write_text("mine")
+    for command in (("stats", file), ("balance", file, "--t", 5), ("export", file, "--t", 5, "--out", "m.parquet")):
+        assert_one_line_error(run_cli(*command), "notes.md is a file, not a run directory")
+
+
+@pytest.mark.parametrize("typo, meant", [("--metdata", "--metadata"), ("--seeds", "--seed")])
+def test_a_mistyped_option_is_named_even_when_a_required_one_is_missing(tmp_path: Path, pool: Path,
+                                                                         metadata: Path, typo: str, meant: str) -> None:
+    arguments = {"--pool": pool, "--metadata": metadata, "--t": 5, "--seed": 1, "--out": tmp_path / "o"}
+    given = [str(part) for name, value in arguments.items() for part in (typo if name == meant else name, value)]
+    result = run_cli("run", *given)
+    assert_one_line_error(result, f"unrecognized option {typo}", f"did you mean {meant}?", "run --help")
+    assert result.returncode == 2 and not (tmp_path / "o").exists()
+
+
+def test_an_unknown_option_beside_every_required_one_is_named_by_its_command(tmp_path: Path, pool: Path,
+                                                                             metadata: Path) -> None:
+    result = run_cli("run", "--pool", pool, "--metadata", metadata, "--t", 5, "--out", tmp_path / "o",
+                     "--metdata", metadata)
+    assert_one_line_error(result, "unrecognized option --metdata", "did you mean --metadata?", "run --help")
+
+
+def test_abbreviations_and_negative_values_are_not_taken_for_typos(tmp_path: Path, pool: Path,
+                                                                  metadata: Path) -> None:
+    result = run_cli("run", "--pool", pool, "--meta", metadata, "--t", -3, "--out", tmp_path / "o")
+    assert_one_line_error(result, "t must be a positive number")
+
+
 def test_help_explains_each_command() -> None:
     for command in ("run", "match", "balance", "stats"):
         result = run_cli(command, "--help")
