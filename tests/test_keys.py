@@ -7,6 +7,7 @@ import pyarrow as pa
 import pytest
 import xxhash
 
+from curation.cli import build_parser
 from curation.errors import CurationError
 from curation.keys import content_key_texts, hash_keys, id_key_texts
 
@@ -42,8 +43,13 @@ def test_integer_and_string_ids_with_the_same_text_give_the_same_key():
 
 @pytest.mark.parametrize("values", [[1, None, 3], ["a", None], [None]])
 def test_missing_ids_are_refused(values):
-    with pytest.raises(CurationError, match="uid"):
+    with pytest.raises(CurationError, match="uid") as refused:
         id_key_texts(pa.array(values), "uid")
+    # The hint names an option that exists (there is no `--id-column none`).
+    assert "--content-key" in str(refused.value) and "--id-column" not in str(refused.value)
+    hinted = build_parser().parse_args(["run", "--pool", "p", "--metadata", "m", "--t", "1", "--out", "o",
+                                        "--content-key"])
+    assert hinted.content_key
 
 
 # --- key texts from the content -----------------------------------------------------------------------------
