@@ -108,7 +108,8 @@ def find_pairs(root: Path, seed: int, t: float, kept: bool, columns: Sequence[st
 
 def _none_can_match(root: Path, entry_id: int, t: float, kept: bool) -> bool:
     """True when no pair of the entry can be found, known from its count alone: an entry that matches
-    nothing, or dropped pairs of a tail entry (count <= t keeps every pair holding it: k < c <= t)."""
+    nothing, or dropped pairs of an entry of count <= t (the tail, or a head entry at exactly t): every
+    pair holding it is kept, k < c <= t."""
     count = int(entry_counts(str(root))[entry_id])
     return count == 0 or (not kept and count <= t)
 

@@ -219,8 +219,8 @@ def _print_balance(record: dict) -> None:
     rows, balance = record["rows"], record["balance"]
     t = record["parameters"]["t"]
     print(f"kept at t={t:g}  {rows['kept']:>12,}  (expected {rows['expected_kept']:,.1f})")
-    print(f"head entries     {balance['head_entries']:>12,}  of {balance['matched_entries']:,} matched "
-          f"({balance['unmatched_entries']:,} entries match nothing)")
+    print(f"head entries     {balance['head_entries']:>12,}  of {balance['matched_entries']:,} matched: "
+          f"counted t times or more ({balance['unmatched_entries']:,} entries match nothing)")
     print(f"tail share p(t)  {balance['tail_share']:>12.4f}")
 
 
@@ -278,6 +278,10 @@ def _recorded_seed(run: RunDir) -> int:
     return 0 if seed is None else int(seed)
 
 
+HEAD_TAIL_LEGEND = ("head: entries counted t times or more (each keeps about t of its pairs; one at exactly t keeps them all)\n"
+                    "tail: entries counted fewer than t times (every pair kept); p(t): the tail's share of all matches")
+
+
 def _expected_cell(row: dict) -> str:
     if row["expected_kept_exact"]:
         return f"{row['expected_kept']:,.1f}"
@@ -293,6 +297,7 @@ def _print_stats(report: dict) -> None:
             print(f"{row['t']:>12g} {row['kept']:>12,} {_expected_cell(row):>20} "
                   f"{row['share_of_pool']:>8.2%} {row['head_entries']:>8,} {row['tail_entries']:>8,} "
                   f"{row['tail_share']:>8.4f}")
+        print(HEAD_TAIL_LEGEND)
         estimates = report["estimates"]
         if not estimates["exact"]:
             print(f"expected: estimated from a uniform sample of {estimates['sampled_pairs']:,} of the "

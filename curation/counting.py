@@ -73,10 +73,13 @@ class HeadTail:
 
 
 def head_tail(counts: np.ndarray, t: float) -> HeadTail:
-    """Head entries have c_e > t, tail entries 0 < c_e <= t (their pairs are always kept)."""
+    """Tail entries have 0 < c_e < t, as in p(t) (MetaCLIP 2's t_to_p), so tail_matches / matches is
+    p(t); head entries have c_e >= t. Pairs of the tail are always kept, and so are those of a head
+    entry at exactly t (t / c_e = 1): a pair's fate does not hang on which side that entry is named."""
     counts = np.asarray(counts, dtype=np.int64)
-    head = counts > t
-    tail = (counts > 0) & ~head
+    matched = counts > 0
+    head = matched & (counts >= t)
+    tail = matched & ~head
     return HeadTail(
         t=float(t),
         entries=int(len(counts)),

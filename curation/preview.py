@@ -136,7 +136,7 @@ class PairSample:
                 missed = _product_of_misses(block, t)
                 missed_sum += float(missed.sum())
                 kept_squares += float(((1.0 - missed) ** 2).sum())
-        # P = 1 for the m - at_risk pairs with a tail entry, 1 - missed for the others.
+        # P = 1 for the m - at_risk pairs with an entry of count <= t, 1 - missed for the others.
         total = m - missed_sum
         squares = (m - at_risk) + kept_squares
         mean = total / m
@@ -250,14 +250,14 @@ class BalancePreview:
         """counting.head_tail by binary search over the sorted counts (no pass over the entries)."""
         ordered, cumulative = self.sorted_counts, self.cumulative_counts
         zero = int(np.searchsorted(ordered, 0, side="right"))
-        at_most_t = int(np.searchsorted(ordered, t, side="right"))
-        below_t = int(np.searchsorted(ordered, t, side="left"))
+        below_t = max(zero, int(np.searchsorted(ordered, t, side="left")))  # the unmatched and the tail: c < t
         total = int(cumulative[-1])
+        tail_matches = int(cumulative[below_t])
         return counting.HeadTail(
             t=float(t), entries=len(ordered), matched_entries=len(ordered) - zero, unmatched_entries=zero,
-            head_entries=len(ordered) - at_most_t, tail_entries=at_most_t - zero, matches=total,
-            head_matches=total - int(cumulative[at_most_t]), tail_matches=int(cumulative[at_most_t]),
-            tail_share=float(cumulative[below_t]) / total if total else 0.0)
+            head_entries=len(ordered) - below_t, tail_entries=below_t - zero, matches=total,
+            head_matches=total - tail_matches, tail_matches=tail_matches,
+            tail_share=tail_matches / total if total else 0.0)
 
     def entry_probabilities(self, t: float) -> np.ndarray:
         return entry_keep_probabilities(self.counts, t)

@@ -488,8 +488,9 @@ def test_balanced_counts_equal_naive_count_over_kept_pairs(small_pool, t):
     assert got.tolist() == expected.tolist()
 
 
-def test_balanced_counts_keep_every_match_of_tail_entries(big_pool):
-    # Every pair holding a tail entry is kept, so a tail entry keeps all its matches; no entry gains.
+def test_balanced_counts_keep_every_match_of_entries_counted_at_most_t(big_pool):
+    # Every pair holding an entry with c <= t (the tail, c < t, and a head entry at exactly t) is kept,
+    # so such an entry keeps all its matches; no entry gains.
     lists, entry_ids, _, counts, thresholds = big_pool
     t = 1_000.0
     got = balanced_counts(entry_ids, thresholds, t, len(counts))

@@ -185,8 +185,8 @@ def test_t_for_tail_share_refuses_shares_outside_unit_interval(share):
 def test_head_tail_split(t):
     counts = random_counts(random.Random(7), 300)
     split = head_tail(counts, t)
-    head = [int(c) for c in counts if c > t]
-    tail = [int(c) for c in counts if 0 < c <= t]
+    head = [int(c) for c in counts if c > 0 and c >= t]
+    tail = [int(c) for c in counts if 0 < c < t]
     assert split.t == t
     assert split.entries == len(counts)
     assert split.head_entries == len(head)
@@ -200,20 +200,26 @@ def test_head_tail_split(t):
     assert split.head_entries + split.tail_entries + split.unmatched_entries == split.entries
     assert split.head_entries + split.tail_entries == split.matched_entries
     assert split.head_matches + split.tail_matches == split.matches
-    # p(t) is the share strictly below t, even though the tail includes c_e == t.
+    # One definition: p(t) is the tail's share of all matches.
     assert split.tail_share == pytest.approx(naive_tail_share(counts, t), abs=1e-15)
+    assert split.tail_share == pytest.approx(split.tail_matches / split.matches if split.matches else 0.0)
 
 
-def test_entry_at_exactly_t_is_tail():
+def test_entry_at_exactly_t_is_head_and_not_in_the_tail_share():
     split = head_tail(np.array([0, 3, 4, 5]), 4)
-    assert (split.head_entries, split.tail_entries, split.unmatched_entries) == (1, 2, 1)
-    assert (split.head_matches, split.tail_matches) == (5, 7)
-    assert split.tail_share == pytest.approx(3 / 12)
+    assert (split.head_entries, split.tail_entries, split.unmatched_entries) == (2, 1, 1)
+    assert (split.head_matches, split.tail_matches) == (9, 3)
+    assert split.tail_share == pytest.approx(3 / 12) == tail_share(np.array([0, 3, 4, 5]), 4)
+
+
+def test_at_t_1_every_matched_entry_is_head_and_the_tail_is_empty():
+    split = head_tail(np.array([0, 1, 1, 2, 7]), 1)
+    assert (split.head_entries, split.tail_entries, split.tail_matches, split.tail_share) == (4, 0, 0, 0.0)
 
 
 def test_head_tail_as_dict_carries_every_field():
     values = head_tail(np.array([1, 10, 100]), 10).as_dict()
-    assert values["head_entries"] == 1
-    assert values["tail_entries"] == 2
+    assert values["head_entries"] == 2
+    assert values["tail_entries"] == 1
     assert values["matches"] == 111
     assert set(values) >= {"t", "head_matches", "tail_matches", "tail_share", "unmatched_entries"}

@@ -128,6 +128,16 @@ def test_search_with_quotes_and_sql(app: AppTest) -> None:
     assert not app.exception and metric(app, "Matches")
 
 
+def test_entries_at_t_call_an_entry_counted_exactly_t_times_head(app: AppTest) -> None:
+    app.switch_page("views/entries.py").run()
+    first = app.dataframe[0].value.iloc[0]  # the most matched entry, by default
+    app.session_state["t"] = float(first["count"])
+    app.run()
+    frame = app.dataframe[0].value
+    assert frame.iloc[0]["at t"] == "head" and frame.iloc[0]["p_e"] == 1.0
+    assert set(frame.loc[frame["count"] < first["count"], "at t"]) <= {"tail", "unmatched"}
+
+
 def test_a_job_with_a_missing_pool_gets_a_message(app: AppTest, dirs: dict[str, Path]) -> None:
     app.switch_page("views/jobs.py").run()
     app.text_input(key="job_pool").set_value(str(dirs["runs"] / "no-such-pool"))
@@ -158,9 +168,9 @@ def test_samples_for_one_entry_with_thumbnails(app: AppTest) -> None:
     assert (frame["k"] < 200).all()
     app.radio(key="sample_kind").set_value("dropped").run()
     assert (app.dataframe[0].value["k"] >= 200).all()
-    app.session_state["t"] = 1e9  # every entry is a tail entry: nothing can be dropped
+    app.session_state["t"] = 1e9  # every entry is counted at most t times: nothing can be dropped
     app.run()
-    assert any("is a tail entry" in i.value for i in app.info) and not app.dataframe
+    assert any("no more than t = 1e+09" in i.value for i in app.info) and not app.dataframe
     app.text_input(key="sample_entry").set_value("no such entry at all").run()
     assert any("is not an entry" in w.value for w in app.warning)
 

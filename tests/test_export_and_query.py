@@ -69,7 +69,7 @@ def test_found_pairs_of_one_entry_start_from_the_sample(run_dir: Path) -> None:
 
 
 def test_pairs_of_each_entry_found_or_known_absent(run_dir: Path) -> None:
-    """Dropped pairs of a tail entry (count <= t) are known absent without a search; every other
+    """Dropped pairs of an entry counted at most t times (the tail, or exactly t) are known absent without a search; every other
     entry's pairs are searched for, and both agree with a pass over every pair."""
     ids, lists, k = texts_and_keys(run_dir)
     counts, t = Run(run_dir).counts, 40.0

@@ -45,6 +45,18 @@ def test_with_every_pair_in_the_sample_answers_equal_a_full_pass(pool, t: float)
     assert preview.matched_pairs == sum(1 for x in entry_ids.to_pylist() if x)
 
 
+def test_head_and_tail_at_a_t_equal_to_a_count(pool) -> None:
+    """An entry counted exactly t times is head, and outside the tail share, as in counting.head_tail."""
+    entry_ids, thresholds, counts, _ = pool
+    preview = BalancePreview.build(entry_ids, thresholds, counts)
+    for t in np.unique(counts[counts > 0])[::7]:
+        split = preview.head_tail(float(t))
+        assert split == counting.head_tail(counts, float(t))
+        assert split.head_entries == int((counts >= t).sum())
+        assert split.tail_matches == int(counts[counts < t].sum())
+        assert split.tail_share == pytest.approx(split.tail_matches / split.matches)
+
+
 def test_the_expected_size_is_the_same_in_chunks_of_any_size(pool, monkeypatch) -> None:
     entry_ids, thresholds, counts, _ = pool
     preview = BalancePreview.build(entry_ids, thresholds, counts)

@@ -79,7 +79,7 @@ def test_curated_rows_are_the_annotated_rows_below_t(finished: Path) -> None:
     assert sorted(curated.column("id").to_pylist()) == expected_ids
     assert curated.column_names == annotated.column_names
     assert run.size_at(40) == len(expected_ids)
-    # Unmatched pairs are never kept; pairs holding a tail entry (c_e <= t) always are.
+    # Unmatched pairs are never kept; pairs holding an entry with c_e <= t (the tail, c_e < t, or exactly t) always are.
     counts = run.counts
     for ids, kept in zip(annotated.column("entry_ids").to_pylist(), thresholds < 40):
         if not ids:
@@ -137,12 +137,29 @@ def test_stats_reports_sizes_and_tail_share(finished: Path, capsys: pytest.Captu
     assert first["kept"] <= second["kept"]
     counts = run.counts
     assert first["tail_share"] == pytest.approx(counts[counts < 40].sum() / counts.sum())
-    assert first["head_entries"] == int((counts > 40).sum())
+    assert first["head_entries"] == int((counts >= 40).sum())
+    assert first["tail_entries"] == int(((counts > 0) & (counts < 40)).sum())
     share = report["t_for_tail_share"][0]
     assert share["realised_tail_share"] >= 0.5
     assert run.tail_share(share["t"] - 1) < 0.5
     assert cli("stats", finished) == 0
-    assert "most matched entries" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "most matched entries" in out
+    assert "head: entries counted t times or more" in out and "tail: entries counted fewer than t times" in out
+
+
+def test_stats_at_a_t_equal_to_a_count_puts_that_entry_in_the_head(finished: Path,
+                                                                    capsys: pytest.CaptureFixture) -> None:
+    counts = Run(finished).counts
+    matched = np.sort(counts[counts > 0])
+    t = int(matched[len(matched) // 2])  # a count some entry has: the boundary
+    capsys.readouterr()
+    assert cli("stats", finished, "--t", t, "--json") == 0
+    row = json.loads(capsys.readouterr().out)["at_t"][0]
+    assert row["head_entries"] == int((counts >= t).sum())
+    assert row["tail_entries"] == int(((counts > 0) & (counts < t)).sum())
+    assert row["tail_matches"] == int(counts[counts < t].sum())
+    assert row["tail_share"] == pytest.approx(row["tail_matches"] / row["matches"])
 
 
 def test_keep_probabilities_cover_every_pair(finished: Path) -> None:

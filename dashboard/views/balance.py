@@ -68,7 +68,7 @@ HELP = {
     "Expected": "The size balancing gives on average over seeds: the sum over matched pairs of P = 1 - prod(1 - p_e). "
                 + data.estimate_note(preview),
     "Share of pool": "Kept pairs over all pairs of the pool, matched or not.",
-    "Head entries": "Entries matched more than t times: they keep about t of their pairs.",
+    "Head entries": "Entries matched at least t times: they keep about t of their pairs (all of them at exactly t).",
     "Tail share p(t)": "The share of all matches held by entries matched fewer than t times (MetaCLIP 2's knob).",
 }
 for column, (label, value) in zip(st.columns(5), figures(t).items()):

@@ -35,7 +35,7 @@ if total == 0:
     st.info("No entry contains that text.")
     st.stop()
 ids = page["entry_id"].to_numpy()
-page["at t"] = np.where(page["count"] > t, "head", np.where(page["count"] > 0, "tail", "unmatched"))
+page["at t"] = np.where(page["count"] >= t, "head", np.where(page["count"] > 0, "tail", "unmatched"))
 page["p_e"] = preview.entry_probabilities(t)[ids]
 page["kept at t"] = kept[ids].round().astype("int64")
 if not exact:

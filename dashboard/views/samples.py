@@ -24,7 +24,7 @@ if entry:
         st.stop()
     count = int(data.entries(str(root), token)["count"].iat[entry_id])
     if which == "dropped" and count <= t:
-        st.info(f"{entry!r} is a tail entry at t = {t:g} (matched {count:,} times): every pair that matches it "
+        st.info(f"{entry!r} is matched {count:,} times, no more than t = {t:g}: every pair that matches it "
                 "is kept, so none is dropped.")
         st.stop()
 # st.cache_data hands out a fresh copy per call, so the columns added below stay on this page.
