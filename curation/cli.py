@@ -278,8 +278,11 @@ def _recorded_seed(run: RunDir) -> int:
     return 0 if seed is None else int(seed)
 
 
-HEAD_TAIL_LEGEND = ("head: entries counted t times or more (each keeps about t of its pairs; one at exactly t keeps them all)\n"
-                    "tail: entries counted fewer than t times (every pair kept); p(t): the tail's share of all matches")
+# One definition everywhere (curation/counting.py, head_tail): an entry counted exactly t times is head.
+HEAD_TAIL_LEGEND = ("head: entries counted t times or more (each keeps about t of its pairs; "
+                    "one at exactly t keeps them all)\n"
+                    "tail: entries counted fewer than t times (every pair kept); "
+                    "p(t): the tail's share of all matches")
 
 
 def _expected_cell(row: dict) -> str:
