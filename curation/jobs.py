@@ -19,12 +19,12 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from curation import mirror, storage
 from curation.errors import CurationError
 from curation.pool import resolve_files
-from curation.rundir import RunDir, atomic_write_json
+from curation.rundir import PART_GLOB, RunDir, atomic_write_json, read_json
 
 _PROCESSES: dict[str, subprocess.Popen] = {}  # reaped on every look, so no zombie outlives a refresh
 
@@ -44,7 +44,7 @@ class JobStatus:
 
 def _is_locked(out: Path) -> bool:
     """Whether a curation process holds this run directory right now."""
-    lock = out / ".lock"
+    lock = RunDir(out).lock
     if not lock.exists():
         return False
     with open(lock, "a") as handle:
@@ -157,11 +157,11 @@ def log_progress(jobs_dir: Path, job_id: str) -> tuple[float, str]:
 def run_progress(out: str) -> tuple[float, str]:
     """How far a run directory has come, read from the files its stages leave (on disk or in a store)."""
     run = mirror.open_run(out, reading=True)
-    if mirror.fetch(run, run.run_json) and json.loads(run.run_json.read_text()).get("status") == "complete":
+    if mirror.fetch(run, run.run_json) and read_json(run.run_json).get("status") == "complete":
         return 1.0, "complete"
     if not mirror.fetch(run, run.plan_json):
         return 0.0, "starting"
-    shards = json.loads(run.plan_json.read_text())["shards"]
+    shards = read_json(run.plan_json)["shards"]
     total = sum(shard["rows"] for shard in shards) or 1
     markers = mirror.names(run, run.shards)
     matched = sum(shard["rows"] for shard in shards if run.shard_marker(shard["index"]).name in markers)
@@ -175,13 +175,13 @@ def _parts_being_selected(run: RunDir) -> int:
     """Curated parts written so far by a balance that has not finished (staging on disk; in a store,
     the folder of (t, seed) that the selection pointer does not name yet)."""
     if not run.source:
-        return len(list(run.curated_staging.glob("part-*.parquet"))) if run.curated_staging.exists() else 0
-    current = json.loads(run.curated_pointer.read_text()).get("parts") \
+        return len(list(run.curated_staging.glob(PART_GLOB))) if run.curated_staging.exists() else 0
+    current = read_json(run.curated_pointer).get("parts") \
         if mirror.fetch(run, run.curated_pointer) else None
     parts: dict[str, int] = {}
     for name in mirror.names(run, run.curated):
         folder, _, file = name.partition("/")
-        if file.startswith("part-") and folder != current:
+        if PurePosixPath(file).match(PART_GLOB) and folder != current:
             parts[folder] = parts.get(folder, 0) + 1
     return max(parts.values(), default=0)
 

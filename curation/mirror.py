@@ -37,12 +37,11 @@ from tqdm import tqdm
 
 from curation import storage
 from curation.errors import CurationError
-from curation.rundir import RunDir
+from curation.rundir import LOCK_NAME, RunDir
 
 CACHE_ENV = "CURATION_CACHE_DIR"
 LEASE_ENV = "CURATION_LOCK_LEASE_S"
 DEFAULT_LEASE_S = 60.0
-LOCK_NAME = ".lock"
 WRITABLE_SCHEMES = ("s3",)  # stores with the conditional create the lock needs (and tests here)
 # Files rewritten in place whose new content may have the old size: S3 times have whole seconds, so
 # size and time cannot tell their versions apart. Always copied again (each is a few kilobytes).
@@ -302,7 +301,7 @@ def exclusive(run: RunDir) -> Iterator[None]:
         return
     root = run.root
     root.mkdir(parents=True, exist_ok=True)
-    handle = open(root / LOCK_NAME, "w")
+    handle = open(run.lock, "w")
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

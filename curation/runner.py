@@ -198,13 +198,13 @@ def _selection_target(run: RunDir, t: float, seed: int) -> tuple[Path, bool]:
         pointer = run.curated_pointer
         target = run.curated / f"t-{float(t)!r}-seed-{seed}"
         return target, mirror.fetch(run, pointer) and _selection_matches(pointer, t, seed)
-    if _selection_matches(run.curated / ".selection.json", t, seed):
+    if _selection_matches(run.selection(run.curated), t, seed):
         return run.curated, True
     destination = run.curated_staging
-    if not _selection_matches(destination / ".selection.json", t, seed):
+    if not _selection_matches(run.selection(destination), t, seed):
         shutil.rmtree(destination, ignore_errors=True)
         destination.mkdir(parents=True)
-        atomic_write_json(destination / ".selection.json", {"t": t, "seed": seed})
+        atomic_write_json(run.selection(destination), {"t": t, "seed": seed})
     return destination, False
 
 

@@ -20,13 +20,10 @@ from curation import balancing, counting, keys, matchers, mirror
 from curation.errors import CurationError
 from curation.pool import Shard, iter_shard_batches, open_parquet
 from curation.preview_files import PieceBuilder, has_piece
-from curation.rundir import RunDir, atomic_parquet_writer, atomic_write_json, atomic_write_table, part_name, read_json
+from curation.rundir import (ENTRY_IDS, PAIR_KEY, THRESHOLD, RunDir, atomic_parquet_writer, atomic_write_json,
+                             atomic_write_table, part_name, read_json)
 from curation.shard_stats import RowStats, ShardStats
 from metadata import fingerprint, load_entries
-
-ENTRY_IDS = "entry_ids"
-PAIR_KEY = "pair_key"
-THRESHOLD = "k"
 
 
 @dataclass(frozen=True)
@@ -72,7 +69,7 @@ def shard_matcher(config: MatchConfig) -> tuple[int, matchers.Matcher]:
         _MATCHERS.clear()
         if config.matcher == "tokens":
             run = mirror.open_run(config.root)
-            mirror.fetch_tree(run, matchers.tables_dir(run.root))
+            mirror.fetch_tree(run, run.matcher_tables)
             tables = matchers.load_tables(run.root, config.metadata_fingerprint)
             _MATCHERS[cache_key] = (int(tables.n_entries[0]), matchers.TokenMatcher(tables))
         else:

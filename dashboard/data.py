@@ -22,7 +22,7 @@ from curation.browse import find_pairs
 from curation.errors import CurationError
 from curation.preview import INTERVAL, BalancePreview, Estimate
 from curation.query import RunQuery, complete_seeds, connect
-from curation.rundir import RunDir
+from curation.rundir import RunDir, read_json
 from curation.runner import Execution, build_preview
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -120,7 +120,7 @@ def query(root: Path) -> RunQuery:
 @st.cache_data(max_entries=4, show_spinner=False)
 def plan(root: str, token: str) -> dict:
     """plan.json (megabytes for a run of thousands of shards: read once per run)."""
-    return json.loads((Path(root) / "plan.json").read_text())
+    return read_json(RunDir(Path(root)).plan_json)  # a corrupt file: one line, not a traceback
 
 
 def _metadata_table(plan: dict) -> str:
