@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curation import balancing
+from curation.entry_lists import flatten
 from curation.errors import CurationError
 from curation.preview import BalancePreview
 from curation.rundir import RunDir, atomic_directory, atomic_file, atomic_write_json, read_json
@@ -69,9 +70,7 @@ class PieceBuilder:
         self.matches = np.zeros(1, dtype=np.int64)
 
     def add(self, entry_ids: pa.ListArray | pa.ChunkedArray, pair_keys: np.ndarray, thresholds: np.ndarray) -> None:
-        if isinstance(entry_ids, pa.ChunkedArray):
-            entry_ids = entry_ids.combine_chunks()
-        offsets = entry_ids.offsets.to_numpy().astype(np.int64)
+        values, offsets = flatten(entry_ids)
         sizes = np.diff(offsets)
         matches = np.bincount(sizes, minlength=len(self.matches))
         matches[: len(self.matches)] += self.matches
@@ -79,7 +78,7 @@ class PieceBuilder:
         self.thresholds.append(thresholds[np.isfinite(thresholds)])
         chosen = np.flatnonzero(balancing.in_sample(pair_keys, self.seed, self.rate) & (sizes > 0))
         if len(chosen):
-            taken = entry_ids.values.to_numpy()[_ranges(offsets[chosen], sizes[chosen])]
+            taken = values[_ranges(offsets[chosen], sizes[chosen])]
             self.sample.append((sizes[chosen].astype(np.int32), taken.astype(np.int32),
                                 thresholds[chosen].astype(np.float64), chosen.astype(np.int64) + self.rows))
         self.rows += len(sizes)
