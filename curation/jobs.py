@@ -14,7 +14,6 @@ import os
 import re
 import shlex
 import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
 from curation import mirror, storage
+from curation.commands import curation_command, run_arguments
 from curation.errors import CurationError
 from curation.pool import resolve_files
 from curation.rundir import PART_GLOB, RunDir, atomic_write_json, read_json
@@ -71,11 +71,7 @@ def start_job(jobs_dir: Path, pool: str, metadata: str, t: float, seed: int, out
         if _is_locked(Path(target)):
             raise CurationError(f"another curation process is using {out}; wait for it or choose another output")
     _check_free(jobs_dir, target, out)
-    command = ["run", "--pool", pool, "--metadata", metadata, "--t", repr(float(t)), "--seed", str(int(seed)),
-               "--out", target]
-    if workers:
-        command += ["--workers", str(int(workers))]
-    return _launch(jobs_dir, command, target, "run")
+    return _launch(jobs_dir, run_arguments(pool, metadata, t, seed, target, workers), target, "run")
 
 
 def start_export(jobs_dir: Path, run_dir: Path, path: Path, t: float, seed: int, file_format: str,
@@ -102,7 +98,7 @@ def _launch(jobs_dir: Path, arguments: list[str], target: str, kind: str) -> str
     job_id = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
     job_dir = jobs_dir / job_id
     job_dir.mkdir(parents=True)
-    command = [sys.executable, "-m", "curation", *arguments]
+    command = curation_command(arguments)
     script = f"{shlex.join(command)} > {shlex.quote(str(job_dir / 'log.txt'))} 2>&1; " \
              f"echo $? > {shlex.quote(str(job_dir / 'exit_code'))}"
     process = subprocess.Popen(["sh", "-c", script], cwd=Path(__file__).resolve().parents[1],
