@@ -26,7 +26,6 @@ import shutil
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -37,7 +36,7 @@ from tqdm import tqdm
 
 from curation import storage
 from curation.errors import CurationError
-from curation.rundir import LOCK_NAME, RunDir
+from curation.rundir import LOCK_NAME, RunDir, atomic_file
 
 CACHE_ENV = "CURATION_CACHE_DIR"
 LEASE_ENV = "CURATION_LOCK_LEASE_S"
@@ -105,18 +104,14 @@ def _current(path: Path, info: pafs.FileInfo) -> bool:
 
 def _download(uri: str, path: Path, info: pafs.FileInfo) -> None:
     location = storage.locate(uri)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
-        pafs.copy_files(location.path, str(temporary), source_filesystem=location.filesystem,
-                        destination_filesystem=pafs.LocalFileSystem())
-        if info.mtime is not None:
-            os.utime(temporary, ns=(info.mtime_ns, info.mtime_ns))
-        os.replace(temporary, path)
+        with atomic_file(path) as temporary:
+            pafs.copy_files(location.path, str(temporary), source_filesystem=location.filesystem,
+                            destination_filesystem=pafs.LocalFileSystem())
+            if info.mtime is not None:
+                os.utime(temporary, ns=(info.mtime_ns, info.mtime_ns))
     except (OSError, ValueError) as error:
         raise CurationError(storage.describe_error(uri, error)) from None
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def fetch(run: RunDir, path: Path) -> bool:
