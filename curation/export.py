@@ -8,9 +8,9 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
+from typing import ClassVar, Protocol
 
 import duckdb
 import pyarrow as pa
