@@ -77,8 +77,9 @@ from curation import balancing, counting, keys, stages  # noqa: E402
 from curation.errors import CurationError  # noqa: E402
 from curation.pool import file_signature  # noqa: E402
 from curation.mirror import exclusive  # noqa: E402
-from curation.rundir import (FORMAT_VERSION, RunDir, atomic_parquet_writer, atomic_write_json,  # noqa: E402
+from curation.rundir import (FORMAT_VERSION, LOCK_NAME, RunDir, atomic_parquet_writer, atomic_write_json,  # noqa: E402
                              atomic_write_table, read_json, remove_leftovers)
+from curation.shard_stats import RowStats, ShardStats  # noqa: E402
 from curation.runner import Execution, balance_run, build_preview, write_run_record  # noqa: E402
 from metadata import fingerprint, load_entries  # noqa: E402
 
@@ -270,12 +271,12 @@ def write_single_group(path: Path, table: pa.Table, options: dict) -> None:
         writer.write_table(table, row_group_size=max(1, table.num_rows))
 
 
-def generate_shard(index: int, config: Config) -> dict:
+def generate_shard(index: int, config: Config) -> ShardStats:
     """Pass 1 over one shard: annotated part, sparse counts, then the stats that mark it done."""
     run = RunDir(Path(config.root))
     marker = run.shard_marker(index)
     if marker.exists():
-        return read_json(marker)
+        return stages.read_marker(marker)
     table = make_shard(config, index)
     path = run.annotated_part(index)
     options = dict(ANNOTATED_OPTIONS)
@@ -289,10 +290,9 @@ def generate_shard(index: int, config: Config) -> dict:
     nonzero = np.flatnonzero(counts)
     write_single_group(run.shard_counts(index), pa.table({
         "entry_id": pa.array(nonzero.astype(np.int32)), "count": pa.array(counts[nonzero])}), COUNTS_OPTIONS)
-    stats = {"shard": index, "path": str(path), "matcher": "tokens", "rows": table.num_rows,
-             "matched": matched, "unmatched": table.num_rows - matched, "null_or_empty_text": 0,
-             "matches": int(counts.sum())}
-    atomic_write_json(marker, stats)
+    stats = ShardStats(index, str(path), "tokens", RowStats(rows=table.num_rows, matched=matched,
+                                                           unmatched=table.num_rows - matched, matches=int(counts.sum())))
+    atomic_write_json(marker, stats.as_json())
     return stats
 
 
@@ -345,7 +345,7 @@ def settle(run: RunDir, config: Config) -> dict:
             raise CurationError(f"{run.root} holds a synthetic run with other parameters: {'; '.join(changed)}; "
                                 "choose another --out, or remove that directory to start afresh")
         return record
-    if run.root.exists() and any(p.name != ".lock" for p in run.root.iterdir()):
+    if run.root.exists() and any(p.name != LOCK_NAME for p in run.root.iterdir()):
         raise CurationError(f"{run.root} exists and is not a synthetic run directory; choose another --out")
     run.make()
     record = {"status": "generating", "parameters": {"generation": config.generation()}}
@@ -434,7 +434,7 @@ def realised_shape(counts: np.ndarray, rows: int, matched: int, sizes: np.ndarra
     }
 
 
-def run_pass(engine, stage, config: Config, desc: str, on_result=None) -> list[dict]:
+def run_pass(engine, stage, config: Config, desc: str, on_result=None) -> list:
     indices = list(range(config.shard_count()))
     with tqdm(total=config.rows, desc=desc, unit="pairs", unit_scale=True, file=sys.stderr,
               dynamic_ncols=True) as bar:
@@ -460,15 +460,16 @@ def generate(config: Config, workers: int, curated: bool, preview: bool, command
         if done:
             log(f"resuming: {done} of {config.shard_count()} shards already written")
 
-        def add_counts(index: int, _: dict) -> None:
+        def add_counts(index: int, _: ShardStats) -> None:
             counts[:] += stages.shard_counts(run, index, config.entries)
 
         with execution.start() as engine:
             results = run_pass(engine, generate_shard, config, "annotated", add_counts)
             generated_at = time.perf_counter()
-            totals = {name: sum(r[name] for r in results) for name in ("rows", "matched", "unmatched", "matches")}
-            if totals["rows"] != config.rows or totals["matches"] != int(counts.sum()):
-                raise CurationError(f"row accounting failed in {run.root}: {totals}; remove it and run again")
+            totals = sum((result.rows for result in results), RowStats())
+            if totals.rows != config.rows or totals.matches != int(counts.sum()):
+                raise CurationError(f"row accounting failed in {run.root}: {totals.as_run_rows()}; "
+                                    "remove it and run again")
             atomic_write_json(run.plan_json, make_plan(run, config, entries))
             atomic_write_table(run.entry_counts, pa.table({
                 "entry_id": pa.array(np.arange(config.entries, dtype=np.int32)),
@@ -489,8 +490,7 @@ def generate(config: Config, workers: int, curated: bool, preview: bool, command
             if preview:  # the engine's preview files, as balance makes them (a no-op after --curated)
                 build_preview(config.root, config.seed, execution, engine)
         finished = time.perf_counter()
-        match = {"rows": {"in": totals["rows"], "matched": totals["matched"], "unmatched": totals["unmatched"],
-                          "null_or_empty_text": 0, "matches": totals["matches"]},
+        match = {"rows": totals.as_run_rows(),
                  "resumed_shards": done, "matcher": "tokens",
                  "timings": {"match_s": round(generated_at - prepared_at, 3), "matcher_tables_s": 0.0,
                              "count_s": round(counted_at - generated_at, 3),
@@ -505,7 +505,7 @@ def generate(config: Config, workers: int, curated: bool, preview: bool, command
                            "thresholds_parquet": repr(THRESHOLD_OPTIONS)},
             "design": {"zipf_exponent": round(law.exponent, 6), "zipf_offset": config.shape.zipf_offset,
                        "entries_never_drawn": law.dead},
-            "realised": realised_shape(counts, config.rows, totals["matched"], sizes, law, config.shape),
+            "realised": realised_shape(counts, config.rows, totals.matched, sizes, law, config.shape),
             "kept_at_t": {"t": config.t, "kept": balance["kept"], "expected_kept": balance["expected_kept"]},
             "timings_s": {"metadata_and_law": round(prepared_at - started, 3),
                           "annotated_and_shard_counts": round(generated_at - prepared_at, 3),

@@ -23,6 +23,8 @@ from decimal import Decimal
 import numpy as np
 import pyarrow as pa
 
+from curation.entry_lists import flatten
+
 GOLDEN_GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
@@ -52,15 +54,6 @@ def uniform_draws(pair_keys: np.ndarray, entry_ids: np.ndarray, seed: int) -> np
     return (mixed >> np.uint64(11)).astype(np.float64) / _TWO_TO_53
 
 
-def _flat(entry_ids: pa.ListArray) -> tuple[np.ndarray, np.ndarray]:
-    """Flat entry ids, and where each pair's ids start in them (n + 1 offsets from 0)."""
-    if isinstance(entry_ids, pa.ChunkedArray):
-        entry_ids = entry_ids.combine_chunks()
-    offsets = entry_ids.offsets.to_numpy().astype(np.int64)
-    values = entry_ids.values.to_numpy()[offsets[0] : offsets[-1]]
-    return values, offsets - offsets[0]
-
-
 def _per_pair(reduce: np.ufunc, slots: np.ndarray, offsets: np.ndarray, empty: float) -> np.ndarray:
     """``reduce`` over each pair's contiguous run of slots; ``empty`` for a pair with none."""
     result = np.full(len(offsets) - 1, empty)
@@ -74,7 +67,7 @@ def keep_thresholds(
     entry_ids: pa.ListArray, pair_keys: np.ndarray, counts: np.ndarray, seed: int
 ) -> np.ndarray:
     """k_p for each pair: the smallest t at which the pair is kept (``+inf`` when unmatched)."""
-    values, offsets = _flat(entry_ids)
+    values, offsets = flatten(entry_ids)
     rows = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
     draws = uniform_draws(np.asarray(pair_keys, dtype=np.uint64)[rows], values, seed)
     return _per_pair(np.minimum, draws * counts[values].astype(np.float64), offsets, np.inf)
@@ -90,7 +83,7 @@ def keep_probabilities(entry_ids: pa.ListArray, counts: np.ndarray, t: float) ->
 
     P = 1 - the product of the misses (1 - p_e) over the pair's entries, one contiguous run each.
     """
-    values, offsets = _flat(entry_ids)
+    values, offsets = flatten(entry_ids)
     miss = 1.0 - entry_keep_probabilities(counts, t)[values]
     return 1.0 - _per_pair(np.multiply, miss, offsets, 1.0)
 
@@ -120,7 +113,7 @@ def balanced_counts(
     entry_ids: pa.ListArray, thresholds: np.ndarray, t: float, n_entries: int
 ) -> np.ndarray:
     """Per-entry match counts among the pairs kept at t."""
-    values, offsets = _flat(entry_ids)
+    values, offsets = flatten(entry_ids)
     kept = np.repeat(kept_mask(thresholds, t), np.diff(offsets))
     return np.bincount(values[kept], minlength=n_entries).astype(np.int64)
 

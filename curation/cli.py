@@ -10,12 +10,12 @@ import shlex
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from curation import mirror, storage
 from curation.engines import ENGINES
 from curation.errors import CurationError
-from curation.export import COLUMN_SETS, FORMATS, write_manifest
+from curation.export import COLUMN_SETS, FORMATS, format_of, write_manifest
 from curation.matchers import DEFAULT_MATCHER, MATCHERS
 from curation.memory import keep_freed_memory
 from curation.preview_files import DEFAULT_SAMPLE_PAIRS
@@ -354,8 +354,7 @@ def command_export(args: argparse.Namespace, argv: Sequence[str]) -> int:
     run = Run(args.run_dir, progress=not args.quiet)
     seed = args.seed if args.seed is not None else (run.seed if run.seed is not None else 0)
     out = args.out if storage.is_uri(args.out) else Path(args.out)
-    by_suffix = {suffix: name for name, suffix in FORMATS.items()}
-    file_format = args.format or by_suffix.get(PurePosixPath(storage.name_of(str(out))).suffix, "parquet")
+    file_format = args.format or format_of(storage.name_of(str(out)))
     with progress_bar(len(run.shard_indices), "export", "shards", enabled=not args.quiet) as bar:
         result = write_manifest(run.dir.root, out, args.t, seed, file_format, args.columns,
                                 lambda done, total: bar.update(done - bar.n), run.name)

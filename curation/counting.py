@@ -10,13 +10,12 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pyarrow as pa
 
+from curation.entry_lists import flatten
+
 
 def count_entries(entry_ids: pa.ListArray, n_entries: int) -> np.ndarray:
     """c_e over one batch: how many pairs match each entry (lists hold each entry once per pair)."""
-    if isinstance(entry_ids, pa.ChunkedArray):
-        entry_ids = entry_ids.combine_chunks()
-    offsets = entry_ids.offsets.to_numpy()
-    values = entry_ids.values.to_numpy()[offsets[0] : offsets[-1]]
+    values, _ = flatten(entry_ids)
     return np.bincount(values, minlength=n_entries).astype(np.int64)
 
 

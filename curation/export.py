@@ -3,16 +3,14 @@ provenance file beside it that says exactly how it was made."""
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import shutil
 import tempfile
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import ClassVar, Protocol
 
 import duckdb
 import pyarrow as pa
@@ -24,9 +22,8 @@ from curation import storage
 from curation.browse import kept_batches, shard_indices
 from curation.errors import CurationError
 from curation.query import RunQuery
-from curation.rundir import RunDir, read_json
+from curation.rundir import RunDir, atomic_file, atomic_write_json, read_json
 
-FORMATS = {"parquet": ".parquet", "jsonl": ".jsonl", "csv": ".csv"}
 COLUMN_SETS = {
     "img2dataset": "url and caption, as img2dataset reads them",
     "all": "every column of the annotated pool",
@@ -62,7 +59,21 @@ def check_name(name: str) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
+class ManifestWriter(Protocol):
+    """One manifest format: its file suffix, and a writer that takes the kept rows table by table."""
+
+    suffix: ClassVar[str]
+
+    def __init__(self, path: Path, schema: pa.Schema) -> None: ...
+
+    def write(self, table: pa.Table) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class ParquetManifest:
+    suffix = ".parquet"
+
     def __init__(self, path: Path, schema: pa.Schema) -> None:
         self.writer = pq.ParquetWriter(path, schema)
 
@@ -75,6 +86,8 @@ class ParquetManifest:
 
 class CsvManifest:
     """CSV has no lists: a list column (entry_ids) is written as text, "[3, 17, 42]"."""
+
+    suffix = ".csv"
 
     def __init__(self, path: Path, schema: pa.Schema) -> None:
         self.lists = [name for name in schema.names if pa.types.is_list(schema.field(name).type)]
@@ -97,6 +110,8 @@ class JsonLinesManifest:
     """One JSON object a line, written by DuckDB (pyarrow has no JSON writer) batch by batch into a
     scratch file whose lines are appended to the manifest."""
 
+    suffix = ".jsonl"
+
     def __init__(self, path: Path, schema: pa.Schema) -> None:
         self.handle = open(path, "wb")
         self.scratch = path.with_name(path.name + ".batch")
@@ -118,7 +133,21 @@ class JsonLinesManifest:
         self.scratch.unlink(missing_ok=True)
 
 
-WRITERS = {"parquet": ParquetManifest, "jsonl": JsonLinesManifest, "csv": CsvManifest}
+# Format name -> writer, in the order offered; the suffix of each is the writer's own.
+FORMATS: dict[str, type[ManifestWriter]] = {"parquet": ParquetManifest, "jsonl": JsonLinesManifest,
+                                            "csv": CsvManifest}
+
+
+def writer_for(file_format: str) -> type[ManifestWriter]:
+    if file_format not in FORMATS:
+        raise CurationError(f"unknown format {file_format!r}; choose one of {', '.join(FORMATS)}")
+    return FORMATS[file_format]
+
+
+def format_of(name: str, default: str = "parquet") -> str:
+    """The format a file name's suffix names (``default`` when it names none)."""
+    suffix = PurePosixPath(name).suffix
+    return next((fmt for fmt, writer in FORMATS.items() if writer.suffix == suffix), default)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -159,8 +188,7 @@ def write_manifest(root: Path, path: Path | str, t: float, seed: int, file_forma
             storage.upload(made.provenance, provenance)
         return Export(path, provenance, made.rows)
     run = RunDir(root)
-    if file_format not in FORMATS:
-        raise CurationError(f"unknown format {file_format!r}; choose one of {', '.join(FORMATS)}")
+    manifest_writer = writer_for(file_format)
     if not t > 0:
         raise CurationError(f"t must be a positive number, got {t}")
     shards = shard_indices(run)
@@ -170,11 +198,9 @@ def write_manifest(root: Path, path: Path | str, t: float, seed: int, file_forma
     read, names = _columns(run, column_set)
     schema = pa.schema([pq.read_schema(run.annotated_part(shards[0])).field(c).with_name(n)
                         for c, n in zip(read, names)]) if shards else pa.schema([])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
     rows = 0
-    try:
-        writer = WRITERS[file_format](temporary, schema)
+    with atomic_file(path) as temporary:
+        writer = manifest_writer(temporary, schema)
         try:
             for done, (_, table) in enumerate(kept_batches(root, seed, t, read), 1):
                 if table is not None:
@@ -184,9 +210,6 @@ def write_manifest(root: Path, path: Path | str, t: float, seed: int, file_forma
                     progress(done, len(shards))
         finally:
             writer.close()
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
     provenance_path = path.with_name(provenance_name(path.name))
     plan, record = read_json(run.plan_json), read_json(run.run_json) if run.run_json.exists() else {}
     provenance = {
@@ -203,17 +226,13 @@ def write_manifest(root: Path, path: Path | str, t: float, seed: int, file_forma
         "run_dir": run_name or str(root),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    temporary_json = provenance_path.with_name(f".{provenance_path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    temporary_json.write_text(json.dumps(provenance, indent=2) + "\n", encoding="utf-8")
-    os.replace(temporary_json, provenance_path)
+    atomic_write_json(provenance_path, provenance)
     return Export(path, provenance_path, rows)
 
 
 def manifest_path(export_dir: Path, name: str, file_format: str) -> Path:
     """Where the dashboard's manifest NAME goes: a checked bare name under the export directory."""
-    if file_format not in FORMATS:
-        raise CurationError(f"unknown format {file_format!r}; choose one of {', '.join(FORMATS)}")
-    return export_dir / (check_name(name) + FORMATS[file_format])
+    return export_dir / (check_name(name) + writer_for(file_format).suffix)
 
 
 def export_manifest(query: RunQuery, export_dir: Path, name: str, t: float, seed: int,

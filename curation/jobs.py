@@ -13,18 +13,18 @@ import json
 import os
 import shlex
 import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from curation import mirror, storage
+from curation.commands import curation_command, run_arguments
 from curation.errors import CurationError
 from curation.pool import resolve_files
 from curation.progress import LINE
-from curation.rundir import RunDir, atomic_write_json
+from curation.rundir import PART_GLOB, RunDir, atomic_write_json, read_json
 
 _PROCESSES: dict[str, subprocess.Popen] = {}  # reaped on every look, so no zombie outlives a refresh
 
@@ -44,7 +44,7 @@ class JobStatus:
 
 def _is_locked(out: Path) -> bool:
     """Whether a curation process holds this run directory right now."""
-    lock = out / ".lock"
+    lock = RunDir(out).lock
     if not lock.exists():
         return False
     with open(lock, "a") as handle:
@@ -72,11 +72,7 @@ def start_job(jobs_dir: Path, pool: str, metadata: str, t: float, seed: int, out
         if _is_locked(Path(target)):
             raise CurationError(f"another curation process is using {out}; wait for it or choose another output")
     _check_free(jobs_dir, target, out)
-    command = ["run", "--pool", pool, "--metadata", metadata, "--t", repr(float(t)), "--seed", str(int(seed)),
-               "--out", target]
-    if workers:
-        command += ["--workers", str(int(workers))]
-    return _launch(jobs_dir, command, target, "run")
+    return _launch(jobs_dir, run_arguments(pool, metadata, t, seed, target, workers), target, "run")
 
 
 def start_export(jobs_dir: Path, run_dir: Path, path: Path, t: float, seed: int, file_format: str,
@@ -103,7 +99,7 @@ def _launch(jobs_dir: Path, arguments: list[str], target: str, kind: str) -> str
     job_id = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
     job_dir = jobs_dir / job_id
     job_dir.mkdir(parents=True)
-    command = [sys.executable, "-m", "curation", *arguments]
+    command = curation_command(arguments)
     script = f"{shlex.join(command)} > {shlex.quote(str(job_dir / 'log.txt'))} 2>&1; " \
              f"echo $? > {shlex.quote(str(job_dir / 'exit_code'))}"
     process = subprocess.Popen(["sh", "-c", script], cwd=Path(__file__).resolve().parents[1],
@@ -151,11 +147,11 @@ def log_progress(jobs_dir: Path, job_id: str) -> tuple[float, str]:
 def run_progress(out: str) -> tuple[float, str]:
     """How far a run directory has come, read from the files its stages leave (on disk or in a store)."""
     run = mirror.open_run(out, reading=True)
-    if mirror.fetch(run, run.run_json) and json.loads(run.run_json.read_text()).get("status") == "complete":
+    if mirror.fetch(run, run.run_json) and read_json(run.run_json).get("status") == "complete":
         return 1.0, "complete"
     if not mirror.fetch(run, run.plan_json):
         return 0.0, "starting"
-    shards = json.loads(run.plan_json.read_text())["shards"]
+    shards = read_json(run.plan_json)["shards"]
     total = sum(shard["rows"] for shard in shards) or 1
     markers = mirror.names(run, run.shards)
     matched = sum(shard["rows"] for shard in shards if run.shard_marker(shard["index"]).name in markers)
@@ -169,13 +165,13 @@ def _parts_being_selected(run: RunDir) -> int:
     """Curated parts written so far by a balance that has not finished (staging on disk; in a store,
     the folder of (t, seed) that the selection pointer does not name yet)."""
     if not run.source:
-        return len(list(run.curated_staging.glob("part-*.parquet"))) if run.curated_staging.exists() else 0
-    current = json.loads(run.curated_pointer.read_text()).get("parts") \
+        return len(list(run.curated_staging.glob(PART_GLOB))) if run.curated_staging.exists() else 0
+    current = read_json(run.curated_pointer).get("parts") \
         if mirror.fetch(run, run.curated_pointer) else None
     parts: dict[str, int] = {}
     for name in mirror.names(run, run.curated):
         folder, _, file = name.partition("/")
-        if file.startswith("part-") and folder != current:
+        if PurePosixPath(file).match(PART_GLOB) and folder != current:
             parts[folder] = parts.get(folder, 0) + 1
     return max(parts.values(), default=0)
 

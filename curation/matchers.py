@@ -13,10 +13,7 @@ a run may be resumed with either.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
-import uuid
 from pathlib import Path
 from typing import Protocol
 
@@ -25,6 +22,7 @@ import pyarrow as pa
 
 from curation import matching, token_matcher
 from curation.errors import CurationError
+from curation.rundir import RunDir, atomic_directory, atomic_write_json
 
 MATCHERS = ("tokens", "aho-corasick")
 DEFAULT_MATCHER = "tokens"
@@ -59,7 +57,7 @@ class AhoCorasickMatcher:
 
 
 def tables_dir(root: Path) -> Path:
-    return root / "matcher" / "tokens"
+    return RunDir(root).matcher_tables
 
 
 def _description(directory: Path) -> dict | None:
@@ -83,20 +81,12 @@ def ensure_tables(root: Path, entries: list[str], metadata_fingerprint: str) -> 
     started = time.perf_counter()
     tables = token_matcher.build_tables(entries)
     built = time.perf_counter() - started
-    staging = target.with_name(f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    staging.mkdir(parents=True)
-    try:
+    with atomic_directory(target) as staging:  # replaces tables of other metadata: never mix the two
         for name, array in tables.arrays().items():
             np.save(staging / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
-        (staging / "tables.json").write_text(json.dumps({
+        atomic_write_json(staging / "tables.json", {
             "format": TABLES_FORMAT, "metadata_fingerprint": metadata_fingerprint, "entries": len(entries),
-            "vocabulary": tables.vocabulary_size, "nodes": len(tables.terminal) - 1,
-            "build_s": round(built, 3)}, indent=2) + "\n", encoding="utf-8")
-        if target.exists():  # tables of other metadata: a run's plan refuses that, but never mix
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+            "vocabulary": tables.vocabulary_size, "nodes": len(tables.terminal) - 1, "build_s": round(built, 3)})
     return built
 
 

@@ -26,7 +26,6 @@ import shutil
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -38,12 +37,11 @@ import pyarrow.fs as pafs
 from curation import storage
 from curation.errors import CurationError
 from curation.progress import progress_bar
-from curation.rundir import RunDir
+from curation.rundir import LOCK_NAME, RunDir, atomic_file
 
 CACHE_ENV = "CURATION_CACHE_DIR"
 LEASE_ENV = "CURATION_LOCK_LEASE_S"
 DEFAULT_LEASE_S = 60.0
-LOCK_NAME = ".lock"
 WRITABLE_SCHEMES = ("s3",)  # stores with the conditional create the lock needs (and tests here)
 # Files rewritten in place whose new content may have the old size: S3 times have whole seconds, so
 # size and time cannot tell their versions apart. Always copied again (each is a few kilobytes).
@@ -107,18 +105,14 @@ def _current(path: Path, info: pafs.FileInfo) -> bool:
 
 def _download(uri: str, path: Path, info: pafs.FileInfo) -> None:
     location = storage.locate(uri)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
-        pafs.copy_files(location.path, str(temporary), source_filesystem=location.filesystem,
-                        destination_filesystem=pafs.LocalFileSystem())
-        if info.mtime is not None:
-            os.utime(temporary, ns=(info.mtime_ns, info.mtime_ns))
-        os.replace(temporary, path)
+        with atomic_file(path) as temporary:
+            pafs.copy_files(location.path, str(temporary), source_filesystem=location.filesystem,
+                            destination_filesystem=pafs.LocalFileSystem())
+            if info.mtime is not None:
+                os.utime(temporary, ns=(info.mtime_ns, info.mtime_ns))
     except (OSError, ValueError) as error:
         raise CurationError(storage.describe_error(uri, error)) from None
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def fetch(run: RunDir, path: Path) -> bool:

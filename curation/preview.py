@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from curation import balancing, counting
 from curation.balancing import entry_keep_probabilities
+from curation.entry_lists import flatten
 
 TOP_ENTRIES = 100  # entries whose kept counts are answered from their own slots (the charts' entries)
 CHUNK_SLOTS = 131_072  # entry slots per block of the expected size: half a MB, which stays in cache
@@ -207,12 +208,8 @@ class BalancePreview:
               counts: np.ndarray) -> BalancePreview:
         """From every pair's entry list and keep threshold (aligned, any order): every matched pair is in
         the sample, so every answer is exact. For small runs and tests; large runs use stored files."""
-        if isinstance(entry_ids, pa.ChunkedArray):
-            entry_ids = entry_ids.combine_chunks() if entry_ids.num_chunks else pa.array([], pa.list_(pa.int32()))
         thresholds = np.asarray(thresholds, dtype=np.float64)
-        offsets = entry_ids.offsets.to_numpy().astype(np.int64)
-        values = entry_ids.values.to_numpy()[offsets[0]:offsets[-1]]
-        offsets -= offsets[0]
+        values, offsets = flatten(entry_ids)
         sizes = np.diff(offsets)
         matched = sizes > 0
         sample_offsets = np.concatenate(([0], np.cumsum(sizes[matched])))

@@ -19,8 +19,6 @@ renamed. See docs/design.md, "The preview".
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import time
 import uuid
@@ -32,9 +30,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curation import balancing
+from curation.entry_lists import flatten
 from curation.errors import CurationError
 from curation.preview import BalancePreview
-from curation.rundir import RunDir, read_json
+from curation.rundir import RunDir, atomic_directory, atomic_file, atomic_write_json, read_json
 
 PREVIEW_FORMAT = 1
 DEFAULT_SAMPLE_PAIRS = 2_000_000
@@ -71,9 +70,7 @@ class PieceBuilder:
         self.matches = np.zeros(1, dtype=np.int64)
 
     def add(self, entry_ids: pa.ListArray | pa.ChunkedArray, pair_keys: np.ndarray, thresholds: np.ndarray) -> None:
-        if isinstance(entry_ids, pa.ChunkedArray):
-            entry_ids = entry_ids.combine_chunks()
-        offsets = entry_ids.offsets.to_numpy().astype(np.int64)
+        values, offsets = flatten(entry_ids)
         sizes = np.diff(offsets)
         matches = np.bincount(sizes, minlength=len(self.matches))
         matches[: len(self.matches)] += self.matches
@@ -81,7 +78,7 @@ class PieceBuilder:
         self.thresholds.append(thresholds[np.isfinite(thresholds)])
         chosen = np.flatnonzero(balancing.in_sample(pair_keys, self.seed, self.rate) & (sizes > 0))
         if len(chosen):
-            taken = entry_ids.values.to_numpy()[_ranges(offsets[chosen], sizes[chosen])]
+            taken = values[_ranges(offsets[chosen], sizes[chosen])]
             self.sample.append((sizes[chosen].astype(np.int32), taken.astype(np.int32),
                                 thresholds[chosen].astype(np.float64), chosen.astype(np.int64) + self.rows))
         self.rows += len(sizes)
@@ -90,16 +87,11 @@ class PieceBuilder:
         parts = list(zip(*self.sample)) if self.sample else [[np.zeros(0, np.int32)], [np.zeros(0, np.int32)],
                                                            [np.zeros(0)], [np.zeros(0, np.int64)]]
         thresholds = np.sort(np.concatenate(self.thresholds)) if self.thresholds else np.zeros(0)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.stem}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}.npz")
-        try:
-            np.savez(temporary, thresholds=thresholds, sample_sizes=np.concatenate(parts[0]),
+        with atomic_file(path) as temporary, open(temporary, "wb") as handle:  # a handle: savez adds no .npz
+            np.savez(handle, thresholds=thresholds, sample_sizes=np.concatenate(parts[0]),
                      sample_entries=np.concatenate(parts[1]), sample_thresholds=np.concatenate(parts[2]),
                      sample_rows=np.concatenate(parts[3]), matches=self.matches, rows=np.array([self.rows]),
                      rate=np.array([self.rate]))
-            os.replace(temporary, path)
-        finally:
-            temporary.unlink(missing_ok=True)
 
 
 def has_piece(path: Path, rate: float) -> bool:
@@ -129,18 +121,11 @@ def merge(run: RunDir, seed: int, shards: list[int], rate: float, progress: Prog
     if missing:
         raise CurationError(f"{len(missing)} shards of {run.root} have no preview piece for seed {seed} "
                             f"(first: {missing[0].name}); run the balance again to make them")
-    target = run.preview(seed)
-    staging = target.with_name(f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    staging.mkdir(parents=True)
-    try:
+    with atomic_directory(run.preview(seed)) as staging:
         summary = _merge_into(staging, shards, pieces, progress)
         summary.update({"format": PREVIEW_FORMAT, "seed": seed, "sample_rate": rate,
                         "built_s": round(time.perf_counter() - started, 3)})
-        (staging / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(staging, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        atomic_write_json(staging / SUMMARY, summary)
     shutil.rmtree(run.preview_pieces(seed), ignore_errors=True)
     return summary
 

@@ -11,7 +11,6 @@ by two concurrent reruns fails with "connection is busy".
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,9 +19,10 @@ import pandas as pd
 import pyarrow as pa
 
 from curation.errors import CurationError
-from curation.rundir import RunDir
+from curation.rundir import ENTRY_COUNT_COLUMNS, RunDir, read_json
 
-SORTABLE = {"count": "count", "entry": "entry", "entry_id": "entry_id"}
+SORTABLE = {name: name for name in ENTRY_COUNT_COLUMNS}
+_ENTRY_COUNTS = ", ".join(ENTRY_COUNT_COLUMNS)
 MEMORY_LIMIT = "512MB"
 
 
@@ -42,13 +42,9 @@ def connect(run_dir: Path, extra_files: tuple[Path, ...] = ()) -> duckdb.DuckDBP
 def complete_seeds(root: Path) -> list[int]:
     """Seeds with a keep threshold file for every shard (a killed `balance` may leave a seed half done)."""
     run = RunDir(root)
-    shards = json.loads(run.plan_json.read_text())["shards"] if run.plan_json.exists() else []
-    found = []
-    for directory in sorted((root / "thresholds").glob("seed-*")):
-        seed = int(directory.name.removeprefix("seed-"))
-        if all(run.threshold_part(seed, shard["index"]).exists() for shard in shards):
-            found.append(seed)
-    return found
+    shards = read_json(run.plan_json)["shards"] if run.plan_json.exists() else []
+    return [seed for seed in run.threshold_seeds()
+            if all(run.threshold_part(seed, shard["index"]).exists() for shard in shards)]
 
 
 @dataclass(frozen=True)
@@ -63,20 +59,20 @@ class RunQuery:
         return RunDir(self.root)
 
     def plan(self) -> dict:
-        return json.loads(self.dir.plan_json.read_text())
+        return read_json(self.dir.plan_json)
 
     def record(self) -> dict:
-        return json.loads(self.dir.run_json.read_text()) if self.dir.run_json.exists() else {}
+        return read_json(self.dir.run_json) if self.dir.run_json.exists() else {}
 
-    def _parts(self, directory: Path) -> list[str]:
-        """Files of one kind in shard order, so that annotated rows and thresholds line up."""
-        return [str(directory / f"part-{shard['index']:05d}.parquet") for shard in self.plan()["shards"]]
+    def _shards(self) -> list[int]:
+        """Shard indices in order, so that annotated rows and thresholds line up."""
+        return [shard["index"] for shard in self.plan()["shards"]]
 
     def annotated_files(self) -> list[str]:
-        return self._parts(self.dir.annotated)
+        return [str(self.dir.annotated_part(shard)) for shard in self._shards()]
 
     def threshold_files(self, seed: int) -> list[str]:
-        return self._parts(self.dir.thresholds(seed))
+        return [str(self.dir.threshold_part(seed, shard)) for shard in self._shards()]
 
     def seeds(self) -> list[int]:
         """Seeds whose keep thresholds are complete in this run."""
@@ -88,7 +84,7 @@ class RunQuery:
         return [row[0] for row in rows]
 
     def entry_counts(self) -> pa.Table:
-        return self.cursor.sql("SELECT entry_id, entry, count FROM read_parquet(?) ORDER BY entry_id",
+        return self.cursor.sql(f"SELECT {_ENTRY_COUNTS} FROM read_parquet(?) ORDER BY entry_id",
                                params=[str(self.dir.entry_counts)]).to_arrow_table()
 
     def search_entries(self, text: str, sort: str = "count", descending: bool = True, limit: int = 50,
@@ -103,7 +99,7 @@ class RunQuery:
         params = {"text": text, "path": str(self.dir.entry_counts)}
         total = self.cursor.execute(f"SELECT count(*) FROM {source} WHERE {where}", params).fetchall()[0][0]
         page = self.cursor.execute(
-            f"SELECT entry_id, entry, count FROM {source} WHERE {where} "
+            f"SELECT {_ENTRY_COUNTS} FROM {source} WHERE {where} "
             f"ORDER BY {column} {direction}, entry_id LIMIT $limit OFFSET $offset",
             {**params, "limit": int(limit), "offset": int(offset)}).df()
         return page, int(total)

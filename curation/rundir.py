@@ -35,6 +35,16 @@ import pyarrow.parquet as pq
 from curation.errors import CurationError
 
 FORMAT_VERSION = 1
+LOCK_NAME = ".lock"  # the one-writer lock: a flock on disk, a leased object in a store (curation/mirror.py)
+SELECTION_NAME = ".selection.json"  # the t and seed a folder of curated parts was selected at
+PART_GLOB = "part-*.parquet"
+
+# Columns the run adds to every pool row (annotated and curated parts) and of its threshold parts.
+ENTRY_IDS = "entry_ids"
+PAIR_KEY = "pair_key"
+THRESHOLD = "k"
+# Columns of entry_counts.parquet (balanced_counts.parquet adds "kept").
+ENTRY_COUNT_COLUMNS = ("entry_id", "entry", "count")
 
 
 @dataclass(frozen=True)
@@ -60,6 +70,10 @@ class RunDir:
     @property
     def plan_json(self) -> Path:
         return self.root / "plan.json"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / LOCK_NAME
 
     @property
     def annotated(self) -> Path:
@@ -94,8 +108,22 @@ class RunDir:
     def balanced_counts(self) -> Path:
         return self.root / "balanced_counts.parquet"
 
+    @property
+    def matcher_tables(self) -> Path:
+        """The token matcher's tables (curation/matchers.py)."""
+        return self.root / "matcher" / "tokens"
+
+    def selection(self, folder: Path) -> Path:
+        """The record of the t and seed that a folder of curated parts holds (on disk)."""
+        return folder / SELECTION_NAME
+
     def thresholds(self, seed: int) -> Path:
         return self.root / "thresholds" / f"seed-{seed}"
+
+    def threshold_seeds(self) -> list[int]:
+        """Seeds with a thresholds folder, complete or not, ascending."""
+        found = self.root.glob("thresholds/seed-*")
+        return sorted(int(d.name.removeprefix("seed-")) for d in found if d.name.removeprefix("seed-").isdigit())
 
     def annotated_part(self, shard: int) -> Path:
         return self.annotated / part_name(shard)
@@ -127,26 +155,48 @@ def part_name(shard: int) -> str:
     return f"part-{shard:05d}.parquet"
 
 
-def _temporary(path: Path) -> Path:
+def temporary_path(path: Path) -> Path:
+    """A hidden sibling name no other process uses (same folder, so the rename is atomic; the name is
+    what ``remove_leftovers`` recognises)."""
     return path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
 
 
-def atomic_write_json(path: Path, value: object) -> None:
+@contextmanager
+def atomic_file(path: Path) -> Iterator[Path]:
+    """Yield a temporary path to write; it becomes ``path`` only if the block ends normally."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = _temporary(path)
-    temporary.write_text(json.dumps(value, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
+    temporary = temporary_path(path)
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_directory(path: Path) -> Iterator[Path]:
+    """Yield a temporary folder to fill; it replaces ``path`` (and whatever was there) only if the
+    block ends normally."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = temporary_path(path)
+    staging.mkdir()
+    try:
+        yield staging
+        shutil.rmtree(path, ignore_errors=True)
+        os.replace(staging, path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def atomic_write_json(path: Path, value: object) -> None:
+    with atomic_file(path) as temporary:
+        temporary.write_text(json.dumps(value, indent=2, sort_keys=False) + "\n", encoding="utf-8")
 
 
 def atomic_write_table(path: Path, table: pa.Table, **options: object) -> None:
     """One Parquet file that appears whole; ``options`` go to pyarrow's write_table."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = _temporary(path)
-    try:
+    with atomic_file(path) as temporary:
         pq.write_table(table, temporary, **options)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 @contextmanager
@@ -154,7 +204,7 @@ def atomic_parquet_writer(path: Path, schema: pa.Schema, **options: object) -> I
     """A streaming writer whose file appears under its name only once it is complete; ``options``
     go to pyarrow's ParquetWriter."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = _temporary(path)
+    temporary = temporary_path(path)
     writer = pq.ParquetWriter(temporary, schema, **options)
     try:
         yield writer
@@ -181,7 +231,7 @@ def remove_leftovers(root: Path) -> None:
             shutil.rmtree(leftover, ignore_errors=True)
         else:
             leftover.unlink(missing_ok=True)
-    shutil.rmtree(root / ".curated-retired", ignore_errors=True)
+    shutil.rmtree(RunDir(root).curated_retired, ignore_errors=True)
 
 
 def swap_directory(staging: Path, target: Path, retired: Path) -> None:

@@ -26,6 +26,7 @@ from curation.progress import Bar, progress_bar
 from curation.pool import Shard, file_signature, inspect_pool, plan_shards, resolve_files
 from curation.rundir import (FORMAT_VERSION, RunDir, atomic_write_json, atomic_write_table, read_json,
                              remove_leftovers, swap_directory)
+from curation.shard_stats import RowStats
 from metadata import MetadataError, fingerprint, load_entries
 
 Log = Callable[[str], None]
@@ -166,14 +167,11 @@ def match_pool(request: MatchRequest, execution: Execution, engine: Engine, log:
         "entry": pa.array(entries, type=pa.string()),
         "count": pa.array(counts, type=pa.int64())}))
     mirror.publish(run, run.entry_counts)
-    totals = {name: sum(r[name] for r in results)
-              for name in ("rows", "matched", "unmatched", "null_or_empty_text", "matches")}
-    totals["in"] = totals.pop("rows")
-    if totals["in"] != plan["rows"] or \
-            totals["matched"] + totals["unmatched"] + totals["null_or_empty_text"] != totals["in"]:
-        raise CurationError(f"row accounting failed in {run.root}: {totals}; remove it and run again")
+    totals = sum((result.rows for result in results), RowStats())
+    if totals.rows != plan["rows"] or not totals.accounted:
+        raise CurationError(f"row accounting failed in {run.root}: {totals.as_run_rows()}; remove it and run again")
     return {
-        "rows": {"in": totals.pop("in"), **totals},
+        "rows": totals.as_run_rows(),
         "resumed_shards": len(done),
         "matcher": request.matcher,
         "timings": {"match_s": round(matched_at - started, 3), "matcher_tables_s": round(tables_s, 3),
@@ -199,13 +197,13 @@ def _selection_target(run: RunDir, t: float, seed: int) -> tuple[Path, bool]:
         pointer = run.curated_pointer
         target = run.curated / f"t-{float(t)!r}-seed-{seed}"
         return target, mirror.fetch(run, pointer) and _selection_matches(pointer, t, seed)
-    if _selection_matches(run.curated / ".selection.json", t, seed):
+    if _selection_matches(run.selection(run.curated), t, seed):
         return run.curated, True
     destination = run.curated_staging
-    if not _selection_matches(destination / ".selection.json", t, seed):
+    if not _selection_matches(run.selection(destination), t, seed):
         shutil.rmtree(destination, ignore_errors=True)
         destination.mkdir(parents=True)
-        atomic_write_json(destination / ".selection.json", {"t": t, "seed": seed})
+        atomic_write_json(run.selection(destination), {"t": t, "seed": seed})
     return destination, False
 
 
@@ -273,7 +271,7 @@ def balance_run(out: str, t: float, seed: int, execution: Execution, engine: Eng
 
 def _matched_pairs(run: RunDir, shards: list[int]) -> int:
     """Matched pairs over the whole run, from the shards' stats (what sizes the preview's sample)."""
-    return sum(int(read_json(run.shard_marker(shard))["matched"]) for shard in shards)
+    return sum(stages.read_marker(run.shard_marker(shard)).rows.matched for shard in shards)
 
 
 StepProgress = Callable[[str, int, int], None]  # (what, done, total): for a progress bar that is not tqdm's

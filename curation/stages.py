@@ -20,12 +20,10 @@ from curation import balancing, counting, keys, matchers, mirror
 from curation.errors import CurationError
 from curation.pool import Shard, iter_shard_batches, open_parquet
 from curation.preview_files import PieceBuilder, has_piece
-from curation.rundir import RunDir, atomic_parquet_writer, atomic_write_json, atomic_write_table, part_name, read_json
+from curation.rundir import (ENTRY_IDS, PAIR_KEY, THRESHOLD, RunDir, atomic_parquet_writer, atomic_write_json,
+                             atomic_write_table, part_name, read_json)
+from curation.shard_stats import RowStats, ShardStats
 from metadata import fingerprint, load_entries
-
-ENTRY_IDS = "entry_ids"
-PAIR_KEY = "pair_key"
-THRESHOLD = "k"
 
 
 @dataclass(frozen=True)
@@ -71,7 +69,7 @@ def shard_matcher(config: MatchConfig) -> tuple[int, matchers.Matcher]:
         _MATCHERS.clear()
         if config.matcher == "tokens":
             run = mirror.open_run(config.root)
-            mirror.fetch_tree(run, matchers.tables_dir(run.root))
+            mirror.fetch_tree(run, run.matcher_tables)
             tables = matchers.load_tables(run.root, config.metadata_fingerprint)
             _MATCHERS[cache_key] = (int(tables.n_entries[0]), matchers.TokenMatcher(tables))
         else:
@@ -132,45 +130,60 @@ def _pair_keys(batch: pa.RecordBatch, texts: pa.Array, config: MatchConfig) -> n
     return keys.hash_keys(key_texts)
 
 
+@dataclass
+class _MatchTally:
+    """What one shard's match reports, gathered while its batches stream past."""
+
+    counts: np.ndarray
+    stats: RowStats = RowStats()
+
+
+def _batch_stats(texts: pa.Array, entry_ids: pa.Array) -> RowStats:
+    sizes = pc.list_value_length(entry_ids)
+    empty = int(pc.sum(pc.or_kleene(pc.is_null(texts), pc.equal(texts, ""))).as_py() or 0) if len(texts) else 0
+    matched = int(pc.sum(pc.greater(sizes, 0)).as_py() or 0)
+    return RowStats(rows=len(texts), matched=matched, unmatched=len(texts) - matched - empty,
+                    null_or_empty_text=empty, matches=int(pc.sum(sizes).as_py() or 0))
+
+
 def _annotated_batches(shard: Shard, config: MatchConfig, matcher: matchers.Matcher, schema: pa.Schema,
-                       stats: dict, counts: np.ndarray) -> Iterator[pa.RecordBatch]:
+                       tally: _MatchTally) -> Iterator[pa.RecordBatch]:
     """The shard's batches with entry ids and pair keys; row accounting and counts added as they pass."""
     for batch in iter_shard_batches(shard, config.batch_rows):
         texts = pc.cast(batch.column(config.text_column), pa.string())
         entry_ids = matcher.match_batch(texts)
         pair_keys = _pair_keys(batch, texts, config)
-        sizes = pc.list_value_length(entry_ids)
-        empty = int(pc.sum(pc.or_kleene(pc.is_null(texts), pc.equal(texts, ""))).as_py() or 0) if len(texts) else 0
-        matched = int(pc.sum(pc.greater(sizes, 0)).as_py() or 0)
-        stats["rows"] += len(batch)
-        stats["matched"] += matched
-        stats["null_or_empty_text"] += empty
-        stats["unmatched"] += len(batch) - matched - empty
-        stats["matches"] += int(pc.sum(sizes).as_py() or 0)
-        counts += counting.count_entries(entry_ids, len(counts))
+        tally.stats += _batch_stats(texts, entry_ids)
+        tally.counts += counting.count_entries(entry_ids, len(tally.counts))
         yield pa.RecordBatch.from_arrays([*batch.columns, entry_ids, pa.array(pair_keys, type=pa.uint64())],
                                          schema=schema)
 
 
-def match_shard(shard: Shard, config: MatchConfig) -> dict:
+def read_marker(path: Path) -> ShardStats:
+    """A matched shard's stats from its marker; a marker that is not one is refused in one line."""
+    try:
+        return ShardStats.from_json(read_json(path))
+    except (KeyError, TypeError, ValueError):
+        raise CurationError(f"{path} is not a shard marker; remove it and run the match again") from None
+
+
+def match_shard(shard: Shard, config: MatchConfig) -> ShardStats:
     """Annotate one shard with entry ids and pair keys, and count its matches per entry."""
     run = mirror.open_run(config.root)
     marker = run.shard_marker(shard.index)
     if mirror.fetch(run, marker):
-        return read_json(marker)
+        return read_marker(marker)
     n_entries, matcher = shard_matcher(config)
     schema = annotated_schema(open_parquet(shard.path).schema_arrow)
-    counts = np.zeros(n_entries, dtype=np.int64)
-    stats = {"shard": shard.index, "path": shard.path, "matcher": config.matcher, "rows": 0, "matched": 0,
-             "unmatched": 0, "null_or_empty_text": 0, "matches": 0}
-    write_part(run.annotated_part(shard.index), schema,
-               _annotated_batches(shard, config, matcher, schema, stats, counts))
-    if stats["rows"] != shard.rows:
-        raise CurationError(f"{shard.path} yielded {stats['rows']} rows where its footer says {shard.rows}")
-    nonzero = np.flatnonzero(counts)
+    tally = _MatchTally(counts=np.zeros(n_entries, dtype=np.int64))
+    write_part(run.annotated_part(shard.index), schema, _annotated_batches(shard, config, matcher, schema, tally))
+    if tally.stats.rows != shard.rows:
+        raise CurationError(f"{shard.path} yielded {tally.stats.rows} rows where its footer says {shard.rows}")
+    nonzero = np.flatnonzero(tally.counts)
     atomic_write_table(run.shard_counts(shard.index), pa.table({
-        "entry_id": pa.array(nonzero.astype(np.int32)), "count": pa.array(counts[nonzero])}))
-    atomic_write_json(marker, stats)
+        "entry_id": pa.array(nonzero.astype(np.int32)), "count": pa.array(tally.counts[nonzero])}))
+    stats = ShardStats(shard.index, shard.path, config.matcher, tally.stats)
+    atomic_write_json(marker, stats.as_json())
     mirror.publish(run, run.annotated_part(shard.index), keep_copy=False)
     mirror.publish(run, run.shard_counts(shard.index))
     mirror.publish(run, marker)  # last: it says the shard is done

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +18,11 @@ import streamlit as st
 
 from curation import mirror, preview_files, storage
 from curation.browse import find_pairs
+from curation.commands import curation_command, run_arguments
 from curation.errors import CurationError
 from curation.preview import INTERVAL, BalancePreview, Estimate
 from curation.query import RunQuery, complete_seeds, connect
-from curation.rundir import RunDir
+from curation.rundir import RunDir, read_json
 from curation.runner import Execution, build_preview
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -51,9 +51,9 @@ def init_state() -> None:
 
 def make_sample_run() -> None:
     """Curate the bundled sample so a fresh clone opens on a real run."""
-    command = [sys.executable, "-m", "curation", "run", "--pool", str(PROJECT / "data_samples" / "pool"),
-               "--metadata", str(PROJECT / "data_samples" / "metadata.json"), "--t", f"{SAMPLE_T:g}",
-               "--seed", "0", "--out", str(SAMPLE_RUN), "--workers", "1", "--quiet"]
+    command = curation_command(run_arguments(str(PROJECT / "data_samples" / "pool"),
+                                             str(PROJECT / "data_samples" / "metadata.json"), SAMPLE_T, 0,
+                                             str(SAMPLE_RUN), workers=1, quiet=True))
     result = subprocess.run(command, cwd=PROJECT, capture_output=True, text=True)
     if result.returncode != 0:
         raise CurationError(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "sample run failed")
@@ -120,7 +120,7 @@ def query(root: Path) -> RunQuery:
 @st.cache_data(max_entries=4, show_spinner=False)
 def plan(root: str, token: str) -> dict:
     """plan.json (megabytes for a run of thousands of shards: read once per run)."""
-    return json.loads((Path(root) / "plan.json").read_text())
+    return read_json(RunDir(Path(root)).plan_json)  # a corrupt file: one line, not a traceback
 
 
 def _metadata_table(plan: dict) -> str:

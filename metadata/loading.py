@@ -116,12 +116,6 @@ def _kept_positions(entries: list[str], path: Source, drop_invalid: bool) -> lis
     return kept
 
 
-def _validate(entries: list[str], path: Source, drop_invalid: bool) -> list[str]:
-    """Refuse empty and duplicate entries (naming the first), or drop them when asked to."""
-    kept = _kept_positions(entries, path, drop_invalid)
-    return entries if kept is None else [entries[position] for position in kept]
-
-
 @dataclass(frozen=True)
 class Metadata:
     """An entry list with, when the file records it, where each entry came from (``sources[i]`` for

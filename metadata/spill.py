@@ -18,7 +18,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 COUNT_SCHEMA = pa.schema([pa.field("key", pa.string()), pa.field("count", pa.int64())])
-_MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
 def _mix(x: np.ndarray) -> np.ndarray:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Sequence
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pyarrow as pa
@@ -22,6 +24,20 @@ ENTRIES = ["dog", "cat", "red", "sofa", "new york", "york city", "new york city"
 
 WRAPPED = ",.;:?!`"
 CONTROLS = "\t\n\r"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ray_temp_dir() -> Iterator[Path]:
+    """Every local Ray a test starts (here or in a child process) keeps its session files in a folder
+    of this test session, removed at its end: left to itself Ray fills /tmp/ray/session_* for good."""
+    directory = Path(tempfile.mkdtemp(prefix="ray-"))  # short: Ray's socket paths must stay under 108 bytes
+    patch = pytest.MonkeyPatch()
+    patch.setenv("RAY_TMPDIR", str(directory))
+    try:
+        yield directory
+    finally:
+        patch.undo()
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def naive_spacing(text: str) -> str:

@@ -15,7 +15,7 @@ from conftest import cli, read_dir
 from curation import Run
 from curation.browse import find_pairs
 from curation.errors import CurationError
-from curation.export import export_manifest
+from curation.export import FORMATS, export_manifest, format_of, manifest_path
 from curation.query import RunQuery, connect
 
 
@@ -106,9 +106,9 @@ def test_search_sorts_and_pages(query: RunQuery) -> None:
 
 def test_connection_cannot_reach_other_files(run_dir: Path, tmp_path: Path, pool: Path) -> None:
     cursor = connect(run_dir).cursor()
-    with pytest.raises(duckdb.Error):
+    with pytest.raises(duckdb.PermissionException, match="Cannot access file .*part-000.parquet"):
         cursor.execute("SELECT count(*) FROM read_parquet(?)", [str(pool / "part-000.parquet")]).fetchall()
-    with pytest.raises(duckdb.Error):
+    with pytest.raises(duckdb.InvalidInputException, match="configuration has been locked"):
         cursor.execute("SET enable_external_access = true")
 
 
@@ -168,3 +168,20 @@ def test_a_csv_manifest_writes_entry_lists_as_text(query: RunQuery, tmp_path: Pa
         first = next(csv.DictReader(handle))
     assert first["entry_ids"].startswith("[") and first["entry_ids"].endswith("]")
     assert json.loads(first["entry_ids"]) == sorted(set(json.loads(first["entry_ids"])))
+
+
+def test_each_format_is_one_writer_with_its_own_suffix(tmp_path: Path) -> None:
+    suffixes = [writer.suffix for writer in FORMATS.values()]
+    assert len(set(suffixes)) == len(FORMATS)
+    for name, writer in FORMATS.items():
+        assert format_of(f"m{writer.suffix}") == name
+        assert manifest_path(tmp_path, "m", name) == tmp_path / f"m{writer.suffix}"
+    assert format_of("m.txt") == "parquet" and format_of("csv") == "parquet"
+    with pytest.raises(CurationError, match="unknown format 'xml'"):
+        manifest_path(tmp_path, "m", "xml")
+
+
+def test_a_corrupt_plan_is_one_line_not_a_traceback(query: RunQuery, run_dir: Path) -> None:
+    (run_dir / "plan.json").write_text('{"shards": [')
+    with pytest.raises(CurationError, match="plan.json is not valid JSON"):
+        query.plan()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -78,8 +80,16 @@ def test_a_second_job_on_a_busy_output_is_refused(tmp_path: Path, pool: Path, me
 def test_a_second_job_on_the_output_of_a_running_job_is_refused(tmp_path: Path, pool: Path, metadata: Path) -> None:
     jobs, out = tmp_path / "jobs", str(tmp_path / "out")
     first = start_job(jobs, str(pool), str(metadata), 40, 0, out)
-    with pytest.raises(CurationError, match=f"job {first} is already writing"):
-        start_job(jobs, str(pool), str(metadata), 80, 0, out)
+    # Paused before its interpreter can even start, so it is still running when the second job asks,
+    # however fast the machine (a small run would otherwise race the check).
+    group = json.loads((jobs / first / "job.json").read_text())["pid"]
+    os.killpg(group, signal.SIGSTOP)
+    try:
+        assert [job.state for job in list_jobs(jobs)] == ["running"]
+        with pytest.raises(CurationError, match=f"job {first} is already writing"):
+            start_job(jobs, str(pool), str(metadata), 80, 0, out)
+    finally:
+        os.killpg(group, signal.SIGCONT)
     assert wait(jobs, first).state == "finished"
 
 

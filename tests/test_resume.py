@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
 from conftest import cli, make_texts, read_dir, write_pool
+from processes import kill_when
 from curation.matchers import MATCHERS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,7 +39,7 @@ def big_pool(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("matcher", MATCHERS)
-def test_killed_run_resumes_to_the_same_result(tmp_path: Path, metadata: Path, matcher: str) -> None:
+def test_killed_run_resumes_to_the_same_result(tmp_path: Path, metadata: Path, matcher: str, capsys) -> None:
     pool = big_pool(tmp_path)
     args = ["--pool", pool, "--metadata", metadata, "--t", 500, "--seed", 2, "--shard-rows", 2_000,
             "--matcher", matcher]
@@ -49,15 +47,15 @@ def test_killed_run_resumes_to_the_same_result(tmp_path: Path, metadata: Path, m
     out = tmp_path / "killed"
     process = subprocess.Popen([sys.executable, "-m", "curation", "run", *map(str, args), "--out", str(out),
                                 "--workers", "1", "--quiet"], cwd=ROOT, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not list((out / "shards").glob("*.json")):
-        time.sleep(0.005)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    assert not kill_when(process, lambda: any((out / "shards").glob("*.json")), seconds=300)
+    # 60 shards, killed as the first marker appears: nearly always mid-match. How far it got depends on
+    # timing, so what is asserted is what holds at any kill point: at least one shard was matched, and
+    # the resumed run trusts exactly the markers the killed one left (one process: no late writer).
     markers = len(list((out / "shards").glob("*.json")))
-    assert 0 < markers < 60, "the kill should land while shards are being matched"
-    assert not (out / "run.json").exists()
+    assert markers > 0, "the run ended before its first shard"
+    capsys.readouterr()
     assert cli("run", *args, "--out", out) == 0
+    assert f"resuming: {markers} of 60 shards already matched" in capsys.readouterr().err
     assert_same(snapshot(tmp_path / "reference"), snapshot(out))
 
 
