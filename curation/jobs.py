@@ -96,8 +96,8 @@ def start_export(jobs_dir: Path, run_dir: Path, path: Path, t: float, seed: int,
         raise CurationError(f"t must be a positive number, got {t}")
     target = str(path.resolve())
     _check_free(jobs_dir, target, str(path))
-    command = ["export", absolute(str(run_dir)), "--t", repr(float(t)), "--seed", str(int(seed)), "--format", file_format,
-               "--columns", column_set, "--out", target]
+    command = ["export", absolute(str(run_dir)), "--t", repr(float(t)), "--seed", str(int(seed)),
+               "--format", file_format, "--columns", column_set, "--out", target]
     return _launch(jobs_dir, command, target, "export")
 
 

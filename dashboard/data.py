@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from curation import mirror, preview_files, storage
 from curation.browse import find_pairs
@@ -272,7 +273,7 @@ def usable_t(value: object) -> float | None:
     return t if math.isfinite(t) and t >= MIN_T else None
 
 
-def t_input(container, label: str, key: str, **kwargs: object) -> float:
+def t_input(container: DeltaGenerator, label: str, key: str, **kwargs: object) -> float:
     """A number input for a threshold t: from MIN_T up, in steps of T_STEP, so neither typing nor the
     minus button can reach 0 or below (the value the engine would refuse). Streamlit turns what it cannot
     take (text, 0, a negative, 1e309) into the minimum without a word, so the minimum is explained."""

@@ -305,7 +305,8 @@ def test_the_export_name_limit_is_stated_in_the_form_and_the_error(app: AppTest)
     assert f"at most {NAME_MAX} characters" in name.label and f"At most {NAME_MAX} characters" in name.help
     name.set_value("x" * (NAME_MAX + 1))
     app.button[0].click().run()
-    assert any(f"{NAME_MAX + 1} characters refused" in e.value and f"at most {NAME_MAX}" in e.value for e in app.error)
+    assert any(f"{NAME_MAX + 1} characters refused" in e.value and f"at most {NAME_MAX}" in e.value
+               for e in app.error)
 
 
 def test_a_directory_given_as_metadata_is_named_as_such(app: AppTest, dirs: dict[str, Path]) -> None:
@@ -315,13 +316,15 @@ def test_a_directory_given_as_metadata_is_named_as_such(app: AppTest, dirs: dict
     assert any("is a directory; give the file in it" in e.value for e in app.error)
 
 
-def test_overview_numbers_reconcile_and_tables_have_thousands_separators(app: AppTest, dirs: dict[str, Path]) -> None:
+def test_overview_numbers_reconcile_and_tables_have_thousands_separators(app: AppTest,
+                                                                          dirs: dict[str, Path]) -> None:
     rows = json.loads((dirs["runs"] / "sample" / "run.json").read_text())["rows"]
     unmatched, empty = rows["unmatched"], rows["null_or_empty_text"]
     assert unmatched and empty  # the sample has both, or this proves nothing
-    assert metric(app, "Unmatched (with text)") == f"{unmatched:,}" and metric(app, "Null or empty text") == f"{empty:,}"
-    assert any(f"{unmatched:,} unmatched with text plus {empty:,} with null or empty text, {unmatched + empty:,} in all"
-               in c.value for c in app.caption)
+    assert metric(app, "Unmatched (with text)") == f"{unmatched:,}"
+    assert metric(app, "Null or empty text") == f"{empty:,}"
+    said = f"{unmatched:,} unmatched with text plus {empty:,} with null or empty text, {unmatched + empty:,} in all"
+    assert any(said in c.value for c in app.caption)
     histogram = preview_files.describe(RunDir(dirs["runs"] / "sample"), 0)["matches_per_pair"]
     assert histogram[0] == unmatched + empty  # the histogram's bar at 0, as the engine counted it
     app.switch_page("views/entries.py").run()
@@ -343,6 +346,8 @@ def test_balance_explains_entries_that_keep_more_than_t(app: AppTest, dirs: dict
     assert any("idealised" in c.value and "min(c, t)" in c.value for c in app.caption)
     helps = {m.label: m.help for m in app.metric}
     assert "Expected" in helps["Kept pairs"] and "Kept pairs" in helps["Expected"]
+    app.number_input(key="t").set_value(float(counts.max())).run()  # no head entry left: nothing to explain
+    assert not any("alone has p_e" in c.value for c in app.caption)
 
 
 def test_charts_give_each_t_one_colour_and_label_only_decades() -> None:

@@ -86,7 +86,7 @@ with st.expander("Find t", expanded=False):
 compare = st.toggle("Compare with a second t", key="compare")
 ts = [t]
 if compare:
-    data.t_input(st, "Second t", "t2")
+    data.t_input(st.container(), "Second t", "t2")
     ts.append(float(st.session_state.t2))
     st.dataframe({f"t = {value:g}": figures(value) for value in ts})
 
@@ -103,10 +103,11 @@ st.subheader("Most matched entries, before and after balancing")
 top = charts.top_entries(counts)
 kept_top = preview.kept_counts(top, t)[0]
 st.plotly_chart(charts.before_after(entries["entry"].to_numpy()[top], counts[top], kept_top, t))
-if len(top):
+if len(top) and counts[top[0]] > t:  # the most matched entry is a head entry: say why it keeps more than t
     first = int(top[0])
+    about = "" if preview.sample.size >= preview.sample.population else "about "
     st.caption(f"Why an entry can keep far more than t: a pair is kept if any of its entries keeps it "
                f"(P = 1 - prod(1 - p_e)). {entries['entry'].iat[first]!r} alone has p_e = "
-               f"{preview.entry_probabilities(t)[first]:.3f} at t = {t:g}, yet keeps {kept_top[0]:,.0f} of its "
-               f"{int(counts[first]):,} matches: most of its pairs also match rarer entries, which keep them.")
+               f"{preview.entry_probabilities(t)[first]:.3f} at t = {t:g}, yet keeps {about}{kept_top[0]:,.0f} of "
+               f"its {int(counts[first]):,} matches: most of its pairs also match rarer entries, which keep them.")
 st.caption("Kept matches per entry: " + data.estimate_note(preview).lower())
