@@ -29,7 +29,8 @@ COLUMN_SETS = {
     "all": "every column of the annotated pool",
     "keys": "pair keys (and ids) only",
 }
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,119}")
+NAME_MAX = 120  # characters of an export name, extension not counted
+_NAME = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{NAME_MAX - 1}}}")
 Progress = Callable[[int, int], None]
 
 
@@ -48,9 +49,11 @@ def provenance_name(name: str) -> str:
 
 def check_name(name: str) -> str:
     """A bare file name: no directory part, no '..', nothing that could leave the export directory."""
+    if len(name or "") > NAME_MAX:
+        raise CurationError(f"export name of {len(name)} characters refused: shorten it to at most {NAME_MAX}")
     if not _NAME.fullmatch(name or "") or ".." in name:
         raise CurationError(f"export name {name!r} refused: use letters, digits, '.', '_' and '-' only, at most "
-                            "120 characters (no path separators, no '..', not starting with '.')")
+                            f"{NAME_MAX} characters (no path separators, no '..', not starting with '.')")
     return name
 
 

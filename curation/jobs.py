@@ -56,18 +56,28 @@ def _is_locked(out: Path) -> bool:
     return False
 
 
+def absolute(path: str) -> str:
+    """A local path made absolute against the caller's working directory (a glob stays a glob), a URI
+    as it is: jobs run from the project root, so the paths checked must be the paths passed."""
+    return path if storage.is_uri(path) else os.path.abspath(os.path.expanduser(path))
+
+
 def start_job(jobs_dir: Path, pool: str, metadata: str, t: float, seed: int, out: str,
               workers: int | None = None) -> str:
     """Check the request, then start `python -m curation run` in the background; returns the job id."""
+    pool, metadata = absolute(pool), absolute(metadata)
     resolve_files(pool)  # a missing or empty pool is refused here, before anything starts
+    if not storage.is_uri(metadata) and Path(metadata).is_dir():
+        raise CurationError(f"metadata {metadata} is a directory; give the file in it (a JSON list, Parquet, "
+                            "or one entry per line)")
     if not storage.is_uri(metadata) and not Path(metadata).is_file():  # a URI is checked by the run
-        raise CurationError(f"metadata file not found: {metadata}")
+        raise CurationError(f"metadata file not found: {metadata}; check the path")
     if not t > 0:
         raise CurationError(f"t must be a positive number, got {t}")
     if storage.is_uri(out):  # a run directory in object storage: the run takes its lock object itself
         target = mirror.open_run(out).spec
     else:
-        target = str(Path(out).resolve())
+        target = str(Path(absolute(out)).resolve())
         mirror.check_output(target)  # a file, or a folder that cannot be made: one line now, not a failed job
         if _is_locked(Path(target)):
             raise CurationError(f"another curation process is using {out}; wait for it or choose another output")
@@ -83,8 +93,8 @@ def start_export(jobs_dir: Path, run_dir: Path, path: Path, t: float, seed: int,
         raise CurationError(f"t must be a positive number, got {t}")
     target = str(path.resolve())
     _check_free(jobs_dir, target, str(path))
-    command = ["export", str(run_dir), "--t", repr(float(t)), "--seed", str(int(seed)), "--format", file_format,
-               "--columns", column_set, "--out", target]
+    command = ["export", absolute(str(run_dir)), "--t", repr(float(t)), "--seed", str(int(seed)),
+               "--format", file_format, "--columns", column_set, "--out", target]
     return _launch(jobs_dir, command, target, "export")
 
 

@@ -8,6 +8,7 @@ Pages take a fresh cursor through ``query()`` on every script run.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from curation import mirror, preview_files, storage
 from curation.browse import find_pairs
@@ -31,6 +33,8 @@ EXPORT_DIR = Path(os.environ.get("CURATION_EXPORT_DIR", PROJECT / "exports"))
 JOBS_DIR = Path(os.environ.get("CURATION_JOBS_DIR", RUNS_DIR / ".jobs"))
 SAMPLE_RUN = RUNS_DIR / "sample"
 SAMPLE_T = 200.0
+MIN_T = 0.001  # the smallest t a number input takes (t for a tiny target size can be below 1)
+T_STEP = 10.0  # what the + and - buttons of a t input add or take away
 RECENT = RUNS_DIR / ".recent.json"
 REMOTE_REFRESH_S = 300  # how often a run in object storage is checked for changed objects
 SHARED_WIDGET_KEYS = ("t", "t2", "seed", "run_dir_input")
@@ -38,8 +42,9 @@ SHARED_WIDGET_KEYS = ("t", "t2", "seed", "run_dir_input")
 
 def init_state() -> None:
     """Session defaults, set once per session before any widget reads them."""
-    defaults = {"run_dir": str(SAMPLE_RUN), "t": SAMPLE_T, "t2": SAMPLE_T * 5, "seed": None,
-                "entry_search": "", "entry_id": None}
+    if "run_dir" not in st.session_state:  # a new session (or a reload) opens the run opened last
+        st.session_state.run_dir = next(iter(recent_runs()), str(SAMPLE_RUN))
+    defaults = {"t": SAMPLE_T, "t2": SAMPLE_T * 5, "seed": None, "entry_search": "", "entry_id": None}
     for key, value in defaults.items():
         st.session_state.setdefault(key, value)
     for key in SHARED_WIDGET_KEYS:
@@ -223,6 +228,11 @@ def estimate_note(preview_: BalancePreview) -> str:
             f"± is {INTERVAL:g} standard errors (about 95%).")
 
 
+def thousands(columns: list[str]) -> dict:
+    """st.dataframe column settings that show these number columns with thousands separators."""
+    return {name: st.column_config.NumberColumn(format="localized") for name in columns}
+
+
 def current_run() -> tuple[Path, str, int] | None:
     """(run directory, token, seed) of the selected run; None (with a message shown) if unusable."""
     try:
@@ -254,10 +264,34 @@ def page_context() -> tuple[Path, str, int, float]:
     return (*current, t)
 
 
+def usable_t(value: object) -> float | None:
+    """``value`` as a t the engine takes (a finite number of at least MIN_T), else None."""
+    try:
+        t = float(value)
+    except (TypeError, ValueError):
+        return None
+    return t if math.isfinite(t) and t >= MIN_T else None
+
+
+def t_input(container: DeltaGenerator, label: str, key: str, **kwargs: object) -> float:
+    """A number input for a threshold t: from MIN_T up, in steps of T_STEP, so neither typing nor the
+    minus button can reach 0 or below (the value the engine would refuse). Streamlit turns what it cannot
+    take (text, 0, a negative, 1e309) into the minimum without a word, so the minimum is explained."""
+    kwargs.setdefault("help", f"A positive number of matches, at least {MIN_T:g}: entries matched more than t "
+                              "times keep about t of their pairs; the others keep all.")
+    value = container.number_input(label, key=key, min_value=MIN_T, step=T_STEP, format="%g", **kwargs)
+    if value is not None and value <= MIN_T:
+        container.warning(f"{label} is at its minimum, {MIN_T:g}: an empty box, text that is not a number, 0, a "
+                          f"negative or an endless number (1e309) all become {MIN_T:g}; type a t such as "
+                          f"{SAMPLE_T:g} or 2e4 and press Enter")
+    return value
+
+
 def current_t() -> float | None:
-    """The t of the session, or None with a message when it is not a positive number."""
+    """The t of the session, or None with a message when it is not a positive, finite number."""
     t = st.session_state.t
-    if t is None or not t > 0:
-        st.error(f"t must be a positive number (got {t}); pairs are kept when their threshold is below t")
+    if usable_t(t) is None:
+        st.error(f"t must be a finite number of at least {MIN_T:g} (got {t}): type one such as {SAMPLE_T:g} or 2e4 "
+                 "in the t box of the Balance page and press Enter")
         return None
     return float(t)

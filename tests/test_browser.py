@@ -142,20 +142,27 @@ def test_change_t_see_kept_pairs_and_export(server, page, tmp_path: Path) -> Non
     no_exception()
     page.screenshot(path=str(tmp_path / "balance.png"), full_page=True)
 
-    # Export at the new t: the files appear in the export directory with the rows the page claims.
+    # Export with the form's t differing from the Balance t: the default name, the caption and the
+    # provenance follow the form, and the files hold the rows the page claims.
     page.get_by_test_id("stSidebarNav").get_by_role("link", name="Export").click()
     expect(page.get_by_role("heading", name="Export")).to_be_visible(timeout=STEP_TIMEOUT_MS)
     settled()
-    expect(page.get_by_label("t", exact=True)).to_have_value(f"{new_t:g}")  # the export's t starts at the page's
-    name = "browser-export"
-    name_input = page.get_by_label("File name", exact=False)
-    name_input.fill(name)
-    name_input.press("Enter")
-    expect(name_input).to_have_value(name)
+    export_t_input = page.get_by_label("t", exact=True)
+    expect(export_t_input).to_have_value(f"{new_t:g}")  # the export's t starts at the page's
+    export_t = 100.0 if new_t != 100.0 else 250.0
+    exported = run.size_at(export_t)
+    assert exported != expected, "pick an export t whose size differs from the Balance t's"
+    export_t_input.fill(f"{export_t:g}")
+    export_t_input.press("Enter")
+    name = f"curated-t{export_t:g}-seed0"
+    name_input = page.get_by_role("textbox", name="File name")
+    expect(name_input).to_have_attribute("placeholder", name, timeout=STEP_TIMEOUT_MS)
+    expect(page.get_by_test_id("stCaptionContainer").filter(has_text="the manifest holds")).to_contain_text(
+        f"At t = {export_t:g} (seed 0) the manifest holds {exported:,} pairs")
     settled()
     page.get_by_role("button", name="Export").click()  # a background job: the page follows it
     success = page.get_by_test_id("stAlertContentSuccess")
-    expect(success).to_contain_text(f"Wrote {expected:,} pairs", timeout=STEP_TIMEOUT_MS)
+    expect(success).to_contain_text(f"Wrote {exported:,} pairs", timeout=STEP_TIMEOUT_MS)
     settled()
     no_exception()
     downloads = page.get_by_test_id("stDownloadButton")
@@ -167,9 +174,9 @@ def test_change_t_see_kept_pairs_and_export(server, page, tmp_path: Path) -> Non
     provenance = dirs["exports"] / f"{name}.provenance.json"
     assert manifest.exists() and provenance.exists()
     assert str(manifest) in success.inner_text()
-    assert pq.read_metadata(manifest).num_rows == expected
+    assert pq.read_metadata(manifest).num_rows == exported
     record = json.loads(provenance.read_text())
-    assert record["rows"] == expected and record["t"] == new_t and record["file"] == manifest.name
+    assert record["rows"] == exported and record["t"] == export_t and record["file"] == manifest.name
     assert sorted(p.name for p in dirs["exports"].iterdir() if not p.name.startswith(".")) == \
         sorted([manifest.name, provenance.name])
 
@@ -177,3 +184,44 @@ def test_change_t_see_kept_pairs_and_export(server, page, tmp_path: Path) -> Non
     page.screenshot(path=str(shot), full_page=True)
     assert shot.exists() and shot.stat().st_size > 0
     assert (tmp_path / "balance.png").stat().st_size > 0
+
+
+def test_open_a_finished_run_from_jobs_and_keep_it_after_a_reload(server, page, tmp_path: Path, pool: Path,
+                                                                    metadata: Path) -> None:
+    """A finished job's "Open this run": the Overview shows that run, a reload keeps it, and it is a recent run.
+    The project's .streamlit/config.toml is read too: no Deploy button."""
+    from playwright.sync_api import expect
+
+    from curation.jobs import start_job, wait
+
+    url, dirs = server
+    app = page.get_by_test_id("stApp")
+    pool_rows = page.get_by_test_id("stMetric").filter(has_text="Pool rows").get_by_test_id("stMetricValue")
+    page.goto(url)
+    expect(pool_rows).to_have_text("30,000", timeout=FIRST_PAGE_TIMEOUT_MS)  # the sample, curated on first start
+    expect(page.get_by_test_id("stHeader")).to_be_attached()
+    expect(page.get_by_test_id("stAppDeployButton")).to_have_count(0)
+
+    out = tmp_path / "from-job"
+    job_id = start_job(dirs["jobs"], str(pool), str(metadata), 40, 0, str(out), workers=1)
+    assert wait(dirs["jobs"], job_id).state == "finished"
+    rows = json.loads((out / "run.json").read_text())["rows"]["in"]
+    assert f"{rows:,}" != "30,000", "the opened run must differ from the sample, or the test proves nothing"
+
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Jobs").click()
+    opener = page.get_by_role("button", name="Open this run")
+    expect(opener).to_be_visible(timeout=STEP_TIMEOUT_MS)
+    opener.click()
+    expect(page.get_by_role("heading", name="Overview")).to_be_visible(timeout=STEP_TIMEOUT_MS)
+    expect(pool_rows).to_have_text(f"{rows:,}", timeout=STEP_TIMEOUT_MS)
+    run_box = page.get_by_test_id("stSidebar").get_by_role("textbox", name="Run directory")
+    expect(run_box).to_have_value(str(out))
+    expect(page.get_by_text(f"Run directory {out.resolve()}", exact=False)).to_be_visible()
+
+    page.reload()
+    expect(pool_rows).to_have_text(f"{rows:,}", timeout=STEP_TIMEOUT_MS)
+    expect(app).to_have_attribute("data-test-script-state", "notRunning", timeout=STEP_TIMEOUT_MS)
+    expect(run_box).to_have_value(str(out))
+    page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").filter(has_text="Recent runs").click()
+    expect(page.get_by_role("option", name=str(out))).to_be_visible(timeout=STEP_TIMEOUT_MS)
+    assert page.get_by_test_id("stException").count() == 0

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from curation import Run
+from curation import Run, preview_files
 from curation.jobs import wait
+from curation.rundir import RunDir
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 PAGES = ["views/overview.py", "views/entries.py", "views/balance.py", "views/samples.py", "views/export.py",
@@ -42,6 +43,8 @@ def dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture
 def app(dirs: dict[str, Path]) -> AppTest:
+    """A first visit: no recent runs, so the session opens on the bundled sample."""
+    (dirs["runs"] / ".recent.json").unlink(missing_ok=True)
     at = AppTest.from_file(APP, default_timeout=120).run()
     assert not at.exception, [e.message for e in at.exception]
     return at
@@ -73,13 +76,42 @@ def test_moving_t_changes_kept_pairs_to_the_engines_size(app: AppTest, dirs: dic
     assert app.session_state["t"] == 123_456
 
 
-@pytest.mark.parametrize("t", [0, -5])
-def test_t_that_is_not_positive_gets_a_message(app: AppTest, t: float) -> None:
+@pytest.mark.parametrize("t", [0, -5, float("inf")])
+def test_t_that_is_not_a_usable_number_stops_at_the_minimum_and_says_so(app: AppTest, dirs: dict[str, Path],
+                                                                       t: float) -> None:
+    """What the box cannot take (text, 0, a negative, 1e309) becomes the minimum: the page says why."""
+    from dashboard import data
+
     app.switch_page("views/balance.py").run()
     app.number_input(key="t").set_value(t).run()
     assert not app.exception
-    assert any("t must be a positive number" in e.value for e in app.error)
-    assert not [m for m in app.metric if m.label == "Kept pairs"]
+    assert app.session_state["t"] == data.MIN_T > 0
+    assert any("t is at its minimum" in w.value and "type a t such as" in w.value for w in app.warning)
+    assert metric(app, "Kept pairs") == f"{Run(dirs['runs'] / 'sample').size_at(data.MIN_T):,}"
+
+
+def test_every_t_input_has_a_positive_minimum_and_jobs_prefill_a_usable_t(app: AppTest) -> None:
+    from dashboard import data
+
+    app.switch_page("views/balance.py").run()
+    app.toggle(key="compare").set_value(True).run()
+    inputs = [app.number_input(key="t"), app.number_input(key="t2")]
+    app.switch_page("views/export.py").run()
+    inputs.append(app.number_input(key="export_t"))
+    app.session_state["t"] = -5.0  # a bad t in the session (the Balance box would have raised it to the minimum)
+    app.switch_page("views/jobs.py").run()
+    assert not app.exception
+    inputs.append(app.number_input(key="job_t"))
+    for number in inputs:
+        assert number.proto.has_min and number.proto.min == data.MIN_T > 0 and number.proto.step == data.T_STEP
+    assert app.number_input(key="job_t").value == data.SAMPLE_T
+
+
+def test_a_bad_t_in_the_session_gets_a_message_on_other_pages(app: AppTest) -> None:
+    app.session_state["t"] = float("nan")
+    app.switch_page("views/entries.py").run()
+    assert not app.exception
+    assert any("t must be a finite number" in e.value and "press Enter" in e.value for e in app.error)
 
 
 def test_export_runs_as_a_job_writes_its_files_and_refuses_traversal(app: AppTest, dirs: dict[str, Path]) -> None:
@@ -237,3 +269,136 @@ def test_estimates_from_a_sample_are_labelled_as_such(app: AppTest, dirs: dict[s
     app.switch_page("views/entries.py").run()
     assert "± (kept)" in app.dataframe[0].value.columns
     assert any("uniform sample" in c.value for c in app.caption)
+
+
+def test_open_this_run_selects_it_everywhere_and_a_reload_keeps_it(app: AppTest, dirs: dict[str, Path],
+                                                                     pool: Path, metadata: Path,
+                                                                     tmp_path: Path) -> None:
+    from curation.jobs import start_job
+
+    out = tmp_path / "from-job"
+    job_id = start_job(dirs["jobs"], str(pool), str(metadata), 40, 0, str(out), workers=1)
+    assert wait(dirs["jobs"], job_id).state == "finished"
+    rows = json.loads((out / "run.json").read_text())["rows"]["in"]
+    assert rows != json.loads((dirs["runs"] / "sample" / "run.json").read_text())["rows"]["in"]
+    app.switch_page("views/jobs.py").run()
+    app.button(key=f"open-{job_id}").click().run()
+    assert not app.exception
+    assert metric(app, "Pool rows") == f"{rows:,}"  # the Overview, on the opened run
+    assert app.text_input(key="run_dir_input").value == str(out)
+    assert str(out) in app.selectbox(key="recent_choice").options
+    reloaded = AppTest.from_file(APP, default_timeout=120).run()  # a reload is a new session
+    assert not reloaded.exception
+    assert reloaded.session_state["run_dir"] == str(out) and metric(reloaded, "Pool rows") == f"{rows:,}"
+
+
+def test_export_defaults_follow_the_forms_t_and_seed(app: AppTest, dirs: dict[str, Path]) -> None:
+    run = Run(dirs["runs"] / "sample")
+    app.switch_page("views/export.py").run()
+    assert app.session_state["t"] == 200
+    app.number_input(key="export_t").set_value(100).run()
+    default = "curated-t100-seed0"
+    assert app.text_input(key="export_name").placeholder == default
+    assert any(f"At t = 100 (seed 0) the manifest holds {run.size_at(100):,} pairs" in c.value for c in app.caption)
+    app.button[0].click().run()
+    assert wait(dirs["jobs"], app.session_state["export_job"]).state == "finished"
+    provenance = json.loads((dirs["exports"] / f"{default}.provenance.json").read_text())
+    assert provenance["file"] == f"{default}.parquet" and provenance["t"] == 100 and provenance["seed"] == 0
+    assert provenance["rows"] == run.size_at(100) != run.size_at(200)
+
+
+def test_the_export_name_limit_is_stated_in_the_form_and_the_error(app: AppTest) -> None:
+    from curation.export import NAME_MAX
+
+    app.switch_page("views/export.py").run()
+    name = app.text_input(key="export_name")
+    assert f"at most {NAME_MAX} characters" in name.label and f"At most {NAME_MAX} characters" in name.help
+    name.set_value("x" * (NAME_MAX + 1))
+    app.button[0].click().run()
+    assert any(f"{NAME_MAX + 1} characters refused" in e.value and f"at most {NAME_MAX}" in e.value
+               for e in app.error)
+
+
+def test_a_directory_given_as_metadata_is_named_as_such(app: AppTest, dirs: dict[str, Path]) -> None:
+    app.switch_page("views/jobs.py").run()
+    app.text_input(key="job_metadata").set_value(str(dirs["runs"]))
+    app.button[0].click().run()
+    assert any("is a directory; give the file in it" in e.value for e in app.error)
+
+
+def test_overview_numbers_reconcile_and_tables_have_thousands_separators(app: AppTest,
+                                                                          dirs: dict[str, Path]) -> None:
+    rows = json.loads((dirs["runs"] / "sample" / "run.json").read_text())["rows"]
+    unmatched, empty = rows["unmatched"], rows["null_or_empty_text"]
+    assert unmatched and empty  # the sample has both, or this proves nothing
+    assert metric(app, "Unmatched (with text)") == f"{unmatched:,}"
+    assert metric(app, "Null or empty text") == f"{empty:,}"
+    said = f"{unmatched:,} unmatched with text plus {empty:,} with null or empty text, {unmatched + empty:,} in all"
+    assert any(said in c.value for c in app.caption)
+    histogram = preview_files.describe(RunDir(dirs["runs"] / "sample"), 0)["matches_per_pair"]
+    assert histogram[0] == unmatched + empty  # the histogram's bar at 0, as the engine counted it
+    app.switch_page("views/entries.py").run()
+    columns = json.loads(app.dataframe[0].proto.columns)
+    assert all(columns[name]["type_config"]["format"] == "localized" for name in ("count", "kept at t"))
+
+
+def test_balance_explains_entries_that_keep_more_than_t(app: AppTest, dirs: dict[str, Path]) -> None:
+    import numpy as np
+
+    run = Run(dirs["runs"] / "sample")
+    app.switch_page("views/balance.py").run()
+    counts = run.counts
+    top = int(np.argmax(counts))
+    kept = int(run.balanced_counts(200)[top])
+    assert kept > 200  # the case the note explains
+    assert any(f"{run.entries[top]!r} alone has p_e = {200 / counts[top]:.3f} at t = 200, yet keeps {kept:,} of its "
+               f"{int(counts[top]):,} matches" in c.value for c in app.caption)
+    assert any("idealised" in c.value and "min(c, t)" in c.value for c in app.caption)
+    helps = {m.label: m.help for m in app.metric}
+    assert "Expected" in helps["Kept pairs"] and "Kept pairs" in helps["Expected"]
+    app.number_input(key="t").set_value(float(counts.max())).run()  # no head entry left: nothing to explain
+    assert not any("alone has p_e" in c.value for c in app.caption)
+
+
+def test_charts_give_each_t_one_colour_and_label_only_decades() -> None:
+    import numpy as np
+    import pandas as pd
+
+    from dashboard import charts
+
+    counts = np.sort(np.array([0, 1, 3, 40, 300, 5000, 70_000]))
+    ts = [200.0, 40.0]
+    figures = [charts.counts_by_rank(counts, ts), charts.cumulative_matches(counts, ts),
+               charts.before_after(np.array(["a", "b"]), np.array([70_000, 5000]), np.array([900, 800]), ts[0])]
+    for index, t in enumerate(ts):
+        colours = {(trace.line.color if trace.type == "scatter" else trace.marker.color)
+                   for figure in figures for trace in figure.data if f"t = {t:g}" in trace.name}
+        assert colours == {charts.t_colour(index)}, (t, colours)
+    assert charts.t_colour(0) != charts.t_colour(1)
+    sources = charts.sources_bars(pd.DataFrame({"source": ["wordnet", "extra"], "matched": [80_000, 3],
+                                                "unmatched": [6000, 1]}))
+    axes = [figures[0].layout.xaxis, figures[0].layout.yaxis, figures[2].layout.yaxis, sources.layout.yaxis]
+    assert all(axis.type == "log" and axis.dtick == 1 for axis in axes)
+    assert sources.layout.barmode == "group"
+
+
+def test_samples_show_entries_and_k_first_and_a_bounded_url(app: AppTest) -> None:
+    app.switch_page("views/samples.py").run()
+    assert list(app.dataframe[0].value.columns)[:3] == ["entries", "k", "text"]
+    assert json.loads(app.dataframe[0].proto.columns)["url"]["width"] == "medium"
+    app.toggle(key="sample_images").set_value(True).run()
+    assert list(app.dataframe[0].value.columns)[:3] == ["image", "entries", "k"]
+
+
+def test_the_project_streamlit_config_turns_off_statistics_and_the_deploy_button() -> None:
+    """`streamlit run` reads .streamlit/config.toml from the working directory: the README starts it from the
+    project root. The server address is not set there (the command line or the user decides)."""
+    import tomllib
+
+    import streamlit.config
+
+    config = tomllib.loads((Path(APP).parents[1] / ".streamlit" / "config.toml").read_text())
+    options = {f"{section}.{name}": value for section, values in config.items() for name, value in values.items()}
+    assert set(options) <= set(streamlit.config._config_options_template)  # every option is one Streamlit knows
+    assert options["browser.gatherUsageStats"] is False and options["client.toolbarMode"] == "minimal"
+    assert "server.address" not in options

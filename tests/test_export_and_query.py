@@ -144,6 +144,14 @@ def test_export_refuses_names_that_leave_the_directory(query: RunQuery, tmp_path
     assert not (tmp_path / "escape.parquet").exists()
 
 
+def test_the_name_limit_is_exact_and_named_in_the_error() -> None:
+    from curation.export import NAME_MAX, check_name
+
+    assert check_name("n" * NAME_MAX) == "n" * NAME_MAX
+    with pytest.raises(CurationError, match=f"{NAME_MAX + 1} characters refused: shorten it to at most {NAME_MAX}"):
+        check_name("n" * (NAME_MAX + 1))
+
+
 def test_export_needs_thresholds_for_its_seed(query: RunQuery, tmp_path: Path) -> None:
     with pytest.raises(CurationError, match="seed 9"):
         export_manifest(query, tmp_path / "exports", "m", 40, 9)

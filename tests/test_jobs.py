@@ -11,7 +11,7 @@ import pytest
 
 from curation import Run
 from curation.errors import CurationError
-from curation.jobs import list_jobs, log_progress, log_tail, start_job, wait
+from curation.jobs import absolute, list_jobs, log_progress, log_tail, start_job, wait
 from curation.mirror import check_output, exclusive, open_run
 
 
@@ -41,6 +41,8 @@ def test_bad_requests_are_refused_before_starting(tmp_path: Path, pool: Path, me
         start_job(jobs, str(tmp_path / "missing"), str(metadata), 40, 0, str(tmp_path / "out"))
     with pytest.raises(CurationError, match="metadata file not found"):
         start_job(jobs, str(pool), str(tmp_path / "none.json"), 40, 0, str(tmp_path / "out"))
+    with pytest.raises(CurationError, match="is a directory; give the file in it"):
+        start_job(jobs, str(pool), str(tmp_path), 40, 0, str(tmp_path / "out"))
     with pytest.raises(CurationError, match="positive"):
         start_job(jobs, str(pool), str(metadata), 0, 0, str(tmp_path / "out"))
     assert list_jobs(jobs) == []
@@ -68,6 +70,21 @@ def test_a_job_that_fails_before_its_plan_leaves_no_folder(tmp_path: Path, pool:
     jobs, out = tmp_path / "jobs", tmp_path / "new" / "out"
     assert wait(jobs, start_job(jobs, str(pool), str(bad), 40, 0, str(out))).state == "failed"
     assert not (tmp_path / "new").exists()
+
+
+def test_relative_paths_are_resolved_where_they_were_checked(tmp_path: Path, pool: Path, metadata: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The job runs from the project root; paths relative to the caller's folder must still mean the same files."""
+    monkeypatch.chdir(tmp_path)
+    jobs = tmp_path / "jobs"
+    relative = [str(p.relative_to(tmp_path)) for p in (pool, metadata)]
+    status = wait(jobs, start_job(jobs, relative[0], relative[1], 40, 0, "out", workers=1))
+    assert status.state == "finished", status
+    assert status.out == str((tmp_path / "out").resolve())
+    assert Run(tmp_path / "out").size_at(40) > 0
+    assert f"--pool {pool}" in status.command and f"--metadata {metadata}" in status.command
+    uri = "s3://bucket/pool/"
+    assert absolute(uri) == uri and absolute("x/../y") == str(tmp_path / "y")
 
 
 def test_a_second_job_on_a_busy_output_is_refused(tmp_path: Path, pool: Path, metadata: Path) -> None:

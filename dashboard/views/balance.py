@@ -18,12 +18,13 @@ counts = preview.counts
 
 
 def _set_t(value: float) -> None:
-    st.session_state.t = float(value)
-    st.session_state.t_log = math.log10(value)
+    """A solved t, raised to the input's minimum (t for a tiny target size can be smaller)."""
+    st.session_state.t = max(float(value), data.MIN_T)
+    st.session_state.t_log = math.log10(st.session_state.t)
 
 
 def _from_number() -> None:
-    if st.session_state.t and st.session_state.t > 0:
+    if data.usable_t(st.session_state.t) is not None:
         st.session_state.t_log = math.log10(st.session_state.t)
 
 
@@ -42,10 +43,9 @@ def _solve_share() -> None:
 
 largest = max(float(counts.max()) if len(counts) else 1.0, 10.0)
 left, right = st.columns([1, 2])
-left.number_input("t", key="t", format="%g", step=10.0, on_change=_from_number,
-                  help="Entries matched more than t times keep about t of their pairs; the others keep all.")
+data.t_input(left, "t", "t", on_change=_from_number)
 slider_top = round(math.log10(largest) + 0.5, 2)
-if st.session_state.get("t") and st.session_state.t > 0:
+if data.usable_t(st.session_state.get("t")) is not None:
     st.session_state.setdefault("t_log", math.log10(st.session_state.t))
 st.session_state.t_log = min(max(st.session_state.get("t_log", 0.0), 0.0), slider_top)
 right.slider("t on a log scale (10^x)", min_value=0.0, max_value=slider_top, step=0.01,
@@ -64,9 +64,10 @@ def figures(t: float) -> dict[str, str]:
 
 
 HELP = {
-    "Kept pairs": "Exact: the pairs whose keep threshold is below t, for this seed.",
+    "Kept pairs": "Exact: the pairs whose keep threshold is below t, for this seed: the subset you get. It differs "
+                  "from Expected by chance, as one draw differs from the average; another seed draws again.",
     "Expected": "The size balancing gives on average over seeds: the sum over matched pairs of P = 1 - prod(1 - p_e). "
-                + data.estimate_note(preview),
+                "Kept pairs is one seed's draw around it. " + data.estimate_note(preview),
     "Share of pool": "Kept pairs over all pairs of the pool, matched or not.",
     "Head entries": "Entries matched at least t times: they keep about t of their pairs (all of them at exactly t).",
     "Tail share p(t)": "The share of all matches held by entries matched fewer than t times (MetaCLIP 2's knob).",
@@ -85,7 +86,7 @@ with st.expander("Find t", expanded=False):
 compare = st.toggle("Compare with a second t", key="compare")
 ts = [t]
 if compare:
-    st.number_input("Second t", key="t2", format="%g", min_value=1e-9)
+    data.t_input(st.container(), "Second t", "t2")
     ts.append(float(st.session_state.t2))
     st.dataframe({f"t = {value:g}": figures(value) for value in ts})
 
@@ -96,7 +97,17 @@ with left:
 with right:
     st.subheader("Cumulative matches")
     st.plotly_chart(charts.cumulative_matches(preview.sorted_counts, ts))
+    st.caption("The curves at t are idealised: each entry counts min(c, t), what it keeps through its own p_e "
+               "alone. Pairs kept through another of their entries add more (below).")
 st.subheader("Most matched entries, before and after balancing")
 top = charts.top_entries(counts)
-st.plotly_chart(charts.before_after(entries["entry"].to_numpy()[top], counts[top], preview.kept_counts(top, t)[0], t))
+kept_top = preview.kept_counts(top, t)[0]
+st.plotly_chart(charts.before_after(entries["entry"].to_numpy()[top], counts[top], kept_top, t))
+if len(top) and counts[top[0]] > t:  # the most matched entry is a head entry: say why it keeps more than t
+    first = int(top[0])
+    about = "" if preview.sample.size >= preview.sample.population else "about "
+    st.caption(f"Why an entry can keep far more than t: a pair is kept if any of its entries keeps it "
+               f"(P = 1 - prod(1 - p_e)). {entries['entry'].iat[first]!r} alone has p_e = "
+               f"{preview.entry_probabilities(t)[first]:.3f} at t = {t:g}, yet keeps {about}{kept_top[0]:,.0f} of "
+               f"its {int(counts[first]):,} matches: most of its pairs also match rarer entries, which keep them.")
 st.caption("Kept matches per entry: " + data.estimate_note(preview).lower())

@@ -40,7 +40,8 @@ page["p_e"] = preview.entry_probabilities(t)[ids]
 page["kept at t"] = kept[ids].round().astype("int64")
 if not exact:
     page["± (kept)"] = (2 * kept_error[ids]).round().astype("int64")
-st.dataframe(page, hide_index=True, column_config={"p_e": st.column_config.NumberColumn(format="%.4f")})
+st.dataframe(page, hide_index=True, column_config={"p_e": st.column_config.NumberColumn(format="%.4f"),
+                                                   **data.thousands(["count", "kept at t", "± (kept)"])})
 st.caption("Kept at t: matches among the pairs kept at t. " + data.estimate_note(preview))
 
 st.subheader("Entry detail")

@@ -8,7 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 from curation.errors import CurationError
-from curation.export import COLUMN_SETS, FORMATS, manifest_path
+from curation.export import COLUMN_SETS, FORMATS, NAME_MAX, manifest_path
 from curation.jobs import list_jobs, start_export
 from dashboard import data
 
@@ -20,14 +20,16 @@ seeds = data.seeds(str(root), token)
 
 left, right = st.columns(2)
 st.session_state.setdefault("export_t", t)
-export_t = left.number_input("t", format="%g", min_value=1e-9, key="export_t")
+export_t = data.t_input(left, "t", "export_t")
 export_seed = right.selectbox("Seed", seeds, key="export_seed", index=seeds.index(seed))
 file_format = left.radio("Format", list(FORMATS), horizontal=True, key="export_format")
 column_set = right.radio("Columns", list(COLUMN_SETS), format_func=lambda c: f"{c}: {COLUMN_SETS[c]}",
                          key="export_columns")
 default_name = f"curated-t{export_t:g}-seed{export_seed}"
-typed = st.text_input("File name (no extension; letters, digits, '.', '_', '-'; at most 120 characters)",
-                      key="export_name", placeholder=default_name)
+typed = st.text_input(f"File name (no extension; letters, digits, '.', '_', '-'; at most {NAME_MAX} characters)",
+                      key="export_name", placeholder=default_name,
+                      help=f"Empty: {default_name}, from the t and seed above. At most {NAME_MAX} characters, "
+                           "starting with a letter or digit; the extension comes from the format.")
 name = typed.strip() or default_name
 if export_seed != seed:
     data.ensure_preview(root, int(export_seed))

@@ -17,7 +17,7 @@ with st.form("launch"):
                              value=str(data.PROJECT / "data_samples" / "metadata.json"), key="job_metadata",
                              help="A local path or a URI, as for the pool.")
     left, middle, right = st.columns(3)
-    t = left.number_input("t", value=float(st.session_state.t or data.SAMPLE_T), format="%g", key="job_t")
+    t = data.t_input(left, "t", "job_t", value=data.usable_t(st.session_state.t) or data.SAMPLE_T)
     seed = middle.number_input("Seed", value=0, min_value=0, step=1, key="job_seed")
     out = right.text_input("Output directory", value=str(data.RUNS_DIR / "new-run"), key="job_out",
                            help="A local directory, or s3://bucket/prefix to keep the run in object storage.")
@@ -33,7 +33,11 @@ if launched:
 
 
 def _open(path: str) -> None:
+    """Select the run for every page. The click reruns only this fragment, so the sidebar's box is not
+    drawn yet and its key may be set; the run joins Recent runs, where a reloaded page starts."""
     st.session_state.run_dir = st.session_state.run_dir_input = path
+    data.remember_run(path)
+    st.session_state.opened_run = True
 
 
 @st.fragment(run_every=2.0)
@@ -52,6 +56,8 @@ def job_list() -> None:
             with st.expander("Command and log", expanded=job.state == "running"):
                 st.code(job.command, language="bash")
                 st.code(log_tail(data.JOBS_DIR, job.id) or "(no output yet)", language="text")
+    if st.session_state.pop("opened_run", False):
+        st.switch_page("views/overview.py")  # a whole rerun: the sidebar and the page show the run
 
 
 job_list()

@@ -17,8 +17,10 @@ columns = st.columns(4)
 columns[0].metric("Pool rows", f"{rows.get('in', 0):,}")
 columns[1].metric("Matched", f"{rows.get('matched', 0):,}", f"{rows.get('matched', 0) / total:.1%} of the pool",
                   delta_color="off")
-columns[2].metric("Unmatched", f"{rows.get('unmatched', 0):,}")
-columns[3].metric("Null or empty text", f"{rows.get('null_or_empty_text', 0):,}")
+unmatched, empty = rows.get("unmatched", 0), rows.get("null_or_empty_text", 0)
+columns[2].metric("Unmatched (with text)", f"{unmatched:,}",
+                  help="Pairs whose text matches no entry; pairs with null or empty text are counted apart.")
+columns[3].metric("Null or empty text", f"{empty:,}", help="Pairs with no text: they match nothing.")
 
 entries = data.entries(str(root), token)
 counts = entries["count"].to_numpy()
@@ -32,6 +34,8 @@ left, right = st.columns(2)
 with left:
     st.subheader("Matches per pair")
     st.plotly_chart(charts.matches_histogram(data.matches_per_text(str(root), seed, token)))
+    st.caption(f"The bar at 0 holds every pair that matches nothing: {unmatched:,} unmatched with text plus "
+               f"{empty:,} with null or empty text, {unmatched + empty:,} in all.")
 with right:
     st.subheader("Coverage by source")
     sources = data.sources(str(root), token)
@@ -46,7 +50,7 @@ with right:
                                               matches=("count", "sum")).reset_index()
         table = table.rename(columns={"sources": "source"})
         st.plotly_chart(charts.sources_bars(table))
-        st.dataframe(table, hide_index=True)
+        st.dataframe(table, hide_index=True, column_config=data.thousands(["matched", "unmatched", "matches"]))
 
 st.caption(f"Run directory {root} · metadata {record.get('metadata', {}).get('path', '?')} "
            f"({record.get('metadata', {}).get('fingerprint', '')[:19]}…) · pair key: {record.get('pair_key', '?')}")

@@ -35,11 +35,17 @@ frame = frame.drop(columns=["entry_ids"])
 where = "" if searched >= shards else f"; found in {searched:,} of {shards:,} shards searched (the search stops " \
     "when the page is full, or after about 2 s, 6 s while it has found nothing)"
 st.caption(f"{len(frame):,} pairs shown, {which} at t = {t:g} (seed {seed}); k is the pair's keep threshold{where}.")
-url_column = data.plan(str(root), token)["columns"]["url"]
-config = {"k": st.column_config.NumberColumn(format="%.2f")}
+columns = data.plan(str(root), token)["columns"]
+url_column = columns["url"]
+config = {"k": st.column_config.NumberColumn(format="%.2f", help="The pair's keep threshold: kept when k < t.")}
+if url_column:  # long urls would push everything after them off-screen
+    config[url_column] = st.column_config.LinkColumn(url_column, width="medium")
 if thumbnails and url_column:
     frame.insert(0, "image", frame[url_column])
     config["image"] = st.column_config.ImageColumn("image", width="small")
 elif thumbnails:
     st.info("This pool has no url column, so there are no images to show.")
+# What the page is about first: the image, the entries and k, the caption; the other columns after.
+first = [c for c in ("image", "entries", "k", columns["text"]) if c in frame.columns]
+frame = frame[first + [c for c in frame.columns if c not in first]]
 st.dataframe(frame, hide_index=True, column_config=config)
