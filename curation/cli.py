@@ -23,7 +23,7 @@ from curation.progress import progress_bar
 from curation.runner import Execution, MatchRequest, balance_run, build_preview, match_pool, write_run_record
 from curation.rundir import RunDir, atomic_write_table, read_json
 from curation.summary import Run, existing_run
-from metadata.argtypes import EXIT_USAGE, OneLineParser, checked
+from metadata.argtypes import EXIT_USAGE, OneLineParser, checked, non_negative_int, positive_int
 
 EXIT_INTERRUPTED = 130
 
@@ -42,10 +42,8 @@ entry and a t/count share of the pairs of frequent (head) entries.
 Every command resumes where a killed run stopped when started again the same way."""
 
 
-positive_number = checked(float, lambda v: math.isfinite(v) and v > 0, "t must be a positive number")
+t_value = checked(float, lambda v: math.isfinite(v) and v > 0, "t must be a positive number")
 seed_value = checked(int, lambda v: 0 <= v < 2**64, "the seed must be an integer from 0 to 2**64 - 1")
-positive_int = checked(int, lambda v: v >= 1, "expected a positive integer")
-non_negative_int = checked(int, lambda v: v >= 0, "expected a whole number >= 0")
 share_value = checked(float, lambda v: 0 <= v <= 1, "a tail share is a number between 0 and 1")
 
 
@@ -100,7 +98,7 @@ def _add_sample_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_balance_options(parser: argparse.ArgumentParser, seed_default: int | None) -> None:
-    parser.add_argument("--t", type=positive_number, required=True,
+    parser.add_argument("--t", type=t_value, required=True,
                         help="balancing threshold: entries matched more than t times are subsampled to ~t")
     parser.add_argument("--seed", type=seed_value, default=seed_default,
                         help="seed of the balancing draws" +
@@ -140,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
                                             "entries split into head and tail.")
     stats.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (a path or s3:// URI; a run in a store "
                        "is read from a local copy)")
-    stats.add_argument("--t", type=positive_number, nargs="+", default=[],
+    stats.add_argument("--t", type=t_value, nargs="+", default=[],
                        help="thresholds to report (default: the run's t)")
     stats.add_argument("--target-size", type=non_negative_int, nargs="+", default=[],
                        help="subset sizes to find a t for")
@@ -162,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
                                              "file, read shard by shard, with OUT's name + .provenance.json "
                                              "beside it saying exactly how it was made.")
     export.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (a path or s3:// URI)")
-    export.add_argument("--t", type=positive_number, required=True, help="keep the pairs whose threshold is below t")
+    export.add_argument("--t", type=t_value, required=True, help="keep the pairs whose threshold is below t")
     export.add_argument("--seed", type=seed_value, help="seed of the keep thresholds (default: the run's)")
     export.add_argument("--format", choices=list(FORMATS),
                         help="file format (default: from OUT's extension, else parquet)")

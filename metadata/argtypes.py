@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import math
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -70,3 +71,10 @@ def checked(convert: Callable[[str], Any], accept: Callable[[Any], bool], messag
         return value
 
     return parse
+
+
+# The types both command lines use (curation's and metadata's): one definition each.
+positive_int = checked(int, lambda v: v >= 1, "expected a positive integer")
+non_negative_int = checked(int, lambda v: v >= 0, "expected a whole number >= 0")
+finite_number = checked(float, math.isfinite, "expected a number")
+positive_number = checked(float, lambda v: math.isfinite(v) and v > 0, "expected a positive number")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -12,7 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from metadata import files
-from metadata.argtypes import EXIT_USAGE, OneLineParser, checked
+from metadata.argtypes import (EXIT_USAGE, OneLineParser, checked, finite_number, non_negative_int, positive_int,
+                               positive_number)
 from metadata.build import BuildRequest, build
 from metadata.fetch import DEFAULT_URL, FetchError, default_cache_dir, fetch
 from metadata.loading import MetadataError, fingerprint, load_metadata
@@ -41,10 +41,6 @@ Example:  python -m metadata build --wordnet /usr/share/wordnet --out metadata.j
 Exit codes: 0 done, 1 a download or write failed, 2 bad input (the message says which)."""
 
 
-positive_int = checked(int, lambda v: v >= 1, "expected a positive integer")
-non_negative_int = checked(int, lambda v: v >= 0, "expected a whole number >= 0")
-finite_number = checked(float, math.isfinite, "expected a number")
-positive_number = checked(float, lambda v: math.isfinite(v) and v > 0, "expected a positive number")
 sha256_hex = checked(str.lower, lambda v: len(v) == 64 and all(c in "0123456789abcdef" for c in v),
                       "expected 64 hexadecimal digits")
 
