@@ -1,0 +1,197 @@
+"""MetaCLIP 2's worldwide rule (docs/design.md, "Worldwide curation"): every entry and every caption
+has a language; a caption is matched against its own language's entries only; t is set per language
+so that every language keeps the tail share the reference language keeps at its t.
+
+Differences from MetaCLIP 1, all from MetaCLIP 2's curation scripts:
+- the caption is stripped (Python's ``str.strip``) before the usual spacing;
+- an entry's key gets a space on a side only when the character at that end is not CJK-like (CJK,
+  Thai, Lao, Burmese, Khmer, Tibetan) or punctuation, so a Chinese entry matches anywhere in a
+  Chinese caption and ``- stock`` matches inside ``-- stock photo``;
+- t per language: p = the reference language's tail share at t (``t_to_p``), and every other
+  language's t is its counts, sorted, at the index whose cumulative share is nearest p (``p_to_t``,
+  the first such index on ties).
+
+Pure: no I/O, no engine.
+"""
+
+from __future__ import annotations
+
+import string
+import sys
+from collections.abc import Mapping, Sequence
+
+import ahocorasick
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from curation.errors import CurationError
+from curation.matching import SPACED_CONTROLS, match_batch, spacing
+
+OTHER = "other"  # the metadata's language for captions whose own language has no entries
+# Full-width and CJK punctuation that counts as a word boundary, beside string.punctuation.
+EXTRA_PUNCTUATION = frozenset("，。、；：？！“”‘’（）【】《》〈〉「」『』～—")
+_PUNCTUATION = frozenset(string.punctuation) | EXTRA_PUNCTUATION
+# Code-point ranges written without spaces between words: CJK ideographs, radicals and
+# compatibility forms; Thai, Lao, Burmese, Khmer, Tibetan.
+NO_SPACE_RANGES = (
+    (0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F), (0x2B740, 0x2B81F),
+    (0x2B820, 0x2CEAF), (0x2CEB0, 0x2EBEF), (0xF900, 0xFAFF), (0x2E80, 0x2EFF), (0x2F00, 0x2FDF),
+    (0x2FF0, 0x2FFF),
+    (0x0E00, 0x0E7F), (0x0E80, 0x0EFF), (0x1000, 0x109F), (0x1780, 0x17FF), (0x0F00, 0x0FFF),
+)
+# Every character Python's str.strip removes (whitespace by its definition, which is not Arrow's).
+PYTHON_WHITESPACE = "".join(c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace())
+
+
+def is_cjk_or_similar(char: str) -> bool:
+    """Whether an entry may meet its neighbours without a space at this end."""
+    point = ord(char)
+    return char in _PUNCTUATION or any(low <= point <= high for low, high in NO_SPACE_RANGES)
+
+
+def entry_key(entry: str) -> str:
+    """The string an entry must occur as in a spaced caption."""
+    left = "" if is_cjk_or_similar(entry[0]) else " "
+    right = "" if is_cjk_or_similar(entry[-1]) else " "
+    return f"{left}{entry}{right}"
+
+
+def strip(texts: pa.Array) -> pa.Array:
+    """``str.strip`` of every text, in Arrow (nulls stay null)."""
+    return pc.utf8_trim(pc.cast(texts, pa.string()), characters=PYTHON_WHITESPACE)
+
+
+# --------------------------------------------------------------------------------------------------
+# Matching
+# --------------------------------------------------------------------------------------------------
+
+
+def ids_by_language(languages: Sequence[str]) -> dict[str, list[int]]:
+    """Entry ids (rows of the metadata) per language, in row order."""
+    grouped: dict[str, list[int]] = {}
+    for entry_id, language in enumerate(languages):
+        if not language:
+            raise CurationError(f"entry {entry_id} of the metadata has no language")
+        grouped.setdefault(language, []).append(entry_id)
+    return grouped
+
+
+def languages_of(entries: Sequence[str], languages: Sequence[str]) -> dict[str, list[int]]:
+    """Entry ids per language; an entry may repeat across languages, never within one."""
+    if len(entries) != len(languages):
+        raise CurationError(f"the metadata has {len(entries):,} entries but {len(languages):,} languages")
+    grouped = ids_by_language(languages)
+    for language, ids in grouped.items():
+        seen: dict[str, int] = {}
+        for entry_id in ids:
+            if entries[entry_id] in seen:
+                raise CurationError(f"entry {entries[entry_id]!r} appears twice in language {language!r} "
+                                    f"(ids {seen[entries[entry_id]]} and {entry_id})")
+            seen[entries[entry_id]] = entry_id
+    return grouped
+
+
+def build_automata(entries: Sequence[str], languages: Sequence[str]) -> dict[str, ahocorasick.Automaton]:
+    """One automaton per language, keys by ``entry_key``, values the entries' ids in the whole list.
+
+    Entries holding a tab, newline or carriage return are left out (spacing removes them from every
+    caption), as are empty ones.
+    """
+    automata = {}
+    for language, ids in languages_of(entries, languages).items():
+        automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+        for entry_id in ids:
+            entry = entries[entry_id]
+            if entry and not any(control in entry for control in SPACED_CONTROLS):
+                automaton.add_word(entry_key(entry), entry_id)
+        if len(automaton):
+            automaton.make_automaton()
+        automata[language] = automaton
+    return automata
+
+
+def match_language(automata: Mapping[str, ahocorasick.Automaton], language: str | None,
+                   text: str | None) -> list[int]:
+    """The reference for one caption: ascending unique ids of its language's entries it holds."""
+    automaton = automata.get(language) if language is not None else None
+    if automaton is None or text is None or automaton.kind != ahocorasick.AHOCORASICK:
+        return []
+    return sorted({entry_id for _, entry_id in automaton.iter(spacing(text.strip()))})
+
+
+def match_batch_by_language(automata: Mapping[str, ahocorasick.Automaton], texts: pa.Array,
+                            languages: pa.Array) -> pa.ListArray:
+    """``list<int32>`` of entry ids per caption, each matched against its own language only (a null
+    language, or one without entries, matches nothing). One scan per language present."""
+    stripped = strip(texts)
+    languages = pc.cast(languages, pa.string())
+    n = len(stripped)
+    pieces, rows = [], []
+    for language in pc.unique(languages.drop_null()).to_pylist():
+        automaton = automata.get(language)
+        if automaton is None or automaton.kind != ahocorasick.AHOCORASICK:
+            continue
+        where = pc.indices_nonzero(pc.equal(languages, language))
+        pieces.append(match_batch(automaton, stripped.take(where)))
+        rows.append(where.to_numpy())
+    return _scatter(pieces, rows, n)
+
+
+def _scatter(pieces: list[pa.ListArray], rows: list[np.ndarray], n: int) -> pa.ListArray:
+    """Lists computed for subsets of rows put back in row order; rows in no subset get []."""
+    lengths = np.zeros(n, dtype=np.int32)
+    for piece, where in zip(pieces, rows):
+        lengths[where] = pc.list_value_length(piece).to_numpy(zero_copy_only=False)
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    values = np.zeros(int(offsets[-1]), dtype=np.int32)
+    for piece, where in zip(pieces, rows):
+        piece_offsets = piece.offsets.to_numpy()
+        piece_values = piece.values.to_numpy()
+        owner = np.repeat(np.arange(len(where)), np.diff(piece_offsets))  # each value's row in the piece
+        values[offsets[where[owner]] + np.arange(len(piece_values)) - piece_offsets[owner]] = piece_values
+    return pa.ListArray.from_arrays(pa.array(offsets, type=pa.int32()), pa.array(values, type=pa.int32()))
+
+
+# --------------------------------------------------------------------------------------------------
+# t per language
+# --------------------------------------------------------------------------------------------------
+
+
+def t_to_p(counts: np.ndarray, t: float) -> float:
+    """The tail share at t: matches of entries counted fewer than t times over all matches (0 when
+    nothing matched)."""
+    counts = np.asarray(counts)
+    total = counts.sum()
+    return float(counts[counts < t].sum() / total) if total else 0.0
+
+
+def p_to_t(counts: np.ndarray, p: float) -> float:
+    """The t whose tail share is nearest p: the sorted counts at the first index where the cumulative
+    share is nearest p (0 when nothing matched: that language keeps nothing)."""
+    ordered = np.sort(np.asarray(counts))
+    total = ordered.sum()
+    if not total:
+        return 0.0
+    share = np.cumsum(ordered) / total
+    return float(ordered[int(np.abs(share - p).argmin())])
+
+
+def language_thresholds(counts: np.ndarray, languages: Sequence[str], t: float, reference: str = "en",
+                        overrides: Mapping[str, float] | None = None) -> dict[str, float]:
+    """t of every language of the metadata for the reference language's t; ``overrides`` fix some."""
+    overrides = dict(overrides or {})
+    ids = ids_by_language(languages)
+    unknown = sorted(set(overrides) - set(ids))
+    if unknown:
+        raise CurationError(f"--t-language names languages the metadata does not have: {', '.join(unknown)}")
+    if reference not in ids:
+        raise CurationError(f"the reference language {reference!r} has no entries in the metadata; "
+                            f"choose one of {', '.join(sorted(ids))} with --reference-language")
+    counts = np.asarray(counts)
+    p = t_to_p(counts[ids[reference]], t)
+    thresholds = {language: (float(t) if language == reference else p_to_t(counts[members], p))
+                  for language, members in ids.items()}
+    thresholds.update({language: float(value) for language, value in overrides.items()})
+    return thresholds
