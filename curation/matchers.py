@@ -20,11 +20,12 @@ from typing import Protocol
 import numpy as np
 import pyarrow as pa
 
-from curation import matching, token_matcher
+from curation import matching, token_matcher, worldwide
 from curation.errors import CurationError
 from curation.rundir import RunDir, atomic_directory, atomic_write_json
 
 MATCHERS = ("tokens", "aho-corasick")
+WORLDWIDE = "worldwide"  # what a run records as its matcher when the metadata has languages
 DEFAULT_MATCHER = "tokens"
 TABLES_FORMAT = 3
 
@@ -49,6 +50,18 @@ class AhoCorasickMatcher:
 
     def match_batch(self, texts: pa.Array) -> pa.ListArray:
         return matching.match_batch(self.automaton, texts)
+
+
+class WorldwideMatcher:
+    """MetaCLIP 2's rule (curation.worldwide): one automaton per language of the metadata; a caption
+    is matched against its own language's entries only."""
+
+    def __init__(self, entries: list[str], languages: list[str]) -> None:
+        self.automata = worldwide.build_automata(entries, languages)
+        self.languages = frozenset(self.automata)
+
+    def match_batch(self, texts: pa.Array, languages: pa.Array) -> pa.ListArray:
+        return worldwide.match_batch_by_language(self.automata, texts, languages)
 
 
 # --------------------------------------------------------------------------------------------------

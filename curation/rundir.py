@@ -43,6 +43,7 @@ PART_GLOB = "part-*.parquet"
 ENTRY_IDS = "entry_ids"
 PAIR_KEY = "pair_key"
 THRESHOLD = "k"
+LANGUAGE = "language"  # worldwide runs: the metadata language each caption was matched in (null: none)
 # Columns of entry_counts.parquet (balanced_counts.parquet adds "kept").
 ENTRY_COUNT_COLUMNS = ("entry_id", "entry", "count")
 

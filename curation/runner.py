@@ -10,7 +10,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,15 +19,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation import counting, matchers, mirror, preview_files, stages, storage
+from curation import counting, matchers, mirror, preview_files, stages, storage, worldwide
 from curation.engines import Engine, make_engine
 from curation.errors import CurationError
 from curation.progress import Bar, progress_bar
-from curation.pool import Shard, file_signature, inspect_pool, plan_shards, resolve_files
-from curation.rundir import (FORMAT_VERSION, RunDir, atomic_write_json, atomic_write_table, read_json,
+from curation.pool import Shard, file_signature, inspect_pool, open_parquet, plan_shards, resolve_files
+from curation.rundir import (FORMAT_VERSION, LANGUAGE, RunDir, atomic_write_json, atomic_write_table, read_json,
                              remove_leftovers, swap_directory)
 from curation.shard_stats import RowStats
-from metadata import MetadataError, fingerprint, load_entries
+from metadata import Metadata, MetadataError, fingerprint, load_metadata
 
 Log = Callable[[str], None]
 
@@ -63,22 +63,38 @@ class MatchRequest:
     shard_rows: int = 100_000
     batch_rows: int = 50_000
     matcher: str = matchers.DEFAULT_MATCHER
+    language_column: str | None = None  # worldwide metadata: the pool's language column (None: identify)
+    language_overrides: tuple[tuple[str, str], ...] = ()  # identifier code -> metadata code
 
 
 def _bar(total: int, desc: str, unit: str, execution: Execution) -> Bar:
     return progress_bar(total, desc, unit, execution.progress)
 
 
-def _load_metadata(path: str, drop_invalid: bool) -> list[str]:
+def _load_metadata(path: str, drop_invalid: bool) -> Metadata:
     try:
-        return load_entries(path, drop_invalid=drop_invalid)
+        return load_metadata(path, drop_invalid=drop_invalid)
     except MetadataError as error:
         raise CurationError(str(error)) from None
 
 
-def _make_plan(request: MatchRequest, entries: list[str], log: Log) -> dict:
+def _language_column(files: list[str], request: MatchRequest, metadata: Metadata) -> str | None:
+    if request.language_column is None:
+        return None
+    if metadata.languages is None:
+        raise CurationError("--language-column needs worldwide metadata: a Parquet file with 'entry' and "
+                            "'language' columns")
+    names = open_parquet(files[0]).schema_arrow.names
+    if request.language_column not in names:
+        raise CurationError(f"the pool has no column '{request.language_column}' (columns: {', '.join(names)})")
+    return request.language_column
+
+
+def _make_plan(request: MatchRequest, metadata: Metadata, log: Log) -> dict:
     files = resolve_files(request.pool)
+    entries = metadata.entries
     info = inspect_pool(files, request.text_column, request.id_column, request.content_key)
+    language_column = _language_column(files, request, metadata)
     if info.text_column_detected:
         log(f"using text column '{info.text_column}' (the pool has no 'text' column)")
     key = f"id column '{info.id_column}'" if info.id_column else \
@@ -91,8 +107,11 @@ def _make_plan(request: MatchRequest, entries: list[str], log: Log) -> dict:
         "rows": info.rows,
         "metadata": {"path": request.metadata if storage.is_uri(request.metadata)
                      else str(Path(request.metadata).resolve()), "entries": len(entries),
-                     "fingerprint": fingerprint(entries), "drop_invalid_entries": request.drop_invalid_entries},
-        "columns": {"text": info.text_column, "id": info.id_column, "url": info.url_column},
+                     "fingerprint": fingerprint(entries, metadata.languages),
+                     "drop_invalid_entries": request.drop_invalid_entries,
+                     **({"languages": sorted(set(metadata.languages))} if metadata.languages else {})},
+        "columns": {"text": info.text_column, "id": info.id_column, "url": info.url_column,
+                    **({"language": language_column} if metadata.languages else {})},
         "pair_key": key,
         "shard_rows": request.shard_rows,
         "shards": [shard.as_dict() for shard in shards],
@@ -136,8 +155,10 @@ def match_pool(request: MatchRequest, execution: Execution, engine: Engine, log:
     """Annotate every pair and count matches per entry; returns the match part of run.json."""
     started = time.perf_counter()
     run = mirror.open_run(request.out)
-    entries = _load_metadata(request.metadata, request.drop_invalid_entries)
-    plan = _settle_plan(run, _make_plan(request, entries, log))
+    metadata = _load_metadata(request.metadata, request.drop_invalid_entries)
+    entries = metadata.entries
+    matcher = request.matcher if metadata.languages is None else matchers.WORLDWIDE  # per-language keys
+    plan = _settle_plan(run, _make_plan(request, metadata, log))
     remove_leftovers(run.root)
     mirror.fetch_tree(run, run.shards)  # the markers (and counts) of shards done before: trusted from the store
     shards = _shards(plan)
@@ -146,12 +167,13 @@ def match_pool(request: MatchRequest, execution: Execution, engine: Engine, log:
         metadata_fingerprint=plan["metadata"]["fingerprint"],
         drop_invalid_entries=request.drop_invalid_entries, text_column=plan["columns"]["text"],
         id_column=plan["columns"]["id"], url_column=plan["columns"]["url"], batch_rows=request.batch_rows,
-        matcher=request.matcher)
+        matcher=matcher, language_column=plan["columns"].get("language"),
+        language_overrides=request.language_overrides)
     done = [s for s in shards if run.shard_marker(s.index).exists()]
     if done:
         log(f"resuming: {len(done)} of {len(shards)} shards already matched")
     tables_s = 0.0
-    if request.matcher == "tokens" and len(done) < len(shards):
+    if matcher == "tokens" and len(done) < len(shards):
         tables = matchers.tables_dir(run.root)
         mirror.fetch_tree(run, tables)
         tables_s = matchers.ensure_tables(run.root, entries, plan["metadata"]["fingerprint"])
@@ -162,10 +184,13 @@ def match_pool(request: MatchRequest, execution: Execution, engine: Engine, log:
     matched_at = time.perf_counter()
     mirror.fetch_tree(run, run.shards)  # in a store: one listing, and the counts copied in parallel
     counts = counting.merge_counts((stages.shard_counts(run, s.index, len(entries)) for s in shards), len(entries))
-    atomic_write_table(run.entry_counts, pa.table({
+    table = pa.table({
         "entry_id": pa.array(np.arange(len(entries), dtype=np.int32)),
         "entry": pa.array(entries, type=pa.string()),
-        "count": pa.array(counts, type=pa.int64())}))
+        "count": pa.array(counts, type=pa.int64())})
+    if metadata.languages is not None:
+        table = table.append_column(LANGUAGE, pa.array(metadata.languages, type=pa.string()))
+    atomic_write_table(run.entry_counts, table)
     mirror.publish(run, run.entry_counts)
     totals = sum((result.rows for result in results), RowStats())
     if totals.rows != plan["rows"] or not totals.accounted:
@@ -173,7 +198,7 @@ def match_pool(request: MatchRequest, execution: Execution, engine: Engine, log:
     return {
         "rows": totals.as_run_rows(),
         "resumed_shards": len(done),
-        "matcher": request.matcher,
+        "matcher": matcher,
         "timings": {"match_s": round(matched_at - started, 3), "matcher_tables_s": round(tables_s, 3),
                     "count_s": round(time.perf_counter() - matched_at, 3)},
     }
@@ -221,8 +246,12 @@ def _commit_selection(run: RunDir, destination: Path, t: float, seed: int) -> No
 
 
 def balance_run(out: str, t: float, seed: int, execution: Execution, engine: Engine,
-                sample_pairs: int = preview_files.DEFAULT_SAMPLE_PAIRS) -> dict:
-    """Keep thresholds for the seed (once), then the curated subset at t; returns the balance part."""
+                sample_pairs: int = preview_files.DEFAULT_SAMPLE_PAIRS, reference_language: str = "en",
+                t_overrides: Mapping[str, float] | None = None) -> dict:
+    """Keep thresholds for the seed (once), then the curated subset at t; returns the balance part.
+
+    A worldwide run (its metadata has languages) keeps a pair of language L at L's t, set from the
+    reference language's t (curation/worldwide.py); ``t_overrides`` fix some languages' t."""
     started = time.perf_counter()
     run = mirror.open_run(out)
     if not mirror.fetch(run, run.plan_json) or not mirror.fetch(run, run.entry_counts):
@@ -238,11 +267,20 @@ def balance_run(out: str, t: float, seed: int, execution: Execution, engine: Eng
     entries_table = pq.read_table(run.entry_counts)
     destination, selected = _selection_target(run, t, seed)
     mirror.fetch(run, run.preview(seed) / preview_files.SUMMARY)
-    rate = None if preview_files.is_complete(run, seed) else \
+    counts = entries_table.column("count").to_numpy()
+    language_t = None
+    if LANGUAGE in entries_table.column_names:
+        language_t = worldwide.language_thresholds(counts, entries_table.column(LANGUAGE).to_pylist(), t,
+                                                   reference_language, t_overrides)
+    elif t_overrides:
+        raise CurationError("--t-language applies to worldwide runs only (metadata with a 'language' column)")
+    # The preview answers any one t; a worldwide run has a t per language, so it has none (yet).
+    rate = None if language_t is not None or preview_files.is_complete(run, seed) else \
         preview_files.sample_rate(_matched_pairs(run, shards), sample_pairs)
     config = stages.BalanceConfig(root=run.spec, seed=seed, t=t,
                                   destination=destination.relative_to(run.root).as_posix(),
-                                  n_entries=entries_table.num_rows, sample_rate=rate)
+                                  n_entries=entries_table.num_rows, sample_rate=rate,
+                                  language_t=None if language_t is None else tuple(sorted(language_t.items())))
     with _bar(plan["rows"], f"balance (t={t:g}, seed {seed})", "pairs", execution) as bar:
         kept_counts = np.zeros(entries_table.num_rows, dtype=np.int64)
 
@@ -258,8 +296,7 @@ def balance_run(out: str, t: float, seed: int, execution: Execution, engine: Eng
         _commit_selection(run, destination, t, seed)
     atomic_write_table(run.balanced_counts, entries_table.append_column("kept", pa.array(kept_counts)))
     mirror.publish(run, run.balanced_counts)
-    counts = entries_table.column("count").to_numpy()
-    return {
+    balance = {
         "t": t,
         "seed": seed,
         "kept": sum(r["kept"] for r in results),
@@ -267,6 +304,31 @@ def balance_run(out: str, t: float, seed: int, execution: Execution, engine: Eng
         "head_tail": counting.head_tail(counts, t).as_dict(),
         "timings": {"balance_s": round(time.perf_counter() - started, 3)},
     }
+    if language_t is not None:
+        balance["reference_language"] = reference_language
+        balance["languages"] = _language_rows(entries_table, language_t, results)
+    return balance
+
+
+def _language_rows(entries_table: pa.Table, language_t: dict[str, float], results: list[dict]) -> list[dict]:
+    """Per language: its t, tail share at that t, pairs, matched pairs, kept and expected kept; pairs
+    whose language has no entries (and no 'other') come last, as language null."""
+    totals: dict[str | None, list] = {}
+    for result in results:
+        for language, figures in result["languages"].items():
+            summed = totals.setdefault(language, [0, 0, 0, 0.0])
+            for i, value in enumerate(figures):
+                summed[i] += value
+    counts = entries_table.column("count").to_numpy()
+    languages = np.asarray(entries_table.column(LANGUAGE).to_pylist(), dtype=object)
+    rows = []
+    for language in [*sorted(language_t), *([None] if None in totals else [])]:
+        pairs, matched, kept, expected = totals.get(language, [0, 0, 0, 0.0])
+        t = language_t.get(language, 0.0) if language is not None else None
+        share = worldwide.t_to_p(counts[languages == language], t) if language is not None else None
+        rows.append({"language": language, "t": t, "tail_share": share, "pairs": pairs, "matched_pairs": matched,
+                     "kept": kept, "expected_kept": round(expected, 3)})
+    return rows
 
 
 def _matched_pairs(run: RunDir, shards: list[int]) -> int:
@@ -301,6 +363,9 @@ def build_preview(out: str, seed: int, execution: Execution, engine: Engine,
     run = mirror.open_run(out)
     if not mirror.fetch(run, run.plan_json) or not mirror.fetch(run, run.entry_counts):
         raise CurationError(f"{out} is not a matched run directory; run `python -m curation match` first")
+    if "languages" in read_json(run.plan_json)["metadata"]:
+        raise CurationError(f"{out} is a worldwide run, with a t per language: the preview answers one t, so it "
+                            "is not built for such runs yet; the per-language figures are in its run.json")
     shards = [s.index for s in _shards(read_json(run.plan_json))]
     if not mirror.has_all(run, (run.threshold_part(seed, shard) for shard in shards)):
         raise CurationError(f"{out} has no keep thresholds for seed {seed}; "
@@ -352,6 +417,9 @@ def write_run_record(out: str, execution: Execution, match: dict | None, balance
         record["rows"] = {**record.get("rows", {}), "kept": balance["kept"],
                           "expected_kept": balance["expected_kept"]}
         record["balance"] = balance["head_tail"]
+        if "languages" in balance:
+            record["parameters"]["reference_language"] = balance["reference_language"]
+            record["languages"] = balance["languages"]
         timings.update(balance["timings"])
     record["timings"] = timings
     atomic_write_json(run.run_json, record)

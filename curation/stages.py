@@ -20,10 +20,10 @@ from curation import balancing, counting, keys, matchers, mirror
 from curation.errors import CurationError
 from curation.pool import Shard, iter_shard_batches, open_parquet
 from curation.preview_files import PieceBuilder, has_piece
-from curation.rundir import (ENTRY_IDS, PAIR_KEY, THRESHOLD, RunDir, atomic_parquet_writer, atomic_write_json,
+from curation.rundir import (ENTRY_IDS, LANGUAGE, PAIR_KEY, THRESHOLD, RunDir, atomic_parquet_writer, atomic_write_json,
                              atomic_write_table, part_name, read_json)
 from curation.shard_stats import RowStats, ShardStats
-from metadata import fingerprint, load_entries
+from metadata import fingerprint, load_metadata
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,10 @@ class MatchConfig:
     url_column: str | None
     batch_rows: int
     matcher: str = matchers.DEFAULT_MATCHER
+    # Worldwide runs (the metadata has languages): where captions' languages come from, a pool column
+    # or (None) language identification, and the identifier-to-metadata code overrides.
+    language_column: str | None = None
+    language_overrides: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,7 @@ class BalanceConfig:
     destination: str  # the folder of the curated parts, relative to the run directory
     n_entries: int
     sample_rate: float | None = None  # make the shard's preview piece with this sample rate (None: no)
+    language_t: tuple[tuple[str, float], ...] | None = None  # worldwide runs: t of each language
 
 
 @dataclass(frozen=True)
@@ -73,13 +78,15 @@ def shard_matcher(config: MatchConfig) -> tuple[int, matchers.Matcher]:
             tables = matchers.load_tables(run.root, config.metadata_fingerprint)
             _MATCHERS[cache_key] = (int(tables.n_entries[0]), matchers.TokenMatcher(tables))
         else:
-            entries = load_entries(config.metadata_path, drop_invalid=config.drop_invalid_entries)
-            if fingerprint(entries) != config.metadata_fingerprint:
+            metadata = load_metadata(config.metadata_path, drop_invalid=config.drop_invalid_entries)
+            if fingerprint(metadata.entries, metadata.languages) != config.metadata_fingerprint:
                 raise CurationError(
                     f"metadata {config.metadata_path} changed since this run started; "
                     "restore it or start a new run in another directory"
                 )
-            _MATCHERS[cache_key] = (len(entries), matchers.AhoCorasickMatcher(entries))
+            matcher = matchers.AhoCorasickMatcher(metadata.entries) if config.matcher != matchers.WORLDWIDE \
+                else matchers.WorldwideMatcher(metadata.entries, metadata.languages)
+            _MATCHERS[cache_key] = (len(metadata.entries), matcher)
     return _MATCHERS[cache_key]
 
 
@@ -117,8 +124,24 @@ def write_part(path: Path, schema: pa.Schema, batches: Iterable[pa.RecordBatch])
             writer.write_batch(batch)
 
 
-def annotated_schema(pool_schema: pa.Schema) -> pa.Schema:
-    return pool_schema.append(pa.field(ENTRY_IDS, pa.list_(pa.int32()))).append(pa.field(PAIR_KEY, pa.uint64()))
+def annotated_schema(pool_schema: pa.Schema, worldwide: bool = False) -> pa.Schema:
+    schema = pool_schema.append(pa.field(ENTRY_IDS, pa.list_(pa.int32()))).append(pa.field(PAIR_KEY, pa.uint64()))
+    return schema.append(pa.field(LANGUAGE, pa.string())) if worldwide else schema
+
+
+def caption_languages(batch: pa.RecordBatch, texts: pa.Array, config: MatchConfig,
+                      available: frozenset[str]) -> pa.Array:
+    """The metadata language each caption is matched in: its pool column's code, or the identified
+    one, mapped to the metadata's codes (``other``, or null when the metadata has no such language)."""
+    from curation import languages
+
+    if config.language_column is not None:
+        codes = pc.cast(batch.column(config.language_column), pa.string()).to_pylist()
+    else:
+        codes = languages.identify(texts.to_pylist())
+    overrides = dict(config.language_overrides)
+    mapped = {code: languages.metadata_language(code or "", available, overrides) for code in set(codes)}
+    return pa.array([mapped[code] for code in codes], type=pa.string())
 
 
 def _pair_keys(batch: pa.RecordBatch, texts: pa.Array, config: MatchConfig) -> np.ndarray:
@@ -149,13 +172,20 @@ def _batch_stats(texts: pa.Array, entry_ids: pa.Array) -> RowStats:
 def _annotated_batches(shard: Shard, config: MatchConfig, matcher: matchers.Matcher, schema: pa.Schema,
                        tally: _MatchTally) -> Iterator[pa.RecordBatch]:
     """The shard's batches with entry ids and pair keys; row accounting and counts added as they pass."""
+    worldwide = isinstance(matcher, matchers.WorldwideMatcher)
     for batch in iter_shard_batches(shard, config.batch_rows):
         texts = pc.cast(batch.column(config.text_column), pa.string())
-        entry_ids = matcher.match_batch(texts)
+        extra = []
+        if worldwide:
+            languages = caption_languages(batch, texts, config, matcher.languages)
+            entry_ids = matcher.match_batch(texts, languages)
+            extra = [languages]
+        else:
+            entry_ids = matcher.match_batch(texts)
         pair_keys = _pair_keys(batch, texts, config)
         tally.stats += _batch_stats(texts, entry_ids)
         tally.counts += counting.count_entries(entry_ids, len(tally.counts))
-        yield pa.RecordBatch.from_arrays([*batch.columns, entry_ids, pa.array(pair_keys, type=pa.uint64())],
+        yield pa.RecordBatch.from_arrays([*batch.columns, entry_ids, pa.array(pair_keys, type=pa.uint64()), *extra],
                                          schema=schema)
 
 
@@ -174,7 +204,7 @@ def match_shard(shard: Shard, config: MatchConfig) -> ShardStats:
     if mirror.fetch(run, marker):
         return read_marker(marker)
     n_entries, matcher = shard_matcher(config)
-    schema = annotated_schema(open_parquet(shard.path).schema_arrow)
+    schema = annotated_schema(open_parquet(shard.path).schema_arrow, config.matcher == matchers.WORLDWIDE)
     tally = _MatchTally(counts=np.zeros(n_entries, dtype=np.int64))
     write_part(run.annotated_part(shard.index), schema, _annotated_batches(shard, config, matcher, schema, tally))
     if tally.stats.rows != shard.rows:
@@ -219,6 +249,31 @@ class _BalanceTally:
     thresholds: list[np.ndarray] = field(default_factory=list)  # computed here (first time for the seed)
     pair_keys: list[np.ndarray] = field(default_factory=list)
     piece: PieceBuilder | None = None  # the shard's preview piece, when one is wanted
+    languages: dict[str, list] = field(default_factory=dict)  # worldwide: [pairs, matched, kept, expected]
+
+
+def _pair_t(batch: pa.RecordBatch, config: BalanceConfig) -> tuple[float | np.ndarray, pa.Array | None]:
+    """t for the batch: the run's one t, or each pair's language's t (a pair without a language: 0)."""
+    if config.language_t is None:
+        return config.t, None
+    names = pa.array([name for name, _ in config.language_t], type=pa.string())
+    values = np.array([value for _, value in config.language_t] + [0.0])
+    languages = batch.column(LANGUAGE)
+    slots = pc.fill_null(pc.index_in(languages, value_set=names), len(names)).to_numpy(zero_copy_only=False)
+    return values[slots], languages
+
+
+def _tally_languages(tally: _BalanceTally, languages: pa.Array, entry_ids: pa.Array, keep: np.ndarray,
+                     expected: np.ndarray) -> None:
+    matched = pc.greater(pc.list_value_length(entry_ids), 0).to_numpy(zero_copy_only=False)
+    codes = np.asarray(pc.fill_null(languages, "").to_pylist(), dtype=object)
+    for language in set(codes):
+        rows = codes == language
+        figures = tally.languages.setdefault(language or None, [0, 0, 0, 0.0])
+        figures[0] += int(rows.sum())
+        figures[1] += int(matched[rows].sum())
+        figures[2] += int(keep[rows].sum())
+        figures[3] += float(expected[rows].sum())
 
 
 def _kept_batches(batches: Iterable[pa.RecordBatch], stored: np.ndarray | None, counts: np.ndarray,
@@ -237,10 +292,14 @@ def _kept_batches(batches: Iterable[pa.RecordBatch], stored: np.ndarray | None, 
         start += len(batch)
         if tally.piece is not None:
             tally.piece.add(entry_ids, batch.column(PAIR_KEY).to_numpy(), thresholds)
-        keep = balancing.kept_mask(thresholds, config.t)
+        t, languages = _pair_t(batch, config)
+        keep = balancing.kept_mask(thresholds, t)
         tally.kept += int(keep.sum())
-        tally.kept_counts += balancing.balanced_counts(entry_ids, thresholds, config.t, config.n_entries)
-        tally.expected += float(balancing.keep_probabilities(entry_ids, counts, config.t).sum())
+        tally.kept_counts += balancing.balanced_counts(entry_ids, thresholds, t, config.n_entries)
+        expected = balancing.keep_probabilities(entry_ids, counts, t)
+        tally.expected += float(expected.sum())
+        if languages is not None:
+            _tally_languages(tally, languages, entry_ids, keep, expected)
         if keep.any():
             yield batch.filter(pa.array(keep))
 
@@ -264,7 +323,8 @@ def balance_shard(shard: int, config: BalanceConfig) -> dict:
             not (mirror.fetch(run, piece_path) and has_piece(piece_path, config.sample_rate)):
         tally.piece = PieceBuilder(config.seed, config.sample_rate)
     if mirror.has(run, destination):
-        batches = source.iter_batches(batch_size=BALANCE_BATCH_ROWS, columns=[ENTRY_IDS, PAIR_KEY])
+        wanted = [ENTRY_IDS, PAIR_KEY] + ([LANGUAGE] if config.language_t is not None else [])
+        batches = source.iter_batches(batch_size=BALANCE_BATCH_ROWS, columns=wanted)
         for _ in _kept_batches(batches, stored, counts, config, tally):
             pass  # the kept rows are on disk already: only the sizes are wanted
     else:
@@ -285,7 +345,7 @@ def balance_shard(shard: int, config: BalanceConfig) -> dict:
         mirror.publish(run, piece_path, keep_copy=False)
     mirror.discard(run, piece_path)
     nonzero = np.flatnonzero(tally.kept_counts)
-    return {"shard": shard, "kept": tally.kept, "expected": tally.expected,
+    return {"shard": shard, "kept": tally.kept, "expected": tally.expected, "languages": tally.languages,
             "kept_entry_ids": nonzero, "kept_entry_counts": tally.kept_counts[nonzero]}
 
 

@@ -60,8 +60,8 @@ def _read_lines(path: Source) -> list[str]:
     return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
-def _read_parquet(path: Source) -> tuple[list[str], list[tuple[str, ...]] | None]:
-    """The ``entry`` column, and the ``sources`` column when the table has one."""
+def _read_parquet(path: Source) -> tuple[list[str], list[tuple[str, ...]] | None, list[str] | None]:
+    """The ``entry`` column, and the ``sources`` and ``language`` columns when the table has them."""
     source = pa.BufferReader(_read_bytes(path)) if storage.is_uri(path) else path
     try:
         schema = pq.read_schema(source)
@@ -71,7 +71,7 @@ def _read_parquet(path: Source) -> tuple[list[str], list[tuple[str, ...]] | None
         raise MetadataError(f"metadata {path} has no 'entry' column (columns: {', '.join(schema.names)})")
     if not (pa.types.is_string(schema.field("entry").type) or pa.types.is_large_string(schema.field("entry").type)):
         raise MetadataError(f"metadata {path}: column 'entry' is {schema.field('entry').type}, not strings")
-    columns = ["entry"] + (["sources"] if "sources" in schema.names else [])
+    columns = ["entry"] + [name for name in ("sources", "language") if name in schema.names]
     try:
         table = pq.read_table(source, columns=columns)
     except (pa.ArrowException, OSError) as error:
@@ -81,37 +81,58 @@ def _read_parquet(path: Source) -> tuple[list[str], list[tuple[str, ...]] | None
         first = column.is_null().to_pylist().index(True)
         raise MetadataError(f"metadata {path}: entry {first} is null")
     entries = column.to_pylist()
-    if "sources" not in columns:
-        return entries, None
+    return entries, _sources(table, path), _languages(table, path)
+
+
+def _sources(table: pa.Table, path: Source) -> list[tuple[str, ...]] | None:
+    if "sources" not in table.column_names:
+        return None
     sources = table.column("sources")
     if not (pa.types.is_list(sources.type) or pa.types.is_large_list(sources.type)):
         raise MetadataError(f"metadata {path}: column 'sources' is {sources.type}, not lists of strings")
-    return entries, [tuple(s or ()) for s in sources.to_pylist()]
+    return [tuple(s or ()) for s in sources.to_pylist()]
 
 
-def _kept_positions(entries: list[str], path: Source, drop_invalid: bool) -> list[int] | None:
+def _languages(table: pa.Table, path: Source) -> list[str] | None:
+    """Each entry's language (MetaCLIP 2's worldwide metadata); None for an English-only list."""
+    if "language" not in table.column_names:
+        return None
+    languages = table.column("language")
+    if not (pa.types.is_string(languages.type) or pa.types.is_large_string(languages.type)):
+        raise MetadataError(f"metadata {path}: column 'language' is {languages.type}, not strings")
+    values = languages.to_pylist()
+    if None in values or "" in values:
+        first = next(i for i, v in enumerate(values) if not v)
+        raise MetadataError(f"metadata {path}: entry {first} has no language")
+    return values
+
+
+def _kept_positions(entries: list[str], path: Source, drop_invalid: bool,
+                    languages: list[str] | None = None) -> list[int] | None:
     """Refuse empty and duplicate entries (naming the first), or say which positions to keep when asked to
-    drop them; None when every entry is fine."""
-    distinct = set(entries)
-    if len(distinct) == len(entries) and "" not in distinct:
+    drop them; None when every entry is fine. With languages, an entry repeats only within its language."""
+    keys: list = entries if languages is None else list(zip(entries, languages))
+    distinct = set(keys)
+    if len(distinct) == len(entries) and "" not in entries:
         return None  # the usual case, checked at C speed
-    seen: dict[str, int] = {}
+    seen: dict = {}
     kept: list[int] = []
-    for position, entry in enumerate(entries):
+    for position, (entry, key) in enumerate(zip(entries, keys)):
         if entry == "":
             if drop_invalid:
                 continue
             raise MetadataError(
                 f"metadata {path}: entry {position} is empty (use --drop-invalid-entries to skip such entries)"
             )
-        if entry in seen:
+        if key in seen:
             if drop_invalid:
                 continue
+            within = "" if languages is None else f" in language {languages[position]!r}"
             raise MetadataError(
-                f"metadata {path}: entry {position} {entry!r} duplicates entry {seen[entry]} "
+                f"metadata {path}: entry {position} {entry!r} duplicates entry {seen[key]}{within} "
                 "(use --drop-invalid-entries to keep only the first)"
             )
-        seen[entry] = position
+        seen[key] = position
         kept.append(position)
     return kept
 
@@ -119,10 +140,12 @@ def _kept_positions(entries: list[str], path: Source, drop_invalid: bool) -> lis
 @dataclass(frozen=True)
 class Metadata:
     """An entry list with, when the file records it, where each entry came from (``sources[i]`` for
-    ``entries[i]``; None for JSON and text files, which hold entries only)."""
+    ``entries[i]``; None for JSON and text files, which hold entries only) and each entry's language
+    (a Parquet ``language`` column: worldwide metadata, as MetaCLIP 2's)."""
 
     entries: list[str]
     sources: list[tuple[str, ...]] | None
+    languages: list[str] | None = None
 
 
 def _read_bytes(path: str) -> bytes:
@@ -153,16 +176,18 @@ def load_metadata(path: str | Path, drop_invalid: bool = False) -> Metadata:
     _check_path(path)
     suffix = _suffix(path)
     sources: list[tuple[str, ...]] | None = None
+    languages: list[str] | None = None
     if suffix == ".json":
         entries = _read_json(path)
     elif suffix == ".parquet":
-        entries, sources = _read_parquet(path)
+        entries, sources, languages = _read_parquet(path)
     else:
         entries = _read_lines(path)
-    kept = _kept_positions(entries, path, drop_invalid)
+    kept = _kept_positions(entries, path, drop_invalid, languages)
     if kept is None:
-        return Metadata(entries, sources)
-    return Metadata([entries[p] for p in kept], None if sources is None else [sources[p] for p in kept])
+        return Metadata(entries, sources, languages)
+    return Metadata([entries[p] for p in kept], None if sources is None else [sources[p] for p in kept],
+                    None if languages is None else [languages[p] for p in kept])
 
 
 def read_raw_entries(path: str | Path) -> list[str]:
@@ -187,8 +212,10 @@ def load_entries(path: str | Path, drop_invalid: bool = False) -> list[str]:
     return load_metadata(path, drop_invalid).entries
 
 
-def fingerprint(entries: list[str]) -> str:
+def fingerprint(entries: list[str], languages: list[str] | None = None) -> str:
     """sha256 of the ordered entries written as a compact JSON list (UTF-8, no ASCII escapes), so a
-    run records exactly which id meant which entry, whatever file format the list came in."""
-    encoded = json.dumps(entries, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    run records exactly which id meant which entry, whatever file format the list came in. With
+    languages, of the list of [entry, language] pairs."""
+    value = entries if languages is None else [list(pair) for pair in zip(entries, languages)]
+    encoded = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     return "sha256:" + hashlib.sha256(encoded).hexdigest()

