@@ -18,9 +18,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation import preview_files
+from curation import preview_files, worldwide
 from curation.pool import open_parquet
-from curation.rundir import RunDir, read_json
+from curation.rundir import CAPTION_LANGUAGE, ENTRY_LANGUAGE, RunDir, read_json
 from curation.stages import ENTRY_IDS, PAIR_KEY, THRESHOLD, entry_counts, read_thresholds
 
 SEARCH_BUDGET_S = 1.5  # a page of samples searches the shards this long at most before it shows what it has
@@ -148,11 +148,29 @@ def _sampled_rows_with(run: RunDir, seed: int, entry_id: int, t: float, kept: bo
         yield int(shard), np.sort(locations[(locations >> 32) == shard] & 0xFFFFFFFF)
 
 
+def _language_t(run: RunDir, t: float) -> dict[str, float] | None:
+    """A worldwide run's t per language for the reference language's t, with the run's fixed ones."""
+    table = pq.read_table(run.entry_counts)
+    if ENTRY_LANGUAGE not in table.column_names:
+        return None
+    parameters = (read_json(run.run_json) if run.run_json.exists() else {}).get("parameters", {})
+    return worldwide.language_thresholds(table.column("count").to_numpy(), table.column(ENTRY_LANGUAGE).to_pylist(),
+                                         t, parameters.get("reference_language", "en"),
+                                         parameters.get("t_language"))
+
+
 def kept_batches(root: Path, seed: int, t: float, columns: Sequence[str]) -> Iterator[tuple[int, pa.Table]]:
-    """(shard, the rows kept at t with the asked columns) for every shard, in the run's order."""
+    """(shard, the rows kept at t with the asked columns) for every shard, in the run's order; in a
+    worldwide run, each pair at its language's t."""
     run = RunDir(root)
+    language_t = _language_t(run, t)
     for shard in shard_indices(run):
-        keep = read_thresholds(str(root), seed, shard) < t
+        thresholds = read_thresholds(str(root), seed, shard)
+        if language_t is not None:
+            languages = pq.read_table(run.annotated_part(shard), columns=[CAPTION_LANGUAGE]).column(CAPTION_LANGUAGE)
+            keep = thresholds < worldwide.pair_t(languages.combine_chunks(), language_t)
+        else:
+            keep = thresholds < t
         if not keep.any():
             yield shard, None
             continue

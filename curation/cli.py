@@ -52,6 +52,14 @@ def language_t_value(text: str) -> tuple[str, float]:
     return code.strip(), t_value(value)
 
 
+def column_list(text: str) -> list[str]:
+    """A,B,... for --text-columns."""
+    names = [name.strip() for name in text.split(",")]
+    if len(names) < 2 or not all(names):
+        raise argparse.ArgumentTypeError(f"expected two or more column names separated by commas, got {text!r}")
+    return names
+
+
 share_value = checked(float, lambda v: 0 <= v <= 1, "a tail share is a number between 0 and 1")
 
 
@@ -80,7 +88,12 @@ def _add_match_options(parser: argparse.ArgumentParser) -> None:
                              "local path or a URI")
     parser.add_argument("--out", required=True, help="run directory to write (resumed if it holds this run): a local path, or "
                         "s3://bucket/prefix for a run kept in object storage")
-    parser.add_argument("--text-column", help="caption column (default: text, else caption, TEXT, txt, ...)")
+    texts = parser.add_mutually_exclusive_group()
+    texts.add_argument("--text-column", help="caption column (default: text, else caption, TEXT, txt, ...)")
+    texts.add_argument("--text-columns", metavar="A,B,...", type=column_list,
+                       help="several texts per image (alt text, title, ...), as MetaCLIP 2 curates them: each "
+                            "is matched and counted, one matched text per image is picked by a hash of its key, "
+                            "and the image is kept by that text's entries (the manifest names the text)")
     parser.add_argument("--id-column", help="column that identifies a pair (default: id, when present)")
     parser.add_argument("--content-key", action="store_true",
                         help="key pairs by url and text even when the pool has an id column")
@@ -219,7 +232,8 @@ def _match_request(args: argparse.Namespace) -> MatchRequest:
                         id_column=args.id_column, content_key=args.content_key,
                         drop_invalid_entries=args.drop_invalid_entries, shard_rows=args.shard_rows,
                         batch_rows=args.batch_rows, matcher=args.matcher, language_column=args.language_column,
-                        language_overrides=_language_overrides(args.language_map))
+                        language_overrides=_language_overrides(args.language_map),
+                        text_columns=tuple(args.text_columns or ()))
 
 
 def _language_overrides(path: str | None) -> tuple[tuple[str, str], ...]:

@@ -22,7 +22,7 @@ from curation import storage
 from curation.browse import kept_batches, shard_indices
 from curation.errors import CurationError
 from curation.query import RunQuery
-from curation.rundir import RunDir, atomic_file, atomic_write_json, read_json
+from curation.rundir import PICKED_COLUMN, PICKED_TEXT, RunDir, atomic_file, atomic_write_json, read_json
 
 COLUMN_SETS = {
     "img2dataset": "url and caption, as img2dataset reads them",
@@ -164,6 +164,8 @@ def _columns(run: RunDir, column_set: str) -> tuple[list[str], list[str]]:
     if column_set == "img2dataset":
         if not columns["url"]:
             raise CurationError("this pool has no url column; export all columns or keys instead")
+        if columns.get("texts"):  # several texts per image: the one each image was kept by, and its column
+            return [columns["url"], PICKED_TEXT, PICKED_COLUMN], ["url", "caption", "caption_column"]
         return [columns["url"], columns["text"]], ["url", "caption"]
     if column_set == "all":
         shards = shard_indices(run)

@@ -17,13 +17,13 @@ import pyarrow.parquet as pq
 
 from curation import storage
 from curation.errors import CurationError
-from curation.rundir import ENTRY_IDS, PAIR_KEY
+from curation.rundir import CAPTION_LANGUAGE, ENTRY_IDS, PAIR_KEY, PICKED_COLUMN, PICKED_TEXT
 
 TEXT_COLUMN_DEFAULT = "text"
 TEXT_COLUMN_CANDIDATES = ("text", "caption", "TEXT", "txt", "Text", "CAPTION", "Caption", "alt_text")
 ID_COLUMN_DEFAULT = "id"
 URL_COLUMN_CANDIDATES = ("url", "URL", "image_url", "Url")
-OUTPUT_COLUMNS = (ENTRY_IDS, PAIR_KEY)  # added by the run: a pool must not have them
+OUTPUT_COLUMNS = (ENTRY_IDS, PAIR_KEY, CAPTION_LANGUAGE, PICKED_TEXT, PICKED_COLUMN)  # added by runs: not in a pool
 
 
 @dataclass(frozen=True)

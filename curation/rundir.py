@@ -43,7 +43,9 @@ PART_GLOB = "part-*.parquet"
 ENTRY_IDS = "entry_ids"
 PAIR_KEY = "pair_key"
 THRESHOLD = "k"
-LANGUAGE = "language"  # worldwide runs: the metadata language each caption was matched in (null: none)
+ENTRY_LANGUAGE = "language"  # worldwide runs, entry_counts.parquet: each entry's language
+CAPTION_LANGUAGE = "caption_language"  # worldwide runs, annotated parts: the language a caption was matched in
+PICKED_TEXT, PICKED_COLUMN = "picked_text", "picked_column"  # --text-columns: the text each pair is kept by
 # Columns of entry_counts.parquet (balanced_counts.parquet adds "kept").
 ENTRY_COUNT_COLUMNS = ("entry_id", "entry", "count")
 

@@ -24,7 +24,7 @@ from curation.engines import Engine, make_engine
 from curation.errors import CurationError
 from curation.progress import Bar, progress_bar
 from curation.pool import Shard, file_signature, inspect_pool, open_parquet, plan_shards, resolve_files
-from curation.rundir import (FORMAT_VERSION, LANGUAGE, RunDir, atomic_write_json, atomic_write_table, read_json,
+from curation.rundir import (ENTRY_LANGUAGE, FORMAT_VERSION, RunDir, atomic_write_json, atomic_write_table, read_json,
                              remove_leftovers, swap_directory)
 from curation.shard_stats import RowStats
 from metadata import Metadata, MetadataError, fingerprint, load_metadata
@@ -65,6 +65,7 @@ class MatchRequest:
     matcher: str = matchers.DEFAULT_MATCHER
     language_column: str | None = None  # worldwide metadata: the pool's language column (None: identify)
     language_overrides: tuple[tuple[str, str], ...] = ()  # identifier code -> metadata code
+    text_columns: tuple[str, ...] = ()  # several texts per image (alt, title, ...): --text-columns
 
 
 def _bar(total: int, desc: str, unit: str, execution: Execution) -> Bar:
@@ -90,10 +91,26 @@ def _language_column(files: list[str], request: MatchRequest, metadata: Metadata
     return request.language_column
 
 
+def _text_columns(files: list[str], names: tuple[str, ...]) -> list[str]:
+    """--text-columns: every column in every file, holding strings, each named once."""
+    if len(set(names)) != len(names):
+        raise CurationError(f"--text-columns names a column twice: {','.join(names)}")
+    for path in files:
+        schema = open_parquet(path).schema_arrow
+        for name in names:
+            if name not in schema.names:
+                raise CurationError(f"{path} has no column '{name}' (columns: {', '.join(schema.names)})")
+            kind = schema.field(name).type
+            if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)):
+                raise CurationError(f"text column '{name}' in {path} holds {kind}, not strings")
+    return list(names)
+
+
 def _make_plan(request: MatchRequest, metadata: Metadata, log: Log) -> dict:
     files = resolve_files(request.pool)
     entries = metadata.entries
-    info = inspect_pool(files, request.text_column, request.id_column, request.content_key)
+    texts = _text_columns(files, request.text_columns) if request.text_columns else []
+    info = inspect_pool(files, texts[0] if texts else request.text_column, request.id_column, request.content_key)
     language_column = _language_column(files, request, metadata)
     if info.text_column_detected:
         log(f"using text column '{info.text_column}' (the pool has no 'text' column)")
@@ -111,7 +128,8 @@ def _make_plan(request: MatchRequest, metadata: Metadata, log: Log) -> dict:
                      "drop_invalid_entries": request.drop_invalid_entries,
                      **({"languages": sorted(set(metadata.languages))} if metadata.languages else {})},
         "columns": {"text": info.text_column, "id": info.id_column, "url": info.url_column,
-                    **({"language": language_column} if metadata.languages else {})},
+                    **({"language": language_column} if metadata.languages else {}),
+                    **({"texts": texts} if texts else {})},
         "pair_key": key,
         "shard_rows": request.shard_rows,
         "shards": [shard.as_dict() for shard in shards],
@@ -168,7 +186,7 @@ def match_pool(request: MatchRequest, execution: Execution, engine: Engine, log:
         drop_invalid_entries=request.drop_invalid_entries, text_column=plan["columns"]["text"],
         id_column=plan["columns"]["id"], url_column=plan["columns"]["url"], batch_rows=request.batch_rows,
         matcher=matcher, language_column=plan["columns"].get("language"),
-        language_overrides=request.language_overrides)
+        language_overrides=request.language_overrides, text_columns=tuple(plan["columns"].get("texts", ())))
     done = [s for s in shards if run.shard_marker(s.index).exists()]
     if done:
         log(f"resuming: {len(done)} of {len(shards)} shards already matched")
@@ -189,7 +207,7 @@ def match_pool(request: MatchRequest, execution: Execution, engine: Engine, log:
         "entry": pa.array(entries, type=pa.string()),
         "count": pa.array(counts, type=pa.int64())})
     if metadata.languages is not None:
-        table = table.append_column(LANGUAGE, pa.array(metadata.languages, type=pa.string()))
+        table = table.append_column(ENTRY_LANGUAGE, pa.array(metadata.languages, type=pa.string()))
     atomic_write_table(run.entry_counts, table)
     mirror.publish(run, run.entry_counts)
     totals = sum((result.rows for result in results), RowStats())
@@ -269,8 +287,8 @@ def balance_run(out: str, t: float, seed: int, execution: Execution, engine: Eng
     mirror.fetch(run, run.preview(seed) / preview_files.SUMMARY)
     counts = entries_table.column("count").to_numpy()
     language_t = None
-    if LANGUAGE in entries_table.column_names:
-        language_t = worldwide.language_thresholds(counts, entries_table.column(LANGUAGE).to_pylist(), t,
+    if ENTRY_LANGUAGE in entries_table.column_names:
+        language_t = worldwide.language_thresholds(counts, entries_table.column(ENTRY_LANGUAGE).to_pylist(), t,
                                                    reference_language, t_overrides)
     elif t_overrides:
         raise CurationError("--t-language applies to worldwide runs only (metadata with a 'language' column)")
@@ -306,6 +324,7 @@ def balance_run(out: str, t: float, seed: int, execution: Execution, engine: Eng
     }
     if language_t is not None:
         balance["reference_language"] = reference_language
+        balance["t_language"] = dict(t_overrides or {})
         balance["languages"] = _language_rows(entries_table, language_t, results)
     return balance
 
@@ -320,7 +339,7 @@ def _language_rows(entries_table: pa.Table, language_t: dict[str, float], result
             for i, value in enumerate(figures):
                 summed[i] += value
     counts = entries_table.column("count").to_numpy()
-    languages = np.asarray(entries_table.column(LANGUAGE).to_pylist(), dtype=object)
+    languages = np.asarray(entries_table.column(ENTRY_LANGUAGE).to_pylist(), dtype=object)
     rows = []
     for language in [*sorted(language_t), *([None] if None in totals else [])]:
         pairs, matched, kept, expected = totals.get(language, [0, 0, 0, 0.0])
@@ -419,6 +438,7 @@ def write_run_record(out: str, execution: Execution, match: dict | None, balance
         record["balance"] = balance["head_tail"]
         if "languages" in balance:
             record["parameters"]["reference_language"] = balance["reference_language"]
+            record["parameters"]["t_language"] = balance["t_language"]
             record["languages"] = balance["languages"]
         timings.update(balance["timings"])
     record["timings"] = timings

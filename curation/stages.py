@@ -16,12 +16,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from curation import balancing, counting, keys, matchers, mirror
+from curation import balancing, counting, keys, matchers, mirror, worldwide
 from curation.errors import CurationError
 from curation.pool import Shard, iter_shard_batches, open_parquet
 from curation.preview_files import PieceBuilder, has_piece
-from curation.rundir import (ENTRY_IDS, LANGUAGE, PAIR_KEY, THRESHOLD, RunDir, atomic_parquet_writer, atomic_write_json,
-                             atomic_write_table, part_name, read_json)
+from curation.rundir import (CAPTION_LANGUAGE, ENTRY_IDS, PAIR_KEY, PICKED_COLUMN, PICKED_TEXT, THRESHOLD, RunDir,
+                             atomic_parquet_writer, atomic_write_json, atomic_write_table, part_name, read_json)
 from curation.shard_stats import RowStats, ShardStats
 from metadata import fingerprint, load_metadata
 
@@ -41,6 +41,9 @@ class MatchConfig:
     # or (None) language identification, and the identifier-to-metadata code overrides.
     language_column: str | None = None
     language_overrides: tuple[tuple[str, str], ...] = ()
+    # Several texts per image (--text-columns): each is matched and counted, one matched text per
+    # image is picked by a hash of its pair key, and the image is kept by that text's entries.
+    text_columns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -124,9 +127,28 @@ def write_part(path: Path, schema: pa.Schema, batches: Iterable[pa.RecordBatch])
             writer.write_batch(batch)
 
 
-def annotated_schema(pool_schema: pa.Schema, worldwide: bool = False) -> pa.Schema:
+def annotated_schema(pool_schema: pa.Schema, worldwide: bool = False, several_texts: bool = False) -> pa.Schema:
     schema = pool_schema.append(pa.field(ENTRY_IDS, pa.list_(pa.int32()))).append(pa.field(PAIR_KEY, pa.uint64()))
-    return schema.append(pa.field(LANGUAGE, pa.string())) if worldwide else schema
+    if worldwide:
+        schema = schema.append(pa.field(CAPTION_LANGUAGE, pa.string()))
+    if several_texts:
+        schema = schema.append(pa.field(PICKED_TEXT, pa.string())).append(pa.field(PICKED_COLUMN, pa.string()))
+    return schema
+
+
+PICK_SALT = 0x5049434B  # makes the text picks independent of the keep draws and the preview's sample
+
+
+def picked_texts(matched: np.ndarray, pair_keys: np.ndarray) -> np.ndarray:
+    """Which text each image is kept by: among its matched texts (``matched``: rows x texts, bool),
+    the one at position splitmix64(key XOR salt) mod their number, in column order; -1 when none
+    matched. Fixed per pair, so the subsets stay nested as t grows."""
+    n_matched = matched.sum(axis=1)
+    draw = balancing.splitmix64(np.asarray(pair_keys, dtype=np.uint64) ^ np.uint64(PICK_SALT))
+    position = (draw % np.maximum(n_matched, 1).astype(np.uint64)).astype(np.int64)
+    rank = np.cumsum(matched, axis=1) - 1  # the position of each matched text among its row's matched ones
+    hit = matched & (rank == position[:, None])
+    return np.where(n_matched > 0, hit.argmax(axis=1), -1)
 
 
 def caption_languages(batch: pa.RecordBatch, texts: pa.Array, config: MatchConfig,
@@ -174,6 +196,9 @@ def _annotated_batches(shard: Shard, config: MatchConfig, matcher: matchers.Matc
     """The shard's batches with entry ids and pair keys; row accounting and counts added as they pass."""
     worldwide = isinstance(matcher, matchers.WorldwideMatcher)
     for batch in iter_shard_batches(shard, config.batch_rows):
+        if config.text_columns:
+            yield _several_texts_batch(batch, config, matcher, schema, tally)
+            continue
         texts = pc.cast(batch.column(config.text_column), pa.string())
         extra = []
         if worldwide:
@@ -187,6 +212,42 @@ def _annotated_batches(shard: Shard, config: MatchConfig, matcher: matchers.Matc
         tally.counts += counting.count_entries(entry_ids, len(tally.counts))
         yield pa.RecordBatch.from_arrays([*batch.columns, entry_ids, pa.array(pair_keys, type=pa.uint64()), *extra],
                                          schema=schema)
+
+
+def _several_texts_batch(batch: pa.RecordBatch, config: MatchConfig, matcher: matchers.Matcher,
+                         schema: pa.Schema, tally: _MatchTally) -> pa.RecordBatch:
+    """One batch of images with several texts each: every text matched (in its own language) and
+    counted; the image annotated with its picked text's entries, language, text and column."""
+    worldwide = isinstance(matcher, matchers.WorldwideMatcher)
+    columns = [pc.cast(batch.column(name), pa.string()) for name in config.text_columns]
+    found, languages = [], []
+    for texts in columns:
+        if worldwide:
+            languages.append(caption_languages(batch, texts, config, matcher.languages))
+            found.append(matcher.match_batch(texts, languages[-1]))
+        else:
+            found.append(matcher.match_batch(texts))
+        tally.counts += counting.count_entries(found[-1], len(tally.counts))
+    pair_keys = _pair_keys(batch, columns[0], config)
+    lengths = np.stack([pc.list_value_length(ids).to_numpy(zero_copy_only=False) for ids in found], axis=1)
+    picks = picked_texts(lengths > 0, pair_keys)
+    chosen = pa.array(np.maximum(picks, 0), type=pa.int64())  # unmatched images: the first text's row
+
+    def pick(arrays: list[pa.Array]) -> pa.Array:
+        rows = pa.array(np.arange(len(batch)) + len(batch) * np.maximum(picks, 0), type=pa.int64())
+        return pa.concat_arrays(arrays).take(rows)
+
+    entry_ids = pick(found)
+    blank = np.all([pc.fill_null(pc.equal(t, ""), True).to_numpy(zero_copy_only=False) for t in columns], axis=0)
+    matched = int((picks >= 0).sum())
+    tally.stats += RowStats(rows=len(batch), matched=matched, null_or_empty_text=int(blank.sum()),
+                            unmatched=len(batch) - matched - int(blank.sum()), matches=int(lengths.sum()))
+    names = pa.array([config.text_columns[i] for i in chosen.to_numpy()], type=pa.string())
+    extra = [pick(languages)] if worldwide else []
+    return pa.RecordBatch.from_arrays(
+        [*batch.columns, entry_ids, pa.array(pair_keys, type=pa.uint64()), *extra,
+         pc.if_else(pa.array(picks >= 0), pick(columns), pa.nulls(len(batch), pa.string())),
+         pc.if_else(pa.array(picks >= 0), names, pa.nulls(len(batch), pa.string()))], schema=schema)
 
 
 def read_marker(path: Path) -> ShardStats:
@@ -204,7 +265,8 @@ def match_shard(shard: Shard, config: MatchConfig) -> ShardStats:
     if mirror.fetch(run, marker):
         return read_marker(marker)
     n_entries, matcher = shard_matcher(config)
-    schema = annotated_schema(open_parquet(shard.path).schema_arrow, config.matcher == matchers.WORLDWIDE)
+    schema = annotated_schema(open_parquet(shard.path).schema_arrow, config.matcher == matchers.WORLDWIDE,
+                              bool(config.text_columns))
     tally = _MatchTally(counts=np.zeros(n_entries, dtype=np.int64))
     write_part(run.annotated_part(shard.index), schema, _annotated_batches(shard, config, matcher, schema, tally))
     if tally.stats.rows != shard.rows:
@@ -253,14 +315,11 @@ class _BalanceTally:
 
 
 def _pair_t(batch: pa.RecordBatch, config: BalanceConfig) -> tuple[float | np.ndarray, pa.Array | None]:
-    """t for the batch: the run's one t, or each pair's language's t (a pair without a language: 0)."""
+    """t for the batch: the run's one t, or each pair's language's t."""
     if config.language_t is None:
         return config.t, None
-    names = pa.array([name for name, _ in config.language_t], type=pa.string())
-    values = np.array([value for _, value in config.language_t] + [0.0])
-    languages = batch.column(LANGUAGE)
-    slots = pc.fill_null(pc.index_in(languages, value_set=names), len(names)).to_numpy(zero_copy_only=False)
-    return values[slots], languages
+    languages = batch.column(CAPTION_LANGUAGE)
+    return worldwide.pair_t(languages, dict(config.language_t)), languages
 
 
 def _tally_languages(tally: _BalanceTally, languages: pa.Array, entry_ids: pa.Array, keep: np.ndarray,
@@ -323,7 +382,7 @@ def balance_shard(shard: int, config: BalanceConfig) -> dict:
             not (mirror.fetch(run, piece_path) and has_piece(piece_path, config.sample_rate)):
         tally.piece = PieceBuilder(config.seed, config.sample_rate)
     if mirror.has(run, destination):
-        wanted = [ENTRY_IDS, PAIR_KEY] + ([LANGUAGE] if config.language_t is not None else [])
+        wanted = [ENTRY_IDS, PAIR_KEY] + ([CAPTION_LANGUAGE] if config.language_t is not None else [])
         batches = source.iter_batches(batch_size=BALANCE_BATCH_ROWS, columns=wanted)
         for _ in _kept_batches(batches, stored, counts, config, tally):
             pass  # the kept rows are on disk already: only the sizes are wanted

@@ -195,3 +195,12 @@ def language_thresholds(counts: np.ndarray, languages: Sequence[str], t: float, 
                   for language, members in ids.items()}
     thresholds.update({language: float(value) for language, value in overrides.items()})
     return thresholds
+
+
+def pair_t(languages: pa.Array, language_t: Mapping[str, float]) -> np.ndarray:
+    """Each pair's t: its caption language's (a pair without one, or of a language without a t: 0,
+    which keeps nothing)."""
+    names = pa.array(list(language_t), type=pa.string())
+    values = np.array([*language_t.values(), 0.0], dtype=np.float64)
+    slots = pc.fill_null(pc.index_in(pc.cast(languages, pa.string()), value_set=names), len(names))
+    return values[slots.to_numpy(zero_copy_only=False)]

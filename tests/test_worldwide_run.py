@@ -120,7 +120,7 @@ def test_a_worldwide_run_keeps_what_the_rule_keeps(world: dict, workers: int, ca
     assert sum(row["pairs"] for row in rows.values()) == len(world["texts"])
     assert rows["other"]["pairs"] == sum(code not in METADATA for code in world["codes"])
     assert "per language (t set from en's tail share at t=40)" in capsys.readouterr().out
-    annotated = read_dir(out / "annotated", ["id", "entry_ids", "language"]).sort_by("id")
+    annotated = read_dir(out / "annotated", ["id", "entry_ids", "caption_language"]).sort_by("id")
     assert annotated.column("entry_ids").to_pylist() == naive_matches(world)
 
 
@@ -189,10 +189,58 @@ def test_without_a_language_column_captions_are_identified(tmp_path: Path) -> No
     metadata_file(tmp_path / "metadata.parquet")
     assert cli("run", "--pool", tmp_path / "pool", "--metadata", tmp_path / "metadata.parquet", "--t", 100,
                "--out", tmp_path / "run", "--quiet") == 0
-    annotated = read_dir(tmp_path / "run" / "annotated", ["language", "entry_ids"]).to_pylist()
+    annotated = read_dir(tmp_path / "run" / "annotated", ["caption_language", "entry_ids"]).to_pylist()
     entries = [e for language in METADATA for e in METADATA[language]]
-    assert [row["language"] for row in annotated] == ["en", "de", "zh", "other"]
+    assert [row["caption_language"] for row in annotated] == ["en", "de", "zh", "other"]
     assert [[entries[i] for i in row["entry_ids"]] for row in annotated] == [
         ["dog", "the"], ["Hund", "dog"], ["狗"], ["photo"]]
     de_dog = entries.index("dog", len(METADATA["en"]) + len(METADATA["zh"]))
     assert annotated[1]["entry_ids"][-1] == de_dog  # the German entry's id, not the English one's
+
+
+def test_several_texts_per_image_count_every_text_and_keep_by_the_picked_one(world: dict, tmp_path: Path) -> None:
+    """--text-columns alt,title: both texts are matched and counted; each image is kept by one matched
+    text picked by splitmix64(key XOR salt) mod the number of its matched texts; the manifest says which.
+    The pool's language column is called 'language', as pools often name it."""
+    from curation.balancing import splitmix64
+    from curation.stages import PICK_SALT
+
+    rng = random.Random(5)
+    n = 3000
+    codes = [rng.choice(["en", "en", "zh", "de", "fr"]) for _ in range(n)]
+    alts = [caption(rng, code) if rng.random() > 0.1 else None for code in codes]
+    titles = [caption(rng, code) if rng.random() > 0.1 else "" for code in codes]
+    write_pool(tmp_path / "pool", {"id": list(range(n)), "url": [f"https://img.example/{i}.jpg" for i in range(n)],
+                                   "alt": alts, "title": titles, "language": codes}, row_group_size=400)
+    out = tmp_path / "run"
+    assert cli("run", "--pool", tmp_path / "pool", "--metadata", world["base"] / "metadata.parquet",
+               "--text-columns", "alt,title", "--language-column", "language", "--t", 30, "--seed", 1,
+               "--out", out, "--shard-rows", 800, "--workers", 2, "--quiet") == 0
+    per_text = [naive_matches({**world, "texts": texts, "codes": codes}) for texts in (alts, titles)]
+    counts = np.bincount([i for found in per_text for m in found for i in m], minlength=len(world["entries"]))
+    entry_counts = pq.read_table(out / "entry_counts.parquet")
+    assert entry_counts.column("count").to_pylist() == counts.tolist()
+    from curation.keys import hash_keys, id_key_texts
+
+    keys = hash_keys(id_key_texts(pa.array(range(n), pa.int64()), "id"))
+    draws = splitmix64(keys ^ np.uint64(PICK_SALT))
+    picked, column = [], []
+    for i in range(n):
+        matched = [j for j in range(2) if per_text[j][i]]
+        choice = matched[int(draws[i] % np.uint64(len(matched)))] if matched else None
+        picked.append(per_text[choice][i] if matched else [])
+        column.append(("alt", "title")[choice] if matched else None)
+    annotated = read_dir(out / "annotated", ["id", "entry_ids", "picked_column", "picked_text"]).sort_by("id")
+    assert annotated.column("entry_ids").to_pylist() == picked
+    assert annotated.column("picked_column").to_pylist() == column
+    thresholds = formula_t(counts, world["languages"], 30)
+    k = keep_thresholds(pa.array(picked, type=pa.list_(pa.int32())), keys, counts, 1)
+    expected = [i for i in range(n) if k[i] < thresholds[codes[i] if codes[i] in METADATA else "other"]]
+    assert curated(out) == expected
+    assert cli("export", out, "--t", 30, "--seed", 1, "--out", tmp_path / "m.parquet", "--quiet") == 0
+    manifest = pq.read_table(tmp_path / "m.parquet")
+    assert manifest.column_names == ["url", "caption", "caption_column"] and manifest.num_rows == len(expected)
+    texts = {"alt": alts, "title": titles}
+    by_url = {f"https://img.example/{i}.jpg": i for i in range(n)}
+    for url, text, name in zip(*(manifest.column(c).to_pylist() for c in manifest.column_names)):
+        assert texts[name][by_url[url]] == text
