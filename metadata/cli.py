@@ -19,6 +19,7 @@ from metadata.loading import MetadataError, fingerprint, load_metadata
 from metadata.merge import SOURCE_ORDER, parse_budgets, render_table
 from metadata.report import diff, render_diff, render_stats, stats
 from metadata.wikipedia import count_dump
+from metadata.worldwide import language_code, merge_languages, parse_input, render_language_table
 
 EXIT_FAILED = 1  # a download or a write that did not succeed
 EXIT_INTERRUPTED = 130
@@ -36,6 +37,8 @@ paper's sources, keeping where every entry came from.
   fetch            download MetaCLIP's released metadata.json (500,000 entries) into a cache
   stats            what a list holds: entries, words per entry, entries that can never match, sources
   diff             what changed between two lists: added, removed, changed ids, per source
+  merge-languages  concatenate per-language lists into one worldwide list (MetaCLIP 2): Parquet with
+                   entry, language and sources
 
 Example:  python -m metadata build --wordnet /usr/share/wordnet --out metadata.json
 Exit codes: 0 done, 1 a download or write failed, 2 bad input (the message says which)."""
@@ -74,6 +77,12 @@ examples:
     build_parser.add_argument("--out", nargs="+", required=True, metavar="PATH",
                               help="where to write: .json = MetaCLIP's JSON list, anything else = Parquet "
                                    "(entry, sources); several paths write several files")
+    build_parser.add_argument("--entry-language", type=language_code, metavar="CODE",
+                              help="tag every entry with this language (a Wikipedia code such as de, zh or "
+                                   "other): the Parquet output gets a language column, making it a MetaCLIP 2 "
+                                   "worldwide list (merge several with merge-languages); .json outputs are "
+                                   "refused, as a JSON list cannot hold languages. Not to be confused with "
+                                   "--language, which only chooses whose pageviews are counted")
     src = build_parser.add_argument_group("sources (at least one)")
     src.add_argument("--wordnet", metavar="DIR",
                      help="WordNet 3.0 database directory with data.noun/verb/adj/adv (Debian's wordnet-base: "
@@ -100,7 +109,8 @@ examples:
                             help="keep titles with at least this many views in all files (default: %(default)s)")
     thresholds.add_argument("--language", type=_codes, default=["en"], metavar="CODES",
                             help="pageview domain codes to sum, comma-separated: en = English Wikipedia on "
-                                 "desktop (MetaCLIP's choice), en.m = its mobile site (default: en)")
+                                 "desktop (MetaCLIP's choice), en.m = its mobile site (default: en); to tag the "
+                                 "built entries with a language, use --entry-language")
     thresholds.add_argument("--min-hourly-views", metavar="N", type=positive_int, default=1,
                             help="ignore hours with fewer views for a title (MetaCLIP's script used 50; "
                                  "default: %(default)s = count every view)")
@@ -147,12 +157,44 @@ thresholds without recounting.""",
     count.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _add_merge_languages(commands: argparse._SubParsersAction) -> None:
+    merge_parser = commands.add_parser(
+        "merge-languages", help="merge per-language lists into one worldwide list (MetaCLIP 2)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+Concatenate per-language entry lists into one worldwide list for MetaCLIP 2 curation: a Parquet table
+with columns entry, language and (when an input records them) sources. Rows keep the order of the
+inputs as given, each input in its own order; an entry's id is its row. An entry may repeat across
+languages (each time with its own id) but not within one: a repeat is an error naming both ids, and
+an empty entry one naming its row, unless --drop-invalid-entries skips them (a repeat keeps its first).
+Prints entries per language.
+
+Each INPUT is CODE=PATH (every row of PATH gets language CODE) or PATH alone for a Parquet file that
+already has a language column (kept; CODE=PATH replaces it). PATH is a JSON list, a Parquet table or
+a text file with one entry per line. The text before the first = is the code; write a path that
+contains = as ./PATH.""",
+        epilog="""\
+examples:
+  python -m metadata build --wordnet /usr/share/wordnet --entry-language en --out en.parquet
+  python -m metadata merge-languages en=en.parquet de=de.json zh=zh.txt --out worldwide.parquet
+  python -m metadata merge-languages worldwide.parquet other=other.txt --out worldwide2.parquet""")
+    merge_parser.add_argument("inputs", nargs="+", type=parse_input, metavar="INPUT",
+                              help="CODE=PATH, or PATH of a Parquet file with a language column")
+    merge_parser.add_argument("--out", required=True, metavar="PATH",
+                              help="the worldwide list to write (Parquet; written whole or not at all)")
+    merge_parser.add_argument("--drop-invalid-entries", action="store_true",
+                              help="skip empty entries and repeats within a language (counted in the table) "
+                                   "instead of refusing them")
+    merge_parser.add_argument("--quiet", action="store_true", help="no table")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="python -m metadata", description=DESCRIPTION,
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser)
     _add_build(commands)
     _add_count(commands)
+    _add_merge_languages(commands)
 
     fetch_parser = commands.add_parser(
         "fetch", help="download MetaCLIP's released metadata.json into a cache",
@@ -202,10 +244,17 @@ def _say(quiet: bool, message: str) -> None:
         print(message, file=sys.stderr)
 
 
+def _refuse_directory(path: str, suffixes: str) -> None:
+    if Path(path).is_dir():
+        raise MetadataError(f"--out {path} is a directory; give a file name ending in {suffixes}")
+
+
 def run_build(args: argparse.Namespace) -> int:
     for path in args.out:
-        if Path(path).is_dir():
-            raise MetadataError(f"--out {path} is a directory; give a file name ending in .json or .parquet")
+        _refuse_directory(path, ".json or .parquet")
+        if args.entry_language and files.is_json_path(path):
+            raise MetadataError(f"--out {path}: a JSON list cannot hold the entries' language; "
+                                "with --entry-language write .parquet")
     if args.counts_out and not args.wikipedia_dump:
         raise MetadataError("--counts-out only applies with --wikipedia-dump")
     started = time.perf_counter()
@@ -218,11 +267,15 @@ def run_build(args: argparse.Namespace) -> int:
         workers=args.workers, progress=not args.quiet)
     built = build(request)
     merged = built.merged
-    info = {**built.info(), "fingerprint": fingerprint(merged.entries),
+    languages = None if args.entry_language is None else [args.entry_language] * len(merged.entries)
+    info = {**built.info(), "fingerprint": fingerprint(merged.entries, languages),
             "seconds": round(time.perf_counter() - started, 3)}
+    if languages is not None:
+        info["language"] = args.entry_language
     for path in args.out:
-        kind = files.write_entries(path, merged.entries, merged.sources, info)
-        print(f"wrote {path} ({kind}, {len(merged.entries):,} entries)")
+        kind = files.write_entries(path, merged.entries, merged.sources, info, languages)
+        tagged = "" if languages is None else f", language {args.entry_language}"
+        print(f"wrote {path} ({kind}, {len(merged.entries):,} entries{tagged})")
     if args.report:
         files.write_json(args.report, info)
     if not args.quiet:
@@ -263,6 +316,22 @@ def run_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_merge_languages(args: argparse.Namespace) -> int:
+    _refuse_directory(args.out, ".parquet")
+    if files.is_json_path(args.out):
+        raise MetadataError(f"--out {args.out}: a JSON list cannot hold the entries' language; write .parquet")
+    merged = merge_languages(args.inputs, drop_invalid=args.drop_invalid_entries)
+    info = merged.info()
+    files.write_entries_parquet(args.out, merged.entries, merged.sources, info, merged.languages,
+                                info_key="metadata.merge")
+    print(f"wrote {args.out} (parquet, {len(merged.entries):,} entries in {len(info['languages'])} languages"
+          f"{', with sources' if merged.sources is not None else ''})")
+    if not args.quiet:
+        print(render_language_table(merged.entries, merged.languages, merged.reports))
+        print(f"fingerprint {info['fingerprint']}")
+    return 0
+
+
 def run_stats(args: argparse.Namespace) -> int:
     metadata = load_metadata(args.file)
     result = stats(metadata, examples=args.examples)
@@ -277,7 +346,7 @@ def run_diff(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"build": run_build, "count-wikipedia": run_count, "fetch": run_fetch, "stats": run_stats,
-            "diff": run_diff}
+            "diff": run_diff, "merge-languages": run_merge_languages}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -57,26 +57,45 @@ def write_entries_json(path: str | Path, entries: Sequence[str]) -> None:
     write_bytes(path, (json.dumps(list(entries), ensure_ascii=False, indent=0) + "\n").encode("utf-8"))
 
 
-def entries_table(entries: Sequence[str], sources: Sequence[Sequence[str]],
-                  info: dict | None = None) -> pa.Table:
-    """The Parquet form: ``entry`` and the ``sources`` it came from; ``info`` goes in the file metadata."""
-    table = pa.table([pa.array(list(entries), pa.string()),
-                      pa.array([list(s) for s in sources], pa.list_(pa.string()))], schema=ENTRY_SCHEMA)
+def entries_table(entries: Sequence[str], sources: Sequence[Sequence[str]] | None, info: dict | None = None,
+                  languages: Sequence[str] | None = None, info_key: str = "metadata.build") -> pa.Table:
+    """The Parquet form: ``entry``, its ``language`` for a worldwide list (MetaCLIP 2), and the ``sources``
+    it came from (left out when None); ``info`` goes in the file metadata under ``info_key``."""
+    if languages is None and sources is not None:
+        table = pa.table([pa.array(list(entries), pa.string()),
+                          pa.array([list(s) for s in sources], pa.list_(pa.string()))], schema=ENTRY_SCHEMA)
+    else:
+        columns = {"entry": pa.array(list(entries), pa.string())}
+        if languages is not None:
+            columns["language"] = pa.array(list(languages), pa.string())
+        if sources is not None:
+            columns["sources"] = pa.array([list(s) for s in sources], pa.list_(pa.string()))
+        table = pa.table(columns)
+        table = table.cast(pa.schema([field.with_nullable(False) for field in table.schema]))
     if info is not None:
-        table = table.replace_schema_metadata({"metadata.build": json.dumps(info, ensure_ascii=False)})
+        table = table.replace_schema_metadata({info_key: json.dumps(info, ensure_ascii=False)})
     return table
 
 
-def write_entries_parquet(path: str | Path, entries: Sequence[str], sources: Sequence[Sequence[str]],
-                          info: dict | None = None) -> None:
-    write_table(path, entries_table(entries, sources, info))
+def write_entries_parquet(path: str | Path, entries: Sequence[str], sources: Sequence[Sequence[str]] | None,
+                          info: dict | None = None, languages: Sequence[str] | None = None,
+                          info_key: str = "metadata.build") -> None:
+    write_table(path, entries_table(entries, sources, info, languages, info_key))
+
+
+def is_json_path(path: str | Path) -> bool:
+    """Whether an output path asks for MetaCLIP's JSON list (which holds entries only)."""
+    return str(path).lower().endswith(".json")
 
 
 def write_entries(path: str | Path, entries: Sequence[str], sources: Sequence[Sequence[str]],
-                  info: dict | None = None) -> str:
-    """Write in the format the suffix asks for (``.json``: MetaCLIP's list; else Parquet); returns it."""
-    if str(path).lower().endswith(".json"):
+                  info: dict | None = None, languages: Sequence[str] | None = None) -> str:
+    """Write in the format the suffix asks for (``.json``: MetaCLIP's list; else Parquet); returns it.
+    A list with languages goes to Parquet only: a JSON list would silently lose them."""
+    if is_json_path(path):
+        if languages is not None:
+            raise ValueError(f"{path}: a JSON list cannot hold languages; write .parquet")
         write_entries_json(path, entries)
         return "json"
-    write_entries_parquet(path, entries, sources, info)
+    write_entries_parquet(path, entries, sources, info, languages)
     return "parquet"

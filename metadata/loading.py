@@ -76,12 +76,23 @@ def _read_parquet(path: Source) -> tuple[list[str], list[tuple[str, ...]] | None
         table = pq.read_table(source, columns=columns)
     except (pa.ArrowException, OSError) as error:
         raise MetadataError(f"metadata {path} is not a readable Parquet file: {error}") from None
+    table = _decoded(table)
     column = table.column("entry")
     if column.null_count:
         first = column.is_null().to_pylist().index(True)
         raise MetadataError(f"metadata {path}: entry {first} is null")
     entries = column.to_pylist()
     return entries, _sources(table, path), _languages(table, path)
+
+
+def _decoded(table: pa.Table) -> pa.Table:
+    """Dictionary-encoded columns (pandas' categoricals, a common way to store a language per row) as
+    their plain values, so that a column is judged by what it holds, not by how it was stored."""
+    for i, field in enumerate(table.schema):
+        if pa.types.is_dictionary(field.type):
+            column = table.column(i)
+            table = table.set_column(i, field.name, column.cast(field.type.value_type))
+    return table
 
 
 def _sources(table: pa.Table, path: Source) -> list[tuple[str, ...]] | None:
@@ -168,39 +179,35 @@ def _check_path(path: Source) -> None:
         raise MetadataError(f"metadata path is a directory, expected a file: {path}")
 
 
-def load_metadata(path: str | Path, drop_invalid: bool = False) -> Metadata:
-    """Entries and their sources. ``.json``: a JSON list; ``.parquet``: a table with an ``entry`` column
-    (and optionally ``sources``, a list of strings per entry); anything else: one entry per line.
-    Local paths and URIs alike."""
+def read_raw(path: str | Path) -> Metadata:
+    """A file's entries, sources and languages as they are, empties and repeats included: for tools that
+    report or refuse them in their own terms (the build's cleaning, merging per-language lists)."""
     path = _source(path)
     _check_path(path)
     suffix = _suffix(path)
-    sources: list[tuple[str, ...]] | None = None
-    languages: list[str] | None = None
     if suffix == ".json":
-        entries = _read_json(path)
-    elif suffix == ".parquet":
-        entries, sources, languages = _read_parquet(path)
-    else:
-        entries = _read_lines(path)
-    kept = _kept_positions(entries, path, drop_invalid, languages)
+        return Metadata(_read_json(path), None)
+    if suffix == ".parquet":
+        return Metadata(*_read_parquet(path))
+    return Metadata(_read_lines(path), None)
+
+
+def load_metadata(path: str | Path, drop_invalid: bool = False) -> Metadata:
+    """Entries and their sources. ``.json``: a JSON list; ``.parquet``: a table with an ``entry`` column
+    (and optionally ``sources``, a list of strings per entry, and ``language``, a code per entry);
+    anything else: one entry per line. Local paths and URIs alike."""
+    raw = read_raw(path)
+    kept = _kept_positions(raw.entries, _source(path), drop_invalid, raw.languages)
     if kept is None:
-        return Metadata(entries, sources, languages)
-    return Metadata([entries[p] for p in kept], None if sources is None else [sources[p] for p in kept],
-                    None if languages is None else [languages[p] for p in kept])
+        return raw
+    return Metadata([raw.entries[p] for p in kept], None if raw.sources is None else [raw.sources[p] for p in kept],
+                    None if raw.languages is None else [raw.languages[p] for p in kept])
 
 
 def read_raw_entries(path: str | Path) -> list[str]:
     """The entries of a file as they are, empties and repeats included (for sources whose cleaning is
     counted and reported by the merge rather than refused)."""
-    path = _source(path)
-    _check_path(path)
-    suffix = _suffix(path)
-    if suffix == ".json":
-        return _read_json(path)
-    if suffix == ".parquet":
-        return _read_parquet(path)[0]
-    return _read_lines(path)
+    return read_raw(path).entries
 
 
 def load_entries(path: str | Path, drop_invalid: bool = False) -> list[str]:
