@@ -383,8 +383,8 @@ def build_preview(out: str, seed: int, execution: Execution, engine: Engine,
     if not mirror.fetch(run, run.plan_json) or not mirror.fetch(run, run.entry_counts):
         raise CurationError(f"{out} is not a matched run directory; run `python -m curation match` first")
     if "languages" in read_json(run.plan_json)["metadata"]:
-        raise CurationError(f"{out} is a worldwide run, with a t per language: the preview answers one t, so it "
-                            "is not built for such runs yet; the per-language figures are in its run.json")
+        raise CurationError(f"{out} is a worldwide run, with a t per language: the preview answers one t, so it is "
+                            f"not built for such runs yet; `python -m curation stats {out}` gives its figures per language")
     shards = [s.index for s in _shards(read_json(run.plan_json))]
     if not mirror.has_all(run, (run.threshold_part(seed, shard) for shard in shards)):
         raise CurationError(f"{out} has no keep thresholds for seed {seed}; "

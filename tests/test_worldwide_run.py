@@ -244,3 +244,26 @@ def test_several_texts_per_image_count_every_text_and_keep_by_the_picked_one(wor
     by_url = {f"https://img.example/{i}.jpg": i for i in range(n)}
     for url, text, name in zip(*(manifest.column(c).to_pylist() for c in manifest.column_names)):
         assert texts[name][by_url[url]] == text
+
+
+def test_the_dashboard_says_in_one_line_that_worldwide_runs_have_no_preview(world: dict, tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    from streamlit.testing.v1 import AppTest
+
+    import dashboard.data
+
+    monkeypatch.setenv("CURATION_RUNS_DIR", str(tmp_path / "runs"))
+    importlib.reload(dashboard.data)
+    try:
+        app = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py"), default_timeout=120)
+        app.session_state["run_dir"] = str(world["base"] / "run-2")
+        app.run()
+        for page in ("views/overview.py", "views/balance.py"):
+            app.switch_page(page).run()
+            assert not app.exception
+            assert any("is a worldwide run" in e.value and "curation stats" in e.value for e in app.error)
+    finally:
+        monkeypatch.undo()
+        importlib.reload(dashboard.data)
