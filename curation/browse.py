@@ -148,7 +148,7 @@ def _sampled_rows_with(run: RunDir, seed: int, entry_id: int, t: float, kept: bo
         yield int(shard), np.sort(locations[(locations >> 32) == shard] & 0xFFFFFFFF)
 
 
-def _language_t(run: RunDir, t: float) -> dict[str, float] | None:
+def language_t(run: RunDir, t: float) -> dict[str, float] | None:
     """A worldwide run's t per language for the reference language's t, with the run's fixed ones."""
     table = pq.read_table(run.entry_counts)
     if ENTRY_LANGUAGE not in table.column_names:
@@ -163,12 +163,12 @@ def kept_batches(root: Path, seed: int, t: float, columns: Sequence[str]) -> Ite
     """(shard, the rows kept at t with the asked columns) for every shard, in the run's order; in a
     worldwide run, each pair at its language's t."""
     run = RunDir(root)
-    language_t = _language_t(run, t)
+    per_language = language_t(run, t)
     for shard in shard_indices(run):
         thresholds = read_thresholds(str(root), seed, shard)
-        if language_t is not None:
+        if per_language is not None:
             languages = pq.read_table(run.annotated_part(shard), columns=[CAPTION_LANGUAGE]).column(CAPTION_LANGUAGE)
-            keep = thresholds < worldwide.pair_t(languages.combine_chunks(), language_t)
+            keep = thresholds < worldwide.pair_t(languages.combine_chunks(), per_language)
         else:
             keep = thresholds < t
         if not keep.any():

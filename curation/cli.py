@@ -258,13 +258,15 @@ def _print_rows(record: dict) -> None:
     print(f"matches          {rows['matches']:>12,}")
 
 
-def _print_balance(record: dict) -> None:
+def _print_balance(record: dict, totals: bool = True) -> None:
+    """The balance's figures (``totals``: the run's head/tail lines), then per language for worldwide runs."""
     rows, balance = record["rows"], record["balance"]
     t = record["parameters"]["t"]
-    print(f"kept at t={t:g}  {rows['kept']:>12,}  (expected {rows['expected_kept']:,.1f})")
-    print(f"head entries     {balance['head_entries']:>12,}  of {balance['matched_entries']:,} matched: "
-          f"counted t times or more ({balance['unmatched_entries']:,} entries match nothing)")
-    print(f"tail share p(t)  {balance['tail_share']:>12.4f}")
+    if totals:
+        print(f"kept at t={t:g}  {rows['kept']:>12,}  (expected {rows['expected_kept']:,.1f})")
+        print(f"head entries     {balance['head_entries']:>12,}  of {balance['matched_entries']:,} matched: "
+              f"counted t times or more ({balance['unmatched_entries']:,} entries match nothing)")
+        print(f"tail share p(t)  {balance['tail_share']:>12.4f}")
     if record.get("languages"):
         reference = record["parameters"].get("reference_language")
         print(f"\nper language (t set from {reference}'s tail share at t={t:g}):")
@@ -373,15 +375,8 @@ def _print_stats(report: dict) -> None:
 
 def command_stats(args: argparse.Namespace, argv: Sequence[str]) -> int:
     run = Run(args.run_dir, progress=not args.quiet)
-    if run.record.get("languages"):  # a worldwide run: its per-language figures, as balance recorded them
-        if args.json:
-            print(json.dumps({"run_dir": run.name, "t": run.t, "seed": run.seed, "languages": run.record["languages"]},
-                             indent=2))
-        else:
-            _print_balance(run.record)
-        print("worldwide run: figures at the balanced t; for another t run `python -m curation balance` "
-              "(stats at any t need the preview, not built for worldwide runs yet)", file=sys.stderr)
-        return 0
+    if run.record.get("languages"):
+        return _worldwide_stats(run, args)
     ts = args.t or ([run.t] if run.t is not None else [])
     report = run.report(ts, args.target_size, args.tail_share, args.seed, args.top, _execution(args))
     if args.json:
@@ -396,6 +391,24 @@ def command_stats(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if args.write_entry_counts:
         atomic_write_table(Path(args.write_entry_counts), run.entry_table_at(ts[0], args.seed))
         print(f"wrote entry counts at t={ts[0]:g} to {args.write_entry_counts}", file=sys.stderr)
+    return 0
+
+
+def _worldwide_stats(run: Run, args: argparse.Namespace) -> int:
+    """A worldwide run at each reference t asked (default: the balanced one), per language, exact."""
+    ts = args.t or [run.t]
+    if args.target_size or args.tail_share or args.write_probabilities or args.write_entry_counts:
+        raise CurationError("worldwide runs answer --t only (per language); --target-size, --tail-share and the "
+                            "files need the preview, not built for worldwide runs yet")
+    report = {"run_dir": run.name, "seed": run.seed,
+              "reference_language": run.record["parameters"].get("reference_language"),
+              "at_t": [{"t": t, "languages": run.languages_at(t, args.seed)} for t in ts]}
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    for row in report["at_t"]:
+        _print_balance({**run.record, "parameters": {**run.record["parameters"], "t": row["t"]},
+                        "languages": row["languages"]}, totals=False)
     return 0
 
 

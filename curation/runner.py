@@ -325,29 +325,12 @@ def balance_run(out: str, t: float, seed: int, execution: Execution, engine: Eng
     if language_t is not None:
         balance["reference_language"] = reference_language
         balance["t_language"] = dict(t_overrides or {})
-        balance["languages"] = _language_rows(entries_table, language_t, results)
+        tallies: worldwide.Tallies = {}
+        for result in results:
+            worldwide.add_tallies(tallies, result["languages"])
+        balance["languages"] = worldwide.language_rows(counts, entries_table.column(ENTRY_LANGUAGE).to_pylist(),
+                                                       language_t, tallies)
     return balance
-
-
-def _language_rows(entries_table: pa.Table, language_t: dict[str, float], results: list[dict]) -> list[dict]:
-    """Per language: its t, tail share at that t, pairs, matched pairs, kept and expected kept; pairs
-    whose language has no entries (and no 'other') come last, as language null."""
-    totals: dict[str | None, list] = {}
-    for result in results:
-        for language, figures in result["languages"].items():
-            summed = totals.setdefault(language, [0, 0, 0, 0.0])
-            for i, value in enumerate(figures):
-                summed[i] += value
-    counts = entries_table.column("count").to_numpy()
-    languages = np.asarray(entries_table.column(ENTRY_LANGUAGE).to_pylist(), dtype=object)
-    rows = []
-    for language in [*sorted(language_t), *([None] if None in totals else [])]:
-        pairs, matched, kept, expected = totals.get(language, [0, 0, 0, 0.0])
-        t = language_t.get(language, 0.0) if language is not None else None
-        share = worldwide.t_to_p(counts[languages == language], t) if language is not None else None
-        rows.append({"language": language, "t": t, "tail_share": share, "pairs": pairs, "matched_pairs": matched,
-                     "kept": kept, "expected_kept": round(expected, 3)})
-    return rows
 
 
 def _matched_pairs(run: RunDir, shards: list[int]) -> int:

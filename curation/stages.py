@@ -322,19 +322,6 @@ def _pair_t(batch: pa.RecordBatch, config: BalanceConfig) -> tuple[float | np.nd
     return worldwide.pair_t(languages, dict(config.language_t)), languages
 
 
-def _tally_languages(tally: _BalanceTally, languages: pa.Array, entry_ids: pa.Array, keep: np.ndarray,
-                     expected: np.ndarray) -> None:
-    matched = pc.greater(pc.list_value_length(entry_ids), 0).to_numpy(zero_copy_only=False)
-    codes = np.asarray(pc.fill_null(languages, "").to_pylist(), dtype=object)
-    for language in set(codes):
-        rows = codes == language
-        figures = tally.languages.setdefault(language or None, [0, 0, 0, 0.0])
-        figures[0] += int(rows.sum())
-        figures[1] += int(matched[rows].sum())
-        figures[2] += int(keep[rows].sum())
-        figures[3] += float(expected[rows].sum())
-
-
 def _kept_batches(batches: Iterable[pa.RecordBatch], stored: np.ndarray | None, counts: np.ndarray,
                   config: BalanceConfig, tally: _BalanceTally) -> Iterator[pa.RecordBatch]:
     """The rows kept at t of each annotated batch; thresholds from ``stored`` or computed."""
@@ -358,7 +345,7 @@ def _kept_batches(batches: Iterable[pa.RecordBatch], stored: np.ndarray | None, 
         expected = balancing.keep_probabilities(entry_ids, counts, t)
         tally.expected += float(expected.sum())
         if languages is not None:
-            _tally_languages(tally, languages, entry_ids, keep, expected)
+            worldwide.tally_languages(tally.languages, languages, entry_ids, keep, expected)
         if keep.any():
             yield batch.filter(pa.array(keep))
 

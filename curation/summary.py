@@ -20,10 +20,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation import balancing, counting, mirror, preview_files, storage
+from curation import balancing, counting, mirror, preview_files, storage, worldwide
+from curation.browse import language_t
 from curation.errors import CurationError
 from curation.preview import INTERVAL, BalancePreview
-from curation.rundir import RunDir, atomic_parquet_writer, read_json
+from curation.rundir import CAPTION_LANGUAGE, ENTRY_LANGUAGE, RunDir, atomic_parquet_writer, read_json
 from curation.runner import Execution, build_preview
 from curation.stages import ENTRY_IDS, PAIR_KEY, read_thresholds
 
@@ -119,6 +120,24 @@ class Run:
         pass over every pair's entry list; ``preview().expected_size_at`` estimates it at once)."""
         return float(sum(balancing.keep_probabilities(ids, self.counts, t).sum()
                          for ids in self._entry_id_parts()))
+
+    def languages_at(self, t: float, seed: int | None = None) -> list[dict]:
+        """A worldwide run at a reference t: per language its t, tail share, pairs, matched, kept and
+        expected kept, exact, from one pass over every shard's entry lists, languages and thresholds."""
+        chosen = self._seed(seed)
+        thresholds_by_language = language_t(self.dir, t)
+        if thresholds_by_language is None:
+            raise CurationError(f"{self.name} is not a worldwide run (its metadata has no languages)")
+        tallies: worldwide.Tallies = {}
+        for index in self.shard_indices:
+            table = pq.read_table(self.dir.annotated_part(index), columns=[ENTRY_IDS, CAPTION_LANGUAGE])
+            ids, languages = table.column(ENTRY_IDS).combine_chunks(), table.column(CAPTION_LANGUAGE).combine_chunks()
+            pair_t = worldwide.pair_t(languages, thresholds_by_language)
+            keep = read_thresholds(str(self.dir.root), chosen, index) < pair_t
+            expected = balancing.keep_probabilities(ids, self.counts, pair_t)
+            worldwide.tally_languages(tallies, languages, ids, keep, expected)
+        return worldwide.language_rows(self.counts, self.entry_table.column(ENTRY_LANGUAGE).to_pylist(),
+                                       thresholds_by_language, tallies)
 
     def t_for_size(self, size: int, seed: int | None = None) -> tuple[float, int]:
         return self.preview(seed).t_for_size(size)

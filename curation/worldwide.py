@@ -204,3 +204,43 @@ def pair_t(languages: pa.Array, language_t: Mapping[str, float]) -> np.ndarray:
     values = np.array([*language_t.values(), 0.0], dtype=np.float64)
     slots = pc.fill_null(pc.index_in(pc.cast(languages, pa.string()), value_set=names), len(names))
     return values[slots.to_numpy(zero_copy_only=False)]
+
+
+Tallies = dict  # language (None: without one) -> [pairs, matched pairs, kept, expected kept]
+
+
+def tally_languages(tallies: Tallies, languages: pa.Array, entry_ids: pa.Array, keep: np.ndarray,
+                    expected: np.ndarray) -> None:
+    """Add one batch's pairs, matched pairs, kept and expected kept to each caption language's totals."""
+    matched = pc.greater(pc.list_value_length(entry_ids), 0).to_numpy(zero_copy_only=False)
+    codes = np.asarray(pc.fill_null(pc.cast(languages, pa.string()), "").to_pylist(), dtype=object)
+    for language in set(codes):
+        rows = codes == language
+        figures = tallies.setdefault(language or None, [0, 0, 0, 0.0])
+        figures[0] += int(rows.sum())
+        figures[1] += int(matched[rows].sum())
+        figures[2] += int(keep[rows].sum())
+        figures[3] += float(expected[rows].sum())
+
+
+def add_tallies(total: Tallies, more: Tallies) -> Tallies:
+    for language, figures in more.items():
+        summed = total.setdefault(language, [0, 0, 0, 0.0])
+        for i, value in enumerate(figures):
+            summed[i] += value
+    return total
+
+
+def language_rows(counts: np.ndarray, entry_languages: Sequence[str], language_t: Mapping[str, float],
+                  tallies: Tallies) -> list[dict]:
+    """Per language of the metadata: its t, its tail share at that t, pairs, matched pairs, kept and
+    expected kept; pairs whose language has no entries (and no 'other') last, as language None."""
+    languages = np.asarray(entry_languages, dtype=object)
+    rows = []
+    for language in [*sorted(language_t), *([None] if None in tallies else [])]:
+        pairs, matched, kept, expected = tallies.get(language, [0, 0, 0, 0.0])
+        known = language is not None
+        rows.append({"language": language, "t": language_t.get(language, 0.0) if known else None,
+                     "tail_share": t_to_p(counts[languages == language], language_t[language]) if known else None,
+                     "pairs": pairs, "matched_pairs": matched, "kept": kept, "expected_kept": round(expected, 3)})
+    return rows

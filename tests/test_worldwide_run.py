@@ -164,15 +164,23 @@ def test_a_language_column_needs_worldwide_metadata(world: dict, tmp_path: Path,
     assert "--t-language applies to worldwide runs only" in capsys.readouterr().err
 
 
-def test_stats_of_a_worldwide_run_give_its_languages(world: dict, capsys) -> None:
+def test_stats_of_a_worldwide_run_give_its_languages_at_any_t(world: dict, tmp_path: Path, capsys) -> None:
+    """Exact per-language figures at a reference t without balancing there: equal to what a balance at
+    that t records, and to the rule computed naively."""
     out = world["base"] / "run-2"
     capsys.readouterr()
-    assert cli("stats", out, "--json") == 0
-    captured = capsys.readouterr()
-    report = json.loads(captured.out)
+    assert cli("stats", out, "--json", "--t", 40, 150) == 0
+    report = json.loads(capsys.readouterr().out)
     record = json.loads((out / "run.json").read_text())
-    assert report["languages"] == record["languages"] and report["t"] == 40
-    assert "worldwide run" in captured.err
+    assert report["at_t"][0]["languages"] == record["languages"] and report["reference_language"] == "en"
+    at_150 = report["at_t"][1]["languages"]
+    kept, thresholds = expected_ids(world, 150, 3)
+    assert sum(row["kept"] for row in at_150) == len(kept)
+    assert {row["language"]: row["t"] for row in at_150} == thresholds
+    assert cli("stats", out, "--t", 150) == 0
+    assert "per language (t set from en's tail share at t=150)" in capsys.readouterr().out
+    assert cli("stats", out, "--target-size", 100) == 2
+    assert "worldwide runs answer --t only" in capsys.readouterr().err
     assert cli("preview", out) == 2
     assert "is a worldwide run" in capsys.readouterr().err
 
