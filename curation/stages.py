@@ -231,18 +231,17 @@ def _several_texts_batch(batch: pa.RecordBatch, config: MatchConfig, matcher: ma
     pair_keys = _pair_keys(batch, columns[0], config)
     lengths = np.stack([pc.list_value_length(ids).to_numpy(zero_copy_only=False) for ids in found], axis=1)
     picks = picked_texts(lengths > 0, pair_keys)
-    chosen = pa.array(np.maximum(picks, 0), type=pa.int64())  # unmatched images: the first text's row
+    chosen = np.maximum(picks, 0)  # an image with no matched text: its first text's row (empty lists)
 
     def pick(arrays: list[pa.Array]) -> pa.Array:
-        rows = pa.array(np.arange(len(batch)) + len(batch) * np.maximum(picks, 0), type=pa.int64())
-        return pa.concat_arrays(arrays).take(rows)
+        return pa.concat_arrays(arrays).take(pa.array(np.arange(len(batch)) + len(batch) * chosen, type=pa.int64()))
 
     entry_ids = pick(found)
     blank = np.all([pc.fill_null(pc.equal(t, ""), True).to_numpy(zero_copy_only=False) for t in columns], axis=0)
     matched = int((picks >= 0).sum())
     tally.stats += RowStats(rows=len(batch), matched=matched, null_or_empty_text=int(blank.sum()),
                             unmatched=len(batch) - matched - int(blank.sum()), matches=int(lengths.sum()))
-    names = pa.array([config.text_columns[i] for i in chosen.to_numpy()], type=pa.string())
+    names = pa.array(np.asarray(config.text_columns, dtype=object)[chosen], type=pa.string())
     extra = [pick(languages)] if worldwide else []
     return pa.RecordBatch.from_arrays(
         [*batch.columns, entry_ids, pa.array(pair_keys, type=pa.uint64()), *extra,

@@ -275,3 +275,30 @@ def test_the_dashboard_says_in_one_line_that_worldwide_runs_have_no_preview(worl
     finally:
         monkeypatch.undo()
         importlib.reload(dashboard.data)
+
+
+def test_several_texts_with_an_english_only_list(tmp_path: Path) -> None:
+    """--text-columns with MetaCLIP 1's metadata: every text counted, the picked one's entries kept."""
+    from conftest import ENTRIES, make_texts, naive_match
+    from curation.balancing import splitmix64
+    from curation.keys import hash_keys, id_key_texts
+    from curation.stages import PICK_SALT
+
+    n = 2000
+    alts, titles = make_texts(n, seed=2), make_texts(n, seed=3)
+    write_pool(tmp_path / "pool", {"id": list(range(n)), "alt": alts, "title": titles})
+    (tmp_path / "m.json").write_text(json.dumps(ENTRIES))
+    assert cli("run", "--pool", tmp_path / "pool", "--metadata", tmp_path / "m.json", "--text-columns",
+               "alt,title", "--t", 50, "--out", tmp_path / "run", "--quiet") == 0
+    per_text = [[naive_match(ENTRIES, text) for text in texts] for texts in (alts, titles)]
+    counts = np.bincount([i for found in per_text for m in found for i in m], minlength=len(ENTRIES))
+    assert pq.read_table(tmp_path / "run" / "entry_counts.parquet").column("count").to_pylist() == counts.tolist()
+    draws = splitmix64(hash_keys(id_key_texts(pa.array(range(n), pa.int64()), "id")) ^ np.uint64(PICK_SALT))
+    expected = []
+    for i in range(n):
+        matched = [j for j in range(2) if per_text[j][i]]
+        expected.append(per_text[matched[int(draws[i] % np.uint64(len(matched)))]][i] if matched else [])
+    annotated = read_dir(tmp_path / "run" / "annotated", ["id", "entry_ids"]).sort_by("id")
+    assert annotated.column("entry_ids").to_pylist() == expected
+    assert cli("run", "--pool", tmp_path / "pool", "--metadata", tmp_path / "m.json", "--text-columns",
+               "alt", "--t", 50, "--out", tmp_path / "bad") == 2
