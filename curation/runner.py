@@ -85,21 +85,26 @@ def _language_column(files: list[str], request: MatchRequest, metadata: Metadata
     if metadata.languages is None:
         raise CurationError("--language-column needs worldwide metadata: a Parquet file with 'entry' and "
                             "'language' columns")
-    names = open_parquet(files[0]).schema_arrow.names
-    if request.language_column not in names:
-        raise CurationError(f"the pool has no column '{request.language_column}' (columns: {', '.join(names)})")
+    _schemas_with(files, [request.language_column])
     return request.language_column
+
+
+def _schemas_with(files: list[str], names: list[str]) -> list[tuple[str, pa.Schema]]:
+    """(file, schema) of every pool file, each holding every named column, or a one-line error."""
+    schemas = [(path, open_parquet(path).schema_arrow) for path in files]
+    for path, schema in schemas:
+        for name in names:
+            if name not in schema.names:
+                raise CurationError(f"the pool has no column '{name}' ({path}: {', '.join(schema.names)})")
+    return schemas
 
 
 def _text_columns(files: list[str], names: tuple[str, ...]) -> list[str]:
     """--text-columns: every column in every file, holding strings, each named once."""
     if len(set(names)) != len(names):
         raise CurationError(f"--text-columns names a column twice: {','.join(names)}")
-    for path in files:
-        schema = open_parquet(path).schema_arrow
+    for path, schema in _schemas_with(files, list(names)):
         for name in names:
-            if name not in schema.names:
-                raise CurationError(f"{path} has no column '{name}' (columns: {', '.join(schema.names)})")
             kind = schema.field(name).type
             if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)):
                 raise CurationError(f"text column '{name}' in {path} holds {kind}, not strings")

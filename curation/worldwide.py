@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import string
 import sys
+from functools import lru_cache
 from collections.abc import Mapping, Sequence
 
 import ahocorasick
@@ -40,8 +41,6 @@ NO_SPACE_RANGES = (
     (0x2FF0, 0x2FFF),
     (0x0E00, 0x0E7F), (0x0E80, 0x0EFF), (0x1000, 0x109F), (0x1780, 0x17FF), (0x0F00, 0x0FFF),
 )
-# Every character Python's str.strip removes (whitespace by its definition, which is not Arrow's).
-PYTHON_WHITESPACE = "".join(c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace())
 
 
 def is_cjk_or_similar(char: str) -> bool:
@@ -57,9 +56,16 @@ def entry_key(entry: str) -> str:
     return f"{left}{entry}{right}"
 
 
+@lru_cache(maxsize=1)
+def python_whitespace() -> str:
+    """Every character Python's str.strip removes (its definition of whitespace, which is not Arrow's);
+    found once per process, when first needed (a scan of every code point takes some 40 ms)."""
+    return "".join(c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace())
+
+
 def strip(texts: pa.Array) -> pa.Array:
     """``str.strip`` of every text, in Arrow (nulls stay null)."""
-    return pc.utf8_trim(pc.cast(texts, pa.string()), characters=PYTHON_WHITESPACE)
+    return pc.utf8_trim(pc.cast(texts, pa.string()), characters=python_whitespace())
 
 
 # --------------------------------------------------------------------------------------------------
