@@ -9,6 +9,7 @@ directory's contract), so a row is found by its shard and its position.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from curation import preview_files, worldwide
@@ -54,14 +56,51 @@ def _rows(run: RunDir, shard: int, rows: np.ndarray, columns: Sequence[str]) -> 
     return pa.concat_tables(tables) if tables else part.schema_arrow.empty_table().select(list(columns))
 
 
-def _wanted(thresholds: np.ndarray, t: float, kept: bool) -> np.ndarray:
-    """Kept at t, or matched (finite k) and dropped."""
+def _wanted(thresholds: np.ndarray, t: float | np.ndarray, kept: bool) -> np.ndarray:
+    """Kept at t (one t, or each pair's own), or matched (finite k) and dropped."""
     return thresholds < t if kept else (thresholds >= t) & np.isfinite(thresholds)
 
 
+@dataclass(frozen=True)
+class _Judge:
+    """Which pairs of a shard are wanted: kept or dropped at t (each at its language's t in a worldwide
+    run), optionally of one caption language only."""
+
+    t: float
+    kept: bool
+    per_language: dict[str, float] | None
+    language: str | None
+
+    def rows(self, run: RunDir, shard: int, thresholds: np.ndarray) -> np.ndarray:
+        if self.per_language is None and self.language is None:
+            return np.flatnonzero(_wanted(thresholds, self.t, self.kept))
+        languages = pq.read_table(run.annotated_part(shard), columns=[CAPTION_LANGUAGE]) \
+            .column(CAPTION_LANGUAGE).combine_chunks()
+        t = self.t if self.per_language is None else worldwide.pair_t(languages, self.per_language)
+        wanted = _wanted(thresholds, t, self.kept)
+        if self.language is not None:
+            wanted &= pc.fill_null(pc.equal(languages, self.language), False).to_numpy(zero_copy_only=False)
+        return np.flatnonzero(wanted)
+
+    def sampled(self, run: RunDir, seed: int, pairs: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+        """The wanted ones among sampled pairs (positions in the preview's sample)."""
+        if self.per_language is None and self.language is None:
+            return pairs[_wanted(thresholds[pairs], self.t, self.kept)]
+        languages = preview_files.describe(run, seed)["languages"]
+        groups = np.load(run.preview(seed) / "sample_groups.npy", mmap_mode="r")[pairs]
+        t = self.t
+        if self.per_language is not None:
+            t = np.array([self.per_language.get(language, 0.0) for language in languages] + [0.0])[groups]
+        wanted = _wanted(thresholds[pairs], t, self.kept)
+        if self.language is not None:
+            wanted &= groups == (languages.index(self.language) if self.language in languages else -1)
+        return pairs[wanted]
+
+
 def find_pairs(root: Path, seed: int, t: float, kept: bool, columns: Sequence[str], entry_id: int | None = None,
-               limit: int = 50, budget_s: float = SEARCH_BUDGET_S) -> Found:
-    """Up to ``limit`` pairs kept (or matched but dropped) at t, optionally only those matching one entry.
+               limit: int = 50, budget_s: float = SEARCH_BUDGET_S, language: str | None = None) -> Found:
+    """Up to ``limit`` pairs kept (or matched but dropped) at t, optionally only those matching one entry
+    or with captions in one language; in a worldwide run each pair is judged at its language's t.
 
     Pairs of the preview's uniform sample come first (found without reading the run); then shards
     are searched in a fixed shuffled order, so a page draws from the whole run, until the limit or
@@ -71,13 +110,14 @@ def find_pairs(root: Path, seed: int, t: float, kept: bool, columns: Sequence[st
     started = time.perf_counter()
     shards = shard_indices(run)
     wanted_columns = list(dict.fromkeys([*columns, ENTRY_IDS]))
-    if entry_id is not None and _none_can_match(root, entry_id, t, kept):
+    judge = _Judge(t, kept, None if math.isinf(t) else language_t(run, t), language)
+    if entry_id is not None and _none_can_match(root, entry_id, t, kept, judge.per_language):
         return Found(_empty(run, shards, wanted_columns), len(shards), len(shards))
     pieces: list[pa.Table] = []
     taken: set[tuple[int, int]] = set()
     have = 0
     if entry_id is not None and preview_files.is_complete(run, seed):
-        for shard, rows in _sampled_rows_with(run, seed, entry_id, t, kept, limit):
+        for shard, rows in _sampled_rows_with(run, seed, entry_id, judge, limit):
             table = _rows(run, shard, rows, wanted_columns)
             pieces.append(_with_thresholds(table, run, seed, shard, rows))
             taken.update((shard, int(r)) for r in rows)
@@ -90,7 +130,7 @@ def find_pairs(root: Path, seed: int, t: float, kept: bool, columns: Sequence[st
             break
         shard = shards[int(position)]
         thresholds = read_thresholds(str(root), seed, shard)
-        candidates = np.flatnonzero(_wanted(thresholds, t, kept))
+        candidates = judge.rows(run, shard, thresholds)
         if entry_id is not None and len(candidates):
             candidates = candidates[np.isin(candidates, _rows_holding(run, shard, entry_id))]
         candidates = np.array([r for r in candidates if (shard, int(r)) not in taken], dtype=np.int64)
@@ -106,11 +146,14 @@ def find_pairs(root: Path, seed: int, t: float, kept: bool, columns: Sequence[st
     return Found(table.slice(0, limit), searched, len(shards))
 
 
-def _none_can_match(root: Path, entry_id: int, t: float, kept: bool) -> bool:
+def _none_can_match(root: Path, entry_id: int, t: float, kept: bool, per_language: dict[str, float] | None) -> bool:
     """True when no pair of the entry can be found, known from its count alone: an entry that matches
     nothing, or dropped pairs of an entry of count <= t (the tail, or a head entry at exactly t): every
-    pair holding it is kept, k < c <= t."""
+    pair holding it is kept, k < c <= t. In a worldwide run t is the entry's language's."""
     count = int(entry_counts(str(root))[entry_id])
+    if per_language is not None:
+        language = pq.read_table(RunDir(root).entry_counts, columns=[ENTRY_LANGUAGE]).column(ENTRY_LANGUAGE)[entry_id]
+        t = per_language.get(language.as_py(), 0.0)
     return count == 0 or (not kept and count <= t)
 
 
@@ -133,16 +176,16 @@ def _with_thresholds(table: pa.Table, run: RunDir, seed: int, shard: int, rows: 
     return table.append_column(THRESHOLD, pa.array(read_thresholds(str(run.root), seed, shard)[rows]))
 
 
-def _sampled_rows_with(run: RunDir, seed: int, entry_id: int, t: float, kept: bool,
+def _sampled_rows_with(run: RunDir, seed: int, entry_id: int, judge: _Judge,
                        limit: int) -> Iterator[tuple[int, np.ndarray]]:
-    """(shard, rows) of sampled pairs that hold the entry and are kept (dropped) at t, grouped by shard."""
+    """(shard, rows) of sampled pairs that hold the entry and are wanted, grouped by shard."""
     directory = run.preview(seed)
     offsets = np.load(directory / "sample_offsets.npy", mmap_mode="r")
     entries = np.load(directory / "sample_entries.npy", mmap_mode="r")
     thresholds = np.load(directory / "sample_thresholds.npy", mmap_mode="r")
     slots = np.flatnonzero(entries == entry_id)
     pairs = np.searchsorted(offsets, slots, side="right") - 1
-    pairs = pairs[_wanted(thresholds[pairs], t, kept)][:limit]
+    pairs = judge.sampled(run, seed, pairs, thresholds)[:limit]
     locations = preview_files.sample_rows(run, seed)[pairs]
     for shard in np.unique(locations >> 32):
         yield int(shard), np.sort(locations[(locations >> 32) == shard] & 0xFFFFFFFF)

@@ -268,14 +268,17 @@ def _print_balance(record: dict, totals: bool = True) -> None:
               f"counted t times or more ({balance['unmatched_entries']:,} entries match nothing)")
         print(f"tail share p(t)  {balance['tail_share']:>12.4f}")
     if record.get("languages"):
-        reference = record["parameters"].get("reference_language")
-        print(f"\nper language (t set from {reference}'s tail share at t={t:g}):")
-        print(f"{'language':>10} {'t':>10} {'p(t)':>8} {'pairs':>12} {'matched':>12} {'kept':>12}")
-        for row in record["languages"]:
-            t_cell = "-" if row["t"] is None else f"{row['t']:g}"
-            share = "-" if row["tail_share"] is None else f"{row['tail_share']:.4f}"
-            print(f"{row['language'] or '(none)':>10} {t_cell:>10} {share:>8} {row['pairs']:>12,} "
-                  f"{row['matched_pairs']:>12,} {row['kept']:>12,}")
+        _print_languages(record["languages"], record["parameters"].get("reference_language"), t)
+
+
+def _print_languages(rows: list[dict], reference: str | None, t: float) -> None:
+    print(f"\nper language (t set from {reference}'s tail share at t={t:g}):")
+    print(f"{'language':>10} {'t':>10} {'p(t)':>8} {'pairs':>12} {'matched':>12} {'kept':>12}")
+    for row in rows:
+        t_cell = "-" if row["t"] is None else f"{row['t']:g}"
+        share = "-" if row["tail_share"] is None else f"{row['tail_share']:.4f}"
+        print(f"{row['language'] or '(none)':>10} {t_cell:>10} {share:>8} {row['pairs']:>12,} "
+              f"{row['matched_pairs']:>12,} {row['kept']:>12,}")
 
 
 def command_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -361,6 +364,9 @@ def _print_stats(report: dict) -> None:
         if not estimates["exact"]:
             print(f"expected: estimated from a uniform sample of {estimates['sampled_pairs']:,} of the "
                   f"{estimates['matched_pairs']:,} matched pairs, {estimates['interval']}; kept is exact")
+        for row in report["at_t"]:
+            if "languages" in row:
+                _print_languages(row["languages"], report["reference_language"], row["t"])
     for row in report["t_for_size"]:
         note = "" if row["size"] == row["target_size"] else \
             f"  (exactly {row['target_size']:,} is not reachable: equal thresholds, or fewer matched pairs)"
@@ -375,8 +381,6 @@ def _print_stats(report: dict) -> None:
 
 def command_stats(args: argparse.Namespace, argv: Sequence[str]) -> int:
     run = Run(args.run_dir, progress=not args.quiet)
-    if run.record.get("languages"):
-        return _worldwide_stats(run, args)
     ts = args.t or ([run.t] if run.t is not None else [])
     report = run.report(ts, args.target_size, args.tail_share, args.seed, args.top, _execution(args))
     if args.json:
@@ -391,24 +395,6 @@ def command_stats(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if args.write_entry_counts:
         atomic_write_table(Path(args.write_entry_counts), run.entry_table_at(ts[0], args.seed))
         print(f"wrote entry counts at t={ts[0]:g} to {args.write_entry_counts}", file=sys.stderr)
-    return 0
-
-
-def _worldwide_stats(run: Run, args: argparse.Namespace) -> int:
-    """A worldwide run at each reference t asked (default: the balanced one), per language, exact."""
-    ts = args.t or [run.t]
-    if args.target_size or args.tail_share or args.write_probabilities or args.write_entry_counts:
-        raise CurationError("worldwide runs answer --t only (per language); --target-size, --tail-share and the "
-                            "files need the preview, not built for worldwide runs yet")
-    report = {"run_dir": run.name, "seed": run.seed,
-              "reference_language": run.record["parameters"].get("reference_language"),
-              "at_t": [{"t": t, "languages": run.languages_at(t, args.seed)} for t in ts]}
-    if args.json:
-        print(json.dumps(report, indent=2))
-        return 0
-    for row in report["at_t"]:
-        _print_balance({**run.record, "parameters": {**run.record["parameters"], "t": row["t"]},
-                        "languages": row["languages"]}, totals=False)
     return 0
 
 

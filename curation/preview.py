@@ -244,17 +244,24 @@ class BalancePreview:
         return self.sample.kept_counts_of(entry_ids, t, len(self.counts))
 
     def head_tail(self, t: float) -> counting.HeadTail:
-        """counting.head_tail by binary search over the sorted counts (no pass over the entries)."""
-        ordered, cumulative = self.sorted_counts, self.cumulative_counts
-        zero = int(np.searchsorted(ordered, 0, side="right"))
-        below_t = max(zero, int(np.searchsorted(ordered, t, side="left")))  # the unmatched and the tail: c < t
-        total = int(cumulative[-1])
-        tail_matches = int(cumulative[below_t])
-        return counting.HeadTail(
-            t=float(t), entries=len(ordered), matched_entries=len(ordered) - zero, unmatched_entries=zero,
-            head_entries=len(ordered) - below_t, tail_entries=below_t - zero, matches=total,
-            head_matches=total - tail_matches, tail_matches=tail_matches,
-            tail_share=tail_matches / total if total else 0.0)
+        return head_tail_sorted(self.sorted_counts, self.cumulative_counts, t)
+
+    def tail_share(self, t: float) -> float:
+        return self.head_tail(t).tail_share
 
     def entry_probabilities(self, t: float) -> np.ndarray:
         return entry_keep_probabilities(self.counts, t)
+
+
+def head_tail_sorted(ordered: np.ndarray, cumulative: np.ndarray, t: float) -> counting.HeadTail:
+    """counting.head_tail by binary search over counts sorted once (no pass over the entries);
+    ``cumulative`` holds their running sums from 0 (one longer)."""
+    zero = int(np.searchsorted(ordered, 0, side="right"))
+    below_t = max(zero, int(np.searchsorted(ordered, t, side="left")))  # the unmatched and the tail: c < t
+    total = int(cumulative[-1])
+    tail_matches = int(cumulative[below_t])
+    return counting.HeadTail(
+        t=float(t), entries=len(ordered), matched_entries=len(ordered) - zero, unmatched_entries=zero,
+        head_entries=len(ordered) - below_t, tail_entries=below_t - zero, matches=total,
+        head_matches=total - tail_matches, tail_matches=tail_matches,
+        tail_share=tail_matches / total if total else 0.0)

@@ -22,18 +22,20 @@ from __future__ import annotations
 import shutil
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from curation import balancing
 from curation.entry_lists import flatten
 from curation.errors import CurationError
 from curation.preview import BalancePreview
-from curation.rundir import RunDir, atomic_directory, atomic_file, atomic_write_json, read_json
+from curation.rundir import ENTRY_LANGUAGE, RunDir, atomic_directory, atomic_file, atomic_write_json, read_json
+from curation.worldwide_preview import WorldwidePreview
 
 PREVIEW_FORMAT = 1
 DEFAULT_SAMPLE_PAIRS = 2_000_000
@@ -60,45 +62,71 @@ def is_complete(run: RunDir, seed: int) -> bool:
 
 
 class PieceBuilder:
-    """Gathers one shard's piece batch by batch, in row order."""
+    """Gathers one shard's piece batch by batch, in row order.
 
-    def __init__(self, seed: int, rate: float) -> None:
+    A worldwide run's pairs are grouped by caption language (``languages``: the metadata's, sorted; a
+    pair without one is in a last group of its own, never matched): the thresholds are sorted by group,
+    then value, so each language's are one ascending stretch. A MetaCLIP 1 run is one group.
+    """
+
+    def __init__(self, seed: int, rate: float, languages: Sequence[str] | None = None) -> None:
         self.seed, self.rate = seed, rate
+        self.languages = pa.array(list(languages or []), type=pa.string())
+        self.groups = max(1, len(self.languages))
         self.rows = 0
         self.thresholds: list[np.ndarray] = []
-        self.sample: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self.threshold_groups: list[np.ndarray] = []
+        self.group_rows = np.zeros(self.groups + 1, dtype=np.int64)
+        self.sample: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         self.matches = np.zeros(1, dtype=np.int64)
 
-    def add(self, entry_ids: pa.ListArray | pa.ChunkedArray, pair_keys: np.ndarray, thresholds: np.ndarray) -> None:
+    def _groups_of(self, pair_languages: pa.Array | None, n: int) -> np.ndarray:
+        if pair_languages is None or not len(self.languages):
+            return np.zeros(n, dtype=np.int16)
+        slots = pc.index_in(pc.cast(pair_languages, pa.string()), value_set=self.languages)
+        return pc.fill_null(slots, self.groups).to_numpy(zero_copy_only=False).astype(np.int16)
+
+    def add(self, entry_ids: pa.ListArray | pa.ChunkedArray, pair_keys: np.ndarray, thresholds: np.ndarray,
+            pair_languages: pa.Array | None = None) -> None:
         values, offsets = flatten(entry_ids)
         sizes = np.diff(offsets)
+        groups = self._groups_of(pair_languages, len(sizes))
         matches = np.bincount(sizes, minlength=len(self.matches))
         matches[: len(self.matches)] += self.matches
         self.matches = matches
-        self.thresholds.append(thresholds[np.isfinite(thresholds)])
+        self.group_rows += np.bincount(groups, minlength=self.groups + 1)
+        finite = np.isfinite(thresholds)
+        self.thresholds.append(thresholds[finite])
+        self.threshold_groups.append(groups[finite])
         chosen = np.flatnonzero(balancing.in_sample(pair_keys, self.seed, self.rate) & (sizes > 0))
         if len(chosen):
             taken = values[_ranges(offsets[chosen], sizes[chosen])]
             self.sample.append((sizes[chosen].astype(np.int32), taken.astype(np.int32),
-                                thresholds[chosen].astype(np.float64), chosen.astype(np.int64) + self.rows))
+                                thresholds[chosen].astype(np.float64), chosen.astype(np.int64) + self.rows,
+                                groups[chosen]))
         self.rows += len(sizes)
 
     def write(self, path: Path) -> None:
-        parts = list(zip(*self.sample)) if self.sample else [[np.zeros(0, np.int32)], [np.zeros(0, np.int32)],
-                                                           [np.zeros(0)], [np.zeros(0, np.int64)]]
-        thresholds = np.sort(np.concatenate(self.thresholds)) if self.thresholds else np.zeros(0)
+        empty = [[np.zeros(0, np.int32)], [np.zeros(0, np.int32)], [np.zeros(0)], [np.zeros(0, np.int64)],
+                 [np.zeros(0, np.int16)]]
+        parts = list(zip(*self.sample)) if self.sample else empty
+        values = np.concatenate(self.thresholds) if self.thresholds else np.zeros(0)
+        groups = np.concatenate(self.threshold_groups) if self.threshold_groups else np.zeros(0, np.int16)
+        order = np.argsort(values, kind="stable") if self.groups == 1 else np.lexsort((values, groups))
         with atomic_file(path) as temporary, open(temporary, "wb") as handle:  # a handle: savez adds no .npz
-            np.savez(handle, thresholds=thresholds, sample_sizes=np.concatenate(parts[0]),
+            np.savez(handle, thresholds=values[order], group_sizes=np.bincount(groups, minlength=self.groups),
+                     group_rows=self.group_rows, sample_sizes=np.concatenate(parts[0]),
                      sample_entries=np.concatenate(parts[1]), sample_thresholds=np.concatenate(parts[2]),
-                     sample_rows=np.concatenate(parts[3]), matches=self.matches, rows=np.array([self.rows]),
-                     rate=np.array([self.rate]))
+                     sample_rows=np.concatenate(parts[3]), sample_groups=np.concatenate(parts[4]),
+                     matches=self.matches, rows=np.array([self.rows]), rate=np.array([self.rate]))
 
 
 def has_piece(path: Path, rate: float) -> bool:
-    """A shard's piece exists and was sampled at this rate (a killed merge may leave pieces of another)."""
+    """A shard's piece exists, in this format, sampled at this rate (a killed merge may leave pieces of
+    another)."""
     try:
         with np.load(path) as piece:
-            return float(piece["rate"][0]) == rate
+            return float(piece["rate"][0]) == rate and "group_sizes" in piece.files
     except (OSError, KeyError, ValueError):
         return False
 
@@ -113,7 +141,8 @@ def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 
 
-def merge(run: RunDir, seed: int, shards: list[int], rate: float, progress: Progress | None = None) -> dict:
+def merge(run: RunDir, seed: int, shards: list[int], rate: float, progress: Progress | None = None,
+          languages: Sequence[str] | None = None) -> dict:
     """Merge every shard's piece into the seed's preview directory; returns its preview.json."""
     started = time.perf_counter()
     pieces = [run.preview_piece(seed, shard) for shard in shards]
@@ -123,6 +152,10 @@ def merge(run: RunDir, seed: int, shards: list[int], rate: float, progress: Prog
                             f"(first: {missing[0].name}); run the balance again to make them")
     with atomic_directory(run.preview(seed)) as staging:
         summary = _merge_into(staging, shards, pieces, progress)
+        if languages:
+            summary["languages"] = list(languages)
+        else:
+            del summary["language_pairs"], summary["language_matched_pairs"]
         summary.update({"format": PREVIEW_FORMAT, "seed": seed, "sample_rate": rate,
                         "built_s": round(time.perf_counter() - started, 3)})
         atomic_write_json(staging / SUMMARY, summary)
@@ -130,24 +163,32 @@ def merge(run: RunDir, seed: int, shards: list[int], rate: float, progress: Prog
     return summary
 
 
+def _added(total: np.ndarray, more: np.ndarray) -> np.ndarray:
+    """Two counts vectors added, the shorter one padded with zeros."""
+    grown = np.zeros(max(len(total), len(more)), dtype=np.int64)
+    grown[: len(total)] += total
+    grown[: len(more)] += more
+    return grown
+
+
 def _merge_into(directory: Path, shards: list[int], pieces: list[Path], progress: Progress | None) -> dict:
-    pairs, total, matches = 0, 0, np.zeros(1, dtype=np.int64)
-    sizes, entries, sample_thresholds, rows, probes = [], [], [], [], []
+    pairs, matches = 0, np.zeros(1, dtype=np.int64)
+    group_sizes, group_rows = np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64)
+    sizes, entries, sample_thresholds, rows, groups, probes = [], [], [], [], [], []
     for shard, path in zip(shards, pieces):
         with np.load(path) as piece:
             pairs += int(piece["rows"][0])
-            values = piece["thresholds"]
-            total += len(values)
-            probes.append(values[:: max(1, len(values) // 64)].copy())  # a view would keep the piece alive
+            values, counted = piece["thresholds"], piece["group_sizes"]
+            starts = np.concatenate(([0], np.cumsum(counted)))
+            # A view would keep the piece alive: copies of every 64th value of each group.
+            probes.append([values[a:b][:: max(1, (b - a) // 64)].copy() for a, b in zip(starts[:-1], starts[1:])])
+            group_sizes, group_rows = _added(group_sizes, counted), _added(group_rows, piece["group_rows"])
             sizes.append(piece["sample_sizes"])
             entries.append(piece["sample_entries"])
             sample_thresholds.append(piece["sample_thresholds"])
             rows.append(piece["sample_rows"] + (np.int64(shard) << 32))
-            counted = piece["matches"]
-            grown = np.zeros(max(len(matches), len(counted)), dtype=np.int64)
-            grown[: len(matches)] += matches
-            grown[: len(counted)] += counted
-            matches = grown
+            groups.append(piece["sample_groups"])
+            matches = _added(matches, piece["matches"])
     sample_sizes = np.concatenate(sizes) if sizes else np.zeros(0, np.int32)
     offsets = np.zeros(len(sample_sizes) + 1, dtype=np.int64)
     np.cumsum(sample_sizes, out=offsets[1:])
@@ -156,36 +197,49 @@ def _merge_into(directory: Path, shards: list[int], pieces: list[Path], progress
     np.save(directory / "sample_thresholds.npy",
             np.concatenate(sample_thresholds) if sample_thresholds else np.zeros(0))
     np.save(directory / "sample_rows.npy", np.concatenate(rows) if rows else np.zeros(0, np.int64))
-    _sorted_thresholds(directory / "thresholds.npy", pieces, total,
-                       np.concatenate(probes) if probes else np.zeros(0), progress)
-    return {"pairs": pairs, "matched_pairs": total, "sample_pairs": len(sample_sizes),
-            "matches_per_pair": [int(x) for x in matches]}
+    np.save(directory / "sample_groups.npy", np.concatenate(groups) if groups else np.zeros(0, np.int16))
+    group_probes = [np.concatenate([p[g] for p in probes if g < len(p)] or [np.zeros(0)])
+                    for g in range(len(group_sizes))]
+    _sorted_thresholds(directory / "thresholds.npy", pieces, group_sizes, group_probes, progress)
+    return {"pairs": pairs, "matched_pairs": int(group_sizes.sum()), "sample_pairs": len(sample_sizes),
+            "matches_per_pair": [int(x) for x in matches],
+            "language_matched_pairs": [int(x) for x in group_sizes],
+            "language_pairs": [int(x) for x in group_rows]}
 
 
 def _write_header(handle, length: int) -> None:
     np.lib.format.write_array_header_2_0(handle, {"descr": "<f8", "fortran_order": False, "shape": (length,)})
 
 
-def _sorted_thresholds(path: Path, pieces: list[Path], total: int, probes: np.ndarray,
+def _sorted_thresholds(path: Path, pieces: list[Path], group_sizes: np.ndarray, probes: list[np.ndarray],
                        progress: Progress | None) -> None:
-    """All pieces' thresholds in one ascending .npy, written by plain appends (no mapping: the
-    process that merges holds at most a bucket, whatever the run's size)."""
-    buckets = max(1, -(-total // BUCKET_VALUES))
+    """All pieces' thresholds in one .npy, by group and ascending within each group, written by plain
+    appends (no mapping: the process that merges holds at most a bucket, whatever the run's size).
+    Each group's values are split into buckets by value (bounds from a sample of the values), each
+    bucket sorted on its own and appended in order."""
+    total = int(group_sizes.sum())
+    per_group = [0 if n == 0 else max(1, -(-int(n) // BUCKET_VALUES)) for n in group_sizes]
+    buckets = sum(per_group)
     steps = len(pieces) + buckets
     with open(path, "wb") as out:
         _write_header(out, total)
-        if buckets == 1:
-            values = []
+        if total <= BUCKET_VALUES:  # everything fits: one sort by (group, value)
+            values, labels = [], []
             for done, piece in enumerate(pieces, 1):
                 with np.load(piece) as loaded:
                     values.append(loaded["thresholds"])
+                    labels.append(np.repeat(np.arange(len(loaded["group_sizes"])), loaded["group_sizes"]))
                 if progress:
                     progress(done, steps)
-            np.sort(np.concatenate(values) if values else np.zeros(0)).tofile(out)
+            values_ = np.concatenate(values) if values else np.zeros(0)
+            labels_ = np.concatenate(labels) if labels else np.zeros(0, np.int64)
+            values_[np.lexsort((values_, labels_))].tofile(out)
             if progress:
                 progress(steps, steps)
             return
-        bounds = np.quantile(np.sort(probes), np.arange(1, buckets) / buckets)
+        bounds = [np.quantile(np.sort(probes[g]), np.arange(1, n) / n) if n > 1 else np.zeros(0)
+                  for g, n in enumerate(per_group)]
+        first_bucket = np.concatenate(([0], np.cumsum(per_group)))
         spill = path.with_name(f".{path.stem}.buckets-{uuid.uuid4().hex[:8]}")
         spill.mkdir()
         try:
@@ -193,11 +247,15 @@ def _sorted_thresholds(path: Path, pieces: list[Path], total: int, probes: np.nd
             try:
                 for done, piece in enumerate(pieces, 1):
                     with np.load(piece) as loaded:
-                        values = loaded["thresholds"]
-                    cuts = np.concatenate(([0], np.searchsorted(values, bounds, side="left"), [len(values)]))
-                    for b in range(buckets):
-                        if cuts[b + 1] > cuts[b]:
-                            values[cuts[b]:cuts[b + 1]].tofile(files[b])
+                        values, counted = loaded["thresholds"], loaded["group_sizes"]
+                    starts = np.concatenate(([0], np.cumsum(counted)))
+                    for group in np.flatnonzero(counted):
+                        segment = values[starts[group]:starts[group + 1]]
+                        cuts = np.concatenate(([0], np.searchsorted(segment, bounds[group], side="left"),
+                                               [len(segment)]))
+                        for b in range(per_group[group]):
+                            if cuts[b + 1] > cuts[b]:
+                                segment[cuts[b]:cuts[b + 1]].tofile(files[first_bucket[group] + b])
                     if progress:
                         progress(done, steps)
             finally:
@@ -221,16 +279,25 @@ def describe(run: RunDir, seed: int) -> dict:
     return read_json(run.preview(seed) / SUMMARY)
 
 
-def open_preview(run: RunDir, seed: int) -> BalancePreview:
+def open_preview(run: RunDir, seed: int) -> BalancePreview | WorldwidePreview:
     """The seed's preview: thresholds memory-mapped (a binary search touches a few pages), the sample
-    and the entry counts in memory (their size does not grow with the pool)."""
+    and the entry counts in memory (their size does not grow with the pool). A worldwide run's answers
+    each language at its t, for the reference language and fixed t its last balance recorded."""
     directory = run.preview(seed)
     summary = describe(run, seed)
-    counts = pq.read_table(run.entry_counts, columns=["count"]).column("count").to_numpy()
-    return BalancePreview.from_parts(
-        counts, np.load(directory / "thresholds.npy", mmap_mode="r"), summary["pairs"],
-        np.load(directory / "sample_offsets.npy"), np.load(directory / "sample_entries.npy"),
-        np.load(directory / "sample_thresholds.npy"))
+    table = pq.read_table(run.entry_counts)
+    counts = table.column("count").to_numpy()
+    thresholds = np.load(directory / "thresholds.npy", mmap_mode="r")
+    sample = (np.load(directory / "sample_offsets.npy"), np.load(directory / "sample_entries.npy"),
+              np.load(directory / "sample_thresholds.npy"))
+    if "languages" not in summary:
+        return BalancePreview.from_parts(counts, thresholds, summary["pairs"], *sample)
+    parameters = read_json(run.run_json).get("parameters", {}) if run.run_json.exists() else {}
+    return WorldwidePreview.from_parts(
+        counts, table.column(ENTRY_LANGUAGE).to_pylist(), summary["languages"], thresholds,
+        summary["language_matched_pairs"], summary["language_pairs"], *sample,
+        np.load(directory / "sample_groups.npy"), parameters.get("reference_language", "en"),
+        parameters.get("t_language"))
 
 
 def sample_rows(run: RunDir, seed: int) -> np.ndarray:

@@ -12,6 +12,7 @@ by two concurrent reruns fails with "connection is busy".
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import duckdb
@@ -19,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 
 from curation.errors import CurationError
-from curation.rundir import ENTRY_COUNT_COLUMNS, RunDir, read_json
+from curation.rundir import ENTRY_COUNT_COLUMNS, ENTRY_LANGUAGE, RunDir, read_json
 
 SORTABLE = {name: name for name in ENTRY_COUNT_COLUMNS}
 _ENTRY_COUNTS = ", ".join(ENTRY_COUNT_COLUMNS)
@@ -83,13 +84,24 @@ class RunQuery:
         rows = self.cursor.execute("DESCRIBE SELECT * FROM read_parquet(?)", [self.annotated_files()[:1]]).fetchall()
         return [row[0] for row in rows]
 
+    @cached_property
+    def languages(self) -> list[str] | None:
+        """A worldwide run's entry languages (sorted), else None (plan.json read once per cursor)."""
+        languages = self.plan()["metadata"].get("languages")
+        return sorted(languages) if languages else None
+
+    def _entry_columns(self) -> str:
+        return _ENTRY_COUNTS + (f", {ENTRY_LANGUAGE}" if self.languages else "")
+
     def entry_counts(self) -> pa.Table:
-        return self.cursor.sql(f"SELECT {_ENTRY_COUNTS} FROM read_parquet(?) ORDER BY entry_id",
+        """entry_id, entry, count (and language in a worldwide run) of every entry."""
+        return self.cursor.sql(f"SELECT {self._entry_columns()} FROM read_parquet(?) ORDER BY entry_id",
                                params=[str(self.dir.entry_counts)]).to_arrow_table()
 
     def search_entries(self, text: str, sort: str = "count", descending: bool = True, limit: int = 50,
-                       offset: int = 0) -> tuple[pd.DataFrame, int]:
-        """Entries whose text contains ``text`` (case-insensitive), one page of them, and how many match."""
+                       offset: int = 0, language: str | None = None) -> tuple[pd.DataFrame, int]:
+        """Entries whose text contains ``text`` (case-insensitive), of one language if named, one page of
+        them, and how many match."""
         column = SORTABLE.get(sort)
         if column is None:
             raise CurationError(f"cannot sort entries by {sort!r}; choose one of {', '.join(SORTABLE)}")
@@ -97,9 +109,14 @@ class RunQuery:
         where = "strpos(lower(entry), lower($text)) > 0"
         source = "read_parquet($path)"
         params = {"text": text, "path": str(self.dir.entry_counts)}
+        if language is not None:
+            if not self.languages:
+                raise CurationError("only a worldwide run's entries have languages")
+            where += f" AND {ENTRY_LANGUAGE} = $language"
+            params["language"] = language
         total = self.cursor.execute(f"SELECT count(*) FROM {source} WHERE {where}", params).fetchall()[0][0]
         page = self.cursor.execute(
-            f"SELECT {_ENTRY_COUNTS} FROM {source} WHERE {where} "
+            f"SELECT {self._entry_columns()} FROM {source} WHERE {where} "
             f"ORDER BY {column} {direction}, entry_id LIMIT $limit OFFSET $offset",
             {**params, "limit": int(limit), "offset": int(offset)}).df()
         return page, int(total)

@@ -297,13 +297,14 @@ def balance_run(out: str, t: float, seed: int, execution: Execution, engine: Eng
                                                    reference_language, t_overrides)
     elif t_overrides:
         raise CurationError("--t-language applies to worldwide runs only (metadata with a 'language' column)")
-    # The preview answers any one t; a worldwide run has a t per language, so it has none (yet).
-    rate = None if language_t is not None or preview_files.is_complete(run, seed) else \
+    rate = None if preview_files.is_complete(run, seed) else \
         preview_files.sample_rate(_matched_pairs(run, shards), sample_pairs)
+    languages = _languages(plan)
     config = stages.BalanceConfig(root=run.spec, seed=seed, t=t,
                                   destination=destination.relative_to(run.root).as_posix(),
                                   n_entries=entries_table.num_rows, sample_rate=rate,
-                                  language_t=None if language_t is None else tuple(sorted(language_t.items())))
+                                  language_t=None if language_t is None else tuple(sorted(language_t.items())),
+                                  languages=languages)
     with _bar(plan["rows"], f"balance (t={t:g}, seed {seed})", "pairs", execution) as bar:
         kept_counts = np.zeros(entries_table.num_rows, dtype=np.int64)
 
@@ -314,7 +315,7 @@ def balance_run(out: str, t: float, seed: int, execution: Execution, engine: Eng
 
         results = engine.map(stages.balance_shard, shards, config, landed)
     if rate is not None:
-        _merge_preview(run, seed, shards, rate, execution)
+        _merge_preview(run, seed, shards, rate, execution, languages=languages)
     if not selected:
         _commit_selection(run, destination, t, seed)
     atomic_write_table(run.balanced_counts, entries_table.append_column("kept", pa.array(kept_counts)))
@@ -338,6 +339,12 @@ def balance_run(out: str, t: float, seed: int, execution: Execution, engine: Eng
     return balance
 
 
+def _languages(plan: dict) -> tuple[str, ...] | None:
+    """A worldwide run's languages, sorted (the groups of its preview), else None."""
+    languages = plan["metadata"].get("languages")
+    return tuple(sorted(languages)) if languages else None
+
+
 def _matched_pairs(run: RunDir, shards: list[int]) -> int:
     """Matched pairs over the whole run, from the shards' stats (what sizes the preview's sample)."""
     return sum(stages.read_marker(run.shard_marker(shard)).rows.matched for shard in shards)
@@ -347,7 +354,7 @@ StepProgress = Callable[[str, int, int], None]  # (what, done, total): for a pro
 
 
 def _merge_preview(run: RunDir, seed: int, shards: list[int], rate: float, execution: Execution,
-                   on_progress: StepProgress | None = None) -> dict:
+                   on_progress: StepProgress | None = None, languages: tuple[str, ...] | None = None) -> dict:
     with _bar(1, "preview", "steps", execution) as bar:
         def progress(done: int, total: int) -> None:
             bar.total = total
@@ -355,7 +362,7 @@ def _merge_preview(run: RunDir, seed: int, shards: list[int], rate: float, execu
             if on_progress:
                 on_progress("sorting the keep thresholds", done, total)
         mirror.fetch_tree(run, run.preview_pieces(seed))
-        summary = preview_files.merge(run, seed, shards, rate, progress)
+        summary = preview_files.merge(run, seed, shards, rate, progress, languages)
     mirror.unpublish_tree(run, run.preview(seed))  # the old preview goes first, the new preview.json last
     mirror.publish_tree(run, run.preview(seed), last=preview_files.SUMMARY)
     mirror.remove_tree(run, run.preview_pieces(seed))
@@ -370,10 +377,8 @@ def build_preview(out: str, seed: int, execution: Execution, engine: Engine,
     run = mirror.open_run(out)
     if not mirror.fetch(run, run.plan_json) or not mirror.fetch(run, run.entry_counts):
         raise CurationError(f"{out} is not a matched run directory; run `python -m curation match` first")
-    if "languages" in read_json(run.plan_json)["metadata"]:
-        raise CurationError(f"{out} is a worldwide run, with a t per language: the preview answers one t, so it is "
-                            f"not built for such runs yet; `python -m curation stats {out}` gives its figures per language")
-    shards = [s.index for s in _shards(read_json(run.plan_json))]
+    plan = read_json(run.plan_json)
+    shards = [s.index for s in _shards(plan)]
     if not mirror.has_all(run, (run.threshold_part(seed, shard) for shard in shards)):
         raise CurationError(f"{out} has no keep thresholds for seed {seed}; "
                             f"run `python -m curation balance {out} --t T --seed {seed}` first")
@@ -384,14 +389,14 @@ def build_preview(out: str, seed: int, execution: Execution, engine: Engine,
     remove_leftovers(run.root)
     mirror.fetch_tree(run, run.shards)
     rate = preview_files.sample_rate(_matched_pairs(run, shards), sample_pairs)
-    config = stages.PreviewConfig(root=run.spec, seed=seed, sample_rate=rate)
+    config = stages.PreviewConfig(root=run.spec, seed=seed, sample_rate=rate, languages=_languages(plan))
     with _bar(len(shards), f"preview pieces (seed {seed})", "shards", execution) as bar:
         def done(*_: object) -> None:
             bar.update()
             if on_progress:
                 on_progress("reading entry lists and thresholds", bar.n, len(shards))
         engine.map(stages.preview_shard, shards, config, done)
-    return _merge_preview(run, seed, shards, rate, execution, on_progress)
+    return _merge_preview(run, seed, shards, rate, execution, on_progress, _languages(plan))
 
 
 def write_run_record(out: str, execution: Execution, match: dict | None, balance: dict | None,

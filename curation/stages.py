@@ -55,6 +55,7 @@ class BalanceConfig:
     n_entries: int
     sample_rate: float | None = None  # make the shard's preview piece with this sample rate (None: no)
     language_t: tuple[tuple[str, float], ...] | None = None  # worldwide runs: t of each language
+    languages: tuple[str, ...] | None = None  # worldwide runs: the metadata's languages, sorted (preview pieces)
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class PreviewConfig:
     root: str
     seed: int
     sample_rate: float
+    languages: tuple[str, ...] | None = None  # worldwide runs: the metadata's languages, sorted
 
 
 # Per-process caches: an engine worker prepares its matcher once and reuses it for every shard.
@@ -335,9 +337,9 @@ def _kept_batches(batches: Iterable[pa.RecordBatch], stored: np.ndarray | None, 
         else:
             thresholds = stored[start : start + len(batch)]
         start += len(batch)
-        if tally.piece is not None:
-            tally.piece.add(entry_ids, batch.column(PAIR_KEY).to_numpy(), thresholds)
         t, languages = _pair_t(batch, config)
+        if tally.piece is not None:
+            tally.piece.add(entry_ids, batch.column(PAIR_KEY).to_numpy(), thresholds, languages)
         keep = balancing.kept_mask(thresholds, t)
         tally.kept += int(keep.sum())
         tally.kept_counts += balancing.balanced_counts(entry_ids, thresholds, t, config.n_entries)
@@ -366,7 +368,7 @@ def balance_shard(shard: int, config: BalanceConfig) -> dict:
     piece_path = run.preview_piece(config.seed, shard)
     if config.sample_rate is not None and \
             not (mirror.fetch(run, piece_path) and has_piece(piece_path, config.sample_rate)):
-        tally.piece = PieceBuilder(config.seed, config.sample_rate)
+        tally.piece = PieceBuilder(config.seed, config.sample_rate, config.languages)
     if mirror.has(run, destination):
         wanted = [ENTRY_IDS, PAIR_KEY] + ([CAPTION_LANGUAGE] if config.language_t is not None else [])
         batches = source.iter_batches(batch_size=BALANCE_BATCH_ROWS, columns=wanted)
@@ -404,11 +406,13 @@ def preview_shard(shard: int, config: PreviewConfig) -> int:
         return shard
     stored = read_thresholds(config.root, config.seed, shard)
     mirror.discard(run, run.threshold_part(config.seed, shard))
-    builder = PieceBuilder(config.seed, config.sample_rate)
+    builder = PieceBuilder(config.seed, config.sample_rate, config.languages)
     start = 0
     part = open_parquet(mirror.readable(run, run.annotated_part(shard)))
-    for batch in part.iter_batches(batch_size=BALANCE_BATCH_ROWS, columns=[ENTRY_IDS, PAIR_KEY]):
-        builder.add(batch.column(ENTRY_IDS), batch.column(PAIR_KEY).to_numpy(), stored[start : start + len(batch)])
+    columns = [ENTRY_IDS, PAIR_KEY] + ([CAPTION_LANGUAGE] if config.languages else [])
+    for batch in part.iter_batches(batch_size=BALANCE_BATCH_ROWS, columns=columns):
+        builder.add(batch.column(ENTRY_IDS), batch.column(PAIR_KEY).to_numpy(), stored[start : start + len(batch)],
+                    batch.column(CAPTION_LANGUAGE) if config.languages else None)
         start += len(batch)
     builder.write(path)
     mirror.publish(run, path, keep_copy=False)

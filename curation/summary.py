@@ -24,6 +24,7 @@ from curation import balancing, counting, mirror, preview_files, storage, worldw
 from curation.browse import language_t
 from curation.errors import CurationError
 from curation.preview import INTERVAL, BalancePreview
+from curation.worldwide_preview import WorldwidePreview
 from curation.rundir import CAPTION_LANGUAGE, ENTRY_LANGUAGE, RunDir, atomic_parquet_writer, read_json
 from curation.runner import Execution, build_preview
 from curation.stages import ENTRY_IDS, PAIR_KEY, read_thresholds
@@ -57,7 +58,7 @@ class Run:
         self.dir = existing_run(root)
         self.record = read_json(self.dir.run_json) if self.dir.run_json.exists() else {}
         self.plan = read_json(self.dir.plan_json)
-        self._previews: dict[int, BalancePreview] = {}
+        self._previews: dict[int, BalancePreview | WorldwidePreview] = {}
 
     @property
     def shard_indices(self) -> list[int]:
@@ -93,7 +94,8 @@ class Run:
                                 f"run `python -m curation balance {self.name} --t T --seed {chosen}` first")
         return chosen
 
-    def preview(self, seed: int | None = None, execution: Execution | None = None) -> BalancePreview:
+    def preview(self, seed: int | None = None, execution: Execution | None = None
+                ) -> BalancePreview | WorldwidePreview:
         """The seed's preview (exact sizes, estimates from its sample); built first if the run has none."""
         chosen = self._seed(seed)
         if chosen not in self._previews:
@@ -151,13 +153,24 @@ class Run:
     def head_tail(self, t: float) -> counting.HeadTail:
         return counting.head_tail(self.counts, t)
 
+    @property
+    def worldwide(self) -> bool:
+        return ENTRY_LANGUAGE in self.entry_table.column_names
+
+    def _pair_t(self, index: int, t: float) -> float | np.ndarray:
+        """t for the shard's pairs: t itself, or in a worldwide run each pair's language's t."""
+        if not self.worldwide:
+            return t
+        languages = pq.read_table(self.dir.annotated_part(index), columns=[CAPTION_LANGUAGE]).column(CAPTION_LANGUAGE)
+        return worldwide.pair_t(languages.combine_chunks(), language_t(self.dir, t))
+
     def balanced_counts(self, t: float, seed: int | None = None) -> np.ndarray:
         """Matches per entry among the pairs kept at t."""
         chosen = self._seed(seed)
         total = np.zeros(len(self.counts), dtype=np.int64)
         for index, ids in zip(self.shard_indices, self._entry_id_parts()):
             thresholds = read_thresholds(str(self.dir.root), chosen, index)
-            total += balancing.balanced_counts(ids, thresholds, t, len(self.counts))
+            total += balancing.balanced_counts(ids, thresholds, self._pair_t(index, t), len(self.counts))
         return total
 
     def keep_probabilities(self, t: float) -> Iterator[pa.Table]:
@@ -166,7 +179,7 @@ class Run:
         columns = ([id_column] if id_column else []) + [PAIR_KEY, ENTRY_IDS]
         for index in self.shard_indices:
             table = pq.read_table(self.dir.annotated_part(index), columns=columns)
-            probabilities = balancing.keep_probabilities(table.column(ENTRY_IDS), self.counts, t)
+            probabilities = balancing.keep_probabilities(table.column(ENTRY_IDS), self.counts, self._pair_t(index, t))
             yield table.drop_columns([ENTRY_IDS]).append_column("P", pa.array(probabilities))
 
     def write_keep_probabilities(self, path: str | Path, t: float) -> int:
@@ -183,10 +196,14 @@ class Run:
         return rows
 
     def entry_table_at(self, t: float, seed: int | None = None) -> pa.Table:
-        """entry_id, entry, count, p_e and kept (matches among the pairs kept at t) for every entry."""
-        return self.entry_table.append_column(
-            "p_e", pa.array(balancing.entry_keep_probabilities(self.counts, t))
-        ).append_column("kept", pa.array(self.balanced_counts(t, seed)))
+        """entry_id, entry, count, p_e and kept (matches among the pairs kept at t) for every entry; in
+        a worldwide run p_e is at the entry's language's t."""
+        if self.worldwide:
+            probabilities = self.preview(seed).entry_probabilities(t)
+        else:
+            probabilities = balancing.entry_keep_probabilities(self.counts, t)
+        return self.entry_table.append_column("p_e", pa.array(probabilities)).append_column(
+            "kept", pa.array(self.balanced_counts(t, seed)))
 
     def report(self, ts: Sequence[float], sizes: Sequence[int] = (), shares: Sequence[float] = (),
                seed: int | None = None, top: int = 10, execution: Execution | None = None) -> dict:
@@ -205,20 +222,24 @@ class Run:
             at_t.append({"t": t, "kept": kept, "share_of_pool": kept / pairs if pairs else 0.0,
                          "expected_kept": expected.value, "expected_kept_stderr": expected.stderr,
                          "expected_kept_margin": expected.margin, "expected_kept_exact": expected.exact,
-                         **head_tail})
+                         **head_tail,
+                         **({"languages": preview.language_rows(t)} if isinstance(preview, WorldwidePreview) else {})})
         for_size = []
         for size in sizes:
             t, realised = preview.t_for_size(size)
             for_size.append({"target_size": size, "t": t, "size": realised})
         for_share = []
-        for share in shares:
-            t = self.t_for_tail_share(share)
-            for_share.append({"tail_share": share, "t": t, "realised_tail_share": self.tail_share(t)})
+        for share in shares:  # a worldwide run's: the reference language's tail share
+            t = preview.t_for_tail_share(share)
+            for_share.append({"tail_share": share, "t": t, "realised_tail_share": preview.tail_share(t)})
         order = [int(i) for i in np.argsort(self.counts)[::-1][:top] if self.counts[i] > 0]
         entries = self.entry_table.column("entry")
+        worldwide_ = {"reference_language": preview.reference, "t_language": preview.overrides} \
+            if isinstance(preview, WorldwidePreview) else {}
         return {
             "run_dir": self.name,
             "seed": self._seed(seed),
+            **worldwide_,
             "pairs": pairs,
             "matched_pairs": preview.matched_pairs,
             "estimates": {"sampled_pairs": preview.sample.size, "matched_pairs": preview.matched_pairs,

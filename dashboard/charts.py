@@ -112,3 +112,26 @@ def sources_bars(table: pd.DataFrame) -> go.Figure:
     figure.update_layout(barmode="group", yaxis=log_axis("entries"), margin=dict(t=30, b=10), height=320,
                          legend=dict(orientation="h", y=1.12))
     return figure
+
+
+def language_bars(table: pd.DataFrame, t: float) -> go.Figure:
+    """Pairs, matched pairs and pairs kept at t per language (rows in the order given), side by side on
+    a log axis: a worldwide pool spans languages of billions of pairs and of hundreds."""
+    figure = go.Figure([
+        go.Bar(x=table["language"], y=table["pairs"], name="pairs", marker_color="lightgray"),
+        go.Bar(x=table["language"], y=table["matched_pairs"], name="matched", marker_color=RAW_COLOUR),
+        go.Bar(x=table["language"], y=table["kept"], name=f"kept at t = {t:g}", marker_color=t_colour(0)),
+    ])
+    figure.update_layout(barmode="group", yaxis=log_axis("pairs"), margin=dict(t=30, b=10), height=380,
+                         legend=dict(orientation="h", y=1.12))
+    return figure
+
+
+def language_t_bars(table: pd.DataFrame, t: float, reference: str) -> go.Figure:
+    """Each language's t (rows in the order given), with the reference language's t as a line."""
+    figure = go.Figure(go.Bar(x=table["language"], y=table["t"], name="t of the language",
+                              marker_color=[t_colour(0) if code == reference else RAW_COLOUR
+                                            for code in table["language"]]))
+    figure.update_layout(yaxis=log_axis("t"), margin=dict(t=30, b=10), height=320,
+                         legend=dict(orientation="h", y=1.12))
+    return _with_t_lines(figure, [t], [table["language"].iloc[0], table["language"].iloc[-1]] if len(table) else [])

@@ -26,6 +26,7 @@ from curation.preview import INTERVAL, BalancePreview, Estimate
 from curation.query import RunQuery, complete_seeds, connect
 from curation.rundir import RunDir, read_json
 from curation.runner import Execution, build_preview
+from curation.worldwide_preview import WorldwidePreview
 
 PROJECT = Path(__file__).resolve().parents[1]
 RUNS_DIR = Path(os.environ.get("CURATION_RUNS_DIR", PROJECT / "runs"))
@@ -166,10 +167,10 @@ def seeds(root: str, token: str) -> list[int]:
 
 @st.cache_data(max_entries=16, show_spinner="Finding pairs...")
 def samples(root: str, token: str, t: float, seed: int, kept: bool, entry_id: int | None,
-            limit: int) -> tuple[pd.DataFrame, int, int]:
+            limit: int, language: str | None = None) -> tuple[pd.DataFrame, int, int]:
     """A page of kept or dropped pairs (searched shard by shard), and how many shards were searched."""
     columns = [c for c in query(Path(root)).columns() if c not in ("entry_ids", "pair_key")]
-    found = find_pairs(Path(root), seed, t, kept, columns, entry_id, limit)
+    found = find_pairs(Path(root), seed, t, kept, columns, entry_id, limit, language=language)
     return found.table.to_pandas(), found.shards_searched, found.shards
 
 
@@ -198,7 +199,7 @@ def ensure_preview(root: Path, seed: int) -> None:
 
 
 @st.cache_resource(max_entries=3, show_spinner="Opening the run's preview...")
-def preview(root: str, seed: int, token: str) -> BalancePreview:
+def preview(root: str, seed: int, token: str) -> BalancePreview | WorldwidePreview:
     """Exact sizes and estimates at any t from memory-mapped files: opened once per run and seed."""
     return preview_files.open_preview(RunDir(Path(root)), seed)
 
@@ -206,6 +207,27 @@ def preview(root: str, seed: int, token: str) -> BalancePreview:
 @st.cache_data(max_entries=64, show_spinner=False)
 def expected_size(root: str, seed: int, token: str, t: float) -> Estimate:
     return preview(root, seed, token).expected_size_at(t)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def language_rows(root: str, seed: int, token: str, t: float) -> pd.DataFrame | None:
+    """A worldwide run's figures per language at the reference t (None for a run of one language)."""
+    preview_ = preview(root, seed, token)
+    if not isinstance(preview_, WorldwidePreview):
+        return None
+    return pd.DataFrame(preview_.language_rows(t))
+
+
+def languages(root: str, seed: int, token: str) -> list[str]:
+    """A worldwide run's languages, sorted (empty for a run of one language)."""
+    preview_ = preview(root, seed, token)
+    return preview_.by_language.languages if isinstance(preview_, WorldwidePreview) else []
+
+
+def entry_t(root: str, seed: int, token: str, t: float) -> np.ndarray | float:
+    """t of each entry (its language's in a worldwide run), or t itself."""
+    preview_ = preview(root, seed, token)
+    return preview_.entry_t(t) if isinstance(preview_, WorldwidePreview) else t
 
 
 @st.cache_data(max_entries=16, show_spinner=False)

@@ -16,8 +16,8 @@ from curation.jobs import wait
 from curation.rundir import RunDir
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
-PAGES = ["views/overview.py", "views/entries.py", "views/balance.py", "views/samples.py", "views/export.py",
-         "views/jobs.py"]
+PAGES = ["views/overview.py", "views/entries.py", "views/balance.py", "views/languages.py", "views/samples.py",
+         "views/export.py", "views/jobs.py"]
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from curation.errors import CurationError
 from curation.matching import spacing
-from curation.worldwide import (OTHER, build_automata, entry_key, is_cjk_or_similar, language_thresholds,
+from curation.worldwide import (OTHER, LanguageCounts, build_automata, entry_key, is_cjk_or_similar, language_thresholds,
                                 match_batch_by_language, match_language, p_to_t, strip, t_to_p)
 
 
@@ -51,6 +51,22 @@ def test_matching_follows_the_examples_of_metaclip_2() -> None:
     assert match_language(automata, None, "dog") == []
 
 
+def test_scripts_at_entry_ends() -> None:
+    """Cyrillic and kana are not in MetaCLIP 2's no-space ranges, so their entries need boundaries as
+    Latin ones do; kanji do not; full-width brackets and hyphens count as punctuation (no space)."""
+    entries = ["собака", "いぬ", "犬", "（犬）", "-пёс", "[photo]"]
+    languages = ["ru", "ja", "ja", "ja", "ru", "en"]
+    automata = build_automata(entries, languages)
+    assert match_language(automata, "ru", "большая собака, фото") == [0]
+    assert match_language(automata, "ru", "собаками") == []  # no boundary after the entry
+    assert match_language(automata, "ja", "かわいいいぬ") == []  # kana: a space needed on both sides
+    assert match_language(automata, "ja", "かわいい いぬ です") == [1]
+    assert match_language(automata, "ja", "かわいい犬です") == [2]  # kanji: anywhere
+    assert match_language(automata, "ja", "写真（犬）") == [2, 3]
+    assert match_language(automata, "ru", "серый-пёс") == [4]  # "-" starts the key: no space before it
+    assert match_language(automata, "en", "a[photo]b") == [5]
+
+
 def test_an_entry_may_repeat_across_languages_but_not_within_one() -> None:
     build_automata(["dog", "dog"], ["en", "de"])
     with pytest.raises(CurationError, match="appears twice in language 'en'"):
@@ -69,8 +85,8 @@ def test_arrow_strip_is_python_strip(texts: list[str]) -> None:
 
 
 PIECES = ["a", "b", " ", ",", ".", "-", "狗", "猫", "草", "แ", "ม", "，", "。", "《", "》", "é", "!",
-          *WHITESPACE]
-LANGUAGES = ["en", "zh", "th", OTHER]
+          "с", "о", "ё", "い", "ぬ", "犬", "ー", "（", "）", "[", "]", *WHITESPACE]  # Cyrillic, Japanese kana/kanji
+LANGUAGES = ["en", "zh", "th", "ru", "ja", OTHER]
 words = st.text(alphabet=st.sampled_from(PIECES), min_size=1, max_size=4)
 
 
@@ -126,3 +142,27 @@ def test_every_language_t_grows_with_the_reference_t(reference: list[int], other
     counts = np.array(reference + other)
     languages = ["en"] * len(reference) + ["de"] * len(other)
     assert language_thresholds(counts, languages, low)["de"] <= language_thresholds(counts, languages, high)["de"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.integers(0, 50), min_size=0, max_size=25), st.lists(st.integers(0, 50), min_size=0, max_size=25),
+       st.floats(0, 60, allow_nan=False), st.floats(0, 1, allow_nan=False))
+def test_sorted_counts_answer_as_the_formula_does(reference: list[int], other: list[int], t: float, p: float) -> None:
+    """LanguageCounts (binary searches over counts sorted once) against t_to_p and p_to_t literally;
+    small counts make ties, zero counts and repeated cumulative shares common."""
+    counts = np.array(reference + other, dtype=np.int64)
+    languages = ["en"] * len(reference) + ["de"] * len(other)
+    if not languages:
+        return
+    fast = LanguageCounts.build(counts, languages)
+    for language, members in (("en", counts[: len(reference)]), ("de", counts[len(reference):])):
+        if language not in fast.members:
+            continue
+        assert fast.tail_share(language, t) == t_to_p(members, t)
+        assert fast.t_for_share(language, p) == p_to_t(members, p)
+        assert fast.t_for_share(language, t_to_p(members, t)) == p_to_t(members, t_to_p(members, t))
+    if "en" in fast.members:
+        expected = {language: (float(t) if language == "en" else p_to_t(counts[np.array(languages) == language],
+                                                                        t_to_p(counts[: len(reference)], t)))
+                    for language in set(languages)}
+        assert fast.thresholds(t) == expected

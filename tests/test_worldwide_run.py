@@ -16,7 +16,9 @@ import pytest
 from conftest import cli, read_dir, write_pool
 from curation.balancing import keep_thresholds
 from curation.matching import spacing
+from curation.summary import Run
 from curation.worldwide import entry_key
+from curation.worldwide_preview import WorldwidePreview
 
 METADATA = {
     "en": ["dog", "cat", "hot dog", "red", "photo", "stock", "- stock", "car", "the"],
@@ -124,6 +126,21 @@ def test_a_worldwide_run_keeps_what_the_rule_keeps(world: dict, workers: int, ca
     assert annotated.column("entry_ids").to_pylist() == naive_matches(world)
 
 
+def test_the_ray_engine_curates_what_the_local_engine_does(world: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("ray")
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # no token file for a throwaway local cluster
+    out = world["base"] / "run-ray"
+    assert cli("run", "--pool", world["base"] / "pool", "--metadata", world["base"] / "metadata.parquet",
+               "--language-column", "lang", "--t", 40, "--seed", 3, "--out", out, "--engine", "ray", "--workers", 2,
+               "--shard-rows", 1000, "--quiet") == 0
+    local = world["base"] / "run-2"
+    assert curated(out) == curated(local) == expected_ids(world, 40, 3)[0]
+    assert pq.read_table(out / "entry_counts.parquet").equals(pq.read_table(local / "entry_counts.parquet"))
+    assert json.loads((out / "run.json").read_text())["languages"] == json.loads((local / "run.json").read_text())["languages"]
+    assert np.load(out / "preview" / "seed-3" / "thresholds.npy").tolist() == \
+        np.load(local / "preview" / "seed-3" / "thresholds.npy").tolist()
+
+
 def test_subsets_stay_nested_and_a_language_t_can_be_fixed(world: dict) -> None:
     out = world["base"] / "run-1"
     sizes = []
@@ -165,24 +182,104 @@ def test_a_language_column_needs_worldwide_metadata(world: dict, tmp_path: Path,
 
 
 def test_stats_of_a_worldwide_run_give_its_languages_at_any_t(world: dict, tmp_path: Path, capsys) -> None:
-    """Exact per-language figures at a reference t without balancing there: equal to what a balance at
-    that t records, and to the rule computed naively."""
+    """Per-language figures at a reference t without balancing there (from the preview): equal to what a
+    balance at that t records, to one exact pass over the run, and to the rule computed naively."""
     out = world["base"] / "run-2"
     capsys.readouterr()
     assert cli("stats", out, "--json", "--t", 40, 150) == 0
     report = json.loads(capsys.readouterr().out)
     record = json.loads((out / "run.json").read_text())
-    assert report["at_t"][0]["languages"] == record["languages"] and report["reference_language"] == "en"
+    same = ("language", "t", "tail_share", "pairs", "matched_pairs", "kept")
+    assert [{k: row[k] for k in same} for row in report["at_t"][0]["languages"]] == \
+        [{k: row[k] for k in same} for row in record["languages"]]
+    assert report["reference_language"] == "en"
     at_150 = report["at_t"][1]["languages"]
     kept, thresholds = expected_ids(world, 150, 3)
-    assert sum(row["kept"] for row in at_150) == len(kept)
+    assert sum(row["kept"] for row in at_150) == len(kept) == report["at_t"][1]["kept"]
     assert {row["language"]: row["t"] for row in at_150} == thresholds
+    exact = Run(out).languages_at(150)
+    assert [{k: row[k] for k in same} for row in at_150] == [{k: row[k] for k in same} for row in exact]
+    assert [row["expected_kept"] for row in at_150] == pytest.approx([row["expected_kept"] for row in exact])
     assert cli("stats", out, "--t", 150) == 0
     assert "per language (t set from en's tail share at t=150)" in capsys.readouterr().out
-    assert cli("stats", out, "--target-size", 100) == 2
-    assert "worldwide runs answer --t only" in capsys.readouterr().err
-    assert cli("preview", out) == 2
-    assert "is a worldwide run" in capsys.readouterr().err
+    assert cli("stats", out, "--json", "--target-size", 1000, "--tail-share", 0.2) == 0
+    report = json.loads(capsys.readouterr().out)
+    found = report["t_for_size"][0]
+    assert found["size"] >= 1000 and len(expected_ids(world, found["t"], 3)[0]) == found["size"]
+    below = len(expected_ids(world, np.nextafter(found["t"], 0), 3)[0])
+    # The smallest such t, or (other languages keep pairs however small t is) no t gives fewer.
+    assert below < 1000 or below == found["size"] == len(expected_ids(world, 1e-9, 3)[0])
+    share = report["t_for_tail_share"][0]
+    reference = Run(out).counts[np.array(world["languages"]) == "en"]
+    assert reference[reference < share["t"]].sum() / reference.sum() == share["realised_tail_share"] >= 0.2
+    assert cli("stats", out, "--t", 150, "--write-probabilities", tmp_path / "p.parquet",
+               "--write-entry-counts", tmp_path / "e.parquet", "--quiet") == 0
+    probabilities = pq.read_table(tmp_path / "p.parquet").column("P").to_numpy()
+    assert probabilities.sum() == pytest.approx(sum(row["expected_kept"] for row in exact))
+    kept_matches = pq.read_table(tmp_path / "e.parquet").column("kept").to_numpy()
+    matches = naive_matches(world)
+    assert kept_matches.tolist() == np.bincount([e for i in kept for e in matches[i]],
+                                                minlength=len(world["entries"])).tolist()
+
+
+def test_the_preview_of_a_worldwide_run_is_exact_at_any_t(world: dict) -> None:
+    """Sizes, t per language, kept matches per entry, head and tail: each at every reference t from the
+    preview, against the rule computed naively and an exact pass over the run."""
+    out = world["base"] / "run-2"
+    run = Run(out)
+    preview = run.preview(3)
+    assert isinstance(preview, WorldwidePreview) and preview.pairs == len(world["texts"])
+    matches = naive_matches(world)
+    counts = np.bincount([i for m in matches for i in m], minlength=len(world["entries"]))
+    languages = np.array(world["languages"])
+    previous = set()
+    for t in (0.5, 1, 3, 10, 40, 150, 400, 1e9):
+        kept, thresholds = expected_ids(world, t, 3)
+        assert preview.size_at(t) == len(kept) and preview.language_t(float(t)) == thresholds
+        assert previous <= set(kept)  # nested
+        previous = set(kept)
+        kept_matches = np.bincount([e for i in kept for e in matches[i]], minlength=len(counts))
+        values, errors = preview.balanced_counts(t)
+        assert values.tolist() == kept_matches.tolist() and not errors.any()  # the sample holds every pair
+        top = np.argsort(counts)[::-1][:5]
+        assert preview.kept_counts(top, t)[0].tolist() == kept_matches[top].tolist()
+        exact = run.languages_at(t, 3)
+        assert preview.expected_size_at(t).value == pytest.approx(sum(row["expected_kept"] for row in exact))
+        entry_t = np.array([thresholds[language] for language in languages])
+        assert preview.entry_probabilities(t).tolist() == pytest.approx(
+            np.where(counts > 0, np.minimum(1, entry_t / np.maximum(counts, 1)), 1).tolist())
+        head_tail = preview.head_tail(t)
+        tail = (counts > 0) & (counts < entry_t)
+        assert head_tail.tail_entries == tail.sum() and head_tail.tail_matches == counts[tail].sum()
+        assert head_tail.head_entries == ((counts > 0) & ~tail).sum()
+    for size in (0, 1, 500, 2000, preview.matched_pairs):
+        t, realised = preview.t_for_size(size)
+        assert realised == preview.size_at(t) >= size
+        below = preview.size_at(np.nextafter(t, 0))
+        assert t > 0 and (below < size or below == realised == preview.size_at(1e-9))
+
+
+def test_a_sampled_worldwide_preview_estimates_within_its_margin(world: dict, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A preview rebuilt from a sample of 800 pairs, its thresholds merged in many buckets: kept sizes
+    stay exact (the stored file equals the one-bucket one), estimates fall within 4 standard errors."""
+    from curation import preview_files
+
+    out = world["base"] / "run-2"
+    whole = np.load(out / "preview" / "seed-3" / "thresholds.npy")
+    monkeypatch.setattr(preview_files, "BUCKET_VALUES", 97)
+    assert cli("preview", out, "--seed", 3, "--rebuild", "--sample-pairs", 800, "--quiet") == 0
+    try:
+        assert np.load(out / "preview" / "seed-3" / "thresholds.npy").tolist() == whole.tolist()
+        preview = Run(out).preview(3)
+        assert 0 < preview.sample.size < preview.sample.population
+        for t in (5, 40, 150):
+            estimate = preview.expected_size_at(t)
+            exact = sum(row["expected_kept"] for row in Run(out).languages_at(t, 3))
+            assert not estimate.exact and abs(estimate.value - exact) <= 4 * estimate.stderr
+            assert preview.size_at(t) == len(expected_ids(world, t, 3)[0])
+    finally:
+        assert cli("preview", out, "--seed", 3, "--rebuild", "--quiet") == 0
 
 
 def test_without_a_language_column_captions_are_identified(tmp_path: Path) -> None:
@@ -254,8 +351,9 @@ def test_several_texts_per_image_count_every_text_and_keep_by_the_picked_one(wor
         assert texts[name][by_url[url]] == text
 
 
-def test_the_dashboard_says_in_one_line_that_worldwide_runs_have_no_preview(world: dict, tmp_path: Path,
-                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_dashboard_opens_a_worldwide_run(world: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every page renders; Kept pairs is the rule's size at each t; the Languages page's rows are the
+    preview's; the language filters show only that language's entries and pairs, each judged at its t."""
     import importlib
 
     from streamlit.testing.v1 import AppTest
@@ -264,14 +362,43 @@ def test_the_dashboard_says_in_one_line_that_worldwide_runs_have_no_preview(worl
 
     monkeypatch.setenv("CURATION_RUNS_DIR", str(tmp_path / "runs"))
     importlib.reload(dashboard.data)
+    out = world["base"] / "run-2"
     try:
         app = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py"), default_timeout=120)
-        app.session_state["run_dir"] = str(world["base"] / "run-2")
+        app.session_state["run_dir"] = str(out)
         app.run()
-        for page in ("views/overview.py", "views/balance.py"):
+        for page in ("views/overview.py", "views/entries.py", "views/balance.py", "views/languages.py",
+                     "views/samples.py", "views/export.py"):
             app.switch_page(page).run()
-            assert not app.exception
-            assert any("is a worldwide run" in e.value and "curation stats" in e.value for e in app.error)
+            assert not app.exception, (page, [e.message for e in app.exception])
+            assert not app.error, (page, [e.value for e in app.error])
+        app.switch_page("views/balance.py").run()
+        for t in (10, 150):
+            app.number_input(key="t").set_value(t).run()
+            kept = next(m.value for m in app.metric if m.label == "Kept pairs")
+            assert kept == f"{len(expected_ids(world, t, 3)[0]):,}"
+        app.switch_page("views/languages.py").run()
+        shown = app.dataframe[0].value
+        rows = Run(out).preview(3).language_rows(150)
+        assert shown["language"].tolist() == [row["language"] for row in rows]
+        assert shown["kept"].tolist() == [row["kept"] for row in rows]
+        assert shown["t"].tolist() == [row["t"] for row in rows]
+        app.switch_page("views/entries.py").run()
+        app.selectbox(key="entry_language").set_value("zh").run()
+        entries = app.dataframe[0].value
+        assert set(entries["language"]) == {"zh"} and len(entries) == len(METADATA["zh"])
+        thresholds = expected_ids(world, 150, 3)[1]
+        assert set(entries["t of language"]) == {thresholds["zh"]}
+        app.switch_page("views/samples.py").run()
+        app.selectbox(key="sample_language").set_value("de").run()
+        app.number_input(key="sample_limit").set_value(500).run()
+        pairs = app.dataframe[0].value
+        kept_ids = set(expected_ids(world, 150, 3)[0])
+        assert len(pairs) > 0 and set(pairs["caption_language"]) == {"de"}
+        assert set(pairs["id"]) <= kept_ids and (pairs["k"] < thresholds["de"]).all()
+        app.radio(key="sample_kind").set_value("dropped").run()
+        dropped = app.dataframe[0].value
+        assert set(dropped["caption_language"]) <= {"de"} and not set(dropped["id"]) & kept_ids
     finally:
         monkeypatch.undo()
         importlib.reload(dashboard.data)

@@ -4,7 +4,6 @@ import math
 
 import streamlit as st
 
-from curation import counting
 from dashboard import charts, data
 
 st.title("Balance")
@@ -38,7 +37,7 @@ def _solve_size() -> None:
 
 
 def _solve_share() -> None:
-    _set_t(counting.t_for_tail_share(counts, float(st.session_state.target_share)))
+    _set_t(preview.t_for_tail_share(float(st.session_state.target_share)))
 
 
 largest = max(float(counts.max()) if len(counts) else 1.0, 10.0)
@@ -53,6 +52,9 @@ right.slider("t on a log scale (10^x)", min_value=0.0, max_value=slider_top, ste
 t = data.current_t()
 if t is None:
     st.stop()
+if data.languages(str(root), seed, token):
+    st.caption(f"A worldwide run: t is {preview.reference}'s; every language keeps its pairs at its own t "
+               "(see Languages), and sizes and head/tail here add all languages up, each at its t.")
 
 
 def figures(t: float) -> dict[str, str]:

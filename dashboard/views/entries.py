@@ -17,31 +17,42 @@ preview = data.preview(str(root), seed, token)
 kept, kept_error = data.balanced_counts(str(root), seed, token, t)
 exact = preview.sample.size >= preview.sample.population
 
+languages = data.languages(str(root), seed, token)
 left, middle, right = st.columns([3, 1, 1])
 left.text_input("Search entries (substring, any case)", key="entry_search")
 sort = middle.selectbox("Sort by", ["count", "entry", "entry_id"], key="entry_sort")
 descending = right.toggle("Descending", value=True, key="entry_descending")
+language = None
+if languages:  # a worldwide run: entries of one language
+    language = st.selectbox("Language", [None, *languages], key="entry_language",
+                            format_func=lambda code: "all languages" if code is None else code,
+                            help="A worldwide run's entries each have a language; each is judged at its "
+                                 "language's t (see Languages).") or None
 current = int(st.session_state.get("entry_page", 1))
 page, total = q.search_entries(st.session_state.entry_search, sort, descending, limit=PAGE_ROWS,
-                               offset=PAGE_ROWS * (current - 1))
+                               offset=PAGE_ROWS * (current - 1), language=language)
 pages = max(1, -(-total // PAGE_ROWS))
 if current > pages:  # a narrower search than the page the user was on
     st.session_state.entry_page = current = pages
     page, total = q.search_entries(st.session_state.entry_search, sort, descending, limit=PAGE_ROWS,
-                                   offset=PAGE_ROWS * (current - 1))
+                                   offset=PAGE_ROWS * (current - 1), language=language)
 st.number_input(f"Page (of {pages:,}; {total:,} entries match)", min_value=1, max_value=pages, key="entry_page")
 
 if total == 0:
     st.info("No entry contains that text.")
     st.stop()
 ids = page["entry_id"].to_numpy()
-page["at t"] = np.where(page["count"] >= t, "head", np.where(page["count"] > 0, "tail", "unmatched"))
+entry_t = data.entry_t(str(root), seed, token, t)
+if languages:
+    entry_t = entry_t[ids]
+    page["t of language"] = entry_t
+page["at t"] = np.where(page["count"] >= entry_t, "head", np.where(page["count"] > 0, "tail", "unmatched"))
 page["p_e"] = preview.entry_probabilities(t)[ids]
 page["kept at t"] = kept[ids].round().astype("int64")
 if not exact:
     page["± (kept)"] = (2 * kept_error[ids]).round().astype("int64")
 st.dataframe(page, hide_index=True, column_config={"p_e": st.column_config.NumberColumn(format="%.4f"),
-                                                   **data.thousands(["count", "kept at t", "± (kept)"])})
+                                                   **data.thousands(["count", "kept at t", "± (kept)", "t of language"])})
 st.caption("Kept at t: matches among the pairs kept at t. " + data.estimate_note(preview))
 
 st.subheader("Entry detail")

@@ -13,6 +13,13 @@ which = left.radio("Pairs", ["kept", "dropped"], horizontal=True, key="sample_ki
                    help="Dropped: matched pairs whose keep threshold is at or above t.")
 entry = middle.text_input("Only pairs matching this entry (exact, case-sensitive)", key="sample_entry")
 limit = right.number_input("How many", min_value=1, max_value=500, value=50, key="sample_limit")
+languages = data.languages(str(root), seed, token)
+language = None
+if languages:  # a worldwide run: pairs whose caption is in one language
+    language = st.selectbox("Caption language", [None, *languages], key="sample_language",
+                            format_func=lambda code: "all languages" if code is None else code,
+                            help="The language each caption was matched in; every pair is judged at its "
+                                 "language's t.") or None
 thumbnails = st.toggle("Show images from the url column", key="sample_images",
                        help="Images load in your browser from their source; a broken link shows an empty cell.")
 
@@ -23,12 +30,14 @@ if entry:
         st.warning(f"{entry!r} is not an entry of this run's metadata.")
         st.stop()
     count = int(data.entries(str(root), token)["count"].iat[entry_id])
-    if which == "dropped" and count <= t:
-        st.info(f"{entry!r} is matched {count:,} times, no more than t = {t:g}: every pair that matches it "
+    own_t = data.entry_t(str(root), seed, token, t)
+    own_t = float(own_t[entry_id]) if languages else t
+    if which == "dropped" and count <= own_t:
+        st.info(f"{entry!r} is matched {count:,} times, no more than t = {own_t:g}: every pair that matches it "
                 "is kept, so none is dropped.")
         st.stop()
 # st.cache_data hands out a fresh copy per call, so the columns added below stay on this page.
-frame, searched, shards = data.samples(str(root), token, t, seed, which == "kept", entry_id, int(limit))
+frame, searched, shards = data.samples(str(root), token, t, seed, which == "kept", entry_id, int(limit), language)
 names = data.entries(str(root), token)["entry"].to_numpy()
 frame.insert(frame.columns.get_loc("entry_ids"), "entries", [", ".join(names[list(ids)]) for ids in frame["entry_ids"]])
 frame = frame.drop(columns=["entry_ids"])
@@ -37,7 +46,8 @@ where = "" if searched >= shards else f"; found in {searched:,} of {shards:,} sh
 st.caption(f"{len(frame):,} pairs shown, {which} at t = {t:g} (seed {seed}); k is the pair's keep threshold{where}.")
 columns = data.plan(str(root), token)["columns"]
 url_column = columns["url"]
-config = {"k": st.column_config.NumberColumn(format="%.2f", help="The pair's keep threshold: kept when k < t.")}
+config = {"k": st.column_config.NumberColumn(format="%.2f", help="The pair's keep threshold: kept when k < t "
+                                                                "(its caption language's t in a worldwide run).")}
 if url_column:  # long urls would push everything after them off-screen
     config[url_column] = st.column_config.LinkColumn(url_column, width="medium")
 if thumbnails and url_column:
@@ -46,6 +56,6 @@ if thumbnails and url_column:
 elif thumbnails:
     st.info("This pool has no url column, so there are no images to show.")
 # What the page is about first: the image, the entries and k, the caption; the other columns after.
-first = [c for c in ("image", "entries", "k", columns["text"]) if c in frame.columns]
+first = [c for c in ("image", "entries", "k", columns["text"], "caption_language") if c in frame.columns]
 frame = frame[first + [c for c in frame.columns if c not in first]]
 st.dataframe(frame, hide_index=True, column_config=config)

@@ -1,0 +1,245 @@
+"""The preview of a worldwide run: answers at any reference t, each pair judged at its language's t.
+
+A pair of language L is kept at the reference t iff its threshold k < t_L, where t_L follows from the
+reference language's tail share at t (curation/worldwide.py). The preview files hold every matched
+pair's k sorted within its language and a uniform sample of matched pairs with their languages, so:
+the realised size is one binary search per language (exact), t per language a few binary searches
+over counts sorted once, and the estimates are the per-language samples' (curation/preview.py) added.
+An entry belongs to one language and so does every entry of a pair, so per-entry figures come from
+that language's part alone. Pure: arrays in, numbers out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from curation import balancing, counting
+from curation.balancing import entry_keep_probabilities
+from curation.preview import Estimate, PairSample, head_tail_sorted
+from curation.worldwide import LanguageCounts
+
+BISECTION_STEPS = 200  # halvings of the reference t's interval when searching t for a size (floats: ~60 suffice)
+
+
+@dataclass(frozen=True)
+class LanguagePart:
+    """One language's pairs: their sorted thresholds and the sample's pairs of that language."""
+
+    language: str
+    thresholds: np.ndarray  # k of the language's matched pairs, ascending (a slice of the memory map)
+    sample: PairSample
+    pairs: int  # every pair whose caption is in this language, matched or not
+
+
+@dataclass(frozen=True)
+class SampleSize:
+    """What pages say about the sample behind the estimates."""
+
+    size: int
+    population: int
+
+
+def sample_subset(offsets: np.ndarray, entries: np.ndarray, thresholds: np.ndarray, chosen: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The sampled pairs where ``chosen`` holds, in CSR form again."""
+    sizes = np.diff(offsets)
+    kept_sizes = sizes[chosen]
+    new_offsets = np.zeros(len(kept_sizes) + 1, dtype=np.int64)
+    np.cumsum(kept_sizes, out=new_offsets[1:])
+    return new_offsets, entries[np.repeat(chosen, sizes)], thresholds[chosen]
+
+
+class WorldwidePreview:
+    """The interface of curation.preview.BalancePreview, for a run with a t per language; ``t`` is
+    always the reference language's."""
+
+    def __init__(self, counts: np.ndarray, entry_languages: Sequence[str], parts: Sequence[LanguagePart],
+                 unassigned_pairs: int, reference: str = "en", overrides: Mapping[str, float] | None = None) -> None:
+        self.counts = np.asarray(counts, dtype=np.int64)
+        self.by_language = LanguageCounts.build(self.counts, entry_languages)
+        self.parts = {part.language: part for part in parts}
+        self.reference, self.overrides = reference, dict(overrides or {})
+        self.unassigned_pairs = unassigned_pairs  # pairs whose caption language has no entries
+        self.pairs = sum(part.pairs for part in parts) + unassigned_pairs
+        self.sorted_counts = np.sort(self.counts)
+        self.entry_language = np.empty(len(self.counts), dtype=object)
+        for language, ids in self.by_language.members.items():
+            self.entry_language[ids] = language
+        self.language_t = lru_cache(maxsize=256)(self._language_t)
+        self.language_t(1.0)  # an unknown reference language or override fails here, not on first use
+
+    @classmethod
+    def from_parts(cls, counts: np.ndarray, entry_languages: Sequence[str], languages: Sequence[str],
+                   thresholds: np.ndarray, matched_per_language: Sequence[int], pairs_per_language: Sequence[int],
+                   sample_offsets: np.ndarray, sample_entries: np.ndarray, sample_thresholds: np.ndarray,
+                   sample_languages: np.ndarray, reference: str = "en",
+                   overrides: Mapping[str, float] | None = None) -> WorldwidePreview:
+        """From the stored arrays: thresholds sorted within each language, languages in the stored order
+        (``pairs_per_language`` one longer: the pairs without a language last)."""
+        starts = np.concatenate(([0], np.cumsum(matched_per_language)))
+        parts = []
+        for group, language in enumerate(languages):
+            offsets, entries, sampled = sample_subset(sample_offsets, sample_entries, sample_thresholds,
+                                                      np.asarray(sample_languages) == group)
+            segment = thresholds[starts[group]:starts[group + 1]]
+            parts.append(LanguagePart(language, segment,
+                                      PairSample.build(offsets, entries, sampled, counts, len(segment)),
+                                      int(pairs_per_language[group])))
+        return cls(counts, entry_languages, parts, int(pairs_per_language[len(languages)]), reference, overrides)
+
+    # -- t per language -----------------------------------------------------------------------------
+
+    def _language_t(self, t: float) -> dict[str, float]:
+        return self.by_language.thresholds(t, self.reference, self.overrides)
+
+    def entry_t(self, t: float) -> np.ndarray:
+        """Each entry's language's t."""
+        per_language = self.language_t(float(t))
+        values = np.zeros(len(self.counts))
+        for language, ids in self.by_language.members.items():
+            values[ids] = per_language[language]
+        return values
+
+    # -- exact ----------------------------------------------------------------------------------------
+
+    @property
+    def matched_pairs(self) -> int:
+        return sum(len(part.thresholds) for part in self.parts.values())
+
+    @property
+    def sample(self) -> SampleSize:
+        return SampleSize(sum(part.sample.size for part in self.parts.values()), self.matched_pairs)
+
+    def sizes_at(self, t: float) -> dict[str, int]:
+        """Pairs kept per language at the reference t."""
+        per_language = self.language_t(float(t))
+        return {language: balancing.size_at(part.thresholds, per_language.get(language, 0.0))
+                for language, part in self.parts.items()}
+
+    def size_at(self, t: float) -> int:
+        return sum(self.sizes_at(t).values())
+
+    def t_for_size(self, size: int) -> tuple[float, int]:
+        """The smallest reference t whose subset holds at least ``size`` pairs (nearest above when no t
+        gives exactly that many: other languages' t move in steps), found by bisection: the size never
+        falls as t grows."""
+        size = max(0, min(int(size), self.matched_pairs))
+        low, high = 0.0, float(self.counts.max(initial=0)) + 1.0
+        if self.size_at(high) < size:  # a language held below its pairs' thresholds by --t-language
+            return high, self.size_at(high)
+        if self.size_at(low) >= size:
+            # Other languages keep pairs even as t nears 0 (their t is their smallest count there): any t
+            # below the reference language's first threshold and smallest count gives that size.
+            reference = self.parts.get(self.reference)
+            first = float(reference.thresholds[0]) if reference is not None and len(reference.thresholds) else 1.0
+            ordered = self.by_language.sorted[self.reference]
+            smallest = float(ordered[ordered > 0][0]) if (ordered > 0).any() else 1.0
+            t = balancing.simplest_in(0.0, min(first, smallest, 1.0))
+            return t, self.size_at(t)
+        for _ in range(BISECTION_STEPS):
+            middle = (low + high) / 2
+            if middle in (low, high):
+                break
+            if self.size_at(middle) >= size:
+                high = middle
+            else:
+                low = middle
+        t = balancing.simplest_in(low, high)
+        return t, self.size_at(t)
+
+    def t_for_tail_share(self, share: float) -> float:
+        """The reference t whose reference-language tail share first reaches ``share``."""
+        return counting.t_for_tail_share(self.counts[self.by_language.members[self.reference]], share)
+
+    def tail_share(self, t: float) -> float:
+        """The reference language's tail share at t, which every language's t is set to match."""
+        return self.by_language.tail_share(self.reference, t)
+
+    def head_tail(self, t: float) -> counting.HeadTail:
+        """Entries and matches of every language split at that language's t, added up."""
+        per_language = self.language_t(float(t))
+        parts = [head_tail_sorted(self.by_language.sorted[language], self.by_language.cumulative[language],
+                                  per_language[language]) for language in self.by_language.members]
+        fields = ("entries", "matched_entries", "unmatched_entries", "head_entries", "tail_entries", "matches",
+                  "head_matches", "tail_matches")
+        summed = {name: sum(getattr(part, name) for part in parts) for name in fields}
+        return counting.HeadTail(t=float(t), tail_share=summed["tail_matches"] / summed["matches"]
+                                 if summed["matches"] else 0.0, **summed)
+
+    def entry_probabilities(self, t: float) -> np.ndarray:
+        """p_e at the entry's language's t (1 where that t is 0 and the entry unmatched: nothing to keep)."""
+        entry_t = self.entry_t(t)
+        with np.errstate(invalid="ignore"):
+            probabilities = entry_keep_probabilities(self.counts, entry_t)
+        return np.nan_to_num(probabilities, nan=1.0)
+
+    # -- estimated --------------------------------------------------------------------------------------
+
+    def expected_size_at(self, t: float) -> Estimate:
+        """The languages' expected sizes added; their errors added in quadrature (separate samples)."""
+        per_language = self.language_t(float(t))
+        estimates = [part.sample.expected(per_language.get(language, 0.0)) for language, part in self.parts.items()]
+        return Estimate(sum(e.value for e in estimates), math.sqrt(sum(e.stderr ** 2 for e in estimates)),
+                        sum(e.sampled for e in estimates), sum(e.population for e in estimates))
+
+    def expected_sizes_at(self, t: float) -> dict[str, Estimate]:
+        per_language = self.language_t(float(t))
+        return {language: part.sample.expected(per_language.get(language, 0.0))
+                for language, part in self.parts.items()}
+
+    def balanced_counts(self, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """Matches per entry among the pairs kept at t, and their standard errors: each entry's from its
+        own language's sample."""
+        per_language = self.language_t(float(t))
+        values, errors = np.zeros(len(self.counts)), np.zeros(len(self.counts))
+        for language, part in self.parts.items():
+            ids = self.by_language.members[language]
+            value, error = part.sample.kept_counts_of(ids, per_language[language], len(self.counts))
+            values[ids], errors[ids] = value, error
+        return values, errors
+
+    def kept_counts(self, entry_ids: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """balanced_counts for a few entries."""
+        entry_ids = np.asarray(entry_ids, dtype=np.int64)
+        per_language = self.language_t(float(t))
+        values, errors = np.zeros(len(entry_ids)), np.zeros(len(entry_ids))
+        languages = self.entry_language[entry_ids]
+        for language in set(languages):
+            where = np.flatnonzero(languages == language)
+            part = self.parts[language]
+            values[where], errors[where] = part.sample.kept_counts_of(entry_ids[where], per_language[language],
+                                                                      len(self.counts))
+        return values, errors
+
+    # -- per language -----------------------------------------------------------------------------------
+
+    def language_rows(self, t: float) -> list[dict]:
+        """Per language of the metadata at the reference t: its t, its tail share at that t, entries,
+        pairs, matched pairs, kept (exact) and expected kept (estimated); pairs without a language last,
+        as language None. The rows of ``stats --json`` and of the dashboard's Languages page."""
+        per_language = self.language_t(float(t))
+        kept = self.sizes_at(t)
+        expected = self.expected_sizes_at(t)
+        rows = []
+        for language in sorted(self.by_language.members):
+            part = self.parts.get(language)
+            estimate = expected.get(language, Estimate(0.0, 0.0, 0, 0))
+            rows.append({
+                "language": language, "t": per_language[language],
+                "tail_share": self.by_language.tail_share(language, per_language[language]),
+                "entries": len(self.by_language.members[language]),
+                "matched_entries": int((self.by_language.sorted[language] > 0).sum()),
+                "matches": self.by_language.total(language),
+                "pairs": part.pairs if part else 0, "matched_pairs": len(part.thresholds) if part else 0,
+                "kept": kept.get(language, 0), "expected_kept": estimate.value,
+                "expected_kept_margin": estimate.margin, "expected_kept_exact": estimate.exact})
+        if self.unassigned_pairs:
+            rows.append({"language": None, "t": None, "tail_share": None, "entries": 0, "matched_entries": 0,
+                         "matches": 0, "pairs": self.unassigned_pairs, "matched_pairs": 0, "kept": 0,
+                         "expected_kept": 0.0, "expected_kept_margin": 0.0, "expected_kept_exact": True})
+        return rows
