@@ -149,9 +149,10 @@ class PairSample:
         """Matches kept at t per entry over all matched pairs, and their standard errors."""
         kept_slots = (self.pair_thresholds < t)[self.flat_rows]
         hits = np.bincount(self.flat_entries[kept_slots], minlength=n_entries).astype(np.float64)
-        return self._scaled(hits)
+        return self.scaled(hits)
 
-    def _scaled(self, hits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def scaled(self, hits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Sampled kept matches per entry as estimates over all matched pairs, with standard errors."""
         m = self.size
         if m == 0:
             return np.zeros_like(hits), np.zeros_like(hits)
@@ -178,7 +179,7 @@ class PairSample:
         entry_ids = np.asarray(entry_ids, dtype=np.int64)
         if all(int(e) in index for e in entry_ids):
             hits = np.bincount(positions[thresholds < t], minlength=len(index)).astype(np.float64)
-            return self._scaled(hits[[index[int(e)] for e in entry_ids]])
+            return self.scaled(hits[[index[int(e)] for e in entry_ids]])
         values, stderr = self.kept_counts(t, n_entries)
         return values[entry_ids], stderr[entry_ids]
 

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curation import counting, matchers, mirror, preview_files, stages, storage, worldwide
+from curation.worldwide_preview import head_tail_by_language
 from curation.engines import Engine, make_engine
 from curation.errors import CurationError
 from curation.progress import Bar, progress_bar
@@ -291,10 +292,10 @@ def balance_run(out: str, t: float, seed: int, execution: Execution, engine: Eng
     destination, selected = _selection_target(run, t, seed)
     mirror.fetch(run, run.preview(seed) / preview_files.SUMMARY)
     counts = entries_table.column("count").to_numpy()
-    language_t = None
+    language_t, by_language = None, None
     if ENTRY_LANGUAGE in entries_table.column_names:
-        language_t = worldwide.language_thresholds(counts, entries_table.column(ENTRY_LANGUAGE).to_pylist(), t,
-                                                   reference_language, t_overrides)
+        by_language = worldwide.LanguageCounts.build(counts, entries_table.column(ENTRY_LANGUAGE).to_pylist())
+        language_t = by_language.thresholds(t, reference_language, t_overrides)
     elif t_overrides:
         raise CurationError("--t-language applies to worldwide runs only (metadata with a 'language' column)")
     rate = None if preview_files.is_complete(run, seed) else \
@@ -325,7 +326,8 @@ def balance_run(out: str, t: float, seed: int, execution: Execution, engine: Eng
         "seed": seed,
         "kept": sum(r["kept"] for r in results),
         "expected_kept": round(sum(r["expected"] for r in results), 3),
-        "head_tail": counting.head_tail(counts, t).as_dict(),
+        "head_tail": (counting.head_tail(counts, t) if by_language is None else
+                      head_tail_by_language(by_language, language_t, t)).as_dict(),
         "timings": {"balance_s": round(time.perf_counter() - started, 3)},
     }
     if language_t is not None:

@@ -24,7 +24,7 @@ from curation import balancing, counting, mirror, preview_files, storage, worldw
 from curation.browse import language_t
 from curation.errors import CurationError
 from curation.preview import INTERVAL, BalancePreview
-from curation.worldwide_preview import WorldwidePreview
+from curation.worldwide_preview import WorldwidePreview, head_tail_by_language
 from curation.rundir import CAPTION_LANGUAGE, ENTRY_LANGUAGE, RunDir, atomic_parquet_writer, read_json
 from curation.runner import Execution, build_preview
 from curation.stages import ENTRY_IDS, PAIR_KEY, read_thresholds
@@ -144,13 +144,29 @@ class Run:
     def t_for_size(self, size: int, seed: int | None = None) -> tuple[float, int]:
         return self.preview(seed).t_for_size(size)
 
+    @cached_property
+    def _by_language(self) -> worldwide.LanguageCounts:
+        return worldwide.LanguageCounts.build(self.counts, self.entry_table.column(ENTRY_LANGUAGE).to_pylist())
+
+    @property
+    def _reference(self) -> str:
+        return self.record.get("parameters", {}).get("reference_language") or "en"
+
     def tail_share(self, t: float) -> float:
+        """p(t); a worldwide run's: its reference language's, which every language's t matches."""
+        if self.worldwide:
+            return self._by_language.tail_share(self._reference, t)
         return counting.tail_share(self.counts, t)
 
     def t_for_tail_share(self, share: float) -> float:
+        if self.worldwide:
+            return counting.t_for_tail_share(self.counts[self._by_language.members[self._reference]], share)
         return counting.t_for_tail_share(self.counts, share)
 
     def head_tail(self, t: float) -> counting.HeadTail:
+        """Entries split at t; in a worldwide run each language's at its t, added up."""
+        if self.worldwide:
+            return head_tail_by_language(self._by_language, language_t(self.dir, t), t)
         return counting.head_tail(self.counts, t)
 
     @property

@@ -26,6 +26,17 @@ from curation.worldwide import LanguageCounts
 BISECTION_STEPS = 200  # halvings of the reference t's interval when searching t for a size (floats: ~60 suffice)
 
 
+def head_tail_by_language(by_language: LanguageCounts, language_t: Mapping[str, float], t: float) -> counting.HeadTail:
+    """Entries and matches of every language split at that language's t, added up (t: the reference's)."""
+    parts = [head_tail_sorted(by_language.sorted[language], by_language.cumulative[language], language_t[language])
+             for language in by_language.members]
+    fields = ("entries", "matched_entries", "unmatched_entries", "head_entries", "tail_entries", "matches",
+              "head_matches", "tail_matches")
+    summed = {name: sum(getattr(part, name) for part in parts) for name in fields}
+    return counting.HeadTail(t=float(t), tail_share=summed["tail_matches"] / summed["matches"]
+                             if summed["matches"] else 0.0, **summed)
+
+
 @dataclass(frozen=True)
 class LanguagePart:
     """One language's pairs: their sorted thresholds and the sample's pairs of that language."""
@@ -70,6 +81,7 @@ class WorldwidePreview:
         self.entry_language = np.empty(len(self.counts), dtype=object)
         for language, ids in self.by_language.members.items():
             self.entry_language[ids] = language
+        self._local: dict[str, np.ndarray] = {}
         self.language_t = lru_cache(maxsize=256)(self._language_t)
         self.language_t(1.0)  # an unknown reference language or override fails here, not on first use
 
@@ -161,15 +173,7 @@ class WorldwidePreview:
         return self.by_language.tail_share(self.reference, t)
 
     def head_tail(self, t: float) -> counting.HeadTail:
-        """Entries and matches of every language split at that language's t, added up."""
-        per_language = self.language_t(float(t))
-        parts = [head_tail_sorted(self.by_language.sorted[language], self.by_language.cumulative[language],
-                                  per_language[language]) for language in self.by_language.members]
-        fields = ("entries", "matched_entries", "unmatched_entries", "head_entries", "tail_entries", "matches",
-                  "head_matches", "tail_matches")
-        summed = {name: sum(getattr(part, name) for part in parts) for name in fields}
-        return counting.HeadTail(t=float(t), tail_share=summed["tail_matches"] / summed["matches"]
-                                 if summed["matches"] else 0.0, **summed)
+        return head_tail_by_language(self.by_language, self.language_t(float(t)), t)
 
     def entry_probabilities(self, t: float) -> np.ndarray:
         """p_e at the entry's language's t (1 where that t is 0 and the entry unmatched: nothing to keep)."""
@@ -194,14 +198,23 @@ class WorldwidePreview:
 
     def balanced_counts(self, t: float) -> tuple[np.ndarray, np.ndarray]:
         """Matches per entry among the pairs kept at t, and their standard errors: each entry's from its
-        own language's sample."""
+        own language's sample, counted over that language's entries only (not all entries per language)."""
         per_language = self.language_t(float(t))
         values, errors = np.zeros(len(self.counts)), np.zeros(len(self.counts))
         for language, part in self.parts.items():
             ids = self.by_language.members[language]
-            value, error = part.sample.kept_counts_of(ids, per_language[language], len(self.counts))
-            values[ids], errors[ids] = value, error
+            sample = part.sample
+            kept_slots = (sample.pair_thresholds < per_language[language])[sample.flat_rows]
+            hits = np.bincount(self._local_slots(language)[kept_slots], minlength=len(ids)).astype(np.float64)
+            values[ids], errors[ids] = sample.scaled(hits)
         return values, errors
+
+    def _local_slots(self, language: str) -> np.ndarray:
+        """The language's sampled entry slots as positions among its entries (ids ascending)."""
+        if language not in self._local:
+            self._local[language] = np.searchsorted(self.by_language.members[language],
+                                                    self.parts[language].sample.flat_entries)
+        return self._local[language]
 
     def kept_counts(self, entry_ids: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
         """balanced_counts for a few entries."""

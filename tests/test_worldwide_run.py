@@ -252,6 +252,11 @@ def test_the_preview_of_a_worldwide_run_is_exact_at_any_t(world: dict) -> None:
         tail = (counts > 0) & (counts < entry_t)
         assert head_tail.tail_entries == tail.sum() and head_tail.tail_matches == counts[tail].sum()
         assert head_tail.head_entries == ((counts > 0) & ~tail).sum()
+        assert run.head_tail(t) == head_tail and run.tail_share(t) == preview.tail_share(t)
+    record = json.loads((out / "run.json").read_text())
+    recorded_t = record["parameters"]["t"]
+    assert {k: v for k, v in preview.head_tail(recorded_t).as_dict().items() if k != "t"}.items() <= \
+        record["balance"].items()
     for size in (0, 1, 500, 2000, preview.matched_pairs):
         t, realised = preview.t_for_size(size)
         assert realised == preview.size_at(t) >= size
