@@ -112,9 +112,9 @@ class PieceBuilder:
         parts = list(zip(*self.sample)) if self.sample else empty
         values = np.concatenate(self.thresholds) if self.thresholds else np.zeros(0)
         groups = np.concatenate(self.threshold_groups) if self.threshold_groups else np.zeros(0, np.int16)
-        order = np.argsort(values, kind="stable") if self.groups == 1 else np.lexsort((values, groups))
+        ordered = np.sort(values) if self.groups == 1 else values[np.lexsort((values, groups))]
         with atomic_file(path) as temporary, open(temporary, "wb") as handle:  # a handle: savez adds no .npz
-            np.savez(handle, thresholds=values[order], group_sizes=np.bincount(groups, minlength=self.groups),
+            np.savez(handle, thresholds=ordered, group_sizes=np.bincount(groups, minlength=self.groups),
                      group_rows=self.group_rows, sample_sizes=np.concatenate(parts[0]),
                      sample_entries=np.concatenate(parts[1]), sample_thresholds=np.concatenate(parts[2]),
                      sample_rows=np.concatenate(parts[3]), sample_groups=np.concatenate(parts[4]),
@@ -233,7 +233,7 @@ def _sorted_thresholds(path: Path, pieces: list[Path], group_sizes: np.ndarray, 
                     progress(done, steps)
             values_ = np.concatenate(values) if values else np.zeros(0)
             labels_ = np.concatenate(labels) if labels else np.zeros(0, np.int64)
-            values_[np.lexsort((values_, labels_))].tofile(out)
+            (np.sort(values_) if len(group_sizes) == 1 else values_[np.lexsort((values_, labels_))]).tofile(out)
             if progress:
                 progress(steps, steps)
             return

@@ -21,7 +21,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curation import balancing, counting, mirror, preview_files, storage, worldwide
-from curation.browse import language_t
 from curation.errors import CurationError
 from curation.preview import INTERVAL, BalancePreview
 from curation.worldwide_preview import WorldwidePreview, head_tail_by_language
@@ -127,7 +126,7 @@ class Run:
         """A worldwide run at a reference t: per language its t, tail share, pairs, matched, kept and
         expected kept, exact, from one pass over every shard's entry lists, languages and thresholds."""
         chosen = self._seed(seed)
-        thresholds_by_language = language_t(self.dir, t)
+        thresholds_by_language = self._language_t(t)
         if thresholds_by_language is None:
             raise CurationError(f"{self.name} is not a worldwide run (its metadata has no languages)")
         tallies: worldwide.Tallies = {}
@@ -166,36 +165,45 @@ class Run:
     def head_tail(self, t: float) -> counting.HeadTail:
         """Entries split at t; in a worldwide run each language's at its t, added up."""
         if self.worldwide:
-            return head_tail_by_language(self._by_language, language_t(self.dir, t), t)
+            return head_tail_by_language(self._by_language, self._language_t(t), t)
         return counting.head_tail(self.counts, t)
 
     @property
     def worldwide(self) -> bool:
         return ENTRY_LANGUAGE in self.entry_table.column_names
 
-    def _pair_t(self, index: int, t: float) -> float | np.ndarray:
-        """t for the shard's pairs: t itself, or in a worldwide run each pair's language's t."""
+    def _language_t(self, t: float) -> dict[str, float] | None:
+        """A worldwide run's t per language at the reference t (with the run's fixed ones), else None."""
         if not self.worldwide:
+            return None
+        return self._by_language.thresholds(t, self._reference, self.record.get("parameters", {}).get("t_language"))
+
+    def _pair_t(self, index: int, t: float, per_language: dict[str, float] | None) -> float | np.ndarray:
+        """t for the shard's pairs: t itself, or in a worldwide run each pair's language's t."""
+        if per_language is None:
             return t
         languages = pq.read_table(self.dir.annotated_part(index), columns=[CAPTION_LANGUAGE]).column(CAPTION_LANGUAGE)
-        return worldwide.pair_t(languages.combine_chunks(), language_t(self.dir, t))
+        return worldwide.pair_t(languages.combine_chunks(), per_language)
 
     def balanced_counts(self, t: float, seed: int | None = None) -> np.ndarray:
         """Matches per entry among the pairs kept at t."""
         chosen = self._seed(seed)
         total = np.zeros(len(self.counts), dtype=np.int64)
+        per_language = self._language_t(t)
         for index, ids in zip(self.shard_indices, self._entry_id_parts()):
             thresholds = read_thresholds(str(self.dir.root), chosen, index)
-            total += balancing.balanced_counts(ids, thresholds, self._pair_t(index, t), len(self.counts))
+            total += balancing.balanced_counts(ids, thresholds, self._pair_t(index, t, per_language), len(self.counts))
         return total
 
     def keep_probabilities(self, t: float) -> Iterator[pa.Table]:
         """(id column if any, pair_key, P) for every pair, shard by shard: weights for online balancing."""
         id_column = self.plan["columns"]["id"]
         columns = ([id_column] if id_column else []) + [PAIR_KEY, ENTRY_IDS]
+        per_language = self._language_t(t)
         for index in self.shard_indices:
             table = pq.read_table(self.dir.annotated_part(index), columns=columns)
-            probabilities = balancing.keep_probabilities(table.column(ENTRY_IDS), self.counts, self._pair_t(index, t))
+            probabilities = balancing.keep_probabilities(table.column(ENTRY_IDS), self.counts,
+                                                         self._pair_t(index, t, per_language))
             yield table.drop_columns([ENTRY_IDS]).append_column("P", pa.array(probabilities))
 
     def write_keep_probabilities(self, path: str | Path, t: float) -> int:
