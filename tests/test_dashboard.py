@@ -392,7 +392,7 @@ def test_samples_show_entries_and_k_first_and_a_bounded_url(app: AppTest) -> Non
 
 def test_the_project_streamlit_config_turns_off_statistics_and_the_deploy_button() -> None:
     """`streamlit run` reads .streamlit/config.toml from the working directory: the README starts it from the
-    project root. The server address is not set there (the command line or the user decides)."""
+    project root. It serves on loopback unless the command line says otherwise (tests/test_serving.py)."""
     import tomllib
 
     import streamlit.config
@@ -401,4 +401,4 @@ def test_the_project_streamlit_config_turns_off_statistics_and_the_deploy_button
     options = {f"{section}.{name}": value for section, values in config.items() for name, value in values.items()}
     assert set(options) <= set(streamlit.config._config_options_template)  # every option is one Streamlit knows
     assert options["browser.gatherUsageStats"] is False and options["client.toolbarMode"] == "minimal"
-    assert "server.address" not in options
+    assert options["server.address"] == "127.0.0.1"
