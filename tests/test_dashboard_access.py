@@ -147,6 +147,16 @@ def test_paths_outside_the_roots_are_refused_and_nothing_is_written(served: dict
     recent = runs / ".recent.json"
     assert not recent.exists() or str(run) not in json.loads(recent.read_text())
 
+    served["exports"].mkdir(exist_ok=True)  # a symlink left in the export folder, named as the next export
+    (served["exports"] / "evil.parquet").symlink_to(outside / "evil.parquet")
+    at.session_state["run_dir"] = str(runs / "sample")
+    at.switch_page("views/export.py").run()
+    at.text_input(key="export_name").set_value("evil")
+    at.radio(key="export_format").set_value("parquet")
+    at.button[0].click().run()
+    assert any("export" in e and "evil.parquet is outside" in e for e in errors(at)), errors(at)
+    assert not (outside / "evil.parquet").exists() and list_jobs(served["jobs"]) == []
+
 
 def group_members(pgid: int) -> list[int]:
     found = []
