@@ -374,11 +374,12 @@ def browser_new_t(run_dir: Path, rows: int, n_ts: int, rounds: int, workdir: Pat
     sorted_thresholds = run.sorted_thresholds(SEED)
     ts = log_ts(float(run.counts.max()), n_ts)
     base = Path(tempfile.mkdtemp(prefix="browser-", dir=workdir / "dashboard"))
-    dirs = {"base": base, "runs": base / "runs", "exports": base / "exports", "jobs": base / "jobs"}
-    (dirs["runs"]).mkdir()
+    # The dashboard opens run directories only under its runs directory: the measured run's folder.
+    dirs = {"base": base, "runs": run_dir.parent, "exports": base / "exports", "jobs": base / "jobs"}
     sample = workdir / "dashboard" / "cold" / "runs-0" / "sample"
-    if sample.is_dir():  # the app opens on the sample first; skip curating it again when it exists
+    if sample.is_dir() and not (dirs["runs"] / "sample").exists():  # the app opens on the sample first
         shutil.copytree(sample, dirs["runs"] / "sample")
+    (dirs["runs"] / ".recent.json").unlink(missing_ok=True)  # so the app opens on the sample, as measured before
     per_t: dict[float, list[tuple[float, float]]] = {t: [] for t in ts}
     with sync_playwright() as playwright, streamlit_server(dirs) as (url, _, _):
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -679,7 +680,9 @@ def main(argv: list[str] | None = None) -> int:
         wait_for_quiet(args.quiet_wait)
         result["open"] = child("open", run_dir, options, env)
         wait_for_quiet(args.quiet_wait)
-        result["apptest"] = child("apptest", run_dir, options, env)
+        # the dashboard opens run directories only under its runs directory: the run's parent folder
+        runs_env = {**(env or {}), "CURATION_RUNS_DIR": str(run_dir.parent)}
+        result["apptest"] = child("apptest", run_dir, options, runs_env)
         result["disk"] = {"run_gb": round(disk_bytes(run_dir) / 1e9, 2),
                           "preview_gb": round(disk_bytes(run_dir / "preview") / 1e9, 3)}
         if not args.no_commands:

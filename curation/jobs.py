@@ -4,6 +4,10 @@ page reload (or a new dashboard process) finds every job with its progress, its 
     JOBS/<id>/job.json    the kind (run or export), the command, its output, the process id, when it started
     JOBS/<id>/log.txt     what the run printed (progress as plain lines: its stderr is not a terminal)
     JOBS/<id>/exit_code   written when the process ends
+    JOBS/<id>/cancelled   written when the job is cancelled (its processes are stopped by their ids)
+
+A job runs in its own process group, with CURATION_JOB_ID in its environment: Cancel stops that
+group and only after finding the job's id in one of its processes (a recycled pid is never hit).
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import shlex
+import signal
 import subprocess
 import time
 import uuid
@@ -27,6 +33,11 @@ from curation.progress import LINE
 from curation.rundir import PART_GLOB, RunDir, atomic_write_json, read_json
 
 _PROCESSES: dict[str, subprocess.Popen] = {}  # reaped on every look, so no zombie outlives a refresh
+JOB_ID_ENV = "CURATION_JOB_ID"
+HIDDEN_PREFIX = "CURATION_DASHBOARD_"  # the dashboard's own settings (its access token): never a job's
+SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|PRIVATE|(^|_)KEY(_|$)|ACCESS_KEY|AUTH",
+                         re.IGNORECASE)
+CANCEL_GRACE_S = 10.0  # between SIGTERM and SIGKILL
 
 
 @dataclass(frozen=True)
@@ -36,7 +47,7 @@ class JobStatus:
     command: str
     kind: str  # run or export
     started: str
-    state: str  # running, finished, failed, lost
+    state: str  # running, finished, failed, cancelled, lost
     progress: float  # 0..1
     stage: str
     error: str | None
@@ -63,8 +74,9 @@ def absolute(path: str) -> str:
 
 
 def start_job(jobs_dir: Path, pool: str, metadata: str, t: float, seed: int, out: str,
-              workers: int | None = None) -> str:
-    """Check the request, then start `python -m curation run` in the background; returns the job id."""
+              workers: int | None = None, max_running: int | None = None) -> str:
+    """Check the request, then start `python -m curation run` in the background; returns the job id.
+    With ``max_running``, refused while that many jobs run (the dashboard's limit; None: no limit)."""
     pool, metadata = absolute(pool), absolute(metadata)
     resolve_files(pool)  # a missing or empty pool is refused here, before anything starts
     if not storage.is_uri(metadata) and Path(metadata).is_dir():
@@ -81,21 +93,21 @@ def start_job(jobs_dir: Path, pool: str, metadata: str, t: float, seed: int, out
         mirror.check_output(target)  # a file, or a folder that cannot be made: one line now, not a failed job
         if _is_locked(Path(target)):
             raise CurationError(f"another curation process is using {out}; wait for it or choose another output")
-    _check_free(jobs_dir, target, out)
-    return _launch(jobs_dir, run_arguments(pool, metadata, t, seed, target, workers), target, "run")
+    request = {"pool": pool, "metadata": metadata, "t": float(t), "seed": int(seed), "out": target, "workers": workers}
+    return _launch(jobs_dir, run_arguments(pool, metadata, t, seed, target, workers), target, "run", out,
+                   max_running, request)
 
 
 def start_export(jobs_dir: Path, run_dir: Path, path: Path, t: float, seed: int, file_format: str,
-                 column_set: str) -> str:
+                 column_set: str, max_running: int | None = None) -> str:
     """Start `python -m curation export` in the background (a manifest of a billion pairs takes a while);
     returns the job id. The path is the caller's to check (the dashboard confines it)."""
     if not t > 0:
         raise CurationError(f"t must be a positive number, got {t}")
     target = str(path.resolve())
-    _check_free(jobs_dir, target, str(path))
     command = ["export", absolute(str(run_dir)), "--t", repr(float(t)), "--seed", str(int(seed)),
                "--format", file_format, "--columns", column_set, "--out", target]
-    return _launch(jobs_dir, command, target, "export")
+    return _launch(jobs_dir, command, target, "export", str(path), max_running)
 
 
 def _check_free(jobs_dir: Path, target: str, shown: str) -> None:
@@ -104,32 +116,116 @@ def _check_free(jobs_dir: Path, target: str, shown: str) -> None:
             raise CurationError(f"job {job.id} is already writing {shown}; wait for it or choose another output")
 
 
-def _launch(jobs_dir: Path, arguments: list[str], target: str, kind: str) -> str:
-    """Run `python -m curation ARGUMENTS` detached, its output in the job's log, its exit code after."""
-    job_id = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
-    job_dir = jobs_dir / job_id
-    job_dir.mkdir(parents=True)
-    command = curation_command(arguments)
-    script = f"{shlex.join(command)} > {shlex.quote(str(job_dir / 'log.txt'))} 2>&1; " \
-             f"echo $? > {shlex.quote(str(job_dir / 'exit_code'))}"
-    process = subprocess.Popen(["sh", "-c", script], cwd=Path(__file__).resolve().parents[1],
-                               start_new_session=True, stdin=subprocess.DEVNULL)
-    _PROCESSES[job_id] = process
-    atomic_write_json(job_dir / "job.json", {
-        "id": job_id, "kind": kind, "out": str(target), "command": "python " + shlex.join(command[1:]),
-        "pid": process.pid, "started": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+def _launch(jobs_dir: Path, arguments: list[str], target: str, kind: str, shown: str,
+            max_running: int | None = None, request: dict | None = None) -> str:
+    """Run `python -m curation ARGUMENTS` detached, its output in the job's log, its exit code after.
+    The checks for a free output and the limit hold a lock, so two sessions cannot both pass them."""
+    jobs_dir.mkdir(parents=True, exist_ok=True)
+    with open(jobs_dir / ".launch.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _check_free(jobs_dir, target, shown)
+        running = [job.id for job in list_jobs(jobs_dir) if job.state == "running"]
+        if max_running is not None and len(running) >= max_running:
+            raise CurationError(f"{len(running)} job(s) running already, the most allowed at once ({max_running}, "
+                                "CURATION_MAX_JOBS); wait for one to end or cancel it")
+        job_id = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+        job_dir = jobs_dir / job_id
+        job_dir.mkdir(parents=True)
+        command = curation_command(arguments)
+        script = f"{shlex.join(command)} > {shlex.quote(str(job_dir / 'log.txt'))} 2>&1; " \
+                 f"echo $? > {shlex.quote(str(job_dir / 'exit_code'))}"
+        env = {name: value for name, value in os.environ.items() if not name.startswith(HIDDEN_PREFIX)}
+        process = subprocess.Popen(["sh", "-c", script], cwd=Path(__file__).resolve().parents[1],
+                                   start_new_session=True, stdin=subprocess.DEVNULL, env={**env, JOB_ID_ENV: job_id})
+        _PROCESSES[job_id] = process
+        atomic_write_json(job_dir / "job.json", {
+            "id": job_id, "kind": kind, "out": str(target), "command": "python " + shlex.join(command[1:]),
+            "pid": process.pid, "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            **({"request": request} if request else {})})
     return job_id
 
 
+def job_request(jobs_dir: Path, job_id: str) -> dict:
+    """What a run job was asked (pool, metadata, t, seed, out, workers): starting it again resumes the run."""
+    request = json.loads((jobs_dir / job_id / "job.json").read_text()).get("request")
+    if request is None:
+        raise CurationError(f"job {job_id} is not a curation run that can be resumed")
+    return request
+
+
+def _group(pgid: int) -> list[int]:
+    """The live processes of a process group (from /proc; zombies are dead)."""
+    members = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                fields = Path(f"/proc/{entry.name}/stat").read_bytes().rpartition(b")")[2].split()
+            except OSError:
+                continue
+            if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != b"Z":
+                members.append(int(entry.name))
+    return members
+
+
+def _is_the_jobs(pid: int, job_id: str, job_dir: Path) -> bool:
+    """Whether a process belongs to this job: its id in the environment, or (the shell that started
+    it) the job's folder on its command line."""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return f"{JOB_ID_ENV}={job_id}".encode() in environ or str(job_dir).encode() in command
+
+
+def cancel_job(jobs_dir: Path, job_id: str, grace_s: float = CANCEL_GRACE_S) -> None:
+    """Stop a running job: SIGTERM (and SIGCONT, for a stopped one) to its process group, SIGKILL after
+    ``grace_s``. Only a group in which one process is found to be the job's is signalled. A run
+    stopped so leaves a run directory that the same request resumes (a run tolerates a kill anywhere)."""
+    job_dir = jobs_dir / job_id
+    job = json.loads((job_dir / "job.json").read_text())
+    state = next((j.state for j in list_jobs(jobs_dir) if j.id == job_id), "unknown")
+    if state != "running":
+        raise CurationError(f"job {job_id} is not running ({state}); nothing to cancel")
+    (job_dir / "cancelled").write_text(datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    group = int(job["pid"])  # started with start_new_session: its pid is its process group's id
+    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 10.0)):
+        if not any(_is_the_jobs(pid, job_id, job_dir) for pid in _group(group)):
+            break  # gone already, or the group is someone else's now
+        try:
+            os.killpg(group, sig)
+            if sig == signal.SIGTERM:
+                os.killpg(group, signal.SIGCONT)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + wait_s
+        while _group(group) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    process = _PROCESSES.pop(job_id, None)
+    if process is not None:
+        process.wait(timeout=10)
+
+
+def redact(text: str, env: dict[str, str] | None = None) -> str:
+    """``text`` with the value of every secret-looking environment variable (a token, key, password...)
+    replaced by its name: what a job printed is shown in the browser."""
+    env = os.environ if env is None else env
+    for name, value in sorted(env.items(), key=lambda item: -len(item[1])):
+        if len(value) >= 4 and SECRET_NAME.search(name):
+            text = text.replace(value, f"[${name}]")
+    return text
+
+
 def log_tail(jobs_dir: Path, job_id: str, lines: int = 12) -> str:
-    """The last lines of a job's log, with progress-bar redraws (carriage returns) collapsed."""
+    """The last lines of a job's log, with progress-bar redraws (carriage returns) collapsed and secret
+    values hidden (``redact``)."""
     path = jobs_dir / job_id / "log.txt"
     if not path.exists():
         return ""
     with open(path, "rb") as handle:
         handle.seek(max(0, path.stat().st_size - 65536))
         text = handle.read().decode("utf-8", errors="replace")
-    shown = [line.split("\r")[-1] for line in text.split("\n")]
+    shown = [line.split("\r")[-1] for line in redact(text).split("\n")]
     return "\n".join([line for line in shown if line.strip()][-lines:])
 
 
@@ -185,22 +281,28 @@ def list_jobs(jobs_dir: Path) -> list[JobStatus]:
         if process is not None and process.poll() is not None:
             _PROCESSES.pop(job["id"], None)
         exit_file = job_file.parent / "exit_code"
+        cancelled = (job_file.parent / "cancelled").exists()
         error = None
         if exit_file.exists():
             code = int(exit_file.read_text().strip() or 1)
-            state = "finished" if code == 0 else "failed"
-            if code != 0:
+            state = "finished" if code == 0 else "cancelled" if cancelled else "failed"
+            if state == "failed":
                 tail = log_tail(jobs_dir, job["id"], lines=40).splitlines()
                 errors = [line for line in tail if line.startswith("error:")]
                 error = (errors or tail or [f"exit code {code}"])[-1]
+        elif mirror.process_alive(job["pid"]):
+            state = "running"
         else:
-            state = "running" if mirror.process_alive(job["pid"]) else "lost"
+            state = "cancelled" if cancelled else "lost"
         progress, stage = run_progress(job["out"]) if job.get("kind", "run") == "run" \
             else log_progress(jobs_dir, job["id"])
         if state == "lost":
             stage = "the process ended without a word (killed?); start it again to resume"
-        statuses.append(JobStatus(job["id"], job["out"], job["command"], job.get("kind", "run"), job["started"], state,
-                                  1.0 if state == "finished" else progress, stage, error))
+        elif state == "cancelled":
+            stage = f"cancelled at {stage}; " + ("Resume continues the run from what it finished"
+                                                if job.get("request") else "export again to write it")
+        statuses.append(JobStatus(job["id"], job["out"], redact(job["command"]), job.get("kind", "run"), job["started"],
+                                  state, 1.0 if state == "finished" else progress, stage, error))
     return statuses
 
 

@@ -9,8 +9,10 @@ import streamlit as st  # noqa: E402
 
 from curation.errors import CurationError  # noqa: E402
 from dashboard import data  # noqa: E402
+from dashboard.gate import require_access  # noqa: E402
 
 st.set_page_config(page_title="Curation studio", page_icon=":material/balance:", layout="wide")
+require_access()  # served beyond loopback: nothing below runs before the access token
 data.init_state()
 
 

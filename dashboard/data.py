@@ -27,12 +27,14 @@ from curation.query import RunQuery, complete_seeds, connect
 from curation.rundir import RunDir, read_json
 from curation.runner import Execution, build_preview
 from curation.worldwide_preview import WorldwidePreview
+from dashboard import access
 
 PROJECT = Path(__file__).resolve().parents[1]
 RUNS_DIR = Path(os.environ.get("CURATION_RUNS_DIR", PROJECT / "runs"))
 EXPORT_DIR = Path(os.environ.get("CURATION_EXPORT_DIR", PROJECT / "exports"))
 JOBS_DIR = Path(os.environ.get("CURATION_JOBS_DIR", RUNS_DIR / ".jobs"))
 SAMPLE_RUN = RUNS_DIR / "sample"
+ROOTS = access.Roots.from_env(RUNS_DIR, EXPORT_DIR, PROJECT)  # what the UI may open, read and write
 SAMPLE_T = 200.0
 MIN_T = 0.001  # the smallest t a number input takes (t for a tiny target size can be below 1)
 T_STEP = 10.0  # what the + and - buttons of a t input add or take away
@@ -75,6 +77,7 @@ def _copy_of(uri: str) -> Path:
 
 def check_run_dir(path: str) -> Path:
     """A usable run directory, or a CurationError that says what is wrong with the path."""
+    access.check_run_dir(path, ROOTS)  # first: a path outside is not even looked at
     root = _copy_of(path.rstrip("/")) if storage.is_uri(path) else Path(path).expanduser()
     if not root.is_dir():
         raise CurationError(f"{path} is not a directory")

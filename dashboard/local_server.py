@@ -22,6 +22,7 @@ class Served:
     url: str
     started: float  # time.perf_counter() when the process was started
     health_s: float  # seconds until /_stcore/health answered
+    pid: int = 0  # the server's process
 
 
 def free_port() -> int:
@@ -40,13 +41,15 @@ def healthy(url: str) -> bool:
 
 @contextmanager
 def serve(log_path: Path, env: Mapping[str, str] | None = None, script: Path = APP,
-          timeout_s: float = 120.0) -> Iterator[Served]:
+          timeout_s: float = 120.0, address: str | None = "127.0.0.1") -> Iterator[Served]:
     """Run ``script`` with Streamlit until the block ends; RuntimeError (with the log's tail) if it
-    exits or stays silent for ``timeout_s``."""
+    exits or stays silent for ``timeout_s``. ``address=None`` leaves the address to the project's
+    .streamlit/config.toml (the dashboard's own default: what a test of that default needs)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
-               "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"]
+               *(["--server.address", address] if address else []),
+               "--server.port", str(port), "--browser.gatherUsageStats", "false"]
     with open(log_path, "wb") as log:
         started = time.perf_counter()
         process = subprocess.Popen(command, cwd=script.parent if script != APP else PROJECT, env=env,
@@ -58,7 +61,7 @@ def serve(log_path: Path, env: Mapping[str, str] | None = None, script: Path = A
                     f"did not answer within {timeout_s:g} s"
                 raise RuntimeError(f"streamlit {state} on {url}:\n{log_path.read_text(errors='replace')[-3000:]}")
             time.sleep(0.05)
-        yield Served(url, started, time.perf_counter() - started)
+        yield Served(url, started, time.perf_counter() - started, process.pid)
     finally:
         process.terminate()
         try:

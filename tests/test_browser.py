@@ -46,19 +46,33 @@ def _require_browser() -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture
-def server(tmp_path: Path):
-    """`streamlit run dashboard/app.py` on 127.0.0.1 and a free port, with runs, exports and jobs under
-    tmp_path; yields (base url, directories) and stops the server it started."""
+TOKEN = "a-token-for-this-test-only"
+
+
+def _served(tmp_path: Path, extra_env: dict[str, str]):
     _require_browser()
     dirs = {"runs": tmp_path / "runs", "exports": tmp_path / "exports", "jobs": tmp_path / "jobs"}
-    env = {**os.environ, "CURATION_RUNS_DIR": str(dirs["runs"]), "CURATION_EXPORT_DIR": str(dirs["exports"]),
-           "CURATION_JOBS_DIR": str(dirs["jobs"])}
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("CURATION_")},
+           "CURATION_RUNS_DIR": str(dirs["runs"]), "CURATION_EXPORT_DIR": str(dirs["exports"]),
+           "CURATION_JOBS_DIR": str(dirs["jobs"]), **extra_env}
     try:
         with serve(tmp_path / "streamlit.log", env, timeout_s=START_TIMEOUT_S) as served:
             yield served.url, dirs
     except RuntimeError as error:
         pytest.fail(str(error), pytrace=False)
+
+
+@pytest.fixture
+def server(tmp_path: Path):
+    """`streamlit run dashboard/app.py` on 127.0.0.1 and a free port, with runs, exports and jobs under
+    tmp_path; yields (base url, directories) and stops the server it started."""
+    yield from _served(tmp_path, {})
+
+
+@pytest.fixture
+def token_server(tmp_path: Path):
+    """The same, told to ask for a token as it would beyond loopback (the address stays 127.0.0.1)."""
+    yield from _served(tmp_path, {"CURATION_DASHBOARD_REQUIRE_TOKEN": "1", "CURATION_DASHBOARD_TOKEN": TOKEN})
 
 
 @pytest.fixture
@@ -202,7 +216,7 @@ def test_open_a_finished_run_from_jobs_and_keep_it_after_a_reload(server, page, 
     expect(page.get_by_test_id("stHeader")).to_be_attached()
     expect(page.get_by_test_id("stAppDeployButton")).to_have_count(0)
 
-    out = tmp_path / "from-job"
+    out = dirs["runs"] / "from-job"  # run directories open only from under the runs directory
     job_id = start_job(dirs["jobs"], str(pool), str(metadata), 40, 0, str(out), workers=1)
     assert wait(dirs["jobs"], job_id).state == "finished"
     rows = json.loads((out / "run.json").read_text())["rows"]["in"]
@@ -225,3 +239,43 @@ def test_open_a_finished_run_from_jobs_and_keep_it_after_a_reload(server, page, 
     page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").filter(has_text="Recent runs").click()
     expect(page.get_by_role("option", name=str(out))).to_be_visible(timeout=STEP_TIMEOUT_MS)
     assert page.get_by_test_id("stException").count() == 0
+
+
+def test_a_wrong_token_shows_nothing_and_the_right_one_shows_the_overview(token_server, tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    url, dirs = token_server
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+            app = page.get_by_test_id("stApp")
+            pool_rows = page.get_by_test_id("stMetric").filter(has_text="Pool rows").get_by_test_id("stMetricValue")
+            token = page.get_by_label("Access token", exact=True)
+            enter = page.get_by_role("button", name="Open the dashboard")
+
+            page.goto(url)
+            expect(token).to_be_visible(timeout=STEP_TIMEOUT_MS)
+            token.fill("not-the-token")
+            enter.click()
+            expect(page.get_by_text("That is not the access token.")).to_be_visible(timeout=STEP_TIMEOUT_MS)
+            expect(app).to_have_attribute("data-test-script-state", "notRunning", timeout=STEP_TIMEOUT_MS)
+            assert page.get_by_test_id("stMetric").count() == 0
+            assert page.get_by_test_id("stSidebarNav").count() == 0 and page.get_by_text("Run directory").count() == 0
+            assert not (dirs["runs"] / "sample").exists()  # nothing was even curated
+            page.screenshot(path=str(tmp_path / "refused.png"), full_page=True)
+
+            token.fill(TOKEN)
+            enter.click()
+            expect(pool_rows).to_have_text("30,000", timeout=FIRST_PAGE_TIMEOUT_MS)
+            expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+            page.get_by_test_id("stSidebarNav").get_by_role("link", name="Balance").click()  # once per session
+            expect(page.get_by_role("heading", name="Balance")).to_be_visible(timeout=STEP_TIMEOUT_MS)
+            assert token.count() == 0
+            assert page.get_by_test_id("stException").count() == 0
+
+            page.reload()  # a new session: asked again, and nothing shown before
+            expect(token).to_be_visible(timeout=STEP_TIMEOUT_MS)
+            assert page.get_by_test_id("stMetric").count() == 0
+        finally:
+            browser.close()

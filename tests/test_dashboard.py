@@ -22,17 +22,27 @@ PAGES = ["views/overview.py", "views/entries.py", "views/balance.py", "views/lan
 
 @pytest.fixture(scope="module")
 def dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Runs, exports and jobs of this module live in a temporary directory, set before the app loads."""
+    """Runs, exports and jobs of this module live in a temporary directory, set before the app loads. The
+    dashboard may read the sample, the runs directory and one gs:// prefix (to reach the store's own
+    message), and stands for a server on loopback (the project config's address, whatever the cwd)."""
+    import streamlit.config
+
     base = tmp_path_factory.mktemp("dashboard")
     paths = {"runs": base / "runs", "exports": base / "exports", "jobs": base / "jobs"}
-    saved = {key: os.environ.get(key) for key in ("CURATION_RUNS_DIR", "CURATION_EXPORT_DIR", "CURATION_JOBS_DIR")}
+    names = ("CURATION_RUNS_DIR", "CURATION_EXPORT_DIR", "CURATION_JOBS_DIR", "CURATION_DATA_ROOTS")
+    saved = {key: os.environ.get(key) for key in names}
     os.environ["CURATION_RUNS_DIR"] = str(paths["runs"])
     os.environ["CURATION_EXPORT_DIR"] = str(paths["exports"])
     os.environ["CURATION_JOBS_DIR"] = str(paths["jobs"])
+    os.environ["CURATION_DATA_ROOTS"] = os.pathsep.join([str(Path(APP).parents[1] / "data_samples"), str(paths["runs"]),
+                                                         "gs://bucket/runs/"])
+    address = streamlit.config.get_option("server.address")
+    streamlit.config.set_option("server.address", "127.0.0.1")
     import dashboard.data
 
     importlib.reload(dashboard.data)
     yield paths
+    streamlit.config.set_option("server.address", address)
     for key, value in saved.items():
         if value is None:
             os.environ.pop(key, None)
@@ -140,11 +150,12 @@ def test_export_runs_as_a_job_writes_its_files_and_refuses_traversal(app: AppTes
     assert not (dirs["exports"].parent / "outside.csv").exists()
 
 
-@pytest.mark.parametrize(("path", "said"), [("/definitely/not/here", "not a directory"),
-                                           (".", "not a run directory"),
-                                           ("gs://bucket/runs/laion", "run directories can live on s3://")])
-def test_a_path_that_is_not_a_run_directory(app: AppTest, path: str, said: str) -> None:
-    app.session_state["run_dir"] = path
+@pytest.mark.parametrize(("path", "said"), [("{runs}/not/here", "not a directory"),
+                                           ("{runs}", "not a run directory"),
+                                           ("gs://bucket/runs/laion", "run directories can live on s3://"),
+                                           ("/definitely/not/here", "is outside what this dashboard may use")])
+def test_a_path_that_is_not_a_run_directory(app: AppTest, dirs: dict[str, Path], path: str, said: str) -> None:
+    app.session_state["run_dir"] = path.format(runs=dirs["runs"])
     for page in PAGES[:5]:
         app.switch_page(page).run()
         assert not app.exception
@@ -210,7 +221,7 @@ def test_samples_for_one_entry_with_thumbnails(app: AppTest) -> None:
 def test_a_run_with_half_made_thresholds_gets_a_message(app: AppTest, tmp_path: Path, dirs: dict[str, Path]) -> None:
     import shutil
 
-    broken = tmp_path / "broken"
+    broken = dirs["runs"] / tmp_path.name / "broken"
     shutil.copytree(dirs["runs"] / "sample", broken)
     next((broken / "thresholds" / "seed-0").glob("part-*.parquet")).unlink()
     app.session_state["run_dir"] = str(broken)
@@ -234,7 +245,7 @@ def test_a_narrower_search_from_a_later_page(app: AppTest) -> None:
 def copy_of_sample(dirs: dict[str, Path], tmp_path: Path, name: str) -> Path:
     import shutil
 
-    copy = tmp_path / name
+    copy = dirs["runs"] / tmp_path.name / name
     shutil.copytree(dirs["runs"] / "sample", copy)
     return copy
 
@@ -276,7 +287,7 @@ def test_open_this_run_selects_it_everywhere_and_a_reload_keeps_it(app: AppTest,
                                                                      tmp_path: Path) -> None:
     from curation.jobs import start_job
 
-    out = tmp_path / "from-job"
+    out = dirs["runs"] / tmp_path.name / "from-job"
     job_id = start_job(dirs["jobs"], str(pool), str(metadata), 40, 0, str(out), workers=1)
     assert wait(dirs["jobs"], job_id).state == "finished"
     rows = json.loads((out / "run.json").read_text())["rows"]["in"]
@@ -392,7 +403,7 @@ def test_samples_show_entries_and_k_first_and_a_bounded_url(app: AppTest) -> Non
 
 def test_the_project_streamlit_config_turns_off_statistics_and_the_deploy_button() -> None:
     """`streamlit run` reads .streamlit/config.toml from the working directory: the README starts it from the
-    project root. The server address is not set there (the command line or the user decides)."""
+    project root. It serves on loopback unless the command line says otherwise (tests/test_serving.py)."""
     import tomllib
 
     import streamlit.config
@@ -401,4 +412,4 @@ def test_the_project_streamlit_config_turns_off_statistics_and_the_deploy_button
     options = {f"{section}.{name}": value for section, values in config.items() for name, value in values.items()}
     assert set(options) <= set(streamlit.config._config_options_template)  # every option is one Streamlit knows
     assert options["browser.gatherUsageStats"] is False and options["client.toolbarMode"] == "minimal"
-    assert "server.address" not in options
+    assert options["server.address"] == "127.0.0.1"

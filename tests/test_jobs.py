@@ -126,3 +126,70 @@ def test_an_export_job_writes_the_manifest_and_reports_progress_from_its_log(tmp
     assert "export: 6 of 6" in log_progress(jobs, job_id)[1] and log_progress(jobs, job_id)[0] == 1.0
     with pytest.raises(CurationError, match="positive"):
         start_export(jobs, run_dir, manifest, 0, 0, "parquet", "img2dataset")
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live processes of a process group, read from /proc independently of curation/jobs.py."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_bytes().rpartition(b")")[2].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] != b"Z":
+                found.append(int(entry.name))
+    return found
+
+
+def test_a_limit_on_running_jobs_and_cancel_stops_only_the_jobs_processes(tmp_path: Path, pool: Path,
+                                                                           metadata: Path) -> None:
+    import subprocess
+
+    from curation.jobs import cancel_job
+
+    jobs = tmp_path / "jobs"
+    first = start_job(jobs, str(pool), str(metadata), 40, 0, str(tmp_path / "a"), workers=1, max_running=1)
+    group = json.loads((jobs / first / "job.json").read_text())["pid"]
+    os.killpg(group, signal.SIGSTOP)  # stays running whatever the machine's speed
+    bystander = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        with pytest.raises(CurationError, match=r"1 job\(s\) running already, the most allowed at once \(1"):
+            start_job(jobs, str(pool), str(metadata), 40, 0, str(tmp_path / "b"), max_running=1)
+        assert len(list_jobs(jobs)) == 1 and not (tmp_path / "b").exists()
+        assert group_members(group)
+        cancel_job(jobs, first)
+        assert group_members(group) == []
+        assert bystander.poll() is None  # another process of the same user is left alone
+        status = list_jobs(jobs)[0]
+        assert status.state == "cancelled" and "Resume continues the run" in status.stage
+        with pytest.raises(CurationError, match="is not running \\(cancelled\\)"):
+            cancel_job(jobs, first)
+        second = start_job(jobs, str(pool), str(metadata), 40, 0, str(tmp_path / "a"), workers=1, max_running=1)
+        assert wait(jobs, second).state == "finished"  # the limit counts running jobs only; the run resumes
+        assert Run(tmp_path / "a").size_at(40) > 0
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def test_a_job_gets_no_dashboard_setting_and_its_log_hides_secret_values(tmp_path: Path, pool: Path, metadata: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CURATION_DASHBOARD_TOKEN", "dashboard-token-value")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-secret-value")
+    jobs, out = tmp_path / "jobs", tmp_path / "aws-secret-value"  # a path that spells a secret: the log names it
+    job_id = start_job(jobs, str(pool), str(metadata), 40, 0, str(out), workers=1)
+    group = json.loads((jobs / job_id / "job.json").read_text())["pid"]
+    os.killpg(group, signal.SIGSTOP)
+    try:
+        environ = Path(f"/proc/{group}/environ").read_bytes().split(b"\0")
+    finally:
+        os.killpg(group, signal.SIGCONT)
+    assert not any(v.startswith(b"CURATION_DASHBOARD_") for v in environ)
+    assert b"AWS_SECRET_ACCESS_KEY=aws-secret-value" in environ  # storage credentials still reach the run
+    assert f"CURATION_JOB_ID={job_id}".encode() in environ
+    status = wait(jobs, job_id)
+    assert status.state == "finished"
+    assert f"run complete: {out}" in (jobs / job_id / "log.txt").read_text()  # the value was there to hide
+    shown = log_tail(jobs, job_id, lines=100) + status.command
+    assert "aws-secret-value" not in shown and "[$AWS_SECRET_ACCESS_KEY]" in shown

@@ -275,6 +275,7 @@ def test_the_dashboard_opens_a_run_in_s3(store: dict, tmp_path: Path, monkeypatc
     assert cli(*run_args(uri)) == 0
     before = keys(store, "runs/dashboard/")
     monkeypatch.setenv("CURATION_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("CURATION_DATA_ROOTS", f"s3://{BUCKET}/runs/")  # the UI opens URIs under listed prefixes only
     import dashboard.data
 
     importlib.reload(dashboard.data)

@@ -365,7 +365,7 @@ def test_the_dashboard_opens_a_worldwide_run(world: dict, tmp_path: Path, monkey
 
     import dashboard.data
 
-    monkeypatch.setenv("CURATION_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("CURATION_RUNS_DIR", str(world["base"]))  # the dashboard opens runs under its runs directory
     importlib.reload(dashboard.data)
     out = world["base"] / "run-2"
     try:

@@ -3,6 +3,7 @@ A manifest is written by a background job (`python -m curation export`), shard b
 pairs take a while, the page stays free, and the dashboard's memory does not grow."""
 
 import json
+import os
 from pathlib import Path
 
 import streamlit as st
@@ -10,7 +11,7 @@ import streamlit as st
 from curation.errors import CurationError
 from curation.export import COLUMN_SETS, FORMATS, NAME_MAX, manifest_path
 from curation.jobs import list_jobs, start_export
-from dashboard import data
+from dashboard import access, data
 
 DOWNLOAD_LIMIT = 200 * 2**20
 
@@ -40,8 +41,9 @@ st.caption(f"At t = {export_t:g} (seed {export_seed}) the manifest holds {size:,
 if st.button("Export", type="primary"):
     try:
         path = manifest_path(data.EXPORT_DIR, name, file_format)
+        access.check_export(path, data.ROOTS)  # a symlink left in the export folder may point out of it
         st.session_state.export_job = start_export(data.JOBS_DIR, root, path, float(export_t), int(export_seed),
-                                                   file_format, column_set)
+                                                   file_format, column_set, max_running=access.max_jobs(os.environ))
     except CurationError as error:
         st.error(str(error))
 

@@ -1,11 +1,14 @@
 """Jobs: launch a full curation in the background and follow it; state lives in files, so it
-survives a page reload."""
+survives a page reload. What a job reads and writes is confined to the configured roots, at most
+CURATION_MAX_JOBS run at once, and a running job can be cancelled and resumed."""
+
+import os
 
 import streamlit as st
 
 from curation.errors import CurationError
-from curation.jobs import list_jobs, log_tail, start_job
-from dashboard import data
+from curation.jobs import cancel_job, job_request, list_jobs, log_tail, start_job
+from dashboard import access, data
 
 st.title("Jobs")
 
@@ -23,13 +26,35 @@ with st.form("launch"):
                            help="A local directory, or s3://bucket/prefix to keep the run in object storage.")
     launched = st.form_submit_button("Start curation")
 
+
+def _start(pool: str, metadata: str, t: float, seed: int, out: str, workers: int | None = None) -> str:
+    """A run inside the roots and the job limit (checked before anything is made), started."""
+    access.check_job_request(pool, metadata, out, data.ROOTS)
+    return start_job(data.JOBS_DIR, pool, metadata, t, seed, out, workers, max_running=access.max_jobs(os.environ))
+
+
 if launched:
     try:
-        job_id = start_job(data.JOBS_DIR, pool.strip(), metadata.strip(), float(t), int(seed), out.strip())
+        job_id = _start(pool.strip(), metadata.strip(), float(t), int(seed), out.strip())
     except CurationError as error:
         st.error(str(error))
     else:
         st.success(f"Started job {job_id}.")
+
+
+def _cancel(job_id: str) -> None:
+    try:
+        cancel_job(data.JOBS_DIR, job_id)
+    except CurationError as error:
+        st.session_state.job_message = str(error)
+
+
+def _resume(job_id: str) -> None:
+    """The same request again: the run continues from the shards it finished."""
+    try:
+        st.session_state.job_message = f"Resumed as job {_start(**job_request(data.JOBS_DIR, job_id))}."
+    except CurationError as error:
+        st.session_state.job_message = str(error)
 
 
 def _open(path: str) -> None:
@@ -43,6 +68,8 @@ def _open(path: str) -> None:
 @st.fragment(run_every=2.0)
 def job_list() -> None:
     jobs = list_jobs(data.JOBS_DIR)
+    if "job_message" in st.session_state:
+        st.info(st.session_state.pop("job_message"))
     if not jobs:
         st.caption("No jobs yet.")
     for job in jobs:
@@ -53,6 +80,12 @@ def job_list() -> None:
                 st.error(job.error or "the run failed")
             if job.state == "finished" and job.kind == "run":
                 st.button("Open this run", key=f"open-{job.id}", on_click=_open, args=(job.out,))
+            if job.state == "running":
+                st.button("Cancel", key=f"cancel-{job.id}", on_click=_cancel, args=(job.id,),
+                          help="Stops this job's processes; the run directory keeps what was finished.")
+            if job.state in ("cancelled", "lost") and job.kind == "run":
+                st.button("Resume", key=f"resume-{job.id}", on_click=_resume, args=(job.id,),
+                          help="Starts the same run again: it continues from the shards it finished.")
             with st.expander("Command and log", expanded=job.state == "running"):
                 st.code(job.command, language="bash")
                 st.code(log_tail(data.JOBS_DIR, job.id) or "(no output yet)", language="text")
