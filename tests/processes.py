@@ -59,3 +59,17 @@ def kill_when(process: subprocess.Popen, ready: Callable[[], bool], seconds: flo
     for pid in leftovers:
         os.kill(pid, signal.SIGKILL)
     return leftovers
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live processes of a process group, read from /proc independently of curation/jobs.py."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_bytes().rpartition(b")")[2].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] != b"Z":
+                found.append(int(entry.name))
+    return found

@@ -16,6 +16,7 @@ import streamlit.config
 from streamlit.testing.v1 import AppTest
 
 from conftest import ENTRIES, cli, make_texts, read_dir, write_pool
+from processes import group_members
 from curation.jobs import list_jobs, wait
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
@@ -156,19 +157,6 @@ def test_paths_outside_the_roots_are_refused_and_nothing_is_written(served: dict
     at.button[0].click().run()
     assert any("export" in e and "evil.parquet is outside" in e for e in errors(at)), errors(at)
     assert not (outside / "evil.parquet").exists() and list_jobs(served["jobs"]) == []
-
-
-def group_members(pgid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_bytes().rpartition(b")")[2].split()
-            except OSError:
-                continue
-            if int(fields[2]) == pgid and fields[0] != b"Z":
-                found.append(int(entry.name))
-    return found
 
 
 def test_one_job_at_a_time_and_a_cancelled_run_resumes_to_the_same_result(served: dict[str, Path]) -> None:

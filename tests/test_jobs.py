@@ -11,6 +11,7 @@ import pytest
 
 from curation import Run
 from curation.errors import CurationError
+from processes import group_members
 from curation.jobs import absolute, list_jobs, log_progress, log_tail, start_job, wait
 from curation.mirror import check_output, exclusive, open_run
 
@@ -126,20 +127,6 @@ def test_an_export_job_writes_the_manifest_and_reports_progress_from_its_log(tmp
     assert "export: 6 of 6" in log_progress(jobs, job_id)[1] and log_progress(jobs, job_id)[0] == 1.0
     with pytest.raises(CurationError, match="positive"):
         start_export(jobs, run_dir, manifest, 0, 0, "parquet", "img2dataset")
-
-
-def group_members(pgid: int) -> list[int]:
-    """Live processes of a process group, read from /proc independently of curation/jobs.py."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_bytes().rpartition(b")")[2].split()
-            except OSError:
-                continue
-            if int(fields[2]) == pgid and fields[0] != b"Z":
-                found.append(int(entry.name))
-    return found
 
 
 def test_a_limit_on_running_jobs_and_cancel_stops_only_the_jobs_processes(tmp_path: Path, pool: Path,
