@@ -49,7 +49,7 @@ from metadata.loading import MetadataError
 from metadata.spill import COUNT_SCHEMA, KeyCounter, reduce_bounded
 from metadata.wikitext import BREAK_MARK, PageStats, article_tokens
 
-TOKENIZER_VERSION = 1  # bump when wikitext's rules change: counts of different versions do not mix
+TOKENIZER_VERSION = 2  # bump when wikitext's rules change: counts of different versions do not mix
 STREAM_START = re.compile(rb"BZh[1-9]1AY&SY")  # bz2 stream header followed by the first block's magic
 UNIGRAMS, BIGRAMS, RECORD = "unigrams.parquet", "bigrams.parquet", "counts.json"
 PAGE_START, PAGE_END = b"<page>", b"</page>"
@@ -349,6 +349,32 @@ def _check_dump(dump: Path) -> None:
     if magic != b"BZh":
         raise MetadataError(f"wikipedia dump {dump} is not a bzip2 file "
                             "(expected a pages-articles*.xml.bz2 dump)")
+    encoding = _foreign_encoding(dump)
+    if encoding:
+        raise MetadataError(f"wikipedia dump {dump} is {encoding} text, but MediaWiki dumps are UTF-8: convert it "
+                            f"first (bzcat DUMP | iconv -f {encoding} -t UTF-8 | bzip2 > DUMP-utf8.xml.bz2)")
+
+
+def _foreign_encoding(dump: Path, probe: int = 1 << 12) -> str | None:
+    """The name of the encoding when the dump's first bytes are UTF-16 or UTF-32 (a byte-order mark, or the
+    zero bytes that ASCII markup has in those encodings), else None."""
+    decompressor = bz2.BZ2Decompressor()
+    start = b""
+    with dump.open("rb") as handle:
+        try:
+            while len(start) < probe and not decompressor.eof and (block := handle.read(1 << 16)):
+                start += decompressor.decompress(block, max_length=probe - len(start))
+        except OSError:
+            return None  # reported properly by the counting pass
+    if start.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        return "UTF-32"  # a byte-order mark, which iconv reads
+    if start.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "UTF-16"
+    for head, name in ((b"<\x00\x00\x00", "UTF-32LE"), (b"\x00\x00\x00<", "UTF-32BE"), (b"<\x00", "UTF-16LE"),
+                       (b"\x00<", "UTF-16BE")):
+        if start.startswith(head):
+            return name
+    return None
 
 
 def count_dump(dump: str | Path, out_dir: str | Path, workers: int | None = None, partitions: int = 16,
