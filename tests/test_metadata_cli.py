@@ -100,7 +100,7 @@ def test_build_from_a_dump_keeps_counts_when_asked(tmp_path, capsys):
 
 def test_build_with_pageviews_extra_and_budget(tmp_path, wordnet_dir, capsys):
     views = write_pageviews(tmp_path / "pageviews-20240101-000000.gz",
-                            ["en Main_Page 120 0", "en Dog 80 0", "en Cat 75 0", "en Rare 3 0", "en bad"])
+                            ["en Main_Page 130 0", "en Horse 120 0", "en Dog 80 0", "en Cat 75 0", "en Rare 3 0", "en bad"])
     extra = tmp_path / "extra.json"
     extra.write_text(json.dumps(["my entry", "dog"]))
     code, out, err = run(capsys, "build", "--wordnet", wordnet_dir, "--pageviews", views, "--min-views", 70,
@@ -108,7 +108,8 @@ def test_build_with_pageviews_extra_and_budget(tmp_path, wordnet_dir, capsys):
     assert code == 0, err
     metadata = load_metadata(tmp_path / "m.parquet")
     sources = dict(zip(metadata.entries, metadata.sources))
-    assert sources["Main Page"] == ("wiki_title",) and sources["Dog"] == ("wiki_title",)
+    assert sources["Horse"] == ("wiki_title",) and sources["Dog"] == ("wiki_title",)
+    assert "Main Page" not in sources  # the front page is never a title
     assert "Cat" not in sources and "Rare" not in sources  # over budget; below the threshold
     assert sources["dog"] == ("wordnet", "extra") and sources["my entry"] == ("extra",)
     assert "skipped 1 malformed rows" in out
