@@ -625,8 +625,24 @@ def frequent_unigrams(counts_dir: str | Path, min_count: int) -> list[str]:
     return table.column("token").to_pylist()
 
 
+def exact_pmi(count: np.ndarray, c1: np.ndarray, c2: np.ndarray, log_total: float) -> np.ndarray:
+    """log2(count * N / (c1 * c2)), computed from the fraction count / (c1 * c2) in lowest terms p / q.
+
+    Bigrams whose PMI is exactly equal have the same p and q, and so get the same float whatever the
+    order of their words or a common factor (1/(5*11) and 1/(11*5), 3/(15*6) and 1/(5*6)); a formula that
+    sums four logarithms leaves them an ulp apart, which would order ties by rounding noise."""
+    count, c1, c2 = count.astype(np.int64), c1.astype(np.int64), c2.astype(np.int64)
+    common = np.gcd(count, c1)
+    count, c1 = count // common, c1 // common
+    common = np.gcd(count, c2)
+    count, c2 = count // common, c2 // common
+    # a product of two exact floats is correctly rounded, so equal q give equal floats
+    return np.log2(count.astype(np.float64)) - np.log2(c1.astype(np.float64) * c2.astype(np.float64)) + log_total
+
+
 def pmi_table(counts_dir: str | Path, min_pmi: float, min_count: int = 1) -> pa.Table:
-    """Bigrams with PMI >= ``min_pmi`` and count >= ``min_count``: (bigram, count, pmi), best first.
+    """Bigrams with PMI >= ``min_pmi`` and count >= ``min_count``: (bigram, count, pmi), highest PMI first,
+    equal PMIs (``exact_pmi``) in code-point order of the bigram.
 
     Only words seen at most N / 2^min_pmi times can be part of such a bigram (PMI <= log2(N / c(w)) for
     each of its words), so only those words' counts are looked up."""
@@ -654,15 +670,15 @@ def pmi_table(counts_dir: str | Path, min_pmi: float, min_count: int = 1) -> pa.
             table = table.join(first, "w1", join_type="inner").join(second, "w2", join_type="inner")
             if table.num_rows == 0:
                 continue
-            pmi = (np.log2(table.column("count").to_numpy()) + log_total
-                   - np.log2(table.column("c1").to_numpy()) - np.log2(table.column("c2").to_numpy()))
+            pmi = exact_pmi(table.column("count").to_numpy(), table.column("c1").to_numpy(),
+                            table.column("c2").to_numpy(), log_total)
             keep = pmi >= min_pmi
             if keep.any():
                 found.append(pa.table({"bigram": table.column("bigram").filter(pa.array(keep)),
                                        "count": table.column("count").filter(pa.array(keep)),
                                        "pmi": pa.array(pmi[keep])}, schema=schema))
     result = pa.concat_tables(found) if found else schema.empty_table()
-    return result.sort_by([("pmi", "descending"), ("count", "descending"), ("bigram", "ascending")])
+    return result.sort_by([("pmi", "descending"), ("bigram", "ascending")])
 
 
 def pmi_bigrams(counts_dir: str | Path, min_pmi: float, min_count: int = 1) -> list[str]:

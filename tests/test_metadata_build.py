@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 from urllib.parse import unquote
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -23,7 +24,7 @@ from metadata.merge import NUMBERS, Source, is_punctuation_only, merge, parse_bu
 from metadata.pageviews import popular_titles
 from metadata.report import diff, never_matches, stats
 from metadata.spill import KeyCounter, partition_ids, reduce_bounded, reduce_partition, value_counts
-from metadata.wikipedia import (Stitcher, count_dump, find_streams, frequent_unigrams, plan_ranges, pmi_table,
+from metadata.wikipedia import (TOKENIZER_VERSION, Stitcher, count_dump, find_streams, frequent_unigrams, plan_ranges, pmi_table,
                                 read_record, split_fragments)
 from metadata.wikitext import BREAK_MARK, PageStats, article_texts, tokens
 from metadata.wordnet import read_wordnet, synset_name
@@ -364,6 +365,31 @@ def test_bigram_pmi_matches_its_definition(counts_dir):
     strict = pmi_table(counts_dir, min_pmi=3.5, min_count=2).column("bigram").to_pylist()
     assert strict == [b for b in table.column("bigram").to_pylist() if bigrams[b] >= 2]
     assert pmi_table(counts_dir, min_pmi=30.0).num_rows == 0  # PMI <= log2(tokens) < 30 here
+
+
+def write_counts(directory: Path, unigrams: dict[str, int], bigrams: dict[str, int], tokens: int) -> Path:
+    """A count-wikipedia output written directly, for thresholds on chosen counts."""
+    directory.mkdir()
+    pq.write_table(pa.table({"token": list(unigrams), "count": pa.array(list(unigrams.values()), pa.int64())}),
+                   directory / "unigrams.parquet")
+    pq.write_table(pa.table({"bigram": list(bigrams), "count": pa.array(list(bigrams.values()), pa.int64())}),
+                   directory / "bigrams.parquet")
+    (directory / "counts.json").write_text(json.dumps({"tokens": tokens, "tokenizer_version": TOKENIZER_VERSION}))
+    return directory
+
+
+def test_equal_pmi_is_ordered_by_bigram_not_by_rounding(tmp_path):
+    # Two groups of exactly equal PMI: 1/(5*11) = 1/(11*5), and 3/(15*6) = 1/(5*6) = 2/(10*6); summing four
+    # logarithms puts members of a group an ulp apart, in an order that has nothing to do with the entries.
+    unigrams = {"a": 5, "b": 11, "c": 15, "d": 6, "e": 10, "f": 6}
+    bigrams = {"b a": 1, "a b": 1, "c d": 3, "a f": 1, "e d": 2, "f e": 1}
+    counts = write_counts(tmp_path / "counts", unigrams, bigrams, tokens=1000)
+    table = pmi_table(counts, min_pmi=0.0)
+    order = table.column("bigram").to_pylist()
+    pmi = dict(zip(order, table.column("pmi").to_pylist()))
+    assert order == ["a f", "c d", "e d", "a b", "b a", "f e"]  # 1/30 before 1/55 and 1/60, ties by entry
+    assert pmi["a f"] == pmi["c d"] == pmi["e d"] and pmi["a b"] == pmi["b a"]
+    assert math.isclose(pmi["a b"], math.log2(1000 / 55)) and pmi["f e"] < pmi["b a"]
 
 
 # --- pageviews --------------------------------------------------------------------------------------------------
