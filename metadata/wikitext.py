@@ -54,6 +54,10 @@ MARKUP = [
 # table's own text. A removed template or table leaves a break: its rendering (or nothing) stands between
 # the words around it, which must not become a bigram.
 NESTED = r"\{\{(?:[^{}]|\{[^{}]*\})*\}\}|(?s:\{\|(?:[^{]|\{[^{}]*\})*?\|\})"
+# A link's label is fenced by LINK_EDGE until the quotes are read, as MediaWiki reads quotes with links still
+# in place: the apostrophe in '[[Epoch|''epoch'']] stays an apostrophe, not part of a run of three.
+# It is no character of XML text, so no dump holds it.
+LINK_EDGE = "\x01"
 _BRACKETED = r"(?:[^\[\]]|\[\[[^\[\]]*\]\]|\[[^\[\]]*\])*"  # text, [[links]] and [single] brackets
 # Tags that sit inside a word when rendered (CO<sub>2</sub> is CO2); any other tag is a break.
 INLINE_TAGS = ("sub", "sup", "small", "big", "b", "i", "u", "s", "strike", "del", "ins", "em", "strong",
@@ -65,8 +69,8 @@ LINKS = [
     # file, category and interlanguage links ([[de:Hund]], [[simple:Dog]]; language codes are lower case)
     (r"\[\[\s*(?:(?i:File|Image|Media|Category)|[a-z]{2,3}(?:-[a-z]+)*|simple)\s*:" + _BRACKETED + r"\]\]",
      _BREAK),
-    (r"\[\[[^\[\]|]*\|([^\[\]]*)\]\]", r"\1"),
-    (r"\[\[([^\[\]|]*)\]\]", r"\1"),
+    (r"\[\[[^\[\]|]*\|([^\[\]]*)\]\]", LINK_EDGE + r"\1" + LINK_EDGE),
+    (r"\[\[([^\[\]|]*)\]\]", LINK_EDGE + r"\1" + LINK_EDGE),
     (r"\[(?:https?:|ftp:)?//[^\s\]]*\s*([^\]]*)\]", r" \1 "),
     (r"(?:https?|ftp)://\S+", _BREAK),
 ]
@@ -77,7 +81,7 @@ TAGS = [  # after the quotes, which MediaWiki reads with the tags still in place
 # A run of three or more quotes between word characters may leave an apostrophe (''Farm'''s). MediaWiki
 # decides per line, so only the texts holding such a run go through ``resolve_quotes``; the others just
 # lose every run of two or more quotes.
-QUOTE_CANDIDATE = rf"[{WORD}]'{{3,}}[{WORD}]"
+QUOTE_CANDIDATE = rf"[{WORD}{LINK_EDGE}]'{{3,}}[{WORD}{LINK_EDGE}]"
 QUOTES = r"'{2,}"
 ENTITY_CANDIDATE = r"&(?:[A-Za-z][A-Za-z0-9]*|#[0-9]+|#[xX][0-9A-Fa-f]+);"  # left for html.unescape
 BREAKS = [
@@ -268,7 +272,7 @@ def plain_texts(wikitexts: list[str] | pa.Array | pa.ChunkedArray) -> pa.Array:
         array = pc.replace_substring_regex(array, NESTED, _BREAK)
     array = _replace(array, LINKS)
     array = _in_python(array, QUOTE_CANDIDATE, resolve_quotes)
-    array = pc.replace_substring_regex(array, QUOTES, "")
+    array = pc.replace_substring(pc.replace_substring_regex(array, QUOTES, ""), LINK_EDGE, "")
     array = _replace(array, TAGS)
     array = pc.replace_substring(array, "&nbsp;", " ")
     return _in_python(array, ENTITY_CANDIDATE, html.unescape)

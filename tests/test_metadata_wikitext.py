@@ -56,6 +56,8 @@ def collapsed(found: list[str]) -> list[str]:
     ("''Animal Farm'''s", ["Animal", "Farm's"]),
     ("'''Dog'''s are", ["Dogs", "are"]),
     ("L''''amour'''", ["L'amour"]),
+    ("by the '[[Epoch (astronomy)|''epoch'' year]]", ["by", "the", BREAK_MARK, "epoch", "year"]),  # a lone '
+    ("''[[Animal Farm]]'''s", ["Animal", "Farm's"]),
     # 3. a table inside a template
     ("a {{Infobox|data={|\n|c\n|}|name=leaked}} b", ["a", BREAK_MARK, "b"]),
     # 4. literal braces inside a template or a table
