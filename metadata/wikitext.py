@@ -6,13 +6,13 @@ without its end tag, or without a complete ``<text>`` element, is counted as mal
 Disambiguation pages are articles (namespace 0) and are counted like any other; how many there were is
 reported.
 
-Markup, as MediaWiki shows the page: comments vanish (the words around them join); references,
-templates, tables (nested in any order and to any depth), file/category/interlanguage links, external-link
-targets and non-inline tags are removed and leave a break; inline tags (``<sub>``, ``<span>``...) vanish
-inside a word; internal links keep their label; bold and italic quotes go, keeping the apostrophe
-MediaWiki keeps (``''Animal Farm'''s`` is "Animal Farm's"); HTML entities are decoded (``&nbsp;`` is a
-space). Almost all of it is RE2 over Arrow arrays; only texts holding a rare construct (a quote run between
-letters, an entity other than ``&nbsp;``) take a Python step.
+Markup, as MediaWiki shows the page: comments vanish (the words around them join); references become a
+space; templates, tables (nested in any order and to any depth), file/category/interlanguage links, bare
+URLs and non-inline tags are removed and leave a break; inline tags (``<sub>``, ``<span>``...) vanish
+inside a word; internal and external links keep their label; bold and italic quotes go, keeping the
+apostrophe MediaWiki keeps (``''Animal Farm'''s`` is "Animal Farm's"); HTML entities are decoded
+(``&nbsp;`` is a space). Almost all of it is RE2 over Arrow arrays; only texts holding a rare construct (a
+quote run between letters, an entity other than ``&nbsp;``) take a Python step.
 
 Tokens: runs of letters, digits, combining marks and underscores, joined inside a word by one hyphen or
 apostrophe (``dog-friendly``, ``children's``), case kept. Any other character (punctuation, brackets,

@@ -4,9 +4,9 @@ Pages are read with the standard library's XML parser, not with our page scanner
 parses the markup; before ``strip_code`` the nodes that our documented policy drops (and that
 ``strip_code`` would keep) are taken out of its tree, so the comparison measures parsing (nesting,
 quotes, links, tags, entities), not policy:
-- comments, then references (``<ref>...</ref>``, ``<ref/>``), cut out by a string scan first, as MediaWiki's preprocessor
-  takes extension tags out before parsing (mwparserfromhell can read an unclosed ``''`` inside a reference
-  as italics running on past it);
+- comments, then references (``<ref>...</ref>``, ``<ref/>``), cut out by a scan first, as MediaWiki's
+  preprocessor takes extension tags out before parsing (mwparserfromhell can read an unclosed ``''``
+  inside a reference as italics running on past it);
 - tables, as MediaWiki finds them: a line starting with ``{|`` up to its matching ``|}`` line, counted by
   a line scanner here (mwparserfromhell's table parser can run past the end of a table);
 - file, category and interlanguage links (``strip_code`` keeps a file link's caption and options);
