@@ -13,7 +13,7 @@ import pytest
 from metadata.cli import main
 from metadata.loading import fingerprint, load_entries, load_metadata
 from metadata.merge import NUMBERS
-from test_metadata_build import ARTICLES, WORDNET_NAMES, write_dump, write_pageviews, write_wordnet
+from test_metadata_build import ARTICLES, WORDNET_NAMES, page, write_dump, write_pageviews, write_wordnet
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,9 +75,10 @@ def test_build_prints_the_source_table(tmp_path, wordnet_dir, capsys):
 
 
 def test_count_then_build_with_new_thresholds_without_recounting(tmp_path, wordnet_dir, capsys):
-    dump = write_dump(tmp_path / "pages-articles.xml.bz2", ARTICLES, layout="multi")
+    disambiguation = page("Ada", "Ada may refer to:\n* [[Ada Lovelace]]\n{{disambiguation}}")
+    dump = write_dump(tmp_path / "pages-articles.xml.bz2", [*ARTICLES, disambiguation], layout="multi")
     code, out, _ = run(capsys, "count-wikipedia", dump, "--out", tmp_path / "counts", "--workers", 1, "--quiet")
-    assert code == 0 and "3 articles of 5 pages" in out
+    assert code == 0 and "4 articles (1 of them disambiguation pages) of 6 pages" in out
     sizes = []
     for threshold in (1, 3):
         code, _, err = run(capsys, "build", "--wikipedia-counts", tmp_path / "counts", "--min-unigram", threshold,

@@ -16,7 +16,8 @@ import pytest
 
 from metadata.loading import MetadataError
 from metadata.wikipedia import count_dump, frequent_unigrams
-from metadata.wikitext import BREAK_MARK, PageStats, article_texts, plain_texts, resolve_quotes, tokens
+from metadata.wikitext import (BREAK_MARK, PageStats, article_texts, article_tokens, plain_texts, resolve_quotes,
+                               tokens)
 
 ROOT = Path(__file__).resolve().parent.parent
 WIKI = ROOT.parent / "shared" / "data" / "wiki"
@@ -114,7 +115,8 @@ def test_disambiguation_pages_are_counted_as_articles_and_reported():
     xml = "".join(f"<page><title>T{i}</title><ns>0</ns><revision><text>{text}</text></revision></page>"
                   for i, text in enumerate(["A may be: x {{disambiguation}}", "{{Dab|x}}", "{{Hndis}}", "plain",
                                             "{{database}}"]))
-    assert len(article_texts(xml, stats)) == 5 and stats.disambiguation == 3
+    article_tokens(xml, stats)
+    assert stats.articles == 5 and stats.disambiguation == 3
 
 
 def test_utf16_dump_is_refused_naming_its_encoding(tmp_path):
@@ -240,7 +242,9 @@ def test_pages_without_ns_on_the_real_excerpt():
     texts = article_texts(xml, with_ns)
     assert texts == article_texts(re.sub(r"\s*<ns>[^<]*</ns>", "", xml), without_ns)
     assert with_ns.as_dict() == without_ns.as_dict() and with_ns.other_namespace >= 1
-    assert with_ns.disambiguation == 8  # as listed in ../shared/data/wiki/README.md
+    counted = PageStats()
+    article_tokens(xml, counted)
+    assert counted.disambiguation == 8  # as listed in ../shared/data/wiki/README.md
 
 
 @pytest.mark.skipif(not UTF16_DUMP.exists(), reason="real Wikipedia excerpts (../shared/data/wiki) not present")
