@@ -43,11 +43,11 @@ JOINERS = "'\u2019-"
 XML_ENTITIES = [("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&#039;", "'"), ("&#39;", "'"), ("&amp;", "&")]
 MARKUP = [
     (r"(?s)<!--.*?(?:-->|$)", ""),  # MediaWiki shows nothing, so the words around a comment join
+    (r"__[A-Z]+__", ""),  # behaviour switches such as __NOTOC__ (a pass of their own keeps both fast)
     (r"(?is)<ref\b[^>]*/>|<ref\b[^>]*>.*?</ref\s*>", " "),
     ("(?is)" + "|".join(rf"<{tag}\b[^>]*>.*?</{tag}\s*>" for tag in (
         "math", "chem", "gallery", "timeline", "score", "syntaxhighlight", "source", "pre", "code",
         "imagemap", "graph", "mapframe")), _BREAK),
-    (r"__[A-Z]+__", " "),  # behaviour switches such as __NOTOC__
 ]
 # Innermost templates ({{...}}, also {{{parameters}}}) and tables ({|...|}) together, repeated until none
 # is left, so a table inside a template goes too. A brace pair inside ({1, 2}) is the template's or
@@ -266,8 +266,12 @@ def plain_texts(wikitexts: list[str] | pa.Array | pa.ChunkedArray) -> pa.Array:
     for entity, character in XML_ENTITIES:
         array = pc.replace_substring(array, entity, character)
     array = _replace(array, MARKUP)
-    while pc.any(pc.match_substring_regex(array, NESTED)).as_py():  # each pass removes the innermost ones
+    size = pc.sum(pc.binary_length(array)).as_py()
+    while True:  # each pass removes the innermost ones; a pass that removes nothing leaves the size as it was
         array = pc.replace_substring_regex(array, NESTED, _BREAK)
+        size, before = pc.sum(pc.binary_length(array)).as_py(), size
+        if size == before:
+            break
     array = _replace(array, LINKS)
     array = _in_python(array, QUOTE_CANDIDATE, resolve_quotes)
     array = pc.replace_substring_regex(array, QUOTES, "")
