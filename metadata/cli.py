@@ -297,7 +297,8 @@ def run_count(args: argparse.Namespace) -> int:
     summary = count_dump(args.dump, args.out, workers=args.workers, partitions=args.partitions,
                          chunk_mb=args.chunk_mb, max_rows=args.max_rows, progress=not args.quiet)
     r = summary.record
-    print(f"counted {r['articles']:,} articles of {r['pages']:,} pages ({r['redirects']:,} redirects, "
+    print(f"counted {r['articles']:,} articles ({r['disambiguation']:,} of them disambiguation pages) of "
+          f"{r['pages']:,} pages ({r['redirects']:,} redirects, "
           f"{r['other_namespace']:,} in other namespaces, {r['malformed']:,} malformed) in {r['seconds']:.1f} s "
           f"({r['dump_bytes'] / 1e6 / max(r['seconds'], 1e-9):.1f} MB/s of dump)")
     print(f"{r['tokens']:,} tokens, {r['distinct_unigrams']:,} distinct unigrams, "

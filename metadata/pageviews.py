@@ -5,10 +5,13 @@ Files: ``pageviews-YYYYMMDD-HHMMSS.gz`` from https://dumps.wikimedia.org/other/p
 single spaces. ``domain_code`` names language and project: ``en`` is English Wikipedia on desktop,
 ``en.m`` its mobile site, ``en.b`` English Wikibooks, ``de`` German Wikipedia.
 
-We sum ``count_views`` per title over every line whose code is one of the chosen codes (MetaCLIP used
-``en``, 26 sampled days), turn underscores into spaces and keep titles with at least ``min_views`` views,
-most viewed first. Titles in a namespace other than articles (``Special:``, ``File:``, ``Talk:``...) are
-left out unless asked for; only English and canonical namespace names are recognised. Lines that do not
+Titles are as the page's URL spells them: percent-escapes are decoded (``Barack_Obama%27s`` and
+``Barack_Obama's`` are one title) and underscores become spaces, so a title reads as an article's title
+does. We sum ``count_views`` per decoded title over every line whose code is one of the chosen codes
+(MetaCLIP used ``en``, 26 sampled days) and keep titles with at least ``min_views`` views, most viewed
+first. ``Main_Page`` (the front page) and ``-`` (no title) are never titles. Titles in a namespace other
+than articles (``Special:``, ``File:``, ``Talk:``...) are left out unless asked for; only English and
+canonical namespace names are recognised. Lines that do not
 have four fields or whose count is not a whole number are skipped, counted and reported (never silent).
 
 Files are streamed with Arrow's CSV reader and the sums kept in a ``KeyCounter``, so a month of hours
@@ -23,6 +26,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -30,18 +34,12 @@ import pyarrow.csv as csv
 from tqdm import tqdm
 
 from metadata.loading import MetadataError
+from metadata.namespaces import NAMESPACE_PATTERN
 from metadata.spill import COUNT_SCHEMA, KeyCounter, reduce_bounded
 
 COLUMNS = ["code", "title", "views", "size"]
+NOT_TITLES = pa.array(["Main Page", "-"], pa.string())  # views of the front page, and of no page at all
 FILE_NAME = re.compile(r"^pageviews-(\d{8})-(\d{6})\.gz$")
-NAMESPACES = [
-    "Media", "Special", "Talk", "User", "User talk", "Wikipedia", "Wikipedia talk", "Project", "Project talk",
-    "File", "File talk", "Image", "Image talk", "MediaWiki", "MediaWiki talk", "Template", "Template talk",
-    "Help", "Help talk", "Category", "Category talk", "Portal", "Portal talk", "Draft", "Draft talk",
-    "TimedText", "TimedText talk", "Module", "Module talk", "Book", "Book talk", "Education Program",
-    "Gadget", "Gadget talk", "Gadget definition", "Topic", "WP", "WT",
-]
-NAMESPACE_PATTERN = "(?i)^(?:" + "|".join(re.escape(n).replace(r"\ ", "[ _]") for n in NAMESPACES) + ")[ _]*:"
 
 
 @dataclass
@@ -52,6 +50,7 @@ class PageviewStats:
     malformed: int = 0
     malformed_examples: list[str] = field(default_factory=list)
     namespaced_rows: int = 0
+    main_page_rows: int = 0  # rows for the front page or for no page at all ("-")
     below_hourly_rows: int = 0
     hours: list[str] = field(default_factory=list)
     unnamed_files: list[str] = field(default_factory=list)  # not called pageviews-YYYYMMDD-HHMMSS.gz
@@ -65,7 +64,8 @@ class PageviewStats:
     def as_dict(self) -> dict:
         return {"files": self.files, "rows": self.rows, "selected_rows": self.selected_rows,
                 "malformed_rows": self.malformed, "malformed_examples": self.malformed_examples,
-                "namespaced_rows": self.namespaced_rows, "below_hourly_rows": self.below_hourly_rows,
+                "namespaced_rows": self.namespaced_rows,
+                "main_page_rows": self.main_page_rows, "below_hourly_rows": self.below_hourly_rows,
                 "first_hour": min(self.hours) if self.hours else None,
                 "last_hour": max(self.hours) if self.hours else None,
                 "distinct_days": len({h[:8] for h in self.hours})}
@@ -121,6 +121,21 @@ def _batches(path: Path, stats: PageviewStats):
         raise MetadataError(f"pageview file {path} cannot be read: {error}") from None
 
 
+def _unquote(title: str) -> str:
+    return unquote(title, errors="replace")
+
+
+def decode_titles(titles: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Titles with their percent-escapes decoded (``Barack_Obama%27s`` is ``Barack_Obama's``), as UTF-8;
+    only the titles holding a ``%`` take the Python step."""
+    array = titles.combine_chunks() if isinstance(titles, pa.ChunkedArray) else titles
+    hits = pc.fill_null(pc.match_substring(array, "%"), False)
+    if not pc.any(hits).as_py():
+        return array
+    decoded = pa.array([_unquote(title) for title in array.filter(hits).to_pylist()], array.type)
+    return pc.replace_with_mask(array, hits, decoded)
+
+
 def selected_views(batch: pa.RecordBatch, codes: Sequence[str], min_hourly: int, keep_namespaces: bool,
                    stats: PageviewStats, where: str) -> pa.Table:
     """(title with spaces, views) of the batch's rows for ``codes``; bad counts are noted and skipped."""
@@ -135,7 +150,11 @@ def selected_views(batch: pa.RecordBatch, codes: Sequence[str], min_hourly: int,
             stats.note_malformed(f"{where}: view count {views!r} is not a whole number ({code} {title})")
         rows = rows.filter(valid)
     views = pc.cast(rows.column("views"), pa.int64())
-    titles = pc.replace_substring(rows.column("title"), "_", " ")
+    titles = pc.replace_substring(decode_titles(rows.column("title")), "_", " ")
+    front = pc.is_in(titles, NOT_TITLES)
+    if pc.any(front).as_py():
+        stats.main_page_rows += int(pc.sum(front).as_py())
+        titles, views = titles.filter(pc.invert(front)), views.filter(pc.invert(front))
     if not keep_namespaces:
         outside = pc.match_substring_regex(titles, NAMESPACE_PATTERN)
         stats.namespaced_rows += int(pc.sum(outside).as_py() or 0)

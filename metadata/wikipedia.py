@@ -49,7 +49,7 @@ from metadata.loading import MetadataError
 from metadata.spill import COUNT_SCHEMA, KeyCounter, reduce_bounded
 from metadata.wikitext import BREAK_MARK, PageStats, article_tokens
 
-TOKENIZER_VERSION = 1  # bump when wikitext's rules change: counts of different versions do not mix
+TOKENIZER_VERSION = 2  # bump when wikitext's rules change: counts of different versions do not mix
 STREAM_START = re.compile(rb"BZh[1-9]1AY&SY")  # bz2 stream header followed by the first block's magic
 UNIGRAMS, BIGRAMS, RECORD = "unigrams.parquet", "bigrams.parquet", "counts.json"
 PAGE_START, PAGE_END = b"<page>", b"</page>"
@@ -349,6 +349,32 @@ def _check_dump(dump: Path) -> None:
     if magic != b"BZh":
         raise MetadataError(f"wikipedia dump {dump} is not a bzip2 file "
                             "(expected a pages-articles*.xml.bz2 dump)")
+    encoding = _foreign_encoding(dump)
+    if encoding:
+        raise MetadataError(f"wikipedia dump {dump} is {encoding} text, but MediaWiki dumps are UTF-8: convert it "
+                            f"first (bzcat DUMP | iconv -f {encoding} -t UTF-8 | bzip2 > DUMP-utf8.xml.bz2)")
+
+
+def _foreign_encoding(dump: Path, probe: int = 1 << 12) -> str | None:
+    """The name of the encoding when the dump's first bytes are UTF-16 or UTF-32 (a byte-order mark, or the
+    zero bytes that ASCII markup has in those encodings), else None."""
+    decompressor = bz2.BZ2Decompressor()
+    start = b""
+    with dump.open("rb") as handle:
+        try:
+            while len(start) < probe and not decompressor.eof and (block := handle.read(1 << 16)):
+                start += decompressor.decompress(block, max_length=probe - len(start))
+        except OSError:
+            return None  # reported properly by the counting pass
+    if start.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        return "UTF-32"  # a byte-order mark, which iconv reads
+    if start.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "UTF-16"
+    for head, name in ((b"<\x00\x00\x00", "UTF-32LE"), (b"\x00\x00\x00<", "UTF-32BE"), (b"<\x00", "UTF-16LE"),
+                       (b"\x00<", "UTF-16BE")):
+        if start.startswith(head):
+            return name
+    return None
 
 
 def count_dump(dump: str | Path, out_dir: str | Path, workers: int | None = None, partitions: int = 16,
@@ -599,8 +625,24 @@ def frequent_unigrams(counts_dir: str | Path, min_count: int) -> list[str]:
     return table.column("token").to_pylist()
 
 
+def exact_pmi(count: np.ndarray, c1: np.ndarray, c2: np.ndarray, log_total: float) -> np.ndarray:
+    """log2(count * N / (c1 * c2)), computed from the fraction count / (c1 * c2) in lowest terms p / q.
+
+    Bigrams whose PMI is exactly equal have the same p and q, and so get the same float whatever the
+    order of their words or a common factor (1/(5*11) and 1/(11*5), 3/(15*6) and 1/(5*6)); a formula that
+    sums four logarithms leaves them an ulp apart, which would order ties by rounding noise."""
+    count, c1, c2 = count.astype(np.int64), c1.astype(np.int64), c2.astype(np.int64)
+    common = np.gcd(count, c1)
+    count, c1 = count // common, c1 // common
+    common = np.gcd(count, c2)
+    count, c2 = count // common, c2 // common
+    # a product of two exact floats is correctly rounded, so equal q give equal floats
+    return np.log2(count.astype(np.float64)) - np.log2(c1.astype(np.float64) * c2.astype(np.float64)) + log_total
+
+
 def pmi_table(counts_dir: str | Path, min_pmi: float, min_count: int = 1) -> pa.Table:
-    """Bigrams with PMI >= ``min_pmi`` and count >= ``min_count``: (bigram, count, pmi), best first.
+    """Bigrams with PMI >= ``min_pmi`` and count >= ``min_count``: (bigram, count, pmi), highest PMI first,
+    equal PMIs (``exact_pmi``) in code-point order of the bigram.
 
     Only words seen at most N / 2^min_pmi times can be part of such a bigram (PMI <= log2(N / c(w)) for
     each of its words), so only those words' counts are looked up."""
@@ -628,15 +670,15 @@ def pmi_table(counts_dir: str | Path, min_pmi: float, min_count: int = 1) -> pa.
             table = table.join(first, "w1", join_type="inner").join(second, "w2", join_type="inner")
             if table.num_rows == 0:
                 continue
-            pmi = (np.log2(table.column("count").to_numpy()) + log_total
-                   - np.log2(table.column("c1").to_numpy()) - np.log2(table.column("c2").to_numpy()))
+            pmi = exact_pmi(table.column("count").to_numpy(), table.column("c1").to_numpy(),
+                            table.column("c2").to_numpy(), log_total)
             keep = pmi >= min_pmi
             if keep.any():
                 found.append(pa.table({"bigram": table.column("bigram").filter(pa.array(keep)),
                                        "count": table.column("count").filter(pa.array(keep)),
                                        "pmi": pa.array(pmi[keep])}, schema=schema))
     result = pa.concat_tables(found) if found else schema.empty_table()
-    return result.sort_by([("pmi", "descending"), ("count", "descending"), ("bigram", "ascending")])
+    return result.sort_by([("pmi", "descending"), ("bigram", "ascending")])
 
 
 def pmi_bigrams(counts_dir: str | Path, min_pmi: float, min_count: int = 1) -> list[str]:

@@ -11,7 +11,9 @@ import gzip
 import json
 import math
 from pathlib import Path
+from urllib.parse import unquote
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -22,7 +24,7 @@ from metadata.merge import NUMBERS, Source, is_punctuation_only, merge, parse_bu
 from metadata.pageviews import popular_titles
 from metadata.report import diff, never_matches, stats
 from metadata.spill import KeyCounter, partition_ids, reduce_bounded, reduce_partition, value_counts
-from metadata.wikipedia import (Stitcher, count_dump, find_streams, frequent_unigrams, plan_ranges, pmi_table,
+from metadata.wikipedia import (TOKENIZER_VERSION, Stitcher, count_dump, find_streams, frequent_unigrams, plan_ranges, pmi_table,
                                 read_record, split_fragments)
 from metadata.wikitext import BREAK_MARK, PageStats, article_texts, tokens
 from metadata.wordnet import read_wordnet, synset_name
@@ -365,6 +367,31 @@ def test_bigram_pmi_matches_its_definition(counts_dir):
     assert pmi_table(counts_dir, min_pmi=30.0).num_rows == 0  # PMI <= log2(tokens) < 30 here
 
 
+def write_counts(directory: Path, unigrams: dict[str, int], bigrams: dict[str, int], tokens: int) -> Path:
+    """A count-wikipedia output written directly, for thresholds on chosen counts."""
+    directory.mkdir()
+    pq.write_table(pa.table({"token": list(unigrams), "count": pa.array(list(unigrams.values()), pa.int64())}),
+                   directory / "unigrams.parquet")
+    pq.write_table(pa.table({"bigram": list(bigrams), "count": pa.array(list(bigrams.values()), pa.int64())}),
+                   directory / "bigrams.parquet")
+    (directory / "counts.json").write_text(json.dumps({"tokens": tokens, "tokenizer_version": TOKENIZER_VERSION}))
+    return directory
+
+
+def test_equal_pmi_is_ordered_by_bigram_not_by_rounding(tmp_path):
+    # Two groups of exactly equal PMI: 1/(5*11) = 1/(11*5), and 3/(15*6) = 1/(5*6) = 2/(10*6); summing four
+    # logarithms puts members of a group an ulp apart, in an order that has nothing to do with the entries.
+    unigrams = {"a": 5, "b": 11, "c": 15, "d": 6, "e": 10, "f": 6}
+    bigrams = {"b a": 1, "a b": 1, "c d": 3, "a f": 1, "e d": 2, "f e": 1}
+    counts = write_counts(tmp_path / "counts", unigrams, bigrams, tokens=1000)
+    table = pmi_table(counts, min_pmi=0.0)
+    order = table.column("bigram").to_pylist()
+    pmi = dict(zip(order, table.column("pmi").to_pylist()))
+    assert order == ["a f", "c d", "e d", "a b", "b a", "f e"]  # 1/30 before 1/55 and 1/60, ties by entry
+    assert pmi["a f"] == pmi["c d"] == pmi["e d"] and pmi["a b"] == pmi["b a"]
+    assert math.isclose(pmi["a b"], math.log2(1000 / 55)) and pmi["f e"] < pmi["b a"]
+
+
 # --- pageviews --------------------------------------------------------------------------------------------------
 
 
@@ -373,30 +400,57 @@ def pageview_files(tmp_path: Path) -> list[Path]:
     return [
         write_pageviews(tmp_path / "pageviews-20240101-000000.gz", [
             "en Main_Page 120 0", "en Dog 60 0", "de Hund 500 0", "en.m Dog 30 0", "en Special:Search 900 0",
-            "en New_York_City 50 0", "en Star_Wars:_Episode_IV 75 0", "en Cat 69 0"]),
+            "en New_York_City 50 0", "en Star_Wars:_Episode_IV 75 0", "en Cat 69 0", "en Caf%C3%A9_M%27s 40 0",
+            "en - 300 0", "en Special%3ARandom 80 0"]),
         write_pageviews(tmp_path / "pageviews-20240102-130000.gz", [
-            "en Dog 10 0", "en New_York_City 25 0", "en broken line", "en Cat x 0", "en User_talk:Foo 100 0"]),
+            "en Dog 10 0", "en New_York_City 25 0", "en broken line", "en Cat x 0", "en User_talk:Foo 100 0",
+            "en Café_M's 35 0"]),
     ]
 
 
 def test_pageviews_sum_over_files_with_an_inclusive_threshold(pageview_files):
     found = popular_titles(pageview_files, min_views=70, progress=False)
-    assert found.entries == ["Main Page", "New York City", "Star Wars: Episode IV", "Dog"]
-    assert found.views == [120, 75, 75, 70]
+    # "Café M's" is one title spelled two ways (percent-encoded in the first file): 40 + 35 views
+    assert found.entries == ["Café M's", "New York City", "Star Wars: Episode IV", "Dog"]
+    assert found.views == [75, 75, 75, 70]
     assert "Cat" not in found.entries  # 69 views
-    assert found.stats.malformed == 2 and found.stats.namespaced_rows == 2
+    assert "Main Page" not in found.entries and "-" not in found.entries  # the front page, no page
+    assert found.stats.malformed == 2 and found.stats.namespaced_rows == 3 and found.stats.main_page_rows == 2
     assert found.stats.as_dict()["distinct_days"] == 2
 
 
 def test_pageviews_language_codes_hourly_floor_and_namespaces(pageview_files):
     mobile_too = popular_titles(pageview_files, min_views=100, codes=["en", "en.m"], progress=False)
-    assert mobile_too.entries == ["Main Page", "Dog"] and mobile_too.views == [120, 100]
+    assert mobile_too.entries == ["Dog"] and mobile_too.views == [100]
     german = popular_titles(pageview_files, min_views=1, codes=["de"], progress=False)
     assert german.entries == ["Hund"]
     hourly = popular_titles(pageview_files, min_views=1, min_hourly=55, progress=False)
-    assert hourly.entries == ["Main Page", "Star Wars: Episode IV", "Cat", "Dog"]  # NYC had 50 and 25
+    assert hourly.entries == ["Star Wars: Episode IV", "Cat", "Dog"]  # NYC had 50 and 25, Café M's 40 and 35
     namespaces = popular_titles(pageview_files, min_views=100, keep_namespaces=True, progress=False)
-    assert namespaces.entries[:2] == ["Special:Search", "Main Page"] and "User talk:Foo" in namespaces.entries
+    assert namespaces.entries == ["Special:Search", "User talk:Foo"]
+    every = popular_titles(pageview_files, min_views=1, keep_namespaces=True, progress=False)
+    assert "Special:Random" in every.entries and "Main Page" not in every.entries  # decoded; never a title
+
+
+REAL_PAGEVIEWS = sorted((Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "wiki").glob("*.gz"))
+
+
+@pytest.mark.skipif(not REAL_PAGEVIEWS, reason="real pageview lines (../shared/data/wiki) not present")
+def test_real_pageview_lines_give_decoded_article_titles():
+    codes = ["en", "aa", "aa.m"]
+    found = popular_titles(REAL_PAGEVIEWS, min_views=1, codes=codes, progress=False)
+    expected: dict[str, int] = {}  # worked out line by line here
+    for path in REAL_PAGEVIEWS:
+        for line in gzip.decompress(path.read_bytes()).decode().splitlines():
+            code, title, views, _ = line.split(" ")
+            title = unquote(title).replace("_", " ")
+            if code in codes and title not in ("Main Page", "-") and title.split(":")[0] not in (
+                    "Special", "Wikipedia", "User"):
+                expected[title] = expected.get(title, 0) + int(views)
+    assert dict(zip(found.entries, found.views)) == expected
+    assert "Barack Obama's first 100 days" in found.entries and 'Barack Obama "Hope" poster' in found.entries
+    assert not any("%" in title or "_" in title or ":" in title for title in found.entries)
+    assert found.stats.main_page_rows == 3 and found.stats.namespaced_rows == 5
 
 
 def test_pageview_bad_input(tmp_path, pageview_files):

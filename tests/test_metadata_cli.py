@@ -13,7 +13,7 @@ import pytest
 from metadata.cli import main
 from metadata.loading import fingerprint, load_entries, load_metadata
 from metadata.merge import NUMBERS
-from test_metadata_build import ARTICLES, WORDNET_NAMES, write_dump, write_pageviews, write_wordnet
+from test_metadata_build import ARTICLES, WORDNET_NAMES, page, write_dump, write_pageviews, write_wordnet
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,9 +75,10 @@ def test_build_prints_the_source_table(tmp_path, wordnet_dir, capsys):
 
 
 def test_count_then_build_with_new_thresholds_without_recounting(tmp_path, wordnet_dir, capsys):
-    dump = write_dump(tmp_path / "pages-articles.xml.bz2", ARTICLES, layout="multi")
+    disambiguation = page("Ada", "Ada may refer to:\n* [[Ada Lovelace]]\n{{disambiguation}}")
+    dump = write_dump(tmp_path / "pages-articles.xml.bz2", [*ARTICLES, disambiguation], layout="multi")
     code, out, _ = run(capsys, "count-wikipedia", dump, "--out", tmp_path / "counts", "--workers", 1, "--quiet")
-    assert code == 0 and "3 articles of 5 pages" in out
+    assert code == 0 and "4 articles (1 of them disambiguation pages) of 6 pages" in out
     sizes = []
     for threshold in (1, 3):
         code, _, err = run(capsys, "build", "--wikipedia-counts", tmp_path / "counts", "--min-unigram", threshold,
@@ -100,7 +101,7 @@ def test_build_from_a_dump_keeps_counts_when_asked(tmp_path, capsys):
 
 def test_build_with_pageviews_extra_and_budget(tmp_path, wordnet_dir, capsys):
     views = write_pageviews(tmp_path / "pageviews-20240101-000000.gz",
-                            ["en Main_Page 120 0", "en Dog 80 0", "en Cat 75 0", "en Rare 3 0", "en bad"])
+                            ["en Main_Page 130 0", "en Horse 120 0", "en Dog 80 0", "en Cat 75 0", "en Rare 3 0", "en bad"])
     extra = tmp_path / "extra.json"
     extra.write_text(json.dumps(["my entry", "dog"]))
     code, out, err = run(capsys, "build", "--wordnet", wordnet_dir, "--pageviews", views, "--min-views", 70,
@@ -108,7 +109,8 @@ def test_build_with_pageviews_extra_and_budget(tmp_path, wordnet_dir, capsys):
     assert code == 0, err
     metadata = load_metadata(tmp_path / "m.parquet")
     sources = dict(zip(metadata.entries, metadata.sources))
-    assert sources["Main Page"] == ("wiki_title",) and sources["Dog"] == ("wiki_title",)
+    assert sources["Horse"] == ("wiki_title",) and sources["Dog"] == ("wiki_title",)
+    assert "Main Page" not in sources  # the front page is never a title
     assert "Cat" not in sources and "Rare" not in sources  # over budget; below the threshold
     assert sources["dog"] == ("wordnet", "extra") and sources["my entry"] == ("extra",)
     assert "skipped 1 malformed rows" in out
