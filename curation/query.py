@@ -121,9 +121,14 @@ class RunQuery:
             {**params, "limit": int(limit), "offset": int(offset)}).df()
         return page, int(total)
 
-    def entry_id(self, entry: str) -> int | None:
-        rows = self.cursor.execute("SELECT entry_id FROM read_parquet(?) WHERE entry = ?",
-                                   [str(self.dir.entry_counts), entry]).fetchall()
+    def entry_id(self, entry: str, language: str | None = None) -> int | None:
+        """The entry's id (the first, as an entry may repeat across a worldwide run's languages; of
+        ``language`` when named)."""
+        where, params = "entry = ?", [str(self.dir.entry_counts), entry]
+        if language is not None and self.languages:
+            where, params = f"entry = ? AND {ENTRY_LANGUAGE} = ?", params + [language]
+        rows = self.cursor.execute(f"SELECT entry_id FROM read_parquet(?) WHERE {where} ORDER BY entry_id LIMIT 1",
+                                   params).fetchall()
         return int(rows[0][0]) if rows else None
 
     def entry_sources(self, metadata: Path) -> pd.DataFrame | None:

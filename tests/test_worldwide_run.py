@@ -401,6 +401,15 @@ def test_the_dashboard_opens_a_worldwide_run(world: dict, tmp_path: Path, monkey
         kept_ids = set(expected_ids(world, 150, 3)[0])
         assert len(pairs) > 0 and set(pairs["caption_language"]) == {"de"}
         assert set(pairs["id"]) <= kept_ids and (pairs["k"] < thresholds["de"]).all()
+        app.text_input(key="sample_entry").set_value("dog").run()  # "dog" is an entry of en, de and other
+        with_dog = app.dataframe[0].value
+        assert len(with_dog) > 0 and set(with_dog["caption_language"]) == {"de"}
+        assert all("dog" in text for text in with_dog["text"])
+        app.text_input(key="sample_entry").set_value("Katze").run()
+        app.selectbox(key="sample_language").set_value("zh").run()
+        assert any("not an entry of this run's metadata in zh" in w.value for w in app.warning)
+        app.selectbox(key="sample_language").set_value("de").run()
+        app.text_input(key="sample_entry").set_value("").run()
         app.radio(key="sample_kind").set_value("dropped").run()
         dropped = app.dataframe[0].value
         assert set(dropped["caption_language"]) <= {"de"} and not set(dropped["id"]) & kept_ids

@@ -25,9 +25,9 @@ thumbnails = st.toggle("Show images from the url column", key="sample_images",
 
 entry_id = None
 if entry:
-    entry_id = q.entry_id(entry)
+    entry_id = q.entry_id(entry, language)
     if entry_id is None:
-        st.warning(f"{entry!r} is not an entry of this run's metadata.")
+        st.warning(f"{entry!r} is not an entry of this run's metadata" + (f" in {language}." if language else "."))
         st.stop()
     count = int(data.entries(str(root), token)["count"].iat[entry_id])
     own_t = data.entry_t(str(root), seed, token, t)
