@@ -95,14 +95,20 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def pool_arguments(description: str) -> argparse.ArgumentParser:
+    """The options of the worldwide benchmarks: the realistic pool's size, t, where, how quiet."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--entries", type=int, default=500_000)
     parser.add_argument("--t", type=float, default=20_000)
-    parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/bench"))
     parser.add_argument("--quiet-wait", type=float, default=60)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = pool_arguments(__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=2)
     args = parser.parse_args(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
     pool, _ = ensure_pool(args.workdir, args.rows, args.entries, 0)

@@ -18,7 +18,6 @@ Writes bench/results/worldwide_preview.json and bench/results/worldwide_preview.
 
 from __future__ import annotations
 
-import argparse
 import json
 import resource
 import statistics
@@ -31,6 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bench_engine import RESULTS, ensure_pool, environment, fresh, run_measured, wait_for_quiet
+from bench_worldwide import pool_arguments
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -132,13 +132,7 @@ def markdown(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--entries", type=int, default=500_000)
-    parser.add_argument("--t", type=float, default=20_000)
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/bench"))
-    parser.add_argument("--quiet-wait", type=float, default=60)
-    args = parser.parse_args(argv)
+    args = pool_arguments(__doc__.split("\n\n")[0]).parse_args(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
     pool, _ = ensure_pool(args.workdir, args.rows, args.entries, 0)
     metadata, pool_dir = worldwide_inputs(pool, args.workdir)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import os
 import random
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow as pa
@@ -129,3 +132,33 @@ def cli(*args: object) -> int:
 def read_dir(directory: Path, columns: Sequence[str] | None = None) -> pa.Table:
     files = sorted(directory.glob("*.parquet"))
     return pa.concat_tables([pq.read_table(f, columns=columns) for f in files])
+
+
+@contextmanager
+def dashboard_environment(settings: Mapping[str, str | None], address: str | None = None) -> Iterator[None]:
+    """The dashboard's environment variables set (None: unset) and dashboard.data reloaded to read them,
+    optionally with Streamlit's server.address; all as before afterwards."""
+    import streamlit.config
+
+    import dashboard.data
+
+    saved = {key: os.environ.get(key) for key in settings}
+    saved_address = streamlit.config.get_option("server.address")
+    for key, value in settings.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    if address is not None:
+        streamlit.config.set_option("server.address", address)
+    importlib.reload(dashboard.data)
+    try:
+        yield
+    finally:
+        streamlit.config.set_option("server.address", saved_address)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        importlib.reload(dashboard.data)

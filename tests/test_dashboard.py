@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib
 import json
 import os
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from conftest import dashboard_environment
 from curation import Run, preview_files
 from curation.jobs import wait
 from curation.rundir import RunDir
@@ -25,30 +25,12 @@ def dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Runs, exports and jobs of this module live in a temporary directory, set before the app loads. The
     dashboard may read the sample, the runs directory and one gs:// prefix (to reach the store's own
     message), and stands for a server on loopback (the project config's address, whatever the cwd)."""
-    import streamlit.config
-
     base = tmp_path_factory.mktemp("dashboard")
     paths = {"runs": base / "runs", "exports": base / "exports", "jobs": base / "jobs"}
-    names = ("CURATION_RUNS_DIR", "CURATION_EXPORT_DIR", "CURATION_JOBS_DIR", "CURATION_DATA_ROOTS")
-    saved = {key: os.environ.get(key) for key in names}
-    os.environ["CURATION_RUNS_DIR"] = str(paths["runs"])
-    os.environ["CURATION_EXPORT_DIR"] = str(paths["exports"])
-    os.environ["CURATION_JOBS_DIR"] = str(paths["jobs"])
-    os.environ["CURATION_DATA_ROOTS"] = os.pathsep.join([str(Path(APP).parents[1] / "data_samples"), str(paths["runs"]),
-                                                         "gs://bucket/runs/"])
-    address = streamlit.config.get_option("server.address")
-    streamlit.config.set_option("server.address", "127.0.0.1")
-    import dashboard.data
-
-    importlib.reload(dashboard.data)
-    yield paths
-    streamlit.config.set_option("server.address", address)
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    importlib.reload(dashboard.data)
+    roots = os.pathsep.join([str(Path(APP).parents[1] / "data_samples"), str(paths["runs"]), "gs://bucket/runs/"])
+    with dashboard_environment({"CURATION_RUNS_DIR": str(paths["runs"]), "CURATION_EXPORT_DIR": str(paths["exports"]),
+                                "CURATION_JOBS_DIR": str(paths["jobs"]), "CURATION_DATA_ROOTS": roots}, "127.0.0.1"):
+        yield paths
 
 
 @pytest.fixture

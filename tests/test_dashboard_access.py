@@ -3,7 +3,6 @@ the roots (nothing written outside), at most CURATION_MAX_JOBS jobs, and Cancel 
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import signal
@@ -15,7 +14,7 @@ import pytest
 import streamlit.config
 from streamlit.testing.v1 import AppTest
 
-from conftest import ENTRIES, cli, make_texts, read_dir, write_pool
+from conftest import ENTRIES, cli, dashboard_environment, make_texts, read_dir, write_pool
 from processes import group_members
 from curation.jobs import list_jobs, wait
 
@@ -30,23 +29,10 @@ def dirs(tmp_path_factory: pytest.TempPathFactory):
     base = tmp_path_factory.mktemp("access")
     paths = {"runs": base / "runs", "exports": base / "exports", "jobs": base / "jobs", "outside": base / "outside"}
     paths["outside"].mkdir()
-    saved = {key: os.environ.get(key) for key in ENV}
-    for key in ENV:
-        os.environ.pop(key, None)
-    os.environ.update({"CURATION_RUNS_DIR": str(paths["runs"]), "CURATION_EXPORT_DIR": str(paths["exports"]),
-                       "CURATION_JOBS_DIR": str(paths["jobs"])})
-    address = streamlit.config.get_option("server.address")
-    import dashboard.data
-
-    importlib.reload(dashboard.data)
-    yield paths
-    streamlit.config.set_option("server.address", address)
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    importlib.reload(dashboard.data)
+    settings = dict.fromkeys(ENV) | {"CURATION_RUNS_DIR": str(paths["runs"]),
+                                      "CURATION_EXPORT_DIR": str(paths["exports"]), "CURATION_JOBS_DIR": str(paths["jobs"])}
+    with dashboard_environment(settings):
+        yield paths
 
 
 @pytest.fixture
