@@ -279,6 +279,10 @@ def _print_languages(rows: list[dict], reference: str | None, t: float) -> None:
         share = "-" if row["tail_share"] is None else f"{row['tail_share']:.4f}"
         print(f"{row['language'] or '(none)':>10} {t_cell:>10} {share:>8} {row['pairs']:>12,} "
               f"{row['matched_pairs']:>12,} {row['kept']:>12,}")
+    nothing = [row["language"] for row in rows if row["t"] == 0]
+    if nothing:
+        print(f"t is 0 for {', '.join(nothing)}: nothing of {'it' if len(nothing) == 1 else 'them'} is kept (no "
+              "matches to take a tail share from); fix a language's t with --t-language CODE=T")
 
 
 def command_run(args: argparse.Namespace, argv: Sequence[str]) -> int:

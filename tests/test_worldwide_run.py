@@ -443,3 +443,15 @@ def test_several_texts_with_an_english_only_list(tmp_path: Path) -> None:
     assert annotated.column("entry_ids").to_pylist() == expected
     assert cli("run", "--pool", tmp_path / "pool", "--metadata", tmp_path / "m.json", "--text-columns",
                "alt", "--t", 50, "--out", tmp_path / "bad") == 2
+
+
+def test_a_language_whose_t_comes_out_0_is_reported(tmp_path: Path, capsys) -> None:
+    """German entries that no caption matches: German's t is 0 (MetaCLIP 2's p_to_t), said in one line."""
+    write_pool(tmp_path / "pool", {"id": list(range(40)), "text": ["a red dog", "a cat photo"] * 20,
+                                   "lang": ["en"] * 40})
+    pq.write_table(pa.table({"entry": ["dog", "cat", "Hund"], "language": ["en", "en", "de"]}),
+                   tmp_path / "metadata.parquet")
+    assert cli("run", "--pool", tmp_path / "pool", "--metadata", tmp_path / "metadata.parquet",
+               "--language-column", "lang", "--t", 5, "--out", tmp_path / "run") == 0
+    out = capsys.readouterr().out
+    assert "t is 0 for de: nothing of it is kept" in out and "--t-language CODE=T" in out
