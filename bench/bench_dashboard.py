@@ -52,7 +52,7 @@ NEW_T = 5_000
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(BENCH_DIR))
 
-from bench_engine import ensure_pool, machine_busy_s, run_measured, wait_for_quiet  # noqa: E402
+from bench_engine import ensure_pool, machine_busy_s, run_measured, wait_for_quiet, write_results  # noqa: E402
 from dashboard.local_server import serve  # noqa: E402
 
 
@@ -606,12 +606,6 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-def write_results(report: dict) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "dashboard.json").write_text(json.dumps(report, indent=2) + "\n")
-    (RESULTS / "dashboard.md").write_text(markdown(report))
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--workdir", type=Path, default=Path("/tmp/bench"))
@@ -690,7 +684,7 @@ def main(argv: list[str] | None = None) -> int:
                                                 result["open"]["pairs"] <= args.export_max_pairs)
         report["runs"].append(result)
         report["runs"].sort(key=lambda run: run["open"]["pairs"])  # appended runs take their place by size
-        write_results(report)
+        write_results("dashboard", report, markdown(report))
     if args.browser and targets:
         label, run_dir = targets[0]
         report["browser"] = {"label": label,
@@ -699,7 +693,7 @@ def main(argv: list[str] | None = None) -> int:
                                                     args.workdir),
                              "floor": browser_floor(args.workdir),
                              "cold": bench_cold_start(args.workdir, 2, args.quiet_wait, 0.15)}
-    write_results(report)
+    write_results("dashboard", report, markdown(report))
     print(markdown(report), flush=True)
     return 0
 

@@ -504,10 +504,11 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_results(report: dict) -> None:
+def write_results(name: str, report: dict, text: str) -> None:
+    """A benchmark's figures as results/NAME.json and its Markdown as results/NAME.md."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "engine.json").write_text(json.dumps(report, indent=2) + "\n")
-    (RESULTS / "engine.md").write_text(markdown(report))
+    (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    (RESULTS / f"{name}.md").write_text(text)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -558,7 +559,7 @@ def main(argv: list[str] | None = None) -> int:
         commands = bench_commands(pool, rows, args.workdir, logs, args)
         report["sizes"].append({"rows": rows, "pool": str(pool), "realism": realism_summary(realism),
                                 "matchers": matchers_report, "commands": commands})
-        write_results(report)
+        write_results("engine", report, markdown(report))
         print(markdown(report), flush=True)
     return 0
 

@@ -40,8 +40,8 @@ import numpy as np
 import pyarrow.parquet as pq
 
 import bench_engine
-from bench_engine import (REPO, RESULTS, ensure_pool, environment, fresh, read_run_json, run_measured,
-                          wait_for_quiet)
+from bench_engine import (REPO, ensure_pool, environment, fresh, read_run_json, run_measured,
+                          wait_for_quiet, write_results)
 
 EXECUTIONS = {
     "local-1": ["--engine", "local", "--workers", "1"],
@@ -342,11 +342,9 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_results(report: dict) -> None:
+def save(report: dict) -> None:
     derive(report)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "scaling.json").write_text(json.dumps(report, indent=2) + "\n")
-    (RESULTS / "scaling.md").write_text(markdown(report))
+    write_results("scaling", report, markdown(report))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -415,10 +413,10 @@ def main(argv: list[str] | None = None) -> int:
                 best["all_wall_s"] = walls
                 best["same_result_as_first"] = True
                 size["runs"][name] = best
-                write_results(report)
+                save(report)
         if not report["worker"]:
             report["worker"] = measure_worker(pool, args.workdir)
-        write_results(report)
+        save(report)
         print(markdown(report), flush=True)
     return 0
 

@@ -36,7 +36,7 @@ from pathlib import Path
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from bench_engine import REPO, RESULTS, ensure_pool, environment, fresh, run_measured, wait_for_quiet
+from bench_engine import REPO, ensure_pool, environment, fresh, run_measured, wait_for_quiet, write_results
 from bench_scaling import cpu_ticks
 
 sys.path.insert(0, str(REPO / "tests"))
@@ -180,9 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     report["curated_pairs"] = len(next(iter(curated)))
     report["cases"] = {name: min(runs, key=lambda r: r["command"]["wall_s"])
                        | {"all_wall_s": [r["command"]["wall_s"] for r in runs]} for name, runs in tries.items()}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "storage.json").write_text(json.dumps(report, indent=2) + "\n")
-    (RESULTS / "storage.md").write_text(markdown(report))
+    write_results("storage", report, markdown(report))
     print(markdown(report))
     if not report["identical"]:
         raise SystemExit("the cases curated different sets")

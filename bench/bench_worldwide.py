@@ -30,7 +30,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bench_engine import RESULTS, ensure_pool, environment, fresh, read_run_json, run_measured, wait_for_quiet
+from bench_engine import ensure_pool, environment, fresh, read_run_json, run_measured, wait_for_quiet, write_results
 
 CASES = {
     "tokens": "MetaCLIP 1, token matcher",
@@ -137,9 +137,7 @@ def main(argv: list[str] | None = None) -> int:
                                          for w in (1, 2)}) == 1
     languages = report["cases"]["worldwide-lid-1"]["languages"] or []
     report["not_english"] = sum(row["pairs"] for row in languages if row["language"] != "en")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "worldwide.json").write_text(json.dumps(report, indent=2) + "\n")
-    (RESULTS / "worldwide.md").write_text(markdown(report))
+    write_results("worldwide", report, markdown(report))
     print(markdown(report))
     if not report["metaclip1_identical"]:
         raise SystemExit("MetaCLIP 1's two matchers curated different sets")

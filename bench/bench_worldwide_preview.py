@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bench_engine import RESULTS, ensure_pool, environment, fresh, run_measured, wait_for_quiet
+from bench_engine import ensure_pool, environment, fresh, run_measured, wait_for_quiet, write_results
 from bench_worldwide import pool_arguments
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -159,9 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     report["exact"] = all(world.preview(0).size_at(t) == sum(row["kept"] for row in world.languages_at(t, 0))
                           for t in report["checked_t"])
     report["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "worldwide_preview.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
-    (RESULTS / "worldwide_preview.md").write_text(markdown(report))
+    write_results("worldwide_preview", report, markdown(report))
     print(markdown(report))
     if not report["exact"]:
         raise SystemExit("the worldwide preview's sizes differ from an exact pass over the run")
