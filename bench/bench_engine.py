@@ -176,16 +176,21 @@ def run_measured(argv: list[str], log_path: Path, cwd: Path = REPO) -> Measured:
     other = machine_busy_s() - busy_before - own - (usage.ru_utime + usage.ru_stime)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        raise SystemExit(f"command failed ({proc.returncode}): {shlex.join(argv)}\n"
-                         f"{log_path.read_text()[-3000:]}")
+        raise SystemExit(f"command failed ({proc.returncode}): {shlex.join(argv)}\n{log_path.read_text()[-3000:]}")
     return Measured(
-        command=display_command(argv), wall_s=round(wall, 3), cpu_s=round(usage.ru_utime + usage.ru_stime, 3),
+        command=display_command(argv),
+        wall_s=round(wall, 3),
+        cpu_s=round(usage.ru_utime + usage.ru_stime, 3),
         peak_tree_rss_mib=round(memory.peak_sum_kib / 1024, 1),
         peak_single_rss_mib=round(max(memory.hwm_kib.values(), default=0) / 1024, 1),
         sum_of_process_peaks_mib=round(sum(memory.hwm_kib.values()) / 1024, 1),
-        peak_processes=memory.peak_processes, samples=memory.samples, sampler_cpu_s=round(own, 2),
+        peak_processes=memory.peak_processes,
+        samples=memory.samples,
+        sampler_cpu_s=round(own, 2),
         load_average_before=round(load, 2),
-        other_cpu_s=round(max(other, 0.0), 2), log=str(log_path))
+        other_cpu_s=round(max(other, 0.0), 2),
+        log=str(log_path),
+    )
 
 
 def machine_busy_s() -> float:
@@ -227,8 +232,19 @@ def ensure_pool(workdir: Path, rows: int, entries: int, seed: int, real_data: Pa
     pool = workdir / f"real_rows{rows}_entries{entries}_seed{seed}"
     report = pool / "realism.json"
     if not report.exists():
-        argv = [sys.executable, str(BENCH_DIR / "realistic_pool.py"), "--rows", str(rows), "--entries",
-                str(entries), "--seed", str(seed), "--out", str(pool), "--overwrite"]
+        argv = [
+            sys.executable,
+            str(BENCH_DIR / "realistic_pool.py"),
+            "--rows",
+            str(rows),
+            "--entries",
+            str(entries),
+            "--seed",
+            str(seed),
+            "--out",
+            str(pool),
+            "--overwrite",
+        ]
         if real_data is not None:
             argv += ["--real-data", str(real_data)]
         print(f"generating {pool}", flush=True)
@@ -292,9 +308,14 @@ def bench_matchers(pool: Path, rows: int, batch_rows: int, quiet_wait: float) ->
     other = machine_busy_s() - busy - (time.process_time() - own)
     matches = sum(len(ids) for ids in expected)
     return {
-        "texts": len(python_texts), "batch_rows": batch_rows, "matches_per_text": round(matches / len(python_texts), 3),
-        "automaton_build_s": round(automaton_s, 3), "token_tables_build_s": round(tables_s, 3),
-        "reference_s": round(reference_s, 3), "aho_corasick_s": round(aho_s, 3), "tokens_s": round(tokens_s, 3),
+        "texts": len(python_texts),
+        "batch_rows": batch_rows,
+        "matches_per_text": round(matches / len(python_texts), 3),
+        "automaton_build_s": round(automaton_s, 3),
+        "token_tables_build_s": round(tables_s, 3),
+        "reference_s": round(reference_s, 3),
+        "aho_corasick_s": round(aho_s, 3),
+        "tokens_s": round(tokens_s, 3),
         "reference_texts_per_s": round(len(python_texts) / reference_s),
         "aho_corasick_texts_per_s": round(len(python_texts) / aho_s),
         "tokens_texts_per_s": round(len(python_texts) / tokens_s),
@@ -322,11 +343,26 @@ def read_run_json(run_dir: Path) -> dict:
     return json.loads((run_dir / "run.json").read_text())
 
 
-def command(verb: str, pool: Path, run_dir: Path, workers: int, matcher: str = "tokens",
-            t: float | None = None, seed: int = 0) -> list[str]:
-    argv = [sys.executable, "-m", "curation", verb, "--pool", str(pool / "pool"), "--metadata",
-            str(pool / "metadata.json"), "--out", str(run_dir), "--workers", str(workers), "--matcher", matcher,
-            "--quiet"]
+def command(
+    verb: str, pool: Path, run_dir: Path, workers: int, matcher: str = "tokens", t: float | None = None, seed: int = 0
+) -> list[str]:
+    argv = [
+        sys.executable,
+        "-m",
+        "curation",
+        verb,
+        "--pool",
+        str(pool / "pool"),
+        "--metadata",
+        str(pool / "metadata.json"),
+        "--out",
+        str(run_dir),
+        "--workers",
+        str(workers),
+        "--matcher",
+        matcher,
+        "--quiet",
+    ]
     return argv + (["--t", f"{t:g}", "--seed", str(seed)] if t is not None else [])
 
 
@@ -354,14 +390,32 @@ def bench_commands(pool: Path, rows: int, workdir: Path, logs: Path, args: argpa
             run_dir = fresh(workdir / "runs" / f"{name}-{rows}", workdir)
             print(f"[{rows:,}] {name} ({attempt + 1}/{args.repeat})", flush=True)
             t = args.t if verb == "run" else None
-            tries[name].append(measured_run(command(verb, pool, run_dir, workers, matcher, t, args.seed), run_dir,
-                                            logs / f"{name}-{rows}-{attempt}.log", args.quiet_wait))
-    out = {name: min(runs, key=lambda r: r["command"]["wall_s"]) | {"all_wall_s": [r["command"]["wall_s"] for r in runs]}
-           for name, runs in tries.items()}
+            tries[name].append(
+                measured_run(
+                    command(verb, pool, run_dir, workers, matcher, t, args.seed),
+                    run_dir,
+                    logs / f"{name}-{rows}-{attempt}.log",
+                    args.quiet_wait,
+                )
+            )
+    out = {
+        name: min(runs, key=lambda r: r["command"]["wall_s"]) | {"all_wall_s": [r["command"]["wall_s"] for r in runs]}
+        for name, runs in tries.items()
+    }
     run_dir = workdir / "runs" / f"run_tokens_2-{rows}"
     print(f"[{rows:,}] balance at t={args.new_t:g}", flush=True)
-    balance = [sys.executable, "-m", "curation", "balance", str(run_dir), "--t", f"{args.new_t:g}", "--workers", "2",
-               "--quiet"]
+    balance = [
+        sys.executable,
+        "-m",
+        "curation",
+        "balance",
+        str(run_dir),
+        "--t",
+        f"{args.new_t:g}",
+        "--workers",
+        "2",
+        "--quiet",
+    ]
     out["balance_2"] = measured_run(balance, run_dir, logs / f"balance-{rows}.log", args.quiet_wait)
     return out
 
@@ -369,8 +423,16 @@ def bench_commands(pool: Path, rows: int, workdir: Path, logs: Path, args: argpa
 def realism_summary(realism: dict) -> dict:
     """Real alt-texts against the generated captions, as realistic_pool.py measured them."""
     figures = realism["realism"]["figures"]
-    keep = ("chars", "tokens", "matches", "zero_match_share", "top_3pct_share", "non_ascii_share",
-            "wrapped_punctuation_share", "distinct_text_share")
+    keep = (
+        "chars",
+        "tokens",
+        "matches",
+        "zero_match_share",
+        "top_3pct_share",
+        "non_ascii_share",
+        "wrapped_punctuation_share",
+        "distinct_text_share",
+    )
     return {side: {k: figures[side].get(k) for k in keep} for side in ("real", "generated")}
 
 
@@ -385,8 +447,9 @@ def environment() -> dict:
     import pyarrow
 
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                                check=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (subprocess.CalledProcessError, OSError):
         commit = "none (no commit yet)"
     return {
@@ -435,7 +498,8 @@ def markdown(report: dict) -> str:
         lines.append(
             f"| {size['rows']:,} | {k['texts']:,} | {k['matches_per_text']:.2f} | {k['reference_texts_per_s']:,} "
             f"| {k['aho_corasick_texts_per_s']:,} | {k['tokens_texts_per_s']:,} | **{k['tokens_vs_reference']:.2f}x** "
-            f"| {k['automaton_build_s']:.2f} | {k['token_tables_build_s']:.2f} | {'yes' if k['all_agree'] else 'NO'} |")
+            f"| {k['automaton_build_s']:.2f} | {k['token_tables_build_s']:.2f} | {'yes' if k['all_agree'] else 'NO'} |"
+        )
     lines += [
         "",
         "## The commands (Parquet in, run directory out)",
@@ -466,41 +530,59 @@ def markdown(report: dict) -> str:
             f"| {stage_ratio:.2f}x ({wall_ratio:.2f}x) "
             f"| {aho_cell} | {r1:.1f} s | {r2:.1f} s "
             f"| {r1 / r2:.2f}x ({r1 / r2 / 2:.0%}) | {peak_gib(c['run_tokens_2']['command'])} "
-            f"| {balance:.1f} s | {balance / run_match:.0%} |")
+            f"| {balance:.1f} s | {balance / run_match:.0%} |"
+        )
     lines += ["", "Kept at the run's t and at the new t (realised, expected):", ""]
     for size in report["sizes"]:
         c = size["commands"]
         run_rows, balance_rows = c["run_tokens_2"]["rows"], c["balance_2"]["rows"]
-        lines.append(f"- {size['rows']:,} pairs: t={report['t']:g} keeps {run_rows['kept']:,} "
-                     f"({run_rows['expected_kept']:,.0f} expected); t={report['balance_t']:g} keeps "
-                     f"{balance_rows['kept']:,} ({balance_rows['expected_kept']:,.0f} expected); "
-                     f"{run_rows['matches'] / run_rows['in']:.2f} matches per pair, "
-                     f"{run_rows['matched'] / run_rows['in']:.1%} matched")
-    lines += ["", "## Does the generated text look like real alt-text?", "",
-              "`realistic_pool.py` compares the first 50,000 generated captions with the 10,000 real alt-texts "
-              "it grew them from, matching both against the same metadata with the reference matcher:", "",
-              "| pairs | side | chars mean / median / p99 | tokens mean | matches / caption mean / median / p99 "
-              "| no match | top 3% of entries hold | non-ASCII | with , . ; : ? ! ` |",
-              "|---:|---|---|---:|---|---:|---:|---:|---:|"]
+        lines.append(
+            f"- {size['rows']:,} pairs: t={report['t']:g} keeps {run_rows['kept']:,} "
+            f"({run_rows['expected_kept']:,.0f} expected); t={report['balance_t']:g} keeps "
+            f"{balance_rows['kept']:,} ({balance_rows['expected_kept']:,.0f} expected); "
+            f"{run_rows['matches'] / run_rows['in']:.2f} matches per pair, "
+            f"{run_rows['matched'] / run_rows['in']:.1%} matched"
+        )
+    lines += [
+        "",
+        "## Does the generated text look like real alt-text?",
+        "",
+        "`realistic_pool.py` compares the first 50,000 generated captions with the 10,000 real alt-texts "
+        "it grew them from, matching both against the same metadata with the reference matcher:",
+        "",
+        "| pairs | side | chars mean / median / p99 | tokens mean | matches / caption mean / median / p99 "
+        "| no match | top 3% of entries hold | non-ASCII | with , . ; : ? ! ` |",
+        "|---:|---|---|---:|---|---:|---:|---:|---:|",
+    ]
     for size in report["sizes"]:
         for side, f in size["realism"].items():
             lines.append(
                 f"| {size['rows']:,} | {side} | {f['chars']['mean']:.1f} / {f['chars']['median']:.0f} / "
                 f"{f['chars']['p99']:.0f} | {f['tokens']['mean']:.2f} | {f['matches']['mean']:.2f} / "
                 f"{f['matches']['median']:.0f} / {f['matches']['p99']:.0f} | {f['zero_match_share']:.1%} "
-                f"| {f['top_3pct_share']:.1%} | {f['non_ascii_share']:.1%} | {f['wrapped_punctuation_share']:.1%} |")
-    lines += ["", "## Exact commands (run from the repository root)", "",
-              "CPU s is the command's own CPU time (all its processes); other CPU s is what the rest of the machine "
-              "used meanwhile (well above 0: the figures were disturbed). Before each measurement the benchmark "
-              "waits (up to --quiet-wait seconds) for the machine to be idle.", ""]
+                f"| {f['top_3pct_share']:.1%} | {f['non_ascii_share']:.1%} | {f['wrapped_punctuation_share']:.1%} |"
+            )
+    lines += [
+        "",
+        "## Exact commands (run from the repository root)",
+        "",
+        "CPU s is the command's own CPU time (all its processes); other CPU s is what the rest of the machine "
+        "used meanwhile (well above 0: the figures were disturbed). Before each measurement the benchmark "
+        "waits (up to --quiet-wait seconds) for the machine to be idle.",
+        "",
+    ]
     for size in report["sizes"]:
         k = size["matchers"]
-        lines.append(f"- {size['rows']:,} matchers in memory (other CPU s {k['other_cpu_s']}): see `bench_matchers` "
-                     "in bench/bench_engine.py")
+        lines.append(
+            f"- {size['rows']:,} matchers in memory (other CPU s {k['other_cpu_s']}): see `bench_matchers` "
+            "in bench/bench_engine.py"
+        )
         for name, c in size["commands"].items():
             m = c["command"]
-            lines.append(f"- {size['rows']:,} {name} ({m['wall_s']:.1f} s wall, {m['cpu_s']:.1f} CPU s, peak "
-                         f"{m['peak_tree_rss_mib']:,.0f} MiB, other CPU s {m['other_cpu_s']}): `{m['command']}`")
+            lines.append(
+                f"- {size['rows']:,} {name} ({m['wall_s']:.1f} s wall, {m['cpu_s']:.1f} CPU s, peak "
+                f"{m['peak_tree_rss_mib']:,.0f} MiB, other CPU s {m['other_cpu_s']}): `{m['command']}`"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -521,19 +603,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
     p.add_argument("--entries", type=int, default=500_000)
     p.add_argument("--workdir", type=Path, default=Path("/tmp/bench"))
-    p.add_argument("--real-data", type=Path, help="the real alt-texts realistic_pool.py grows captions from "
-                                                   "(default: its own default)")
+    p.add_argument(
+        "--real-data",
+        type=Path,
+        help="the real alt-texts realistic_pool.py grows captions from (default: its own default)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the generated pools and of the run")
     p.add_argument("--t", type=float, default=20_000)
     p.add_argument("--new-t", type=float, default=5_000, help="t of the re-balance")
-    p.add_argument("--matcher-rows", type=int, default=500_000,
-                   help="texts the in-memory matcher comparison times (default: %(default)s)")
+    p.add_argument(
+        "--matcher-rows",
+        type=int,
+        default=500_000,
+        help="texts the in-memory matcher comparison times (default: %(default)s)",
+    )
     p.add_argument("--batch-rows", type=int, default=50_000, help="batch of the in-memory matchers (the CLI's default)")
     p.add_argument("--repeat", type=int, default=2, help="runs of each match and run command; the fastest counts")
-    p.add_argument("--aho-corasick-max-rows", type=int, default=1_000_000,
-                   help="largest pool on which `match --matcher aho-corasick` is timed too (it is slow)")
-    p.add_argument("--quiet-wait", type=float, default=120.0,
-                   help="seconds to wait at most for an idle machine before each measurement (0: never)")
+    p.add_argument(
+        "--aho-corasick-max-rows",
+        type=int,
+        default=1_000_000,
+        help="largest pool on which `match --matcher aho-corasick` is timed too (it is slow)",
+    )
+    p.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=120.0,
+        help="seconds to wait at most for an idle machine before each measurement (0: never)",
+    )
     args = p.parse_args(argv)
     args.workdir = args.workdir.resolve()
     if args.workdir == REPO or REPO in args.workdir.parents:
@@ -557,8 +654,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{rows:,}] matchers in memory", flush=True)
         matchers_report = bench_matchers(pool, min(rows, args.matcher_rows), args.batch_rows, args.quiet_wait)
         commands = bench_commands(pool, rows, args.workdir, logs, args)
-        report["sizes"].append({"rows": rows, "pool": str(pool), "realism": realism_summary(realism),
-                                "matchers": matchers_report, "commands": commands})
+        report["sizes"].append(
+            {
+                "rows": rows,
+                "pool": str(pool),
+                "realism": realism_summary(realism),
+                "matchers": matchers_report,
+                "commands": commands,
+            }
+        )
         write_results("engine", report, markdown(report))
         print(markdown(report), flush=True)
     return 0

@@ -29,8 +29,38 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 PAGES_PER_STREAM = 100  # as in Wikipedia's multistream dumps
-SYLLABLES = ["ka", "to", "ri", "mo", "ne", "sa", "lu", "vi", "de", "po", "an", "el", "or", "in", "us",
-             "ta", "be", "go", "ha", "ji", "ku", "la", "mi", "no", "pe", "qu", "ro", "si", "tu", "we"]
+SYLLABLES = [
+    "ka",
+    "to",
+    "ri",
+    "mo",
+    "ne",
+    "sa",
+    "lu",
+    "vi",
+    "de",
+    "po",
+    "an",
+    "el",
+    "or",
+    "in",
+    "us",
+    "ta",
+    "be",
+    "go",
+    "ha",
+    "ji",
+    "ku",
+    "la",
+    "mi",
+    "no",
+    "pe",
+    "qu",
+    "ro",
+    "si",
+    "tu",
+    "we",
+]
 HEADER = """<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" version="0.10" xml:lang="en">
   <siteinfo>
     <sitename>Wikipedia</sitename>
@@ -72,7 +102,7 @@ class PageWriter:
         self.words = words
         self.rng = np.random.default_rng(seed)
         ranks = np.arange(1, len(words) + 1)
-        weights = 1.0 / ranks ** 1.07
+        weights = 1.0 / ranks**1.07
         self.cdf = np.cumsum(weights) / weights.sum()
         self.buffer: list[str] = []
         self.at = 0
@@ -84,7 +114,7 @@ class PageWriter:
             self.buffer = self.words[np.searchsorted(self.cdf, self.rng.random(1 << 16))].tolist()
             self.at = 0
         self.at += n
-        return self.buffer[self.at - n:self.at]
+        return self.buffer[self.at - n : self.at]
 
     def roll(self) -> float:
         if not self.rolls:
@@ -98,7 +128,9 @@ class PageWriter:
             i = int(self.roll() * (len(words) - 1))
             words[i] = f"[[{words[i]} {words[i + 1]}|{words[i]}]]" if roll[1] < 0.5 else f"[[{words[i]}]]"
         if roll[2] < 0.2:
-            words[-1] += f"&lt;ref&gt;{{{{cite web|title={' '.join(self.draw(4))}|url=https://example.org/{words[0]}}}}}&lt;/ref&gt;"
+            words[-1] += (
+                f"&lt;ref&gt;{{{{cite web|title={' '.join(self.draw(4))}|url=https://example.org/{words[0]}}}}}&lt;/ref&gt;"
+            )
         if roll[3] < 0.15:
             words[0] = f"'''{words[0]}'''"
         text = " ".join(words)
@@ -121,17 +153,19 @@ class PageWriter:
         title = " ".join(self.draw(2)).capitalize()
         roll = self.roll()
         if roll < 0.08:
-            namespace, body, extra = 0, f"#REDIRECT [[{' '.join(self.draw(2))}]]", "    <redirect title=\"x\" />\n"
+            namespace, body, extra = 0, f"#REDIRECT [[{' '.join(self.draw(2))}]]", '    <redirect title="x" />\n'
         elif roll < 0.12:
             namespace, body, extra = 1, self.sentence(), ""
             title = "Talk:" + title
         else:
             namespace, body, extra = 0, self.article(), ""
-        return (f"  <page>\n    <title>{title}</title>\n    <ns>{namespace}</ns>\n    <id>{page_id}</id>\n{extra}"
-                f"    <revision>\n      <id>{page_id * 7}</id>\n      <model>wikitext</model>\n"
-                f"      <format>text/x-wiki</format>\n"
-                f"      <text bytes=\"{len(body)}\" xml:space=\"preserve\">{body}</text>\n"
-                f"    </revision>\n  </page>\n")
+        return (
+            f"  <page>\n    <title>{title}</title>\n    <ns>{namespace}</ns>\n    <id>{page_id}</id>\n{extra}"
+            f"    <revision>\n      <id>{page_id * 7}</id>\n      <model>wikitext</model>\n"
+            f"      <format>text/x-wiki</format>\n"
+            f'      <text bytes="{len(body)}" xml:space="preserve">{body}</text>\n'
+            f"    </revision>\n  </page>\n"
+        )
 
 
 def _stream_group(args: tuple[int, int, int, int]) -> tuple[bytes, bytes]:
@@ -164,8 +198,11 @@ def write_dumps(workdir: Path, size_mb: float, seed: int, workers: int, vocabula
     raw_total = 0
     pages = 0
     compressor = bz2.BZ2Compressor(9)
-    with mp.get_context("spawn").Pool(workers, initializer=_init, initargs=(vocabulary_size, seed)) as pool, \
-            multi.open("wb") as out, single.open("wb") as out_single:
+    with (
+        mp.get_context("spawn").Pool(workers, initializer=_init, initargs=(vocabulary_size, seed)) as pool,
+        multi.open("wb") as out,
+        single.open("wb") as out_single,
+    ):
         out.write(bz2.compress(HEADER.encode(), 9))
         out_single.write(compressor.compress(HEADER.encode()))
         first = 1
@@ -181,9 +218,15 @@ def write_dumps(workdir: Path, size_mb: float, seed: int, workers: int, vocabula
         out.write(bz2.compress(FOOTER.encode(), 9))
         out_single.write(compressor.compress(FOOTER.encode()))
         out_single.write(compressor.flush())
-    return {"multistream": str(multi), "single_stream": str(single), "pages": pages,
-            "multistream_bytes": multi.stat().st_size, "single_stream_bytes": single.stat().st_size,
-            "uncompressed_bytes": raw_total, "seconds": round(time.perf_counter() - started, 1)}
+    return {
+        "multistream": str(multi),
+        "single_stream": str(single),
+        "pages": pages,
+        "multistream_bytes": multi.stat().st_size,
+        "single_stream_bytes": single.stat().st_size,
+        "uncompressed_bytes": raw_total,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
 
 
 def _tree(root: int) -> list[int]:
@@ -231,8 +274,18 @@ def run_sampled(command: list[str]) -> int:
 
 def time_count(dump: Path, workers: int, out: Path) -> dict:
     """Run the CLI as a user would and read its counts.json."""
-    command = [sys.executable, "-m", "metadata", "count-wikipedia", str(dump), "--out", str(out),
-               "--workers", str(workers), "--quiet"]
+    command = [
+        sys.executable,
+        "-m",
+        "metadata",
+        "count-wikipedia",
+        str(dump),
+        "--out",
+        str(out),
+        "--workers",
+        str(workers),
+        "--quiet",
+    ]
     load = os.getloadavg()[0]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
@@ -242,26 +295,41 @@ def time_count(dump: Path, workers: int, out: Path) -> dict:
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     record = json.loads((out / "counts.json").read_text())
     size = dump.stat().st_size
-    return {"command": shlex.join(["python"] + command[1:]), "workers": workers, "seconds": round(seconds, 2),
-            "mb_per_s": round(size / 1e6 / seconds, 2),
-            "uncompressed_mb_per_s": round(record["uncompressed_bytes"] / 1e6 / seconds, 2),
-            "cpu_seconds": round(cpu, 2), "mb_per_cpu_s": round(size / 1e6 / cpu, 2),
-            "load_average_before": round(load, 2), "peak_rss_mb": round(peak_kib / 1024),
-            "tokens": record["tokens"], "distinct_unigrams": record["distinct_unigrams"],
-            "distinct_bigrams": record["distinct_bigrams"], "articles": record["articles"]}
+    return {
+        "command": shlex.join(["python"] + command[1:]),
+        "workers": workers,
+        "seconds": round(seconds, 2),
+        "mb_per_s": round(size / 1e6 / seconds, 2),
+        "uncompressed_mb_per_s": round(record["uncompressed_bytes"] / 1e6 / seconds, 2),
+        "cpu_seconds": round(cpu, 2),
+        "mb_per_cpu_s": round(size / 1e6 / cpu, 2),
+        "load_average_before": round(load, 2),
+        "peak_rss_mb": round(peak_kib / 1024),
+        "tokens": record["tokens"],
+        "distinct_unigrams": record["distinct_unigrams"],
+        "distinct_bigrams": record["distinct_bigrams"],
+        "articles": record["articles"],
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/bench-metadata"),
-                        help="where the dumps and counts go (never the repository)")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path("/tmp/bench-metadata"),
+        help="where the dumps and counts go (never the repository)",
+    )
     parser.add_argument("--size-mb", type=float, default=300, help="compressed size of the generated dump")
     parser.add_argument("--vocabulary", type=int, default=300_000, help="distinct words in the generator")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--reuse", action="store_true", help="reuse dumps already in the work directory")
-    parser.add_argument("--report-only", action="store_true",
-                        help="rewrite bench/results/metadata.md from metadata.json, without running anything")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="rewrite bench/results/metadata.md from metadata.json, without running anything",
+    )
     args = parser.parse_args()
     if args.report_only:
         write_report(json.loads((RESULTS / "metadata.json").read_text()))
@@ -285,10 +353,12 @@ def main() -> None:
             result["dump_mb"] = round(Path(dumps[layout]).stat().st_size / 1e6, 1)
             runs.append(result)
             print(f"  {result['mb_per_s']} MB/s", file=sys.stderr)
-    report = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                          "platform": platform.platform()},
-              "command": "python bench/bench_metadata.py " + shlex.join(sys.argv[1:]),
-              "dumps": dumps, "runs": runs}
+    report = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "command": "python bench/bench_metadata.py " + shlex.join(sys.argv[1:]),
+        "dumps": dumps,
+        "runs": runs,
+    }
     write_report(report)
 
 
@@ -300,29 +370,44 @@ def write_report(report: dict) -> None:
     report["identical_counts"] = same = all(all(run[k] == first[k] for k in keys) for run in runs)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "metadata.json").write_text(json.dumps(report, indent=2) + "\n")
-    lines = ["# Wikipedia dump counting throughput", "",
-             f"Command: `{report['command']}` on {report['machine']['cpus']} cores "
-             f"(Python {report['machine']['python']})"
-             + (" (the dumps were generated by an earlier run of the same command without --reuse)."
-                if "--reuse" in report["command"] else "."),
-             f"Synthetic pages-articles dump: {dumps['pages']:,} pages, "
-             f"{dumps['uncompressed_bytes'] / 1e6:,.0f} MB of XML; "
-             f"multistream {dumps['multistream_bytes'] / 1e6:,.0f} MB, "
-             f"single-stream {dumps['single_stream_bytes'] / 1e6:,.0f} MB compressed.", "",
-             "| layout | workers | seconds | MB/s of dump | MB/s of XML | CPU s | MB of dump per CPU s "
-             "| peak RSS (MB, all processes) | load before |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "# Wikipedia dump counting throughput",
+        "",
+        f"Command: `{report['command']}` on {report['machine']['cpus']} cores "
+        f"(Python {report['machine']['python']})"
+        + (
+            " (the dumps were generated by an earlier run of the same command without --reuse)."
+            if "--reuse" in report["command"]
+            else "."
+        ),
+        f"Synthetic pages-articles dump: {dumps['pages']:,} pages, "
+        f"{dumps['uncompressed_bytes'] / 1e6:,.0f} MB of XML; "
+        f"multistream {dumps['multistream_bytes'] / 1e6:,.0f} MB, "
+        f"single-stream {dumps['single_stream_bytes'] / 1e6:,.0f} MB compressed.",
+        "",
+        "| layout | workers | seconds | MB/s of dump | MB/s of XML | CPU s | MB of dump per CPU s "
+        "| peak RSS (MB, all processes) | load before |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for run in runs:
-        lines.append(f"| {run['layout']} | {run['workers']} | {run['seconds']} | **{run['mb_per_s']}** | "
-                     f"{run['uncompressed_mb_per_s']} | {run['cpu_seconds']} | {run['mb_per_cpu_s']} | "
-                     f"{run['peak_rss_mb']:,} | {run['load_average_before']} |")
-    lines += ["", f"Counts ({'identical in every run' if same else 'DIFFERENT between runs'}): "
-                  f"{first['articles']:,} articles, {first['tokens']:,} tokens, "
-                  f"{first['distinct_unigrams']:,} distinct unigrams, {first['distinct_bigrams']:,} distinct bigrams."]
-    lines += ["", "Each run: `" + first["command"].replace(" --workers 1", " --workers N") + "` (default "
-              "--max-rows: a worker holds at most that many distinct keys per kind before spilling hash "
-              "partitions to disk). The machine is shared with other work: the load average before each "
-              "run is shown, and CPU seconds are the steadier guide to cost."]
+        lines.append(
+            f"| {run['layout']} | {run['workers']} | {run['seconds']} | **{run['mb_per_s']}** | "
+            f"{run['uncompressed_mb_per_s']} | {run['cpu_seconds']} | {run['mb_per_cpu_s']} | "
+            f"{run['peak_rss_mb']:,} | {run['load_average_before']} |"
+        )
+    lines += [
+        "",
+        f"Counts ({'identical in every run' if same else 'DIFFERENT between runs'}): "
+        f"{first['articles']:,} articles, {first['tokens']:,} tokens, "
+        f"{first['distinct_unigrams']:,} distinct unigrams, {first['distinct_bigrams']:,} distinct bigrams.",
+    ]
+    lines += [
+        "",
+        "Each run: `" + first["command"].replace(" --workers 1", " --workers N") + "` (default "
+        "--max-rows: a worker holds at most that many distinct keys per kind before spilling hash "
+        "partitions to disk). The machine is shared with other work: the load average before each "
+        "run is shown, and CPU seconds are the steadier guide to cost.",
+    ]
     (RESULTS / "metadata.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -40,8 +40,16 @@ import numpy as np
 import pyarrow.parquet as pq
 
 import bench_engine
-from bench_engine import (REPO, ensure_pool, environment, fresh, read_run_json, run_measured,
-                          wait_for_quiet, write_results)
+from bench_engine import (
+    REPO,
+    ensure_pool,
+    environment,
+    fresh,
+    read_run_json,
+    run_measured,
+    wait_for_quiet,
+    write_results,
+)
 
 EXECUTIONS = {
     "local-1": ["--engine", "local", "--workers", "1"],
@@ -120,8 +128,9 @@ def role_summary(seen: dict[int, dict]) -> dict:
     summary: dict[str, dict] = {}
     tick = os.sysconf("SC_CLK_TCK")
     for entry in seen.values():
-        role = summary.setdefault(entry["role"], {"processes": 0, "max_peak_mib": 0.0, "sum_peaks_mib": 0.0,
-                                                  "cpu_s": 0.0})
+        role = summary.setdefault(
+            entry["role"], {"processes": 0, "max_peak_mib": 0.0, "sum_peaks_mib": 0.0, "cpu_s": 0.0}
+        )
         mib = entry["hwm_kib"] / 1024
         role["processes"] += 1
         role["max_peak_mib"] = round(max(role["max_peak_mib"], mib), 1)
@@ -137,9 +146,24 @@ def role_summary(seen: dict[int, dict]) -> dict:
 
 def run_once(pool: Path, name: str, rows: int, workdir: Path, t: float, seed: int, quiet_wait: float) -> dict:
     run_dir = fresh(workdir / "runs" / f"scaling-{rows}-{name}", workdir)
-    argv = [sys.executable, "-m", "curation", "run", "--pool", str(pool / "pool"), "--metadata",
-            str(pool / "metadata.json"), "--t", f"{t:g}", "--seed", str(seed), "--out", str(run_dir), "--quiet",
-            *EXECUTIONS[name]]
+    argv = [
+        sys.executable,
+        "-m",
+        "curation",
+        "run",
+        "--pool",
+        str(pool / "pool"),
+        "--metadata",
+        str(pool / "metadata.json"),
+        "--t",
+        f"{t:g}",
+        "--seed",
+        str(seed),
+        "--out",
+        str(run_dir),
+        "--quiet",
+        *EXECUTIONS[name],
+    ]
     waited = wait_for_quiet(quiet_wait)
     with process_roles() as seen:
         measured = run_measured(argv, workdir / "logs" / f"scaling-{rows}-{name}.log")
@@ -160,6 +184,7 @@ def run_once(pool: Path, name: str, rows: int, workdir: Path, t: float, seed: in
 
 def result_digest(run_dir: Path, seed: int) -> dict:
     """What must not depend on the execution: counts, every keep threshold, the curated ids."""
+
     def column(directory: Path, name: str) -> np.ndarray:
         parts = sorted(directory.glob("*.parquet"))
         return np.concatenate([pq.read_table(p, columns=[name]).column(0).to_numpy() for p in parts])
@@ -196,26 +221,42 @@ def probe_worker(pool: Path, out: Path, batch_rows: int) -> dict:
     metadata = pool / "metadata.json"
     shard = plan_shards(resolve_files(str(pool / "pool")), 100_000)[0]
     entries = load_entries(str(metadata))
-    config = stages.MatchConfig(root=str(out), metadata_path=str(metadata), metadata_fingerprint=fingerprint(entries),
-                                drop_invalid_entries=False, text_column="text", id_column="id", url_column="url",
-                                batch_rows=batch_rows)
+    config = stages.MatchConfig(
+        root=str(out),
+        metadata_path=str(metadata),
+        metadata_fingerprint=fingerprint(entries),
+        drop_invalid_entries=False,
+        text_column="text",
+        id_column="id",
+        url_column="url",
+        batch_rows=batch_rows,
+    )
     matchers.ensure_tables(out, entries, config.metadata_fingerprint)  # what the driver does once per run
     del entries
     after_imports = own_kib("VmRSS")
     stages.shard_matcher(config)
     after_matcher = own_kib("VmRSS")
     stages.match_shard(shard, config)
-    return {"batch_rows": batch_rows, "shard_rows": shard.rows, "rss_after_imports_mib": round(after_imports / 1024, 1),
-            "rss_after_matcher_mib": round(after_matcher / 1024, 1),
-            "peak_mib": round(own_kib("VmHWM") / 1024, 1)}
+    return {
+        "batch_rows": batch_rows,
+        "shard_rows": shard.rows,
+        "rss_after_imports_mib": round(after_imports / 1024, 1),
+        "rss_after_matcher_mib": round(after_matcher / 1024, 1),
+        "peak_mib": round(own_kib("VmHWM") / 1024, 1),
+    }
 
 
 def measure_worker(pool: Path, workdir: Path) -> list[dict]:
     results = []
     for batch_rows in PROBE_BATCHES:
         out = fresh(workdir / "runs" / f"probe-{batch_rows}", workdir)
-        done = subprocess.run([sys.executable, __file__, "--probe", str(pool), str(out), str(batch_rows)],
-                              cwd=REPO, capture_output=True, text=True, check=True)
+        done = subprocess.run(
+            [sys.executable, __file__, "--probe", str(pool), str(out), str(batch_rows)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         results.append(json.loads(done.stdout))
         shutil.rmtree(out, ignore_errors=True)
     return results
@@ -238,14 +279,15 @@ def derive(report: dict) -> None:
             base_run = base["runs"].get(name)
             run["s_per_million_pairs"] = round(per_pair * 1e6, 2)
             in_stages = sum(run["timings"].get(k, 0.0) for k in STAGE_TIMINGS) / size["rows"]
-            base_stages = sum(base_run["timings"].get(k, 0.0) for k in STAGE_TIMINGS) / base["rows"] \
-                if base_run else None
+            base_stages = (
+                sum(base_run["timings"].get(k, 0.0) for k in STAGE_TIMINGS) / base["rows"] if base_run else None
+            )
             run["stage_growth_vs_smallest"] = round(in_stages / base_stages, 3) if base_stages else None
-            run["growth_vs_smallest"] = round(per_pair / (base_run["measured"]["wall_s"] / base["rows"]), 3) \
-                if base_run else None
+            run["growth_vs_smallest"] = (
+                round(per_pair / (base_run["measured"]["wall_s"] / base["rows"]), 3) if base_run else None
+            )
             one = size["runs"].get("local-1")
-            run["speedup_vs_local_1"] = round(one["measured"]["wall_s"] / run["measured"]["wall_s"], 2) \
-                if one else None
+            run["speedup_vs_local_1"] = round(one["measured"]["wall_s"] / run["measured"]["wall_s"], 2) if one else None
 
 
 def summary_table(report: dict) -> list[str]:
@@ -253,18 +295,31 @@ def summary_table(report: dict) -> list[str]:
     names = [n for n in EXECUTIONS if any(n in s["runs"] for s in report["sizes"])]
     faster = [n for n in names if n != "local-1"]
     smallest = report["sizes"][0]["rows"] / 1e6 if report["sizes"] else 0
-    lines = ["| pairs | " + " | ".join(f"{LABELS[n]}: s (peak GiB)" for n in names) + " | "
-             + " | ".join(f"speed-up, {LABELS[n]}" for n in faster)
-             + f" | time per pair vs {smallest:g}M: " + " / ".join(LABELS[n] for n in names) + " |",
-             "|---:|" + "---:|" * (len(names) + len(faster) + 1)]
+    lines = [
+        "| pairs | "
+        + " | ".join(f"{LABELS[n]}: s (peak GiB)" for n in names)
+        + " | "
+        + " | ".join(f"speed-up, {LABELS[n]}" for n in faster)
+        + f" | time per pair vs {smallest:g}M: "
+        + " / ".join(LABELS[n] for n in names)
+        + " |",
+        "|---:|" + "---:|" * (len(names) + len(faster) + 1),
+    ]
     for size in report["sizes"]:
         runs = size["runs"]
 
         def cell(name: str, text: str) -> str:
             return text if name in runs else "-"
 
-        times = [cell(n, f"{runs[n]['measured']['wall_s']:.1f} ({runs[n]['measured']['peak_tree_rss_mib'] / 1024:.2f})"
-                      if n in runs else "") for n in names]
+        times = [
+            cell(
+                n,
+                f"{runs[n]['measured']['wall_s']:.1f} ({runs[n]['measured']['peak_tree_rss_mib'] / 1024:.2f})"
+                if n in runs
+                else "",
+            )
+            for n in names
+        ]
         speedups = [cell(n, f"{runs[n]['speedup_vs_local_1']:.2f}x" if n in runs else "") for n in faster]
         growth = " / ".join(f"{runs[n]['growth_vs_smallest']:.2f}" if n in runs else "-" for n in names)
         lines.append(f"| {size['rows']:,} | " + " | ".join(times + speedups) + f" | {growth} |")
@@ -293,10 +348,15 @@ def markdown(report: dict) -> str:
         *summary_table(report),
         "",
         "Growth of the stages alone (match, count, balance: no process or Ray start), seconds per "
-        "pair against the smallest size: " + "; ".join(
-            f"{size['rows'] / 1e6:g}M: " + " / ".join(f"{run['stage_growth_vs_smallest']:.2f}"
-                                                     for run in size["runs"].values())
-            for size in report["sizes"]) + " (" + " / ".join(LABELS[n] for n in report["sizes"][0]["runs"]) + ").",
+        "pair against the smallest size: "
+        + "; ".join(
+            f"{size['rows'] / 1e6:g}M: "
+            + " / ".join(f"{run['stage_growth_vs_smallest']:.2f}" for run in size["runs"].values())
+            for size in report["sizes"]
+        )
+        + " ("
+        + " / ".join(LABELS[n] for n in report["sizes"][0]["runs"])
+        + ").",
         "",
         "## Every run",
         "",
@@ -317,23 +377,35 @@ def markdown(report: dict) -> str:
             tree_cpu = sum(r.get("cpu_s", 0.0) for r in roles.values())
             # bench_engine counts as "other" the CPU of processes the CLI does not reap (Ray's): take it back.
             other = max(0.0, m["other_cpu_s"] - max(0.0, tree_cpu - m["cpu_s"]))
-            lines.append(f"| {size['rows']:,} | {LABELS[name]} | {m['wall_s']:.1f} | {tree_cpu:.1f} | {stages_cell} "
-                         f"| {run['outside_stages_s']:.1f} | {m['peak_tree_rss_mib']:,.0f} | {driver:,.0f} "
-                         f"| {worker_cell} | {ray_cell} | {other:.1f} |")
-    lines += ["", "Worker peak: the largest VmHWM of one process that ran stages (local: a spawned worker; Ray: a "
-              "`ray::` worker); with one local worker the stages run in the driver. Ray services: the sum of the "
-              "peaks of gcs_server, raylet and Ray's agents. CPU s: summed over the process tree from /proc "
-              "(Ray's processes included). Other CPU s: what the rest of the machine used during "
-              "the run, less the CPU of the run's own processes (well above 0: the figures were disturbed).", ""]
+            lines.append(
+                f"| {size['rows']:,} | {LABELS[name]} | {m['wall_s']:.1f} | {tree_cpu:.1f} | {stages_cell} "
+                f"| {run['outside_stages_s']:.1f} | {m['peak_tree_rss_mib']:,.0f} | {driver:,.0f} "
+                f"| {worker_cell} | {ray_cell} | {other:.1f} |"
+            )
+    lines += [
+        "",
+        "Worker peak: the largest VmHWM of one process that ran stages (local: a spawned worker; Ray: a "
+        "`ray::` worker); with one local worker the stages run in the driver. Ray services: the sum of the "
+        "peaks of gcs_server, raylet and Ray's agents. CPU s: summed over the process tree from /proc "
+        "(Ray's processes included). Other CPU s: what the rest of the machine used during "
+        "the run, less the CPU of the run's own processes (well above 0: the figures were disturbed).",
+        "",
+    ]
     if report.get("worker"):
-        lines += ["## One worker's memory", "",
-                  f"One process maps the matcher tables of the {report['entries']:,}-entry metadata and matches one "
-                  "shard, as a stage worker does (`bench_scaling.py --probe`).", "",
-                  "| batch rows | shard rows | RSS after imports MiB | after the matcher MiB | peak MiB |",
-                  "|---:|---:|---:|---:|---:|"]
+        lines += [
+            "## One worker's memory",
+            "",
+            f"One process maps the matcher tables of the {report['entries']:,}-entry metadata and matches one "
+            "shard, as a stage worker does (`bench_scaling.py --probe`).",
+            "",
+            "| batch rows | shard rows | RSS after imports MiB | after the matcher MiB | peak MiB |",
+            "|---:|---:|---:|---:|---:|",
+        ]
         for row in report["worker"]:
-            lines.append(f"| {row['batch_rows']:,} | {row['shard_rows']:,} | {row['rss_after_imports_mib']:,.0f} "
-                         f"| {row['rss_after_matcher_mib']:,.0f} | {row['peak_mib']:,.0f} |")
+            lines.append(
+                f"| {row['batch_rows']:,} | {row['shard_rows']:,} | {row['rss_after_imports_mib']:,.0f} "
+                f"| {row['rss_after_matcher_mib']:,.0f} | {row['peak_mib']:,.0f} |"
+            )
         lines.append("")
     lines += ["## Commands", ""]
     for size in report["sizes"]:
@@ -360,8 +432,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workdir", type=Path, default=Path("/tmp/bench"))
     p.add_argument("--seed", type=int, default=0, help="seed of the generated pools and of the runs")
     p.add_argument("--t", type=float, default=20_000)
-    p.add_argument("--quiet-wait", type=float, default=120.0,
-                   help="seconds to wait at most for an idle machine before each run (0: never)")
+    p.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=120.0,
+        help="seconds to wait at most for an idle machine before each run (0: never)",
+    )
     p.add_argument("--repeat", type=int, default=2, help="runs per execution and size; the fastest is reported")
     p.add_argument("--keep-runs", action="store_true", help="keep the run directories (large) in the workdir")
     args = p.parse_args(argv)
@@ -384,9 +460,16 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit("the Ray execution needs Ray: pip install -r requirements-ray.txt") from None
     else:
         ray_version = "not used"
-    report = {"command": "python bench/bench_scaling.py " + shlex.join(argv), "environment": environment(),
-              "ray_version": ray_version, "entries": args.entries, "t": args.t, "seed": args.seed,
-              "sizes": [], "worker": []}
+    report = {
+        "command": "python bench/bench_scaling.py " + shlex.join(argv),
+        "environment": environment(),
+        "ray_version": ray_version,
+        "entries": args.entries,
+        "t": args.t,
+        "seed": args.seed,
+        "sizes": [],
+        "worker": [],
+    }
     for rows in args.sizes:
         pool, _ = ensure_pool(args.workdir, rows, args.entries, args.seed)
         size = {"rows": rows, "pool": str(pool), "runs": {}}
@@ -402,8 +485,9 @@ def main(argv: list[str] | None = None) -> int:
                 if reference is None:
                     reference = digest
                 elif not same_result(reference, digest):
-                    raise SystemExit(f"{LABELS[name]} curated another set than {LABELS[args.executions[0]]} "
-                                     f"at {rows:,} pairs")
+                    raise SystemExit(
+                        f"{LABELS[name]} curated another set than {LABELS[args.executions[0]]} at {rows:,} pairs"
+                    )
                 if not args.keep_runs:
                     shutil.rmtree(run["run_dir"], ignore_errors=True)
                 best = size["runs"].get(name)

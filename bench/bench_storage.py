@@ -57,11 +57,19 @@ def store() -> dict:
 
             client = boto3.client("s3", endpoint_url=endpoint)
             client.create_bucket(Bucket=BUCKET)
-            server = int(subprocess.run(["pgrep", "-f", f"moto.server .*{endpoint.rsplit(':', 1)[1]}"],
-                                        capture_output=True, text=True).stdout.split()[0])
-            yield {"client": client, "endpoint": endpoint, "server_pid": server,
-                   "fs": pafs.S3FileSystem(endpoint_override=endpoint, access_key="bench", secret_key="bench",
-                                           region="us-east-1")}
+            server = int(
+                subprocess.run(
+                    ["pgrep", "-f", f"moto.server .*{endpoint.rsplit(':', 1)[1]}"], capture_output=True, text=True
+                ).stdout.split()[0]
+            )
+            yield {
+                "client": client,
+                "endpoint": endpoint,
+                "server_pid": server,
+                "fs": pafs.S3FileSystem(
+                    endpoint_override=endpoint, access_key="bench", secret_key="bench", region="us-east-1"
+                ),
+            }
         finally:
             for key, value in saved.items():
                 if value is None:
@@ -95,10 +103,12 @@ def curated_keys(run: str, where: dict) -> list[int]:
     """Pair keys of the curated parts, as a reader finds them (a local folder, or the pointer in the store)."""
     if run.startswith("s3://"):
         prefix = run.removeprefix(f"s3://{BUCKET}/")
-        pointer = json.loads(where["client"].get_object(Bucket=BUCKET, Key=f"{prefix}/curated/selection.json")
-                             ["Body"].read())
-        table = pq.read_table(f"{BUCKET}/{prefix}/curated/{pointer['parts']}", filesystem=where["fs"],
-                              columns=["pair_key"])
+        pointer = json.loads(
+            where["client"].get_object(Bucket=BUCKET, Key=f"{prefix}/curated/selection.json")["Body"].read()
+        )
+        table = pq.read_table(
+            f"{BUCKET}/{prefix}/curated/{pointer['parts']}", filesystem=where["fs"], columns=["pair_key"]
+        )
     else:
         table = pq.read_table(Path(run) / "curated", columns=["pair_key"])
     return sorted(table.column("pair_key").to_pylist())
@@ -108,8 +118,14 @@ def run_case(name: str, pool: Path, workdir: Path, where: dict, args: argparse.N
     place, workers = CASES[name]
     if place == "s3":
         clear(where, f"runs/{name}")
-        spec = ["--pool", f"s3://{BUCKET}/pool/", "--metadata", f"s3://{BUCKET}/metadata.json",
-                "--out", f"s3://{BUCKET}/runs/{name}"]
+        spec = [
+            "--pool",
+            f"s3://{BUCKET}/pool/",
+            "--metadata",
+            f"s3://{BUCKET}/metadata.json",
+            "--out",
+            f"s3://{BUCKET}/runs/{name}",
+        ]
         out = f"s3://{BUCKET}/runs/{name}"
     else:
         out = str(fresh(workdir / "storage-runs" / name, workdir))
@@ -117,14 +133,32 @@ def run_case(name: str, pool: Path, workdir: Path, where: dict, args: argparse.N
     cache = workdir / "storage-cache"
     shutil.rmtree(cache, ignore_errors=True)  # every case starts with no local copy of a run in the store
     os.environ["CURATION_CACHE_DIR"] = str(cache)
-    argv = [sys.executable, "-m", "curation", "run", *spec, "--t", f"{args.t:g}", "--seed", "0",
-            "--workers", str(workers), "--quiet"]
+    argv = [
+        sys.executable,
+        "-m",
+        "curation",
+        "run",
+        *spec,
+        "--t",
+        f"{args.t:g}",
+        "--seed",
+        "0",
+        "--workers",
+        str(workers),
+        "--quiet",
+    ]
     waited = wait_for_quiet(args.quiet_wait)
     server_before = cpu_ticks(where["server_pid"])
     measured = run_measured(argv, workdir / "storage-logs" / f"{name}-{attempt}.log")
     server_cpu = (cpu_ticks(where["server_pid"]) - server_before) / os.sysconf("SC_CLK_TCK")
-    record = {"case": name, "place": place, "workers": workers, "waited_for_quiet_s": waited,
-              "command": asdict(measured), "server_cpu_s": round(server_cpu, 2)}
+    record = {
+        "case": name,
+        "place": place,
+        "workers": workers,
+        "waited_for_quiet_s": waited,
+        "command": asdict(measured),
+        "server_cpu_s": round(server_cpu, 2),
+    }
     if place == "s3":
         record["objects"], record["object_bytes"] = objects(where, f"runs/{name}/")
     record["curated"] = curated_keys(out, where)
@@ -149,9 +183,13 @@ def markdown(report: dict) -> str:
         lines.append(
             f"| {best['place']} | {best['workers']} | {command['wall_s']:.1f} | {command['cpu_s']:.1f} | "
             f"{best['server_cpu_s']:.1f} | {command['peak_tree_rss_mib']:,.0f} | {best.get('objects', '')} | "
-            f"{best.get('object_bytes', 0) / 1e6:,.0f} | {', '.join(f'{w:.1f}' for w in best['all_wall_s'])} |")
-    lines += ["", f"Identical curated set in every case: {report['identical']} "
-              f"({report['curated_pairs']:,} pairs kept).", ""]
+            f"{best.get('object_bytes', 0) / 1e6:,.0f} | {', '.join(f'{w:.1f}' for w in best['all_wall_s'])} |"
+        )
+    lines += [
+        "",
+        f"Identical curated set in every case: {report['identical']} ({report['curated_pairs']:,} pairs kept).",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -168,8 +206,14 @@ def main(argv: list[str] | None = None) -> int:
     args.workdir.mkdir(parents=True, exist_ok=True)
     pool, _ = ensure_pool(args.workdir, args.rows, args.entries, args.seed)
     with store() as where:
-        report = {"rows": args.rows, "entries": args.entries, "t": args.t, "repeat": args.repeat,
-                  "environment": environment(), "upload_s": upload(pool, where)}
+        report = {
+            "rows": args.rows,
+            "entries": args.entries,
+            "t": args.t,
+            "repeat": args.repeat,
+            "environment": environment(),
+            "upload_s": upload(pool, where),
+        }
         tries: dict[str, list[dict]] = {name: [] for name in CASES}
         for attempt in range(args.repeat):
             for name in CASES:
@@ -178,8 +222,10 @@ def main(argv: list[str] | None = None) -> int:
     curated = {tuple(r.pop("curated")) for runs in tries.values() for r in runs}
     report["identical"] = len(curated) == 1
     report["curated_pairs"] = len(next(iter(curated)))
-    report["cases"] = {name: min(runs, key=lambda r: r["command"]["wall_s"])
-                       | {"all_wall_s": [r["command"]["wall_s"] for r in runs]} for name, runs in tries.items()}
+    report["cases"] = {
+        name: min(runs, key=lambda r: r["command"]["wall_s"]) | {"all_wall_s": [r["command"]["wall_s"] for r in runs]}
+        for name, runs in tries.items()
+    }
     write_results("storage", report, markdown(report))
     print(markdown(report))
     if not report["identical"]:

@@ -52,8 +52,11 @@ def worldwide_inputs(pool: Path, workdir: Path) -> tuple[Path, Path]:
         pool_dir.mkdir(parents=True)
         for part in sorted((pool / "pool").glob("*.parquet")):
             table = pq.read_table(part)
-            pq.write_table(table.append_column("lang", pa.array(["en"] * table.num_rows)), pool_dir / part.name,
-                           row_group_size=100_000)
+            pq.write_table(
+                table.append_column("lang", pa.array(["en"] * table.num_rows)),
+                pool_dir / part.name,
+                row_group_size=100_000,
+            )
     return metadata, pool_dir
 
 
@@ -64,8 +67,22 @@ def command(case: str, pool: Path, worldwide: tuple[Path, Path], out: Path, work
         spec = ["--pool", str(worldwide[1]), "--metadata", str(worldwide[0]), "--language-column", "lang"]
     else:
         spec = ["--pool", str(pool / "pool"), "--metadata", str(worldwide[0])]
-    return [sys.executable, "-m", "curation", "run", *spec, "--t", f"{t:g}", "--seed", "0", "--out", str(out),
-            "--workers", str(workers), "--quiet"]
+    return [
+        sys.executable,
+        "-m",
+        "curation",
+        "run",
+        *spec,
+        "--t",
+        f"{t:g}",
+        "--seed",
+        "0",
+        "--out",
+        str(out),
+        "--workers",
+        str(workers),
+        "--quiet",
+    ]
 
 
 def curated_keys(out: Path) -> list[int]:
@@ -86,12 +103,18 @@ def markdown(report: dict) -> str:
     for name, best in report["cases"].items():
         case, workers = name.rsplit("-", 1)
         c = best["command"]
-        lines.append(f"| {CASES[case]} | {workers} | {c['wall_s']:.1f} | {best['timings']['match_s']:.1f} | "
-                     f"{c['cpu_s']:.1f} | {c['peak_tree_rss_mib']:,.0f} | {best['kept']:,} | "
-                     f"{', '.join(f'{w:.1f}' for w in best['all_wall_s'])} |")
-    lines += ["", f"MetaCLIP 1's two matchers curated the identical set: {report['metaclip1_identical']}.",
-              f"lid.176 called {report['not_english']:,} of {report['rows']:,} captions something other than "
-              "English (they match nothing: the metadata here has `en` only).", ""]
+        lines.append(
+            f"| {CASES[case]} | {workers} | {c['wall_s']:.1f} | {best['timings']['match_s']:.1f} | "
+            f"{c['cpu_s']:.1f} | {c['peak_tree_rss_mib']:,.0f} | {best['kept']:,} | "
+            f"{', '.join(f'{w:.1f}' for w in best['all_wall_s'])} |"
+        )
+    lines += [
+        "",
+        f"MetaCLIP 1's two matchers curated the identical set: {report['metaclip1_identical']}.",
+        f"lid.176 called {report['not_english']:,} of {report['rows']:,} captions something other than "
+        "English (they match nothing: the metadata here has `en` only).",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -122,19 +145,35 @@ def main(argv: list[str] | None = None) -> int:
                 out = fresh(args.workdir / "worldwide-runs" / name, args.workdir)
                 print(f"{name} ({attempt + 1}/{args.repeat})", flush=True)
                 wait_for_quiet(args.quiet_wait)
-                measured = run_measured(command(case, pool, worldwide, out, workers, args.t),
-                                        args.workdir / "worldwide-logs" / f"{name}-{attempt}.log")
+                measured = run_measured(
+                    command(case, pool, worldwide, out, workers, args.t),
+                    args.workdir / "worldwide-logs" / f"{name}-{attempt}.log",
+                )
                 record = read_run_json(out)
-                tries.setdefault(name, []).append({"command": asdict(measured), "timings": record["timings"],
-                                                   "kept": record["rows"]["kept"],
-                                                   "languages": record.get("languages")})
+                tries.setdefault(name, []).append(
+                    {
+                        "command": asdict(measured),
+                        "timings": record["timings"],
+                        "kept": record["rows"]["kept"],
+                        "languages": record.get("languages"),
+                    }
+                )
                 curated[name] = curated_keys(out)
-    report = {"rows": args.rows, "entries": args.entries, "t": args.t, "repeat": args.repeat,
-              "environment": environment(),
-              "cases": {name: min(runs, key=lambda r: r["command"]["wall_s"])
-                        | {"all_wall_s": [r["command"]["wall_s"] for r in runs]} for name, runs in tries.items()}}
-    report["metaclip1_identical"] = len({tuple(curated[f"{c}-{w}"]) for c in ("tokens", "aho-corasick")
-                                         for w in (1, 2)}) == 1
+    report = {
+        "rows": args.rows,
+        "entries": args.entries,
+        "t": args.t,
+        "repeat": args.repeat,
+        "environment": environment(),
+        "cases": {
+            name: min(runs, key=lambda r: r["command"]["wall_s"])
+            | {"all_wall_s": [r["command"]["wall_s"] for r in runs]}
+            for name, runs in tries.items()
+        },
+    }
+    report["metaclip1_identical"] = (
+        len({tuple(curated[f"{c}-{w}"]) for c in ("tokens", "aho-corasick") for w in (1, 2)}) == 1
+    )
     languages = report["cases"]["worldwide-lid-1"]["languages"] or []
     report["not_english"] = sum(row["pairs"] for row in languages if row["language"] != "en")
     write_results("worldwide", report, markdown(report))

@@ -40,8 +40,10 @@ from curation.rundir import RunDir  # noqa: E402
 from curation.summary import Run  # noqa: E402
 
 # Wikipedia codes of large editions, in rough order of size; `en` first.
-CODES = ("en de fr es ja ru it zh pt pl nl ar fa uk sv vi id ko he tr cs fi hu no ro da th el bg ca "
-         "sr ms hr sk lt sl et lv hi bn ta ur eu gl hy ka az kk be uz mk sq is cy ga af sw tl mr").split()
+CODES = (
+    "en de fr es ja ru it zh pt pl nl ar fa uk sv vi id ko he tr cs fi hu no ro da th el bg ca "
+    "sr ms hr sk lt sl et lv hi bn ta ur eu gl hy ka az kk be uz mk sq is cy ga af sw tl mr"
+).split()
 LANGUAGES = len(CODES)
 TS = np.geomspace(100, 100_000, 10)
 
@@ -74,8 +76,9 @@ def worldwide_inputs(pool: Path, workdir: Path) -> tuple[Path, Path]:
             table = pq.read_table(part)
             keys = text_keys([f"{i}:{part.name}" for i in range(table.num_rows)])
             codes = np.array(CODES)[language_of(keys)]
-            pq.write_table(table.append_column("lang", pa.array(codes.tolist())), pool_dir / part.name,
-                           row_group_size=100_000)
+            pq.write_table(
+                table.append_column("lang", pa.array(codes.tolist())), pool_dir / part.name, row_group_size=100_000
+            )
     return metadata, pool_dir
 
 
@@ -125,9 +128,13 @@ def markdown(report: dict) -> str:
         world = report["answers"]["worldwide"][name]
         cell = f"{one['median_ms']:.1f} / {one['worst_ms']:.1f}" if one else "-"
         lines.append(f"| {name}, median / worst ms | {cell} | {world['median_ms']:.1f} / {world['worst_ms']:.1f} |")
-    lines += ["", f"Peak RSS of this process after both: {report['peak_rss_mib']:,.0f} MiB. Worldwide sizes equal an "
-              f"exact pass over the run at t = {', '.join(f'{t:g}' for t in report['checked_t'])}: "
-              f"{report['exact']}.", ""]
+    lines += [
+        "",
+        f"Peak RSS of this process after both: {report['peak_rss_mib']:,.0f} MiB. Worldwide sizes equal an "
+        f"exact pass over the run at t = {', '.join(f'{t:g}' for t in report['checked_t'])}: "
+        f"{report['exact']}.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -136,17 +143,45 @@ def main(argv: list[str] | None = None) -> int:
     args.workdir.mkdir(parents=True, exist_ok=True)
     pool, _ = ensure_pool(args.workdir, args.rows, args.entries, 0)
     metadata, pool_dir = worldwide_inputs(pool, args.workdir)
-    runs, specs = {}, {"metaclip1": ["--pool", str(pool / "pool"), "--metadata", str(pool / "metadata.json")],
-                       "worldwide": ["--pool", str(pool_dir), "--metadata", str(metadata), "--language-column", "lang"]}
+    runs, specs = (
+        {},
+        {
+            "metaclip1": ["--pool", str(pool / "pool"), "--metadata", str(pool / "metadata.json")],
+            "worldwide": ["--pool", str(pool_dir), "--metadata", str(metadata), "--language-column", "lang"],
+        },
+    )
     for name, spec in specs.items():
         out = fresh(args.workdir / "worldwide-preview-runs" / name, args.workdir)
         wait_for_quiet(args.quiet_wait)
-        measured = run_measured([sys.executable, "-m", "curation", "run", *spec, "--t", f"{args.t:g}", "--seed", "0",
-                                 "--out", str(out), "--workers", "1", "--quiet"],
-                                args.workdir / "worldwide-preview-logs" / f"{name}.log")
+        measured = run_measured(
+            [
+                sys.executable,
+                "-m",
+                "curation",
+                "run",
+                *spec,
+                "--t",
+                f"{args.t:g}",
+                "--seed",
+                "0",
+                "--out",
+                str(out),
+                "--workers",
+                "1",
+                "--quiet",
+            ],
+            args.workdir / "worldwide-preview-logs" / f"{name}.log",
+        )
         runs[name] = {"wall_s": measured.wall_s, "out": out}
-    report: dict = {"rows": args.rows, "entries": args.entries, "environment": environment(), "answers": {},
-                    "open_s": {}, "matched_pairs": {}, "runs": {k: {"wall_s": v["wall_s"]} for k, v in runs.items()}}
+    report: dict = {
+        "rows": args.rows,
+        "entries": args.entries,
+        "environment": environment(),
+        "answers": {},
+        "open_s": {},
+        "matched_pairs": {},
+        "runs": {k: {"wall_s": v["wall_s"]} for k, v in runs.items()},
+    }
     for name, run in runs.items():
         wait_for_quiet(args.quiet_wait)
         started = time.perf_counter()
@@ -156,8 +191,9 @@ def main(argv: list[str] | None = None) -> int:
         report["answers"][name] = answers(preview, name == "worldwide")
     world = Run(runs["worldwide"]["out"])
     report["checked_t"] = [1000.0, args.t]
-    report["exact"] = all(world.preview(0).size_at(t) == sum(row["kept"] for row in world.languages_at(t, 0))
-                          for t in report["checked_t"])
+    report["exact"] = all(
+        world.preview(0).size_at(t) == sum(row["kept"] for row in world.languages_at(t, 0)) for t in report["checked_t"]
+    )
     report["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     write_results("worldwide_preview", report, markdown(report))
     print(markdown(report))

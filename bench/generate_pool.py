@@ -196,7 +196,10 @@ class Fillers:
 def build_fillers(rng: np.random.Generator, n_words: int) -> Fillers:
     """Pseudo-words outside the entry alphabet (Zipf-weighted), numbers >= 100, file names, SKUs."""
     words = pseudo_words(
-        rng, n_words, ENTRY_CONSONANTS + FILLER_CONSONANTS, {1: 0.15, 2: 0.45, 3: 0.30, 4: 0.10},
+        rng,
+        n_words,
+        ENTRY_CONSONANTS + FILLER_CONSONANTS,
+        {1: 0.15, 2: 0.45, 3: 0.30, 4: 0.10},
         forced_consonants=FILLER_CONSONANTS,
     )
     words = capitalize_some(rng, words, 0.2)
@@ -206,19 +209,27 @@ def build_fillers(rng: np.random.Generator, n_words: int) -> Fillers:
     suffixes = (".jpg", ".JPG", ".png", ".jpeg", ".webp")
     files = [
         f"{prefixes[p]}{n:04d}{suffixes[s]}"
-        for p, n, s in zip(rng.integers(0, len(prefixes), 20_000), rng.integers(0, 10_000, 20_000),
-                           rng.integers(0, len(suffixes), 20_000), strict=True)
+        for p, n, s in zip(
+            rng.integers(0, len(prefixes), 20_000),
+            rng.integers(0, 10_000, 20_000),
+            rng.integers(0, len(suffixes), 20_000),
+            strict=True,
+        )
     ]
     letters = np.asarray(list("ABCDEFGHJKLMNPQRSTUVWXYZ"))
     skus = [
         f"{a}{b}-{n}" if k else f"{a}{b}{n}{c}"
-        for a, b, c, n, k in zip(rng.choice(letters, 20_000), rng.choice(letters, 20_000),
-                                 rng.choice(letters, 20_000), rng.integers(100, 99_999, 20_000),
-                                 rng.random(20_000) < 0.5, strict=True)
+        for a, b, c, n, k in zip(
+            rng.choice(letters, 20_000),
+            rng.choice(letters, 20_000),
+            rng.choice(letters, 20_000),
+            rng.integers(100, 99_999, 20_000),
+            rng.random(20_000) < 0.5,
+            strict=True,
+        )
     ]
     separators = ["-", "|", "&", "/", "–", "·", "+", "x"]
-    classes = [(words, 0.80, 1.0), (numbers, 0.07, 0.5), (files, 0.03, 0.0), (skus, 0.03, 0.0),
-               (separators, 0.07, 1.0)]
+    classes = [(words, 0.80, 1.0), (numbers, 0.07, 0.5), (files, 0.03, 0.0), (skus, 0.03, 0.0), (separators, 0.07, 1.0)]
     strings: list[str] = []
     probs: list[np.ndarray] = []
     for items, share, zipf in classes:
@@ -227,7 +238,7 @@ def build_fillers(rng: np.random.Generator, n_words: int) -> Fillers:
         strings += items
         probs.append(share * weights / weights.sum())
     takes_suffix = np.ones(len(strings), dtype=bool)
-    takes_suffix[len(strings) - len(separators):] = False
+    takes_suffix[len(strings) - len(separators) :] = False
     return Fillers(strings=strings, probs=np.concatenate(probs), takes_suffix=takes_suffix)
 
 
@@ -269,7 +280,7 @@ def induced(direct: np.ndarray, entries: Entries) -> np.ndarray:
 def top_share(rates: np.ndarray, top: int) -> float:
     """Share of the total held by the `top` largest rates."""
     top = min(top, len(rates))
-    return float(np.partition(rates, len(rates) - top)[len(rates) - top:].sum() / rates.sum())
+    return float(np.partition(rates, len(rates) - top)[len(rates) - top :].sum() / rates.sum())
 
 
 def build_law(rng: np.random.Generator, entries: Entries, knobs: Knobs) -> EntryLaw:
@@ -279,7 +290,7 @@ def build_law(rng: np.random.Generator, entries: Entries, knobs: Knobs) -> Entry
     comps = entries.bigram_components.ravel()
     is_component[comps[comps >= 0]] = True
     can_die = ~is_component  # a dead word must not ride along in a live bigram
-    can_die[n - len(NUMBER_ENTRIES):] = False
+    can_die[n - len(NUMBER_ENTRIES) :] = False
     candidates = np.flatnonzero(can_die)
     n_dead = min(int(round(knobs.dead_share * n)), len(candidates))
     dead = np.zeros(n, dtype=bool)
@@ -351,8 +362,10 @@ def url_tables(rng: np.random.Generator) -> tuple[pa.Array, pa.Array, pa.Array]:
     names = pseudo_words(rng, 3000, ENTRY_CONSONANTS + FILLER_CONSONANTS, {2: 0.5, 3: 0.5})
     hosts = ("", "img.", "cdn.", "images.", "static.", "i0.", "media.")
     tlds = (".com", ".net", ".org", ".co.uk", ".de", ".com.br", ".fr", ".io")
-    sites = [f"{hosts[h]}{n}{tlds[t]}" for n, h, t in zip(names, rng.integers(0, len(hosts), 3000),
-                                                          rng.integers(0, len(tlds), 3000), strict=True)]
+    sites = [
+        f"{hosts[h]}{n}{tlds[t]}"
+        for n, h, t in zip(names, rng.integers(0, len(hosts), 3000), rng.integers(0, len(tlds), 3000), strict=True)
+    ]
     plain = ["images", "p", "media/catalog/product", "uploads", "thumbs/300x300", "photos/large"]
     dated = [f"wp-content/uploads/{y}/{m:02d}" for y in range(2010, 2025) for m in range(1, 13)]
     dirs = plain * (len(dated) // len(plain)) + dated  # about half of the URLs are WordPress-like
@@ -393,12 +406,22 @@ def build_model(n_entries: int, seed: int, knobs: Knobs) -> tuple[Model, Entries
     extra = placements_for_target(law, knobs)
     sites, dirs, exts = url_tables(rng)
     model = Model(
-        knobs=knobs, seed=seed, n_entries=n_entries, tokens=pa.array(all_tokens, pa.string()),
-        token_chars=chars, takes_suffix=np.concatenate((np.ones(n_entries, bool), fillers.takes_suffix)),
-        entry_cdf=cdf(law.direct), filler_cdf=cdf(fillers.probs),
-        filler_cost=filler_cost, extra_per_text=extra, suffixes=pa.array(SUFFIXES),
-        suffix_mid_cdf=cdf(SUFFIX_MID_P), suffix_last_cdf=cdf(SUFFIX_LAST_P),
-        sites=sites, dirs=dirs, exts=exts,
+        knobs=knobs,
+        seed=seed,
+        n_entries=n_entries,
+        tokens=pa.array(all_tokens, pa.string()),
+        token_chars=chars,
+        takes_suffix=np.concatenate((np.ones(n_entries, bool), fillers.takes_suffix)),
+        entry_cdf=cdf(law.direct),
+        filler_cdf=cdf(fillers.probs),
+        filler_cost=filler_cost,
+        extra_per_text=extra,
+        suffixes=pa.array(SUFFIXES),
+        suffix_mid_cdf=cdf(SUFFIX_MID_P),
+        suffix_last_cdf=cdf(SUFFIX_LAST_P),
+        sites=sites,
+        dirs=dirs,
+        exts=exts,
     )
     return model, entries, law
 
@@ -440,8 +463,7 @@ def plan_tokens(model: Model, rng: np.random.Generator, n: int) -> tuple[np.ndar
     key = (owner.astype(np.uint64) << np.uint64(32)) | rng.integers(0, 1 << 32, len(owner), np.uint64)
     order = np.argsort(key, kind="stable")
     counts = n_entry + n_fill
-    stats = {"matched_planned": int(matched.sum()), "entries_placed": int(n_entry.sum()),
-             "tokens": int(counts.sum())}
+    stats = {"matched_planned": int(matched.sum()), "entries_placed": int(n_entry.sum()), "tokens": int(counts.sum())}
     return tokens[order], counts, stats
 
 
@@ -452,8 +474,7 @@ def render_texts(model: Model, rng: np.random.Generator, tokens: np.ndarray, cou
     suffix = draw(rng, model.suffix_mid_cdf, len(tokens))
     suffix[offsets[1:] - 1] = draw(rng, model.suffix_last_cdf, len(counts))
     suffix[~model.takes_suffix[tokens]] = 0
-    words = pc.binary_join_element_wise(
-        model.tokens.take(pa.array(tokens)), model.suffixes.take(pa.array(suffix)), "")
+    words = pc.binary_join_element_wise(model.tokens.take(pa.array(tokens)), model.suffixes.take(pa.array(suffix)), "")
     texts = pc.binary_join(pa.LargeListArray.from_arrays(pa.array(offsets), words), " ")
     if model.knobs.null_share > 0:
         texts = pc.if_else(pa.array(rng.random(len(counts)) < model.knobs.null_share), None, texts)
@@ -465,8 +486,8 @@ def render_urls(model: Model, rng: np.random.Generator, ids: np.ndarray) -> pa.A
     n = len(ids)
     pick = lambda table: table.take(pa.array(rng.integers(0, len(table), n)))  # noqa: E731
     return pc.binary_join_element_wise(
-        "https://", pick(model.sites), "/", pick(model.dirs), "/", pa.array(ids).cast(pa.string()),
-        pick(model.exts), "")
+        "https://", pick(model.sites), "/", pick(model.dirs), "/", pa.array(ids).cast(pa.string()), pick(model.exts), ""
+    )
 
 
 SCHEMA = pa.schema([("id", pa.int64()), ("url", pa.string()), ("text", pa.string())])
@@ -556,8 +577,7 @@ def write_pool(model: Model, layout: Layout, pool_dir: Path, workers: int, compr
             if f not in writers:
                 for old in [k for k in writers]:  # files are written in order: close finished ones
                     writers.pop(old).close()
-                writers[f] = pq.ParquetWriter(pool_dir / f"part-{f:05d}.parquet", SCHEMA,
-                                              compression=compression)
+                writers[f] = pq.ParquetWriter(pool_dir / f"part-{f:05d}.parquet", SCHEMA, compression=compression)
             writers[f].write_table(table, row_group_size=layout.row_group_rows)
             hist += stats.pop("length_hist")
             for key, value in stats.items():
@@ -634,8 +654,13 @@ def read_texts(pool_dir: Path, limit: int | None) -> list[str | None]:
     return texts
 
 
-def measure_shape(pool_dir: Path, entries: list[str], sample_rows: int = 50_000,
-                  head_fraction: float = 0.03, design_head: np.ndarray | None = None) -> dict:
+def measure_shape(
+    pool_dir: Path,
+    entries: list[str],
+    sample_rows: int = 50_000,
+    head_fraction: float = 0.03,
+    design_head: np.ndarray | None = None,
+) -> dict:
     """Match a sample with the reference matcher and report the shape figures of the paper.
 
     The sample's own top-3% share is biased upwards on small samples (fewer distinct entries match
@@ -716,8 +741,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--shape-rows", type=int, default=50_000, help="rows to match for the shape report (0: skip)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing pool in --out")
     for field, default in asdict(Knobs()).items():
-        p.add_argument(f"--{field.replace('_', '-')}", type=type(default), default=default,
-                       help=argparse.SUPPRESS)
+        p.add_argument(f"--{field.replace('_', '-')}", type=type(default), default=default, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.entries < 200:
         p.error("--entries must be at least 200 (the last 100 are the numbers 0..99)")
@@ -748,9 +772,16 @@ def main(argv: list[str] | None = None) -> int:
 
     report = {
         "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
-        "parameters": {"rows": args.rows, "entries": args.entries, "seed": args.seed, "files": args.files,
-                       "row_group_rows": args.row_group_rows, "workers": args.workers,
-                       "compression": args.compression, "knobs": asdict(knobs)},
+        "parameters": {
+            "rows": args.rows,
+            "entries": args.entries,
+            "seed": args.seed,
+            "files": args.files,
+            "row_group_rows": args.row_group_rows,
+            "workers": args.workers,
+            "compression": args.compression,
+            "knobs": asdict(knobs),
+        },
         "design": design_figures(model, law, args.rows, knobs),
         "realised": realised,
         "timing_seconds": {"vocabulary_and_metadata": round(t_model, 2), "total_generation": round(t_total, 2)},
@@ -759,12 +790,19 @@ def main(argv: list[str] | None = None) -> int:
         t1 = time.perf_counter()
         head = int(math.ceil(knobs.head_fraction * args.entries))
         design_head = np.argsort(-law.effective, kind="stable")[:head]
-        report["shape_on_sample"] = measure_shape(pool_dir, entries.strings, args.shape_rows,
-                                                  knobs.head_fraction, design_head)
+        report["shape_on_sample"] = measure_shape(
+            pool_dir, entries.strings, args.shape_rows, knobs.head_fraction, design_head
+        )
         report["timing_seconds"]["shape_measurement"] = round(time.perf_counter() - t1, 2)
     (args.out / "generation.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
-    print(json.dumps({k: report[k] for k in ("design", "realised", "timing_seconds")}
-                     | {"shape_on_sample": report.get("shape_on_sample")}, indent=2, ensure_ascii=False))
+    print(
+        json.dumps(
+            {k: report[k] for k in ("design", "realised", "timing_seconds")}
+            | {"shape_on_sample": report.get("shape_on_sample")},
+            indent=2,
+            ensure_ascii=False,
+        )
+    )
     return 0
 
 

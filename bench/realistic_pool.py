@@ -82,11 +82,60 @@ LEAD = set("\"'“‘«([{¿¡*#")  # punctuation glued before a word in a templ
 TRAIL = set("\"'”’»)]},.;:?!…*")  # ... and after it
 VOWELS = set("aeiouyáéíóúàèìòùâêîôûäëïöüãõåæøœ")
 # Words the generator never puts into a caption on its own (templates keep theirs: they are real text).
-BLOCKED_PREFIXES = ("fuck", "shit", "cunt", "nigg", "fagg", "porn", "slut", "whore", "bitch", "pussy", "asshole",
-                    "retard", "masturb", "orgasm", "blowjob", "sex", "nude", "nudi", "boob", "penis", "vagin",
-                    "dildo", "hentai", "erotic", "horny", "incest", "pedo", "rapist", "milf", "jizz")
-BLOCKED_WORDS = frozenset({"anal", "anus", "cum", "cock", "cocks", "dick", "dicks", "tit", "tits", "rape", "raped",
-                           "rapes", "raping", "fag", "fags", "nazi", "nazis", "kkk"})
+BLOCKED_PREFIXES = (
+    "fuck",
+    "shit",
+    "cunt",
+    "nigg",
+    "fagg",
+    "porn",
+    "slut",
+    "whore",
+    "bitch",
+    "pussy",
+    "asshole",
+    "retard",
+    "masturb",
+    "orgasm",
+    "blowjob",
+    "sex",
+    "nude",
+    "nudi",
+    "boob",
+    "penis",
+    "vagin",
+    "dildo",
+    "hentai",
+    "erotic",
+    "horny",
+    "incest",
+    "pedo",
+    "rapist",
+    "milf",
+    "jizz",
+)
+BLOCKED_WORDS = frozenset(
+    {
+        "anal",
+        "anus",
+        "cum",
+        "cock",
+        "cocks",
+        "dick",
+        "dicks",
+        "tit",
+        "tits",
+        "rape",
+        "raped",
+        "rapes",
+        "raping",
+        "fag",
+        "fags",
+        "nazi",
+        "nazis",
+        "kkk",
+    }
+)
 LOWER, TITLE, UPPER, OTHER = range(4)  # case patterns of a word
 LITERAL, VOCAB, POOL = range(3)  # how a template token is treated
 SCHEMA = pa.schema([("id", pa.int64()), ("url", pa.string()), ("text", pa.string())])
@@ -114,7 +163,7 @@ class Knobs:
 KNOB_HELP = {
     "replace_share": "share of a caption's replaceable words that are replaced (at least one per caption)",
     "template_word_share": "within a replacement class, weight given to how often the real alt-texts use a "
-                           "word; the rest follows wordfreq's frequencies",
+    "word; the rest follows wordfreq's frequencies",
     "splice_share": "share of rare-word replacements that are new words spliced from two rare words",
     "splices_per_word": "new words spliced per rare word type of the templates",
     "digit_share": "share of numbers of two or more digits that get new trailing digits",
@@ -187,13 +236,14 @@ def caption_bigrams(texts: list[str], min_count: int, min_pmi: float) -> list[st
         for m in TOKEN.finditer(text):
             token = m.group()
             unigrams[token] += 1
-            gap = text[prev_end:m.start()]
+            gap = text[prev_end : m.start()]
             if prev is not None and gap and not gap.strip(" \t") and WORD.fullmatch(prev) and WORD.fullmatch(token):
                 pairs[(prev, token)] += 1
             prev, prev_end = token, m.end()
     n = sum(unigrams.values())
-    scored = [(math.log2(c * n / (unigrams[a] * unigrams[b])), c, f"{a} {b}")
-              for (a, b), c in pairs.items() if c >= min_count]
+    scored = [
+        (math.log2(c * n / (unigrams[a] * unigrams[b])), c, f"{a} {b}") for (a, b), c in pairs.items() if c >= min_count
+    ]
     scored = [s for s in scored if s[0] >= min_pmi]
     scored.sort(key=lambda s: (-s[0], -s[1], s[2]))
     return [s[2] for s in scored]
@@ -224,8 +274,7 @@ class Metadata:
     notes: dict
 
 
-def build_metadata(n_entries: int, wordnet: list[str], words: list[str], bigrams: list[str],
-                   knobs: Knobs) -> Metadata:
+def build_metadata(n_entries: int, wordnet: list[str], words: list[str], bigrams: list[str], knobs: Knobs) -> Metadata:
     """Fill exactly n_entries: WordNet, lower-case words, Capitalised words, bigrams, then the numbers.
 
     Sizes are fixed first (numbers; bigrams up to their share; WordNet up to half the list; words take
@@ -255,19 +304,27 @@ def build_metadata(n_entries: int, wordnet: list[str], words: list[str], bigrams
     n_lower = min(room - n_capital, len(lower_pool))
     n_capital = min(room - n_lower, len(capital_pool))
     if n_lower + n_capital < room:
-        fail(f"--entries {n_entries} is more than these sources hold "
-             f"({n_entries - room + n_lower + n_capital}); lower --bigram-min-count or --entries")
+        fail(
+            f"--entries {n_entries} is more than these sources hold "
+            f"({n_entries - room + n_lower + n_capital}); lower --bigram-min-count or --entries"
+        )
     part_lower = take(lower_pool, n_lower)
     part_capital = take(capital_pool, n_capital)
     entries = part_wordnet + part_lower + part_capital + part_bigrams + list(NUMBERS)
     assert len(entries) == n_entries and len(set(entries)) == n_entries
-    kinds = {"wordnet": len(part_wordnet), "words_lower": len(part_lower), "words_capitalised": len(part_capital),
-             "bigrams": len(part_bigrams), "numbers": len(NUMBERS)}
+    kinds = {
+        "wordnet": len(part_wordnet),
+        "words_lower": len(part_lower),
+        "words_capitalised": len(part_capital),
+        "bigrams": len(part_bigrams),
+        "numbers": len(NUMBERS),
+    }
     return Metadata(entries=entries, kinds=kinds, notes=metadata_notes(wordnet, part_wordnet, words, bigrams, taken))
 
 
-def metadata_notes(wordnet: list[str], part_wordnet: list[str], words: list[str], bigrams: list[str],
-                   taken: dict) -> dict:
+def metadata_notes(
+    wordnet: list[str], part_wordnet: list[str], words: list[str], bigrams: list[str], taken: dict
+) -> dict:
     """How the sources overlap and how far down the word list the Capitalised variants reach."""
     word_set = set(words)
     return {
@@ -323,8 +380,9 @@ class StringTable:
         return np.frombuffer(b"".join(encoded), dtype=np.uint8), starts, lengths
 
 
-def gather(buffer: np.ndarray, starts: np.ndarray, lengths: np.ndarray, pieces: np.ndarray
-           ) -> tuple[np.ndarray, np.ndarray]:
+def gather(
+    buffer: np.ndarray, starts: np.ndarray, lengths: np.ndarray, pieces: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Concatenate the strings ``pieces`` (ids) into one byte array; return it and each piece's offset."""
     piece_lengths = lengths[pieces]
     offsets = np.zeros(len(pieces) + 1, dtype=np.int64)
@@ -388,7 +446,7 @@ def tokenize(text: str) -> list[Token]:
     for m in found:
         lead, core, trail = split_token(m.group(1))
         tokens.append(Token(lead, core, trail, m.group(2)))
-    tokens[0].lead = text[:found[0].start()] + tokens[0].lead
+    tokens[0].lead = text[: found[0].start()] + tokens[0].lead
     return tokens
 
 
@@ -430,7 +488,7 @@ def protect_multiword(tokens: list[Token], entries: set[str], longest: int = 3) 
     """Keep tokens that form a multi-word entry with their neighbours, so those matches survive."""
     for i in range(len(tokens)):
         for n in range(2, longest + 1):
-            span = tokens[i:i + n]
+            span = tokens[i : i + n]
             if len(span) < n or not bare(span[0], "left") or not bare(span[-1], "right"):
                 break
             if not all(s.space in SPACES and not s.trail for s in span[:-1]) or any(s.lead for s in span[1:]):
@@ -499,8 +557,9 @@ def replacement_vocabulary(words: list[str], freqs: np.ndarray) -> tuple[list[st
     return [words[i] for i in keep], freqs[keep]
 
 
-def vocabulary_classes(vocab: list[str], vfreq: np.ndarray, template_counts: np.ndarray, entries: set[str],
-                       knobs: Knobs) -> tuple[np.ndarray, np.ndarray]:
+def vocabulary_classes(
+    vocab: list[str], vfreq: np.ndarray, template_counts: np.ndarray, entries: set[str], knobs: Knobs
+) -> tuple[np.ndarray, np.ndarray]:
     """Class key and sampling weight of every vocabulary word.
 
     A class holds words of similar frequency rank and the same length that are entries in the same case
@@ -511,11 +570,14 @@ def vocabulary_classes(vocab: list[str], vfreq: np.ndarray, template_counts: np.
     """
     ranks = np.arange(1, len(vocab) + 1)
     octaves = np.arange(0, math.log2(len(vocab) + 2) * knobs.bins_per_octave + 1) / knobs.bins_per_octave
-    edges = np.unique(np.concatenate(([knobs.keep_top + 1], np.floor(2.0 ** octaves)))).astype(np.int64)
+    edges = np.unique(np.concatenate(([knobs.keep_top + 1], np.floor(2.0**octaves)))).astype(np.int64)
     bins = np.searchsorted(edges, ranks, side="right")
     lengths = np.minimum(np.fromiter((len(w) for w in vocab), dtype=np.int64, count=len(vocab)), 20)
-    status = np.fromiter(((w in entries) + 2 * (capitalised(w) in entries) + 4 * (w.upper() in entries)
-                          for w in vocab), dtype=np.int64, count=len(vocab))
+    status = np.fromiter(
+        ((w in entries) + 2 * (capitalised(w) in entries) + 4 * (w.upper() in entries) for w in vocab),
+        dtype=np.int64,
+        count=len(vocab),
+    )
     keys = (bins * 32 + lengths) * 8 + status
     _, dense = np.unique(keys, return_inverse=True)
     freq_total = np.bincount(dense, weights=vfreq)
@@ -526,8 +588,9 @@ def vocabulary_classes(vocab: list[str], vfreq: np.ndarray, template_counts: np.
     return keys, (1.0 - mix) * vfreq / freq_total[dense] + mix * from_tpl
 
 
-def grouped(keys: np.ndarray, weights: np.ndarray, values: np.ndarray
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def grouped(
+    keys: np.ndarray, weights: np.ndarray, values: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Sort values by key for sampling: (key values, dense key per input, grouped values, cum weights, bounds)."""
     uniq, dense = np.unique(keys, return_inverse=True)
     order = np.argsort(dense, kind="stable")
@@ -553,22 +616,29 @@ def splice_words(rng: np.random.Generator, types: list[str], count: int, case: i
     if not heads or not tails:
         return []
     for _ in range(4):  # a few rounds: some draws fall back into a known word or repeat one
-        for a, b, u, v in zip(rng.choice(heads, count), rng.choice(tails, count), rng.random(count),
-                              rng.random(count), strict=True):
+        for a, b, u, v in zip(
+            rng.choice(heads, count), rng.choice(tails, count), rng.random(count), rng.random(count), strict=True
+        ):
             h, t = cuts[a][0], cuts[b][1]
-            word = types[a][:h[int(u * len(h))]] + types[b][t[int(v * len(t))]:]
+            word = types[a][: h[int(u * len(h))]] + types[b][t[int(v * len(t))] :]
             if case == TITLE:
                 word = word[:1] + word[1:].lower()
-            if (word not in banned and word.lower() not in banned and case_of(word) == case
-                    and WORD.fullmatch(word) and not blocked(word)):
+            if (
+                word not in banned
+                and word.lower() not in banned
+                and case_of(word) == case
+                and WORD.fullmatch(word)
+                and not blocked(word)
+            ):
                 out.setdefault(word, None)
         if len(out) >= count:
             break
     return list(out)[:count]
 
 
-def build_pools(rng: np.random.Generator, tokens: list[Token], table: StringTable, banned: set[str],
-                knobs: Knobs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def build_pools(
+    rng: np.random.Generator, tokens: list[Token], table: StringTable, banned: set[str], knobs: Knobs
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rare words by pool: the templates' own (by how often they occur) and new spliced ones (uniform).
 
     Splices are made per case and script from all the templates' rare words of that case and script,
@@ -613,8 +683,9 @@ def url_head(url: str, text: str) -> tuple[str, str]:
     return (head + "/" if "://" in head else "https://img.example.com/") + slug + "-", ext
 
 
-def read_templates(texts: list[str], rank: dict[str, int], entries: set[str], keep_top: int
-                   ) -> tuple[list[list[Token]], np.ndarray]:
+def read_templates(
+    texts: list[str], rank: dict[str, int], entries: set[str], keep_top: int
+) -> tuple[list[list[Token]], np.ndarray]:
     """Every alt-text cut into classified tokens with slots, and the number of slots of each."""
     templates = [tokenize(t) for t in texts]
     slot_count = np.zeros(len(templates), dtype=np.int64)
@@ -625,8 +696,9 @@ def read_templates(texts: list[str], rank: dict[str, int], entries: set[str], ke
     return templates, slot_count
 
 
-def slot_tables(templates: list[list[Token]], slot_count: np.ndarray, word_class: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def slot_tables(
+    templates: list[list[Token]], slot_count: np.ndarray, word_class: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per global slot: whether it holds a vocabulary word and its class or pool; and each template's first slot."""
     slot_start = np.cumsum(slot_count) - slot_count
     is_vocab = np.zeros(int(slot_count.sum()), dtype=bool)
@@ -639,8 +711,9 @@ def slot_tables(templates: list[list[Token]], slot_count: np.ndarray, word_class
     return slot_start, is_vocab, group
 
 
-def build_model(texts: list[str], urls: list[str], words: list[str], freqs: np.ndarray, entries: list[str],
-                seed: int, knobs: Knobs) -> Model:
+def build_model(
+    texts: list[str], urls: list[str], words: list[str], freqs: np.ndarray, entries: list[str], seed: int, knobs: Knobs
+) -> Model:
     """Tokenise the templates and lay out every table the row-group generator samples from."""
     rng = np.random.default_rng([seed, 0])
     entry_set = set(entries)
@@ -665,16 +738,31 @@ def build_model(texts: list[str], urls: list[str], words: list[str], freqs: np.n
     heads, exts = zip(*(url_head(u, t) for u, t in zip(urls, texts, strict=True)), strict=True)
     tpl_count = np.asarray([len(tokens) for tokens in templates], dtype=np.int64)
     return Model(
-        knobs=knobs, seed=seed, buffer=buffer, starts=str_starts, lengths=str_lengths, empty=empty,
-        tpl_start=np.cumsum(tpl_count) - tpl_count, tpl_count=tpl_count,
-        slot_start=slot_start, slot_count=slot_count,
-        kept=kept, lead=lead, trail=trail,
+        knobs=knobs,
+        seed=seed,
+        buffer=buffer,
+        starts=str_starts,
+        lengths=str_lengths,
+        empty=empty,
+        tpl_start=np.cumsum(tpl_count) - tpl_count,
+        tpl_count=tpl_count,
+        slot_start=slot_start,
+        slot_count=slot_count,
+        kept=kept,
+        lead=lead,
+        trail=trail,
         case=np.asarray([min(t.case, UPPER) for t in flat], dtype=np.int64),
         token_vocab=np.asarray([t.kind == VOCAB for t in flat], dtype=bool),
         slot=np.asarray([t.slot for t in flat], dtype=np.int64),
-        slot_vocab=slot_vocab, slot_group=slot_group, vocab_forms=vocab_forms,
-        class_order=class_order, class_cum=class_cum, class_bounds=class_bounds,
-        pool_ids=pool_ids, pool_cum=pool_cum, pool_bounds=pool_bounds,
+        slot_vocab=slot_vocab,
+        slot_group=slot_group,
+        vocab_forms=vocab_forms,
+        class_order=class_order,
+        class_cum=class_cum,
+        class_bounds=class_bounds,
+        pool_ids=pool_ids,
+        pool_cum=pool_cum,
+        pool_bounds=pool_bounds,
         url_prefix=np.asarray([url_table.add(h) for h in heads], dtype=np.int64),
         url_ext=np.asarray([url_table.add(e) for e in exts], dtype=np.int64),
         url_strings=pa.array(url_table.strings, pa.string()),
@@ -779,8 +867,11 @@ def row_ids(start: int, n: int, seed: int) -> np.ndarray:
 def assemble_urls(model: Model, tpl: np.ndarray, ids: np.ndarray) -> pa.Array:
     """The template's scheme://host/dir/slug-, the row id and an image extension."""
     return pc.binary_join_element_wise(
-        model.url_strings.take(pa.array(model.url_prefix[tpl])), pa.array(ids).cast(pa.string()),
-        model.url_strings.take(pa.array(model.url_ext[tpl])), "")
+        model.url_strings.take(pa.array(model.url_prefix[tpl])),
+        pa.array(ids).cast(pa.string()),
+        model.url_strings.take(pa.array(model.url_ext[tpl])),
+        "",
+    )
 
 
 def make_chunk(model: Model, chunk_index: int, start: int, n: int) -> pa.Table:
@@ -850,8 +941,7 @@ def write_pool(model: Model, layout: Layout, pool_dir: Path, workers: int, compr
     Workers are spawned, not forked, and get only the model (about 30 MB pickled): a forked worker would
     also carry the parent's word lists, metadata and interpreter garbage (about 0.5 GB each).
     """
-    tasks = [(pool_dir / f"part-{f:05d}.parquet", groups, compression)
-             for f, groups in enumerate(layout.file_tasks())]
+    tasks = [(pool_dir / f"part-{f:05d}.parquet", groups, compression) for f, groups in enumerate(layout.file_tasks())]
     with tqdm(total=layout.rows, unit="rows", unit_scale=True, desc="pool", file=sys.stderr) as bar:
         if workers <= 1:
             init_worker(model, None)
@@ -900,8 +990,12 @@ def first_texts(pool_dir: Path, limit: int) -> list[str]:
 def summary(values: np.ndarray) -> dict:
     """Mean, median, p90 and p99 of per-text figures."""
     values = np.asarray(values, dtype=np.float64)
-    return {"mean": float(values.mean()), "median": float(np.median(values)),
-            "p90": float(np.percentile(values, 90)), "p99": float(np.percentile(values, 99))}
+    return {
+        "mean": float(values.mean()),
+        "median": float(np.median(values)),
+        "p90": float(np.percentile(values, 90)),
+        "p99": float(np.percentile(values, 99)),
+    }
 
 
 def text_figures(texts: list[str]) -> dict:
@@ -924,8 +1018,9 @@ def entry_kinds(kinds: dict[str, int]) -> np.ndarray:
     return np.repeat(np.asarray(list(kinds)), list(kinds.values()))
 
 
-def match_figures(automaton: Any, texts: list[str], n_entries: int, kinds: dict[str, int],
-                  head_fraction: float = 0.03) -> dict:
+def match_figures(
+    automaton: Any, texts: list[str], n_entries: int, kinds: dict[str, int], head_fraction: float = 0.03
+) -> dict:
     """Matches per caption under the reference matcher, the head's share and where matches come from."""
     from curation.matching import match_text
 
@@ -988,11 +1083,15 @@ def paired_rates(run: Callable[[Any], object], real: Any, generated: Any, rounds
             rates.append(len(texts) / (time.perf_counter() - t0))
     other = busy_cpu_seconds() - busy0 - (own_cpu_seconds() - own0)
     gc.unfreeze()
-    return {"rounds": rounds, "real_texts": len(real), "generated_texts": len(generated),
-            "other_processes_cpu_seconds": round(max(other, 0.0), 1),
-            "real": {"texts_per_second": float(np.median(real_rates)), "best": float(max(real_rates))},
-            "generated": {"texts_per_second": float(np.median(gen_rates)), "best": float(max(gen_rates))},
-            "generated_over_real_median_of_rounds": float(np.median(np.asarray(gen_rates) / real_rates))}
+    return {
+        "rounds": rounds,
+        "real_texts": len(real),
+        "generated_texts": len(generated),
+        "other_processes_cpu_seconds": round(max(other, 0.0), 1),
+        "real": {"texts_per_second": float(np.median(real_rates)), "best": float(max(real_rates))},
+        "generated": {"texts_per_second": float(np.median(gen_rates)), "best": float(max(gen_rates))},
+        "generated_over_real_median_of_rounds": float(np.median(np.asarray(gen_rates) / real_rates)),
+    }
 
 
 def speeds(automaton: Any, real: list[str], generated: list[str]) -> dict:
@@ -1003,10 +1102,16 @@ def speeds(automaton: Any, real: list[str], generated: list[str]) -> dict:
         for text in texts:
             match_text(automaton, text)
 
-    generated = generated[:len(real)]
-    return {"reference_loop": paired_rates(loop, real, generated, rounds=20),
-            "match_batch": paired_rates(lambda a: match_batch(automaton, a), pa.array(real, pa.string()),
-                                        pa.array(generated, pa.string()), rounds=20)}
+    generated = generated[: len(real)]
+    return {
+        "reference_loop": paired_rates(loop, real, generated, rounds=20),
+        "match_batch": paired_rates(
+            lambda a: match_batch(automaton, a),
+            pa.array(real, pa.string()),
+            pa.array(generated, pa.string()),
+            rounds=20,
+        ),
+    }
 
 
 TABLE = [  # (label, path into the figures, size-dependent: compared on equal samples)
@@ -1055,35 +1160,44 @@ def comparison_table(real: dict, generated: dict, generated_equal: dict) -> list
 
 def format_table(report: dict) -> str:
     """The table printed at the end (and copied into bench/README.md): real, generated, held-out ratio."""
+
     def fmt(v: float) -> str:
         return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3f}" if abs(v) < 1 else f"{v:.2f}"
 
     figures = report["figures"]
     n_real, n_gen = figures["real"]["texts"], figures["generated"]["texts"]
+
     def ratio(rows: dict, metric: str) -> str:
         row = rows.get(metric)
         return f"{row['ratio']:.3f}" if row and row["ratio"] is not None else "-"
 
     held = {row["metric"]: row for row in report.get("held_out", {}).get("table", [])}
     halves = {row["metric"]: row for row in report.get("real_halves", {}).get("table", [])}
-    lines = [f"| metric | real alt-texts ({n_real:,}) | generated (first {n_gen:,} rows) | generated / real "
-             "| held-out: generated / real | yardstick: real half / other half |", "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"| metric | real alt-texts ({n_real:,}) | generated (first {n_gen:,} rows) | generated / real "
+        "| held-out: generated / real | yardstick: real half / other half |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for row in report["table"]:
         m = row["metric"]
-        lines.append(f"| {m} | {fmt(row['real'])} | {fmt(row['generated'])} | {row['ratio']:.3f} "
-                     f"| {ratio(held, m)} | {ratio(halves, m)} |")
-    lines.append(f"\n* on equal samples: the real texts and the first {min(n_real, n_gen):,} generated ones. "
-                 "Held-out: captions grown from a random half of the alt-texts, compared with the other half; "
-                 "the yardstick compares the two real halves with each other.\n"
-                 "† median over 20 rounds, each timing one pass over the real texts and one over the generated "
-                 "ones; the ratio is the median of the per-round ratios.")
+        lines.append(
+            f"| {m} | {fmt(row['real'])} | {fmt(row['generated'])} | {row['ratio']:.3f} "
+            f"| {ratio(held, m)} | {ratio(halves, m)} |"
+        )
+    lines.append(
+        f"\n* on equal samples: the real texts and the first {min(n_real, n_gen):,} generated ones. "
+        "Held-out: captions grown from a random half of the alt-texts, compared with the other half; "
+        "the yardstick compares the two real halves with each other.\n"
+        "† median over 20 rounds, each timing one pass over the real texts and one over the generated "
+        "ones; the ratio is the median of the per-round ratios."
+    )
     return "\n".join(lines)
 
 
 def compare(automaton: Any, metadata: Metadata, real: list[str], generated: list[str], timed: bool) -> dict:
     """Figures of real and generated captions (and of as many generated as real), with their table."""
     figures = {}
-    for name, texts in (("real", real), ("generated", generated), ("generated_equal", generated[:len(real)])):
+    for name, texts in (("real", real), ("generated", generated), ("generated_equal", generated[: len(real)])):
         figures[name] = text_figures(texts) | match_figures(automaton, texts, len(metadata.entries), metadata.kinds)
         figures[name]["top_entries"] = [[metadata.entries[i], c] for i, c in figures[name]["top_entries"]]
     out = {"figures": figures}
@@ -1098,9 +1212,16 @@ def compare(automaton: Any, metadata: Metadata, real: list[str], generated: list
     return out
 
 
-def held_out_texts(real_texts: list[str], real_urls: list[str], words: list[str], freqs: np.ndarray,
-                   metadata: Metadata, seed: int, knobs: Knobs, rows: int
-                   ) -> tuple[list[str], list[str], list[str]]:
+def held_out_texts(
+    real_texts: list[str],
+    real_urls: list[str],
+    words: list[str],
+    freqs: np.ndarray,
+    metadata: Metadata,
+    seed: int,
+    knobs: Knobs,
+    rows: int,
+) -> tuple[list[str], list[str], list[str]]:
     """Captions grown from a random half of the alt-texts, the other half to compare them with, and the first.
 
     The main check compares the pool with the very texts it was grown from; this one shows the
@@ -1110,15 +1231,21 @@ def held_out_texts(real_texts: list[str], real_urls: list[str], words: list[str]
     order = np.random.default_rng([seed, 4]).permutation(len(real_texts))
     half = len(order) // 2
     seen, unseen = order[:half], order[half:]
-    model = build_model([real_texts[i] for i in seen], [real_urls[i] for i in seen], words, freqs,
-                        metadata.entries, seed, knobs)
+    model = build_model(
+        [real_texts[i] for i in seen], [real_urls[i] for i in seen], words, freqs, metadata.entries, seed, knobs
+    )
     rng = np.random.default_rng([seed, 3])
     texts = assemble_texts(model, rng, rng.integers(0, half, rows)).to_pylist()
     return texts, [real_texts[i] for i in unseen], [real_texts[i] for i in seen]
 
 
-def realism(pool_dir: Path, real_texts: list[str], held_out: tuple[list[str], list[str], list[str]] | None,
-            metadata: Metadata, check_rows: int) -> dict:
+def realism(
+    pool_dir: Path,
+    real_texts: list[str],
+    held_out: tuple[list[str], list[str], list[str]] | None,
+    metadata: Metadata,
+    check_rows: int,
+) -> dict:
     """Compare generated captions with the real alt-texts; the match figures use the project's matcher."""
     sys.path.insert(0, str(REPO))
     from curation.matching import build_automaton
@@ -1141,30 +1268,51 @@ def realism(pool_dir: Path, real_texts: list[str], held_out: tuple[list[str], li
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     doc = __doc__.split("\n\n")
-    p = argparse.ArgumentParser(description="\n\n".join(doc[:2]), epilog="\n\n".join(doc[2:]),
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description="\n\n".join(doc[:2]),
+        epilog="\n\n".join(doc[2:]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--rows", type=int, required=True, help="captions to generate")
     p.add_argument("--entries", type=int, default=500_000, help="metadata entries (default 500,000)")
     p.add_argument("--out", type=Path, required=True, help="output directory")
     p.add_argument("--seed", type=int, default=0, help="with the layout, fixes every byte (default 0)")
-    p.add_argument("--files", type=int, default=8,
-                   help="Parquet files; a file is the unit of parallel work (default 8)")
+    p.add_argument(
+        "--files", type=int, default=8, help="Parquet files; a file is the unit of parallel work (default 8)"
+    )
     p.add_argument("--row-group-rows", type=int, default=100_000, help="rows per row group (default 100,000)")
-    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
-                   help="processes writing files in parallel (default 2)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=min(2, os.cpu_count() or 1),
+        help="processes writing files in parallel (default 2)",
+    )
     p.add_argument("--compression", default="snappy", help="Parquet compression (default snappy)")
-    p.add_argument("--real-data", type=Path, default=REPO.parent / "shared" / "data",
-                   help=f"directory with {REFERENCE_FILE} and real/ (default: ../shared/data from the repository)")
-    p.add_argument("--check-rows", type=int, default=50_000,
-                   help="generated rows compared with the real alt-texts (0: no check)")
-    p.add_argument("--no-held-out-check", dest="held_out_check", action="store_false",
-                   help="skip the second check (captions grown from half the alt-texts against the other half)")
+    p.add_argument(
+        "--real-data",
+        type=Path,
+        default=REPO.parent / "shared" / "data",
+        help=f"directory with {REFERENCE_FILE} and real/ (default: ../shared/data from the repository)",
+    )
+    p.add_argument(
+        "--check-rows", type=int, default=50_000, help="generated rows compared with the real alt-texts (0: no check)"
+    )
+    p.add_argument(
+        "--no-held-out-check",
+        dest="held_out_check",
+        action="store_false",
+        help="skip the second check (captions grown from half the alt-texts against the other half)",
+    )
     p.add_argument("--show", type=int, default=0, help="print this many real and generated captions side by side")
     p.add_argument("--overwrite", action="store_true", help="replace an existing pool in --out")
     knobs = p.add_argument_group("generator knobs")
     for name, default in asdict(Knobs()).items():
-        knobs.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default,
-                           help=f"{KNOB_HELP[name]} (default {default})")
+        knobs.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=type(default),
+            default=default,
+            help=f"{KNOB_HELP[name]} (default {default})",
+        )
     args = p.parse_args(argv)
     if args.rows < 1 or args.files < 1 or args.row_group_rows < 1 or args.workers < 1:
         p.error("--rows, --files, --row-group-rows and --workers must be positive")
@@ -1208,22 +1356,37 @@ def make_metadata(files: dict[str, Path], n_entries: int, knobs: Knobs) -> tuple
     return build_metadata(n_entries, wordnet_heads(WORDNET_SOURCE), words, bigrams, knobs), words, freqs
 
 
-def base_report(args: argparse.Namespace, knobs: Knobs, files: dict[str, Path], metadata: Metadata,
-                model: Model) -> dict:
+def base_report(
+    args: argparse.Namespace, knobs: Knobs, files: dict[str, Path], metadata: Metadata, model: Model
+) -> dict:
     """Parameters, sources (with digests), the metadata's composition and the templates' figures."""
     return {
         "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
-        "parameters": {"rows": args.rows, "entries": args.entries, "seed": args.seed, "files": args.files,
-                       "row_group_rows": args.row_group_rows, "workers": args.workers,
-                       "compression": args.compression, "check_rows": args.check_rows, "knobs": asdict(knobs)},
-        "sources": {"wordfreq": importlib.metadata.version("wordfreq"),
-                    "wordnet": str(WORDNET_SOURCE.relative_to(REPO)),
-                    **{name: {"path": str(path), "sha256": file_digest(path)} for name, path in files.items()}},
+        "parameters": {
+            "rows": args.rows,
+            "entries": args.entries,
+            "seed": args.seed,
+            "files": args.files,
+            "row_group_rows": args.row_group_rows,
+            "workers": args.workers,
+            "compression": args.compression,
+            "check_rows": args.check_rows,
+            "knobs": asdict(knobs),
+        },
+        "sources": {
+            "wordfreq": importlib.metadata.version("wordfreq"),
+            "wordnet": str(WORDNET_SOURCE.relative_to(REPO)),
+            **{name: {"path": str(path), "sha256": file_digest(path)} for name, path in files.items()},
+        },
         "metadata": {"kinds": metadata.kinds, **metadata.notes},
-        "templates": {"texts": len(model.tpl_count), "tokens": int(model.tpl_count.sum()),
-                      "replaceable_tokens": int((model.slot >= 0).sum()), "slots": int(model.slot_count.sum()),
-                      "templates_without_replaceable_words": int((model.slot_count == 0).sum()),
-                      "rare_words_in_pools": int(len(model.pool_ids))},
+        "templates": {
+            "texts": len(model.tpl_count),
+            "tokens": int(model.tpl_count.sum()),
+            "replaceable_tokens": int((model.slot >= 0).sum()),
+            "slots": int(model.slot_count.sum()),
+            "templates_without_replaceable_words": int((model.slot_count == 0).sum()),
+            "rare_words_in_pools": int(len(model.pool_ids)),
+        },
     }
 
 
@@ -1244,14 +1407,19 @@ def main(argv: list[str] | None = None) -> int:
     write_pool(model, Layout(args.rows, args.files, args.row_group_rows), pool_dir, args.workers, args.compression)
     t_pool = time.perf_counter() - t0 - t_model
     report = base_report(args, knobs, files, metadata, model)
-    report["timing_seconds"] = {"metadata_and_model": round(t_model, 2), "pool": round(t_pool, 2),
-                                "other_processes_cpu": round(max(0.0, busy_cpu_seconds() - busy0
-                                                                 - (own_cpu_seconds() - own0)), 1)}
+    report["timing_seconds"] = {
+        "metadata_and_model": round(t_model, 2),
+        "pool": round(t_pool, 2),
+        "other_processes_cpu": round(max(0.0, busy_cpu_seconds() - busy0 - (own_cpu_seconds() - own0)), 1),
+    }
     del model  # the check builds its own automaton; free the generator's tables first
     if args.check_rows > 0:
         t1 = time.perf_counter()
-        held_out = held_out_texts(real_texts, real_urls, words, freqs, metadata, args.seed, knobs,
-                                  args.check_rows) if args.held_out_check else None
+        held_out = (
+            held_out_texts(real_texts, real_urls, words, freqs, metadata, args.seed, knobs, args.check_rows)
+            if args.held_out_check
+            else None
+        )
         report["realism"] = realism(pool_dir, real_texts, held_out, metadata, args.check_rows)
         report["timing_seconds"]["check"] = round(time.perf_counter() - t1, 2)
     write_json(args.out / "realism.json", report)

@@ -77,8 +77,16 @@ from curation import balancing, counting, keys, stages  # noqa: E402
 from curation.errors import CurationError  # noqa: E402
 from curation.pool import file_signature  # noqa: E402
 from curation.mirror import exclusive  # noqa: E402
-from curation.rundir import (FORMAT_VERSION, LOCK_NAME, RunDir, atomic_parquet_writer, atomic_write_json,  # noqa: E402
-                             atomic_write_table, read_json, remove_leftovers)
+from curation.rundir import (
+    FORMAT_VERSION,
+    LOCK_NAME,
+    RunDir,
+    atomic_parquet_writer,
+    atomic_write_json,  # noqa: E402
+    atomic_write_table,
+    read_json,
+    remove_leftovers,
+)
 from curation.shard_stats import RowStats, ShardStats  # noqa: E402
 from curation.runner import Execution, balance_run, build_preview, write_run_record  # noqa: E402
 from metadata import fingerprint, load_entries  # noqa: E402
@@ -92,11 +100,17 @@ MAX_SHARD_ROWS = 10_000_000  # a shard's entry lists stay far below list<int32>'
 # Parquet settings, measured on shards of 100,000 pairs (bench/README.md): zstd; dictionary pages only
 # where values repeat (entry ids, per-shard counts); the sequential ids as deltas and the urls as
 # shared prefixes. pair_key and k are random bits that nothing compresses.
-ANNOTATED_OPTIONS = {"compression": "zstd", "use_dictionary": ["entry_ids.list.element"],
-                     "column_encoding": {"id": "DELTA_BINARY_PACKED", "url": "DELTA_BYTE_ARRAY"}}
+ANNOTATED_OPTIONS = {
+    "compression": "zstd",
+    "use_dictionary": ["entry_ids.list.element"],
+    "column_encoding": {"id": "DELTA_BINARY_PACKED", "url": "DELTA_BYTE_ARRAY"},
+}
 THRESHOLD_OPTIONS = {"compression": "zstd", "use_dictionary": False}
-COUNTS_OPTIONS = {"compression": "zstd", "use_dictionary": ["count"],
-                  "column_encoding": {"entry_id": "DELTA_BINARY_PACKED"}}
+COUNTS_OPTIONS = {
+    "compression": "zstd",
+    "use_dictionary": ["count"],
+    "column_encoding": {"entry_id": "DELTA_BINARY_PACKED"},
+}
 
 
 @dataclass(frozen=True)
@@ -135,8 +149,14 @@ class Config:
 
     def generation(self) -> dict:
         """The parameters that decide the content; a resumed run must have the same."""
-        return {"rows": self.rows, "entries": self.entries, "seed": self.seed, "shard_rows": self.shard_rows,
-                "url": self.url, "shape": asdict(self.shape)}
+        return {
+            "rows": self.rows,
+            "entries": self.entries,
+            "seed": self.seed,
+            "shard_rows": self.shard_rows,
+            "url": self.url,
+            "shape": asdict(self.shape),
+        }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -148,8 +168,7 @@ def make_entries(n_entries: int, seed: int) -> list[str]:
     """Unique single-word entries: pseudo-words (15% Capitalised), then "0".."99". Single words only,
     so a caption of entries joined by spaces matches exactly those entries."""
     rng = np.random.default_rng([seed, 0])
-    words = pseudo_words(rng, n_entries - len(NUMBER_ENTRIES), ENTRY_CONSONANTS,
-                         {1: 0.06, 2: 0.42, 3: 0.40, 4: 0.12})
+    words = pseudo_words(rng, n_entries - len(NUMBER_ENTRIES), ENTRY_CONSONANTS, {1: 0.06, 2: 0.42, 3: 0.40, 4: 0.12})
     return capitalize_some(rng, words, 0.15) + list(NUMBER_ENTRIES)
 
 
@@ -258,8 +277,9 @@ def make_shard(config: Config, index: int) -> pa.Table:
     ids = pa.array(np.arange(start, start + n, dtype=np.int64))
     decimal = pc.cast(ids, pa.string())
     joined = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), entries.take(pa.array(values))), " ")
-    texts = pc.if_else(pc.greater(pc.list_value_length(entry_ids), 0), joined,
-                       pc.binary_join_element_wise("img-", decimal, ""))
+    texts = pc.if_else(
+        pc.greater(pc.list_value_length(entry_ids), 0), joined, pc.binary_join_element_wise("img-", decimal, "")
+    )
     pair_keys = keys.hash_keys(keys.id_key_texts(ids, "id"))  # exactly the engine's pair keys
     columns = [ids] + ([pc.binary_join_element_wise("u/", decimal, "")] if config.url else []) + [texts]
     schema = stages.annotated_schema(pool_schema(config.url))
@@ -280,18 +300,26 @@ def generate_shard(index: int, config: Config) -> ShardStats:
     table = make_shard(config, index)
     path = run.annotated_part(index)
     options = dict(ANNOTATED_OPTIONS)
-    options["column_encoding"] = {name: encoding for name, encoding in ANNOTATED_OPTIONS["column_encoding"].items()
-                                  if name in table.column_names}
+    options["column_encoding"] = {
+        name: encoding for name, encoding in ANNOTATED_OPTIONS["column_encoding"].items() if name in table.column_names
+    }
     write_single_group(path, table, options)
     entry_ids = table.column(stages.ENTRY_IDS).combine_chunks()
     counts = counting.count_entries(entry_ids, config.entries)
     sizes = pc.list_value_length(entry_ids)
     matched = int(pc.sum(pc.greater(sizes, 0)).as_py() or 0)
     nonzero = np.flatnonzero(counts)
-    write_single_group(run.shard_counts(index), pa.table({
-        "entry_id": pa.array(nonzero.astype(np.int32)), "count": pa.array(counts[nonzero])}), COUNTS_OPTIONS)
-    stats = ShardStats(index, str(path), "tokens", RowStats(rows=table.num_rows, matched=matched,
-                                                           unmatched=table.num_rows - matched, matches=int(counts.sum())))
+    write_single_group(
+        run.shard_counts(index),
+        pa.table({"entry_id": pa.array(nonzero.astype(np.int32)), "count": pa.array(counts[nonzero])}),
+        COUNTS_OPTIONS,
+    )
+    stats = ShardStats(
+        index,
+        str(path),
+        "tokens",
+        RowStats(rows=table.num_rows, matched=matched, unmatched=table.num_rows - matched, matches=int(counts.sum())),
+    )
     atomic_write_json(marker, stats.as_json())
     return stats
 
@@ -315,13 +343,23 @@ def threshold_shard(index: int, config: Config) -> dict:
     else:
         pair_keys = part.column(stages.PAIR_KEY).to_numpy()
         thresholds = balancing.keep_thresholds(entry_ids, pair_keys, counts, config.seed)
-        write_single_group(path, pa.table({stages.PAIR_KEY: pa.array(pair_keys, type=pa.uint64()),
-                                           stages.THRESHOLD: pa.array(thresholds, type=pa.float64())}),
-                           THRESHOLD_OPTIONS)
+        write_single_group(
+            path,
+            pa.table(
+                {
+                    stages.PAIR_KEY: pa.array(pair_keys, type=pa.uint64()),
+                    stages.THRESHOLD: pa.array(thresholds, type=pa.float64()),
+                }
+            ),
+            THRESHOLD_OPTIONS,
+        )
     sizes = pc.list_value_length(entry_ids).to_numpy(zero_copy_only=False)
-    return {"shard": index, "kept": int(balancing.kept_mask(thresholds, config.t).sum()),
-            "expected": float(balancing.keep_probabilities(entry_ids, counts, config.t).sum()),
-            "sizes": np.bincount(sizes, minlength=config.shape.max_matches + 1).tolist()}
+    return {
+        "shard": index,
+        "kept": int(balancing.kept_mask(thresholds, config.t).sum()),
+        "expected": float(balancing.keep_probabilities(entry_ids, counts, config.t).sum()),
+        "sizes": np.bincount(sizes, minlength=config.shape.max_matches + 1).tolist(),
+    }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -339,11 +377,16 @@ def settle(run: RunDir, config: Config) -> dict:
     if record_path.exists():
         record = read_json(record_path)
         previous = record.get("parameters", {}).get("generation", {})
-        changed = [f"{name} {previous.get(name)} (not {value})" for name, value in config.generation().items()
-                   if previous.get(name) != value]
+        changed = [
+            f"{name} {previous.get(name)} (not {value})"
+            for name, value in config.generation().items()
+            if previous.get(name) != value
+        ]
         if changed:
-            raise CurationError(f"{run.root} holds a synthetic run with other parameters: {'; '.join(changed)}; "
-                                "choose another --out, or remove that directory to start afresh")
+            raise CurationError(
+                f"{run.root} holds a synthetic run with other parameters: {'; '.join(changed)}; "
+                "choose another --out, or remove that directory to start afresh"
+            )
         return record
     if run.root.exists() and any(p.name != LOCK_NAME for p in run.root.iterdir()):
         raise CurationError(f"{run.root} exists and is not a synthetic run directory; choose another --out")
@@ -373,13 +416,19 @@ def make_plan(run: RunDir, config: Config, entries: list[str]) -> dict:
         "pool": str(run.annotated),
         "files": [file_signature(path) for path in parts],
         "rows": config.rows,
-        "metadata": {"path": str((run.root / "metadata.json").resolve()), "entries": len(entries),
-                     "fingerprint": fingerprint(entries), "drop_invalid_entries": False},
+        "metadata": {
+            "path": str((run.root / "metadata.json").resolve()),
+            "entries": len(entries),
+            "fingerprint": fingerprint(entries),
+            "drop_invalid_entries": False,
+        },
         "columns": {"text": "text", "id": "id", "url": "url" if config.url else None},
         "pair_key": "id column 'id'",
         "shard_rows": config.shard_rows,
-        "shards": [{"index": i, "path": path, "row_groups": [0], "rows": config.shard_span(i)[1]}
-                   for i, path in enumerate(parts)],
+        "shards": [
+            {"index": i, "path": path, "row_groups": [0], "rows": config.shard_span(i)[1]}
+            for i, path in enumerate(parts)
+        ],
     }
 
 
@@ -393,20 +442,30 @@ def disk_usage(run: RunDir, rows: int) -> dict:
     """Bytes on disk: the parts that grow with the pairs (per pair, and projected to 1B pairs) and the
     fixed ones. Files other tools add later (a preview, curated/) are listed but not projected."""
     growing = {name: bytes_under(run.root / name) for name in ("annotated", "thresholds", "shards")}
-    fixed = {name: bytes_under(run.root / name)
-             for name in ("metadata.json", "entry_counts.parquet", "plan.json", "run.json")}
-    other = {p.name: bytes_under(p) for p in sorted(run.root.iterdir())
-             if p.name not in growing and p.name not in fixed and p.name != SYNTHETIC_JSON}
+    fixed = {
+        name: bytes_under(run.root / name)
+        for name in ("metadata.json", "entry_counts.parquet", "plan.json", "run.json")
+    }
+    other = {
+        p.name: bytes_under(p)
+        for p in sorted(run.root.iterdir())
+        if p.name not in growing and p.name not in fixed and p.name != SYNTHETIC_JSON
+    }
     per_pair = sum(growing.values()) / rows
-    return {"growing_bytes": growing, "fixed_bytes": fixed, "other_bytes": other,
-            "total_bytes": bytes_under(run.root),
-            "bytes_per_pair": {**{name: round(size / rows, 3) for name, size in growing.items()},
-                               "total": round(per_pair, 3)},
-            "projected_bytes_at_1B": int(per_pair * BILLION + sum(fixed.values()))}
+    return {
+        "growing_bytes": growing,
+        "fixed_bytes": fixed,
+        "other_bytes": other,
+        "total_bytes": bytes_under(run.root),
+        "bytes_per_pair": {
+            **{name: round(size / rows, 3) for name, size in growing.items()},
+            "total": round(per_pair, 3),
+        },
+        "projected_bytes_at_1B": int(per_pair * BILLION + sum(fixed.values())),
+    }
 
 
-def realised_shape(counts: np.ndarray, rows: int, matched: int, sizes: np.ndarray, law: Law,
-                   shape: Shape) -> dict:
+def realised_shape(counts: np.ndarray, rows: int, matched: int, sizes: np.ndarray, law: Law, shape: Shape) -> dict:
     matches = int(counts.sum())
     head = max(1, int(math.ceil(shape.head_fraction * len(counts))))
     per_row = float(matches / rows)
@@ -429,19 +488,20 @@ def realised_shape(counts: np.ndarray, rows: int, matched: int, sizes: np.ndarra
             "entries_above_20k_from_law": int((expected_at(BILLION) > HEAD_T).sum()),
             "entries_with_no_match_from_law": int(round(float(np.exp(-expected_at(BILLION)).sum()))),
             "note": "from counts: entries whose count here exceeds 20,000 * pairs / 1B; from law: expected"
-                    " counts at 1B pairs (Poisson for no match)",
+            " counts at 1B pairs (Poisson for no match)",
         },
     }
 
 
 def run_pass(engine, stage, config: Config, desc: str, on_result=None) -> list:
     indices = list(range(config.shard_count()))
-    with tqdm(total=config.rows, desc=desc, unit="pairs", unit_scale=True, file=sys.stderr,
-              dynamic_ncols=True) as bar:
+    with tqdm(total=config.rows, desc=desc, unit="pairs", unit_scale=True, file=sys.stderr, dynamic_ncols=True) as bar:
+
         def landed(index: int, result: dict) -> None:
             if on_result is not None:
                 on_result(index, result)
             bar.update(config.shard_span(index)[1])
+
         return engine.map(stage, indices, config, landed)
 
 
@@ -468,13 +528,20 @@ def generate(config: Config, workers: int, curated: bool, preview: bool, command
             generated_at = time.perf_counter()
             totals = sum((result.rows for result in results), RowStats())
             if totals.rows != config.rows or totals.matches != int(counts.sum()):
-                raise CurationError(f"row accounting failed in {run.root}: {totals.as_run_rows()}; "
-                                    "remove it and run again")
+                raise CurationError(
+                    f"row accounting failed in {run.root}: {totals.as_run_rows()}; remove it and run again"
+                )
             atomic_write_json(run.plan_json, make_plan(run, config, entries))
-            atomic_write_table(run.entry_counts, pa.table({
-                "entry_id": pa.array(np.arange(config.entries, dtype=np.int32)),
-                "entry": pa.array(entries, type=pa.string()),
-                "count": pa.array(counts, type=pa.int64())}))
+            atomic_write_table(
+                run.entry_counts,
+                pa.table(
+                    {
+                        "entry_id": pa.array(np.arange(config.entries, dtype=np.int32)),
+                        "entry": pa.array(entries, type=pa.string()),
+                        "count": pa.array(counts, type=pa.int64()),
+                    }
+                ),
+            )
             counted_at = time.perf_counter()
             passes = run_pass(engine, threshold_shard, config, f"thresholds (seed {config.seed})")
             thresholds_at = time.perf_counter()
@@ -482,40 +549,63 @@ def generate(config: Config, workers: int, curated: bool, preview: bool, command
                 balance = balance_run(config.root, config.t, config.seed, execution, engine)
                 balance["timings"]["thresholds_s"] = round(thresholds_at - counted_at, 3)
             else:
-                balance = {"t": config.t, "seed": config.seed, "kept": sum(r["kept"] for r in passes),
-                           "expected_kept": round(sum(r["expected"] for r in passes), 3),
-                           "head_tail": counting.head_tail(counts, config.t).as_dict(),
-                           "timings": {"balance_s": round(thresholds_at - counted_at, 3)}}
+                balance = {
+                    "t": config.t,
+                    "seed": config.seed,
+                    "kept": sum(r["kept"] for r in passes),
+                    "expected_kept": round(sum(r["expected"] for r in passes), 3),
+                    "head_tail": counting.head_tail(counts, config.t).as_dict(),
+                    "timings": {"balance_s": round(thresholds_at - counted_at, 3)},
+                }
             curated_at = time.perf_counter()
             if preview:  # the engine's preview files, as balance makes them (a no-op after --curated)
                 build_preview(config.root, config.seed, execution, engine)
         finished = time.perf_counter()
-        match = {"rows": totals.as_run_rows(),
-                 "resumed_shards": done, "matcher": "tokens",
-                 "timings": {"match_s": round(generated_at - prepared_at, 3), "matcher_tables_s": 0.0,
-                             "count_s": round(counted_at - generated_at, 3),
-                             "total_s": round(finished - started, 3)}}
+        match = {
+            "rows": totals.as_run_rows(),
+            "resumed_shards": done,
+            "matcher": "tokens",
+            "timings": {
+                "match_s": round(generated_at - prepared_at, 3),
+                "matcher_tables_s": 0.0,
+                "count_s": round(counted_at - generated_at, 3),
+                "total_s": round(finished - started, 3),
+            },
+        }
         write_run_record(config.root, execution, match, balance, command)
         sizes = np.sum([r["sizes"] for r in passes], axis=0)
-        record.update({
-            "status": "complete",
-            "command": command,
-            "parameters": {"generation": config.generation(), "t": config.t, "workers": workers,
-                           "curated": curated, "preview": preview, "annotated_parquet": repr(ANNOTATED_OPTIONS),
-                           "thresholds_parquet": repr(THRESHOLD_OPTIONS)},
-            "design": {"zipf_exponent": round(law.exponent, 6), "zipf_offset": config.shape.zipf_offset,
-                       "entries_never_drawn": law.dead},
-            "realised": realised_shape(counts, config.rows, totals.matched, sizes, law, config.shape),
-            "kept_at_t": {"t": config.t, "kept": balance["kept"], "expected_kept": balance["expected_kept"]},
-            "timings_s": {"metadata_and_law": round(prepared_at - started, 3),
-                          "annotated_and_shard_counts": round(generated_at - prepared_at, 3),
-                          "entry_counts_and_plan": round(counted_at - generated_at, 3),
-                          "thresholds": round(thresholds_at - counted_at, 3),
-                          "curated": round(curated_at - thresholds_at, 3) if curated else None,
-                          "preview": round(finished - curated_at, 3) if preview else None,
-                          "total": round(finished - started, 3)},
-            "resumed_shards": done,
-        })
+        record.update(
+            {
+                "status": "complete",
+                "command": command,
+                "parameters": {
+                    "generation": config.generation(),
+                    "t": config.t,
+                    "workers": workers,
+                    "curated": curated,
+                    "preview": preview,
+                    "annotated_parquet": repr(ANNOTATED_OPTIONS),
+                    "thresholds_parquet": repr(THRESHOLD_OPTIONS),
+                },
+                "design": {
+                    "zipf_exponent": round(law.exponent, 6),
+                    "zipf_offset": config.shape.zipf_offset,
+                    "entries_never_drawn": law.dead,
+                },
+                "realised": realised_shape(counts, config.rows, totals.matched, sizes, law, config.shape),
+                "kept_at_t": {"t": config.t, "kept": balance["kept"], "expected_kept": balance["expected_kept"]},
+                "timings_s": {
+                    "metadata_and_law": round(prepared_at - started, 3),
+                    "annotated_and_shard_counts": round(generated_at - prepared_at, 3),
+                    "entry_counts_and_plan": round(counted_at - generated_at, 3),
+                    "thresholds": round(thresholds_at - counted_at, 3),
+                    "curated": round(curated_at - thresholds_at, 3) if curated else None,
+                    "preview": round(finished - curated_at, 3) if preview else None,
+                    "total": round(finished - started, 3),
+                },
+                "resumed_shards": done,
+            }
+        )
         record["disk"] = disk_usage(run, config.rows)
         atomic_write_json(run.root / SYNTHETIC_JSON, record)
         return record
@@ -548,24 +638,39 @@ def positive_float(text: str) -> float:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     doc = __doc__.split("\n\n")
     parser = argparse.ArgumentParser(
-        prog="bench/synthetic_run.py", description="\n\n".join(doc[:3]), epilog="\n\n".join(doc[3:5]),
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="bench/synthetic_run.py",
+        description="\n\n".join(doc[:3]),
+        epilog="\n\n".join(doc[3:5]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--rows", type=positive_int, required=True, help="pairs in the run (up to 1e9 and more)")
     parser.add_argument("--out", required=True, help="the run directory to write (new, or one to resume)")
     parser.add_argument("--entries", type=positive_int, default=500_000, help="metadata entries (default: 500000)")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="draws the entries, the pairs and the keep thresholds (default: 0)")
-    parser.add_argument("--shard-rows", type=positive_int, default=100_000,
-                        help="rows per shard and annotated part, one row group each (default: 100000)")
-    parser.add_argument("--t", type=positive_float, default=20_000.0,
-                        help="t for kept and expected in run.json (default: 20000)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="draws the entries, the pairs and the keep thresholds (default: 0)"
+    )
+    parser.add_argument(
+        "--shard-rows",
+        type=positive_int,
+        default=100_000,
+        help="rows per shard and annotated part, one row group each (default: 100000)",
+    )
+    parser.add_argument(
+        "--t", type=positive_float, default=20_000.0, help="t for kept and expected in run.json (default: 20000)"
+    )
     parser.add_argument("--workers", type=positive_int, default=2, help="worker processes (default: 2)")
     parser.add_argument("--no-url", dest="url", action="store_false", help="leave out the url column")
-    parser.add_argument("--curated", action="store_true",
-                        help="also write curated/ and balanced_counts.parquet at --t (small sizes only)")
-    parser.add_argument("--preview", action="store_true",
-                        help="also build the engine's preview files (preview/seed-S), which `balance` writes "
-                             "and `stats` and the dashboard otherwise build on first use")
+    parser.add_argument(
+        "--curated",
+        action="store_true",
+        help="also write curated/ and balanced_counts.parquet at --t (small sizes only)",
+    )
+    parser.add_argument(
+        "--preview",
+        action="store_true",
+        help="also build the engine's preview files (preview/seed-S), which `balance` writes "
+        "and `stats` and the dashboard otherwise build on first use",
+    )
     args = parser.parse_args(argv)
     if args.shard_rows > MAX_SHARD_ROWS:
         parser.error(f"--shard-rows must be at most {MAX_SHARD_ROWS:,}")
@@ -578,8 +683,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    config = Config(root=str(Path(args.out).resolve()), rows=args.rows, shard_rows=args.shard_rows,
-                    entries=args.entries, seed=args.seed, url=args.url, t=args.t)
+    config = Config(
+        root=str(Path(args.out).resolve()),
+        rows=args.rows,
+        shard_rows=args.shard_rows,
+        entries=args.entries,
+        seed=args.seed,
+        url=args.url,
+        t=args.t,
+    )
     command = shlex.join(["python", "bench/synthetic_run.py", *(sys.argv[1:] if argv is None else argv)])
     try:
         record = generate(config, args.workers, args.curated, args.preview, command)
@@ -594,16 +706,20 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     shape = record["realised"]
     print(f"synthetic run: {config.root}")
-    print(f"pairs {shape['pairs']:,}, matched {shape['matched_share']:.1%}, "
-          f"{shape['matches_per_matched_pair']:.2f} entries per matched pair, "
-          f"{shape['entries_above_20k_matches']:,} entries above 20k matches, "
-          f"{shape['entries_with_no_match']:,} with none")
+    print(
+        f"pairs {shape['pairs']:,}, matched {shape['matched_share']:.1%}, "
+        f"{shape['matches_per_matched_pair']:.2f} entries per matched pair, "
+        f"{shape['entries_above_20k_matches']:,} entries above 20k matches, "
+        f"{shape['entries_with_no_match']:,} with none"
+    )
     kept = record["kept_at_t"]
     print(f"kept at t={config.t:g}: {kept['kept']:,} (expected {kept['expected_kept']:,.1f})")
     disk = record["disk"]
-    print(f"{disk['total_bytes'] / 1e9:.2f} GB on disk, {disk['bytes_per_pair']['total']:.1f} bytes per pair "
-          f"in annotated/, thresholds/ and shards/ ({disk['projected_bytes_at_1B'] / 1e9:.1f} GB at 1B pairs); "
-          f"{record['timings_s']['total']:.1f} s")
+    print(
+        f"{disk['total_bytes'] / 1e9:.2f} GB on disk, {disk['bytes_per_pair']['total']:.1f} bytes per pair "
+        f"in annotated/, thresholds/ and shards/ ({disk['projected_bytes_at_1B'] / 1e9:.1f} GB at 1B pairs); "
+        f"{record['timings_s']['total']:.1f} s"
+    )
     return 0
 
 

@@ -17,13 +17,18 @@ def binary_parts(strings: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.nd
     if isinstance(strings, pa.ChunkedArray):
         strings = strings.combine_chunks() if strings.num_chunks != 1 else strings.chunk(0)
     kind = strings.type
-    if not (pa.types.is_binary(kind) or pa.types.is_string(kind) or pa.types.is_large_binary(kind)
-            or pa.types.is_large_string(kind)):
+    if not (
+        pa.types.is_binary(kind)
+        or pa.types.is_string(kind)
+        or pa.types.is_large_binary(kind)
+        or pa.types.is_large_string(kind)
+    ):
         strings = pc.cast(strings, pa.large_binary() if pa.types.is_large_string(kind) else pa.binary())
         kind = strings.type
     if strings.null_count:
-        strings = pc.fill_null(strings, pa.scalar(b"" if pa.types.is_binary(kind) or pa.types.is_large_binary(kind)
-                                                  else "", type=kind))  # a null slot may hold bytes
+        strings = pc.fill_null(
+            strings, pa.scalar(b"" if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) else "", type=kind)
+        )  # a null slot may hold bytes
     n = len(strings)
     if n == 0:
         return np.zeros(0, dtype=np.uint8), np.zeros(1, dtype=np.int64)

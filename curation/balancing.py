@@ -63,9 +63,7 @@ def _per_pair(reduce: np.ufunc, slots: np.ndarray, offsets: np.ndarray, empty: f
     return result
 
 
-def keep_thresholds(
-    entry_ids: pa.ListArray, pair_keys: np.ndarray, counts: np.ndarray, seed: int
-) -> np.ndarray:
+def keep_thresholds(entry_ids: pa.ListArray, pair_keys: np.ndarray, counts: np.ndarray, seed: int) -> np.ndarray:
     """k_p for each pair: the smallest t at which the pair is kept (``+inf`` when unmatched)."""
     values, offsets = flatten(entry_ids)
     rows = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
@@ -115,9 +113,7 @@ def size_at(sorted_thresholds: np.ndarray, t: float) -> int:
     return int(np.searchsorted(sorted_thresholds, t, side="left"))
 
 
-def balanced_counts(
-    entry_ids: pa.ListArray, thresholds: np.ndarray, t: float, n_entries: int
-) -> np.ndarray:
+def balanced_counts(entry_ids: pa.ListArray, thresholds: np.ndarray, t: float, n_entries: int) -> np.ndarray:
     """Per-entry match counts among the pairs kept at t."""
     values, offsets = flatten(entry_ids)
     kept = np.repeat(kept_mask(thresholds, t), np.diff(offsets))

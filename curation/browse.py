@@ -48,11 +48,14 @@ def shard_indices(run: RunDir) -> list[int]:
 def _rows(run: RunDir, shard: int, rows: np.ndarray, columns: Sequence[str]) -> pa.Table:
     """Some rows (ascending positions) of one shard's annotated part: only their row groups are read."""
     part = open_parquet(str(run.annotated_part(shard)))
-    starts = np.concatenate(([0], np.cumsum([part.metadata.row_group(g).num_rows
-                                             for g in range(part.metadata.num_row_groups)])))
+    starts = np.concatenate(
+        ([0], np.cumsum([part.metadata.row_group(g).num_rows for g in range(part.metadata.num_row_groups)]))
+    )
     group_of = np.searchsorted(starts, rows, side="right") - 1
-    tables = [part.read_row_group(int(g), columns=list(columns)).take(pa.array(rows[group_of == g] - starts[g]))
-              for g in np.unique(group_of)]
+    tables = [
+        part.read_row_group(int(g), columns=list(columns)).take(pa.array(rows[group_of == g] - starts[g]))
+        for g in np.unique(group_of)
+    ]
     return pa.concat_tables(tables) if tables else part.schema_arrow.empty_table().select(list(columns))
 
 
@@ -74,8 +77,11 @@ class _Judge:
     def rows(self, run: RunDir, shard: int, thresholds: np.ndarray) -> np.ndarray:
         if self.per_language is None and self.language is None:
             return np.flatnonzero(_wanted(thresholds, self.t, self.kept))
-        languages = pq.read_table(run.annotated_part(shard), columns=[CAPTION_LANGUAGE]) \
-            .column(CAPTION_LANGUAGE).combine_chunks()
+        languages = (
+            pq.read_table(run.annotated_part(shard), columns=[CAPTION_LANGUAGE])
+            .column(CAPTION_LANGUAGE)
+            .combine_chunks()
+        )
         t = self.t if self.per_language is None else worldwide.pair_t(languages, self.per_language)
         wanted = _wanted(thresholds, t, self.kept)
         if self.language is not None:
@@ -97,8 +103,17 @@ class _Judge:
         return pairs[wanted]
 
 
-def find_pairs(root: Path, seed: int, t: float, kept: bool, columns: Sequence[str], entry_id: int | None = None,
-               limit: int = 50, budget_s: float = SEARCH_BUDGET_S, language: str | None = None) -> Found:
+def find_pairs(
+    root: Path,
+    seed: int,
+    t: float,
+    kept: bool,
+    columns: Sequence[str],
+    entry_id: int | None = None,
+    limit: int = 50,
+    budget_s: float = SEARCH_BUDGET_S,
+    language: str | None = None,
+) -> Found:
     """Up to ``limit`` pairs kept (or matched but dropped) at t, optionally only those matching one entry
     or with captions in one language; in a worldwide run each pair is judged at its language's t.
 
@@ -176,8 +191,9 @@ def _with_thresholds(table: pa.Table, run: RunDir, seed: int, shard: int, rows: 
     return table.append_column(THRESHOLD, pa.array(read_thresholds(str(run.root), seed, shard)[rows]))
 
 
-def _sampled_rows_with(run: RunDir, seed: int, entry_id: int, judge: _Judge,
-                       limit: int) -> Iterator[tuple[int, np.ndarray]]:
+def _sampled_rows_with(
+    run: RunDir, seed: int, entry_id: int, judge: _Judge, limit: int
+) -> Iterator[tuple[int, np.ndarray]]:
     """(shard, rows) of sampled pairs that hold the entry and are wanted, grouped by shard."""
     directory = run.preview(seed)
     offsets = np.load(directory / "sample_offsets.npy", mmap_mode="r")
@@ -197,9 +213,13 @@ def language_t(run: RunDir, t: float) -> dict[str, float] | None:
     if ENTRY_LANGUAGE not in table.column_names:
         return None
     parameters = (read_json(run.run_json) if run.run_json.exists() else {}).get("parameters", {})
-    return worldwide.language_thresholds(table.column("count").to_numpy(), table.column(ENTRY_LANGUAGE).to_pylist(),
-                                         t, parameters.get("reference_language", "en"),
-                                         parameters.get("t_language"))
+    return worldwide.language_thresholds(
+        table.column("count").to_numpy(),
+        table.column(ENTRY_LANGUAGE).to_pylist(),
+        t,
+        parameters.get("reference_language", "en"),
+        parameters.get("t_language"),
+    )
 
 
 def kept_batches(root: Path, seed: int, t: float, columns: Sequence[str]) -> Iterator[tuple[int, pa.Table]]:

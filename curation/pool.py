@@ -60,9 +60,7 @@ def resolve_files(pool: str) -> list[str]:
     if path.is_file():
         return [str(path)]
     if path.is_dir():
-        files = sorted(
-            str(p) for p in path.rglob("*.parquet") if p.is_file() and not p.name.startswith(".")
-        )
+        files = sorted(str(p) for p in path.rglob("*.parquet") if p.is_file() and not p.name.startswith("."))
         if not files:
             raise CurationError(f"no .parquet files in pool directory {pool}")
         return files
@@ -83,17 +81,19 @@ def open_parquet(path: str) -> pq.ParquetFile:
 
 
 def _is_text_type(kind: pa.DataType) -> bool:
-    return pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind) \
+    return (
+        pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+        or pa.types.is_string_view(kind)
         or pa.types.is_null(kind)
+    )
 
 
 def _choose_text_column(schema: pa.Schema, requested: str | None, path: str) -> tuple[str, bool]:
     names = schema.names
     if requested is not None:
         if requested not in names:
-            raise CurationError(
-                f"text column '{requested}' not found in {path}; columns are: {', '.join(names)}"
-            )
+            raise CurationError(f"text column '{requested}' not found in {path}; columns are: {', '.join(names)}")
         return requested, False
     for candidate in TEXT_COLUMN_CANDIDATES:
         if candidate in names:
@@ -181,17 +181,13 @@ def plan_shards(files: Sequence[str], shard_rows: int) -> list[Shard]:
     return shards
 
 
-def iter_shard_batches(
-    shard: Shard, batch_rows: int, columns: Sequence[str] | None = None
-) -> Iterator[pa.RecordBatch]:
+def iter_shard_batches(shard: Shard, batch_rows: int, columns: Sequence[str] | None = None) -> Iterator[pa.RecordBatch]:
     """Record batches of one shard, with the file named in any read error."""
     parquet = open_parquet(shard.path)
     if not shard.row_groups:
         return
     try:
-        yield from parquet.iter_batches(
-            batch_size=batch_rows, row_groups=list(shard.row_groups), columns=columns
-        )
+        yield from parquet.iter_batches(batch_size=batch_rows, row_groups=list(shard.row_groups), columns=columns)
     except (pa.ArrowException, OSError) as error:
         raise CurationError(f"cannot read Parquet file {shard.path}: {storage.first_line(error)}") from None
 

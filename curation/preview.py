@@ -45,8 +45,14 @@ class Estimate:
         return INTERVAL * self.stderr
 
     def as_dict(self) -> dict:
-        return {"value": self.value, "stderr": self.stderr, "margin": self.margin, "exact": self.exact,
-                "sampled_pairs": self.sampled, "matched_pairs": self.population}
+        return {
+            "value": self.value,
+            "stderr": self.stderr,
+            "margin": self.margin,
+            "exact": self.exact,
+            "sampled_pairs": self.sampled,
+            "matched_pairs": self.population,
+        }
 
 
 def _finite_population(sampled: int, population: int) -> float:
@@ -88,15 +94,15 @@ class PairSample:
     pair_thresholds: np.ndarray  # k of each pair in this order
 
     @classmethod
-    def build(cls, offsets: np.ndarray, entries: np.ndarray, thresholds: np.ndarray, counts: np.ndarray,
-              population: int) -> PairSample:
+    def build(
+        cls, offsets: np.ndarray, entries: np.ndarray, thresholds: np.ndarray, counts: np.ndarray, population: int
+    ) -> PairSample:
         """From matched pairs in CSR form (offsets from 0, every pair with at least one entry)."""
         offsets = np.asarray(offsets, dtype=np.int64)
         entries = np.asarray(entries, dtype=np.int32)
         sizes = np.diff(offsets)
         counts = np.asarray(counts, dtype=np.int64)
-        min_count = np.minimum.reduceat(counts[entries], offsets[:-1]) if len(sizes) \
-            else np.zeros(0, dtype=np.int64)
+        min_count = np.minimum.reduceat(counts[entries], offsets[:-1]) if len(sizes) else np.zeros(0, dtype=np.int64)
         order = np.lexsort((-min_count, sizes))
         new_sizes = sizes[order]
         new_offsets = np.zeros(len(order) + 1, dtype=np.int64)
@@ -106,12 +112,17 @@ class PairSample:
         firsts = np.flatnonzero(np.diff(new_sizes, prepend=-1))
         ends = np.append(firsts[1:], len(order))
         groups = tuple((int(new_sizes[a]), int(a), int(b)) for a, b in zip(firsts, ends))
-        return cls(population=int(population), groups=groups, min_counts=min_count[order],
-                   negated_min_counts=-min_count[order],
-                   offsets=new_offsets, flat_entries=flat,
-                   flat_inverse_counts=(1.0 / np.maximum(counts[flat], 1)).astype(np.float32),
-                   flat_rows=np.repeat(np.arange(len(order), dtype=np.int32), new_sizes),
-                   pair_thresholds=np.asarray(thresholds, dtype=np.float64)[order])
+        return cls(
+            population=int(population),
+            groups=groups,
+            min_counts=min_count[order],
+            negated_min_counts=-min_count[order],
+            offsets=new_offsets,
+            flat_entries=flat,
+            flat_inverse_counts=(1.0 / np.maximum(counts[flat], 1)).astype(np.float32),
+            flat_rows=np.repeat(np.arange(len(order), dtype=np.int32), new_sizes),
+            pair_thresholds=np.asarray(thresholds, dtype=np.float64)[order],
+        )
 
     @property
     def size(self) -> int:
@@ -133,7 +144,7 @@ class PairSample:
             step = max(1, CHUNK_SLOTS // size)  # blocks small enough to stay in cache
             for start in range(first, first + risky, step):
                 stop = min(start + step, first + risky)
-                block = self.flat_inverse_counts[self.offsets[start]:self.offsets[stop]].reshape(stop - start, size)
+                block = self.flat_inverse_counts[self.offsets[start] : self.offsets[stop]].reshape(stop - start, size)
                 missed = _product_of_misses(block, t)
                 missed_sum += float(missed.sum())
                 kept_squares += float(((1.0 - missed) ** 2).sum())
@@ -170,8 +181,11 @@ class PairSample:
         position = np.full(len(seen), -1, dtype=np.int32)
         position[top] = np.arange(len(top), dtype=np.int32)
         slots = np.flatnonzero(position[self.flat_entries] >= 0)
-        return ({int(e): i for i, e in enumerate(top)}, position[self.flat_entries[slots]],
-                self.pair_thresholds[self.flat_rows[slots]])
+        return (
+            {int(e): i for i, e in enumerate(top)},
+            position[self.flat_entries[slots]],
+            self.pair_thresholds[self.flat_rows[slots]],
+        )
 
     def kept_counts_of(self, entry_ids: np.ndarray, t: float, n_entries: int) -> tuple[np.ndarray, np.ndarray]:
         """kept_counts for a few entries; cheap for the sample's most frequent ones (the charts')."""
@@ -194,8 +208,15 @@ class BalancePreview:
     sample: PairSample
 
     @classmethod
-    def from_parts(cls, counts: np.ndarray, thresholds: np.ndarray, pairs: int, sample_offsets: np.ndarray,
-                   sample_entries: np.ndarray, sample_thresholds: np.ndarray) -> BalancePreview:
+    def from_parts(
+        cls,
+        counts: np.ndarray,
+        thresholds: np.ndarray,
+        pairs: int,
+        sample_offsets: np.ndarray,
+        sample_entries: np.ndarray,
+        sample_thresholds: np.ndarray,
+    ) -> BalancePreview:
         """From the entry counts, the sorted finite thresholds and a uniform sample of matched pairs."""
         counts = np.asarray(counts, dtype=np.int64)
         ordered = np.sort(counts)
@@ -205,8 +226,9 @@ class BalancePreview:
         return cls(counts, ordered, cumulative, thresholds, int(pairs), sample)
 
     @classmethod
-    def build(cls, entry_ids: pa.ListArray | pa.ChunkedArray, thresholds: np.ndarray,
-              counts: np.ndarray) -> BalancePreview:
+    def build(
+        cls, entry_ids: pa.ListArray | pa.ChunkedArray, thresholds: np.ndarray, counts: np.ndarray
+    ) -> BalancePreview:
         """From every pair's entry list and keep threshold (aligned, any order): every matched pair is in
         the sample, so every answer is exact. For small runs and tests; large runs use stored files."""
         thresholds = np.asarray(thresholds, dtype=np.float64)
@@ -262,7 +284,14 @@ def head_tail_sorted(ordered: np.ndarray, cumulative: np.ndarray, t: float) -> c
     total = int(cumulative[-1])
     tail_matches = int(cumulative[below_t])
     return counting.HeadTail(
-        t=float(t), entries=len(ordered), matched_entries=len(ordered) - zero, unmatched_entries=zero,
-        head_entries=len(ordered) - below_t, tail_entries=below_t - zero, matches=total,
-        head_matches=total - tail_matches, tail_matches=tail_matches,
-        tail_share=tail_matches / total if total else 0.0)
+        t=float(t),
+        entries=len(ordered),
+        matched_entries=len(ordered) - zero,
+        unmatched_entries=zero,
+        head_entries=len(ordered) - below_t,
+        tail_entries=below_t - zero,
+        matches=total,
+        head_matches=total - tail_matches,
+        tail_matches=tail_matches,
+        tail_share=tail_matches / total if total else 0.0,
+    )

@@ -86,8 +86,13 @@ class PieceBuilder:
         slots = pc.index_in(pc.cast(pair_languages, pa.string()), value_set=self.languages)
         return pc.fill_null(slots, self.groups).to_numpy(zero_copy_only=False).astype(np.int16)
 
-    def add(self, entry_ids: pa.ListArray | pa.ChunkedArray, pair_keys: np.ndarray, thresholds: np.ndarray,
-            pair_languages: pa.Array | None = None) -> None:
+    def add(
+        self,
+        entry_ids: pa.ListArray | pa.ChunkedArray,
+        pair_keys: np.ndarray,
+        thresholds: np.ndarray,
+        pair_languages: pa.Array | None = None,
+    ) -> None:
         values, offsets = flatten(entry_ids)
         sizes = np.diff(offsets)
         groups = self._groups_of(pair_languages, len(sizes))
@@ -101,24 +106,44 @@ class PieceBuilder:
         chosen = np.flatnonzero(balancing.in_sample(pair_keys, self.seed, self.rate) & (sizes > 0))
         if len(chosen):
             taken = values[_ranges(offsets[chosen], sizes[chosen])]
-            self.sample.append((sizes[chosen].astype(np.int32), taken.astype(np.int32),
-                                thresholds[chosen].astype(np.float64), chosen.astype(np.int64) + self.rows,
-                                groups[chosen]))
+            self.sample.append(
+                (
+                    sizes[chosen].astype(np.int32),
+                    taken.astype(np.int32),
+                    thresholds[chosen].astype(np.float64),
+                    chosen.astype(np.int64) + self.rows,
+                    groups[chosen],
+                )
+            )
         self.rows += len(sizes)
 
     def write(self, path: Path) -> None:
-        empty = [[np.zeros(0, np.int32)], [np.zeros(0, np.int32)], [np.zeros(0)], [np.zeros(0, np.int64)],
-                 [np.zeros(0, np.int16)]]
+        empty = [
+            [np.zeros(0, np.int32)],
+            [np.zeros(0, np.int32)],
+            [np.zeros(0)],
+            [np.zeros(0, np.int64)],
+            [np.zeros(0, np.int16)],
+        ]
         parts = list(zip(*self.sample)) if self.sample else empty
         values = np.concatenate(self.thresholds) if self.thresholds else np.zeros(0)
         groups = np.concatenate(self.threshold_groups) if self.threshold_groups else np.zeros(0, np.int16)
         ordered = np.sort(values) if self.groups == 1 else values[np.lexsort((values, groups))]
         with atomic_file(path) as temporary, open(temporary, "wb") as handle:  # a handle: savez adds no .npz
-            np.savez(handle, thresholds=ordered, group_sizes=np.bincount(groups, minlength=self.groups),
-                     group_rows=self.group_rows, sample_sizes=np.concatenate(parts[0]),
-                     sample_entries=np.concatenate(parts[1]), sample_thresholds=np.concatenate(parts[2]),
-                     sample_rows=np.concatenate(parts[3]), sample_groups=np.concatenate(parts[4]),
-                     matches=self.matches, rows=np.array([self.rows]), rate=np.array([self.rate]))
+            np.savez(
+                handle,
+                thresholds=ordered,
+                group_sizes=np.bincount(groups, minlength=self.groups),
+                group_rows=self.group_rows,
+                sample_sizes=np.concatenate(parts[0]),
+                sample_entries=np.concatenate(parts[1]),
+                sample_thresholds=np.concatenate(parts[2]),
+                sample_rows=np.concatenate(parts[3]),
+                sample_groups=np.concatenate(parts[4]),
+                matches=self.matches,
+                rows=np.array([self.rows]),
+                rate=np.array([self.rate]),
+            )
 
 
 def has_piece(path: Path, rate: float) -> bool:
@@ -141,23 +166,37 @@ def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 
 
-def merge(run: RunDir, seed: int, shards: list[int], rate: float, progress: Progress | None = None,
-          languages: Sequence[str] | None = None) -> dict:
+def merge(
+    run: RunDir,
+    seed: int,
+    shards: list[int],
+    rate: float,
+    progress: Progress | None = None,
+    languages: Sequence[str] | None = None,
+) -> dict:
     """Merge every shard's piece into the seed's preview directory; returns its preview.json."""
     started = time.perf_counter()
     pieces = [run.preview_piece(seed, shard) for shard in shards]
     missing = [p for p in pieces if not p.exists()]
     if missing:
-        raise CurationError(f"{len(missing)} shards of {run.root} have no preview piece for seed {seed} "
-                            f"(first: {missing[0].name}); run the balance again to make them")
+        raise CurationError(
+            f"{len(missing)} shards of {run.root} have no preview piece for seed {seed} "
+            f"(first: {missing[0].name}); run the balance again to make them"
+        )
     with atomic_directory(run.preview(seed)) as staging:
         summary = _merge_into(staging, shards, pieces, progress)
         if languages:
             summary["languages"] = list(languages)
         else:
             del summary["language_pairs"], summary["language_matched_pairs"]
-        summary.update({"format": PREVIEW_FORMAT, "seed": seed, "sample_rate": rate,
-                        "built_s": round(time.perf_counter() - started, 3)})
+        summary.update(
+            {
+                "format": PREVIEW_FORMAT,
+                "seed": seed,
+                "sample_rate": rate,
+                "built_s": round(time.perf_counter() - started, 3),
+            }
+        )
         atomic_write_json(staging / SUMMARY, summary)
     shutil.rmtree(run.preview_pieces(seed), ignore_errors=True)
     return summary
@@ -194,25 +233,32 @@ def _merge_into(directory: Path, shards: list[int], pieces: list[Path], progress
     np.cumsum(sample_sizes, out=offsets[1:])
     np.save(directory / "sample_offsets.npy", offsets)
     np.save(directory / "sample_entries.npy", np.concatenate(entries) if entries else np.zeros(0, np.int32))
-    np.save(directory / "sample_thresholds.npy",
-            np.concatenate(sample_thresholds) if sample_thresholds else np.zeros(0))
+    np.save(
+        directory / "sample_thresholds.npy", np.concatenate(sample_thresholds) if sample_thresholds else np.zeros(0)
+    )
     np.save(directory / "sample_rows.npy", np.concatenate(rows) if rows else np.zeros(0, np.int64))
     np.save(directory / "sample_groups.npy", np.concatenate(groups) if groups else np.zeros(0, np.int16))
-    group_probes = [np.concatenate([p[g] for p in probes if g < len(p)] or [np.zeros(0)])
-                    for g in range(len(group_sizes))]
+    group_probes = [
+        np.concatenate([p[g] for p in probes if g < len(p)] or [np.zeros(0)]) for g in range(len(group_sizes))
+    ]
     _sorted_thresholds(directory / "thresholds.npy", pieces, group_sizes, group_probes, progress)
-    return {"pairs": pairs, "matched_pairs": int(group_sizes.sum()), "sample_pairs": len(sample_sizes),
-            "matches_per_pair": [int(x) for x in matches],
-            "language_matched_pairs": [int(x) for x in group_sizes],
-            "language_pairs": [int(x) for x in group_rows]}
+    return {
+        "pairs": pairs,
+        "matched_pairs": int(group_sizes.sum()),
+        "sample_pairs": len(sample_sizes),
+        "matches_per_pair": [int(x) for x in matches],
+        "language_matched_pairs": [int(x) for x in group_sizes],
+        "language_pairs": [int(x) for x in group_rows],
+    }
 
 
 def _write_header(handle, length: int) -> None:
     np.lib.format.write_array_header_2_0(handle, {"descr": "<f8", "fortran_order": False, "shape": (length,)})
 
 
-def _sorted_thresholds(path: Path, pieces: list[Path], group_sizes: np.ndarray, probes: list[np.ndarray],
-                       progress: Progress | None) -> None:
+def _sorted_thresholds(
+    path: Path, pieces: list[Path], group_sizes: np.ndarray, probes: list[np.ndarray], progress: Progress | None
+) -> None:
     """All pieces' thresholds in one .npy, by group and ascending within each group, written by plain
     appends (no mapping: the process that merges holds at most a bucket, whatever the run's size).
     Each group's values are split into buckets by value (bounds from a sample of the values), each
@@ -237,8 +283,10 @@ def _sorted_thresholds(path: Path, pieces: list[Path], group_sizes: np.ndarray, 
             if progress:
                 progress(steps, steps)
             return
-        bounds = [np.quantile(np.sort(probes[g]), np.arange(1, n) / n) if n > 1 else np.zeros(0)
-                  for g, n in enumerate(per_group)]
+        bounds = [
+            np.quantile(np.sort(probes[g]), np.arange(1, n) / n) if n > 1 else np.zeros(0)
+            for g, n in enumerate(per_group)
+        ]
         first_bucket = np.concatenate(([0], np.cumsum(per_group)))
         spill = path.with_name(f".{path.stem}.buckets-{uuid.uuid4().hex[:8]}")
         spill.mkdir()
@@ -250,12 +298,13 @@ def _sorted_thresholds(path: Path, pieces: list[Path], group_sizes: np.ndarray, 
                         values, counted = loaded["thresholds"], loaded["group_sizes"]
                     starts = np.concatenate(([0], np.cumsum(counted)))
                     for group in np.flatnonzero(counted):
-                        segment = values[starts[group]:starts[group + 1]]
-                        cuts = np.concatenate(([0], np.searchsorted(segment, bounds[group], side="left"),
-                                               [len(segment)]))
+                        segment = values[starts[group] : starts[group + 1]]
+                        cuts = np.concatenate(
+                            ([0], np.searchsorted(segment, bounds[group], side="left"), [len(segment)])
+                        )
                         for b in range(per_group[group]):
                             if cuts[b + 1] > cuts[b]:
-                                segment[cuts[b]:cuts[b + 1]].tofile(files[first_bucket[group] + b])
+                                segment[cuts[b] : cuts[b + 1]].tofile(files[first_bucket[group] + b])
                     if progress:
                         progress(done, steps)
             finally:
@@ -288,16 +337,26 @@ def open_preview(run: RunDir, seed: int) -> BalancePreview | WorldwidePreview:
     table = pq.read_table(run.entry_counts)
     counts = table.column("count").to_numpy()
     thresholds = np.load(directory / "thresholds.npy", mmap_mode="r")
-    sample = (np.load(directory / "sample_offsets.npy"), np.load(directory / "sample_entries.npy"),
-              np.load(directory / "sample_thresholds.npy"))
+    sample = (
+        np.load(directory / "sample_offsets.npy"),
+        np.load(directory / "sample_entries.npy"),
+        np.load(directory / "sample_thresholds.npy"),
+    )
     if "languages" not in summary:
         return BalancePreview.from_parts(counts, thresholds, summary["pairs"], *sample)
     parameters = read_json(run.run_json).get("parameters", {}) if run.run_json.exists() else {}
     return WorldwidePreview.from_parts(
-        counts, table.column(ENTRY_LANGUAGE).to_pylist(), summary["languages"], thresholds,
-        summary["language_matched_pairs"], summary["language_pairs"], *sample,
-        np.load(directory / "sample_groups.npy"), parameters.get("reference_language", "en"),
-        parameters.get("t_language"))
+        counts,
+        table.column(ENTRY_LANGUAGE).to_pylist(),
+        summary["languages"],
+        thresholds,
+        summary["language_matched_pairs"],
+        summary["language_pairs"],
+        *sample,
+        np.load(directory / "sample_groups.npy"),
+        parameters.get("reference_language", "en"),
+        parameters.get("t_language"),
+    )
 
 
 def sample_rows(run: RunDir, seed: int) -> np.ndarray:

@@ -32,8 +32,15 @@ class ProgressLines:
     """tqdm's ``n``, ``total`` and ``update`` for a log: a line every tenth of the way or every few
     seconds, and the last count when it closes; never a carriage return."""
 
-    def __init__(self, total: int, desc: str, unit: str, file: TextIO,
-                 every_s: float = LINE_EVERY_S, every_share: float = LINE_EVERY_SHARE) -> None:
+    def __init__(
+        self,
+        total: int,
+        desc: str,
+        unit: str,
+        file: TextIO,
+        every_s: float = LINE_EVERY_S,
+        every_share: float = LINE_EVERY_SHARE,
+    ) -> None:
         self.n, self.total, self.desc, self.unit, self.file = 0, total, desc, unit, file
         self.every_s, self.every_share = every_s, every_share
         self._printed: int | None = None
@@ -62,8 +69,9 @@ class ProgressLines:
     def __enter__(self) -> ProgressLines:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         if kind is None:  # a failed stage says why in its error; a last count would only hide it
             self.close()
 
@@ -76,8 +84,15 @@ def progress_bar(total: int, desc: str, unit: str, enabled: bool = True, file: T
     file = file or sys.stderr
     if enabled and not _is_terminal(file):
         return ProgressLines(total, desc, unit, file)
-    return tqdm(total=total, desc=desc, unit=unit, unit_scale=unit in ("pairs", "B"), disable=not enabled,
-                file=file, dynamic_ncols=True)
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit=unit,
+        unit_scale=unit in ("pairs", "B"),
+        disable=not enabled,
+        file=file,
+        dynamic_ncols=True,
+    )
 
 
 def _is_terminal(file: TextIO) -> bool:

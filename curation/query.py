@@ -44,8 +44,11 @@ def complete_seeds(root: Path) -> list[int]:
     """Seeds with a keep threshold file for every shard (a killed `balance` may leave a seed half done)."""
     run = RunDir(root)
     shards = read_json(run.plan_json)["shards"] if run.plan_json.exists() else []
-    return [seed for seed in run.threshold_seeds()
-            if all(run.threshold_part(seed, shard["index"]).exists() for shard in shards)]
+    return [
+        seed
+        for seed in run.threshold_seeds()
+        if all(run.threshold_part(seed, shard["index"]).exists() for shard in shards)
+    ]
 
 
 @dataclass(frozen=True)
@@ -95,11 +98,20 @@ class RunQuery:
 
     def entry_counts(self) -> pa.Table:
         """entry_id, entry, count (and language in a worldwide run) of every entry."""
-        return self.cursor.sql(f"SELECT {self._entry_columns()} FROM read_parquet(?) ORDER BY entry_id",
-                               params=[str(self.dir.entry_counts)]).to_arrow_table()
+        return self.cursor.sql(
+            f"SELECT {self._entry_columns()} FROM read_parquet(?) ORDER BY entry_id",
+            params=[str(self.dir.entry_counts)],
+        ).to_arrow_table()
 
-    def search_entries(self, text: str, sort: str = "count", descending: bool = True, limit: int = 50,
-                       offset: int = 0, language: str | None = None) -> tuple[pd.DataFrame, int]:
+    def search_entries(
+        self,
+        text: str,
+        sort: str = "count",
+        descending: bool = True,
+        limit: int = 50,
+        offset: int = 0,
+        language: str | None = None,
+    ) -> tuple[pd.DataFrame, int]:
         """Entries whose text contains ``text`` (case-insensitive), of one language if named, one page of
         them, and how many match."""
         column = SORTABLE.get(sort)
@@ -118,7 +130,8 @@ class RunQuery:
         page = self.cursor.execute(
             f"SELECT {self._entry_columns()} FROM {source} WHERE {where} "
             f"ORDER BY {column} {direction}, entry_id LIMIT $limit OFFSET $offset",
-            {**params, "limit": int(limit), "offset": int(offset)}).df()
+            {**params, "limit": int(limit), "offset": int(offset)},
+        ).df()
         return page, int(total)
 
     def entry_id(self, entry: str, language: str | None = None) -> int | None:
@@ -127,15 +140,18 @@ class RunQuery:
         where, params = "entry = ?", [str(self.dir.entry_counts), entry]
         if language is not None and self.languages:
             where, params = f"entry = ? AND {ENTRY_LANGUAGE} = ?", params + [language]
-        rows = self.cursor.execute(f"SELECT entry_id FROM read_parquet(?) WHERE {where} ORDER BY entry_id LIMIT 1",
-                                   params).fetchall()
+        rows = self.cursor.execute(
+            f"SELECT entry_id FROM read_parquet(?) WHERE {where} ORDER BY entry_id LIMIT 1", params
+        ).fetchall()
         return int(rows[0][0]) if rows else None
 
     def entry_sources(self, metadata: Path) -> pd.DataFrame | None:
         """entry, sources from a Parquet metadata file, when the run's metadata has one."""
         if not metadata.exists() or metadata.suffix != ".parquet":
             return None
-        names = [r[0] for r in self.cursor.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(metadata)]).fetchall()]
+        names = [
+            r[0] for r in self.cursor.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(metadata)]).fetchall()
+        ]
         if "sources" not in names or "entry" not in names:
             return None
         return self.cursor.execute("SELECT entry, sources FROM read_parquet(?)", [str(metadata)]).df()

@@ -25,8 +25,16 @@ from curation.engines import Engine, make_engine
 from curation.errors import CurationError
 from curation.progress import Bar, progress_bar
 from curation.pool import Shard, file_signature, inspect_pool, open_parquet, plan_shards, resolve_files
-from curation.rundir import (ENTRY_LANGUAGE, FORMAT_VERSION, RunDir, atomic_write_json, atomic_write_table, read_json,
-                             remove_leftovers, swap_directory)
+from curation.rundir import (
+    ENTRY_LANGUAGE,
+    FORMAT_VERSION,
+    RunDir,
+    atomic_write_json,
+    atomic_write_table,
+    read_json,
+    remove_leftovers,
+    swap_directory,
+)
 from curation.shard_stats import RowStats
 from metadata import Metadata, MetadataError, fingerprint, load_metadata
 
@@ -84,8 +92,9 @@ def _language_column(files: list[str], request: MatchRequest, metadata: Metadata
     if request.language_column is None:
         return None
     if metadata.languages is None:
-        raise CurationError("--language-column needs worldwide metadata: a Parquet file with 'entry' and "
-                            "'language' columns")
+        raise CurationError(
+            "--language-column needs worldwide metadata: a Parquet file with 'entry' and 'language' columns"
+        )
     _schemas_with(files, [request.language_column])
     return request.language_column
 
@@ -120,42 +129,59 @@ def _make_plan(request: MatchRequest, metadata: Metadata, log: Log) -> dict:
     language_column = _language_column(files, request, metadata)
     if info.text_column_detected:
         log(f"using text column '{info.text_column}' (the pool has no 'text' column)")
-    key = f"id column '{info.id_column}'" if info.id_column else \
-        "content: " + (f"{info.url_column} + newline + " if info.url_column else "") + info.text_column
+    key = (
+        f"id column '{info.id_column}'"
+        if info.id_column
+        else "content: " + (f"{info.url_column} + newline + " if info.url_column else "") + info.text_column
+    )
     shards = plan_shards(files, request.shard_rows)
     return {
         "format_version": FORMAT_VERSION,
         "pool": request.pool,
         "files": [file_signature(path) for path in files],
         "rows": info.rows,
-        "metadata": {"path": request.metadata if storage.is_uri(request.metadata)
-                     else str(Path(request.metadata).resolve()), "entries": len(entries),
-                     "fingerprint": fingerprint(entries, metadata.languages),
-                     "drop_invalid_entries": request.drop_invalid_entries,
-                     **({"languages": sorted(set(metadata.languages))} if metadata.languages else {})},
-        "columns": {"text": info.text_column, "id": info.id_column, "url": info.url_column,
-                    **({"language": language_column} if metadata.languages else {}),
-                    **({"texts": texts} if texts else {})},
+        "metadata": {
+            "path": request.metadata if storage.is_uri(request.metadata) else str(Path(request.metadata).resolve()),
+            "entries": len(entries),
+            "fingerprint": fingerprint(entries, metadata.languages),
+            "drop_invalid_entries": request.drop_invalid_entries,
+            **({"languages": sorted(set(metadata.languages))} if metadata.languages else {}),
+        },
+        "columns": {
+            "text": info.text_column,
+            "id": info.id_column,
+            "url": info.url_column,
+            **({"language": language_column} if metadata.languages else {}),
+            **({"texts": texts} if texts else {}),
+        },
         "pair_key": key,
         "shard_rows": request.shard_rows,
         "shards": [shard.as_dict() for shard in shards],
     }
 
 
-_PLAN_FIELDS = {"files": "pool files", "metadata": "metadata", "columns": "columns",
-                "shards": "sharding (--shard-rows)"}
+_PLAN_FIELDS = {
+    "files": "pool files",
+    "metadata": "metadata",
+    "columns": "columns",
+    "shards": "sharding (--shard-rows)",
+}
 
 
 def _settle_plan(run: RunDir, plan: dict) -> dict:
     """Start a new run, or resume one made from the same pool, metadata and columns."""
     if mirror.fetch(run, run.plan_json):
         previous = read_json(run.plan_json)
-        changed = [label for name, label in _PLAN_FIELDS.items()
-                   if _comparable(previous.get(name), name) != _comparable(plan.get(name), name)]
+        changed = [
+            label
+            for name, label in _PLAN_FIELDS.items()
+            if _comparable(previous.get(name), name) != _comparable(plan.get(name), name)
+        ]
         if changed:
             raise CurationError(
                 f"{run.spec} holds a run with other {', '.join(changed)}; "
-                "choose another --out, or remove that directory to start afresh")
+                "choose another --out, or remove that directory to start afresh"
+            )
         return previous
     if mirror.contents(run):
         raise CurationError(f"{run.spec} exists and is not a run directory; choose another --out")
@@ -187,12 +213,19 @@ def match_pool(request: MatchRequest, execution: Execution, engine: Engine, log:
     mirror.fetch_tree(run, run.shards)  # the markers (and counts) of shards done before: trusted from the store
     shards = _shards(plan)
     config = stages.MatchConfig(
-        root=run.spec, metadata_path=plan["metadata"]["path"],
+        root=run.spec,
+        metadata_path=plan["metadata"]["path"],
         metadata_fingerprint=plan["metadata"]["fingerprint"],
-        drop_invalid_entries=request.drop_invalid_entries, text_column=plan["columns"]["text"],
-        id_column=plan["columns"]["id"], url_column=plan["columns"]["url"], batch_rows=request.batch_rows,
-        matcher=matcher, language_column=plan["columns"].get("language"),
-        language_overrides=request.language_overrides, text_columns=tuple(plan["columns"].get("texts", ())))
+        drop_invalid_entries=request.drop_invalid_entries,
+        text_column=plan["columns"]["text"],
+        id_column=plan["columns"]["id"],
+        url_column=plan["columns"]["url"],
+        batch_rows=request.batch_rows,
+        matcher=matcher,
+        language_column=plan["columns"].get("language"),
+        language_overrides=request.language_overrides,
+        text_columns=tuple(plan["columns"].get("texts", ())),
+    )
     done = [s for s in shards if run.shard_marker(s.index).exists()]
     if done:
         log(f"resuming: {len(done)} of {len(shards)} shards already matched")
@@ -208,10 +241,13 @@ def match_pool(request: MatchRequest, execution: Execution, engine: Engine, log:
     matched_at = time.perf_counter()
     mirror.fetch_tree(run, run.shards)  # in a store: one listing, and the counts copied in parallel
     counts = counting.merge_counts((stages.shard_counts(run, s.index, len(entries)) for s in shards), len(entries))
-    table = pa.table({
-        "entry_id": pa.array(np.arange(len(entries), dtype=np.int32)),
-        "entry": pa.array(entries, type=pa.string()),
-        "count": pa.array(counts, type=pa.int64())})
+    table = pa.table(
+        {
+            "entry_id": pa.array(np.arange(len(entries), dtype=np.int32)),
+            "entry": pa.array(entries, type=pa.string()),
+            "count": pa.array(counts, type=pa.int64()),
+        }
+    )
     if metadata.languages is not None:
         table = table.append_column(ENTRY_LANGUAGE, pa.array(metadata.languages, type=pa.string()))
     atomic_write_table(run.entry_counts, table)
@@ -223,8 +259,11 @@ def match_pool(request: MatchRequest, execution: Execution, engine: Engine, log:
         "rows": totals.as_run_rows(),
         "resumed_shards": len(done),
         "matcher": matcher,
-        "timings": {"match_s": round(matched_at - started, 3), "matcher_tables_s": round(tables_s, 3),
-                    "count_s": round(time.perf_counter() - matched_at, 3)},
+        "timings": {
+            "match_s": round(matched_at - started, 3),
+            "matcher_tables_s": round(tables_s, 3),
+            "count_s": round(time.perf_counter() - matched_at, 3),
+        },
     }
 
 
@@ -269,9 +308,16 @@ def _commit_selection(run: RunDir, destination: Path, t: float, seed: int) -> No
             mirror.remove_tree(run, run.curated / folder)
 
 
-def balance_run(out: str, t: float, seed: int, execution: Execution, engine: Engine,
-                sample_pairs: int = preview_files.DEFAULT_SAMPLE_PAIRS, reference_language: str = "en",
-                t_overrides: Mapping[str, float] | None = None) -> dict:
+def balance_run(
+    out: str,
+    t: float,
+    seed: int,
+    execution: Execution,
+    engine: Engine,
+    sample_pairs: int = preview_files.DEFAULT_SAMPLE_PAIRS,
+    reference_language: str = "en",
+    t_overrides: Mapping[str, float] | None = None,
+) -> dict:
     """Keep thresholds for the seed (once), then the curated subset at t; returns the balance part.
 
     A worldwide run (its metadata has languages) keeps a pair of language L at L's t, set from the
@@ -298,14 +344,22 @@ def balance_run(out: str, t: float, seed: int, execution: Execution, engine: Eng
         language_t = by_language.thresholds(t, reference_language, t_overrides)
     elif t_overrides:
         raise CurationError("--t-language applies to worldwide runs only (metadata with a 'language' column)")
-    rate = None if preview_files.is_complete(run, seed) else \
-        preview_files.sample_rate(_matched_pairs(run, shards), sample_pairs)
+    rate = (
+        None
+        if preview_files.is_complete(run, seed)
+        else preview_files.sample_rate(_matched_pairs(run, shards), sample_pairs)
+    )
     languages = _languages(plan)
-    config = stages.BalanceConfig(root=run.spec, seed=seed, t=t,
-                                  destination=destination.relative_to(run.root).as_posix(),
-                                  n_entries=entries_table.num_rows, sample_rate=rate,
-                                  language_t=None if language_t is None else tuple(sorted(language_t.items())),
-                                  languages=languages)
+    config = stages.BalanceConfig(
+        root=run.spec,
+        seed=seed,
+        t=t,
+        destination=destination.relative_to(run.root).as_posix(),
+        n_entries=entries_table.num_rows,
+        sample_rate=rate,
+        language_t=None if language_t is None else tuple(sorted(language_t.items())),
+        languages=languages,
+    )
     with _bar(plan["rows"], f"balance (t={t:g}, seed {seed})", "pairs", execution) as bar:
         kept_counts = np.zeros(entries_table.num_rows, dtype=np.int64)
 
@@ -326,8 +380,9 @@ def balance_run(out: str, t: float, seed: int, execution: Execution, engine: Eng
         "seed": seed,
         "kept": sum(r["kept"] for r in results),
         "expected_kept": round(sum(r["expected"] for r in results), 3),
-        "head_tail": (counting.head_tail(counts, t) if by_language is None else
-                      head_tail_by_language(by_language, language_t, t)).as_dict(),
+        "head_tail": (
+            counting.head_tail(counts, t) if by_language is None else head_tail_by_language(by_language, language_t, t)
+        ).as_dict(),
         "timings": {"balance_s": round(time.perf_counter() - started, 3)},
     }
     if language_t is not None:
@@ -336,8 +391,9 @@ def balance_run(out: str, t: float, seed: int, execution: Execution, engine: Eng
         tallies: worldwide.Tallies = {}
         for result in results:
             worldwide.add_tallies(tallies, result["languages"])
-        balance["languages"] = worldwide.language_rows(counts, entries_table.column(ENTRY_LANGUAGE).to_pylist(),
-                                                       language_t, tallies)
+        balance["languages"] = worldwide.language_rows(
+            counts, entries_table.column(ENTRY_LANGUAGE).to_pylist(), language_t, tallies
+        )
     return balance
 
 
@@ -355,14 +411,23 @@ def _matched_pairs(run: RunDir, shards: list[int]) -> int:
 StepProgress = Callable[[str, int, int], None]  # (what, done, total): for a progress bar that is not tqdm's
 
 
-def _merge_preview(run: RunDir, seed: int, shards: list[int], rate: float, execution: Execution,
-                   on_progress: StepProgress | None = None, languages: tuple[str, ...] | None = None) -> dict:
+def _merge_preview(
+    run: RunDir,
+    seed: int,
+    shards: list[int],
+    rate: float,
+    execution: Execution,
+    on_progress: StepProgress | None = None,
+    languages: tuple[str, ...] | None = None,
+) -> dict:
     with _bar(1, "preview", "steps", execution) as bar:
+
         def progress(done: int, total: int) -> None:
             bar.total = total
             bar.update(done - bar.n)
             if on_progress:
                 on_progress("sorting the keep thresholds", done, total)
+
         mirror.fetch_tree(run, run.preview_pieces(seed))
         summary = preview_files.merge(run, seed, shards, rate, progress, languages)
     mirror.unpublish_tree(run, run.preview(seed))  # the old preview goes first, the new preview.json last
@@ -371,9 +436,15 @@ def _merge_preview(run: RunDir, seed: int, shards: list[int], rate: float, execu
     return summary
 
 
-def build_preview(out: str, seed: int, execution: Execution, engine: Engine,
-                  sample_pairs: int = preview_files.DEFAULT_SAMPLE_PAIRS, rebuild: bool = False,
-                  on_progress: StepProgress | None = None) -> dict:
+def build_preview(
+    out: str,
+    seed: int,
+    execution: Execution,
+    engine: Engine,
+    sample_pairs: int = preview_files.DEFAULT_SAMPLE_PAIRS,
+    rebuild: bool = False,
+    on_progress: StepProgress | None = None,
+) -> dict:
     """The seed's preview files, from its thresholds and the entry lists (for runs whose balance made
     none, or to change the sample's size); returns preview.json. Shards done before are kept."""
     run = mirror.open_run(out)
@@ -382,8 +453,10 @@ def build_preview(out: str, seed: int, execution: Execution, engine: Engine,
     plan = read_json(run.plan_json)
     shards = [s.index for s in _shards(plan)]
     if not mirror.has_all(run, (run.threshold_part(seed, shard) for shard in shards)):
-        raise CurationError(f"{out} has no keep thresholds for seed {seed}; "
-                            f"run `python -m curation balance {out} --t T --seed {seed}` first")
+        raise CurationError(
+            f"{out} has no keep thresholds for seed {seed}; "
+            f"run `python -m curation balance {out} --t T --seed {seed}` first"
+        )
     if rebuild:
         mirror.remove_tree(run, run.preview_pieces(seed))
     elif mirror.fetch(run, run.preview(seed) / preview_files.SUMMARY) and preview_files.is_complete(run, seed):
@@ -393,33 +466,40 @@ def build_preview(out: str, seed: int, execution: Execution, engine: Engine,
     rate = preview_files.sample_rate(_matched_pairs(run, shards), sample_pairs)
     config = stages.PreviewConfig(root=run.spec, seed=seed, sample_rate=rate, languages=_languages(plan))
     with _bar(len(shards), f"preview pieces (seed {seed})", "shards", execution) as bar:
+
         def done(*_: object) -> None:
             bar.update()
             if on_progress:
                 on_progress("reading entry lists and thresholds", bar.n, len(shards))
+
         engine.map(stages.preview_shard, shards, config, done)
     return _merge_preview(run, seed, shards, rate, execution, on_progress, _languages(plan))
 
 
-def write_run_record(out: str, execution: Execution, match: dict | None, balance: dict | None,
-                     command: str) -> dict:
+def write_run_record(out: str, execution: Execution, match: dict | None, balance: dict | None, command: str) -> dict:
     """run.json: what was asked, what the pool held, what was kept; merged with what is there."""
     run = mirror.open_run(out)
     record = read_json(run.run_json) if mirror.fetch(run, run.run_json) else {}
     mirror.fetch(run, run.plan_json)
     plan = read_json(run.plan_json)
-    record.update({
-        "format_version": FORMAT_VERSION,
-        "status": "complete" if (balance or record.get("balance")) else "matched",
-        "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": command,
-        "pool": {"spec": plan["pool"], "files": len(plan["files"]), "rows": plan["rows"],
-                 "shards": len(plan["shards"])},
-        "metadata": plan["metadata"],
-        "columns": plan["columns"],
-        "pair_key": plan["pair_key"],
-        "engine": {"name": execution.engine, "workers": execution.workers},
-    })
+    record.update(
+        {
+            "format_version": FORMAT_VERSION,
+            "status": "complete" if (balance or record.get("balance")) else "matched",
+            "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "command": command,
+            "pool": {
+                "spec": plan["pool"],
+                "files": len(plan["files"]),
+                "rows": plan["rows"],
+                "shards": len(plan["shards"]),
+            },
+            "metadata": plan["metadata"],
+            "columns": plan["columns"],
+            "pair_key": plan["pair_key"],
+            "engine": {"name": execution.engine, "workers": execution.workers},
+        }
+    )
     timings = dict(record.get("timings", {}))
     if match is not None:
         record["rows"] = match["rows"]
@@ -428,8 +508,7 @@ def write_run_record(out: str, execution: Execution, match: dict | None, balance
         timings.update(match["timings"])
     if balance is not None:
         record["parameters"] = {"t": balance["t"], "seed": balance["seed"]}
-        record["rows"] = {**record.get("rows", {}), "kept": balance["kept"],
-                          "expected_kept": balance["expected_kept"]}
+        record["rows"] = {**record.get("rows", {}), "kept": balance["kept"], "expected_kept": balance["expected_kept"]}
         record["balance"] = balance["head_tail"]
         if "languages" in balance:
             record["parameters"]["reference_language"] = balance["reference_language"]

@@ -50,5 +50,9 @@ class ShardStats:
 
     @classmethod
     def from_json(cls, value: dict) -> ShardStats:
-        return cls(value["shard"], value["path"], value["matcher"],
-                   RowStats(**{f.name: int(value[f.name]) for f in fields(RowStats)}))
+        return cls(
+            value["shard"],
+            value["path"],
+            value["matcher"],
+            RowStats(**{f.name: int(value[f.name]) for f in fields(RowStats)}),
+        )

@@ -20,8 +20,20 @@ from curation import balancing, counting, keys, matchers, mirror, worldwide
 from curation.errors import CurationError
 from curation.pool import Shard, iter_shard_batches, open_parquet
 from curation.preview_files import PieceBuilder, has_piece
-from curation.rundir import (CAPTION_LANGUAGE, ENTRY_IDS, PAIR_KEY, PICKED_COLUMN, PICKED_TEXT, THRESHOLD, RunDir,
-                             atomic_parquet_writer, atomic_write_json, atomic_write_table, part_name, read_json)
+from curation.rundir import (
+    CAPTION_LANGUAGE,
+    ENTRY_IDS,
+    PAIR_KEY,
+    PICKED_COLUMN,
+    PICKED_TEXT,
+    THRESHOLD,
+    RunDir,
+    atomic_parquet_writer,
+    atomic_write_json,
+    atomic_write_table,
+    part_name,
+    read_json,
+)
 from curation.shard_stats import RowStats, ShardStats
 from metadata import fingerprint, load_metadata
 
@@ -89,8 +101,11 @@ def shard_matcher(config: MatchConfig) -> tuple[int, matchers.Matcher]:
                     f"metadata {config.metadata_path} changed since this run started; "
                     "restore it or start a new run in another directory"
                 )
-            matcher = matchers.AhoCorasickMatcher(metadata.entries) if config.matcher != matchers.WORLDWIDE \
+            matcher = (
+                matchers.AhoCorasickMatcher(metadata.entries)
+                if config.matcher != matchers.WORLDWIDE
                 else matchers.WorldwideMatcher(metadata.entries, metadata.languages)
+            )
             _MATCHERS[cache_key] = (len(metadata.entries), matcher)
     return _MATCHERS[cache_key]
 
@@ -115,8 +130,11 @@ def repeating_columns(batch: pa.RecordBatch) -> list[str]:
     seventh of the write on alt-text pools; on the entry id lists it saves 4% of the file for as much
     time, so nested columns go without.
     """
-    return [name for name, column in zip(batch.schema.names, batch.columns)
-            if not pa.types.is_nested(column.type) and pc.count_distinct(column).as_py() * 2 <= len(column)]
+    return [
+        name
+        for name, column in zip(batch.schema.names, batch.columns)
+        if not pa.types.is_nested(column.type) and pc.count_distinct(column).as_py() * 2 <= len(column)
+    ]
 
 
 def write_part(path: Path, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> None:
@@ -153,8 +171,9 @@ def picked_texts(matched: np.ndarray, pair_keys: np.ndarray) -> np.ndarray:
     return np.where(n_matched > 0, hit.argmax(axis=1), -1)
 
 
-def caption_languages(batch: pa.RecordBatch, texts: pa.Array, config: MatchConfig,
-                      available: frozenset[str]) -> pa.Array:
+def caption_languages(
+    batch: pa.RecordBatch, texts: pa.Array, config: MatchConfig, available: frozenset[str]
+) -> pa.Array:
     """The metadata language each caption is matched in: its pool column's code, or the identified
     one, mapped to the metadata's codes (``other``, or null when the metadata has no such language)."""
     from curation import languages
@@ -189,12 +208,18 @@ def _batch_stats(texts: pa.Array, entry_ids: pa.Array) -> RowStats:
     sizes = pc.list_value_length(entry_ids)
     empty = int(pc.sum(pc.or_kleene(pc.is_null(texts), pc.equal(texts, ""))).as_py() or 0) if len(texts) else 0
     matched = int(pc.sum(pc.greater(sizes, 0)).as_py() or 0)
-    return RowStats(rows=len(texts), matched=matched, unmatched=len(texts) - matched - empty,
-                    null_or_empty_text=empty, matches=int(pc.sum(sizes).as_py() or 0))
+    return RowStats(
+        rows=len(texts),
+        matched=matched,
+        unmatched=len(texts) - matched - empty,
+        null_or_empty_text=empty,
+        matches=int(pc.sum(sizes).as_py() or 0),
+    )
 
 
-def _annotated_batches(shard: Shard, config: MatchConfig, matcher: matchers.Matcher, schema: pa.Schema,
-                       tally: _MatchTally) -> Iterator[pa.RecordBatch]:
+def _annotated_batches(
+    shard: Shard, config: MatchConfig, matcher: matchers.Matcher, schema: pa.Schema, tally: _MatchTally
+) -> Iterator[pa.RecordBatch]:
     """The shard's batches with entry ids and pair keys; row accounting and counts added as they pass."""
     worldwide = isinstance(matcher, matchers.WorldwideMatcher)
     for batch in iter_shard_batches(shard, config.batch_rows):
@@ -212,12 +237,14 @@ def _annotated_batches(shard: Shard, config: MatchConfig, matcher: matchers.Matc
         pair_keys = _pair_keys(batch, texts, config)
         tally.stats += _batch_stats(texts, entry_ids)
         tally.counts += counting.count_entries(entry_ids, len(tally.counts))
-        yield pa.RecordBatch.from_arrays([*batch.columns, entry_ids, pa.array(pair_keys, type=pa.uint64()), *extra],
-                                         schema=schema)
+        yield pa.RecordBatch.from_arrays(
+            [*batch.columns, entry_ids, pa.array(pair_keys, type=pa.uint64()), *extra], schema=schema
+        )
 
 
-def _several_texts_batch(batch: pa.RecordBatch, config: MatchConfig, matcher: matchers.Matcher,
-                         schema: pa.Schema, tally: _MatchTally) -> pa.RecordBatch:
+def _several_texts_batch(
+    batch: pa.RecordBatch, config: MatchConfig, matcher: matchers.Matcher, schema: pa.Schema, tally: _MatchTally
+) -> pa.RecordBatch:
     """One batch of images with several texts each: every text matched (in its own language) and
     counted; the image annotated with its picked text's entries, language, text and column."""
     worldwide = isinstance(matcher, matchers.WorldwideMatcher)
@@ -241,14 +268,26 @@ def _several_texts_batch(batch: pa.RecordBatch, config: MatchConfig, matcher: ma
     entry_ids = pick(found)
     blank = np.all([pc.fill_null(pc.equal(t, ""), True).to_numpy(zero_copy_only=False) for t in columns], axis=0)
     matched = int((picks >= 0).sum())
-    tally.stats += RowStats(rows=len(batch), matched=matched, null_or_empty_text=int(blank.sum()),
-                            unmatched=len(batch) - matched - int(blank.sum()), matches=int(lengths.sum()))
+    tally.stats += RowStats(
+        rows=len(batch),
+        matched=matched,
+        null_or_empty_text=int(blank.sum()),
+        unmatched=len(batch) - matched - int(blank.sum()),
+        matches=int(lengths.sum()),
+    )
     names = pa.array(np.asarray(config.text_columns, dtype=object)[chosen], type=pa.string())
     extra = [pick(languages)] if worldwide else []
     return pa.RecordBatch.from_arrays(
-        [*batch.columns, entry_ids, pa.array(pair_keys, type=pa.uint64()), *extra,
-         pc.if_else(pa.array(picks >= 0), pick(columns), pa.nulls(len(batch), pa.string())),
-         pc.if_else(pa.array(picks >= 0), names, pa.nulls(len(batch), pa.string()))], schema=schema)
+        [
+            *batch.columns,
+            entry_ids,
+            pa.array(pair_keys, type=pa.uint64()),
+            *extra,
+            pc.if_else(pa.array(picks >= 0), pick(columns), pa.nulls(len(batch), pa.string())),
+            pc.if_else(pa.array(picks >= 0), names, pa.nulls(len(batch), pa.string())),
+        ],
+        schema=schema,
+    )
 
 
 def read_marker(path: Path) -> ShardStats:
@@ -266,15 +305,18 @@ def match_shard(shard: Shard, config: MatchConfig) -> ShardStats:
     if mirror.fetch(run, marker):
         return read_marker(marker)
     n_entries, matcher = shard_matcher(config)
-    schema = annotated_schema(open_parquet(shard.path).schema_arrow, config.matcher == matchers.WORLDWIDE,
-                              bool(config.text_columns))
+    schema = annotated_schema(
+        open_parquet(shard.path).schema_arrow, config.matcher == matchers.WORLDWIDE, bool(config.text_columns)
+    )
     tally = _MatchTally(counts=np.zeros(n_entries, dtype=np.int64))
     write_part(run.annotated_part(shard.index), schema, _annotated_batches(shard, config, matcher, schema, tally))
     if tally.stats.rows != shard.rows:
         raise CurationError(f"{shard.path} yielded {tally.stats.rows} rows where its footer says {shard.rows}")
     nonzero = np.flatnonzero(tally.counts)
-    atomic_write_table(run.shard_counts(shard.index), pa.table({
-        "entry_id": pa.array(nonzero.astype(np.int32)), "count": pa.array(tally.counts[nonzero])}))
+    atomic_write_table(
+        run.shard_counts(shard.index),
+        pa.table({"entry_id": pa.array(nonzero.astype(np.int32)), "count": pa.array(tally.counts[nonzero])}),
+    )
     stats = ShardStats(shard.index, shard.path, config.matcher, tally.stats)
     atomic_write_json(marker, stats.as_json())
     mirror.publish(run, run.annotated_part(shard.index), keep_copy=False)
@@ -323,8 +365,13 @@ def _pair_t(batch: pa.RecordBatch, config: BalanceConfig) -> tuple[float | np.nd
     return worldwide.pair_t(languages, dict(config.language_t)), languages
 
 
-def _kept_batches(batches: Iterable[pa.RecordBatch], stored: np.ndarray | None, counts: np.ndarray,
-                  config: BalanceConfig, tally: _BalanceTally) -> Iterator[pa.RecordBatch]:
+def _kept_batches(
+    batches: Iterable[pa.RecordBatch],
+    stored: np.ndarray | None,
+    counts: np.ndarray,
+    config: BalanceConfig,
+    tally: _BalanceTally,
+) -> Iterator[pa.RecordBatch]:
     """The rows kept at t of each annotated batch; thresholds from ``stored`` or computed."""
     start = 0
     for batch in batches:
@@ -366,8 +413,9 @@ def balance_shard(shard: int, config: BalanceConfig) -> dict:
     source = open_parquet(mirror.readable(run, run.annotated_part(shard)))
     tally = _BalanceTally(kept_counts=np.zeros(config.n_entries, dtype=np.int64))
     piece_path = run.preview_piece(config.seed, shard)
-    if config.sample_rate is not None and \
-            not (mirror.fetch(run, piece_path) and has_piece(piece_path, config.sample_rate)):
+    if config.sample_rate is not None and not (
+        mirror.fetch(run, piece_path) and has_piece(piece_path, config.sample_rate)
+    ):
         tally.piece = PieceBuilder(config.seed, config.sample_rate, config.languages)
     if mirror.has(run, destination):
         wanted = [ENTRY_IDS, PAIR_KEY] + ([CAPTION_LANGUAGE] if config.language_t is not None else [])
@@ -379,12 +427,20 @@ def balance_shard(shard: int, config: BalanceConfig) -> dict:
         write_part(destination, source.schema_arrow, _kept_batches(batches, stored, counts, config, tally))
         mirror.publish(run, destination, keep_copy=False)
     if stored is None:
-        atomic_write_table(thresholds_path, pa.table({
-            PAIR_KEY: pa.array(np.concatenate(tally.pair_keys) if tally.pair_keys else np.zeros(0, np.uint64),
-                               type=pa.uint64()),
-            THRESHOLD: pa.array(np.concatenate(tally.thresholds) if tally.thresholds else np.zeros(0),
-                                type=pa.float64())}),
-            use_dictionary=False)  # both columns are (nearly) unique: dictionary pages only add bytes
+        atomic_write_table(
+            thresholds_path,
+            pa.table(
+                {
+                    PAIR_KEY: pa.array(
+                        np.concatenate(tally.pair_keys) if tally.pair_keys else np.zeros(0, np.uint64), type=pa.uint64()
+                    ),
+                    THRESHOLD: pa.array(
+                        np.concatenate(tally.thresholds) if tally.thresholds else np.zeros(0), type=pa.float64()
+                    ),
+                }
+            ),
+            use_dictionary=False,
+        )  # both columns are (nearly) unique: dictionary pages only add bytes
         mirror.publish(run, thresholds_path, keep_copy=False)
     mirror.discard(run, thresholds_path)
     if tally.piece is not None:
@@ -392,8 +448,14 @@ def balance_shard(shard: int, config: BalanceConfig) -> dict:
         mirror.publish(run, piece_path, keep_copy=False)
     mirror.discard(run, piece_path)
     nonzero = np.flatnonzero(tally.kept_counts)
-    return {"shard": shard, "kept": tally.kept, "expected": tally.expected, "languages": tally.languages,
-            "kept_entry_ids": nonzero, "kept_entry_counts": tally.kept_counts[nonzero]}
+    return {
+        "shard": shard,
+        "kept": tally.kept,
+        "expected": tally.expected,
+        "languages": tally.languages,
+        "kept_entry_ids": nonzero,
+        "kept_entry_counts": tally.kept_counts[nonzero],
+    }
 
 
 def preview_shard(shard: int, config: PreviewConfig) -> int:
@@ -411,8 +473,12 @@ def preview_shard(shard: int, config: PreviewConfig) -> int:
     part = open_parquet(mirror.readable(run, run.annotated_part(shard)))
     columns = [ENTRY_IDS, PAIR_KEY] + ([CAPTION_LANGUAGE] if config.languages else [])
     for batch in part.iter_batches(batch_size=BALANCE_BATCH_ROWS, columns=columns):
-        builder.add(batch.column(ENTRY_IDS), batch.column(PAIR_KEY).to_numpy(), stored[start : start + len(batch)],
-                    batch.column(CAPTION_LANGUAGE) if config.languages else None)
+        builder.add(
+            batch.column(ENTRY_IDS),
+            batch.column(PAIR_KEY).to_numpy(),
+            stored[start : start + len(batch)],
+            batch.column(CAPTION_LANGUAGE) if config.languages else None,
+        )
         start += len(batch)
     builder.write(path)
     mirror.publish(run, path, keep_copy=False)

@@ -36,9 +36,19 @@ def is_uri(path: object) -> bool:
     return path.split("://", 1)[0].lower() in (*PYARROW_SCHEMES, *FSSPEC_SCHEMES)
 
 
-STORAGE_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION",
-                     "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3",
-                     "GOOGLE_APPLICATION_CREDENTIALS", "HF_TOKEN", ANONYMOUS_ENV)
+STORAGE_VARIABLES = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_PROFILE",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "HF_TOKEN",
+    ANONYMOUS_ENV,
+)
 
 
 def forwarded_environment() -> dict[str, str]:
@@ -55,8 +65,11 @@ def _anonymous() -> bool:
 def _filesystem(scheme: str, anonymous: bool, endpoint: str | None) -> pafs.FileSystem:
     """One filesystem per store and settings, reused by every file of a run in this process."""
     if scheme == "s3":  # transient errors (throttling, dropped connections) retried with backoff first
-        return pafs.S3FileSystem(anonymous=anonymous, endpoint_override=endpoint,
-                                 retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=S3_ATTEMPTS))
+        return pafs.S3FileSystem(
+            anonymous=anonymous,
+            endpoint_override=endpoint,
+            retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=S3_ATTEMPTS),
+        )
     if scheme in ("gs", "gcs"):
         return pafs.GcsFileSystem(anonymous=anonymous)
     package = FSSPEC_SCHEMES[scheme]
@@ -90,8 +103,9 @@ def locate(uri: str) -> Location:
     parts = urlsplit(uri)
     if scheme in PYARROW_SCHEMES:
         path = (parts.netloc + parts.path).rstrip("/")
-        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") \
-            if scheme == "s3" else None
+        endpoint = (
+            os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") if scheme == "s3" else None
+        )
         return Location(uri, _filesystem(scheme, _anonymous(), endpoint), path)
     path = uri if scheme != "hf" else uri.split("://", 1)[1]
     return Location(uri, _filesystem(scheme, _anonymous(), None), path)
@@ -107,11 +121,24 @@ def describe_error(uri: str, error: BaseException, verb: str = "read") -> str:
     """One line naming the object and what the store said, with a hint for the usual causes."""
     said = first_line(error)
     lowered = said.lower()
-    if any(word in lowered for word in ("access denied", "access_denied", "accessdenied", "forbidden",
-                                        "invalidaccesskeyid", "signaturedoesnotmatch", "403", "401",
-                                        "credentials")):
-        return (f"cannot {verb} {uri}: access denied ({said}); check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, "
-                f"GOOGLE_APPLICATION_CREDENTIALS or HF_TOKEN, or set {ANONYMOUS_ENV}=1 for a public bucket")
+    if any(
+        word in lowered
+        for word in (
+            "access denied",
+            "access_denied",
+            "accessdenied",
+            "forbidden",
+            "invalidaccesskeyid",
+            "signaturedoesnotmatch",
+            "403",
+            "401",
+            "credentials",
+        )
+    ):
+        return (
+            f"cannot {verb} {uri}: access denied ({said}); check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, "
+            f"GOOGLE_APPLICATION_CREDENTIALS or HF_TOKEN, or set {ANONYMOUS_ENV}=1 for a public bucket"
+        )
     return f"cannot {verb} {uri}: {said}"
 
 
@@ -144,8 +171,9 @@ def list_parquet(uri: str) -> list[str]:
         if glob.has_magic(location.path):
             base = location.path.split("*", 1)[0].split("?", 1)[0].split("[", 1)[0].rsplit("/", 1)[0]
             found = fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
-            files = sorted(i.path for i in found if i.type == pafs.FileType.File
-                           and fnmatch.fnmatchcase(i.path, location.path))
+            files = sorted(
+                i.path for i in found if i.type == pafs.FileType.File and fnmatch.fnmatchcase(i.path, location.path)
+            )
             if not files:
                 raise CurationError(f"no files match the pool pattern {uri}")
             return [location.child(f) for f in files]
@@ -157,8 +185,11 @@ def list_parquet(uri: str) -> list[str]:
         found = fs.get_file_info(pafs.FileSelector(location.path, recursive=True))
     except (OSError, ValueError) as error:
         raise CurationError(describe_error(uri, error)) from None
-    files = sorted(i.path for i in found if i.type == pafs.FileType.File and i.path.endswith(".parquet")
-                   and not i.base_name.startswith("."))
+    files = sorted(
+        i.path
+        for i in found
+        if i.type == pafs.FileType.File and i.path.endswith(".parquet") and not i.base_name.startswith(".")
+    )
     if not files:
         raise CurationError(f"no .parquet files in pool directory {uri}")
     return [location.child(f) for f in files]
@@ -203,8 +234,12 @@ def upload(local: str | os.PathLike, uri: str) -> None:
     so the copy is as atomic as a rename on disk."""
     location = locate(uri)
     try:
-        pafs.copy_files(os.fspath(local), location.path, source_filesystem=pafs.LocalFileSystem(),
-                        destination_filesystem=location.filesystem)
+        pafs.copy_files(
+            os.fspath(local),
+            location.path,
+            source_filesystem=pafs.LocalFileSystem(),
+            destination_filesystem=location.filesystem,
+        )
     except (OSError, ValueError) as error:
         raise CurationError(describe_error(uri, error, "write")) from None
 

@@ -38,8 +38,9 @@ def existing_run(spec: str | Path) -> RunDir:
     if not run.source and not run.root.is_dir():
         raise CurationError(f"run directory not found: {spec}")
     if not mirror.fetch(run, run.plan_json) or not mirror.fetch(run, run.entry_counts):
-        raise CurationError(f"{spec} is not a run directory (no entry_counts.parquet); "
-                            "make one with `python -m curation run`")
+        raise CurationError(
+            f"{spec} is not a run directory (no entry_counts.parquet); make one with `python -m curation run`"
+        )
     return run
 
 
@@ -86,15 +87,17 @@ class Run:
     def _seed(self, seed: int | None) -> int:
         chosen = self.seed if seed is None else seed
         if chosen is None:
-            raise CurationError(f"{self.name} has no keep thresholds yet; run `python -m curation balance` "
-                                "with --t and --seed first")
+            raise CurationError(
+                f"{self.name} has no keep thresholds yet; run `python -m curation balance` with --t and --seed first"
+            )
         if not all(self.dir.threshold_part(chosen, i).exists() for i in self.shard_indices):
-            raise CurationError(f"{self.name} has no keep thresholds for seed {chosen}; "
-                                f"run `python -m curation balance {self.name} --t T --seed {chosen}` first")
+            raise CurationError(
+                f"{self.name} has no keep thresholds for seed {chosen}; "
+                f"run `python -m curation balance {self.name} --t T --seed {chosen}` first"
+            )
         return chosen
 
-    def preview(self, seed: int | None = None, execution: Execution | None = None
-                ) -> BalancePreview | WorldwidePreview:
+    def preview(self, seed: int | None = None, execution: Execution | None = None) -> BalancePreview | WorldwidePreview:
         """The seed's preview (exact sizes, estimates from its sample); built first if the run has none."""
         chosen = self._seed(seed)
         if chosen not in self._previews:
@@ -119,8 +122,7 @@ class Run:
     def expected_size_at(self, t: float) -> float:
         """Sum over matched pairs of P at t: what the subset size is on average over seeds (exact: a
         pass over every pair's entry list; ``preview().expected_size_at`` estimates it at once)."""
-        return float(sum(balancing.keep_probabilities(ids, self.counts, t).sum()
-                         for ids in self._entry_id_parts()))
+        return float(sum(balancing.keep_probabilities(ids, self.counts, t).sum() for ids in self._entry_id_parts()))
 
     def languages_at(self, t: float, seed: int | None = None) -> list[dict]:
         """A worldwide run at a reference t: per language its t, tail share, pairs, matched, kept and
@@ -137,8 +139,9 @@ class Run:
             keep = read_thresholds(str(self.dir.root), chosen, index) < pair_t
             expected = balancing.keep_probabilities(ids, self.counts, pair_t)
             worldwide.tally_languages(tallies, languages, ids, keep, expected)
-        return worldwide.language_rows(self.counts, self.entry_table.column(ENTRY_LANGUAGE).to_pylist(),
-                                       thresholds_by_language, tallies)
+        return worldwide.language_rows(
+            self.counts, self.entry_table.column(ENTRY_LANGUAGE).to_pylist(), thresholds_by_language, tallies
+        )
 
     def t_for_size(self, size: int, seed: int | None = None) -> tuple[float, int]:
         return self.preview(seed).t_for_size(size)
@@ -202,8 +205,9 @@ class Run:
         per_language = self._language_t(t)
         for index in self.shard_indices:
             table = pq.read_table(self.dir.annotated_part(index), columns=columns)
-            probabilities = balancing.keep_probabilities(table.column(ENTRY_IDS), self.counts,
-                                                         self._pair_t(index, t, per_language))
+            probabilities = balancing.keep_probabilities(
+                table.column(ENTRY_IDS), self.counts, self._pair_t(index, t, per_language)
+            )
             yield table.drop_columns([ENTRY_IDS]).append_column("P", pa.array(probabilities))
 
     def write_keep_probabilities(self, path: str | Path, t: float) -> int:
@@ -227,10 +231,18 @@ class Run:
         else:
             probabilities = balancing.entry_keep_probabilities(self.counts, t)
         return self.entry_table.append_column("p_e", pa.array(probabilities)).append_column(
-            "kept", pa.array(self.balanced_counts(t, seed)))
+            "kept", pa.array(self.balanced_counts(t, seed))
+        )
 
-    def report(self, ts: Sequence[float], sizes: Sequence[int] = (), shares: Sequence[float] = (),
-               seed: int | None = None, top: int = 10, execution: Execution | None = None) -> dict:
+    def report(
+        self,
+        ts: Sequence[float],
+        sizes: Sequence[int] = (),
+        shares: Sequence[float] = (),
+        seed: int | None = None,
+        top: int = 10,
+        execution: Execution | None = None,
+    ) -> dict:
         """What `python -m curation stats` prints: sizes at each t, t for each size and tail share.
 
         Realised sizes, head/tail and every t are exact; the expected size is estimated from the
@@ -243,11 +255,19 @@ class Run:
             kept = preview.size_at(t)
             head_tail = {k: v for k, v in preview.head_tail(t).as_dict().items() if k != "t"}
             expected = preview.expected_size_at(t)
-            at_t.append({"t": t, "kept": kept, "share_of_pool": kept / pairs if pairs else 0.0,
-                         "expected_kept": expected.value, "expected_kept_stderr": expected.stderr,
-                         "expected_kept_margin": expected.margin, "expected_kept_exact": expected.exact,
-                         **head_tail,
-                         **({"languages": preview.language_rows(t)} if isinstance(preview, WorldwidePreview) else {})})
+            at_t.append(
+                {
+                    "t": t,
+                    "kept": kept,
+                    "share_of_pool": kept / pairs if pairs else 0.0,
+                    "expected_kept": expected.value,
+                    "expected_kept_stderr": expected.stderr,
+                    "expected_kept_margin": expected.margin,
+                    "expected_kept_exact": expected.exact,
+                    **head_tail,
+                    **({"languages": preview.language_rows(t)} if isinstance(preview, WorldwidePreview) else {}),
+                }
+            )
         for_size = []
         for size in sizes:
             t, realised = preview.t_for_size(size)
@@ -258,20 +278,25 @@ class Run:
             for_share.append({"tail_share": share, "t": t, "realised_tail_share": preview.tail_share(t)})
         order = [int(i) for i in np.argsort(self.counts)[::-1][:top] if self.counts[i] > 0]
         entries = self.entry_table.column("entry")
-        worldwide_ = {"reference_language": preview.reference, "t_language": preview.overrides} \
-            if isinstance(preview, WorldwidePreview) else {}
+        worldwide_ = (
+            {"reference_language": preview.reference, "t_language": preview.overrides}
+            if isinstance(preview, WorldwidePreview)
+            else {}
+        )
         return {
             "run_dir": self.name,
             "seed": self._seed(seed),
             **worldwide_,
             "pairs": pairs,
             "matched_pairs": preview.matched_pairs,
-            "estimates": {"sampled_pairs": preview.sample.size, "matched_pairs": preview.matched_pairs,
-                          "interval": f"±{INTERVAL:g} standard errors",
-                          "exact": preview.sample.size >= preview.matched_pairs},
+            "estimates": {
+                "sampled_pairs": preview.sample.size,
+                "matched_pairs": preview.matched_pairs,
+                "interval": f"±{INTERVAL:g} standard errors",
+                "exact": preview.sample.size >= preview.matched_pairs,
+            },
             "at_t": at_t,
             "t_for_size": for_size,
             "t_for_tail_share": for_share,
-            "top_entries": [{"entry_id": i, "entry": entries[i].as_py(), "count": int(self.counts[i])}
-                            for i in order],
+            "top_entries": [{"entry_id": i, "entry": entries[i].as_py(), "count": int(self.counts[i])} for i in order],
         }

@@ -85,16 +85,18 @@ def _hash_spans(words: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.n
         return _mix(first ^ _mix(last ^ _mix(middle + lengths.astype(np.uint64) * _GOLDEN)))
 
 
-def _spans_equal(words: np.ndarray, starts: np.ndarray, other_words: np.ndarray, other_starts: np.ndarray,
-                 lengths: np.ndarray) -> np.ndarray:
+def _spans_equal(
+    words: np.ndarray, starts: np.ndarray, other_words: np.ndarray, other_starts: np.ndarray, lengths: np.ndarray
+) -> np.ndarray:
     """Whether each pair of equally long spans holds the same bytes, eight bytes at a time."""
     equal = np.ones(len(starts), dtype=bool)
     pending = np.flatnonzero(lengths > 0)
     offset = 0
     while len(pending):
         remaining = lengths[pending] - offset
-        differ = (words[starts[pending] + offset] ^ other_words[other_starts[pending] + offset]) \
-            & _LOW_BYTES[np.minimum(remaining, _WORD)]
+        differ = (words[starts[pending] + offset] ^ other_words[other_starts[pending] + offset]) & _LOW_BYTES[
+            np.minimum(remaining, _WORD)
+        ]
         same = differ == 0
         equal[pending[~same]] = False
         pending = pending[same & (remaining > _WORD)]
@@ -186,8 +188,10 @@ def build_tables(entries: Sequence[str]) -> TokenTables:
     reported, as with the reference automaton (a repeated key keeps its last value there).
     """
     everything = pa.array(entries, type=pa.string())
-    never = pc.or_(pc.equal(pc.binary_length(everything), 0),
-                   pc.match_substring_regex(everything, "[" + "".join(SPACED_CONTROLS) + "]"))
+    never = pc.or_(
+        pc.equal(pc.binary_length(everything), 0),
+        pc.match_substring_regex(everything, "[" + "".join(SPACED_CONTROLS) + "]"),
+    )
     entry_ids = np.flatnonzero(~never.to_numpy(zero_copy_only=False)).astype(np.int32)
     kept = everything.take(pa.array(entry_ids))
     words = pc.split_pattern(kept, " ")
@@ -243,11 +247,16 @@ def build_tables(entries: Sequence[str]) -> TokenTables:
     vocabulary_slots[placed] = np.arange(vocabulary_size, dtype=np.int32)
     vocabulary_slot_hashes[placed] = token_hashes
     return TokenTables(
-        vocabulary_offsets=vocabulary_offsets, vocabulary_bytes=vocabulary_bytes,
-        vocabulary_slots=vocabulary_slots, vocabulary_slot_hashes=vocabulary_slot_hashes,
-        terminal=terminal, branching=branching,
-        edge_keys=table_keys, edge_children=table_children,
-        n_entries=np.array([len(entries)], dtype=np.int64))
+        vocabulary_offsets=vocabulary_offsets,
+        vocabulary_bytes=vocabulary_bytes,
+        vocabulary_slots=vocabulary_slots,
+        vocabulary_slot_hashes=vocabulary_slot_hashes,
+        terminal=terminal,
+        branching=branching,
+        edge_keys=table_keys,
+        edge_children=table_children,
+        n_entries=np.array([len(entries)], dtype=np.int64),
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -273,10 +282,13 @@ def lookup_tokens(tables: TokenTables, words: np.ndarray, starts: np.ndarray, en
         pending, candidate = pending[occupied], candidate[occupied]
         lengths = ends[pending] - starts[pending]
         # Same hash and length first (cheap), then the bytes themselves.
-        check = (slot_hashes[slots[pending]] == hashes[pending]) & (lengths == offsets[candidate + 1] - offsets[candidate])
+        check = (slot_hashes[slots[pending]] == hashes[pending]) & (
+            lengths == offsets[candidate + 1] - offsets[candidate]
+        )
         found = check.copy()
-        found[check] = _spans_equal(words, starts[pending[check]], vocabulary_words, offsets[candidate[check]],
-                                    lengths[check])
+        found[check] = _spans_equal(
+            words, starts[pending[check]], vocabulary_words, offsets[candidate[check]], lengths[check]
+        )
         result[pending[found]] = candidate[found]
         pending = pending[~found]
         slots[pending] = (slots[pending] + 1) & mask
@@ -371,8 +383,9 @@ def _token_ids(tables: TokenTables, texts: pa.Array) -> tuple[np.ndarray, np.nda
     single = size == 1
     token_ids[destination[single]] = distinct_ids[first[occurrence[single]]]
     several = ~single
-    token_ids[_ranges(destination[several], size[several])] = \
-        distinct_ids[_ranges(first[occurrence[several]], size[several])]
+    token_ids[_ranges(destination[several], size[several])] = distinct_ids[
+        _ranges(first[occurrence[several]], size[several])
+    ]
     text_starts = np.zeros(n_texts + 1, dtype=np.int64)
     np.cumsum(tokens_per_text.astype(np.int64) + 1, out=text_starts[1:])
     return token_ids, text_starts

@@ -36,10 +36,22 @@ _PUNCTUATION = frozenset(string.punctuation) | EXTRA_PUNCTUATION
 # Code-point ranges written without spaces between words: CJK ideographs, radicals and
 # compatibility forms; Thai, Lao, Burmese, Khmer, Tibetan.
 NO_SPACE_RANGES = (
-    (0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F), (0x2B740, 0x2B81F),
-    (0x2B820, 0x2CEAF), (0x2CEB0, 0x2EBEF), (0xF900, 0xFAFF), (0x2E80, 0x2EFF), (0x2F00, 0x2FDF),
+    (0x4E00, 0x9FFF),
+    (0x3400, 0x4DBF),
+    (0x20000, 0x2A6DF),
+    (0x2A700, 0x2B73F),
+    (0x2B740, 0x2B81F),
+    (0x2B820, 0x2CEAF),
+    (0x2CEB0, 0x2EBEF),
+    (0xF900, 0xFAFF),
+    (0x2E80, 0x2EFF),
+    (0x2F00, 0x2FDF),
     (0x2FF0, 0x2FFF),
-    (0x0E00, 0x0E7F), (0x0E80, 0x0EFF), (0x1000, 0x109F), (0x1780, 0x17FF), (0x0F00, 0x0FFF),
+    (0x0E00, 0x0E7F),
+    (0x0E80, 0x0EFF),
+    (0x1000, 0x109F),
+    (0x1780, 0x17FF),
+    (0x0F00, 0x0FFF),
 )
 
 
@@ -92,8 +104,10 @@ def languages_of(entries: Sequence[str], languages: Sequence[str]) -> dict[str, 
         seen: dict[str, int] = {}
         for entry_id in ids:
             if entries[entry_id] in seen:
-                raise CurationError(f"entry {entries[entry_id]!r} appears twice in language {language!r} "
-                                    f"(ids {seen[entries[entry_id]]} and {entry_id})")
+                raise CurationError(
+                    f"entry {entries[entry_id]!r} appears twice in language {language!r} "
+                    f"(ids {seen[entries[entry_id]]} and {entry_id})"
+                )
             seen[entries[entry_id]] = entry_id
     return grouped
 
@@ -117,8 +131,7 @@ def build_automata(entries: Sequence[str], languages: Sequence[str]) -> dict[str
     return automata
 
 
-def match_language(automata: Mapping[str, ahocorasick.Automaton], language: str | None,
-                   text: str | None) -> list[int]:
+def match_language(automata: Mapping[str, ahocorasick.Automaton], language: str | None, text: str | None) -> list[int]:
     """The reference for one caption: ascending unique ids of its language's entries it holds."""
     automaton = automata.get(language) if language is not None else None
     if automaton is None or text is None or automaton.kind != ahocorasick.AHOCORASICK:
@@ -126,8 +139,9 @@ def match_language(automata: Mapping[str, ahocorasick.Automaton], language: str 
     return sorted({entry_id for _, entry_id in automaton.iter(spacing(text.strip()))})
 
 
-def match_batch_by_language(automata: Mapping[str, ahocorasick.Automaton], texts: pa.Array,
-                            languages: pa.Array) -> pa.ListArray:
+def match_batch_by_language(
+    automata: Mapping[str, ahocorasick.Automaton], texts: pa.Array, languages: pa.Array
+) -> pa.ListArray:
     """``list<int32>`` of entry ids per caption, each matched against its own language only (a null
     language, or one without entries, matches nothing). One scan per language present."""
     stripped = strip(texts)
@@ -184,8 +198,13 @@ def p_to_t(counts: np.ndarray, p: float) -> float:
     return float(ordered[int(np.abs(share - p).argmin())])
 
 
-def language_thresholds(counts: np.ndarray, languages: Sequence[str], t: float, reference: str = "en",
-                        overrides: Mapping[str, float] | None = None) -> dict[str, float]:
+def language_thresholds(
+    counts: np.ndarray,
+    languages: Sequence[str],
+    t: float,
+    reference: str = "en",
+    overrides: Mapping[str, float] | None = None,
+) -> dict[str, float]:
     """t of every language of the metadata for the reference language's t; ``overrides`` fix some."""
     return LanguageCounts.build(counts, languages).thresholds(t, reference, overrides)
 
@@ -199,9 +218,13 @@ class LanguageCounts:
         self.members = {language: np.asarray(ids, dtype=np.int64) for language, ids in members.items()}
         counts = np.asarray(counts)
         self.sorted = {language: np.sort(counts[ids]) for language, ids in self.members.items()}
-        self.cumulative = {language: np.concatenate(([0], np.cumsum(ordered))) for language, ordered in self.sorted.items()}
-        self.shares = {language: cumulative[1:] / cumulative[-1] if cumulative[-1] else cumulative[1:] * 0.0
-                       for language, cumulative in self.cumulative.items()}
+        self.cumulative = {
+            language: np.concatenate(([0], np.cumsum(ordered))) for language, ordered in self.sorted.items()
+        }
+        self.shares = {
+            language: cumulative[1:] / cumulative[-1] if cumulative[-1] else cumulative[1:] * 0.0
+            for language, cumulative in self.cumulative.items()
+        }
 
     @classmethod
     def build(cls, counts: np.ndarray, languages: Sequence[str]) -> LanguageCounts:
@@ -237,19 +260,24 @@ class LanguageCounts:
                 best = below
         return float(ordered[best])
 
-    def thresholds(self, t: float, reference: str = "en", overrides: Mapping[str, float] | None = None
-                   ) -> dict[str, float]:
+    def thresholds(
+        self, t: float, reference: str = "en", overrides: Mapping[str, float] | None = None
+    ) -> dict[str, float]:
         """t of every language for the reference language's t; ``overrides`` fix some."""
         overrides = dict(overrides or {})
         unknown = sorted(set(overrides) - set(self.members))
         if unknown:
             raise CurationError(f"--t-language names languages the metadata does not have: {', '.join(unknown)}")
         if reference not in self.members:
-            raise CurationError(f"the reference language {reference!r} has no entries in the metadata; "
-                                f"choose one of {', '.join(sorted(self.members))} with --reference-language")
+            raise CurationError(
+                f"the reference language {reference!r} has no entries in the metadata; "
+                f"choose one of {', '.join(sorted(self.members))} with --reference-language"
+            )
         p = self.tail_share(reference, t)
-        thresholds = {language: (float(t) if language == reference else self.t_for_share(language, p))
-                      for language in self.members}
+        thresholds = {
+            language: (float(t) if language == reference else self.t_for_share(language, p))
+            for language in self.members
+        }
         thresholds.update({language: float(value) for language, value in overrides.items()})
         return thresholds
 
@@ -266,8 +294,9 @@ def pair_t(languages: pa.Array, language_t: Mapping[str, float]) -> np.ndarray:
 Tallies = dict  # language (None: without one) -> [pairs, matched pairs, kept, expected kept]
 
 
-def tally_languages(tallies: Tallies, languages: pa.Array, entry_ids: pa.Array, keep: np.ndarray,
-                    expected: np.ndarray) -> None:
+def tally_languages(
+    tallies: Tallies, languages: pa.Array, entry_ids: pa.Array, keep: np.ndarray, expected: np.ndarray
+) -> None:
     """Add one batch's pairs, matched pairs, kept and expected kept to each caption language's totals."""
     matched = pc.greater(pc.list_value_length(entry_ids), 0).to_numpy(zero_copy_only=False)
     codes = np.asarray(pc.fill_null(pc.cast(languages, pa.string()), "").to_pylist(), dtype=object)
@@ -288,8 +317,9 @@ def add_tallies(total: Tallies, more: Tallies) -> Tallies:
     return total
 
 
-def language_rows(counts: np.ndarray, entry_languages: Sequence[str], language_t: Mapping[str, float],
-                  tallies: Tallies) -> list[dict]:
+def language_rows(
+    counts: np.ndarray, entry_languages: Sequence[str], language_t: Mapping[str, float], tallies: Tallies
+) -> list[dict]:
     """Per language of the metadata: its t, its tail share at that t, pairs, matched pairs, kept and
     expected kept; pairs whose language has no entries (and no 'other') last, as language None."""
     languages = np.asarray(entry_languages, dtype=object)
@@ -297,7 +327,15 @@ def language_rows(counts: np.ndarray, entry_languages: Sequence[str], language_t
     for language in [*sorted(language_t), *([None] if None in tallies else [])]:
         pairs, matched, kept, expected = tallies.get(language, [0, 0, 0, 0.0])
         known = language is not None
-        rows.append({"language": language, "t": language_t.get(language, 0.0) if known else None,
-                     "tail_share": t_to_p(counts[languages == language], language_t[language]) if known else None,
-                     "pairs": pairs, "matched_pairs": matched, "kept": kept, "expected_kept": round(expected, 3)})
+        rows.append(
+            {
+                "language": language,
+                "t": language_t.get(language, 0.0) if known else None,
+                "tail_share": t_to_p(counts[languages == language], language_t[language]) if known else None,
+                "pairs": pairs,
+                "matched_pairs": matched,
+                "kept": kept,
+                "expected_kept": round(expected, 3),
+            }
+        )
     return rows

@@ -28,13 +28,24 @@ BISECTION_STEPS = 200  # halvings of the reference t's interval when searching t
 
 def head_tail_by_language(by_language: LanguageCounts, language_t: Mapping[str, float], t: float) -> counting.HeadTail:
     """Entries and matches of every language split at that language's t, added up (t: the reference's)."""
-    parts = [head_tail_sorted(by_language.sorted[language], by_language.cumulative[language], language_t[language])
-             for language in by_language.members]
-    fields = ("entries", "matched_entries", "unmatched_entries", "head_entries", "tail_entries", "matches",
-              "head_matches", "tail_matches")
+    parts = [
+        head_tail_sorted(by_language.sorted[language], by_language.cumulative[language], language_t[language])
+        for language in by_language.members
+    ]
+    fields = (
+        "entries",
+        "matched_entries",
+        "unmatched_entries",
+        "head_entries",
+        "tail_entries",
+        "matches",
+        "head_matches",
+        "tail_matches",
+    )
     summed = {name: sum(getattr(part, name) for part in parts) for name in fields}
-    return counting.HeadTail(t=float(t), tail_share=summed["tail_matches"] / summed["matches"]
-                             if summed["matches"] else 0.0, **summed)
+    return counting.HeadTail(
+        t=float(t), tail_share=summed["tail_matches"] / summed["matches"] if summed["matches"] else 0.0, **summed
+    )
 
 
 @dataclass(frozen=True)
@@ -55,8 +66,9 @@ class SampleSize:
     population: int
 
 
-def sample_subset(offsets: np.ndarray, entries: np.ndarray, thresholds: np.ndarray, chosen: np.ndarray
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def sample_subset(
+    offsets: np.ndarray, entries: np.ndarray, thresholds: np.ndarray, chosen: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The sampled pairs where ``chosen`` holds, in CSR form again."""
     sizes = np.diff(offsets)
     kept_sizes = sizes[chosen]
@@ -69,8 +81,15 @@ class WorldwidePreview:
     """The interface of curation.preview.BalancePreview, for a run with a t per language; ``t`` is
     always the reference language's."""
 
-    def __init__(self, counts: np.ndarray, entry_languages: Sequence[str], parts: Sequence[LanguagePart],
-                 unassigned_pairs: int, reference: str = "en", overrides: Mapping[str, float] | None = None) -> None:
+    def __init__(
+        self,
+        counts: np.ndarray,
+        entry_languages: Sequence[str],
+        parts: Sequence[LanguagePart],
+        unassigned_pairs: int,
+        reference: str = "en",
+        overrides: Mapping[str, float] | None = None,
+    ) -> None:
         self.counts = np.asarray(counts, dtype=np.int64)
         self.by_language = LanguageCounts.build(self.counts, entry_languages)
         self.parts = {part.language: part for part in parts}
@@ -86,22 +105,38 @@ class WorldwidePreview:
         self.language_t(1.0)  # an unknown reference language or override fails here, not on first use
 
     @classmethod
-    def from_parts(cls, counts: np.ndarray, entry_languages: Sequence[str], languages: Sequence[str],
-                   thresholds: np.ndarray, matched_per_language: Sequence[int], pairs_per_language: Sequence[int],
-                   sample_offsets: np.ndarray, sample_entries: np.ndarray, sample_thresholds: np.ndarray,
-                   sample_languages: np.ndarray, reference: str = "en",
-                   overrides: Mapping[str, float] | None = None) -> WorldwidePreview:
+    def from_parts(
+        cls,
+        counts: np.ndarray,
+        entry_languages: Sequence[str],
+        languages: Sequence[str],
+        thresholds: np.ndarray,
+        matched_per_language: Sequence[int],
+        pairs_per_language: Sequence[int],
+        sample_offsets: np.ndarray,
+        sample_entries: np.ndarray,
+        sample_thresholds: np.ndarray,
+        sample_languages: np.ndarray,
+        reference: str = "en",
+        overrides: Mapping[str, float] | None = None,
+    ) -> WorldwidePreview:
         """From the stored arrays: thresholds sorted within each language, languages in the stored order
         (``pairs_per_language`` one longer: the pairs without a language last)."""
         starts = np.concatenate(([0], np.cumsum(matched_per_language)))
         parts = []
         for group, language in enumerate(languages):
-            offsets, entries, sampled = sample_subset(sample_offsets, sample_entries, sample_thresholds,
-                                                      np.asarray(sample_languages) == group)
-            segment = thresholds[starts[group]:starts[group + 1]]
-            parts.append(LanguagePart(language, segment,
-                                      PairSample.build(offsets, entries, sampled, counts, len(segment)),
-                                      int(pairs_per_language[group])))
+            offsets, entries, sampled = sample_subset(
+                sample_offsets, sample_entries, sample_thresholds, np.asarray(sample_languages) == group
+            )
+            segment = thresholds[starts[group] : starts[group + 1]]
+            parts.append(
+                LanguagePart(
+                    language,
+                    segment,
+                    PairSample.build(offsets, entries, sampled, counts, len(segment)),
+                    int(pairs_per_language[group]),
+                )
+            )
         return cls(counts, entry_languages, parts, int(pairs_per_language[len(languages)]), reference, overrides)
 
     # -- t per language -----------------------------------------------------------------------------
@@ -130,8 +165,10 @@ class WorldwidePreview:
     def sizes_at(self, t: float) -> dict[str, int]:
         """Pairs kept per language at the reference t."""
         per_language = self.language_t(float(t))
-        return {language: balancing.size_at(part.thresholds, per_language.get(language, 0.0))
-                for language, part in self.parts.items()}
+        return {
+            language: balancing.size_at(part.thresholds, per_language.get(language, 0.0))
+            for language, part in self.parts.items()
+        }
 
     def size_at(self, t: float) -> int:
         return sum(self.sizes_at(t).values())
@@ -188,13 +225,18 @@ class WorldwidePreview:
         """The languages' expected sizes added; their errors added in quadrature (separate samples)."""
         per_language = self.language_t(float(t))
         estimates = [part.sample.expected(per_language.get(language, 0.0)) for language, part in self.parts.items()]
-        return Estimate(sum(e.value for e in estimates), math.sqrt(sum(e.stderr ** 2 for e in estimates)),
-                        sum(e.sampled for e in estimates), sum(e.population for e in estimates))
+        return Estimate(
+            sum(e.value for e in estimates),
+            math.sqrt(sum(e.stderr**2 for e in estimates)),
+            sum(e.sampled for e in estimates),
+            sum(e.population for e in estimates),
+        )
 
     def expected_sizes_at(self, t: float) -> dict[str, Estimate]:
         per_language = self.language_t(float(t))
-        return {language: part.sample.expected(per_language.get(language, 0.0))
-                for language, part in self.parts.items()}
+        return {
+            language: part.sample.expected(per_language.get(language, 0.0)) for language, part in self.parts.items()
+        }
 
     def balanced_counts(self, t: float) -> tuple[np.ndarray, np.ndarray]:
         """Matches per entry among the pairs kept at t, and their standard errors: each entry's from its
@@ -212,8 +254,9 @@ class WorldwidePreview:
     def _local_slots(self, language: str) -> np.ndarray:
         """The language's sampled entry slots as positions among its entries (ids ascending)."""
         if language not in self._local:
-            self._local[language] = np.searchsorted(self.by_language.members[language],
-                                                    self.parts[language].sample.flat_entries)
+            self._local[language] = np.searchsorted(
+                self.by_language.members[language], self.parts[language].sample.flat_entries
+            )
         return self._local[language]
 
     def kept_counts(self, entry_ids: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
@@ -225,8 +268,9 @@ class WorldwidePreview:
         for language in set(languages):
             where = np.flatnonzero(languages == language)
             part = self.parts[language]
-            values[where], errors[where] = part.sample.kept_counts_of(entry_ids[where], per_language[language],
-                                                                      len(self.counts))
+            values[where], errors[where] = part.sample.kept_counts_of(
+                entry_ids[where], per_language[language], len(self.counts)
+            )
         return values, errors
 
     # -- per language -----------------------------------------------------------------------------------
@@ -242,17 +286,37 @@ class WorldwidePreview:
         for language in sorted(self.by_language.members):
             part = self.parts.get(language)
             estimate = expected.get(language, Estimate(0.0, 0.0, 0, 0))
-            rows.append({
-                "language": language, "t": per_language[language],
-                "tail_share": self.by_language.tail_share(language, per_language[language]),
-                "entries": len(self.by_language.members[language]),
-                "matched_entries": int((self.by_language.sorted[language] > 0).sum()),
-                "matches": self.by_language.total(language),
-                "pairs": part.pairs if part else 0, "matched_pairs": len(part.thresholds) if part else 0,
-                "kept": kept.get(language, 0), "expected_kept": estimate.value,
-                "expected_kept_margin": estimate.margin, "expected_kept_exact": estimate.exact})
+            rows.append(
+                {
+                    "language": language,
+                    "t": per_language[language],
+                    "tail_share": self.by_language.tail_share(language, per_language[language]),
+                    "entries": len(self.by_language.members[language]),
+                    "matched_entries": int((self.by_language.sorted[language] > 0).sum()),
+                    "matches": self.by_language.total(language),
+                    "pairs": part.pairs if part else 0,
+                    "matched_pairs": len(part.thresholds) if part else 0,
+                    "kept": kept.get(language, 0),
+                    "expected_kept": estimate.value,
+                    "expected_kept_margin": estimate.margin,
+                    "expected_kept_exact": estimate.exact,
+                }
+            )
         if self.unassigned_pairs:
-            rows.append({"language": None, "t": None, "tail_share": None, "entries": 0, "matched_entries": 0,
-                         "matches": 0, "pairs": self.unassigned_pairs, "matched_pairs": 0, "kept": 0,
-                         "expected_kept": 0.0, "expected_kept_margin": 0.0, "expected_kept_exact": True})
+            rows.append(
+                {
+                    "language": None,
+                    "t": None,
+                    "tail_share": None,
+                    "entries": 0,
+                    "matched_entries": 0,
+                    "matches": 0,
+                    "pairs": self.unassigned_pairs,
+                    "matched_pairs": 0,
+                    "kept": 0,
+                    "expected_kept": 0.0,
+                    "expected_kept_margin": 0.0,
+                    "expected_kept_exact": True,
+                }
+            )
         return rows

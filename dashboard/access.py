@@ -61,9 +61,11 @@ def token_matches(given: str, expected: str) -> bool:
 
 def no_token_message(address: str | None) -> str:
     where = f"on {address}" if address else "on every interface (server.address is not set)"
-    return (f"This dashboard is served {where} and no access token is set, so it shows nothing: start it "
-            f"with {TOKEN_ENV} set to a long random secret (for instance `export {TOKEN_ENV}=$(python3 -c "
-            "'import secrets; print(secrets.token_urlsafe(32))')`), or serve it on 127.0.0.1 and use ssh -L")
+    return (
+        f"This dashboard is served {where} and no access token is set, so it shows nothing: start it "
+        f"with {TOKEN_ENV} set to a long random secret (for instance `export {TOKEN_ENV}=$(python3 -c "
+        "'import secrets; print(secrets.token_urlsafe(32))')`), or serve it on 127.0.0.1 and use ssh -L"
+    )
 
 
 def max_jobs(env: Mapping[str, str]) -> int:
@@ -126,8 +128,10 @@ def _uri_under(uri: str, prefixes: Iterable[str]) -> bool:
 
 
 def _refuse(what: str, spec: str, allowed: str, variable: str) -> CurationError:
-    return CurationError(f"{what} {spec} is outside what this dashboard may use ({allowed}); set {variable} "
-                         "to allow it, or use the command line")
+    return CurationError(
+        f"{what} {spec} is outside what this dashboard may use ({allowed}); set {variable} "
+        "to allow it, or use the command line"
+    )
 
 
 def _uri_message(roots: Roots) -> str:
@@ -163,7 +167,7 @@ def check_readable(what: str, spec: str, roots: Roots) -> None:
             raise _refuse(what, spec, allowed, DATA_ROOTS_ENV)
         return
     magic = _GLOB.search(spec)
-    literal = spec if magic is None else os.path.dirname(spec[:magic.start()]) or "."
+    literal = spec if magic is None else os.path.dirname(spec[: magic.start()]) or "."
     if not _under(resolved(literal), roots.data):
         raise _refuse(what, spec, allowed, DATA_ROOTS_ENV)
 

@@ -59,16 +59,27 @@ def init_state() -> None:
 
 def make_sample_run() -> None:
     """Curate the bundled sample so a fresh clone opens on a real run."""
-    command = curation_command(run_arguments(str(PROJECT / "data_samples" / "pool"),
-                                             str(PROJECT / "data_samples" / "metadata.json"), SAMPLE_T, 0,
-                                             str(SAMPLE_RUN), workers=1, quiet=True))
+    command = curation_command(
+        run_arguments(
+            str(PROJECT / "data_samples" / "pool"),
+            str(PROJECT / "data_samples" / "metadata.json"),
+            SAMPLE_T,
+            0,
+            str(SAMPLE_RUN),
+            workers=1,
+            quiet=True,
+        )
+    )
     result = subprocess.run(command, cwd=PROJECT, capture_output=True, text=True)
     if result.returncode != 0:
         raise CurationError(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "sample run failed")
 
 
-@st.cache_resource(ttl=REMOTE_REFRESH_S, max_entries=8,
-                   show_spinner="Copying the run from object storage (later opens copy only what changed)…")
+@st.cache_resource(
+    ttl=REMOTE_REFRESH_S,
+    max_entries=8,
+    show_spinner="Copying the run from object storage (later opens copy only what changed)…",
+)
 def _copy_of(uri: str) -> Path:
     """A run in object storage, read from a local copy (curation/mirror.py) refreshed every few minutes:
     the dashboard only reads it (read-only is the contract for URIs)."""
@@ -82,11 +93,15 @@ def check_run_dir(path: str) -> Path:
     if not root.is_dir():
         raise CurationError(f"{path} is not a directory")
     if not (root / "plan.json").exists() or not (root / "entry_counts.parquet").exists():
-        raise CurationError(f"{path} is not a run directory (no plan.json and entry_counts.parquet); "
-                            "make one with `python -m curation run` or on the Jobs page")
+        raise CurationError(
+            f"{path} is not a run directory (no plan.json and entry_counts.parquet); "
+            "make one with `python -m curation run` or on the Jobs page"
+        )
     root = root.resolve()
     if not seeds(str(root), run_token(root)):
-        raise CurationError(f"{path} has no complete keep thresholds yet; run `python -m curation balance {path} --t T`")
+        raise CurationError(
+            f"{path} has no complete keep thresholds yet; run `python -m curation balance {path} --t T`"
+        )
     return root
 
 
@@ -169,8 +184,16 @@ def seeds(root: str, token: str) -> list[int]:
 
 
 @st.cache_data(max_entries=16, show_spinner="Finding pairs...")
-def samples(root: str, token: str, t: float, seed: int, kept: bool, entry_id: int | None,
-            limit: int, language: str | None = None) -> tuple[pd.DataFrame, int, int]:
+def samples(
+    root: str,
+    token: str,
+    t: float,
+    seed: int,
+    kept: bool,
+    entry_id: int | None,
+    limit: int,
+    language: str | None = None,
+) -> tuple[pd.DataFrame, int, int]:
     """A page of kept or dropped pairs (searched shard by shard), and how many shards were searched."""
     columns = [c for c in query(Path(root)).columns() if c not in ("entry_ids", "pair_key")]
     found = find_pairs(Path(root), seed, t, kept, columns, entry_id, limit, language=language)
@@ -192,8 +215,9 @@ def ensure_preview(root: Path, seed: int) -> None:
     bar = st.progress(0.0, text="Preparing this run for the dashboard (once per seed)...")
 
     def progress(what: str, done: int, total: int) -> None:
-        bar.progress(min(done / max(total, 1), 1.0), text=f"Preparing this run for the dashboard: {what} "
-                                                           f"({done:,} of {total:,})")
+        bar.progress(
+            min(done / max(total, 1), 1.0), text=f"Preparing this run for the dashboard: {what} ({done:,} of {total:,})"
+        )
 
     execution = Execution(progress=False)
     with execution.start() as engine:
@@ -249,8 +273,10 @@ def estimate_note(preview_: BalancePreview) -> str:
     sample = preview_.sample
     if sample.size >= sample.population:
         return "Every matched pair counted: exact."
-    return (f"Estimated from a uniform sample of {sample.size:,} of the {sample.population:,} matched pairs; "
-            f"± is {INTERVAL:g} standard errors (about 95%).")
+    return (
+        f"Estimated from a uniform sample of {sample.size:,} of the {sample.population:,} matched pairs; "
+        f"± is {INTERVAL:g} standard errors (about 95%)."
+    )
 
 
 def thousands(columns: list[str]) -> dict:
@@ -302,13 +328,18 @@ def t_input(container: DeltaGenerator, label: str, key: str, **kwargs: object) -
     """A number input for a threshold t: from MIN_T up, in steps of T_STEP, so neither typing nor the
     minus button can reach 0 or below (the value the engine would refuse). Streamlit turns what it cannot
     take (text, 0, a negative, 1e309) into the minimum without a word, so the minimum is explained."""
-    kwargs.setdefault("help", f"A positive number of matches, at least {MIN_T:g}: entries matched more than t "
-                              "times keep about t of their pairs; the others keep all.")
+    kwargs.setdefault(
+        "help",
+        f"A positive number of matches, at least {MIN_T:g}: entries matched more than t "
+        "times keep about t of their pairs; the others keep all.",
+    )
     value = container.number_input(label, key=key, min_value=MIN_T, step=T_STEP, format="%g", **kwargs)
     if value is not None and value <= MIN_T:
-        container.warning(f"{label} is at its minimum, {MIN_T:g}: an empty box, text that is not a number, 0, a "
-                          f"negative or an endless number (1e309) all become {MIN_T:g}; type a t such as "
-                          f"{SAMPLE_T:g} or 2e4 and press Enter")
+        container.warning(
+            f"{label} is at its minimum, {MIN_T:g}: an empty box, text that is not a number, 0, a "
+            f"negative or an endless number (1e309) all become {MIN_T:g}; type a t such as "
+            f"{SAMPLE_T:g} or 2e4 and press Enter"
+        )
     return value
 
 
@@ -316,7 +347,9 @@ def current_t() -> float | None:
     """The t of the session, or None with a message when it is not a positive, finite number."""
     t = st.session_state.t
     if usable_t(t) is None:
-        st.error(f"t must be a finite number of at least {MIN_T:g} (got {t}): type one such as {SAMPLE_T:g} or 2e4 "
-                 "in the t box of the Balance page and press Enter")
+        st.error(
+            f"t must be a finite number of at least {MIN_T:g} (got {t}): type one such as {SAMPLE_T:g} or 2e4 "
+            "in the t box of the Balance page and press Enter"
+        )
         return None
     return float(t)

@@ -24,8 +24,12 @@ def require_access() -> None:
         st.error(access.no_token_message(address))
         st.stop()
     with st.form("access_form"):
-        given = st.text_input("Access token", type="password", key="access_token",
-                              help=f"The value of {access.TOKEN_ENV} where the dashboard was started.")
+        given = st.text_input(
+            "Access token",
+            type="password",
+            key="access_token",
+            help=f"The value of {access.TOKEN_ENV} where the dashboard was started.",
+        )
         entered = st.form_submit_button("Open the dashboard")
     if entered:
         if access.token_matches(given, expected):

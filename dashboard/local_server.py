@@ -40,25 +40,45 @@ def healthy(url: str) -> bool:
 
 
 @contextmanager
-def serve(log_path: Path, env: Mapping[str, str] | None = None, script: Path = APP,
-          timeout_s: float = 120.0, address: str | None = "127.0.0.1") -> Iterator[Served]:
+def serve(
+    log_path: Path,
+    env: Mapping[str, str] | None = None,
+    script: Path = APP,
+    timeout_s: float = 120.0,
+    address: str | None = "127.0.0.1",
+) -> Iterator[Served]:
     """Run ``script`` with Streamlit until the block ends; RuntimeError (with the log's tail) if it
     exits or stays silent for ``timeout_s``. ``address=None`` leaves the address to the project's
     .streamlit/config.toml (the dashboard's own default: what a test of that default needs)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
-               *(["--server.address", address] if address else []),
-               "--server.port", str(port), "--browser.gatherUsageStats", "false"]
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(script),
+        "--server.headless",
+        "true",
+        *(["--server.address", address] if address else []),
+        "--server.port",
+        str(port),
+        "--browser.gatherUsageStats",
+        "false",
+    ]
     with open(log_path, "wb") as log:
         started = time.perf_counter()
-        process = subprocess.Popen(command, cwd=script.parent if script != APP else PROJECT, env=env,
-                                   stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            command, cwd=script.parent if script != APP else PROJECT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
     try:
         while not healthy(url):
             if process.poll() is not None or time.perf_counter() - started > timeout_s:
-                state = f"exited with {process.returncode}" if process.poll() is not None else \
-                    f"did not answer within {timeout_s:g} s"
+                state = (
+                    f"exited with {process.returncode}"
+                    if process.poll() is not None
+                    else f"did not answer within {timeout_s:g} s"
+                )
                 raise RuntimeError(f"streamlit {state} on {url}:\n{log_path.read_text(errors='replace')[-3000:]}")
             time.sleep(0.05)
         yield Served(url, started, time.perf_counter() - started, process.pid)

@@ -32,16 +32,18 @@ from metadata.wordnet import read_wordnet  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--wordnet", default="/usr/share/wordnet", help="WordNet 3.0 database directory")
-    parser.add_argument("--previous", default=str(HERE / "metadata.json"),
-                        help="the list whose non-WordNet entries become extra entries")
+    parser.add_argument(
+        "--previous",
+        default=str(HERE / "metadata.json"),
+        help="the list whose non-WordNet entries become extra entries",
+    )
     args = parser.parse_args()
     wordnet = set(read_wordnet(args.wordnet).entries)
     numbers = set(NUMBERS)
     extras = [e for e in load_entries(args.previous) if e not in wordnet and e not in numbers]
     built = build(BuildRequest(wordnet=args.wordnet, extra_entries=extras, progress=False))
     merged = built.merged
-    info = {**built.info(), "fingerprint": fingerprint(merged.entries),
-            "script": "data_samples/make_metadata.py"}
+    info = {**built.info(), "fingerprint": fingerprint(merged.entries), "script": "data_samples/make_metadata.py"}
     files.write_entries_json(HERE / "metadata.json", merged.entries)
     files.write_entries_parquet(HERE / "metadata.parquet", merged.entries, merged.sources, info)
     print(render_table(merged.sources, len(merged.entries), merged.reports))

@@ -4,6 +4,7 @@ Everything is synthetic and generated from the word lists and templates below, s
 sample can be rebuilt byte for byte with `python data_samples/make_sample.py`.
 Only numpy, pyarrow and the standard library are used; the seed is fixed.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -33,127 +34,180 @@ def L(s: str) -> list[str]:
 
 # --- vocabulary: order within a list = popularity rank (sampled Zipf-like) -------------
 V = {
-    "color": L("black;white;blue;red;grey;green;brown;pink;gold;silver;navy;beige;yellow;orange;purple;"
-               "gray;cream;ivory;teal;burgundy;khaki;olive;charcoal;turquoise;maroon;coral;mint;lavender"),
-    "material": L("leather;wooden;cotton;metal;glass;ceramic;stainless steel;linen;wool;velvet;oak;plastic;"
-                  "marble;bamboo;silk;denim;rattan;walnut;brass;suede;porcelain;copper"),
-    "product": L("chair;table;lamp;sofa;dress;shirt;mug;rug;bag;watch;shoes;ring;necklace;jacket;t-shirt;"
-                 "pillow;office chair;coffee table;boots;backpack;curtains;bed;desk;mirror;vase;clock;"
-                 "earrings;hoodie;jeans;skirt;scarf;hat;sneakers;wallet;belt;phone case;bookshelf;"
-                 "nightstand;dresser;armchair;ottoman;bench;candle;planter;basket;blanket;towel;"
-                 "duvet cover;flower pot;storage box;shoe rack;coat rack;laundry basket;cookware set;"
-                 "coffee maker;toaster;blender;desk lamp;lamp shade;doormat;pajamas;swimsuit;raincoat;"
-                 "beanie;gloves;socks;leggings;blazer;cardigan;bar stool;dining table;side table;"
-                 "floor lamp;throw pillow;area rug;wall art;tote bag;water bottle;frying pan;tea kettle;"
-                 "sandals;coat;sweater;bracelet;umbrella;headphones;keyboard;sofa bed;recliner;"
-                 "cushion cover;bath mat;shower curtain;teapot;wine glass;cutting board;lunch box;"
-                 "pencil case;notebook;yoga mat;dog bed;cat tree;bird feeder;garden hose;picture frame;"
-                 "wall clock;pendant light;ceiling fan;rocking chair;bean bag;crossbody bag;ankle boots"),
-    "feature": L("armrests;wheels;drawers;storage;pockets;a hood;zipper;lid;handle;cushions;"
-                 "adjustable height;metal legs;gold trim;floral print;lace trim;buttons;LED light;USB port;"
-                 "removable cover;side pockets;a drawer;long sleeves;a belt;a hidden zipper;reading light"),
-    "audience": L("for Women;for Men;for Kids;for Girls;for Boys;for Home;for Living Room;for Bedroom;"
-                  "for Office;for Kitchen"),
+    "color": L(
+        "black;white;blue;red;grey;green;brown;pink;gold;silver;navy;beige;yellow;orange;purple;"
+        "gray;cream;ivory;teal;burgundy;khaki;olive;charcoal;turquoise;maroon;coral;mint;lavender"
+    ),
+    "material": L(
+        "leather;wooden;cotton;metal;glass;ceramic;stainless steel;linen;wool;velvet;oak;plastic;"
+        "marble;bamboo;silk;denim;rattan;walnut;brass;suede;porcelain;copper"
+    ),
+    "product": L(
+        "chair;table;lamp;sofa;dress;shirt;mug;rug;bag;watch;shoes;ring;necklace;jacket;t-shirt;"
+        "pillow;office chair;coffee table;boots;backpack;curtains;bed;desk;mirror;vase;clock;"
+        "earrings;hoodie;jeans;skirt;scarf;hat;sneakers;wallet;belt;phone case;bookshelf;"
+        "nightstand;dresser;armchair;ottoman;bench;candle;planter;basket;blanket;towel;"
+        "duvet cover;flower pot;storage box;shoe rack;coat rack;laundry basket;cookware set;"
+        "coffee maker;toaster;blender;desk lamp;lamp shade;doormat;pajamas;swimsuit;raincoat;"
+        "beanie;gloves;socks;leggings;blazer;cardigan;bar stool;dining table;side table;"
+        "floor lamp;throw pillow;area rug;wall art;tote bag;water bottle;frying pan;tea kettle;"
+        "sandals;coat;sweater;bracelet;umbrella;headphones;keyboard;sofa bed;recliner;"
+        "cushion cover;bath mat;shower curtain;teapot;wine glass;cutting board;lunch box;"
+        "pencil case;notebook;yoga mat;dog bed;cat tree;bird feeder;garden hose;picture frame;"
+        "wall clock;pendant light;ceiling fan;rocking chair;bean bag;crossbody bag;ankle boots"
+    ),
+    "feature": L(
+        "armrests;wheels;drawers;storage;pockets;a hood;zipper;lid;handle;cushions;"
+        "adjustable height;metal legs;gold trim;floral print;lace trim;buttons;LED light;USB port;"
+        "removable cover;side pockets;a drawer;long sleeves;a belt;a hidden zipper;reading light"
+    ),
+    "audience": L(
+        "for Women;for Men;for Kids;for Girls;for Boys;for Home;for Living Room;for Bedroom;for Office;for Kitchen"
+    ),
     "brand": L("Nordvik;Aurelle;Brightwood;Casa Lumo;Kestrel & Co;Maple Lane;Oakhurst;Velora;Zentro;Hollis"),
-    "suffix": L("- Set of {n};(Pack of {n});| Free Shipping;- Size {size};{n} pcs;- New Arrival;(vintage);"
-                "- Sale;, {size};- {year} Collection"),
-    "adj": L("modern;vintage;small;large;round;mini;classic;cute;luxury;handmade;rustic;elegant;simple;"
-             "portable;waterproof;soft;comfortable;minimalist;retro;wireless;foldable;oversized;"
-             "lightweight;chunky;slim;fluffy;antique;industrial;boho;striped"),
+    "suffix": L(
+        "- Set of {n};(Pack of {n});| Free Shipping;- Size {size};{n} pcs;- New Arrival;(vintage);"
+        "- Sale;, {size};- {year} Collection"
+    ),
+    "adj": L(
+        "modern;vintage;small;large;round;mini;classic;cute;luxury;handmade;rustic;elegant;simple;"
+        "portable;waterproof;soft;comfortable;minimalist;retro;wireless;foldable;oversized;"
+        "lightweight;chunky;slim;fluffy;antique;industrial;boho;striped"
+    ),
     "n": L("2;4;3;6;1;10;5;12;8;20;24;50;100;3000"),
     "size": L("M;L;S;XL;XXL;Queen;King;Twin;8x10;60x90 cm;10 x 12 inch"),
-    "people": L("woman;man;young woman;girl;boy;young man;child;couple;family;little girl;senior couple;"
-                "businessman;businesswoman;group of friends;mother and daughter;father and son;students;"
-                "baby;teenager;doctor;chef;nurse;old man;athlete;little boy;farmer;artist;teacher;"
-                "grandmother;toddler;surfer;photographer;musician"),
-    "action": L("drinking coffee;smiling;working on laptop;reading a book;talking on the phone;"
-                "walking the dog;laughing;running;cooking dinner;riding a bike;playing guitar;"
-                "holding a cup of tea;taking a selfie;looking at camera;sitting on a bench;standing;"
-                "dancing;eating pizza;drinking wine;washing dishes;feeding the ducks;building a sandcastle;"
-                "watching tv;brushing teeth;picking apples;carrying shopping bags;having breakfast;"
-                "blowing bubbles;planting a tree;shopping;hiking;relaxing;jumping;swimming;"
-                "writing in a notebook;using a smartphone;painting;gardening;doing yoga;playing chess;"
-                "baking bread;fishing;skateboarding;meditating;waiting for the bus"),
-    "setting": L("cafe;park;office;kitchen;living room;beach;street;city;forest;studio;garden;gym;"
-                 "restaurant;library;classroom;airport;coffee shop;field;mountains;bedroom;snow;rain;"
-                 "hospital;supermarket;train station;meadow;vineyard;subway;farm;bakery"),
-    "animal": L("dog;cat;puppy;kitten;bird;horse;cow;lion;elephant;tiger;bear;fox;deer;rabbit;owl;eagle;"
-                "duck;sheep;butterfly;fish;squirrel;wolf;monkey;giraffe;zebra;goat;pig;chicken;parrot;frog;"
-                "hamster;panda;swan;goose;donkey;golden retriever;labrador;beagle"),
+    "people": L(
+        "woman;man;young woman;girl;boy;young man;child;couple;family;little girl;senior couple;"
+        "businessman;businesswoman;group of friends;mother and daughter;father and son;students;"
+        "baby;teenager;doctor;chef;nurse;old man;athlete;little boy;farmer;artist;teacher;"
+        "grandmother;toddler;surfer;photographer;musician"
+    ),
+    "action": L(
+        "drinking coffee;smiling;working on laptop;reading a book;talking on the phone;"
+        "walking the dog;laughing;running;cooking dinner;riding a bike;playing guitar;"
+        "holding a cup of tea;taking a selfie;looking at camera;sitting on a bench;standing;"
+        "dancing;eating pizza;drinking wine;washing dishes;feeding the ducks;building a sandcastle;"
+        "watching tv;brushing teeth;picking apples;carrying shopping bags;having breakfast;"
+        "blowing bubbles;planting a tree;shopping;hiking;relaxing;jumping;swimming;"
+        "writing in a notebook;using a smartphone;painting;gardening;doing yoga;playing chess;"
+        "baking bread;fishing;skateboarding;meditating;waiting for the bus"
+    ),
+    "setting": L(
+        "cafe;park;office;kitchen;living room;beach;street;city;forest;studio;garden;gym;"
+        "restaurant;library;classroom;airport;coffee shop;field;mountains;bedroom;snow;rain;"
+        "hospital;supermarket;train station;meadow;vineyard;subway;farm;bakery"
+    ),
+    "animal": L(
+        "dog;cat;puppy;kitten;bird;horse;cow;lion;elephant;tiger;bear;fox;deer;rabbit;owl;eagle;"
+        "duck;sheep;butterfly;fish;squirrel;wolf;monkey;giraffe;zebra;goat;pig;chicken;parrot;frog;"
+        "hamster;panda;swan;goose;donkey;golden retriever;labrador;beagle"
+    ),
     "animal_action": L("playing;sleeping;running;sitting;lying;eating;looking at camera;jumping;walking"),
-    "scene": L("sunset over the ocean;mountain lake with reflection;snow covered trees;"
-               "waterfall in the forest;field of sunflowers;sunrise over the mountains;autumn leaves;"
-               "cherry blossoms;starry night sky;green hills and blue sky;rocky coast;"
-               "tropical beach with palm trees;foggy forest;desert sand dunes;northern lights;"
-               "misty valley at dawn;lavender field;frozen lake;rainbow over the hills;"
-               "wild flowers in a meadow;tulip field;pine forest in winter;river delta from above;"
-               "volcano at night;bamboo forest;rice terraces;coral reef;autumn forest path;old oak tree;"
-               "stormy sea;river in the canyon"),
-    "vehicle": L("car;truck;bicycle;motorcycle;bus;train;boat;van;scooter;airplane;sports car;pickup truck;"
-                 "tractor;sailboat;yacht;taxi;fire truck;school bus;ferry;helicopter;camper van;tram;canoe;"
-                 "convertible"),
-    "road": L("street;highway;country road;parking lot;bridge;harbor;mountain road;dirt road;beach;"
-              "driveway;runway;railway station"),
-    "sport": L("soccer;basketball;tennis;baseball;golf;cycling;surfing;skiing;rugby;volleyball;hockey;"
-               "boxing;climbing;snowboarding;cricket;table tennis;badminton;skateboarding"),
-    "gear": L("ball;racket;helmet;gloves;jersey;shoes;bike;trophy;skis;surfboard;bat;net;water bottle;"
-              "knee pads;goggles"),
-    "gadget": L("laptop;smartphone;headphones;camera;tablet;smart watch;speaker;monitor;drone;keyboard;"
-                "mouse;charger;printer;router;game controller;earbuds;power bank;webcam;hard drive;"
-                "microphone;projector;e-reader"),
-    "spec": L("16GB RAM;4K;with case;bluetooth;noise cancelling;128GB;USB-C;wireless charging;refurbished;"
-              "dual camera;RGB;1TB"),
-    "region": L("Iceland;Norway;Scotland;Bali;Patagonia;the Alps;Banff National Park;Lake Tahoe;Tuscany;"
-                "New Zealand;Yosemite;the Scottish Highlands"),
+    "scene": L(
+        "sunset over the ocean;mountain lake with reflection;snow covered trees;"
+        "waterfall in the forest;field of sunflowers;sunrise over the mountains;autumn leaves;"
+        "cherry blossoms;starry night sky;green hills and blue sky;rocky coast;"
+        "tropical beach with palm trees;foggy forest;desert sand dunes;northern lights;"
+        "misty valley at dawn;lavender field;frozen lake;rainbow over the hills;"
+        "wild flowers in a meadow;tulip field;pine forest in winter;river delta from above;"
+        "volcano at night;bamboo forest;rice terraces;coral reef;autumn forest path;old oak tree;"
+        "stormy sea;river in the canyon"
+    ),
+    "vehicle": L(
+        "car;truck;bicycle;motorcycle;bus;train;boat;van;scooter;airplane;sports car;pickup truck;"
+        "tractor;sailboat;yacht;taxi;fire truck;school bus;ferry;helicopter;camper van;tram;canoe;"
+        "convertible"
+    ),
+    "road": L(
+        "street;highway;country road;parking lot;bridge;harbor;mountain road;dirt road;beach;"
+        "driveway;runway;railway station"
+    ),
+    "sport": L(
+        "soccer;basketball;tennis;baseball;golf;cycling;surfing;skiing;rugby;volleyball;hockey;"
+        "boxing;climbing;snowboarding;cricket;table tennis;badminton;skateboarding"
+    ),
+    "gear": L(
+        "ball;racket;helmet;gloves;jersey;shoes;bike;trophy;skis;surfboard;bat;net;water bottle;knee pads;goggles"
+    ),
+    "gadget": L(
+        "laptop;smartphone;headphones;camera;tablet;smart watch;speaker;monitor;drone;keyboard;"
+        "mouse;charger;printer;router;game controller;earbuds;power bank;webcam;hard drive;"
+        "microphone;projector;e-reader"
+    ),
+    "spec": L(
+        "16GB RAM;4K;with case;bluetooth;noise cancelling;128GB;USB-C;wireless charging;refurbished;dual camera;RGB;1TB"
+    ),
+    "region": L(
+        "Iceland;Norway;Scotland;Bali;Patagonia;the Alps;Banff National Park;Lake Tahoe;Tuscany;"
+        "New Zealand;Yosemite;the Scottish Highlands"
+    ),
     "venue": L("beach;garden;church;vineyard;barn;hotel;lake;castle"),
-    "room": L("kitchen;living room;bedroom;bathroom;dining room;master bedroom;backyard;patio;basement;"
-              "home office;garage;laundry room;guest room"),
-    "home_feature": L("fireplace;hardwood floors;granite countertops;large windows;vaulted ceilings;"
-                      "walk-in closet;swimming pool;open floor plan;stainless steel appliances;"
-                      "built-in shelves;ocean views;a garden"),
-    "town": L("Springfield;Maple Grove;Riverside;Fairview;Oak Park;Lakewood;Georgetown;Franklin;Madison;"
-              "Bristol;Salem;Ashland;St. Louis;Portland"),
+    "room": L(
+        "kitchen;living room;bedroom;bathroom;dining room;master bedroom;backyard;patio;basement;"
+        "home office;garage;laundry room;guest room"
+    ),
+    "home_feature": L(
+        "fireplace;hardwood floors;granite countertops;large windows;vaulted ceilings;"
+        "walk-in closet;swimming pool;open floor plan;stainless steel appliances;"
+        "built-in shelves;ocean views;a garden"
+    ),
+    "town": L(
+        "Springfield;Maple Grove;Riverside;Fairview;Oak Park;Lakewood;Georgetown;Franklin;Madison;"
+        "Bristol;Salem;Ashland;St. Louis;Portland"
+    ),
     "street": L("Maple Street;Oak Avenue;Park Road;Main Street;Cedar Lane;Lake Drive;Hill Road"),
-    "dish": L("chocolate chip cookies;banana bread;pizza;pasta;chicken curry;apple pie;pancakes;ice cream;"
-              "hot dog;tacos;lasagna;fried rice;cheesecake;lemon cake;grilled salmon;vegetable soup;"
-              "avocado toast;burger;caesar salad;beef stew;sushi;brownies;mac and cheese;french toast;"
-              "carrot cake;potato salad;chicken wings;smoothie bowl;pumpkin soup;blueberry muffins;"
-              "roast chicken;fish and chips;pad thai;ramen;greek salad;banana pancakes;spaghetti bolognese;"
-              "chicken soup;apple crumble;beef tacos;mushroom risotto;tomato soup;chocolate cake;"
-              "pulled pork;fruit salad;cinnamon rolls;lemon tart;shrimp pasta;omelette;guacamole"),
-    "ingredient": L("tomato;basil;garlic;cheese;chocolate;butter;lemon;spinach;mushrooms;onions;bacon;"
-                    "honey;cinnamon;strawberries;avocado;rice;beans;eggs;mustard;cream;ginger;parsley;"
-                    "walnuts;feta;chili;lime;coconut;maple syrup;oats;peppers"),
+    "dish": L(
+        "chocolate chip cookies;banana bread;pizza;pasta;chicken curry;apple pie;pancakes;ice cream;"
+        "hot dog;tacos;lasagna;fried rice;cheesecake;lemon cake;grilled salmon;vegetable soup;"
+        "avocado toast;burger;caesar salad;beef stew;sushi;brownies;mac and cheese;french toast;"
+        "carrot cake;potato salad;chicken wings;smoothie bowl;pumpkin soup;blueberry muffins;"
+        "roast chicken;fish and chips;pad thai;ramen;greek salad;banana pancakes;spaghetti bolognese;"
+        "chicken soup;apple crumble;beef tacos;mushroom risotto;tomato soup;chocolate cake;"
+        "pulled pork;fruit salad;cinnamon rolls;lemon tart;shrimp pasta;omelette;guacamole"
+    ),
+    "ingredient": L(
+        "tomato;basil;garlic;cheese;chocolate;butter;lemon;spinach;mushrooms;onions;bacon;"
+        "honey;cinnamon;strawberries;avocado;rice;beans;eggs;mustard;cream;ginger;parsley;"
+        "walnuts;feta;chili;lime;coconut;maple syrup;oats;peppers"
+    ),
 }
-PLACES = [tuple(L(p.replace("|", ";"))) for p in L(
-    "Eiffel Tower|Paris|France;Statue of Liberty|New York City|USA;Big Ben|London|UK;Colosseum|Rome|Italy;"
-    "Times Square|New York City|USA;Tower Bridge|London|England;"
-    "Golden Gate Bridge|San Francisco|California;Sagrada Familia|Barcelona|Spain;Taj Mahal|Agra|India;"
-    "Sydney Opera House|Sydney|Australia;Brandenburg Gate|Berlin|Germany;Mount Fuji|Tokyo|Japan;"
-    "Grand Canal|Venice|Italy;Acropolis|Athens|Greece;Burj Khalifa|Dubai|UAE;"
-    "Central Park|New York City|USA;Gateway Arch|St. Louis|Missouri;Hagia Sophia|Istanbul|Turkey;"
-    "Christ the Redeemer|Rio de Janeiro|Brazil;Pyramids of Giza|Cairo|Egypt;"
-    "Charles Bridge|Prague|Czech Republic;Space Needle|Seattle|USA;Brooklyn Bridge|New York City|USA;"
-    "Louvre|Paris|France;Fushimi Inari Shrine|Kyoto|Japan;Notre-Dame Cathedral|Paris|France;"
-    "Westminster Abbey|London|England;Trevi Fountain|Rome|Italy;Alhambra|Granada|Spain;"
-    "Petronas Towers|Kuala Lumpur|Malaysia;Marina Bay Sands|Singapore|Asia;Blue Mosque|Istanbul|Turkey;"
-    "Red Square|Moscow|Russia;Table Mountain|Cape Town|South Africa;CN Tower|Toronto|Canada;"
-    "Hollywood Sign|Los Angeles|California;Angkor Wat|Siem Reap|Cambodia;"
-    "Edinburgh Castle|Edinburgh|Scotland;Forbidden City|Beijing|China;Tower of London|London|UK")]
-WORKS = [tuple(L(p.replace("|", ";"))) for p in L(
-    "The Starry Night|Vincent van Gogh;Mona Lisa|Leonardo da Vinci;The Great Wave off Kanagawa|Hokusai;"
-    "Girl with a Pearl Earring|Johannes Vermeer;The Scream|Edvard Munch;Water Lilies|Claude Monet;"
-    "The Kiss|Gustav Klimt;The Persistence of Memory|Salvador Dali;Sunflowers|Vincent van Gogh;"
-    "The Birth of Venus|Sandro Botticelli;American Gothic|Grant Wood;Nighthawks|Edward Hopper;"
-    "Pride and Prejudice|Jane Austen;The Great Gatsby|F. Scott Fitzgerald;Moby Dick|Herman Melville;"
-    "War and Peace|Leo Tolstoy;The Hobbit|J.R.R. Tolkien;1984|George Orwell;Jane Eyre|Charlotte Bronte;"
-    "Frankenstein|Mary Shelley;Dracula|Bram Stoker;The Night Watch|Rembrandt;Guernica|Pablo Picasso;"
-    "The Garden of Earthly Delights|Hieronymus Bosch;Liberty Leading the People|Eugene Delacroix;"
-    "The Hay Wain|John Constable;Olympia|Edouard Manet;"
-    "Wanderer above the Sea of Fog|Caspar David Friedrich;The Son of Man|Rene Magritte;Emma|Jane Austen;"
-    "Great Expectations|Charles Dickens;Anna Karenina|Leo Tolstoy;Don Quixote|Miguel de Cervantes;"
-    "Wuthering Heights|Emily Bronte;The Odyssey|Homer;Crime and Punishment|Fyodor Dostoevsky;"
-    "Treasure Island|Robert Louis Stevenson")]
+PLACES = [
+    tuple(L(p.replace("|", ";")))
+    for p in L(
+        "Eiffel Tower|Paris|France;Statue of Liberty|New York City|USA;Big Ben|London|UK;Colosseum|Rome|Italy;"
+        "Times Square|New York City|USA;Tower Bridge|London|England;"
+        "Golden Gate Bridge|San Francisco|California;Sagrada Familia|Barcelona|Spain;Taj Mahal|Agra|India;"
+        "Sydney Opera House|Sydney|Australia;Brandenburg Gate|Berlin|Germany;Mount Fuji|Tokyo|Japan;"
+        "Grand Canal|Venice|Italy;Acropolis|Athens|Greece;Burj Khalifa|Dubai|UAE;"
+        "Central Park|New York City|USA;Gateway Arch|St. Louis|Missouri;Hagia Sophia|Istanbul|Turkey;"
+        "Christ the Redeemer|Rio de Janeiro|Brazil;Pyramids of Giza|Cairo|Egypt;"
+        "Charles Bridge|Prague|Czech Republic;Space Needle|Seattle|USA;Brooklyn Bridge|New York City|USA;"
+        "Louvre|Paris|France;Fushimi Inari Shrine|Kyoto|Japan;Notre-Dame Cathedral|Paris|France;"
+        "Westminster Abbey|London|England;Trevi Fountain|Rome|Italy;Alhambra|Granada|Spain;"
+        "Petronas Towers|Kuala Lumpur|Malaysia;Marina Bay Sands|Singapore|Asia;Blue Mosque|Istanbul|Turkey;"
+        "Red Square|Moscow|Russia;Table Mountain|Cape Town|South Africa;CN Tower|Toronto|Canada;"
+        "Hollywood Sign|Los Angeles|California;Angkor Wat|Siem Reap|Cambodia;"
+        "Edinburgh Castle|Edinburgh|Scotland;Forbidden City|Beijing|China;Tower of London|London|UK"
+    )
+]
+WORKS = [
+    tuple(L(p.replace("|", ";")))
+    for p in L(
+        "The Starry Night|Vincent van Gogh;Mona Lisa|Leonardo da Vinci;The Great Wave off Kanagawa|Hokusai;"
+        "Girl with a Pearl Earring|Johannes Vermeer;The Scream|Edvard Munch;Water Lilies|Claude Monet;"
+        "The Kiss|Gustav Klimt;The Persistence of Memory|Salvador Dali;Sunflowers|Vincent van Gogh;"
+        "The Birth of Venus|Sandro Botticelli;American Gothic|Grant Wood;Nighthawks|Edward Hopper;"
+        "Pride and Prejudice|Jane Austen;The Great Gatsby|F. Scott Fitzgerald;Moby Dick|Herman Melville;"
+        "War and Peace|Leo Tolstoy;The Hobbit|J.R.R. Tolkien;1984|George Orwell;Jane Eyre|Charlotte Bronte;"
+        "Frankenstein|Mary Shelley;Dracula|Bram Stoker;The Night Watch|Rembrandt;Guernica|Pablo Picasso;"
+        "The Garden of Earthly Delights|Hieronymus Bosch;Liberty Leading the People|Eugene Delacroix;"
+        "The Hay Wain|John Constable;Olympia|Edouard Manet;"
+        "Wanderer above the Sea of Fog|Caspar David Friedrich;The Son of Man|Rene Magritte;Emma|Jane Austen;"
+        "Great Expectations|Charles Dickens;Anna Karenina|Leo Tolstoy;Don Quixote|Miguel de Cervantes;"
+        "Wuthering Heights|Emily Bronte;The Odyssey|Homer;Crime and Punishment|Fyodor Dostoevsky;"
+        "Treasure Island|Robert Louis Stevenson"
+    )
+]
 V["landmark"] = [p[0] for p in PLACES]
 V["city"] = list(dict.fromkeys(p[1] for p in PLACES))
 V["landmark_full"] = [", ".join(p) for p in PLACES]
@@ -164,70 +218,122 @@ V["work_title"] = [t for t, _ in WORKS]
 V["year"] = [str(y) for y in range(2023, 1989, -1)]
 
 TEMPLATES = {  # (share of the pool, templates in popularity order)
-    "product": (0.21, L(
-        "{color} {material} {product} with {feature} {suffix};{color} {product};"
-        "{brand} {color} {product} {audience};{material} {product} {suffix};{product} in {color};"
-        "{adj} {material} {product};{color} and {color} {product} {audience};{brand} {product} - {color};"
-        "new {color} {product} with {feature};{adj} {color} {product} for the {room}, {size};"
-        "{product}-{color}-{size}")),
-    "stock": (0.16, L(
-        "{people} {action} in a {setting};{people} {action};portrait of a smiling {people};"
-        "happy {people} {action} on a sunny day;{people} with a {animal} in the {setting};"
-        "{people} {action} isolated on white background;{people} {action}, stock photo;"
-        "close-up of {people} {action} at home;{people} and {people} {action} in the {setting}")),
-    "nature": (0.07, L(
-        "{animal} {animal_action} in the {setting};{scene};cute {animal} on {color} background;"
-        "{scene}, {region};a {color} {animal} {animal_action} on the grass;beautiful {scene};"
-        "{animal} and {animal};dog-friendly {setting};{animal}, {animal}.")),
-    "travel": (0.09, L(
-        "sunset over the {landmark_full};view of the {landmark_in_city};{city} skyline at night;"
-        "aerial view of {city_country};tourists in front of the {landmark};new york city skyline at dusk;"
-        "old town street in {city};{city_country} - travel guide;our trip to {city} ({year});"
-        "hotel room with a view of the {landmark};{landmark} at sunrise")),
-    "art": (0.06, L(
-        "{work};{work}, oil on canvas;{work_title} poster print - {color} wall art;"
-        "book cover of {work} (paperback);abstract painting in {color} and {color};"
-        "watercolor painting of a {animal};framed canvas print of {scene};"
-        "{work_title} reproduction, framed, {size};illustration of a {animal} reading a book")),
-    "home": (0.05, L(
-        "{n} bedroom house for sale in {town};{room} with {home_feature} and {home_feature};"
-        "modern {room} with {color} cabinets and {material} countertops;{n} Bed, {n} Bath - {n} {street};"
-        "spacious {room} with {home_feature};apartment for rent in {city};{room} interior design ideas;"
-        "front view of the house")),
-    "recipe": (0.06, L(
-        "easy {dish} recipe;homemade {dish} with {ingredient} and {ingredient};the best {dish} ever!;"
-        "how to make {dish} (step by step);{dish} on a {color} plate;"
-        "grilled hot  dog with {ingredient} and {ingredient};{dish} Recipe | Example Kitchen;"
-        "healthy {dish} with {ingredient};a plate of {dish}, {dish}, and {dish};"
-        "vegan {dish} - gluten free, dairy free;{dish}: ingredients & method")),
-    "event": (0.05, L(
-        "wedding ceremony at the {venue};bride and groom dancing at the reception;"
-        "concert crowd at music festival {year};happy birthday party with {color} balloons;"
-        "graduation ceremony {year};U.S. Army soldiers during a training exercise;"
-        "christmas tree with lights and gifts;halloween pumpkins on the porch;marathon runners in {city};"
-        "fireworks over {city} on New Year's Eve;football match at the stadium;team photo {year};"
-        "The Beatles tribute band live on stage;St. Patrick's Day parade in {city};"
-        "farmers market in {town}")),
-    "vehicle": (0.04, L(
-        "{color} {vehicle} parked on the {road};vintage {vehicle} for sale;{vehicle} on a {road} at sunset;"
-        "used {color} {vehicle}, low mileage;{adj} {color} {vehicle} in {city};"
-        "old {vehicle} in the {setting};{year} {color} {vehicle};{people} riding a {vehicle} on the {road};"
-        "{vehicle} and {vehicle} on the {road}")),
-    "sport": (0.04, L(
-        "{people} playing {sport} in the {setting};{sport} player with a {gear};kids {sport} team {year};"
-        "{color} {sport} {gear};{sport} match at the stadium;{sport} {gear} and {gear} on the grass;"
-        "{sport} in {region};{people} {sport} lesson;{sport} world cup {year};{color} and {color} {gear}")),
-    "gadget": (0.03, L(
-        "{brand} {gadget} {spec};{color} {gadget} with {spec};{gadget} on a {material} desk;"
-        "new {gadget} and {gadget};{people} using a {gadget} in the {setting};{gadget}, {spec}, {color};"
-        "best {gadget} {year};{gadget} unboxing")),
-    "curio": (0.015, L(
-        "{rare} illustration, vintage print;hand-drawn {rare} sticker;{rare} figurine (vintage);"
-        "wooden {rare} toy;{rare} coloring page;{rare} clip art;photo of a {rare}")),
-    "misc": (0.03, L(
-        "logo;Click to enlarge;image;photo;banner;icon;placeholder;Loading...;Home;Facebook;"
-        "Share on Facebook;avatar;Profile picture;thumbnail;Image may contain: one or more people;"
-        "no image available;Product image;Advertisement;Read more")),
+    "product": (
+        0.21,
+        L(
+            "{color} {material} {product} with {feature} {suffix};{color} {product};"
+            "{brand} {color} {product} {audience};{material} {product} {suffix};{product} in {color};"
+            "{adj} {material} {product};{color} and {color} {product} {audience};{brand} {product} - {color};"
+            "new {color} {product} with {feature};{adj} {color} {product} for the {room}, {size};"
+            "{product}-{color}-{size}"
+        ),
+    ),
+    "stock": (
+        0.16,
+        L(
+            "{people} {action} in a {setting};{people} {action};portrait of a smiling {people};"
+            "happy {people} {action} on a sunny day;{people} with a {animal} in the {setting};"
+            "{people} {action} isolated on white background;{people} {action}, stock photo;"
+            "close-up of {people} {action} at home;{people} and {people} {action} in the {setting}"
+        ),
+    ),
+    "nature": (
+        0.07,
+        L(
+            "{animal} {animal_action} in the {setting};{scene};cute {animal} on {color} background;"
+            "{scene}, {region};a {color} {animal} {animal_action} on the grass;beautiful {scene};"
+            "{animal} and {animal};dog-friendly {setting};{animal}, {animal}."
+        ),
+    ),
+    "travel": (
+        0.09,
+        L(
+            "sunset over the {landmark_full};view of the {landmark_in_city};{city} skyline at night;"
+            "aerial view of {city_country};tourists in front of the {landmark};new york city skyline at dusk;"
+            "old town street in {city};{city_country} - travel guide;our trip to {city} ({year});"
+            "hotel room with a view of the {landmark};{landmark} at sunrise"
+        ),
+    ),
+    "art": (
+        0.06,
+        L(
+            "{work};{work}, oil on canvas;{work_title} poster print - {color} wall art;"
+            "book cover of {work} (paperback);abstract painting in {color} and {color};"
+            "watercolor painting of a {animal};framed canvas print of {scene};"
+            "{work_title} reproduction, framed, {size};illustration of a {animal} reading a book"
+        ),
+    ),
+    "home": (
+        0.05,
+        L(
+            "{n} bedroom house for sale in {town};{room} with {home_feature} and {home_feature};"
+            "modern {room} with {color} cabinets and {material} countertops;{n} Bed, {n} Bath - {n} {street};"
+            "spacious {room} with {home_feature};apartment for rent in {city};{room} interior design ideas;"
+            "front view of the house"
+        ),
+    ),
+    "recipe": (
+        0.06,
+        L(
+            "easy {dish} recipe;homemade {dish} with {ingredient} and {ingredient};the best {dish} ever!;"
+            "how to make {dish} (step by step);{dish} on a {color} plate;"
+            "grilled hot  dog with {ingredient} and {ingredient};{dish} Recipe | Example Kitchen;"
+            "healthy {dish} with {ingredient};a plate of {dish}, {dish}, and {dish};"
+            "vegan {dish} - gluten free, dairy free;{dish}: ingredients & method"
+        ),
+    ),
+    "event": (
+        0.05,
+        L(
+            "wedding ceremony at the {venue};bride and groom dancing at the reception;"
+            "concert crowd at music festival {year};happy birthday party with {color} balloons;"
+            "graduation ceremony {year};U.S. Army soldiers during a training exercise;"
+            "christmas tree with lights and gifts;halloween pumpkins on the porch;marathon runners in {city};"
+            "fireworks over {city} on New Year's Eve;football match at the stadium;team photo {year};"
+            "The Beatles tribute band live on stage;St. Patrick's Day parade in {city};"
+            "farmers market in {town}"
+        ),
+    ),
+    "vehicle": (
+        0.04,
+        L(
+            "{color} {vehicle} parked on the {road};vintage {vehicle} for sale;{vehicle} on a {road} at sunset;"
+            "used {color} {vehicle}, low mileage;{adj} {color} {vehicle} in {city};"
+            "old {vehicle} in the {setting};{year} {color} {vehicle};{people} riding a {vehicle} on the {road};"
+            "{vehicle} and {vehicle} on the {road}"
+        ),
+    ),
+    "sport": (
+        0.04,
+        L(
+            "{people} playing {sport} in the {setting};{sport} player with a {gear};kids {sport} team {year};"
+            "{color} {sport} {gear};{sport} match at the stadium;{sport} {gear} and {gear} on the grass;"
+            "{sport} in {region};{people} {sport} lesson;{sport} world cup {year};{color} and {color} {gear}"
+        ),
+    ),
+    "gadget": (
+        0.03,
+        L(
+            "{brand} {gadget} {spec};{color} {gadget} with {spec};{gadget} on a {material} desk;"
+            "new {gadget} and {gadget};{people} using a {gadget} in the {setting};{gadget}, {spec}, {color};"
+            "best {gadget} {year};{gadget} unboxing"
+        ),
+    ),
+    "curio": (
+        0.015,
+        L(
+            "{rare} illustration, vintage print;hand-drawn {rare} sticker;{rare} figurine (vintage);"
+            "wooden {rare} toy;{rare} coloring page;{rare} clip art;photo of a {rare}"
+        ),
+    ),
+    "misc": (
+        0.03,
+        L(
+            "logo;Click to enlarge;image;photo;banner;icon;placeholder;Loading...;Home;Facebook;"
+            "Share on Facebook;avatar;Profile picture;thumbnail;Image may contain: one or more people;"
+            "no image available;Product image;Advertisement;Read more"
+        ),
+    ),
 }
 FILE_SHARE = 0.05
 FOREIGN_SHARE = 0.10
@@ -243,11 +349,14 @@ FOREIGN = L(  # short alt-texts in other languages, our own phrasing
     "Красное платье для девушек;Закат над морем;Кошка спит на диване;Москва ночью;"
     "東京の夜景;桜の花と青空;手作りのケーキ;猫が窓辺で寝ている;"
     "北京故宫的雪景;红色连衣裙 夏季新款;家常红烧肉做法;可爱的小狗在草地上;"
-    "غروب الشمس على البحر;فستان أحمر للنساء;مدينة دبي في الليل")
+    "غروب الشمس على البحر;فستان أحمر للنساء;مدينة دبي في الليل"
+)
 
 # --- metadata beyond the slot words; EXTRA_* are rare ("curio" captions) or never used ---
-COMMON_WORDS = L("of;the;and;in;with;for;on;at;to;by;from;near;under;is;are;this;my;your;how;best;new;"
-                   "free;live;set;size;pack;view;front;top;easy;happy")
+COMMON_WORDS = L(
+    "of;the;and;in;with;for;on;at;to;by;from;near;under;is;are;this;my;your;how;best;new;"
+    "free;live;set;size;pack;view;front;top;easy;happy"
+)
 EXTRA_NOUNS = L(
     "aardvark;abacus;accordion;acorn;albatross;alcove;almanac;amethyst;anchor;anvil;aqueduct;archipelago;"
     "armadillo;asteroid;atlas;aviary;badger;bagpipe;ballast;banjo;barnacle;barometer;bassoon;beacon;beetle;"
@@ -264,30 +373,38 @@ EXTRA_NOUNS = L(
     "raccoon;reindeer;rhinoceros;salamander;saxophone;scarecrow;scorpion;seahorse;sextant;skyscraper;sloth;"
     "snail;sombrero;sparrow;stalactite;stingray;submarine;sundial;swan;tambourine;tapir;telescope;termite;"
     "toucan;trombone;tuba;tundra;turtle;ukulele;unicycle;viaduct;viola;volcano;vulture;walrus;weasel;"
-    "windmill;woodpecker;xylophone;yak;yurt;zeppelin;zither")
+    "windmill;woodpecker;xylophone;yak;yurt;zeppelin;zither"
+)
 EXTRA_ADJS = L(
     "ancient;arid;azure;bleak;brisk;crimson;dusty;frosty;gilded;hazy;jagged;lush;molten;murky;ornate;"
-    "pristine;rugged;serene;shabby;sleek;sturdy;tattered;vivid;weathered;wobbly")
-EXTRA_WORDS = L("algorithm;allegory;baroque;byzantine;cartography;chromosome;citadel;democracy;dynasty;"
-                "electron;epilogue;equinox;feudal;galaxy;genome;hemisphere;inscription;jurisdiction;"
-                "kinetic;latitude;legislature;manuscript;medieval;meridian;monsoon;neolithic;orbit;"
-                "parliament;photosynthesis;quantum;renaissance;republic;sonnet;symphony;tectonic;theorem;"
-                "treaty;velocity;vertebrate;Victorian;Zeus;Apollo;Baltic;Sahara;Amazon;Himalaya;Pacific;"
-                "Atlantic;Mediterranean;Christmas;Halloween;Paris;London;Rome;Tokyo;Berlin;Sydney;Dubai;"
-                "Venice")
-CURATED_BIGRAMS = L("new york;york city;living room;coffee table;hot dog;ice cream;st. louis;office chair;"
-                    "dining room;young woman;young man;stock photo;white background;sunny day;oil on;"
-                    "on canvas;for sale;free shipping;set of;pack of;wall art;real estate;road trip;"
-                    "high school;north america;united states;south africa;wedding dress;birthday cake;"
-                    "dog friendly;cell phone;fast food;full moon;golden retriever;teddy bear;"
-                    "washing machine;swimming pool;christmas tree;time lapse;city hall")
-TITLES = L("New York City;New York;United States;U.S.;U.S. Army;Washington, D.C.;St. Patrick's Day;"
-           "New Year's Eve;The Beatles;Pink Floyd;The Rolling Stones;Queen;Albert Einstein;Mount Everest;"
-           "World War II;Amazon River;Great Barrier Reef;Yellowstone National Park;Grand Canyon;"
-           "Niagara Falls;Leonardo DiCaprio;William Shakespeare;Napoleon;Cleopatra;Roman Empire;"
-           "Ming dynasty;Olympic Games;FIFA World Cup;Super Bowl;Harvard University;Oxford;Silicon Valley;"
-           "Hollywood;Office Chair;Coffee Table;Dining Table;Floor Lamp;Area Rug;Wall Art;Tote Bag;"
-           "Living Room;Rio de Janeiro")
+    "pristine;rugged;serene;shabby;sleek;sturdy;tattered;vivid;weathered;wobbly"
+)
+EXTRA_WORDS = L(
+    "algorithm;allegory;baroque;byzantine;cartography;chromosome;citadel;democracy;dynasty;"
+    "electron;epilogue;equinox;feudal;galaxy;genome;hemisphere;inscription;jurisdiction;"
+    "kinetic;latitude;legislature;manuscript;medieval;meridian;monsoon;neolithic;orbit;"
+    "parliament;photosynthesis;quantum;renaissance;republic;sonnet;symphony;tectonic;theorem;"
+    "treaty;velocity;vertebrate;Victorian;Zeus;Apollo;Baltic;Sahara;Amazon;Himalaya;Pacific;"
+    "Atlantic;Mediterranean;Christmas;Halloween;Paris;London;Rome;Tokyo;Berlin;Sydney;Dubai;"
+    "Venice"
+)
+CURATED_BIGRAMS = L(
+    "new york;york city;living room;coffee table;hot dog;ice cream;st. louis;office chair;"
+    "dining room;young woman;young man;stock photo;white background;sunny day;oil on;"
+    "on canvas;for sale;free shipping;set of;pack of;wall art;real estate;road trip;"
+    "high school;north america;united states;south africa;wedding dress;birthday cake;"
+    "dog friendly;cell phone;fast food;full moon;golden retriever;teddy bear;"
+    "washing machine;swimming pool;christmas tree;time lapse;city hall"
+)
+TITLES = L(
+    "New York City;New York;United States;U.S.;U.S. Army;Washington, D.C.;St. Patrick's Day;"
+    "New Year's Eve;The Beatles;Pink Floyd;The Rolling Stones;Queen;Albert Einstein;Mount Everest;"
+    "World War II;Amazon River;Great Barrier Reef;Yellowstone National Park;Grand Canyon;"
+    "Niagara Falls;Leonardo DiCaprio;William Shakespeare;Napoleon;Cleopatra;Roman Empire;"
+    "Ming dynasty;Olympic Games;FIFA World Cup;Super Bowl;Harvard University;Oxford;Silicon Valley;"
+    "Hollywood;Office Chair;Coffee Table;Dining Table;Floor Lamp;Area Rug;Wall Art;Tote Bag;"
+    "Living Room;Rio de Janeiro"
+)
 
 
 class Picker:
@@ -309,21 +426,50 @@ def zipf(items: list[str], s: float) -> Picker:
 V["rare"] = [EXTRA_NOUNS[i] for i in np.random.default_rng(SEED + 2).permutation(len(EXTRA_NOUNS))]
 SLOTS = {k: zipf(v, SLOT_ZIPF) for k, v in V.items()}
 TEMPLATE_PICK = {k: zipf(v[1], 0.8) for k, v in TEMPLATES.items()}
-CATEGORY_PICK = Picker(list(TEMPLATES) + ["file", "foreign"],
-                       np.array([t[0] for t in TEMPLATES.values()] + [FILE_SHARE, FOREIGN_SHARE]))
+CATEGORY_PICK = Picker(
+    list(TEMPLATES) + ["file", "foreign"], np.array([t[0] for t in TEMPLATES.values()] + [FILE_SHARE, FOREIGN_SHARE])
+)
 SLOT_RE = re.compile(r"\{(\w+)\}")
 WORD_RE = re.compile(r"[a-z][a-z-]+")
-NOUN_SLOTS = ("product", "people", "setting", "animal", "scene", "room", "home_feature", "dish",
-              "ingredient", "venue", "vehicle", "road", "gear", "gadget")
-CASES = {"product": (0.55, 0.30), "stock": (0.40, 0.45), "art": (0.45, 0.45), "misc": (0.0, 0.0),
-         "recipe": (0.45, 0.40), "home": (0.35, 0.50)}
+NOUN_SLOTS = (
+    "product",
+    "people",
+    "setting",
+    "animal",
+    "scene",
+    "room",
+    "home_feature",
+    "dish",
+    "ingredient",
+    "venue",
+    "vehicle",
+    "road",
+    "gear",
+    "gadget",
+)
+CASES = {
+    "product": (0.55, 0.30),
+    "stock": (0.40, 0.45),
+    "art": (0.45, 0.45),
+    "misc": (0.0, 0.0),
+    "recipe": (0.45, 0.40),
+    "home": (0.35, 0.50),
+}
 DOMAINS = {  # reserved example.* hosts only; categories not listed use assets.example.com
-    "product": "img.shop.example.com", "gadget": "img.shop.example.com",
-    "stock": "cdn.stock.example.net", "nature": "cdn.stock.example.net", "sport": "cdn.stock.example.net",
-    "travel": "photos.travel.example.org", "art": "media.museum.example.org",
-    "home": "listings.homes.example.com", "recipe": "www.recipes.example.com",
-    "event": "static.news.example.org", "vehicle": "cars.example.net",
-    "file": "user-content.example.net", "foreign": "bilder.example.net"}
+    "product": "img.shop.example.com",
+    "gadget": "img.shop.example.com",
+    "stock": "cdn.stock.example.net",
+    "nature": "cdn.stock.example.net",
+    "sport": "cdn.stock.example.net",
+    "travel": "photos.travel.example.org",
+    "art": "media.museum.example.org",
+    "home": "listings.homes.example.com",
+    "recipe": "www.recipes.example.com",
+    "event": "static.news.example.org",
+    "vehicle": "cars.example.net",
+    "file": "user-content.example.net",
+    "foreign": "bilder.example.net",
+}
 
 
 def fill(template: str, rng: np.random.Generator) -> str:
@@ -350,10 +496,10 @@ def add_noise(text: str, rng: np.random.Generator) -> str:
     r = rng.random()
     if r < 0.03 and spaces:
         i = spaces[int(rng.integers(len(spaces)))]
-        return text[:i] + "  " + text[i + 1:]
+        return text[:i] + "  " + text[i + 1 :]
     if r < 0.045 and spaces:
         i = spaces[int(rng.integers(len(spaces)))]
-        return text[:i] + ["\t", "\n", "\r\n"][int(rng.integers(3))] + text[i + 1:]
+        return text[:i] + ["\t", "\n", "\r\n"][int(rng.integers(3))] + text[i + 1 :]
     if r < 0.10:
         return text + [".", "!", " ...", "?", " :)", ";"][int(rng.integers(6))]
     if r < 0.13:
@@ -367,9 +513,14 @@ def file_name(rng: np.random.Generator) -> str:
     d = f"20{rng.integers(10, 24)}{rng.integers(1, 13):02d}{rng.integers(1, 29):02d}"
     t = f"{rng.integers(0, 24):02d}{rng.integers(0, 60):02d}{rng.integers(0, 60):02d}"
     k, n = int(rng.integers(6)), int(rng.integers(1, 99999))
-    return [f"IMG_{d}_{t}.jpg", f"DSC{n:05d}", f"DSC_{n % 10000:04d}.JPG",
-            f"Screenshot {d[:4]}-{d[4:6]}-{d[6:]} at {t[:2]}.{t[2:4]}.{t[4:]}",
-            f"SKU-{n:05d}-BLK", f"photo {n % 20}.jpg"][k]
+    return [
+        f"IMG_{d}_{t}.jpg",
+        f"DSC{n:05d}",
+        f"DSC_{n % 10000:04d}.JPG",
+        f"Screenshot {d[:4]}-{d[4:6]}-{d[6:]} at {t[:2]}.{t[2:4]}.{t[4:]}",
+        f"SKU-{n:05d}-BLK",
+        f"photo {n % 20}.jpg",
+    ][k]
 
 
 def caption(rng: np.random.Generator) -> tuple[str | None, str]:
@@ -428,15 +579,33 @@ def mined_bigrams(n_texts: int, min_count: int) -> list[str]:
         if cat == "foreign":  # the reference corpus is English, like Wikipedia
             continue
         tok = spaced(text or "").split()
-        pairs.update(f"{a} {b}" for a, b in zip(tok, tok[1:])
-                     if b in nouns and a not in stop and WORD_RE.fullmatch(a) and a[-3:] != "ing")
+        pairs.update(
+            f"{a} {b}"
+            for a, b in zip(tok, tok[1:])
+            if b in nouns and a not in stop and WORD_RE.fullmatch(a) and a[-3:] != "ing"
+        )
     return sorted(p for p, c in pairs.items() if c >= min_count)
 
 
 def build_metadata(rng: np.random.Generator) -> list[str]:
     """MetaCLIP-like order: WordNet-ish, single words, bigrams, titles, then "0".."99"."""
-    proper = ("n", "year", "size", "suffix", "brand", "audience", "town", "street", "landmark",
-              "city", "landmark_full", "city_country", "work", "work_title", "rare")
+    proper = (
+        "n",
+        "year",
+        "size",
+        "suffix",
+        "brand",
+        "audience",
+        "town",
+        "street",
+        "landmark",
+        "city",
+        "landmark_full",
+        "city_country",
+        "work",
+        "work_title",
+        "rare",
+    )
     vocab = [p for k, v in V.items() if k not in proper for p in v]
     tokens = [w for w in words_of(vocab) if WORD_RE.fullmatch(w)]
     cut = int(len(tokens) * 0.6)  # the more common words stand in for WordNet lemmas
@@ -446,8 +615,12 @@ def build_metadata(rng: np.random.Generator) -> list[str]:
     combos = [f"{m} {h}" for m in V["color"] + V["material"] + V["adj"] for h in goods]
     unseen = [combos[i] for i in sorted(rng.choice(len(combos), UNSEEN_COMBOS, replace=False))]
     stop = set(COMMON_WORDS) | {"a"}
-    inner = [f"{a} {b}" for p in vocab for a, b in zip(p.split(), p.split()[1:])
-             if a not in stop and b not in stop and WORD_RE.fullmatch(a) and WORD_RE.fullmatch(b)]
+    inner = [
+        f"{a} {b}"
+        for p in vocab
+        for a, b in zip(p.split(), p.split()[1:])
+        if a not in stop and b not in stop and WORD_RE.fullmatch(a) and WORD_RE.fullmatch(b)
+    ]
     bigrams = CURATED_BIGRAMS + inner + mined_bigrams(REF_TEXTS, REF_MIN_COUNT) + unseen
     titles = TITLES + V["landmark"] + V["city"] + [p[2] for p in PLACES] + [a for w in WORKS for a in w]
     # encyclopedia-style titles of common things ("Dog", "Coffee table"): only some have one
@@ -510,13 +683,13 @@ def shape(pool_texts: list[str | None], entries: list[str]) -> dict:
 
 def write_pool(ids: list[int], urls: list[str], texts: list[str | None]) -> list[Path]:
     """Write the parts with fixed row groups and compression (byte-stable per pyarrow version)."""
-    schema = pa.schema([pa.field("id", pa.int64(), nullable=False),
-                        pa.field("url", pa.string()), pa.field("text", pa.string())])
+    schema = pa.schema(
+        [pa.field("id", pa.int64(), nullable=False), pa.field("url", pa.string()), pa.field("text", pa.string())]
+    )
     (OUT / "pool").mkdir(parents=True, exist_ok=True)
     paths, start = [], 0
     for k, n in enumerate(PART_ROWS):
-        part = pa.table([ids[start:start + n], urls[start:start + n], texts[start:start + n]],
-                        schema=schema)
+        part = pa.table([ids[start : start + n], urls[start : start + n], texts[start : start + n]], schema=schema)
         path = OUT / "pool" / f"part-{k:05d}.parquet"
         pq.write_table(part, path, row_group_size=ROW_GROUP, compression="zstd")
         paths.append(path)
@@ -528,7 +701,8 @@ def write_readme(s: dict, paths: list[Path]) -> None:
     """Describe the sample; numbers come from shape() so the README cannot drift."""
     top = ", ".join(f'"{e}" {c}' for e, c in s["top10"])
     parts = ", ".join(f"`pool/{p.name}` ({n:,} rows)" for p, n in zip(paths, PART_ROWS))
-    (OUT / "README.md").write_text(f"""# Sample data
+    (OUT / "README.md").write_text(
+        f"""# Sample data
 
 Small synthetic data for trying the curation tool. Rebuild it in two steps:
 
@@ -555,26 +729,27 @@ WordNet 3.0 (Debian's `wordnet-base`) and the project's metadata package.
 Matching is case-sensitive on space-padded text in which , . ; : ? ! and the backtick
 are spaced out and tabs/newlines become spaces; an entry counts once per text.
 
-- rows: {s['rows']:,} ({s['null_or_empty']} null or empty)
-- texts with at least one match: {s['matched_share']:.1%};
-  mean matches per matched text: {s['mean_matches_per_matched_text']}
-- vocabulary entries: {s['entries']:,}, of which {s['entries_with_0_matches']:,} match nothing
-- entries with count > 100 / > 200 / > 300: {s['entries_over_100']} / {s['entries_over_200']} / \
-{s['entries_over_300']}
+- rows: {s["rows"]:,} ({s["null_or_empty"]} null or empty)
+- texts with at least one match: {s["matched_share"]:.1%};
+  mean matches per matched text: {s["mean_matches_per_matched_text"]}
+- vocabulary entries: {s["entries"]:,}, of which {s["entries_with_0_matches"]:,} match nothing
+- entries with count > 100 / > 200 / > 300: {s["entries_over_100"]} / {s["entries_over_200"]} / \
+{s["entries_over_300"]}
 - top 10: {top}
 
 Hard cases on purpose: "new york city" (hits "new york", "york city" and "new york city"),
 entries with "." such as "U.S." and "st. louis" (never match, since "." is spaced out),
 "hot  dog" with two spaces (does not match "hot dog"), Title Case vs lower case, tabs and newlines.
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
 
 
 def main() -> None:
     rng = np.random.default_rng(SEED)
     entries = build_metadata(rng)
     assert len(set(entries)) == len(entries) and all(e and e == e.strip() for e in entries)
-    (OUT / "metadata.json").write_text(json.dumps(entries, ensure_ascii=False, indent=0) + "\n",
-                                       encoding="utf-8")
+    (OUT / "metadata.json").write_text(json.dumps(entries, ensure_ascii=False, indent=0) + "\n", encoding="utf-8")
     ids, urls, texts = build_pool(rng, sum(PART_ROWS))
     assert len(set(ids)) == len(ids)
     paths = write_pool(ids, urls, texts)

@@ -23,8 +23,11 @@ class OneLineParser(argparse.ArgumentParser):
     argparse checks required options before unknown ones, so ``--metdata m.json`` would only say
     that ``--metadata`` is missing; the option typed is the one to correct."""
 
-    def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
-                         namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
+    def parse_known_args(
+        self,
+        args: Sequence[str] | None = None,  # type: ignore[override]
+        namespace: argparse.Namespace | None = None,
+    ) -> tuple[argparse.Namespace, list[str]]:
         self._given = list(sys.argv[1:] if args is None else args)
         namespace, extras = super().parse_known_args(args, namespace)
         self._refuse_unknown_options(extras)  # here, where the options of a command are known
@@ -43,13 +46,16 @@ class OneLineParser(argparse.ArgumentParser):
                 return
             name = argument.split("=", 1)[0]
             if name.startswith("-") and len(name) > 1 and not NUMBER.match(name) and not self._knows(name):
-                self.exit(EXIT_USAGE, f"error: unrecognized option {name}{self._suggestion(name)} "
-                                      f"(see `{self.prog} --help`)\n")
+                self.exit(
+                    EXIT_USAGE,
+                    f"error: unrecognized option {name}{self._suggestion(name)} (see `{self.prog} --help`)\n",
+                )
 
     def _knows(self, name: str) -> bool:
         options = self._option_string_actions
-        return name in options or (self.allow_abbrev and name.startswith("--")
-                                   and any(option.startswith(name) for option in options))
+        return name in options or (
+            self.allow_abbrev and name.startswith("--") and any(option.startswith(name) for option in options)
+        )
 
     def _suggestion(self, name: str) -> str:
         # Compared without their dashes, which every option shares and which would make any two alike.

@@ -20,34 +20,81 @@ from metadata.wordnet import read_wordnet
 
 def wordnet_source(directory: str | Path) -> Source:
     names = read_wordnet(directory)
-    return Source("wordnet", names.per_synset, {
-        "directory": str(directory), "synsets": names.synset_count, "synsets_per_file": names.synsets,
-        "distinct_names": len(names.entries), "markers_stripped": names.markers_stripped,
-        "names_with_a_dot": len(names.dotted), "names_with_a_dot_examples": names.dotted[:5],
-        "metaclip_cut_at_first_dot": names.metaclip_count(),
-    })
+    return Source(
+        "wordnet",
+        names.per_synset,
+        {
+            "directory": str(directory),
+            "synsets": names.synset_count,
+            "synsets_per_file": names.synsets,
+            "distinct_names": len(names.entries),
+            "markers_stripped": names.markers_stripped,
+            "names_with_a_dot": len(names.dotted),
+            "names_with_a_dot_examples": names.dotted[:5],
+            "metaclip_cut_at_first_dot": names.metaclip_count(),
+        },
+    )
 
 
-def wikipedia_sources(counts_dir: str | Path, min_unigram: int, min_pmi: float,
-                      min_bigram_count: int = 1) -> list[Source]:
+def wikipedia_sources(
+    counts_dir: str | Path, min_unigram: int, min_pmi: float, min_bigram_count: int = 1
+) -> list[Source]:
     record = wikipedia.read_record(counts_dir)
     unigrams = wikipedia.frequent_unigrams(counts_dir, min_unigram)
     bigrams = wikipedia.pmi_bigrams(counts_dir, min_pmi, min_bigram_count)
-    common = {"counts": str(counts_dir), "dump": record.get("dump"), "articles": record.get("articles"),
-              "tokens": record.get("tokens")}
-    return [Source("wiki_unigram", unigrams, {**common, "min_count": min_unigram,
-                                              "distinct_unigrams": record.get("distinct_unigrams")}),
-            Source("wiki_bigram", bigrams, {**common, "min_pmi": min_pmi, "min_bigram_count": min_bigram_count,
-                                            "distinct_bigrams": record.get("distinct_bigrams")})]
+    common = {
+        "counts": str(counts_dir),
+        "dump": record.get("dump"),
+        "articles": record.get("articles"),
+        "tokens": record.get("tokens"),
+    }
+    return [
+        Source(
+            "wiki_unigram",
+            unigrams,
+            {**common, "min_count": min_unigram, "distinct_unigrams": record.get("distinct_unigrams")},
+        ),
+        Source(
+            "wiki_bigram",
+            bigrams,
+            {
+                **common,
+                "min_pmi": min_pmi,
+                "min_bigram_count": min_bigram_count,
+                "distinct_bigrams": record.get("distinct_bigrams"),
+            },
+        ),
+    ]
 
 
-def pageview_source(paths: Sequence[str | Path], min_views: int, codes: Sequence[str], min_hourly: int = 1,
-                    keep_namespaces: bool = False, progress: bool = True) -> Source:
-    found = pageviews.popular_titles(paths, min_views=min_views, codes=codes, min_hourly=min_hourly,
-                                     keep_namespaces=keep_namespaces, progress=progress)
-    return Source("wiki_title", found.entries, {
-        "min_views": min_views, "codes": list(codes), "min_hourly_views": min_hourly,
-        "keep_namespaces": keep_namespaces, "distinct_titles": found.distinct_titles, **found.stats.as_dict()})
+def pageview_source(
+    paths: Sequence[str | Path],
+    min_views: int,
+    codes: Sequence[str],
+    min_hourly: int = 1,
+    keep_namespaces: bool = False,
+    progress: bool = True,
+) -> Source:
+    found = pageviews.popular_titles(
+        paths,
+        min_views=min_views,
+        codes=codes,
+        min_hourly=min_hourly,
+        keep_namespaces=keep_namespaces,
+        progress=progress,
+    )
+    return Source(
+        "wiki_title",
+        found.entries,
+        {
+            "min_views": min_views,
+            "codes": list(codes),
+            "min_hourly_views": min_hourly,
+            "keep_namespaces": keep_namespaces,
+            "distinct_titles": found.distinct_titles,
+            **found.stats.as_dict(),
+        },
+    )
 
 
 def extra_source(path: str | Path) -> Source:
@@ -88,8 +135,10 @@ class Built:
 
     def info(self) -> dict:
         """What went into the list, for the report and the Parquet file metadata."""
-        return {"entries": len(self.merged.entries),
-                "sources": [{**r.as_dict(), "notes": self.notes.get(r.name, {})} for r in self.merged.reports]}
+        return {
+            "entries": len(self.merged.entries),
+            "sources": [{**r.as_dict(), "notes": self.notes.get(r.name, {})} for r in self.merged.reports],
+        }
 
 
 def build(request: BuildRequest) -> Built:
@@ -101,22 +150,31 @@ def build(request: BuildRequest) -> Built:
         sources.append(wordnet_source(request.wordnet))
     if request.wikipedia_dump is not None:
         if request.counts_out is not None:
-            wikipedia.count_dump(request.wikipedia_dump, request.counts_out, workers=request.workers,
-                                 progress=request.progress)
-            sources += wikipedia_sources(request.counts_out, request.min_unigram, request.min_pmi,
-                                         request.min_bigram_count)
+            wikipedia.count_dump(
+                request.wikipedia_dump, request.counts_out, workers=request.workers, progress=request.progress
+            )
+            sources += wikipedia_sources(
+                request.counts_out, request.min_unigram, request.min_pmi, request.min_bigram_count
+            )
         else:
             with tempfile.TemporaryDirectory(prefix="wikipedia-counts-") as counts:
-                wikipedia.count_dump(request.wikipedia_dump, counts, workers=request.workers,
-                                     progress=request.progress)
-                sources += wikipedia_sources(counts, request.min_unigram, request.min_pmi,
-                                             request.min_bigram_count)
+                wikipedia.count_dump(request.wikipedia_dump, counts, workers=request.workers, progress=request.progress)
+                sources += wikipedia_sources(counts, request.min_unigram, request.min_pmi, request.min_bigram_count)
     elif request.wikipedia_counts is not None:
-        sources += wikipedia_sources(request.wikipedia_counts, request.min_unigram, request.min_pmi,
-                                     request.min_bigram_count)
+        sources += wikipedia_sources(
+            request.wikipedia_counts, request.min_unigram, request.min_pmi, request.min_bigram_count
+        )
     if request.pageviews:
-        sources.append(pageview_source(request.pageviews, request.min_views, request.codes,
-                                       request.min_hourly_views, request.keep_namespaces, request.progress))
+        sources.append(
+            pageview_source(
+                request.pageviews,
+                request.min_views,
+                request.codes,
+                request.min_hourly_views,
+                request.keep_namespaces,
+                request.progress,
+            )
+        )
     if request.extra is not None:
         sources.append(extra_source(request.extra))
     elif request.extra_entries is not None:
@@ -124,8 +182,9 @@ def build(request: BuildRequest) -> Built:
             raise MetadataError("no extra entries given (empty source)")
         sources.append(Source("extra", list(request.extra_entries), {"given": "directly"}))
     if not sources:
-        raise MetadataError("no source given: use --wordnet, --wikipedia-counts/--wikipedia-dump, "
-                            "--pageviews or --extra")
+        raise MetadataError(
+            "no source given: use --wordnet, --wikipedia-counts/--wikipedia-dump, --pageviews or --extra"
+        )
     if request.numbers:
         sources.append(Source("numbers", list(NUMBERS), {"range": "0-99"}))
     merged = merge(sources, request.budgets)

@@ -93,8 +93,10 @@ def check_entries(data: bytes, what: str) -> int:
 
 def _offline_message(url: str, reason: object) -> str:
     host = urllib.parse.urlparse(url).netloc or url
-    return (f"cannot download {url}: {reason} (offline, or {host} unreachable? "
-            "use --url for a mirror, or put the file in place and pass its path to --metadata)")
+    return (
+        f"cannot download {url}: {reason} (offline, or {host} unreachable? "
+        "use --url for a mirror, or put the file in place and pass its path to --metadata)"
+    )
 
 
 def _cached(path: Path, record_path: Path, url: str, expected_sha256: str | None) -> Fetched | None:
@@ -113,9 +115,15 @@ def _cached(path: Path, record_path: Path, url: str, expected_sha256: str | None
     return Fetched(path, path.stat().st_size, digest, int(record.get("entries", 0)), downloaded=False)
 
 
-def fetch(url: str = DEFAULT_URL, cache_dir: str | Path | None = None, expected_sha256: str | None = None,
-          expected_size: int | None = None, force: bool = False, timeout: float = 60.0,
-          progress: bool = True) -> Fetched:
+def fetch(
+    url: str = DEFAULT_URL,
+    cache_dir: str | Path | None = None,
+    expected_sha256: str | None = None,
+    expected_size: int | None = None,
+    force: bool = False,
+    timeout: float = 60.0,
+    progress: bool = True,
+) -> Fetched:
     """Download ``url`` into ``cache_dir`` (default ``default_cache_dir()``) unless a verified copy is
     there; raise FetchError with a one-line message when it cannot be done."""
     known = KNOWN_FILES.get(url)
@@ -141,8 +149,12 @@ def fetch(url: str = DEFAULT_URL, cache_dir: str | Path | None = None, expected_
         with urllib.request.urlopen(request, timeout=timeout) as response:
             declared = response.headers.get("Content-Length")
             total = int(declared) if declared and declared.isdigit() else None
-            with temporary.open("wb") as out, tqdm(total=total, unit="B", unit_scale=True, desc=path.name,
-                                                   disable=not progress, mininterval=0.3) as bar:
+            with (
+                temporary.open("wb") as out,
+                tqdm(
+                    total=total, unit="B", unit_scale=True, desc=path.name, disable=not progress, mininterval=0.3
+                ) as bar,
+            ):
                 while block := response.read(CHUNK):
                     out.write(block)
                     digest.update(block)
@@ -162,8 +174,9 @@ def fetch(url: str = DEFAULT_URL, cache_dir: str | Path | None = None, expected_
     except urllib.error.URLError as error:
         raise FetchError(_offline_message(url, getattr(error, "reason", error))) from None
     except TimeoutError:
-        raise FetchError(f"download of {url} timed out after {timeout:g} s without data "
-                         f"({received:,} bytes received)") from None
+        raise FetchError(
+            f"download of {url} timed out after {timeout:g} s without data ({received:,} bytes received)"
+        ) from None
     except http.client.IncompleteRead as error:
         raise FetchError(f"download of {url} ended early after {received + len(error.partial):,} bytes") from None
     except (ConnectionError, http.client.HTTPException) as error:
@@ -173,10 +186,21 @@ def fetch(url: str = DEFAULT_URL, cache_dir: str | Path | None = None, expected_
     finally:
         if temporary.exists():
             temporary.unlink()
-    files.write_json(record_path, {
-        "url": url, "bytes": received, "sha256": observed, "entries": entries,
-        "content_length": total, "fetched_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "verified": {"content_length": total is not None, "size": expected_size is not None,
-                     "sha256": bool(expected_sha256), "json_list_of_unique_strings": True},
-    })
+    files.write_json(
+        record_path,
+        {
+            "url": url,
+            "bytes": received,
+            "sha256": observed,
+            "entries": entries,
+            "content_length": total,
+            "fetched_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "verified": {
+                "content_length": total is not None,
+                "size": expected_size is not None,
+                "sha256": bool(expected_sha256),
+                "json_list_of_unique_strings": True,
+            },
+        },
+    )
     return Fetched(path, received, observed, entries, downloaded=True)

@@ -14,8 +14,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-ENTRY_SCHEMA = pa.schema([pa.field("entry", pa.string(), nullable=False),
-                          pa.field("sources", pa.list_(pa.string()), nullable=False)])
+ENTRY_SCHEMA = pa.schema(
+    [pa.field("entry", pa.string(), nullable=False), pa.field("sources", pa.list_(pa.string()), nullable=False)]
+)
 
 
 def temporary_path(path: Path) -> Path:
@@ -57,13 +58,20 @@ def write_entries_json(path: str | Path, entries: Sequence[str]) -> None:
     write_bytes(path, (json.dumps(list(entries), ensure_ascii=False, indent=0) + "\n").encode("utf-8"))
 
 
-def entries_table(entries: Sequence[str], sources: Sequence[Sequence[str]] | None, info: dict | None = None,
-                  languages: Sequence[str] | None = None, info_key: str = "metadata.build") -> pa.Table:
+def entries_table(
+    entries: Sequence[str],
+    sources: Sequence[Sequence[str]] | None,
+    info: dict | None = None,
+    languages: Sequence[str] | None = None,
+    info_key: str = "metadata.build",
+) -> pa.Table:
     """The Parquet form: ``entry``, its ``language`` for a worldwide list (MetaCLIP 2), and the ``sources``
     it came from (left out when None); ``info`` goes in the file metadata under ``info_key``."""
     if languages is None and sources is not None:
-        table = pa.table([pa.array(list(entries), pa.string()),
-                          pa.array([list(s) for s in sources], pa.list_(pa.string()))], schema=ENTRY_SCHEMA)
+        table = pa.table(
+            [pa.array(list(entries), pa.string()), pa.array([list(s) for s in sources], pa.list_(pa.string()))],
+            schema=ENTRY_SCHEMA,
+        )
     else:
         columns = {"entry": pa.array(list(entries), pa.string())}
         if languages is not None:
@@ -77,9 +85,14 @@ def entries_table(entries: Sequence[str], sources: Sequence[Sequence[str]] | Non
     return table
 
 
-def write_entries_parquet(path: str | Path, entries: Sequence[str], sources: Sequence[Sequence[str]] | None,
-                          info: dict | None = None, languages: Sequence[str] | None = None,
-                          info_key: str = "metadata.build") -> None:
+def write_entries_parquet(
+    path: str | Path,
+    entries: Sequence[str],
+    sources: Sequence[Sequence[str]] | None,
+    info: dict | None = None,
+    languages: Sequence[str] | None = None,
+    info_key: str = "metadata.build",
+) -> None:
     write_table(path, entries_table(entries, sources, info, languages, info_key))
 
 
@@ -88,8 +101,13 @@ def is_json_path(path: str | Path) -> bool:
     return str(path).lower().endswith(".json")
 
 
-def write_entries(path: str | Path, entries: Sequence[str], sources: Sequence[Sequence[str]],
-                  info: dict | None = None, languages: Sequence[str] | None = None) -> str:
+def write_entries(
+    path: str | Path,
+    entries: Sequence[str],
+    sources: Sequence[Sequence[str]],
+    info: dict | None = None,
+    languages: Sequence[str] | None = None,
+) -> str:
     """Write in the format the suffix asks for (``.json``: MetaCLIP's list; else Parquet); returns it.
     A list with languages goes to Parquet only: a JSON list would silently lose them."""
     if is_json_path(path):

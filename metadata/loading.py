@@ -43,9 +43,7 @@ def _read_json(path: Source) -> list[str]:
         raise MetadataError(f"metadata {path} must be a JSON list of strings, found {type(data).__name__}")
     for position, entry in enumerate(data):
         if not isinstance(entry, str):
-            raise MetadataError(
-                f"metadata {path}: item {position} is {type(entry).__name__} {entry!r}, not a string"
-            )
+            raise MetadataError(f"metadata {path}: item {position} is {type(entry).__name__} {entry!r}, not a string")
     return data
 
 
@@ -118,8 +116,9 @@ def _languages(table: pa.Table, path: Source) -> list[str] | None:
     return values
 
 
-def _kept_positions(entries: list[str], path: Source, drop_invalid: bool,
-                    languages: list[str] | None = None) -> list[int] | None:
+def _kept_positions(
+    entries: list[str], path: Source, drop_invalid: bool, languages: list[str] | None = None
+) -> list[int] | None:
     """Refuse empty and duplicate entries (naming the first), or say which positions to keep when asked to
     drop them; None when every entry is fine. With languages, an entry repeats only within its language."""
     keys: list = entries if languages is None else list(zip(entries, languages))
@@ -200,8 +199,11 @@ def load_metadata(path: str | Path, drop_invalid: bool = False) -> Metadata:
     kept = _kept_positions(raw.entries, _source(path), drop_invalid, raw.languages)
     if kept is None:
         return raw
-    return Metadata([raw.entries[p] for p in kept], None if raw.sources is None else [raw.sources[p] for p in kept],
-                    None if raw.languages is None else [raw.languages[p] for p in kept])
+    return Metadata(
+        [raw.entries[p] for p in kept],
+        None if raw.sources is None else [raw.sources[p] for p in kept],
+        None if raw.languages is None else [raw.languages[p] for p in kept],
+    )
 
 
 def read_raw_entries(path: str | Path) -> list[str]:

@@ -29,8 +29,7 @@ _ASCII_PUNCTUATION = set(string.punctuation)
 def is_punctuation_only(entry: str) -> bool:
     """True for entries with no character other than whitespace, ASCII punctuation and symbols, and
     Unicode punctuation (an emoji or a letter keeps the entry)."""
-    return all(ch.isspace() or ch in _ASCII_PUNCTUATION or unicodedata.category(ch).startswith("P")
-               for ch in entry)
+    return all(ch.isspace() or ch in _ASCII_PUNCTUATION or unicodedata.category(ch).startswith("P") for ch in entry)
 
 
 @dataclass
@@ -104,8 +103,10 @@ def merge(sources: Sequence[Source], budgets: Mapping[str, int] | None = None) -
         raise MetadataError(f"a source is given twice: {', '.join(names)}")
     unknown = sorted(set(budgets) - set(names))
     if unknown:
-        raise MetadataError(f"budget for a source that is not part of this build: {', '.join(unknown)} "
-                            f"(sources: {', '.join(names) or 'none'})")
+        raise MetadataError(
+            f"budget for a source that is not part of this build: {', '.join(unknown)} "
+            f"(sources: {', '.join(names) or 'none'})"
+        )
     position: dict[str, int] = {}
     entries: list[str] = []
     owners: list[list[str]] = []

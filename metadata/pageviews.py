@@ -62,13 +62,19 @@ class PageviewStats:
             self.malformed_examples.append(what)
 
     def as_dict(self) -> dict:
-        return {"files": self.files, "rows": self.rows, "selected_rows": self.selected_rows,
-                "malformed_rows": self.malformed, "malformed_examples": self.malformed_examples,
-                "namespaced_rows": self.namespaced_rows,
-                "main_page_rows": self.main_page_rows, "below_hourly_rows": self.below_hourly_rows,
-                "first_hour": min(self.hours) if self.hours else None,
-                "last_hour": max(self.hours) if self.hours else None,
-                "distinct_days": len({h[:8] for h in self.hours})}
+        return {
+            "files": self.files,
+            "rows": self.rows,
+            "selected_rows": self.selected_rows,
+            "malformed_rows": self.malformed,
+            "malformed_examples": self.malformed_examples,
+            "namespaced_rows": self.namespaced_rows,
+            "main_page_rows": self.main_page_rows,
+            "below_hourly_rows": self.below_hourly_rows,
+            "first_hour": min(self.hours) if self.hours else None,
+            "last_hour": max(self.hours) if self.hours else None,
+            "distinct_days": len({h[:8] for h in self.hours}),
+        }
 
 
 @dataclass
@@ -94,8 +100,9 @@ def _check_files(paths: Sequence[str | Path]) -> list[Path]:
         seen[resolved] = str(path)
         with path.open("rb") as handle:
             if handle.read(2) != b"\x1f\x8b":
-                raise MetadataError(f"pageview file {path} is not gzip-compressed "
-                                    "(expected pageviews-YYYYMMDD-HHMMSS.gz)")
+                raise MetadataError(
+                    f"pageview file {path} is not gzip-compressed (expected pageviews-YYYYMMDD-HHMMSS.gz)"
+                )
         checked.append(path)
     return checked
 
@@ -109,13 +116,26 @@ def _batches(path: Path, stats: PageviewStats):
         return "skip"
 
     read = csv.ReadOptions(column_names=COLUMNS, block_size=1 << 24, use_threads=False)
-    parse = csv.ParseOptions(delimiter=" ", quote_char=False, escape_char=False, newlines_in_values=False,
-                             ignore_empty_lines=True, invalid_row_handler=invalid)
-    convert = csv.ConvertOptions(column_types={name: pa.string() for name in COLUMNS},
-                                 strings_can_be_null=False, quoted_strings_can_be_null=False)
+    parse = csv.ParseOptions(
+        delimiter=" ",
+        quote_char=False,
+        escape_char=False,
+        newlines_in_values=False,
+        ignore_empty_lines=True,
+        invalid_row_handler=invalid,
+    )
+    convert = csv.ConvertOptions(
+        column_types={name: pa.string() for name in COLUMNS},
+        strings_can_be_null=False,
+        quoted_strings_can_be_null=False,
+    )
     try:
-        reader = csv.open_csv(pa.input_stream(str(path), compression="gzip"), read_options=read,
-                              parse_options=parse, convert_options=convert)
+        reader = csv.open_csv(
+            pa.input_stream(str(path), compression="gzip"),
+            read_options=read,
+            parse_options=parse,
+            convert_options=convert,
+        )
         yield from reader
     except (pa.ArrowException, OSError, EOFError) as error:
         raise MetadataError(f"pageview file {path} cannot be read: {error}") from None
@@ -136,12 +156,18 @@ def decode_titles(titles: pa.Array | pa.ChunkedArray) -> pa.Array:
     return pc.replace_with_mask(array, hits, decoded)
 
 
-def selected_views(batch: pa.RecordBatch, codes: Sequence[str], min_hourly: int, keep_namespaces: bool,
-                   stats: PageviewStats, where: str) -> pa.Table:
+def selected_views(
+    batch: pa.RecordBatch,
+    codes: Sequence[str],
+    min_hourly: int,
+    keep_namespaces: bool,
+    stats: PageviewStats,
+    where: str,
+) -> pa.Table:
     """(title with spaces, views) of the batch's rows for ``codes``; bad counts are noted and skipped."""
     stats.rows += batch.num_rows
     if len(stats.codes_seen) < 20:
-        stats.codes_seen.update(pc.unique(batch.column("code")).to_pylist()[:20 - len(stats.codes_seen)])
+        stats.codes_seen.update(pc.unique(batch.column("code")).to_pylist()[: 20 - len(stats.codes_seen)])
     rows = batch.filter(pc.is_in(batch.column("code"), pa.array(list(codes), pa.string())))
     valid = pc.match_substring_regex(rows.column("views"), r"^[0-9]{1,15}$")
     if not pc.all(valid).as_py():
@@ -169,10 +195,17 @@ def selected_views(batch: pa.RecordBatch, codes: Sequence[str], min_hourly: int,
     return pa.table({"key": summed.column("key"), "count": summed.column("count_sum")}, schema=COUNT_SCHEMA)
 
 
-def popular_titles(paths: Sequence[str | Path], min_views: int = 70, codes: Sequence[str] = ("en",),
-                   min_hourly: int = 1, keep_namespaces: bool = False, partitions: int = 16,
-                   max_rows: int = 2_000_000, progress: bool = True,
-                   work_dir: str | Path | None = None) -> PopularTitles:
+def popular_titles(
+    paths: Sequence[str | Path],
+    min_views: int = 70,
+    codes: Sequence[str] = ("en",),
+    min_hourly: int = 1,
+    keep_namespaces: bool = False,
+    partitions: int = 16,
+    max_rows: int = 2_000_000,
+    progress: bool = True,
+    work_dir: str | Path | None = None,
+) -> PopularTitles:
     """Titles with at least ``min_views`` views summed over ``paths`` for the ``codes``, most viewed
     first (ties in code-point order). ``min_hourly`` > 1 ignores hours with fewer views, as MetaCLIP's
     script did with 50."""
@@ -193,8 +226,9 @@ def popular_titles(paths: Sequence[str | Path], min_views: int = 70, codes: Sequ
         counter.spill()
         if stats.selected_rows == 0:
             seen = ", ".join(sorted(stats.codes_seen)) or "none"
-            raise MetadataError(f"no pageview rows for {'/'.join(codes)} in {len(files)} file(s) "
-                                f"(empty source; codes seen: {seen})")
+            raise MetadataError(
+                f"no pageview rows for {'/'.join(codes)} in {len(files)} file(s) (empty source; codes seen: {seen})"
+            )
         kept: list[pa.Table] = []
         distinct = 0
         for files_of_part in counter.files:

@@ -24,8 +24,11 @@ def never_matches(entry: str) -> bool:
     if "\t" in entry or "\n" in entry or "\r" in entry:
         return True
     padded = f" {entry} "
-    return any(ch in WRAPPED and (padded[i - 1] != " " or padded[i + 1] != " ")
-               for i, ch in enumerate(padded) if 0 < i < len(padded) - 1)
+    return any(
+        ch in WRAPPED and (padded[i - 1] != " " or padded[i + 1] != " ")
+        for i, ch in enumerate(padded)
+        if 0 < i < len(padded) - 1
+    )
 
 
 def _words(entry: str) -> int:
@@ -58,19 +61,22 @@ def stats(metadata: Metadata, examples: int = 5) -> dict:
 
 
 def render_stats(path: str, metadata: Metadata, result: dict) -> str:
-    lines = [f"{path}: {result['entries']:,} entries ({result['fingerprint']})",
-             f"words per entry: 1: {result['words']['1']:,}  2: {result['words']['2']:,}  "
-             f"3 or more: {result['words']['3+']:,}",
-             f"entries with upper case: {result['with_upper_case']:,}; numbers 0-99 present: "
-             f"{result['numbers_0_99']}",
-             f"entries that can never match (a , . ; : ? ! ` not spaced on both sides, or a tab/line end): "
-             f"{result['never_match']:,}" + (f", e.g. {', '.join(map(repr, result['never_match_examples']))}"
-                                              if result["never_match"] else "")]
+    lines = [
+        f"{path}: {result['entries']:,} entries ({result['fingerprint']})",
+        f"words per entry: 1: {result['words']['1']:,}  2: {result['words']['2']:,}  "
+        f"3 or more: {result['words']['3+']:,}",
+        f"entries with upper case: {result['with_upper_case']:,}; numbers 0-99 present: {result['numbers_0_99']}",
+        f"entries that can never match (a , . ; : ? ! ` not spaced on both sides, or a tab/line end): "
+        f"{result['never_match']:,}"
+        + (f", e.g. {', '.join(map(repr, result['never_match_examples']))}" if result["never_match"] else ""),
+    ]
     if metadata.sources is not None:
         lines += ["", render_table(metadata.sources, len(metadata.entries))]
     else:
-        lines.append("sources: not recorded (JSON and text files hold entries only; Parquet from "
-                     "`python -m metadata build` records them)")
+        lines.append(
+            "sources: not recorded (JSON and text files hold entries only; Parquet from "
+            "`python -m metadata build` records them)"
+        )
     if metadata.languages is not None:
         lines += ["", render_language_table(metadata.entries, metadata.languages)]
     return "\n".join(lines)
@@ -102,7 +108,10 @@ def diff(a: Metadata, b: Metadata, examples: int = 10) -> dict:
         "a": {"entries": len(a.entries), "fingerprint": fingerprint(a.entries, a.languages)},
         "b": {"entries": len(b.entries), "fingerprint": fingerprint(b.entries, b.languages)},
         "identical": keys_a == keys_b and a.languages == b.languages,
-        "added": len(added_rows), "removed": len(removed_rows), "common": len(in_a & in_b), "moved": moved,
+        "added": len(added_rows),
+        "removed": len(removed_rows),
+        "common": len(in_a & in_b),
+        "moved": moved,
         "added_examples": [_example(keys_b[i]) for i in added_rows[:examples]],
         "removed_examples": [_example(keys_a[i]) for i in removed_rows[:examples]],
     }
@@ -112,16 +121,21 @@ def diff(a: Metadata, b: Metadata, examples: int = 10) -> dict:
         result["removed_by_source"] = dict(Counter(s for i in removed_rows for s in a.sources[i]))
     if a.sources is not None and b.sources is not None:
         sources_a = dict(zip(keys_a, a.sources))
-        changed = [(key, owners) for key, owners in zip(keys_b, b.sources)
-                   if key in sources_a and set(sources_a[key]) != set(owners)]
+        changed = [
+            (key, owners)
+            for key, owners in zip(keys_b, b.sources)
+            if key in sources_a and set(sources_a[key]) != set(owners)
+        ]
         result["sources_changed"] = len(changed)
         result["sources_changed_examples"] = [
-            {"entry": _example(key), "a": list(sources_a[key]), "b": list(owners)} for key, owners in changed[:examples]]
+            {"entry": _example(key), "a": list(sources_a[key]), "b": list(owners)} for key, owners in changed[:examples]
+        ]
         per_a, _ = source_summary(a.sources)
         per_b, _ = source_summary(b.sources)
-        result["per_source"] = {name: {"a": per_a.get(name, {}).get("entries", 0),
-                                       "b": per_b.get(name, {}).get("entries", 0)}
-                                for name in list(dict.fromkeys([*per_a, *per_b]))}
+        result["per_source"] = {
+            name: {"a": per_a.get(name, {}).get("entries", 0), "b": per_b.get(name, {}).get("entries", 0)}
+            for name in list(dict.fromkeys([*per_a, *per_b]))
+        }
     if a.languages is not None or b.languages is not None:
         result["per_language"] = _per_language(a, b, added_rows, removed_rows)
     return result
@@ -133,17 +147,25 @@ def _per_language(a: Metadata, b: Metadata, added_rows: list[int], removed_rows:
     count_b = language_counts(b.languages or [])
     added = Counter(b.languages[i] for i in added_rows) if b.languages is not None else Counter()
     removed = Counter(a.languages[i] for i in removed_rows) if a.languages is not None else Counter()
-    return {name: {"a": count_a.get(name, 0), "b": count_b.get(name, 0), "added": added.get(name, 0),
-                   "removed": removed.get(name, 0)}
-            for name in dict.fromkeys([*count_a, *count_b])}
+    return {
+        name: {
+            "a": count_a.get(name, 0),
+            "b": count_b.get(name, 0),
+            "added": added.get(name, 0),
+            "removed": removed.get(name, 0),
+        }
+        for name in dict.fromkeys([*count_a, *count_b])
+    }
 
 
 def _rows_table(title: str, rows: dict[str, dict[str, int]]) -> list[str]:
     """The per-source and per-language tables of a diff: a, b, added, removed."""
     width = max([len(title)] + [len(n) for n in rows]) + 2
     lines = [f"{title:<{width}}{'a':>10}{'b':>10}{'added':>9}{'removed':>9}"]
-    lines += [f"{name:<{width}}{row['a']:>10,}{row['b']:>10,}{row['added']:>9,}{row['removed']:>9,}"
-              for name, row in rows.items()]
+    lines += [
+        f"{name:<{width}}{row['a']:>10,}{row['b']:>10,}{row['added']:>9,}{row['removed']:>9,}"
+        for name, row in rows.items()
+    ]
     return lines
 
 
@@ -152,22 +174,31 @@ def _examples(values: Sequence[str | list[str]]) -> str:
 
 
 def render_diff(path_a: str, path_b: str, result: dict) -> str:
-    lines = [f"a: {path_a}: {result['a']['entries']:,} entries ({result['a']['fingerprint']})",
-             f"b: {path_b}: {result['b']['entries']:,} entries ({result['b']['fingerprint']})"]
+    lines = [
+        f"a: {path_a}: {result['a']['entries']:,} entries ({result['a']['fingerprint']})",
+        f"b: {path_b}: {result['b']['entries']:,} entries ({result['b']['fingerprint']})",
+    ]
     if result["identical"]:
         lines.append("identical: same entries in the same order (same ids)")
         return "\n".join(lines)
-    lines.append(f"added in b: {result['added']:,}; removed from a: {result['removed']:,}; in both: "
-                 f"{result['common']:,}, of which {result['moved']:,} changed id")
+    lines.append(
+        f"added in b: {result['added']:,}; removed from a: {result['removed']:,}; in both: "
+        f"{result['common']:,}, of which {result['moved']:,} changed id"
+    )
     if result["added_examples"]:
         lines.append(f"  added, e.g. {_examples(result['added_examples'])}")
     if result["removed_examples"]:
         lines.append(f"  removed, e.g. {_examples(result['removed_examples'])}")
     if "per_source" in result:
         lines.append("")
-        rows = {name: {**row, "added": result.get("added_by_source", {}).get(name, 0),
-                       "removed": result.get("removed_by_source", {}).get(name, 0)}
-                for name, row in result["per_source"].items()}
+        rows = {
+            name: {
+                **row,
+                "added": result.get("added_by_source", {}).get(name, 0),
+                "removed": result.get("removed_by_source", {}).get(name, 0),
+            }
+            for name, row in result["per_source"].items()
+        }
         lines += _rows_table("source", rows)
         lines.append(f"entries in both whose sources changed: {result['sources_changed']:,}")
     else:

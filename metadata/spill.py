@@ -41,10 +41,10 @@ def partition_ids(keys: pa.Array | pa.ChunkedArray, partitions: int, salt: int =
         return np.zeros(len(keys), dtype=np.int64)
     offset_type = np.int64 if pa.types.is_large_string(keys.type) else np.int32
     buffers = keys.buffers()
-    offsets = np.frombuffer(buffers[1], dtype=offset_type)[keys.offset:keys.offset + len(keys) + 1]
+    offsets = np.frombuffer(buffers[1], dtype=offset_type)[keys.offset : keys.offset + len(keys) + 1]
     offsets = offsets.astype(np.int64)
     data = np.frombuffer(buffers[2], dtype=np.uint8) if buffers[2] is not None else np.zeros(0, np.uint8)
-    data = np.concatenate([np.zeros(8, np.uint8), data[:offsets[-1]], np.zeros(8, np.uint8)])
+    data = np.concatenate([np.zeros(8, np.uint8), data[: offsets[-1]], np.zeros(8, np.uint8)])
     # every byte position seen as the start of a little-endian uint64 (an unaligned, overlapping view)
     words = np.ndarray(shape=(len(data) - 7,), dtype="<u8", buffer=data, strides=(1,))
     starts, ends = offsets[:-1] + 8, offsets[1:] + 8
@@ -72,8 +72,10 @@ def aggregate(tables: Sequence[pa.Table]) -> pa.Table:
 def value_counts(keys: pa.Array) -> pa.Table:
     """(key, count) of the distinct values in ``keys``."""
     counted = keys.value_counts()
-    return pa.table({"key": counted.field("values").cast(pa.string()),
-                     "count": counted.field("counts").cast(pa.int64())}, schema=COUNT_SCHEMA)
+    return pa.table(
+        {"key": counted.field("values").cast(pa.string()), "count": counted.field("counts").cast(pa.int64())},
+        schema=COUNT_SCHEMA,
+    )
 
 
 class KeyCounter:

@@ -80,8 +80,9 @@ def count_tokens(tokens: pa.Array | list[str]) -> tuple[pa.Table, pa.Table]:
     joined = (first != mark) & (second != mark)
     pairs = pc.value_counts(pa.array(first[joined] * size + second[joined]))
     codes = pairs.field("values").to_numpy()
-    text = pc.binary_join_element_wise(words.take(pa.array(codes // size)), words.take(pa.array(codes % size)),
-                                       pa.scalar(" ", pa.string()))
+    text = pc.binary_join_element_wise(
+        words.take(pa.array(codes // size)), words.take(pa.array(codes % size)), pa.scalar(" ", pa.string())
+    )
     bigrams = pa.table({"key": text, "count": pairs.field("counts").cast(pa.int64())}, schema=COUNT_SCHEMA)
     return unigrams, bigrams
 
@@ -152,8 +153,12 @@ def find_streams(path: Path, block: int = 16 << 20, progress: bool = False) -> l
     starts: list[int] = []
     overlap = 9
     size = path.stat().st_size
-    with path.open("rb") as handle, tqdm(total=size, unit="B", unit_scale=True, desc="finding bz2 streams",
-                                         disable=not progress, mininterval=0.5) as bar:
+    with (
+        path.open("rb") as handle,
+        tqdm(
+            total=size, unit="B", unit_scale=True, desc="finding bz2 streams", disable=not progress, mininterval=0.5
+        ) as bar,
+    ):
         position, previous = 0, b""
         while True:
             data = handle.read(block)
@@ -261,8 +266,7 @@ class DumpCounter:
     def finish(self) -> WorkerReport:
         self.unigrams.spill()
         self.bigrams.spill()
-        return WorkerReport(self.worker, self.stats, self.uncompressed_bytes, self.unigrams.files,
-                            self.bigrams.files)
+        return WorkerReport(self.worker, self.stats, self.uncompressed_bytes, self.unigrams.files, self.bigrams.files)
 
 
 def reduce_task(task: tuple) -> tuple:
@@ -279,8 +283,9 @@ def reduce_task(task: tuple) -> tuple:
     return ("reduced", kind, part, rows, str(out))
 
 
-def _worker_main(tasks: mp.Queue, results: mp.Queue, barrier, dump: str, spill_dir: str, worker: int,
-                 partitions: int, max_rows: int) -> None:
+def _worker_main(
+    tasks: mp.Queue, results: mp.Queue, barrier, dump: str, spill_dir: str, worker: int, partitions: int, max_rows: int
+) -> None:
     """Worker loop in two phases: count tasks until a None (then the report), wait for every worker
     to get its own None, then reduce tasks until a second None. An exception travels back as one line."""
     try:
@@ -311,8 +316,9 @@ def _text_chunks(dump: Path, chunk_bytes: int, progress: Callable[[int], None]) 
             try:
                 block = stream.read(1 << 20)
             except EOFError:
-                raise MetadataError(f"{dump} is truncated: the bzip2 stream ends early "
-                                    "(incomplete download?)") from None
+                raise MetadataError(
+                    f"{dump} is truncated: the bzip2 stream ends early (incomplete download?)"
+                ) from None
             except OSError as error:
                 raise MetadataError(f"{dump}: not valid bzip2 data ({error})") from None
             progress(raw.tell() - seen)
@@ -347,12 +353,13 @@ def _check_dump(dump: Path) -> None:
     with dump.open("rb") as handle:
         magic = handle.read(3)
     if magic != b"BZh":
-        raise MetadataError(f"wikipedia dump {dump} is not a bzip2 file "
-                            "(expected a pages-articles*.xml.bz2 dump)")
+        raise MetadataError(f"wikipedia dump {dump} is not a bzip2 file (expected a pages-articles*.xml.bz2 dump)")
     encoding = _foreign_encoding(dump)
     if encoding:
-        raise MetadataError(f"wikipedia dump {dump} is {encoding} text, but MediaWiki dumps are UTF-8: convert it "
-                            f"first (bzcat DUMP | iconv -f {encoding} -t UTF-8 | bzip2 > DUMP-utf8.xml.bz2)")
+        raise MetadataError(
+            f"wikipedia dump {dump} is {encoding} text, but MediaWiki dumps are UTF-8: convert it "
+            f"first (bzcat DUMP | iconv -f {encoding} -t UTF-8 | bzip2 > DUMP-utf8.xml.bz2)"
+        )
 
 
 def _foreign_encoding(dump: Path, probe: int = 1 << 12) -> str | None:
@@ -370,16 +377,27 @@ def _foreign_encoding(dump: Path, probe: int = 1 << 12) -> str | None:
         return "UTF-32"  # a byte-order mark, which iconv reads
     if start.startswith((b"\xff\xfe", b"\xfe\xff")):
         return "UTF-16"
-    for head, name in ((b"<\x00\x00\x00", "UTF-32LE"), (b"\x00\x00\x00<", "UTF-32BE"), (b"<\x00", "UTF-16LE"),
-                       (b"\x00<", "UTF-16BE")):
+    for head, name in (
+        (b"<\x00\x00\x00", "UTF-32LE"),
+        (b"\x00\x00\x00<", "UTF-32BE"),
+        (b"<\x00", "UTF-16LE"),
+        (b"\x00<", "UTF-16BE"),
+    ):
         if start.startswith(head):
             return name
     return None
 
 
-def count_dump(dump: str | Path, out_dir: str | Path, workers: int | None = None, partitions: int = 16,
-               chunk_mb: float = 4.0, max_rows: int = 2_000_000, progress: bool = True,
-               range_bytes: int | None = None) -> CountSummary:
+def count_dump(
+    dump: str | Path,
+    out_dir: str | Path,
+    workers: int | None = None,
+    partitions: int = 16,
+    chunk_mb: float = 4.0,
+    max_rows: int = 2_000_000,
+    progress: bool = True,
+    range_bytes: int | None = None,
+) -> CountSummary:
     """Count unigrams and bigrams of the dump's articles into ``out_dir`` (see the module docstring).
 
     ``chunk_mb``: XML per task; ``range_bytes``: compressed bytes per task of a multistream dump
@@ -394,8 +412,7 @@ def count_dump(dump: str | Path, out_dir: str | Path, workers: int | None = None
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / RECORD).unlink(missing_ok=True)  # older counts here are no longer complete
     spill_dir = Path(tempfile.mkdtemp(prefix=".spill-", dir=out_dir))
-    bar = tqdm(total=size, unit="B", unit_scale=True, desc="counting dump", disable=not progress,
-               mininterval=0.5)
+    bar = tqdm(total=size, unit="B", unit_scale=True, desc="counting dump", disable=not progress, mininterval=0.5)
     try:
         if multistream:
             target = range_bytes or max(1 << 16, int(chunk_mb * (1 << 20) / 4))
@@ -412,17 +429,23 @@ def count_dump(dump: str | Path, out_dir: str | Path, workers: int | None = None
             stats.add(report.stats)
             uncompressed += report.uncompressed_bytes
         if stats.pages == 0:
-            raise MetadataError(f"wikipedia dump {dump} holds no <page> elements "
-                                "(expected a pages-articles XML dump)")
+            raise MetadataError(f"wikipedia dump {dump} holds no <page> elements (expected a pages-articles XML dump)")
         tokens, distinct_unigrams = _write_counts(out_dir / UNIGRAMS, "token", reduced["unigram"])
         bigram_total, distinct_bigrams = _write_counts(out_dir / BIGRAMS, "bigram", reduced["bigram"])
         record = {
-            "dump": str(dump.resolve()), "dump_bytes": size,
+            "dump": str(dump.resolve()),
+            "dump_bytes": size,
             "format": "multistream" if multistream else "single-stream",
-            "streams": len(starts), "uncompressed_bytes": uncompressed, "tokenizer_version": TOKENIZER_VERSION,
-            **stats.as_dict(), "tokens": tokens, "bigram_occurrences": bigram_total,
-            "distinct_unigrams": distinct_unigrams, "distinct_bigrams": distinct_bigrams,
-            "workers": workers, "partitions": partitions,
+            "streams": len(starts),
+            "uncompressed_bytes": uncompressed,
+            "tokenizer_version": TOKENIZER_VERSION,
+            **stats.as_dict(),
+            "tokens": tokens,
+            "bigram_occurrences": bigram_total,
+            "distinct_unigrams": distinct_unigrams,
+            "distinct_bigrams": distinct_bigrams,
+            "workers": workers,
+            "partitions": partitions,
             "seconds": round(time.perf_counter() - started, 3),
         }
         files.write_json(out_dir / RECORD, record)  # last: its presence marks complete counts
@@ -439,11 +462,15 @@ def _reduce_tasks(reports: list[WorkerReport], partitions: int, spill_dir: Path,
     tasks = []
     for kind in ("unigram", "bigram"):
         for part in range(partitions):
-            spill_files = [str(path) for report in reports
-                           for path in (report.unigram_files if kind == "unigram" else report.bigram_files)[part]]
+            spill_files = [
+                str(path)
+                for report in reports
+                for path in (report.unigram_files if kind == "unigram" else report.bigram_files)[part]
+            ]
             if spill_files:
-                tasks.append(("reduce", kind, part, spill_files,
-                              str(spill_dir / f"total-{kind}-{part:04d}.parquet"), max_rows))
+                tasks.append(
+                    ("reduce", kind, part, spill_files, str(spill_dir / f"total-{kind}-{part:04d}.parquet"), max_rows)
+                )
     return tasks
 
 
@@ -456,8 +483,9 @@ def _sorted(reduced: Reduced) -> Reduced:
     return {kind: sorted(items, key=lambda item: item[1]) for kind, items in reduced.items()}
 
 
-def _run_inline(tasks: Iterator[tuple], dump: Path, spill_dir: Path, workers: int, partitions: int,
-                max_rows: int, bar: tqdm) -> tuple[list[WorkerReport], Reduced]:
+def _run_inline(
+    tasks: Iterator[tuple], dump: Path, spill_dir: Path, workers: int, partitions: int, max_rows: int, bar: tqdm
+) -> tuple[list[WorkerReport], Reduced]:
     counter = DumpCounter(dump, spill_dir, 0, partitions, max_rows)
     stitcher = Stitcher()
     for task in tasks:
@@ -477,16 +505,21 @@ def _run_inline(tasks: Iterator[tuple], dump: Path, spill_dir: Path, workers: in
     return reports, _sorted(reduced)
 
 
-def _run_processes(tasks: Iterator[tuple], dump: Path, spill_dir: Path, workers: int, partitions: int,
-                   max_rows: int, bar: tqdm) -> tuple[list[WorkerReport], Reduced]:
+def _run_processes(
+    tasks: Iterator[tuple], dump: Path, spill_dir: Path, workers: int, partitions: int, max_rows: int, bar: tqdm
+) -> tuple[list[WorkerReport], Reduced]:
     context = mp.get_context("spawn")
     task_queue: mp.Queue = context.Queue()
     results: mp.Queue = context.Queue()
     barrier = context.Barrier(workers)
-    processes = [context.Process(target=_worker_main, daemon=True,
-                                 args=(task_queue, results, barrier, str(dump), str(spill_dir), worker,
-                                       partitions, max_rows))
-                 for worker in range(workers)]
+    processes = [
+        context.Process(
+            target=_worker_main,
+            daemon=True,
+            args=(task_queue, results, barrier, str(dump), str(spill_dir), worker, partitions, max_rows),
+        )
+        for worker in range(workers)
+    ]
     for process in processes:
         process.start()
     try:
@@ -524,8 +557,9 @@ def _receive(results: mp.Queue, processes: list) -> tuple:
                     raise MetadataError(f"counting worker {worker} died (exit code {process.exitcode})") from None
 
 
-def _drive(tasks: Iterator[tuple], task_queue: mp.Queue, results: mp.Queue, processes: list,
-           bar: tqdm) -> list[WorkerReport]:
+def _drive(
+    tasks: Iterator[tuple], task_queue: mp.Queue, results: mp.Queue, processes: list, bar: tqdm
+) -> list[WorkerReport]:
     """Keep about two tasks per worker in flight, stitch range fragments in order, collect reports."""
     limit = 2 * len(processes)
     waiting: deque[tuple] = deque()
@@ -594,8 +628,10 @@ def read_record(counts_dir: str | Path) -> dict:
     """counts.json of a finished count, after checking the count files are there."""
     counts_dir = Path(counts_dir)
     if not counts_dir.is_dir():
-        raise MetadataError(f"wikipedia counts directory not found: {counts_dir} "
-                            "(make it with `python -m metadata count-wikipedia DUMP --out DIR`)")
+        raise MetadataError(
+            f"wikipedia counts directory not found: {counts_dir} "
+            "(make it with `python -m metadata count-wikipedia DUMP --out DIR`)"
+        )
     record_path = counts_dir / RECORD
     if not record_path.is_file():
         raise MetadataError(f"{counts_dir} has no {RECORD}: not a finished `count-wikipedia` output")
@@ -607,8 +643,10 @@ def read_record(counts_dir: str | Path) -> dict:
         if not (counts_dir / name).is_file():
             raise MetadataError(f"{counts_dir} lacks {name}")
     if record.get("tokenizer_version") != TOKENIZER_VERSION:
-        raise MetadataError(f"{counts_dir} was counted with tokenizer version {record.get('tokenizer_version')}, "
-                            f"this code uses {TOKENIZER_VERSION}: count the dump again")
+        raise MetadataError(
+            f"{counts_dir} was counted with tokenizer version {record.get('tokenizer_version')}, "
+            f"this code uses {TOKENIZER_VERSION}: count the dump again"
+        )
     if not record.get("tokens"):
         raise MetadataError(f"wikipedia counts in {counts_dir} hold no tokens (empty source)")
     return record
@@ -618,8 +656,10 @@ def frequent_unigrams(counts_dir: str | Path, min_count: int) -> list[str]:
     """Tokens seen at least ``min_count`` times, most frequent first (ties in code-point order)."""
     counts_dir = Path(counts_dir)
     read_record(counts_dir)
-    kept = [batch.filter(pc.greater_equal(batch.column("count"), min_count))
-            for batch in pq.ParquetFile(counts_dir / UNIGRAMS).iter_batches(batch_size=1 << 20)]
+    kept = [
+        batch.filter(pc.greater_equal(batch.column("count"), min_count))
+        for batch in pq.ParquetFile(counts_dir / UNIGRAMS).iter_batches(batch_size=1 << 20)
+    ]
     table = pa.Table.from_batches(kept, schema=pq.read_schema(counts_dir / UNIGRAMS))
     table = table.sort_by([("count", "descending"), ("token", "ascending")])
     return table.column("token").to_pylist()
@@ -650,7 +690,7 @@ def pmi_table(counts_dir: str | Path, min_pmi: float, min_count: int = 1) -> pa.
     record = read_record(counts_dir)
     total = int(record["tokens"])
     log_total = math.log2(total)
-    ceiling = total / 2.0 ** min_pmi
+    ceiling = total / 2.0**min_pmi
     words = []
     for batch in pq.ParquetFile(counts_dir / UNIGRAMS).iter_batches(batch_size=1 << 20):
         words.append(batch.filter(pc.less_equal(batch.column("count"), ceiling)))
@@ -665,18 +705,35 @@ def pmi_table(counts_dir: str | Path, min_pmi: float, min_count: int = 1) -> pa.
             if batch.num_rows == 0:
                 continue
             parts = pc.split_pattern(batch.column("bigram"), " ", max_splits=1)
-            table = pa.table({"bigram": batch.column("bigram"), "count": batch.column("count"),
-                              "w1": pc.list_element(parts, 0), "w2": pc.list_element(parts, 1)})
+            table = pa.table(
+                {
+                    "bigram": batch.column("bigram"),
+                    "count": batch.column("count"),
+                    "w1": pc.list_element(parts, 0),
+                    "w2": pc.list_element(parts, 1),
+                }
+            )
             table = table.join(first, "w1", join_type="inner").join(second, "w2", join_type="inner")
             if table.num_rows == 0:
                 continue
-            pmi = exact_pmi(table.column("count").to_numpy(), table.column("c1").to_numpy(),
-                            table.column("c2").to_numpy(), log_total)
+            pmi = exact_pmi(
+                table.column("count").to_numpy(),
+                table.column("c1").to_numpy(),
+                table.column("c2").to_numpy(),
+                log_total,
+            )
             keep = pmi >= min_pmi
             if keep.any():
-                found.append(pa.table({"bigram": table.column("bigram").filter(pa.array(keep)),
-                                       "count": table.column("count").filter(pa.array(keep)),
-                                       "pmi": pa.array(pmi[keep])}, schema=schema))
+                found.append(
+                    pa.table(
+                        {
+                            "bigram": table.column("bigram").filter(pa.array(keep)),
+                            "count": table.column("count").filter(pa.array(keep)),
+                            "pmi": pa.array(pmi[keep]),
+                        },
+                        schema=schema,
+                    )
+                )
     result = pa.concat_tables(found) if found else schema.empty_table()
     return result.sort_by([("pmi", "descending"), ("bigram", "ascending")])
 

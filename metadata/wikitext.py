@@ -45,9 +45,27 @@ MARKUP = [
     (r"(?s)<!--.*?(?:-->|$)", ""),  # MediaWiki shows nothing, so the words around a comment join
     (r"__[A-Z]+__", ""),  # behaviour switches such as __NOTOC__ (a pass of their own keeps both fast)
     (r"(?is)<ref\b[^>]*/>|<ref\b[^>]*>.*?</ref\s*>", " "),
-    ("(?is)" + "|".join(rf"<{tag}\b[^>]*>.*?</{tag}\s*>" for tag in (
-        "math", "chem", "gallery", "timeline", "score", "syntaxhighlight", "source", "pre", "code",
-        "imagemap", "graph", "mapframe")), _BREAK),
+    (
+        "(?is)"
+        + "|".join(
+            rf"<{tag}\b[^>]*>.*?</{tag}\s*>"
+            for tag in (
+                "math",
+                "chem",
+                "gallery",
+                "timeline",
+                "score",
+                "syntaxhighlight",
+                "source",
+                "pre",
+                "code",
+                "imagemap",
+                "graph",
+                "mapframe",
+            )
+        ),
+        _BREAK,
+    ),
 ]
 # Innermost templates ({{...}}, also {{{parameters}}}) and tables ({|...|}) together, repeated until none
 # is left, so a table inside a template goes too. A brace pair inside ({1, 2}) is the template's or
@@ -60,15 +78,49 @@ NESTED = r"\{\{(?:[^{}]|\{[^{}]*\})*\}\}|(?s:\{\|(?:[^{]|\{[^{}]*\})*?\|\})"
 LINK_EDGE = "\x01"
 _BRACKETED = r"(?:[^\[\]]|\[\[[^\[\]]*\]\]|\[[^\[\]]*\])*"  # text, [[links]] and [single] brackets
 # Tags that sit inside a word when rendered (CO<sub>2</sub> is CO2); any other tag is a break.
-INLINE_TAGS = ("sub", "sup", "small", "big", "b", "i", "u", "s", "strike", "del", "ins", "em", "strong",
-               "span", "font", "abbr", "tt", "var", "kbd", "samp", "mark", "nowiki", "q", "cite", "dfn",
-               "bdi", "bdo", "ruby", "rb", "rt", "rp", "wbr", "time", "data", "noinclude", "onlyinclude")
+INLINE_TAGS = (
+    "sub",
+    "sup",
+    "small",
+    "big",
+    "b",
+    "i",
+    "u",
+    "s",
+    "strike",
+    "del",
+    "ins",
+    "em",
+    "strong",
+    "span",
+    "font",
+    "abbr",
+    "tt",
+    "var",
+    "kbd",
+    "samp",
+    "mark",
+    "nowiki",
+    "q",
+    "cite",
+    "dfn",
+    "bdi",
+    "bdo",
+    "ruby",
+    "rb",
+    "rt",
+    "rp",
+    "wbr",
+    "time",
+    "data",
+    "noinclude",
+    "onlyinclude",
+)
 LINKS = [
     # interwiki prefixes of two or three letters that are not languages: shown, like [[:de:Hund]]
     (r"\[\[\s*(doi|hdl|mw|rfc|voy|wmf)\s*:", "[[:\\1:"),
     # file, category and interlanguage links ([[de:Hund]], [[simple:Dog]]; language codes are lower case)
-    (r"\[\[\s*(?:(?i:File|Image|Media|Category)|[a-z]{2,3}(?:-[a-z]+)*|simple)\s*:" + _BRACKETED + r"\]\]",
-     _BREAK),
+    (r"\[\[\s*(?:(?i:File|Image|Media|Category)|[a-z]{2,3}(?:-[a-z]+)*|simple)\s*:" + _BRACKETED + r"\]\]", _BREAK),
     (r"\[\[[^\[\]|]*\|([^\[\]]*)\]\]", LINK_EDGE + r"\1" + LINK_EDGE),
     (r"\[\[([^\[\]|]*)\]\]", LINK_EDGE + r"\1" + LINK_EDGE),
     (r"\[(?:https?:|ftp:)?//[^\s\]]*\s*([^\]]*)\]", r" \1 "),
@@ -121,22 +173,27 @@ class PageStats:
             self.malformed_examples.append(what)
 
     def as_dict(self) -> dict:
-        return {"pages": self.pages, "articles": self.articles, "redirects": self.redirects,
-                "other_namespace": self.other_namespace, "malformed": self.malformed,
-                "disambiguation": self.disambiguation,
-                "malformed_examples": self.malformed_examples}
+        return {
+            "pages": self.pages,
+            "articles": self.articles,
+            "redirects": self.redirects,
+            "other_namespace": self.other_namespace,
+            "malformed": self.malformed,
+            "disambiguation": self.disambiguation,
+            "malformed_examples": self.malformed_examples,
+        }
 
 
 def _title(body: str) -> str:
     start = body.find("<title>")
     stop = body.find("</title>", start)
-    return html.unescape(body[start + 7:stop]) if 0 <= start < stop else "(no title)"
+    return html.unescape(body[start + 7 : stop]) if 0 <= start < stop else "(no title)"
 
 
 def _namespace(body: str) -> str | None:
     start = body.find("<ns>")
     stop = body.find("</ns>", start)
-    return body[start + 4:stop].strip() if 0 <= start < stop else None
+    return body[start + 4 : stop].strip() if 0 <= start < stop else None
 
 
 def _text(body: str) -> str | None:
@@ -150,7 +207,7 @@ def _text(body: str) -> str | None:
     if body[close - 1] == "/":
         return ""
     stop = body.find("</text>", close)
-    return body[close + 1:stop] if stop >= 0 else None
+    return body[close + 1 : stop] if stop >= 0 else None
 
 
 def article_texts(xml: str, stats: PageStats) -> list[str]:
@@ -171,17 +228,17 @@ def article_texts(xml: str, stats: PageStats) -> list[str]:
             break
         if stop < 0:
             stats.pages += 1
-            stats.note_malformed(f"page {_title(xml[start:start + 4096])!r} has no </page>")
+            stats.note_malformed(f"page {_title(xml[start : start + 4096])!r} has no </page>")
             position = start + 6
             continue
-        body = xml[start + 6:stop]
+        body = xml[start + 6 : stop]
         position = stop + 7
         nested = body.rfind("<page>")
         if nested >= 0:  # pages that lost their end tag, followed by a complete one
             for broken in body[:nested].split("<page>"):
                 stats.pages += 1
                 stats.note_malformed(f"page {_title(broken)!r} has no </page>")
-            body = body[nested + 6:]
+            body = body[nested + 6 :]
         stats.pages += 1
         text = _text(body)
         if text is None:

@@ -102,8 +102,10 @@ def read_wordnet(directory: str | Path) -> WordnetNames:
         raise MetadataError(f"wordnet directory not found: {directory}")
     missing = [f"data.{pos}" for pos in PARTS_OF_SPEECH if not (directory / f"data.{pos}").is_file()]
     if missing:
-        raise MetadataError(f"wordnet directory {directory} lacks {', '.join(missing)} "
-                            "(expected a WordNet 3.0 database, e.g. /usr/share/wordnet from wordnet-base)")
+        raise MetadataError(
+            f"wordnet directory {directory} lacks {', '.join(missing)} "
+            "(expected a WordNet 3.0 database, e.g. /usr/share/wordnet from wordnet-base)"
+        )
     result = WordnetNames(entries=[])
     seen: set[str] = set()
     for pos in PARTS_OF_SPEECH:

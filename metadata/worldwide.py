@@ -56,7 +56,8 @@ def parse_input(spec: str) -> Input:
     if not CODE.fullmatch(code):
         raise argparse.ArgumentTypeError(
             f"{spec!r} is not CODE=PATH: {code!r} is not a language code ({CODE_HINT}); "
-            f"a path containing '=' is written ./PATH")
+            f"a path containing '=' is written ./PATH"
+        )
     if not path:
         raise argparse.ArgumentTypeError(f"{spec!r} names no file after {code}=")
     return Input(path, code)
@@ -81,10 +82,17 @@ class Worldwide:
 
     def info(self) -> dict:
         """What went into the list, for the Parquet file metadata."""
-        return {"entries": len(self.entries), "fingerprint": fingerprint(self.entries, self.languages),
-                "languages": language_counts(self.languages), "inputs": self.inputs,
-                "dropped": {code: {"empty": r.empty, "repeated": r.repeated} for code, r in self.reports.items()
-                            if r.empty or r.repeated}}
+        return {
+            "entries": len(self.entries),
+            "fingerprint": fingerprint(self.entries, self.languages),
+            "languages": language_counts(self.languages),
+            "inputs": self.inputs,
+            "dropped": {
+                code: {"empty": r.empty, "repeated": r.repeated}
+                for code, r in self.reports.items()
+                if r.empty or r.repeated
+            },
+        }
 
 
 def merge_languages(inputs: Sequence[Input], drop_invalid: bool = False) -> Worldwide:
@@ -103,8 +111,7 @@ def merge_languages(inputs: Sequence[Input], drop_invalid: bool = False) -> Worl
         raw = read_raw(given.path)
         if given.code is None and raw.languages is None:
             name = Path(given.path).name
-            raise MetadataError(f"{given.path} has no language column; give its language as CODE=PATH "
-                                f"(e.g. de={name})")
+            raise MetadataError(f"{given.path} has no language column; give its language as CODE=PATH (e.g. de={name})")
         languages = [given.code] * len(raw.entries) if given.code is not None else raw.languages
         sources = raw.sources if raw.sources is not None else [()] * len(raw.entries)
         any_sources = any_sources or raw.sources is not None
@@ -117,24 +124,34 @@ def merge_languages(inputs: Sequence[Input], drop_invalid: bool = False) -> Worl
                 if drop_invalid:
                     report.empty += 1
                     continue
-                raise MetadataError(f"{given.path} entry {row} is empty or only whitespace (it would be id "
-                                    f"{new_id}, language {language!r}; use --drop-invalid-entries to skip it)")
+                raise MetadataError(
+                    f"{given.path} entry {row} is empty or only whitespace (it would be id "
+                    f"{new_id}, language {language!r}; use --drop-invalid-entries to skip it)"
+                )
             seen = ids[language]
             if entry in seen:
                 if drop_invalid:
                     report.repeated += 1
                     continue
                 at = seen[entry]
-                raise MetadataError(f"entry {entry!r} is given twice in language {language!r}: id {at} "
-                                    f"({_origin(starts, at)}) and id {new_id} ({given.path} entry {row}); "
-                                    "use --drop-invalid-entries to keep only the first")
+                raise MetadataError(
+                    f"entry {entry!r} is given twice in language {language!r}: id {at} "
+                    f"({_origin(starts, at)}) and id {new_id} ({given.path} entry {row}); "
+                    "use --drop-invalid-entries to keep only the first"
+                )
             seen[entry] = new_id
             merged.entries.append(entry)
             merged.languages.append(language)
             all_sources.append(tuple(owners))
             kept += 1
-        merged.inputs.append({"path": str(given.path), "language": given.code,  # None: the file's column
-                              "offered": len(raw.entries), "kept": kept})
+        merged.inputs.append(
+            {
+                "path": str(given.path),
+                "language": given.code,  # None: the file's column
+                "offered": len(raw.entries),
+                "kept": kept,
+            }
+        )
     merged.sources = all_sources if any_sources else None
     return merged
 
@@ -165,12 +182,15 @@ def shared_counts(entries: Sequence[str], languages: Sequence[str]) -> dict[str,
 def language_summary(entries: Sequence[str], languages: Sequence[str]) -> dict[str, dict[str, int]]:
     """{language: {"entries", "in_other_languages"}}, for stats and the merge's table."""
     shared = shared_counts(entries, languages)
-    return {language: {"entries": count, "in_other_languages": shared[language]}
-            for language, count in language_counts(languages).items()}
+    return {
+        language: {"entries": count, "in_other_languages": shared[language]}
+        for language, count in language_counts(languages).items()
+    }
 
 
-def render_language_table(entries: Sequence[str], languages: Sequence[str],
-                          reports: dict[str, LanguageReport] | None = None) -> str:
+def render_language_table(
+    entries: Sequence[str], languages: Sequence[str], reports: dict[str, LanguageReport] | None = None
+) -> str:
     """Plain text: entries per language, their share, how many other languages list too, and (after a
     merge) what each language was offered and what was dropped."""
     summary = language_summary(entries, languages)
@@ -183,8 +203,10 @@ def render_language_table(entries: Sequence[str], languages: Sequence[str],
     total = len(entries)
     for name in names:
         row = summary.get(name, {"entries": 0, "in_other_languages": 0})
-        line = (f"{name:<{width}}{row['entries']:>10,}{row['entries'] / max(total, 1):>8.1%}"
-                f"{row['in_other_languages']:>20,}")
+        line = (
+            f"{name:<{width}}{row['entries']:>10,}{row['entries'] / max(total, 1):>8.1%}"
+            f"{row['in_other_languages']:>20,}"
+        )
         if reports is not None and name in reports:
             r = reports[name]
             line += f"{r.offered:>10,}{r.empty:>8,}{r.repeated:>9,}"

@@ -18,11 +18,55 @@ import pytest
 
 from curation.cli import main
 
-WORDS = ["dog", "cat", "red", "sofa", "new", "york", "city", "hot", "beach", "sunset", "the", "a", "of",
-         "in", "photo", "chair", "table", "coffee", "vintage", "poster", "Paris", "blue", "car", "tree"]
-ENTRIES = ["dog", "cat", "red", "sofa", "new york", "york city", "new york city", "hot dog", "beach",
-           "sunset", "the", "of", "in", "photo", "coffee table", "vintage poster", "Paris", "U.S.",
-           "never matched", "blue car", "tree"]
+WORDS = [
+    "dog",
+    "cat",
+    "red",
+    "sofa",
+    "new",
+    "york",
+    "city",
+    "hot",
+    "beach",
+    "sunset",
+    "the",
+    "a",
+    "of",
+    "in",
+    "photo",
+    "chair",
+    "table",
+    "coffee",
+    "vintage",
+    "poster",
+    "Paris",
+    "blue",
+    "car",
+    "tree",
+]
+ENTRIES = [
+    "dog",
+    "cat",
+    "red",
+    "sofa",
+    "new york",
+    "york city",
+    "new york city",
+    "hot dog",
+    "beach",
+    "sunset",
+    "the",
+    "of",
+    "in",
+    "photo",
+    "coffee table",
+    "vintage poster",
+    "Paris",
+    "U.S.",
+    "never matched",
+    "blue car",
+    "tree",
+]
 
 
 WRAPPED = ",.;:?!`"

@@ -43,8 +43,12 @@ def s3_server(require_auth: bool = False) -> Iterator[str]:
     request must be signed by a key the server knows, and it knows none: credentials are wrong."""
     port = free_port()
     env = {**os.environ, **({"INITIAL_NO_AUTH_ACTION_COUNT": "0"} if require_auth else {})}
-    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         _wait_for(port, process)
         yield f"http://{HOST}:{port}"
@@ -75,8 +79,7 @@ class _RangeHandler(SimpleHTTPRequestHandler):
     """Files of a directory, with `Range: bytes=a-b` answered by 206 (Parquet readers ask for ranges);
     each request's Authorization header (None when unsigned) is appended to ``seen`` if given."""
 
-    def __init__(self, *args: object, seen: list | None = None, drop: Faults | None = None,
-                 **kwargs: object) -> None:
+    def __init__(self, *args: object, seen: list | None = None, drop: Faults | None = None, **kwargs: object) -> None:
         self._seen = seen
         self._drop = drop
         super().__init__(*args, **kwargs)
@@ -122,8 +125,7 @@ class _RangeHandler(SimpleHTTPRequestHandler):
 def http_server(directory: Path, seen: list | None = None, drop: Faults | None = None) -> Iterator[str]:
     """A threaded HTTP server over ``directory``; yields its base URL. It also serves as a bare S3
     endpoint for reads (path-style: /bucket/key), which is how the unsigned requests are seen."""
-    server = ThreadingHTTPServer((HOST, 0), partial(_RangeHandler, directory=str(directory), seen=seen,
-                                                             drop=drop))
+    server = ThreadingHTTPServer((HOST, 0), partial(_RangeHandler, directory=str(directory), seen=seen, drop=drop))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

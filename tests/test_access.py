@@ -13,10 +13,23 @@ from dashboard import access
 from dashboard.access import Roots
 
 
-@pytest.mark.parametrize(("address", "loopback"), [
-    ("127.0.0.1", True), ("127.0.0.2", True), ("::1", True), ("[::1]", True), ("localhost", True),
-    (None, False), ("", False), ("0.0.0.0", False), ("::", False), ("10.0.0.5", False),
-    ("lab-server.example.org", False), ("unix:///tmp/dashboard.sock", False)])
+@pytest.mark.parametrize(
+    ("address", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.0.0.2", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        (None, False),
+        ("", False),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("10.0.0.5", False),
+        ("lab-server.example.org", False),
+        ("unix:///tmp/dashboard.sock", False),
+    ],
+)
 def test_only_loopback_addresses_count_as_loopback(address: str | None, loopback: bool) -> None:
     assert access.is_loopback(address) is loopback
     assert access.token_required(address, {}) is not loopback
@@ -44,8 +57,11 @@ def test_max_jobs_defaults_to_one_and_refuses_nonsense() -> None:
 
 def test_a_list_of_roots_keeps_uri_prefixes_whole() -> None:
     sep = os.pathsep
-    assert access.split_roots(f"/data/pools{sep}s3://bucket/pools/{sep}{sep}/tmp/x") == \
-        ["/data/pools", "s3://bucket/pools/", "/tmp/x"]
+    assert access.split_roots(f"/data/pools{sep}s3://bucket/pools/{sep}{sep}/tmp/x") == [
+        "/data/pools",
+        "s3://bucket/pools/",
+        "/tmp/x",
+    ]
 
 
 @pytest.fixture
@@ -91,8 +107,14 @@ def test_uris_are_allowed_only_under_a_listed_prefix(roots: Roots) -> None:
     access.check_readable("pool", "S3://lab/pools/laion/*.parquet", roots)
     access.check_run_dir("s3://lab/pools/runs/x", roots)
     access.check_output("s3://lab/pools/runs/y", roots)
-    for spec in ("s3://lab/pools-other/x", "s3://lab/", "s3://lab/pools/../secret/x", "s3://lab/pools/%2e%2e/x",
-                 "gs://lab/pools/x", "https://lab/pools/x"):
+    for spec in (
+        "s3://lab/pools-other/x",
+        "s3://lab/",
+        "s3://lab/pools/../secret/x",
+        "s3://lab/pools/%2e%2e/x",
+        "gs://lab/pools/x",
+        "https://lab/pools/x",
+    ):
         with pytest.raises(CurationError, match="outside"):
             access.check_readable("pool", spec, roots)
     without = Roots(roots.runs, roots.exports, roots.data, ())

@@ -17,8 +17,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_cli(*args: object) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "curation", *map(str, args)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "curation", *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
@@ -50,14 +51,14 @@ def test_corrupt_parquet(tmp_path: Path, metadata: Path) -> None:
 
 def test_corrupt_data_pages_are_reported_with_the_file(tmp_path: Path, metadata: Path) -> None:
     path = tmp_path / "pool.parquet"
-    pq.write_table(pa.table({"text": [f"a red dog number {i}" for i in range(20_000)]}), path,
-                   compression="none")
+    pq.write_table(pa.table({"text": [f"a red dog number {i}" for i in range(20_000)]}), path, compression="none")
     data = bytearray(path.read_bytes())
     middle = len(data) // 2
-    data[middle:middle + 4096] = b"\xff" * 4096  # the footer survives, the data pages do not
+    data[middle : middle + 4096] = b"\xff" * 4096  # the footer survives, the data pages do not
     path.write_bytes(bytes(data))
-    result = run_cli("run", "--pool", path, "--metadata", metadata, "--t", 5, "--out", tmp_path / "o",
-                     "--workers", 1, "--quiet")
+    result = run_cli(
+        "run", "--pool", path, "--metadata", metadata, "--t", 5, "--out", tmp_path / "o", "--workers", 1, "--quiet"
+    )
     assert_one_line_error(result, "pool.parquet")
 
 
@@ -94,8 +95,10 @@ def test_duplicate_and_empty_metadata_entries(tmp_path: Path, pool: Path) -> Non
     empty.write_text("dog\n\ncat\n")
     result = run_cli("run", "--pool", pool, "--metadata", empty, "--t", 5, "--out", tmp_path / "o")
     assert_one_line_error(result, "entry 1 is empty")
-    assert cli("run", "--pool", pool, "--metadata", duplicate, "--t", 5, "--out", tmp_path / "o",
-               "--drop-invalid-entries") == 0
+    assert (
+        cli("run", "--pool", pool, "--metadata", duplicate, "--t", 5, "--out", tmp_path / "o", "--drop-invalid-entries")
+        == 0
+    )
     assert pq.read_table(tmp_path / "o" / "entry_counts.parquet").column("entry").to_pylist() == ["dog", "cat"]
 
 
@@ -178,8 +181,9 @@ def test_stats_on_a_file_says_it_is_a_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("typo, meant", [("--metdata", "--metadata"), ("--seeds", "--seed")])
-def test_a_mistyped_option_is_named_even_when_a_required_one_is_missing(tmp_path: Path, pool: Path,
-                                                                         metadata: Path, typo: str, meant: str) -> None:
+def test_a_mistyped_option_is_named_even_when_a_required_one_is_missing(
+    tmp_path: Path, pool: Path, metadata: Path, typo: str, meant: str
+) -> None:
     arguments = {"--pool": pool, "--metadata": metadata, "--t": 5, "--seed": 1, "--out": tmp_path / "o"}
     given = [str(part) for name, value in arguments.items() for part in (typo if name == meant else name, value)]
     result = run_cli("run", *given)
@@ -187,15 +191,16 @@ def test_a_mistyped_option_is_named_even_when_a_required_one_is_missing(tmp_path
     assert result.returncode == 2 and not (tmp_path / "o").exists()
 
 
-def test_an_unknown_option_beside_every_required_one_is_named_by_its_command(tmp_path: Path, pool: Path,
-                                                                             metadata: Path) -> None:
-    result = run_cli("run", "--pool", pool, "--metadata", metadata, "--t", 5, "--out", tmp_path / "o",
-                     "--metdata", metadata)
+def test_an_unknown_option_beside_every_required_one_is_named_by_its_command(
+    tmp_path: Path, pool: Path, metadata: Path
+) -> None:
+    result = run_cli(
+        "run", "--pool", pool, "--metadata", metadata, "--t", 5, "--out", tmp_path / "o", "--metdata", metadata
+    )
     assert_one_line_error(result, "unrecognized option --metdata", "did you mean --metadata?", "run --help")
 
 
-def test_abbreviations_and_negative_values_are_not_taken_for_typos(tmp_path: Path, pool: Path,
-                                                                  metadata: Path) -> None:
+def test_abbreviations_and_negative_values_are_not_taken_for_typos(tmp_path: Path, pool: Path, metadata: Path) -> None:
     result = run_cli("run", "--pool", pool, "--meta", metadata, "--t", -3, "--out", tmp_path / "o")
     assert_one_line_error(result, "t must be a positive number")
 

@@ -19,8 +19,15 @@ from curation import Run
 from dashboard.local_server import serve
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 START_TIMEOUT_S = 60  # until /_stcore/health answers
 FIRST_PAGE_TIMEOUT_MS = 180_000  # the first page load curates the bundled sample
 STEP_TIMEOUT_MS = 60_000
@@ -52,9 +59,13 @@ TOKEN = "a-token-for-this-test-only"
 def _served(tmp_path: Path, extra_env: dict[str, str]):
     _require_browser()
     dirs = {"runs": tmp_path / "runs", "exports": tmp_path / "exports", "jobs": tmp_path / "jobs"}
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("CURATION_")},
-           "CURATION_RUNS_DIR": str(dirs["runs"]), "CURATION_EXPORT_DIR": str(dirs["exports"]),
-           "CURATION_JOBS_DIR": str(dirs["jobs"]), **extra_env}
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("CURATION_")},
+        "CURATION_RUNS_DIR": str(dirs["runs"]),
+        "CURATION_EXPORT_DIR": str(dirs["exports"]),
+        "CURATION_JOBS_DIR": str(dirs["jobs"]),
+        **extra_env,
+    }
     try:
         with serve(tmp_path / "streamlit.log", env, timeout_s=START_TIMEOUT_S) as served:
             yield served.url, dirs
@@ -172,7 +183,8 @@ def test_change_t_see_kept_pairs_and_export(server, page, tmp_path: Path) -> Non
     name_input = page.get_by_role("textbox", name="File name")
     expect(name_input).to_have_attribute("placeholder", name, timeout=STEP_TIMEOUT_MS)
     expect(page.get_by_test_id("stCaptionContainer").filter(has_text="the manifest holds")).to_contain_text(
-        f"At t = {export_t:g} (seed 0) the manifest holds {exported:,} pairs")
+        f"At t = {export_t:g} (seed 0) the manifest holds {exported:,} pairs"
+    )
     settled()
     page.get_by_role("button", name="Export").click()  # a background job: the page follows it
     success = page.get_by_test_id("stAlertContentSuccess")
@@ -191,8 +203,9 @@ def test_change_t_see_kept_pairs_and_export(server, page, tmp_path: Path) -> Non
     assert pq.read_metadata(manifest).num_rows == exported
     record = json.loads(provenance.read_text())
     assert record["rows"] == exported and record["t"] == export_t and record["file"] == manifest.name
-    assert sorted(p.name for p in dirs["exports"].iterdir() if not p.name.startswith(".")) == \
-        sorted([manifest.name, provenance.name])
+    assert sorted(p.name for p in dirs["exports"].iterdir() if not p.name.startswith(".")) == sorted(
+        [manifest.name, provenance.name]
+    )
 
     shot = tmp_path / "export.png"
     page.screenshot(path=str(shot), full_page=True)
@@ -200,8 +213,9 @@ def test_change_t_see_kept_pairs_and_export(server, page, tmp_path: Path) -> Non
     assert (tmp_path / "balance.png").stat().st_size > 0
 
 
-def test_open_a_finished_run_from_jobs_and_keep_it_after_a_reload(server, page, tmp_path: Path, pool: Path,
-                                                                    metadata: Path) -> None:
+def test_open_a_finished_run_from_jobs_and_keep_it_after_a_reload(
+    server, page, tmp_path: Path, pool: Path, metadata: Path
+) -> None:
     """A finished job's "Open this run": the Overview shows that run, a reload keeps it, and it is a recent run.
     The project's .streamlit/config.toml is read too: no Deploy button."""
     from playwright.sync_api import expect

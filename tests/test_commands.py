@@ -10,8 +10,22 @@ from curation.commands import curation_command, run_arguments
 
 def test_run_arguments_are_what_the_cli_reads() -> None:
     arguments = run_arguments("pool", "m.json", 0.1, 7, "out", workers=2, quiet=True)
-    assert arguments == ["run", "--pool", "pool", "--metadata", "m.json", "--t", "0.1", "--seed", "7", "--out", "out",
-                         "--workers", "2", "--quiet"]
+    assert arguments == [
+        "run",
+        "--pool",
+        "pool",
+        "--metadata",
+        "m.json",
+        "--t",
+        "0.1",
+        "--seed",
+        "7",
+        "--out",
+        "out",
+        "--workers",
+        "2",
+        "--quiet",
+    ]
     parsed = build_parser().parse_args(arguments)
     assert (parsed.t, parsed.seed, parsed.workers, parsed.quiet) == (0.1, 7, 2, True)
     assert run_arguments("p", "m", 200, 0, "o")[-2:] == ["--out", "o"]  # no workers, not quiet: nothing added

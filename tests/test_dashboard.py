@@ -16,8 +16,15 @@ from curation.jobs import wait
 from curation.rundir import RunDir
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
-PAGES = ["views/overview.py", "views/entries.py", "views/balance.py", "views/languages.py", "views/samples.py",
-         "views/export.py", "views/jobs.py"]
+PAGES = [
+    "views/overview.py",
+    "views/entries.py",
+    "views/balance.py",
+    "views/languages.py",
+    "views/samples.py",
+    "views/export.py",
+    "views/jobs.py",
+]
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +35,15 @@ def dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("dashboard")
     paths = {"runs": base / "runs", "exports": base / "exports", "jobs": base / "jobs"}
     roots = os.pathsep.join([str(Path(APP).parents[1] / "data_samples"), str(paths["runs"]), "gs://bucket/runs/"])
-    with dashboard_environment({"CURATION_RUNS_DIR": str(paths["runs"]), "CURATION_EXPORT_DIR": str(paths["exports"]),
-                                "CURATION_JOBS_DIR": str(paths["jobs"]), "CURATION_DATA_ROOTS": roots}, "127.0.0.1"):
+    with dashboard_environment(
+        {
+            "CURATION_RUNS_DIR": str(paths["runs"]),
+            "CURATION_EXPORT_DIR": str(paths["exports"]),
+            "CURATION_JOBS_DIR": str(paths["jobs"]),
+            "CURATION_DATA_ROOTS": roots,
+        },
+        "127.0.0.1",
+    ):
         yield paths
 
 
@@ -69,8 +83,9 @@ def test_moving_t_changes_kept_pairs_to_the_engines_size(app: AppTest, dirs: dic
 
 
 @pytest.mark.parametrize("t", [0, -5, float("inf")])
-def test_t_that_is_not_a_usable_number_stops_at_the_minimum_and_says_so(app: AppTest, dirs: dict[str, Path],
-                                                                       t: float) -> None:
+def test_t_that_is_not_a_usable_number_stops_at_the_minimum_and_says_so(
+    app: AppTest, dirs: dict[str, Path], t: float
+) -> None:
     """What the box cannot take (text, 0, a negative, 1e309) becomes the minimum: the page says why."""
     from dashboard import data
 
@@ -109,8 +124,10 @@ def test_a_bad_t_in_the_session_gets_a_message_on_other_pages(app: AppTest) -> N
 def test_export_runs_as_a_job_writes_its_files_and_refuses_traversal(app: AppTest, dirs: dict[str, Path]) -> None:
     app.switch_page("views/export.py").run()
     app.number_input(key="export_t").set_value(100).run()
-    assert any("the manifest holds" in c.value and f"{Run(dirs['runs'] / 'sample').size_at(100):,} pairs" in c.value
-               for c in app.caption)
+    assert any(
+        "the manifest holds" in c.value and f"{Run(dirs['runs'] / 'sample').size_at(100):,} pairs" in c.value
+        for c in app.caption
+    )
     app.text_input(key="export_name").set_value("from-test")
     app.radio(key="export_format").set_value("csv")
     app.button[0].click().run()
@@ -132,10 +149,15 @@ def test_export_runs_as_a_job_writes_its_files_and_refuses_traversal(app: AppTes
     assert not (dirs["exports"].parent / "outside.csv").exists()
 
 
-@pytest.mark.parametrize(("path", "said"), [("{runs}/not/here", "not a directory"),
-                                           ("{runs}", "not a run directory"),
-                                           ("gs://bucket/runs/laion", "run directories can live on s3://"),
-                                           ("/definitely/not/here", "is outside what this dashboard may use")])
+@pytest.mark.parametrize(
+    ("path", "said"),
+    [
+        ("{runs}/not/here", "not a directory"),
+        ("{runs}", "not a run directory"),
+        ("gs://bucket/runs/laion", "run directories can live on s3://"),
+        ("/definitely/not/here", "is outside what this dashboard may use"),
+    ],
+)
 def test_a_path_that_is_not_a_run_directory(app: AppTest, dirs: dict[str, Path], path: str, said: str) -> None:
     app.session_state["run_dir"] = path.format(runs=dirs["runs"])
     for page in PAGES[:5]:
@@ -232,8 +254,9 @@ def copy_of_sample(dirs: dict[str, Path], tmp_path: Path, name: str) -> Path:
     return copy
 
 
-def test_a_run_without_preview_files_is_prepared_on_first_open(app: AppTest, dirs: dict[str, Path],
-                                                               tmp_path: Path) -> None:
+def test_a_run_without_preview_files_is_prepared_on_first_open(
+    app: AppTest, dirs: dict[str, Path], tmp_path: Path
+) -> None:
     import shutil
 
     old = copy_of_sample(dirs, tmp_path, "old-run")
@@ -264,9 +287,9 @@ def test_estimates_from_a_sample_are_labelled_as_such(app: AppTest, dirs: dict[s
     assert any("uniform sample" in c.value for c in app.caption)
 
 
-def test_open_this_run_selects_it_everywhere_and_a_reload_keeps_it(app: AppTest, dirs: dict[str, Path],
-                                                                     pool: Path, metadata: Path,
-                                                                     tmp_path: Path) -> None:
+def test_open_this_run_selects_it_everywhere_and_a_reload_keeps_it(
+    app: AppTest, dirs: dict[str, Path], pool: Path, metadata: Path, tmp_path: Path
+) -> None:
     from curation.jobs import start_job
 
     out = dirs["runs"] / tmp_path.name / "from-job"
@@ -308,8 +331,7 @@ def test_the_export_name_limit_is_stated_in_the_form_and_the_error(app: AppTest)
     assert f"at most {NAME_MAX} characters" in name.label and f"At most {NAME_MAX} characters" in name.help
     name.set_value("x" * (NAME_MAX + 1))
     app.button[0].click().run()
-    assert any(f"{NAME_MAX + 1} characters refused" in e.value and f"at most {NAME_MAX}" in e.value
-               for e in app.error)
+    assert any(f"{NAME_MAX + 1} characters refused" in e.value and f"at most {NAME_MAX}" in e.value for e in app.error)
 
 
 def test_a_directory_given_as_metadata_is_named_as_such(app: AppTest, dirs: dict[str, Path]) -> None:
@@ -319,8 +341,7 @@ def test_a_directory_given_as_metadata_is_named_as_such(app: AppTest, dirs: dict
     assert any("is a directory; give the file in it" in e.value for e in app.error)
 
 
-def test_overview_numbers_reconcile_and_tables_have_thousands_separators(app: AppTest,
-                                                                          dirs: dict[str, Path]) -> None:
+def test_overview_numbers_reconcile_and_tables_have_thousands_separators(app: AppTest, dirs: dict[str, Path]) -> None:
     rows = json.loads((dirs["runs"] / "sample" / "run.json").read_text())["rows"]
     unmatched, empty = rows["unmatched"], rows["null_or_empty_text"]
     assert unmatched and empty  # the sample has both, or this proves nothing
@@ -344,8 +365,11 @@ def test_balance_explains_entries_that_keep_more_than_t(app: AppTest, dirs: dict
     top = int(np.argmax(counts))
     kept = int(run.balanced_counts(200)[top])
     assert kept > 200  # the case the note explains
-    assert any(f"{run.entries[top]!r} alone has p_e = {200 / counts[top]:.3f} at t = 200, yet keeps {kept:,} of its "
-               f"{int(counts[top]):,} matches" in c.value for c in app.caption)
+    assert any(
+        f"{run.entries[top]!r} alone has p_e = {200 / counts[top]:.3f} at t = 200, yet keeps {kept:,} of its "
+        f"{int(counts[top]):,} matches" in c.value
+        for c in app.caption
+    )
     assert any("idealised" in c.value and "min(c, t)" in c.value for c in app.caption)
     helps = {m.label: m.help for m in app.metric}
     assert "Expected" in helps["Kept pairs"] and "Kept pairs" in helps["Expected"]
@@ -361,15 +385,23 @@ def test_charts_give_each_t_one_colour_and_label_only_decades() -> None:
 
     counts = np.sort(np.array([0, 1, 3, 40, 300, 5000, 70_000]))
     ts = [200.0, 40.0]
-    figures = [charts.counts_by_rank(counts, ts), charts.cumulative_matches(counts, ts),
-               charts.before_after(np.array(["a", "b"]), np.array([70_000, 5000]), np.array([900, 800]), ts[0])]
+    figures = [
+        charts.counts_by_rank(counts, ts),
+        charts.cumulative_matches(counts, ts),
+        charts.before_after(np.array(["a", "b"]), np.array([70_000, 5000]), np.array([900, 800]), ts[0]),
+    ]
     for index, t in enumerate(ts):
-        colours = {(trace.line.color if trace.type == "scatter" else trace.marker.color)
-                   for figure in figures for trace in figure.data if f"t = {t:g}" in trace.name}
+        colours = {
+            (trace.line.color if trace.type == "scatter" else trace.marker.color)
+            for figure in figures
+            for trace in figure.data
+            if f"t = {t:g}" in trace.name
+        }
         assert colours == {charts.t_colour(index)}, (t, colours)
     assert charts.t_colour(0) != charts.t_colour(1)
-    sources = charts.sources_bars(pd.DataFrame({"source": ["wordnet", "extra"], "matched": [80_000, 3],
-                                                "unmatched": [6000, 1]}))
+    sources = charts.sources_bars(
+        pd.DataFrame({"source": ["wordnet", "extra"], "matched": [80_000, 3], "unmatched": [6000, 1]})
+    )
     axes = [figures[0].layout.xaxis, figures[0].layout.yaxis, figures[2].layout.yaxis, sources.layout.yaxis]
     assert all(axis.type == "log" and axis.dtick == 1 for axis in axes)
     assert sources.layout.barmode == "group"

@@ -19,8 +19,15 @@ from processes import group_members
 from curation.jobs import list_jobs, wait
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
-ENV = ("CURATION_RUNS_DIR", "CURATION_EXPORT_DIR", "CURATION_JOBS_DIR", "CURATION_DATA_ROOTS",
-       "CURATION_DASHBOARD_TOKEN", "CURATION_DASHBOARD_REQUIRE_TOKEN", "CURATION_MAX_JOBS")
+ENV = (
+    "CURATION_RUNS_DIR",
+    "CURATION_EXPORT_DIR",
+    "CURATION_JOBS_DIR",
+    "CURATION_DATA_ROOTS",
+    "CURATION_DASHBOARD_TOKEN",
+    "CURATION_DASHBOARD_REQUIRE_TOKEN",
+    "CURATION_MAX_JOBS",
+)
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +36,11 @@ def dirs(tmp_path_factory: pytest.TempPathFactory):
     base = tmp_path_factory.mktemp("access")
     paths = {"runs": base / "runs", "exports": base / "exports", "jobs": base / "jobs", "outside": base / "outside"}
     paths["outside"].mkdir()
-    settings = dict.fromkeys(ENV) | {"CURATION_RUNS_DIR": str(paths["runs"]),
-                                      "CURATION_EXPORT_DIR": str(paths["exports"]), "CURATION_JOBS_DIR": str(paths["jobs"])}
+    settings = dict.fromkeys(ENV) | {
+        "CURATION_RUNS_DIR": str(paths["runs"]),
+        "CURATION_EXPORT_DIR": str(paths["exports"]),
+        "CURATION_JOBS_DIR": str(paths["jobs"]),
+    }
     with dashboard_environment(settings):
         yield paths
 
@@ -58,8 +68,9 @@ def test_beyond_loopback_without_a_token_it_refuses_and_says_how_to_set_one(serv
     assert not (served["runs"] / "sample").exists()  # not even the sample was curated
 
 
-def test_beyond_loopback_a_wrong_token_shows_nothing_and_the_right_one_the_overview(served: dict[str, Path],
-                                                                                     monkeypatch) -> None:
+def test_beyond_loopback_a_wrong_token_shows_nothing_and_the_right_one_the_overview(
+    served: dict[str, Path], monkeypatch
+) -> None:
     streamlit.config.set_option("server.address", "0.0.0.0")
     monkeypatch.setenv("CURATION_DASHBOARD_TOKEN", "right-token")
     at = AppTest.from_file(APP, default_timeout=120).run()
@@ -101,8 +112,9 @@ def sample(name: str) -> str:
     return str(Path(APP).parents[1] / "data_samples" / name)
 
 
-def test_paths_outside_the_roots_are_refused_and_nothing_is_written(served: dict[str, Path], pool: Path,
-                                                                    tmp_path: Path) -> None:
+def test_paths_outside_the_roots_are_refused_and_nothing_is_written(
+    served: dict[str, Path], pool: Path, tmp_path: Path
+) -> None:
     runs, outside = served["runs"], served["outside"]
     at = AppTest.from_file(APP, default_timeout=120).run()
 

@@ -31,8 +31,11 @@ from metadata import fingerprint
 ROOT = Path(__file__).resolve().parents[1]
 ROWS = 24_000
 ARGS_T, ARGS_SEED = 300, 5
-ENGINE_CASES = [pytest.param(("local", 1), id="local-1"), pytest.param(("local", 2), id="local-2"),
-                pytest.param(("ray", 2), id="ray-2cpu")]
+ENGINE_CASES = [
+    pytest.param(("local", 1), id="local-1"),
+    pytest.param(("local", 2), id="local-2"),
+    pytest.param(("ray", 2), id="ray-2cpu"),
+]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -91,8 +94,10 @@ def run_args(pool_and_metadata: tuple[Path, Path], shard_rows: int) -> list[obje
 def reference(pool_and_metadata: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The local engine, one worker, one shard per file: what every other run must reproduce."""
     out = tmp_path_factory.mktemp("reference") / "run"
-    assert cli("run", *run_args(pool_and_metadata, 100_000), "--out", out, "--workers", 1,
-               "--matcher", "aho-corasick") == 0
+    assert (
+        cli("run", *run_args(pool_and_metadata, 100_000), "--out", out, "--workers", 1, "--matcher", "aho-corasick")
+        == 0
+    )
     return snapshot(out)
 
 
@@ -150,8 +155,10 @@ def fail_on_three(item: int, config: None) -> int:
 @pytest.mark.parametrize("shard_rows", [1_000, 5_000])
 def test_same_curation_as_the_reference(engine, shard_rows, matcher, pool_and_metadata, reference, tmp_path) -> None:
     out = tmp_path / "run"
-    assert cli("run", *run_args(pool_and_metadata, shard_rows), "--out", out, *engine_args(engine),
-               "--matcher", matcher) == 0
+    assert (
+        cli("run", *run_args(pool_and_metadata, shard_rows), "--out", out, *engine_args(engine), "--matcher", matcher)
+        == 0
+    )
     assert_same(reference, snapshot(out))
     record = json.loads((out / "run.json").read_text())
     assert record["engine"] == {"name": engine[0], "workers": engine[1]}
@@ -181,8 +188,9 @@ def test_a_result_is_reported_when_it_lands_not_when_all_have(parallel, request)
         request.getfixturevalue("ray_session")
     reported: dict[int, float] = {}
     with make_engine(*parallel) as running:
-        running.map(echo_after, [(0, 1.5), (1, 0.0)], "r",
-                    lambda item, result: reported.setdefault(item[0], time.monotonic()))
+        running.map(
+            echo_after, [(0, 1.5), (1, 0.0)], "r", lambda item, result: reported.setdefault(item[0], time.monotonic())
+        )
     assert reported[0] - reported[1] > 0.75, reported
 
 
@@ -191,10 +199,17 @@ def test_each_worker_prepares_its_matcher_once(engine, matcher, tmp_path) -> Non
     metadata = tmp_path / "metadata.json"
     metadata.write_text(json.dumps(ENTRIES))
     matchers.ensure_tables(tmp_path, ENTRIES, fingerprint(ENTRIES))
-    config = stages.MatchConfig(root=str(tmp_path), metadata_path=str(metadata),
-                                metadata_fingerprint=fingerprint(ENTRIES), drop_invalid_entries=False,
-                                text_column="text", id_column=None, url_column=None, batch_rows=100,
-                                matcher=matcher)
+    config = stages.MatchConfig(
+        root=str(tmp_path),
+        metadata_path=str(metadata),
+        metadata_fingerprint=fingerprint(ENTRIES),
+        drop_invalid_entries=False,
+        text_column="text",
+        id_column=None,
+        url_column=None,
+        batch_rows=100,
+        matcher=matcher,
+    )
     with make_engine(*engine) as running:
         calls = running.map(matcher_probe, list(range(16)), config, lambda *_: None)
     builds: dict[int, int] = {}
@@ -215,20 +230,30 @@ def test_a_stage_error_is_raised_as_itself(engine) -> None:
 def test_a_stage_error_reaches_the_cli_as_one_line(engine, tmp_path, capsys) -> None:
     """A file whose footer reads fine but whose data does not: the error is raised inside a worker."""
     texts = make_texts(4_000, seed=5)
-    pool = write_pool(tmp_path / "pool", {"id": list(range(len(texts))), "text": texts}, files=2,
-                      row_group_size=500)
+    pool = write_pool(tmp_path / "pool", {"id": list(range(len(texts))), "text": texts}, files=2, row_group_size=500)
     broken = pool / "part-001.parquet"
     column = pq.ParquetFile(broken).metadata.row_group(2).column(1)
     start = column.dictionary_page_offset or column.data_page_offset
     data = bytearray(broken.read_bytes())
-    data[start + 40 : start + column.total_compressed_size - 10] = \
-        b"\xab" * (column.total_compressed_size - 50)
+    data[start + 40 : start + column.total_compressed_size - 10] = b"\xab" * (column.total_compressed_size - 50)
     broken.write_bytes(bytes(data))
     metadata = tmp_path / "metadata.json"
     metadata.write_text(json.dumps(ENTRIES))
     capsys.readouterr()
-    code = cli("run", "--pool", pool, "--metadata", metadata, "--t", 100, "--out", tmp_path / "out",
-               "--shard-rows", 500, *engine_args(engine))
+    code = cli(
+        "run",
+        "--pool",
+        pool,
+        "--metadata",
+        metadata,
+        "--t",
+        100,
+        "--out",
+        tmp_path / "out",
+        "--shard-rows",
+        500,
+        *engine_args(engine),
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("\n") == 1, err
@@ -236,18 +261,19 @@ def test_a_stage_error_reaches_the_cli_as_one_line(engine, tmp_path, capsys) -> 
 
 
 @pytest.mark.parametrize("matcher", MATCHERS)
-def test_a_partial_run_resumes_to_the_same_result(engine, matcher, pool_and_metadata, reference, tmp_path,
-                                                  capsys) -> None:
+def test_a_partial_run_resumes_to_the_same_result(
+    engine, matcher, pool_and_metadata, reference, tmp_path, capsys
+) -> None:
     """The outputs of a run stopped at various points; the same command finishes it."""
     args = [*run_args(pool_and_metadata, 4_000), "--matcher", matcher]
     out = tmp_path / "run"
     assert cli("run", *args, "--out", out, *engine_args(engine)) == 0
     shards = len(json.loads((out / "plan.json").read_text())["shards"])
     for shard in (1, 4):
-        (out / "shards" / f"{shard:05d}.json").unlink()                     # match not finished
+        (out / "shards" / f"{shard:05d}.json").unlink()  # match not finished
     (out / "annotated" / "part-00004.parquet").unlink()
     (out / "thresholds" / f"seed-{ARGS_SEED}" / "part-00002.parquet").unlink()
-    (out / "curated").rename(out / ".curated-staging")                   # selection not swapped in
+    (out / "curated").rename(out / ".curated-staging")  # selection not swapped in
     (out / ".curated-staging" / "part-00000.parquet").unlink()
     (out / "run.json").unlink()
     capsys.readouterr()
@@ -269,9 +295,26 @@ def test_a_killed_ray_run_resumes_on_ray(ray_session, pool_and_metadata, referen
     """`--engine ray` in its own process (its own local Ray), killed while matching, then resumed."""
     args = [str(a) for a in run_args(pool_and_metadata, 1_000)]
     out = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, "-m", "curation", "run", *args, "--out", str(out), "--engine", "ray",
-                                "--workers", "2", "--quiet"], cwd=ROOT, start_new_session=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "curation",
+            "run",
+            *args,
+            "--out",
+            str(out),
+            "--engine",
+            "ray",
+            "--workers",
+            "2",
+            "--quiet",
+        ],
+        cwd=ROOT,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     leftovers = kill_when(process, lambda: bool(list((out / "shards").glob("*.json"))), seconds=300)
     assert not leftovers, "Ray processes outlived the killed run"
     # Counted once every process is gone, so the resumed run must find exactly these; how many there
@@ -290,8 +333,7 @@ def without_ray(tmp_path: Path) -> dict[str, str]:
     """An environment in which `import ray` fails as if Ray were not installed, in every process."""
     hidden = tmp_path / "hide-ray" / "ray"
     hidden.mkdir(parents=True)
-    (hidden / "__init__.py").write_text(
-        'raise ModuleNotFoundError("No module named \'ray\'", name="ray")\n')
+    (hidden / "__init__.py").write_text('raise ModuleNotFoundError("No module named \'ray\'", name="ray")\n')
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(hidden.parent), env.get("PYTHONPATH")]))
     return env
@@ -299,9 +341,24 @@ def without_ray(tmp_path: Path) -> dict[str, str]:
 
 def test_without_ray_the_ray_engine_says_how_to_install_it(without_ray, pool_and_metadata, tmp_path) -> None:
     out = tmp_path / "out"
-    done = subprocess.run([sys.executable, "-m", "curation", "run", *map(str, run_args(pool_and_metadata, 5_000)),
-                           "--out", str(out), "--engine", "ray"], cwd=ROOT, env=without_ray,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "curation",
+            "run",
+            *map(str, run_args(pool_and_metadata, 5_000)),
+            "--out",
+            str(out),
+            "--engine",
+            "ray",
+        ],
+        cwd=ROOT,
+        env=without_ray,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1, done.stderr
     assert "pip install -r requirements-ray.txt" in done.stderr
@@ -310,9 +367,27 @@ def test_without_ray_the_ray_engine_says_how_to_install_it(without_ray, pool_and
 
 def test_without_ray_the_local_engine_runs(without_ray, pool_and_metadata, reference, tmp_path) -> None:
     out = tmp_path / "out"
-    done = subprocess.run([sys.executable, "-m", "curation", "run", *map(str, run_args(pool_and_metadata, 5_000)),
-                           "--out", str(out), "--engine", "local", "--workers", "2", "--quiet"], cwd=ROOT,
-                          env=without_ray, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "curation",
+            "run",
+            *map(str, run_args(pool_and_metadata, 5_000)),
+            "--out",
+            str(out),
+            "--engine",
+            "local",
+            "--workers",
+            "2",
+            "--quiet",
+        ],
+        cwd=ROOT,
+        env=without_ray,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert_same(reference, snapshot(out))
 
@@ -325,9 +400,25 @@ def test_ray_address_needs_the_ray_engine(pool_and_metadata, tmp_path, capsys) -
 
 def test_an_unreachable_ray_cluster_is_one_line(pool_and_metadata, tmp_path) -> None:
     pytest.importorskip("ray")
-    done = subprocess.run([sys.executable, "-m", "curation", "run", *map(str, run_args(pool_and_metadata, 5_000)),
-                           "--out", str(tmp_path / "out"), "--engine", "ray", "--ray-address", "127.0.0.1:1"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "curation",
+            "run",
+            *map(str, run_args(pool_and_metadata, 5_000)),
+            "--out",
+            str(tmp_path / "out"),
+            "--engine",
+            "ray",
+            "--ray-address",
+            "127.0.0.1:1",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2
     assert done.stderr.startswith("error: cannot reach the Ray cluster at 127.0.0.1:1: "), done.stderr
     assert done.stderr.count("\n") == 1, done.stderr

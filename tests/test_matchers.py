@@ -25,8 +25,32 @@ from curation.matching import build_automaton, match_batch as reference_batch
 # At least 10,000 generated cases in CI; HYPOTHESIS_EXAMPLES moves it (more for a soak, fewer locally).
 EXAMPLES = int(os.environ.get("HYPOTHESIS_EXAMPLES", "10000"))
 
-PIECES = ["a", "b", "ab", "ba", "A", "é", "東", "😀", "\u00a0", "\u3000", "-", "'", "(", ")",
-          ",", ".", ";", ":", "?", "!", "`", "\t", "\n", "\r"]
+PIECES = [
+    "a",
+    "b",
+    "ab",
+    "ba",
+    "A",
+    "é",
+    "東",
+    "😀",
+    "\u00a0",
+    "\u3000",
+    "-",
+    "'",
+    "(",
+    ")",
+    ",",
+    ".",
+    ";",
+    ":",
+    "?",
+    "!",
+    "`",
+    "\t",
+    "\n",
+    "\r",
+]
 SEPARATORS = ["", " ", " ", "  ", "   ", ",", ", ", " ,", ".", "\t", "\n", "\r\n", "\u00a0"]
 
 words = st.lists(st.sampled_from(PIECES), min_size=0, max_size=3).map("".join)
@@ -55,10 +79,12 @@ def cases(draw: st.DrawFn) -> tuple[list[str], list[str | None]]:
     entries = draw(entry_lists())
     parts = entries + PIECES + SEPARATORS
     index = st.integers(0, len(parts) - 1)
-    texts = draw(st.lists(st.one_of(st.lists(index, max_size=10), st.sampled_from([None, ""])),
-                          min_size=1, max_size=10))
-    return entries, [text if text is None or isinstance(text, str) else "".join(parts[i] for i in text)
-                     for text in texts]
+    texts = draw(
+        st.lists(st.one_of(st.lists(index, max_size=10), st.sampled_from([None, ""])), min_size=1, max_size=10)
+    )
+    return entries, [
+        text if text is None or isinstance(text, str) else "".join(parts[i] for i in text) for text in texts
+    ]
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -76,10 +102,36 @@ def test_token_matcher_equals_the_reference_and_the_rule(case: tuple[list[str], 
 # --------------------------------------------------------------------------------------------------
 
 
-ENTRIES = ["dog", "hot dog", "hot", "new york", "new york city", "york city", " dog", "dog ", ",", "U.S.",
-           "café", "東京 タワー", "a  b", "hot dog bun", "dog bun"]
-TEXTS = ["a hot dog, in new york city.", None, "", "hot dog bun", "hot  dog", "a  b", "café!", "東京 タワー",
-         "dog  bun", " dog ", "new york city new york"]
+ENTRIES = [
+    "dog",
+    "hot dog",
+    "hot",
+    "new york",
+    "new york city",
+    "york city",
+    " dog",
+    "dog ",
+    ",",
+    "U.S.",
+    "café",
+    "東京 タワー",
+    "a  b",
+    "hot dog bun",
+    "dog bun",
+]
+TEXTS = [
+    "a hot dog, in new york city.",
+    None,
+    "",
+    "hot dog bun",
+    "hot  dog",
+    "a  b",
+    "café!",
+    "東京 タワー",
+    "dog  bun",
+    " dog ",
+    "new york city new york",
+]
 
 
 def test_every_token_hashing_to_one_slot_still_matches_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -113,7 +165,7 @@ def test_tables_hold_each_entry_once_in_the_trie() -> None:
     tables = token_matcher.build_tables(["new york", "new york city", "new", "york", "U.S.", "a\tb"])
     ends = tables.terminal[tables.terminal >= 0]
     assert sorted(ends.tolist()) == [0, 1, 2, 3, 4]  # "a\tb" can never match: it is left out
-    assert tables.vocabulary_size == 4                 # new, york, city, U.S.
+    assert tables.vocabulary_size == 4  # new, york, city, U.S.
     assert int(tables.n_entries[0]) == 6
 
 
@@ -145,7 +197,8 @@ def test_tables_of_other_metadata_are_refused_then_replaced(tmp_path) -> None:
         matchers.load_tables(tmp_path, "fp-2")
     assert matchers.ensure_tables(tmp_path, ["cat"], "fp-2") > 0
     assert matchers.TokenMatcher(matchers.load_tables(tmp_path, "fp-2")).match_batch(
-        pa.array(["a cat", "a dog"])).to_pylist() == [[0], []]
+        pa.array(["a cat", "a dog"])
+    ).to_pylist() == [[0], []]
 
 
 def test_missing_tables_say_what_to_do(tmp_path) -> None:

@@ -31,16 +31,20 @@ def matcher(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def match_batch(matcher: str):
     """match_batch(entries, texts) -> entry ids per text, through the matcher under test."""
+
     def run(entries: list[str], texts: list[str | None]) -> list[list[int]]:
         return make_matcher(matcher, entries).match_batch(pa.array(texts, type=pa.string())).to_pylist()
+
     return run
 
 
 @pytest.fixture
 def matched_entries(match_batch):
     """The entries (not ids) matched by one text."""
+
     def run(entries: list[str], text: str | None) -> set[str]:
         return {entries[entry_id] for entry_id in match_batch(entries, [text])[0]}
+
     return run
 
 
@@ -48,6 +52,7 @@ def matched_entries(match_batch):
 def matches(matched_entries):
     def run(entry: str, text: str | None) -> bool:
         return matched_entries([entry], text) == {entry}
+
     return run
 
 
@@ -119,9 +124,9 @@ def test_entries_with_leading_trailing_or_doubled_spaces(matches):
     assert not matches("dog ", "dog x")
     assert matches("hot  dog", "hot  dog")
     assert not matches("hot  dog", "hot dog")
-    assert matches("dog ,", "dog,")        # " dog , " is in " dog , "
-    assert matches(",  b", "a, b")         # "a, b" spaces to " a ,  b "
-    assert matches("  ", "x    y")         # four spaces hold " " + "  " + " "
+    assert matches("dog ,", "dog,")  # " dog , " is in " dog , "
+    assert matches(",  b", "a, b")  # "a, b" spaces to " a ,  b "
+    assert matches("  ", "x    y")  # four spaces hold " " + "  " + " "
     assert not matches("  ", "x   y")
 
 

@@ -24,8 +24,17 @@ from metadata.merge import NUMBERS, Source, is_punctuation_only, merge, parse_bu
 from metadata.pageviews import popular_titles
 from metadata.report import diff, never_matches, stats
 from metadata.spill import KeyCounter, partition_ids, reduce_bounded, reduce_partition, value_counts
-from metadata.wikipedia import (TOKENIZER_VERSION, Stitcher, count_dump, find_streams, frequent_unigrams, plan_ranges, pmi_table,
-                                read_record, split_fragments)
+from metadata.wikipedia import (
+    TOKENIZER_VERSION,
+    Stitcher,
+    count_dump,
+    find_streams,
+    frequent_unigrams,
+    plan_ranges,
+    pmi_table,
+    read_record,
+    split_fragments,
+)
 from metadata.wikitext import BREAK_MARK, PageStats, article_texts, tokens
 from metadata.wordnet import read_wordnet, synset_name
 
@@ -39,19 +48,36 @@ LICENCE_HEADER = [
 
 # (synset type, [lemmas]) per data file, in file order
 SYNSETS = {
-    "noun": [("n", ["dog", "domestic_dog", "Canis_familiaris"]),
-             ("n", ["St._Petersburg", "Leningrad"]),
-             ("n", ["hot_dog", "frank"]),
-             ("n", [".45_caliber"]),
-             ("n", ["Dog"]),  # another synset whose head lemma is the same name once lower-cased
-             ("n", ["New_York", "New_York_City"])],
+    "noun": [
+        ("n", ["dog", "domestic_dog", "Canis_familiaris"]),
+        ("n", ["St._Petersburg", "Leningrad"]),
+        ("n", ["hot_dog", "frank"]),
+        ("n", [".45_caliber"]),
+        ("n", ["Dog"]),  # another synset whose head lemma is the same name once lower-cased
+        ("n", ["New_York", "New_York_City"]),
+    ],
     "verb": [("v", ["run"]), ("v", ["dog", "chase"])],
-    "adj": [("a", ["able"]), ("s", ["out_of_reach(p)", "unreachable"]), ("s", ["galore(ip)"]),
-            ("a", ["outdoor(a)", "out-of-door"])],
+    "adj": [
+        ("a", ["able"]),
+        ("s", ["out_of_reach(p)", "unreachable"]),
+        ("s", ["galore(ip)"]),
+        ("a", ["outdoor(a)", "out-of-door"]),
+    ],
     "adv": [("r", ["very", "real"])],
 }
-WORDNET_NAMES = ["dog", "st. petersburg", "hot dog", ".45 caliber", "new york", "run", "able", "out of reach",
-                 "galore", "outdoor", "very"]
+WORDNET_NAMES = [
+    "dog",
+    "st. petersburg",
+    "hot dog",
+    ".45 caliber",
+    "new york",
+    "run",
+    "able",
+    "out of reach",
+    "galore",
+    "outdoor",
+    "very",
+]
 
 
 def write_wordnet(directory: Path, synsets: dict = SYNSETS) -> Path:
@@ -65,8 +91,10 @@ def write_wordnet(directory: Path, synsets: dict = SYNSETS) -> Path:
             words = " ".join(f"{lemma} {k % 16:x}" for k, lemma in enumerate(lemmas))
             pointers = "001 @ 00001740 n 0000" if pos == "noun" else "000"
             frames = " 01 + 02 00" if pos == "verb" else ""
-            line = (f"{offset:08d} {number % 45:02d} {synset_type} {len(lemmas):02x} {words} {pointers}{frames}"
-                    f" | gloss {number}  \n")
+            line = (
+                f"{offset:08d} {number % 45:02d} {synset_type} {len(lemmas):02x} {words} {pointers}{frames}"
+                f" | gloss {number}  \n"
+            )
             lines.append(line)
             offset += len(line.encode())
         (directory / f"data.{pos}").write_text("".join(lines), encoding="utf-8")
@@ -76,14 +104,18 @@ def write_wordnet(directory: Path, synsets: dict = SYNSETS) -> Path:
 def page(title: str, text: str, namespace: int = 0, redirect: str | None = None) -> str:
     escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
     extra = f'    <redirect title="{redirect}" />\n' if redirect else ""
-    return (f"  <page>\n    <title>{title}</title>\n    <ns>{namespace}</ns>\n    <id>1</id>\n{extra}"
-            f"    <revision>\n      <id>2</id>\n"
-            f"      <text bytes=\"{len(text)}\" xml:space=\"preserve\">{escaped}</text>\n"
-            f"    </revision>\n  </page>\n")
+    return (
+        f"  <page>\n    <title>{title}</title>\n    <ns>{namespace}</ns>\n    <id>1</id>\n{extra}"
+        f"    <revision>\n      <id>2</id>\n"
+        f'      <text bytes="{len(text)}" xml:space="preserve">{escaped}</text>\n'
+        f"    </revision>\n  </page>\n"
+    )
 
 
-HEADER = '<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" xml:lang="en">\n  <siteinfo>\n' \
-         '    <sitename>Wikipedia</sitename>\n  </siteinfo>\n'
+HEADER = (
+    '<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" xml:lang="en">\n  <siteinfo>\n'
+    "    <sitename>Wikipedia</sitename>\n  </siteinfo>\n"
+)
 FOOTER = "</mediawiki>\n"
 
 
@@ -97,14 +129,17 @@ def write_dump(path: Path, pages: list[str], layout: str = "single", slice_bytes
         data = b"".join(bz2.compress(part.encode()) for part in [HEADER, *pages, FOOTER])
     else:
         raw = xml.encode()
-        data = b"".join(bz2.compress(raw[i:i + slice_bytes]) for i in range(0, len(raw), slice_bytes))
+        data = b"".join(bz2.compress(raw[i : i + slice_bytes]) for i in range(0, len(raw), slice_bytes))
     path.write_bytes(data)
     return path
 
 
 ARTICLES = [
-    page("Dog", "The '''dog''' is a [[domestic animal|pet]]. The dog barks at the cat.{{Infobox dog|size=big}}"
-                "<ref>Smith, 2001</ref>\n== History ==\nDogs and cats; the dog-friendly park.", ),
+    page(
+        "Dog",
+        "The '''dog''' is a [[domestic animal|pet]]. The dog barks at the cat.{{Infobox dog|size=big}}"
+        "<ref>Smith, 2001</ref>\n== History ==\nDogs and cats; the dog-friendly park.",
+    ),
     page("Cat", "The cat sleeps. [[File:Cat.jpg|thumb|A [[cat]] asleep]] Zebra crossing near the cat."),
     page("Zebra", "Zebra crossing, zebra crossing and Paris, France. Café Zürich at 1 pm."),
     page("Talk:Dog", "the the the the", namespace=1),
@@ -174,9 +209,17 @@ def test_wordnet_keeps_dotted_lemmas_whole_and_counts_markers(wordnet_dir):
     assert names.metaclip_count() == len(WORDNET_NAMES) - 1
 
 
-@pytest.mark.parametrize("lemma, name", [("out_of_reach(p)", "out of reach"), ("galore(ip)", "galore"),
-                                         ("outdoor(a)", "outdoor"), ("St._Petersburg", "st. petersburg"),
-                                         ("Canis_familiaris", "canis familiaris"), ("rock'n'roll", "rock'n'roll")])
+@pytest.mark.parametrize(
+    "lemma, name",
+    [
+        ("out_of_reach(p)", "out of reach"),
+        ("galore(ip)", "galore"),
+        ("outdoor(a)", "outdoor"),
+        ("St._Petersburg", "st. petersburg"),
+        ("Canis_familiaris", "canis familiaris"),
+        ("rock'n'roll", "rock'n'roll"),
+    ],
+)
 def test_synset_name(lemma, name):
     assert synset_name(lemma) == name
 
@@ -219,16 +262,38 @@ def test_wordnet_with_empty_data_files_is_an_empty_source(tmp_path):
 
 def test_tokens_break_at_punctuation_and_keep_inner_joiners():
     assert tokens("Paris, France; rock-'n'-roll it's dog-friendly -x y- Zürich") == [
-        "Paris", BREAK_MARK, "France", BREAK_MARK, "rock", BREAK_MARK, "n", BREAK_MARK, "roll", "it's",
-        "dog-friendly", BREAK_MARK, "x", "y", BREAK_MARK, "Zürich"]
+        "Paris",
+        BREAK_MARK,
+        "France",
+        BREAK_MARK,
+        "rock",
+        BREAK_MARK,
+        "n",
+        BREAK_MARK,
+        "roll",
+        "it's",
+        "dog-friendly",
+        BREAK_MARK,
+        "x",
+        "y",
+        BREAK_MARK,
+        "Zürich",
+    ]
     assert tokens("line one\nline two") == ["line", "one", BREAK_MARK, "line", "two"]
     assert tokens("") == []
 
 
 def test_article_texts_sorts_pages_and_counts_malformed_ones():
-    xml = HEADER + ARTICLES[0] + "  <page><title>Broken</title><ns>0</ns><revision><text>no end\n" \
-        + ARTICLES[1] + ARTICLES[3] + ARTICLES[4] + "  <page><title>NoText</title><ns>0</ns></page>\n" \
+    xml = (
+        HEADER
+        + ARTICLES[0]
+        + "  <page><title>Broken</title><ns>0</ns><revision><text>no end\n"
+        + ARTICLES[1]
+        + ARTICLES[3]
+        + ARTICLES[4]
+        + "  <page><title>NoText</title><ns>0</ns></page>\n"
         + "  <page><title>Cut</title><ns>0</ns><revision><text>cut off"
+    )
     stats_ = PageStats()
     texts = article_texts(xml, stats_)
     assert len(texts) == 2 and texts[1].startswith("The cat sleeps")
@@ -240,7 +305,7 @@ def test_article_texts_sorts_pages_and_counts_malformed_ones():
 
 def test_fragments_and_stitching_rebuild_whole_pages():
     xml = (HEADER + "".join(ARTICLES) + FOOTER).encode()
-    pieces = [xml[i:i + 23] for i in range(0, len(xml), 23)]
+    pieces = [xml[i : i + 23] for i in range(0, len(xml), 23)]
     stitcher = Stitcher()
     whole: list[bytes] = []
     order = list(range(len(pieces)))
@@ -275,17 +340,25 @@ def test_count_dump_gives_exact_counts(counts_dir):
     assert "Paris France" not in bigrams and "the the" not in bigrams  # punctuation; talk page
     assert unigrams["the"] == 3 and unigrams["The"] == 3  # case kept
     record = read_record(counts_dir)
-    assert (record["pages"], record["articles"], record["redirects"], record["other_namespace"],
-            record["malformed"]) == (5, 3, 1, 1, 0)
+    assert (
+        record["pages"],
+        record["articles"],
+        record["redirects"],
+        record["other_namespace"],
+        record["malformed"],
+    ) == (5, 3, 1, 1, 0)
     assert record["tokens"] == sum(expected_uni.values())
 
 
-@pytest.mark.parametrize("layout, workers, options", [
-    ("multi", 1, {}),
-    ("slices", 1, {"range_bytes": 1}),  # streams cut pages anywhere; one range per stream
-    ("single", 1, {"chunk_mb": 0.0001}),  # a chunk per page or so
-    ("slices", 2, {"range_bytes": 200}),  # worker processes (spawn), fragments stitched in the parent
-])
+@pytest.mark.parametrize(
+    "layout, workers, options",
+    [
+        ("multi", 1, {}),
+        ("slices", 1, {"range_bytes": 1}),  # streams cut pages anywhere; one range per stream
+        ("single", 1, {"chunk_mb": 0.0001}),  # a chunk per page or so
+        ("slices", 2, {"range_bytes": 200}),  # worker processes (spawn), fragments stitched in the parent
+    ],
+)
 def test_every_layout_and_worker_count_gives_the_same_counts(tmp_path, counts_dir, layout, workers, options):
     dump = write_dump(tmp_path / f"{layout}.xml.bz2", ARTICLES, layout=layout)
     out = tmp_path / f"counts-{layout}-{workers}"
@@ -311,11 +384,14 @@ def test_malformed_pages_are_counted_not_dropped_silently(tmp_path):
     assert "Broken" in summary.record["malformed_examples"][0]
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"<mediawiki>not compressed</mediawiki>", "not a bzip2 file"),
-    (bz2.compress(b"<mediawiki><siteinfo/></mediawiki>"), "no <page>"),
-    (bz2.compress((HEADER + ARTICLES[0]).encode() * 50)[:-40], "truncated"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"<mediawiki>not compressed</mediawiki>", "not a bzip2 file"),
+        (bz2.compress(b"<mediawiki><siteinfo/></mediawiki>"), "no <page>"),
+        (bz2.compress((HEADER + ARTICLES[0]).encode() * 50)[:-40], "truncated"),
+    ],
+)
 def test_bad_dumps_are_refused_in_one_line(tmp_path, content, message):
     dump = tmp_path / "bad.xml.bz2"
     dump.write_bytes(content)
@@ -370,10 +446,14 @@ def test_bigram_pmi_matches_its_definition(counts_dir):
 def write_counts(directory: Path, unigrams: dict[str, int], bigrams: dict[str, int], tokens: int) -> Path:
     """A count-wikipedia output written directly, for thresholds on chosen counts."""
     directory.mkdir()
-    pq.write_table(pa.table({"token": list(unigrams), "count": pa.array(list(unigrams.values()), pa.int64())}),
-                   directory / "unigrams.parquet")
-    pq.write_table(pa.table({"bigram": list(bigrams), "count": pa.array(list(bigrams.values()), pa.int64())}),
-                   directory / "bigrams.parquet")
+    pq.write_table(
+        pa.table({"token": list(unigrams), "count": pa.array(list(unigrams.values()), pa.int64())}),
+        directory / "unigrams.parquet",
+    )
+    pq.write_table(
+        pa.table({"bigram": list(bigrams), "count": pa.array(list(bigrams.values()), pa.int64())}),
+        directory / "bigrams.parquet",
+    )
     (directory / "counts.json").write_text(json.dumps({"tokens": tokens, "tokenizer_version": TOKENIZER_VERSION}))
     return directory
 
@@ -398,13 +478,33 @@ def test_equal_pmi_is_ordered_by_bigram_not_by_rounding(tmp_path):
 @pytest.fixture
 def pageview_files(tmp_path: Path) -> list[Path]:
     return [
-        write_pageviews(tmp_path / "pageviews-20240101-000000.gz", [
-            "en Main_Page 120 0", "en Dog 60 0", "de Hund 500 0", "en.m Dog 30 0", "en Special:Search 900 0",
-            "en New_York_City 50 0", "en Star_Wars:_Episode_IV 75 0", "en Cat 69 0", "en Caf%C3%A9_M%27s 40 0",
-            "en - 300 0", "en Special%3ARandom 80 0"]),
-        write_pageviews(tmp_path / "pageviews-20240102-130000.gz", [
-            "en Dog 10 0", "en New_York_City 25 0", "en broken line", "en Cat x 0", "en User_talk:Foo 100 0",
-            "en Café_M's 35 0"]),
+        write_pageviews(
+            tmp_path / "pageviews-20240101-000000.gz",
+            [
+                "en Main_Page 120 0",
+                "en Dog 60 0",
+                "de Hund 500 0",
+                "en.m Dog 30 0",
+                "en Special:Search 900 0",
+                "en New_York_City 50 0",
+                "en Star_Wars:_Episode_IV 75 0",
+                "en Cat 69 0",
+                "en Caf%C3%A9_M%27s 40 0",
+                "en - 300 0",
+                "en Special%3ARandom 80 0",
+            ],
+        ),
+        write_pageviews(
+            tmp_path / "pageviews-20240102-130000.gz",
+            [
+                "en Dog 10 0",
+                "en New_York_City 25 0",
+                "en broken line",
+                "en Cat x 0",
+                "en User_talk:Foo 100 0",
+                "en Café_M's 35 0",
+            ],
+        ),
     ]
 
 
@@ -444,8 +544,11 @@ def test_real_pageview_lines_give_decoded_article_titles():
         for line in gzip.decompress(path.read_bytes()).decode().splitlines():
             code, title, views, _ = line.split(" ")
             title = unquote(title).replace("_", " ")
-            if code in codes and title not in ("Main Page", "-") and title.split(":")[0] not in (
-                    "Special", "Wikipedia", "User"):
+            if (
+                code in codes
+                and title not in ("Main Page", "-")
+                and title.split(":")[0] not in ("Special", "Wikipedia", "User")
+            ):
                 expected[title] = expected.get(title, 0) + int(views)
     assert dict(zip(found.entries, found.views)) == expected
     assert "Barack Obama's first 100 days" in found.entries and 'Barack Obama "Hope" poster' in found.entries
@@ -471,12 +574,22 @@ def test_pageview_bad_input(tmp_path, pageview_files):
 
 
 def test_merge_keeps_first_position_and_every_source():
-    merged = merge([Source("wordnet", ["dog", "cat", "dog", "", "  ", "new york"]),
-                    Source("wiki_unigram", ["the", "dog", "...", "—", "1"]),
-                    Source("numbers", ["0", "1", "cat"])])
+    merged = merge(
+        [
+            Source("wordnet", ["dog", "cat", "dog", "", "  ", "new york"]),
+            Source("wiki_unigram", ["the", "dog", "...", "—", "1"]),
+            Source("numbers", ["0", "1", "cat"]),
+        ]
+    )
     assert merged.entries == ["dog", "cat", "new york", "the", "1", "0"]
-    assert merged.sources == [("wordnet", "wiki_unigram"), ("wordnet", "numbers"), ("wordnet",),
-                              ("wiki_unigram",), ("wiki_unigram", "numbers"), ("numbers",)]
+    assert merged.sources == [
+        ("wordnet", "wiki_unigram"),
+        ("wordnet", "numbers"),
+        ("wordnet",),
+        ("wiki_unigram",),
+        ("wiki_unigram", "numbers"),
+        ("numbers",),
+    ]
     wordnet, unigram, numbers = merged.reports
     assert (wordnet.offered, wordnet.empty, wordnet.repeated, wordnet.kept, wordnet.new) == (6, 2, 1, 3, 3)
     assert (unigram.punctuation, unigram.kept, unigram.new) == (2, 3, 2)
@@ -484,8 +597,7 @@ def test_merge_keeps_first_position_and_every_source():
 
 
 def test_budget_keeps_a_sources_first_entries():
-    merged = merge([Source("wiki_title", ["A", "B", "C", "D"]), Source("extra", ["D", "E"])],
-                   {"wiki_title": 2})
+    merged = merge([Source("wiki_title", ["A", "B", "C", "D"]), Source("extra", ["D", "E"])], {"wiki_title": 2})
     assert merged.entries == ["A", "B", "D", "E"]
     assert merged.sources[2] == ("extra",)  # D was over wiki_title's budget: not labelled with it
     assert merged.reports[0].over_budget == 2
@@ -497,8 +609,19 @@ def test_budget_keeps_a_sources_first_entries():
             parse_budgets([bad])
 
 
-@pytest.mark.parametrize("entry, expected", [("...", True), ("—", True), ("$", True), ("« »", True),
-                                             ("dog", False), ("U.S.", False), ("😀", False), ("c++", False)])
+@pytest.mark.parametrize(
+    "entry, expected",
+    [
+        ("...", True),
+        ("—", True),
+        ("$", True),
+        ("« »", True),
+        ("dog", False),
+        ("U.S.", False),
+        ("😀", False),
+        ("c++", False),
+    ],
+)
 def test_punctuation_only(entry, expected):
     assert is_punctuation_only(entry) is expected
 
@@ -517,19 +640,35 @@ def test_table_shows_entries_per_source_and_overlaps():
 def test_build_from_every_source_keeps_provenance(tmp_path, wordnet_dir, counts_dir, pageview_files):
     extra = tmp_path / "extra.txt"
     extra.write_text("hot dog\nmy own entry\n\n!!\nmy own entry\n")
-    built = build(BuildRequest(wordnet=wordnet_dir, wikipedia_counts=counts_dir, min_unigram=2, min_pmi=3.5,
-                               pageviews=pageview_files, min_views=70, extra=extra, progress=False))
+    built = build(
+        BuildRequest(
+            wordnet=wordnet_dir,
+            wikipedia_counts=counts_dir,
+            min_unigram=2,
+            min_pmi=3.5,
+            pageviews=pageview_files,
+            min_views=70,
+            extra=extra,
+            progress=False,
+        )
+    )
     merged = built.merged
     sources = dict(zip(merged.entries, merged.sources))
-    assert merged.entries[:len(WORDNET_NAMES)] == WORDNET_NAMES
+    assert merged.entries[: len(WORDNET_NAMES)] == WORDNET_NAMES
     assert sources["dog"] == ("wordnet", "wiki_unigram")
     assert sources["hot dog"] == ("wordnet", "extra")
     assert sources["Zebra crossing"] == ("wiki_bigram",)
     assert sources["New York City"] == ("wiki_title",)
     assert sources["my own entry"] == ("extra",)
     assert merged.entries[-100:] == NUMBERS
-    assert [r.name for r in merged.reports] == ["wordnet", "wiki_unigram", "wiki_bigram", "wiki_title", "extra",
-                                                "numbers"]
+    assert [r.name for r in merged.reports] == [
+        "wordnet",
+        "wiki_unigram",
+        "wiki_bigram",
+        "wiki_title",
+        "extra",
+        "numbers",
+    ]
     extra_report = merged.reports[4]
     assert (extra_report.offered, extra_report.empty, extra_report.punctuation, extra_report.repeated) == (5, 1, 1, 1)
     assert built.notes["wordnet"]["names_with_a_dot"] == 2
@@ -569,6 +708,7 @@ def test_key_counter_spills_and_reduces_exactly(tmp_path):
         for key in keys:
             truth[key] = truth.get(key, 0) + 1
         import pyarrow as pa
+
         counter.add(value_counts(pa.array(keys)))
     counter.spill()
     assert counter.spills > 1
@@ -591,6 +731,7 @@ def test_key_counter_spills_and_reduces_exactly(tmp_path):
 
 def test_partition_ids_are_stable_and_spread():
     import pyarrow as pa
+
     keys = pa.array([f"key{i}" for i in range(4000)] + ["", "é", "a much longer key than eight bytes"])
     ids = partition_ids(keys, 8)
     assert ids.min() >= 0 and ids.max() <= 7
@@ -600,19 +741,38 @@ def test_partition_ids_are_stable_and_spread():
     assert (salted != ids).mean() > 0.8  # an independent split
 
 
-@pytest.mark.parametrize("entry, never", [("U.S.", True), ("st. petersburg", True), ("a\tb", True),
-                                          ("dog", False), (",", False), ("a , b", False), ("hot dog", False),
-                                          ("what?", True)])
+@pytest.mark.parametrize(
+    "entry, never",
+    [
+        ("U.S.", True),
+        ("st. petersburg", True),
+        ("a\tb", True),
+        ("dog", False),
+        (",", False),
+        ("a , b", False),
+        ("hot dog", False),
+        ("what?", True),
+    ],
+)
 def test_never_matches(entry, never):
     assert never_matches(entry) is never
 
 
 def test_stats_and_diff(tmp_path):
-    a = load_metadata(_write_parquet(tmp_path / "a.parquet", ["dog", "cat", "new york", "U.S."],
-                                     [("wordnet",), ("wordnet",), ("wiki_title",), ("wiki_title",)]))
-    b = load_metadata(_write_parquet(tmp_path / "b.parquet", ["cat", "dog", "the", "new york"],
-                                     [("wordnet",), ("wordnet", "wiki_unigram"), ("wiki_unigram",),
-                                      ("wiki_title",)]))
+    a = load_metadata(
+        _write_parquet(
+            tmp_path / "a.parquet",
+            ["dog", "cat", "new york", "U.S."],
+            [("wordnet",), ("wordnet",), ("wiki_title",), ("wiki_title",)],
+        )
+    )
+    b = load_metadata(
+        _write_parquet(
+            tmp_path / "b.parquet",
+            ["cat", "dog", "the", "new york"],
+            [("wordnet",), ("wordnet", "wiki_unigram"), ("wiki_unigram",), ("wiki_title",)],
+        )
+    )
     summary = stats(a)
     assert summary["entries"] == 4 and summary["never_match"] == 1 and summary["words"]["2"] == 1
     assert summary["sources"]["wordnet"]["entries"] == 2

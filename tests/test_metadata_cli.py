@@ -45,15 +45,29 @@ def wordnet_dir(tmp_path: Path) -> Path:
 
 def test_contract_build_wordnet_to_json_as_a_real_process(tmp_path, wordnet_dir):
     out = tmp_path / "metadata.json"
-    done = subprocess.run([sys.executable, "-m", "metadata", "build", "--wordnet", str(wordnet_dir),
-                           "--out", str(out), "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "metadata", "build", "--wordnet", str(wordnet_dir), "--out", str(out), "--quiet"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(out.read_text(encoding="utf-8")) == WORDNET_NAMES + NUMBERS
 
 
 def test_build_without_numbers_and_to_parquet(tmp_path, wordnet_dir, capsys):
-    code, out, _ = run(capsys, "build", "--wordnet", wordnet_dir, "--no-numbers", "--quiet",
-                       "--out", tmp_path / "m.json", tmp_path / "m.parquet")
+    code, out, _ = run(
+        capsys,
+        "build",
+        "--wordnet",
+        wordnet_dir,
+        "--no-numbers",
+        "--quiet",
+        "--out",
+        tmp_path / "m.json",
+        tmp_path / "m.parquet",
+    )
     assert code == 0 and "m.parquet (parquet, 11 entries)" in out
     assert load_entries(tmp_path / "m.json") == WORDNET_NAMES
     table = pq.read_table(tmp_path / "m.parquet")
@@ -64,8 +78,9 @@ def test_build_without_numbers_and_to_parquet(tmp_path, wordnet_dir, capsys):
 
 
 def test_build_prints_the_source_table(tmp_path, wordnet_dir, capsys):
-    code, out, _ = run(capsys, "build", "--wordnet", wordnet_dir, "--out", tmp_path / "m.parquet",
-                       "--report", tmp_path / "report.json")
+    code, out, _ = run(
+        capsys, "build", "--wordnet", wordnet_dir, "--out", tmp_path / "m.parquet", "--report", tmp_path / "report.json"
+    )
     assert code == 0
     assert "wordnet" in out and "numbers" in out and "overlaps" in out
     assert "13 synsets, 11 distinct names (2 with a dot, kept whole" in out
@@ -81,8 +96,19 @@ def test_count_then_build_with_new_thresholds_without_recounting(tmp_path, wordn
     assert code == 0 and "4 articles (1 of them disambiguation pages) of 6 pages" in out
     sizes = []
     for threshold in (1, 3):
-        code, _, err = run(capsys, "build", "--wikipedia-counts", tmp_path / "counts", "--min-unigram", threshold,
-                           "--min-pmi", 3.5, "--quiet", "--out", tmp_path / f"m{threshold}.parquet")
+        code, _, err = run(
+            capsys,
+            "build",
+            "--wikipedia-counts",
+            tmp_path / "counts",
+            "--min-unigram",
+            threshold,
+            "--min-pmi",
+            3.5,
+            "--quiet",
+            "--out",
+            tmp_path / f"m{threshold}.parquet",
+        )
         assert code == 0, err
         metadata = load_metadata(tmp_path / f"m{threshold}.parquet")
         sizes.append(sum("wiki_unigram" in s for s in metadata.sources))
@@ -91,8 +117,23 @@ def test_count_then_build_with_new_thresholds_without_recounting(tmp_path, wordn
 
 def test_build_from_a_dump_keeps_counts_when_asked(tmp_path, capsys):
     dump = write_dump(tmp_path / "pages-articles.xml.bz2", ARTICLES)
-    code, _, err = run(capsys, "build", "--wikipedia-dump", dump, "--counts-out", tmp_path / "counts",
-                       "--min-unigram", 2, "--min-pmi", 3.5, "--workers", 1, "--quiet", "--out", tmp_path / "m.json")
+    code, _, err = run(
+        capsys,
+        "build",
+        "--wikipedia-dump",
+        dump,
+        "--counts-out",
+        tmp_path / "counts",
+        "--min-unigram",
+        2,
+        "--min-pmi",
+        3.5,
+        "--workers",
+        1,
+        "--quiet",
+        "--out",
+        tmp_path / "m.json",
+    )
     assert code == 0, err
     entries = load_entries(tmp_path / "m.json")
     assert "The" in entries and "Zebra crossing" in entries and entries[-100:] == NUMBERS
@@ -100,12 +141,28 @@ def test_build_from_a_dump_keeps_counts_when_asked(tmp_path, capsys):
 
 
 def test_build_with_pageviews_extra_and_budget(tmp_path, wordnet_dir, capsys):
-    views = write_pageviews(tmp_path / "pageviews-20240101-000000.gz",
-                            ["en Main_Page 130 0", "en Horse 120 0", "en Dog 80 0", "en Cat 75 0", "en Rare 3 0", "en bad"])
+    views = write_pageviews(
+        tmp_path / "pageviews-20240101-000000.gz",
+        ["en Main_Page 130 0", "en Horse 120 0", "en Dog 80 0", "en Cat 75 0", "en Rare 3 0", "en bad"],
+    )
     extra = tmp_path / "extra.json"
     extra.write_text(json.dumps(["my entry", "dog"]))
-    code, out, err = run(capsys, "build", "--wordnet", wordnet_dir, "--pageviews", views, "--min-views", 70,
-                         "--extra", extra, "--budget", "wiki_title=2", "--out", tmp_path / "m.parquet")
+    code, out, err = run(
+        capsys,
+        "build",
+        "--wordnet",
+        wordnet_dir,
+        "--pageviews",
+        views,
+        "--min-views",
+        70,
+        "--extra",
+        extra,
+        "--budget",
+        "wiki_title=2",
+        "--out",
+        tmp_path / "m.parquet",
+    )
     assert code == 0, err
     metadata = load_metadata(tmp_path / "m.parquet")
     sources = dict(zip(metadata.entries, metadata.sources))
@@ -142,24 +199,29 @@ def test_diff_text_and_json(tmp_path, wordnet_dir, capsys):
 # --- bad input: one line, exit code 2 -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("args, words", [
-    (["build", "--wordnet", "{tmp}/nowhere", "--out", "{tmp}/m.json"], "wordnet directory not found"),
-    (["build", "--out", "{tmp}/m.json"], "no source given"),
-    (["build", "--wordnet", "{wordnet}", "--budget", "wiki_title", "--out", "{tmp}/m.json"], "SOURCE=N"),
-    (["build", "--wordnet", "{wordnet}", "--budget", "wiki_title=3", "--out", "{tmp}/m.json"],
-     "not part of this build"),
-    (["build", "--wordnet", "{wordnet}", "--min-views", "0", "--out", "{tmp}/m.json"], "positive integer"),
-    (["build", "--wordnet", "{wordnet}", "--out", "{tmp}"], "is a directory"),
-    (["build", "--wordnet", "{wordnet}", "--out"], "expected at least one argument"),
-    (["build", "--wikipedia-counts", "{tmp}/none", "--out", "{tmp}/m.json"], "counts directory not found"),
-    (["build", "--extra", "{tmp}/empty.txt", "--out", "{tmp}/m.json"], "empty source"),
-    (["build", "--pageviews", "{tmp}/pageviews-20240101-000000.gz", "--out", "{tmp}/m.json"], "not found"),
-    (["count-wikipedia", "{tmp}/empty.txt", "--out", "{tmp}/c"], "not a bzip2 file"),
-    (["stats", "{tmp}/none.json"], "not found"),
-    (["diff", "{tmp}/empty.txt", "{tmp}/bad.json"], "not valid JSON"),
-    (["fetch", "--sha256", "abc"], "64 hexadecimal digits"),
-    (["unknown-command"], "invalid choice"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["build", "--wordnet", "{tmp}/nowhere", "--out", "{tmp}/m.json"], "wordnet directory not found"),
+        (["build", "--out", "{tmp}/m.json"], "no source given"),
+        (["build", "--wordnet", "{wordnet}", "--budget", "wiki_title", "--out", "{tmp}/m.json"], "SOURCE=N"),
+        (
+            ["build", "--wordnet", "{wordnet}", "--budget", "wiki_title=3", "--out", "{tmp}/m.json"],
+            "not part of this build",
+        ),
+        (["build", "--wordnet", "{wordnet}", "--min-views", "0", "--out", "{tmp}/m.json"], "positive integer"),
+        (["build", "--wordnet", "{wordnet}", "--out", "{tmp}"], "is a directory"),
+        (["build", "--wordnet", "{wordnet}", "--out"], "expected at least one argument"),
+        (["build", "--wikipedia-counts", "{tmp}/none", "--out", "{tmp}/m.json"], "counts directory not found"),
+        (["build", "--extra", "{tmp}/empty.txt", "--out", "{tmp}/m.json"], "empty source"),
+        (["build", "--pageviews", "{tmp}/pageviews-20240101-000000.gz", "--out", "{tmp}/m.json"], "not found"),
+        (["count-wikipedia", "{tmp}/empty.txt", "--out", "{tmp}/c"], "not a bzip2 file"),
+        (["stats", "{tmp}/none.json"], "not found"),
+        (["diff", "{tmp}/empty.txt", "{tmp}/bad.json"], "not valid JSON"),
+        (["fetch", "--sha256", "abc"], "64 hexadecimal digits"),
+        (["unknown-command"], "invalid choice"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_code_2(tmp_path, wordnet_dir, capsys, args, words):
     (tmp_path / "empty.txt").write_text("")
     (tmp_path / "bad.json").write_text("[1, 2")

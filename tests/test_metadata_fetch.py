@@ -87,8 +87,13 @@ def test_download_verifies_and_records(tmp_path, server):
 
 
 def test_expected_checksum_and_size_are_checked(tmp_path, server):
-    result = fetch(server.url("/metadata.json"), tmp_path, expected_sha256=GOOD_SHA.upper(),
-                   expected_size=len(GOOD), progress=False)
+    result = fetch(
+        server.url("/metadata.json"),
+        tmp_path,
+        expected_sha256=GOOD_SHA.upper(),
+        expected_size=len(GOOD),
+        progress=False,
+    )
     assert result.sha256 == GOOD_SHA
 
 
@@ -122,9 +127,16 @@ def test_size_mismatch_and_short_download(tmp_path, server):
     assert leftovers(tmp_path) == []
 
 
-@pytest.mark.parametrize("path, words", [("/dict.json", "not a list"), ("/repeats.json", "repeated"),
-                                         ("/empty-entry.json", "item 1"), ("/broken.json", "not valid JSON"),
-                                         ("/missing.json", "HTTP 404")])
+@pytest.mark.parametrize(
+    "path, words",
+    [
+        ("/dict.json", "not a list"),
+        ("/repeats.json", "repeated"),
+        ("/empty-entry.json", "item 1"),
+        ("/broken.json", "not valid JSON"),
+        ("/missing.json", "HTTP 404"),
+    ],
+)
 def test_content_that_is_not_a_usable_list_is_refused(tmp_path, server, path, words):
     with pytest.raises(FetchError) as error:
         fetch(server.url(path), tmp_path, progress=False)
@@ -149,10 +161,30 @@ def test_cli_prints_the_path_and_fails_with_exit_code_1_when_offline(tmp_path, s
     code = main(["fetch", "--url", server.url("/metadata.json"), "--cache-dir", str(tmp_path), "--quiet"])
     out = capsys.readouterr().out.strip()
     assert code == 0 and Path(out).read_bytes() == GOOD
-    code = main(["fetch", "--url", f"http://127.0.0.1:{free_port()}/m.json", "--cache-dir", str(tmp_path),
-                 "--quiet", "--timeout", "5"])
+    code = main(
+        [
+            "fetch",
+            "--url",
+            f"http://127.0.0.1:{free_port()}/m.json",
+            "--cache-dir",
+            str(tmp_path),
+            "--quiet",
+            "--timeout",
+            "5",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1 and err.startswith("error: cannot download") and len(err.strip().splitlines()) == 1
-    code = main(["fetch", "--url", server.url("/metadata.json"), "--cache-dir", str(tmp_path / "other"),
-                 "--sha256", "1" * 64, "--quiet"])
+    code = main(
+        [
+            "fetch",
+            "--url",
+            server.url("/metadata.json"),
+            "--cache-dir",
+            str(tmp_path / "other"),
+            "--sha256",
+            "1" * 64,
+            "--quiet",
+        ]
+    )
     assert code == 1 and "checksum mismatch" in capsys.readouterr().err

@@ -246,19 +246,23 @@ def test_parquet_without_sources_and_suffix_case(tmp_path):
 def test_parquet_drop_invalid_keeps_sources_aligned(tmp_path):
     from metadata.loading import load_metadata
 
-    path = write_parquet(tmp_path / "m.parquet", {"entry": ["a", "", "b", "a"],
-                                                   "sources": [["s1"], ["s2"], ["s3"], ["s4"]]})
+    path = write_parquet(
+        tmp_path / "m.parquet", {"entry": ["a", "", "b", "a"], "sources": [["s1"], ["s2"], ["s3"], ["s4"]]}
+    )
     assert "empty" in refusal(path)
     loaded = load_metadata(path, drop_invalid=True)
     assert loaded.entries == ["a", "b"] and loaded.sources == [("s1",), ("s3",)]
 
 
-@pytest.mark.parametrize("columns, words", [
-    ({"text": ["a"]}, "no 'entry' column"),
-    ({"entry": [1, 2]}, "not strings"),
-    ({"entry": ["a", None, "b"]}, "entry 1 is null"),
-    ({"entry": ["a"], "sources": ["not a list"]}, "not lists of strings"),
-])
+@pytest.mark.parametrize(
+    "columns, words",
+    [
+        ({"text": ["a"]}, "no 'entry' column"),
+        ({"entry": [1, 2]}, "not strings"),
+        ({"entry": ["a", None, "b"]}, "entry 1 is null"),
+        ({"entry": ["a"], "sources": ["not a list"]}, "not lists of strings"),
+    ],
+)
 def test_parquet_that_is_not_an_entry_table_is_refused(tmp_path, columns, words):
     message = refusal(write_parquet(tmp_path / "m.parquet", columns))
     assert words in message

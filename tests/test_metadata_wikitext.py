@@ -16,8 +16,7 @@ import pytest
 
 from metadata.loading import MetadataError
 from metadata.wikipedia import count_dump, frequent_unigrams
-from metadata.wikitext import (BREAK_MARK, PageStats, article_texts, article_tokens, plain_texts, resolve_quotes,
-                               tokens)
+from metadata.wikitext import BREAK_MARK, PageStats, article_texts, article_tokens, plain_texts, resolve_quotes, tokens
 
 ROOT = Path(__file__).resolve().parent.parent
 WIKI = ROOT.parent / "shared" / "data" / "wiki"
@@ -26,13 +25,28 @@ TABLES_DUMP = WIKI / "enwiki-table-markup.xml.bz2"
 UTF16_DUMP = WIKI / "bgwiki-latest-pages-articles-shortened.xml.bz2"
 EXCERPTS = [ARTICLES_DUMP, TABLES_DUMP]
 # Words that only markup produces; none may be counted from the excerpts.
-MARKUP_ONLY = ["px", "colspan", "rowspan", "lightblue", "bgcolor", "cff", "wikitable", "cellpadding",
-               "cellspacing", "thumbnail", "upright=1", "valign", "nowrap"]
+MARKUP_ONLY = [
+    "px",
+    "colspan",
+    "rowspan",
+    "lightblue",
+    "bgcolor",
+    "cff",
+    "wikitable",
+    "cellpadding",
+    "cellspacing",
+    "thumbnail",
+    "upright=1",
+    "valign",
+    "nowrap",
+]
 # Words that are markup in a file link or table but also ordinary English: no more than the reference has.
 MARKUP_TOO = ["File", "thumb", "style", "background", "align", "width", "left", "right", "center", "Image"]
 
-needs_excerpts = pytest.mark.skipif(not ARTICLES_DUMP.exists() or not TABLES_DUMP.exists(),
-                                    reason="real Wikipedia excerpts (../shared/data/wiki) not present")
+needs_excerpts = pytest.mark.skipif(
+    not ARTICLES_DUMP.exists() or not TABLES_DUMP.exists(),
+    reason="real Wikipedia excerpts (../shared/data/wiki) not present",
+)
 
 
 def words(wikitext: str) -> list[str]:
@@ -49,53 +63,59 @@ def collapsed(found: list[str]) -> list[str]:
 # --- each case as a minimal string ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("wikitext, expected", [
-    # 1. a file link whose caption holds a single bracket goes whole
-    ("x [[File:A.jpg|thumb|see [above] here]] y", ["x", BREAK_MARK, "y"]),
-    ("x [[Image:A.jpg|thumb|a [[link|label]] and [http://e.org site]]] y", ["x", BREAK_MARK, "y"]),
-    # 2. quotes before an apostrophe, as MediaWiki reads them; plain bold before an s joins
-    ("''Animal Farm'''s", ["Animal", "Farm's"]),
-    ("'''Dog'''s are", ["Dogs", "are"]),
-    ("L''''amour'''", ["L'amour"]),
-    ("by the '[[Epoch (astronomy)|''epoch'' year]]", ["by", "the", BREAK_MARK, "epoch", "year"]),  # a lone '
-    ("''[[Animal Farm]]'''s", ["Animal", "Farm's"]),
-    # 3. a table inside a template
-    ("a {{Infobox|data={|\n|c\n|}|name=leaked}} b", ["a", BREAK_MARK, "b"]),
-    # 4. literal braces inside a template or a table
-    ("a {{math|set {1, 2}}} b", ["a", BREAK_MARK, "b"]),
-    ('a\n{| style="x"\n| {x} || style="background:lightblue;" | 0\n|}\nb', ["a", BREAK_MARK, "b"]),
-    # 5. inline tags inside a word; other tags break
-    ("CO<sub>2</sub> and km<sup>2</sup> are <span>one</span>word", ["CO2", "and", "km2", "are", "oneword"]),
-    ("x<br />y", ["x", BREAK_MARK, "y"]),
-    # interlanguage links go; a visible interwiki link keeps its text
-    ("a [[simple:Dog]] [[de:Hund]] [[zh-min-nan:Káu]] b", ["a", BREAK_MARK, "b"]),
-    ("see [[wikt:dog|dog]] [[:de:Hund|Hund]]", ["see", "dog", "Hund"]),
-    # a title with a short word before a colon is an ordinary link, not a language
-    ("[[Air: The Story|Air]] x", ["Air", "x"]),
-    # templates nested deeper than eight
-    ("a " + "{{t|" * 12 + "deep" + "}}" * 12 + " b", ["a", BREAK_MARK, "b"]),
-    # entities decoded
-    ("Pok&eacute;mon &#233;t&#xE9; rock&#39;n", ["Pokémon", "été", "rock'n"]),
-    ("5&nbsp;km", ["5", "km"]),
-    # a removed template leaves a break, not a bigram of its neighbours
-    ("in {{convert|5|km}} steps", ["in", BREAK_MARK, "steps"]),
-    # a comment shows nothing: the words around it join
-    ("to<!-- c -->gether", ["together"]),
-])
+@pytest.mark.parametrize(
+    "wikitext, expected",
+    [
+        # 1. a file link whose caption holds a single bracket goes whole
+        ("x [[File:A.jpg|thumb|see [above] here]] y", ["x", BREAK_MARK, "y"]),
+        ("x [[Image:A.jpg|thumb|a [[link|label]] and [http://e.org site]]] y", ["x", BREAK_MARK, "y"]),
+        # 2. quotes before an apostrophe, as MediaWiki reads them; plain bold before an s joins
+        ("''Animal Farm'''s", ["Animal", "Farm's"]),
+        ("'''Dog'''s are", ["Dogs", "are"]),
+        ("L''''amour'''", ["L'amour"]),
+        ("by the '[[Epoch (astronomy)|''epoch'' year]]", ["by", "the", BREAK_MARK, "epoch", "year"]),  # a lone '
+        ("''[[Animal Farm]]'''s", ["Animal", "Farm's"]),
+        # 3. a table inside a template
+        ("a {{Infobox|data={|\n|c\n|}|name=leaked}} b", ["a", BREAK_MARK, "b"]),
+        # 4. literal braces inside a template or a table
+        ("a {{math|set {1, 2}}} b", ["a", BREAK_MARK, "b"]),
+        ('a\n{| style="x"\n| {x} || style="background:lightblue;" | 0\n|}\nb', ["a", BREAK_MARK, "b"]),
+        # 5. inline tags inside a word; other tags break
+        ("CO<sub>2</sub> and km<sup>2</sup> are <span>one</span>word", ["CO2", "and", "km2", "are", "oneword"]),
+        ("x<br />y", ["x", BREAK_MARK, "y"]),
+        # interlanguage links go; a visible interwiki link keeps its text
+        ("a [[simple:Dog]] [[de:Hund]] [[zh-min-nan:Káu]] b", ["a", BREAK_MARK, "b"]),
+        ("see [[wikt:dog|dog]] [[:de:Hund|Hund]]", ["see", "dog", "Hund"]),
+        # a title with a short word before a colon is an ordinary link, not a language
+        ("[[Air: The Story|Air]] x", ["Air", "x"]),
+        # templates nested deeper than eight
+        ("a " + "{{t|" * 12 + "deep" + "}}" * 12 + " b", ["a", BREAK_MARK, "b"]),
+        # entities decoded
+        ("Pok&eacute;mon &#233;t&#xE9; rock&#39;n", ["Pokémon", "été", "rock'n"]),
+        ("5&nbsp;km", ["5", "km"]),
+        # a removed template leaves a break, not a bigram of its neighbours
+        ("in {{convert|5|km}} steps", ["in", BREAK_MARK, "steps"]),
+        # a comment shows nothing: the words around it join
+        ("to<!-- c -->gether", ["together"]),
+    ],
+)
 def test_each_case_as_a_minimal_string(wikitext, expected):
     assert collapsed(words(wikitext)) == expected
 
 
-@pytest.mark.parametrize("line, shown", [
-    ("''Animal Farm'''s", "Animal Farm's"),  # odd italics, odd bold: the bold run after a word
-    ("'''a''' and '''b'''", "a and b"),  # even: nothing left
-    ("x ''a'' '''s", "x a s"),  # even italics: the bold run stays bold
-    ("x ''a '''s", "x a 's"),  # the only bold run, after a space
-    ("''ab'''c d'''e f'''g", "abc d'e fg"),  # after a one-letter word, rather than after a longer one
-    ("''ab'''c d", "ab'c d"),  # after a longer word
-    ("''''x'''", "'x"),  # four quotes: an apostrophe then bold
-    ("'''''''x'''''", "''x"),  # seven: two apostrophes then bold italic
-])
+@pytest.mark.parametrize(
+    "line, shown",
+    [
+        ("''Animal Farm'''s", "Animal Farm's"),  # odd italics, odd bold: the bold run after a word
+        ("'''a''' and '''b'''", "a and b"),  # even: nothing left
+        ("x ''a'' '''s", "x a s"),  # even italics: the bold run stays bold
+        ("x ''a '''s", "x a 's"),  # the only bold run, after a space
+        ("''ab'''c d'''e f'''g", "abc d'e fg"),  # after a one-letter word, rather than after a longer one
+        ("''ab'''c d", "ab'c d"),  # after a longer word
+        ("''''x'''", "'x"),  # four quotes: an apostrophe then bold
+        ("'''''''x'''''", "''x"),  # seven: two apostrophes then bold italic
+    ],
+)
 def test_quote_runs_follow_mediawiki(line, shown):
     assert resolve_quotes(line) == shown
     assert resolve_quotes(line + "\n" + line) == shown + "\n" + shown  # line by line
@@ -112,9 +132,10 @@ def test_pages_without_ns_are_sorted_by_their_title():
 
 def test_disambiguation_pages_are_counted_as_articles_and_reported():
     stats = PageStats()
-    xml = "".join(f"<page><title>T{i}</title><ns>0</ns><revision><text>{text}</text></revision></page>"
-                  for i, text in enumerate(["A may be: x {{disambiguation}}", "{{Dab|x}}", "{{Hndis}}", "plain",
-                                            "{{database}}"]))
+    xml = "".join(
+        f"<page><title>T{i}</title><ns>0</ns><revision><text>{text}</text></revision></page>"
+        for i, text in enumerate(["A may be: x {{disambiguation}}", "{{Dab|x}}", "{{Hndis}}", "plain", "{{database}}"])
+    )
     article_tokens(xml, stats)
     assert stats.articles == 5 and stats.disambiguation == 3
 
@@ -142,8 +163,7 @@ def excerpts() -> dict[str, list[tuple[str, str, list[str], list[str]]]]:
     found = {}
     for dump in EXCERPTS:
         pages = reference.articles(dump)
-        found[dump.name] = [(title, text, words(text), tokens(reference.reference_text(text)))
-                            for title, text in pages]
+        found[dump.name] = [(title, text, words(text), tokens(reference.reference_text(text))) for title, text in pages]
     return found
 
 
@@ -169,8 +189,10 @@ def test_tokens_agree_with_mwparserfromhell_on_the_excerpts(excerpts):
             total += size
             shares.append((same / size if size else 1.0, title, size - same))
         lowest = ", ".join(f"{title} {share:.2%} ({missing} tokens)" for share, title, missing in sorted(shares)[:5])
-        print(f"\n{name}: {len(articles)} articles, {agreed:,} of {total:,} tokens agree ({agreed / total:.4%}); "
-              f"lowest: {lowest}")
+        print(
+            f"\n{name}: {len(articles)} articles, {agreed:,} of {total:,} tokens agree ({agreed / total:.4%}); "
+            f"lowest: {lowest}"
+        )
         assert agreed >= 0.999 * total, (name, lowest)
 
 
@@ -202,8 +224,12 @@ CASES = {  # construct in the raw wikitext -> what our tokens of its articles mu
 @needs_excerpts
 @pytest.mark.parametrize("case", list(CASES))
 def test_each_case_on_the_real_excerpts(excerpts, case):
-    holding = [(title, ours, theirs) for articles in excerpts.values() for title, text, ours, theirs in articles
-               if re.search(CASES[case], text)]
+    holding = [
+        (title, ours, theirs)
+        for articles in excerpts.values()
+        for title, text, ours, theirs in articles
+        if re.search(CASES[case], text)
+    ]
     assert holding, f"no article of the excerpts has a {case}"
     agreed = sum(agreement(ours, theirs)[0] for _, ours, theirs in holding)
     total = sum(agreement(ours, theirs)[1] for _, ours, theirs in holding)

@@ -30,8 +30,9 @@ def lists(tmp_path: Path) -> dict[str, Path]:
     """A German JSON list, a Chinese text list and an English Parquet list with sources."""
     (tmp_path / "de.json").write_text(json.dumps(GERMAN, ensure_ascii=False), encoding="utf-8")
     (tmp_path / "zh.txt").write_text("\n".join(CHINESE) + "\n", encoding="utf-8")
-    files.write_entries_parquet(tmp_path / "en.parquet", ["dog", "cat", "1"],
-                                [("wordnet",), ("wordnet", "extra"), ("numbers",)])
+    files.write_entries_parquet(
+        tmp_path / "en.parquet", ["dog", "cat", "1"], [("wordnet",), ("wordnet", "extra"), ("numbers",)]
+    )
     return {"de": tmp_path / "de.json", "zh": tmp_path / "zh.txt", "en": tmp_path / "en.parquet"}
 
 
@@ -40,8 +41,9 @@ def lists(tmp_path: Path) -> dict[str, Path]:
 
 def test_build_with_entry_language_writes_a_language_column(tmp_path, capsys):
     wordnet = write_wordnet(tmp_path / "wordnet")
-    code, out, _ = run(capsys, "build", "--wordnet", wordnet, "--entry-language", "de", "--quiet",
-                       "--out", tmp_path / "de.parquet")
+    code, out, _ = run(
+        capsys, "build", "--wordnet", wordnet, "--entry-language", "de", "--quiet", "--out", tmp_path / "de.parquet"
+    )
     assert code == 0 and "language de" in out
     table = pq.read_table(tmp_path / "de.parquet")
     assert table.column_names == ["entry", "language", "sources"]
@@ -57,24 +59,38 @@ def test_entry_language_leaves_the_pageview_language_option_alone(tmp_path, caps
     """--language still picks pageview domains; only --entry-language tags entries."""
     views = tmp_path / "pageviews-20240101-000000.gz"
     views.write_bytes(gzip.compress(b"de Hund 90 0\nen Dog 500 0\n"))
-    code, _, err = run(capsys, "build", "--pageviews", views, "--language", "de", "--no-numbers", "--quiet",
-                       "--entry-language", "de", "--out", tmp_path / "de.parquet")
+    code, _, err = run(
+        capsys,
+        "build",
+        "--pageviews",
+        views,
+        "--language",
+        "de",
+        "--no-numbers",
+        "--quiet",
+        "--entry-language",
+        "de",
+        "--out",
+        tmp_path / "de.parquet",
+    )
     assert code == 0, err
     meta = load_metadata(tmp_path / "de.parquet")
     assert meta.entries == ["Hund"] and meta.languages == ["de"]
 
 
 def test_entry_language_refuses_json_output_before_building(tmp_path, capsys):
-    code, _, err = run(capsys, "build", "--wordnet", tmp_path / "no-such-dir", "--entry-language", "de",
-                       "--out", tmp_path / "de.json")
+    code, _, err = run(
+        capsys, "build", "--wordnet", tmp_path / "no-such-dir", "--entry-language", "de", "--out", tmp_path / "de.json"
+    )
     assert code == 2 and "JSON list cannot hold" in one_line_error(err)
     assert not (tmp_path / "de.json").exists()
 
 
 @pytest.mark.parametrize("bad", ["DE", "d e", "", "-de"])
 def test_entry_language_refuses_codes_that_no_caption_would_match(tmp_path, capsys, bad):
-    code, _, err = run(capsys, "build", "--extra", tmp_path / "x.txt", "--entry-language", bad,
-                       "--out", tmp_path / "x.parquet")
+    code, _, err = run(
+        capsys, "build", "--extra", tmp_path / "x.txt", "--entry-language", bad, "--out", tmp_path / "x.parquet"
+    )
     assert code == 2 and "--entry-language" in one_line_error(err)
 
 
@@ -83,8 +99,9 @@ def test_entry_language_refuses_codes_that_no_caption_would_match(tmp_path, caps
 
 def test_english_build_has_no_language_column_and_the_same_json_bytes(tmp_path, capsys):
     wordnet = write_wordnet(tmp_path / "wordnet")
-    code, _, _ = run(capsys, "build", "--wordnet", wordnet, "--quiet",
-                     "--out", tmp_path / "m.json", tmp_path / "m.parquet")
+    code, _, _ = run(
+        capsys, "build", "--wordnet", wordnet, "--quiet", "--out", tmp_path / "m.json", tmp_path / "m.parquet"
+    )
     assert code == 0
     expected = (json.dumps(WORDNET_NAMES + NUMBERS, ensure_ascii=False, indent=0) + "\n").encode("utf-8")
     assert (tmp_path / "m.json").read_bytes() == expected
@@ -115,8 +132,9 @@ def test_the_writers_reproduce_the_committed_sample_byte_for_byte(tmp_path):
 
 def test_merge_json_text_and_parquet_keeps_order_and_sources(tmp_path, lists, capsys):
     out = tmp_path / "worldwide.parquet"
-    code, stdout, err = run(capsys, "merge-languages", f"de={lists['de']}", f"zh={lists['zh']}",
-                            f"en={lists['en']}", "--out", out)
+    code, stdout, err = run(
+        capsys, "merge-languages", f"de={lists['de']}", f"zh={lists['zh']}", f"en={lists['en']}", "--out", out
+    )
     assert code == 0, err
     meta = load_metadata(out)
     assert meta.entries == GERMAN + CHINESE + ["dog", "cat", "1"]
@@ -131,8 +149,9 @@ def test_merge_json_text_and_parquet_keeps_order_and_sources(tmp_path, lists, ca
 
 
 def test_merge_prints_entries_per_language(tmp_path, lists, capsys):
-    code, out, _ = run(capsys, "merge-languages", f"de={lists['de']}", f"en={lists['en']}",
-                       "--out", tmp_path / "w.parquet")
+    code, out, _ = run(
+        capsys, "merge-languages", f"de={lists['de']}", f"en={lists['en']}", "--out", tmp_path / "w.parquet"
+    )
     assert code == 0
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.split()}
     # language, entries, share, in other languages ("dog"), offered, empty, repeats
@@ -172,8 +191,9 @@ def test_a_path_containing_equals_is_given_as_dot_slash(tmp_path, lists, capsys,
 def test_drop_invalid_entries_skips_and_counts_them(tmp_path, capsys):
     (tmp_path / "de.txt").write_text("Hund\n\nHund\n  \nKatze\n", encoding="utf-8")
     out = tmp_path / "w.parquet"
-    code, stdout, _ = run(capsys, "merge-languages", f"de={tmp_path / 'de.txt'}", "--drop-invalid-entries",
-                          "--out", out)
+    code, stdout, _ = run(
+        capsys, "merge-languages", f"de={tmp_path / 'de.txt'}", "--drop-invalid-entries", "--out", out
+    )
     assert code == 0
     assert load_metadata(out).entries == ["Hund", "Katze"]
     de = next(line.split() for line in stdout.splitlines() if line.startswith("de "))
@@ -182,8 +202,10 @@ def test_drop_invalid_entries_skips_and_counts_them(tmp_path, capsys):
 
 def test_merge_languages_records_each_input(lists):
     merged = merge_languages([Input(str(lists["zh"]), "zh"), Input(str(lists["de"]), "de")])
-    assert merged.inputs == [{"path": str(lists["zh"]), "language": "zh", "offered": 2, "kept": 2},
-                             {"path": str(lists["de"]), "language": "de", "offered": 3, "kept": 3}]
+    assert merged.inputs == [
+        {"path": str(lists["zh"]), "language": "zh", "offered": 2, "kept": 2},
+        {"path": str(lists["de"]), "language": "de", "offered": 3, "kept": 3},
+    ]
     table = render_language_table(merged.entries, merged.languages)
     assert table.splitlines()[1].split()[:3] == ["zh", "2", "40.0%"]
 
@@ -192,8 +214,15 @@ def test_merge_languages_records_each_input(lists):
 
 
 def test_a_repeat_within_a_language_names_both_ids(tmp_path, lists, capsys):
-    code, _, err = run(capsys, "merge-languages", f"en={lists['en']}", f"de={lists['de']}",
-                       f"en={lists['de']}", "--out", tmp_path / "w.parquet")
+    code, _, err = run(
+        capsys,
+        "merge-languages",
+        f"en={lists['en']}",
+        f"de={lists['de']}",
+        f"en={lists['de']}",
+        "--out",
+        tmp_path / "w.parquet",
+    )
     line = one_line_error(err)
     assert code == 2
     # "dog" is en id 0 (en.parquet entry 0) and would be id 8 (de.json entry 2 given as en)
@@ -209,12 +238,15 @@ def test_an_empty_entry_is_refused_in_one_line(tmp_path, capsys):
     assert code == 2 and "entry 1 is empty" in line and "id 1" in line and "--drop-invalid-entries" in line
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("DE=x.json", "'DE' is not a language code"),
-    ("zh yue=x.json", "'zh yue' is not a language code"),
-    ("=x.json", "'' is not a language code"),
-    ("de=", "names no file after de="),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("DE=x.json", "'DE' is not a language code"),
+        ("zh yue=x.json", "'zh yue' is not a language code"),
+        ("=x.json", "'' is not a language code"),
+        ("de=", "names no file after de="),
+    ],
+)
 def test_bad_input_syntax_is_one_line(tmp_path, capsys, spec, message):
     code, _, err = run(capsys, "merge-languages", spec, "--out", tmp_path / "w.parquet")
     assert code == 2 and message in one_line_error(err)
@@ -256,8 +288,10 @@ def test_stats_counts_entries_per_language(tmp_path, lists, capsys):
     run(capsys, "merge-languages", f"de={lists['de']}", f"en={lists['en']}", "--out", out)
     code, stdout, _ = run(capsys, "stats", out, "--json")
     result = json.loads(stdout)
-    assert code == 0 and result["languages"] == {"de": {"entries": 3, "in_other_languages": 1},
-                                                 "en": {"entries": 3, "in_other_languages": 1}}
+    assert code == 0 and result["languages"] == {
+        "de": {"entries": 3, "in_other_languages": 1},
+        "en": {"entries": 3, "in_other_languages": 1},
+    }
     meta = load_metadata(out)
     assert result["fingerprint"] == fingerprint(meta.entries, meta.languages)
     code, text, _ = run(capsys, "stats", out)
@@ -273,10 +307,12 @@ def test_diff_counts_added_and_removed_per_language(tmp_path, lists, capsys):
     code, stdout, _ = run(capsys, "diff", a, b, "--json")
     result = json.loads(stdout)
     assert code == 0 and result["added"] == 5 and result["removed"] == 3 and result["common"] == 3
-    assert result["per_language"] == {"de": {"a": 3, "b": 0, "added": 0, "removed": 3},
-                                      "en": {"a": 3, "b": 3, "added": 0, "removed": 0},
-                                      "zh": {"a": 0, "b": 2, "added": 2, "removed": 0},
-                                      "other": {"a": 0, "b": 3, "added": 3, "removed": 0}}
+    assert result["per_language"] == {
+        "de": {"a": 3, "b": 0, "added": 0, "removed": 3},
+        "en": {"a": 3, "b": 3, "added": 0, "removed": 0},
+        "zh": {"a": 0, "b": 2, "added": 2, "removed": 0},
+        "other": {"a": 0, "b": 3, "added": 3, "removed": 0},
+    }
     assert ["Hund", "de"] in result["removed_examples"]
     code, text, _ = run(capsys, "diff", a, b)
     assert any(line.split() == ["other", "0", "3", "3", "0"] for line in text.splitlines())

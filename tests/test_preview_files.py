@@ -18,8 +18,26 @@ from curation.rundir import RunDir
 @pytest.fixture
 def finished(tmp_path: Path, pool: Path, metadata: Path) -> Path:
     out = tmp_path / "run"
-    assert cli("run", "--pool", pool, "--metadata", metadata, "--t", 40, "--seed", 3, "--out", out,
-               "--shard-rows", 500, "--sample-pairs", 600) == 0
+    assert (
+        cli(
+            "run",
+            "--pool",
+            pool,
+            "--metadata",
+            metadata,
+            "--t",
+            40,
+            "--seed",
+            3,
+            "--out",
+            out,
+            "--shard-rows",
+            500,
+            "--sample-pairs",
+            600,
+        )
+        == 0
+    )
     return out
 
 
@@ -55,7 +73,9 @@ def test_the_sample_is_what_in_sample_picks_with_its_rows_entries_and_thresholds
     assert global_rows == chosen
     offsets = np.load(run.preview(3) / "sample_offsets.npy")
     entries = np.load(run.preview(3) / "sample_entries.npy")
-    assert [entries[offsets[i]:offsets[i + 1]].tolist() for i in range(len(chosen))] == [entry_lists[i] for i in chosen]
+    assert [entries[offsets[i] : offsets[i + 1]].tolist() for i in range(len(chosen))] == [
+        entry_lists[i] for i in chosen
+    ]
     assert np.array_equal(np.load(run.preview(3) / "sample_thresholds.npy"), thresholds[chosen])
 
 
@@ -82,8 +102,9 @@ def test_a_run_without_a_preview_gets_one_on_first_use_with_the_same_answers(fin
     for old, new in zip(before["at_t"], after["at_t"]):
         assert new["expected_kept"] == pytest.approx(exact.expected_size_at(new["t"]), rel=1e-6)
         assert abs(old["expected_kept"] - new["expected_kept"]) < 4 * old["expected_kept_stderr"]
-        assert {k: v for k, v in old.items() if not k.startswith("expected")} == \
-            {k: v for k, v in new.items() if not k.startswith("expected")}
+        assert {k: v for k, v in old.items() if not k.startswith("expected")} == {
+            k: v for k, v in new.items() if not k.startswith("expected")
+        }
     assert after["t_for_size"] == before["t_for_size"]
 
 

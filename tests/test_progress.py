@@ -97,9 +97,30 @@ def test_a_log_without_progress_lines_is_starting(tmp_path: Path) -> None:
 
 
 def test_a_run_with_two_workers_logs_plain_lines_as_shards_land(tmp_path: Path, pool: Path, metadata: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "curation", "run", "--pool", pool, "--metadata", metadata,
-                             "--t", "40", "--out", tmp_path / "out", "--workers", "2", "--shard-rows", "500"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "curation",
+            "run",
+            "--pool",
+            pool,
+            "--metadata",
+            metadata,
+            "--t",
+            "40",
+            "--out",
+            tmp_path / "out",
+            "--workers",
+            "2",
+            "--shard-rows",
+            "500",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert "\r" not in result.stderr
     matched = [LINE.match(line) for line in result.stderr.splitlines() if line.startswith("match:")]

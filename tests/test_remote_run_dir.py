@@ -41,15 +41,41 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     base = tmp_path_factory.mktemp("remote-run")
     texts = make_texts(60_000, seed=5)
     ids = list(range(len(texts)))
-    write_pool(base / "pool", {"id": ids, "url": [f"https://img.example.com/{i}.jpg" for i in ids], "text": texts},
-               files=3, row_group_size=1_000)
+    write_pool(
+        base / "pool",
+        {"id": ids, "url": [f"https://img.example.com/{i}.jpg" for i in ids], "text": texts},
+        files=3,
+        row_group_size=1_000,
+    )
     (base / "metadata.json").write_text(json.dumps(ENTRIES))
-    assert cli("run", "--pool", base / "pool", "--metadata", base / "metadata.json", "--t", T, "--seed", SEED,
-               "--shard-rows", SHARD_ROWS, "--out", base / "reference", "--quiet") == 0
+    assert (
+        cli(
+            "run",
+            "--pool",
+            base / "pool",
+            "--metadata",
+            base / "metadata.json",
+            "--t",
+            T,
+            "--seed",
+            SEED,
+            "--shard-rows",
+            SHARD_ROWS,
+            "--out",
+            base / "reference",
+            "--quiet",
+        )
+        == 0
+    )
     patch = pytest.MonkeyPatch()
     with s3_server() as endpoint:
-        for name, value in {**CREDENTIALS, "AWS_ENDPOINT_URL": endpoint, "RAY_AUTH_MODE": "disabled",
-                            "CURATION_CACHE_DIR": str(base / "driver-cache"), "CURATION_LOCK_LEASE_S": "5"}.items():
+        for name, value in {
+            **CREDENTIALS,
+            "AWS_ENDPOINT_URL": endpoint,
+            "RAY_AUTH_MODE": "disabled",
+            "CURATION_CACHE_DIR": str(base / "driver-cache"),
+            "CURATION_LOCK_LEASE_S": "5",
+        }.items():
             patch.setenv(name, value)
         client = boto3.client("s3", endpoint_url=endpoint)
         client.create_bucket(Bucket=BUCKET)
@@ -57,16 +83,36 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             client.upload_file(str(part), BUCKET, f"laion/{part.name}")
         client.upload_file(str(base / "metadata.json"), BUCKET, "meta/metadata.json")
         try:
-            yield {"base": base, "client": client, "endpoint": endpoint,
-                   "fs": pafs.S3FileSystem(endpoint_override=endpoint, access_key="testing", secret_key="testing",
-                                           region="us-east-1")}
+            yield {
+                "base": base,
+                "client": client,
+                "endpoint": endpoint,
+                "fs": pafs.S3FileSystem(
+                    endpoint_override=endpoint, access_key="testing", secret_key="testing", region="us-east-1"
+                ),
+            }
         finally:
             patch.undo()
 
 
 def run_args(out: str, *extra: object) -> list[object]:
-    return ["run", "--pool", POOL, "--metadata", METADATA, "--t", T, "--seed", SEED, "--shard-rows", SHARD_ROWS,
-            "--out", out, "--quiet", *extra]
+    return [
+        "run",
+        "--pool",
+        POOL,
+        "--metadata",
+        METADATA,
+        "--t",
+        T,
+        "--seed",
+        SEED,
+        "--shard-rows",
+        SHARD_ROWS,
+        "--out",
+        out,
+        "--quiet",
+        *extra,
+    ]
 
 
 def keys(store: dict, prefix: str) -> list[str]:
@@ -83,8 +129,11 @@ def curated_ids(store: dict, run: str) -> list[int]:
     pointer = read_json(store, f"{run}/curated/selection.json")
     assert (pointer["t"], pointer["seed"]) == (T, SEED)
     parts = [k for k in keys(store, f"{run}/curated/{pointer['parts']}/") if k.endswith(".parquet")]
-    return sorted(i for k in parts for i in pq.read_table(f"{BUCKET}/{k}", filesystem=store["fs"],
-                                                          columns=["id"]).column("id").to_pylist())
+    return sorted(
+        i
+        for k in parts
+        for i in pq.read_table(f"{BUCKET}/{k}", filesystem=store["fs"], columns=["id"]).column("id").to_pylist()
+    )
 
 
 def reference_ids(store: dict, t: float = T) -> list[int]:
@@ -175,8 +224,11 @@ def test_balance_at_another_t_moves_the_selection_pointer(store: dict) -> None:
     folders = {k.split("/")[3] for k in keys(store, "runs/rebalanced/curated/") if k.count("/") > 3}
     assert folders == {pointer["parts"]}, "the earlier selection is deleted once the pointer moved"
     parts = keys(store, f"runs/rebalanced/curated/{pointer['parts']}/")
-    kept = sorted(i for k in parts for i in pq.read_table(f"{BUCKET}/{k}", filesystem=store["fs"],
-                                                          columns=["id"]).column("id").to_pylist())
+    kept = sorted(
+        i
+        for k in parts
+        for i in pq.read_table(f"{BUCKET}/{k}", filesystem=store["fs"], columns=["id"]).column("id").to_pylist()
+    )
     assert kept == reference_ids(store, 15)
     assert read_json(store, "runs/rebalanced/run.json")["rows"]["kept"] == len(kept)
 
@@ -186,13 +238,23 @@ def _markers(store: dict, run: str) -> int:
 
 
 @pytest.mark.parametrize(("engine", "stage"), [("local", "match"), ("local", "balance"), ("ray", "match")])
-def test_a_run_in_s3_killed_and_started_again_ends_the_same(store: dict, engine: str, stage: str,
-                                                            capsys: pytest.CaptureFixture) -> None:
+def test_a_run_in_s3_killed_and_started_again_ends_the_same(
+    store: dict, engine: str, stage: str, capsys: pytest.CaptureFixture
+) -> None:
     run = f"runs/killed-{engine}-{stage}"
-    args = [str(a) for a in run_args(f"s3://{BUCKET}/{run}", "--engine", engine, "--workers", 1 if stage == "match"
-                                     and engine == "local" else 2)]
-    process = subprocess.Popen([sys.executable, "-m", "curation", *args], cwd=ROOT, start_new_session=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    args = [
+        str(a)
+        for a in run_args(
+            f"s3://{BUCKET}/{run}", "--engine", engine, "--workers", 1 if stage == "match" and engine == "local" else 2
+        )
+    ]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "curation", *args],
+        cwd=ROOT,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     if stage == "match":
         ready = lambda: _markers(store, run) > 0  # noqa: E731
     else:  # curated parts exist, the selection pointer does not yet
@@ -213,8 +275,9 @@ def test_a_run_in_s3_killed_and_started_again_ends_the_same(store: dict, engine:
 
 
 def _put_lock(store: dict, run: str, host: str, expires: float) -> None:
-    store["client"].put_object(Bucket=BUCKET, Key=f"{run}/.lock",
-                               Body=json.dumps({"host": host, "pid": 1, "expires": expires}).encode())
+    store["client"].put_object(
+        Bucket=BUCKET, Key=f"{run}/.lock", Body=json.dumps({"host": host, "pid": 1, "expires": expires}).encode()
+    )
 
 
 def test_the_lock_object_keeps_a_second_writer_out(store: dict, capsys: pytest.CaptureFixture) -> None:
@@ -238,13 +301,20 @@ def test_the_lock_object_keeps_a_second_writer_out(store: dict, capsys: pytest.C
     assert_same_as_reference(store, "runs/locked")
 
 
-@pytest.mark.parametrize(("out", "said"), [
-    ("gs://bucket/runs/x", "error: run directories can live on s3:// (and S3-compatible stores), not gs://"),
-    ("https://example.org/runs/x", "error: run directories can live on s3:// (and S3-compatible stores), not https://"),
-    ("s3://no-such-bucket/runs/x", "error: cannot lock s3://no-such-bucket/runs/x/.lock: "),
-])
-def test_a_run_directory_where_none_can_live_is_one_line(store: dict, out: str, said: str,
-                                                         capsys: pytest.CaptureFixture) -> None:
+@pytest.mark.parametrize(
+    ("out", "said"),
+    [
+        ("gs://bucket/runs/x", "error: run directories can live on s3:// (and S3-compatible stores), not gs://"),
+        (
+            "https://example.org/runs/x",
+            "error: run directories can live on s3:// (and S3-compatible stores), not https://",
+        ),
+        ("s3://no-such-bucket/runs/x", "error: cannot lock s3://no-such-bucket/runs/x/.lock: "),
+    ],
+)
+def test_a_run_directory_where_none_can_live_is_one_line(
+    store: dict, out: str, said: str, capsys: pytest.CaptureFixture
+) -> None:
     capsys.readouterr()
     assert cli(*run_args(out)) == 2
     err = capsys.readouterr().err.strip()
@@ -307,8 +377,14 @@ def test_a_store_that_goes_away_mid_run_ends_it_in_one_line_and_the_run_resumes(
     try:
         env = {**os.environ, "AWS_ENDPOINT_URL": proxy.endpoint}
         args = [str(a) for a in run_args(f"s3://{BUCKET}/{run}", "--workers", 1)]
-        process = subprocess.Popen([sys.executable, "-m", "curation", *args], cwd=ROOT, env=env,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "curation", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and process.poll() is None and not _markers(store, run):
             time.sleep(0.01)
@@ -318,8 +394,9 @@ def test_a_store_that_goes_away_mid_run_ends_it_in_one_line_and_the_run_resumes(
         assert err.startswith("error: cannot ") and f"s3://{BUCKET}/" in err
         assert 0 < _markers(store, run) < 30
         proxy.restore()
-        resumed = subprocess.run([sys.executable, "-m", "curation", *args], cwd=ROOT, env=env,
-                                 capture_output=True, text=True, timeout=300)
+        resumed = subprocess.run(
+            [sys.executable, "-m", "curation", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+        )
         assert resumed.returncode == 0, resumed.stderr
         assert "resuming:" in resumed.stderr
     finally:

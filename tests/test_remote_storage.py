@@ -41,11 +41,29 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("local")
     texts = make_texts(2000, seed=11)
     ids = list(range(len(texts)))
-    write_pool(base / "pool", {"id": ids, "url": [f"https://img.example.com/{i}.jpg" for i in ids], "text": texts},
-               files=2, row_group_size=300)
+    write_pool(
+        base / "pool",
+        {"id": ids, "url": [f"https://img.example.com/{i}.jpg" for i in ids], "text": texts},
+        files=2,
+        row_group_size=300,
+    )
     (base / "metadata.json").write_text(json.dumps(ENTRIES))
-    assert cli("run", "--pool", base / "pool", "--metadata", base / "metadata.json", "--t", 30, "--seed", 1,
-               "--out", base / "run") == 0
+    assert (
+        cli(
+            "run",
+            "--pool",
+            base / "pool",
+            "--metadata",
+            base / "metadata.json",
+            "--t",
+            30,
+            "--seed",
+            1,
+            "--out",
+            base / "run",
+        )
+        == 0
+    )
     return base
 
 
@@ -73,8 +91,9 @@ def curated_ids(run: Path) -> list[int]:
 
 def same_run(remote: Path, local: Path) -> None:
     assert curated_ids(remote) == curated_ids(local / "run")
-    assert read_dir(remote / "annotated", ["id", "entry_ids"]).equals(read_dir(local / "run" / "annotated",
-                                                                               ["id", "entry_ids"]))
+    assert read_dir(remote / "annotated", ["id", "entry_ids"]).equals(
+        read_dir(local / "run" / "annotated", ["id", "entry_ids"])
+    )
     plan = json.loads((remote / "plan.json").read_text())
     assert all(f["path"].startswith(("s3://", "http://")) for f in plan["files"])
 
@@ -82,16 +101,50 @@ def same_run(remote: Path, local: Path) -> None:
 @pytest.mark.parametrize("pool", [f"s3://{BUCKET}/laion/", f"s3://{BUCKET}/laion", f"s3://{BUCKET}/laion/*.parquet"])
 def test_a_run_over_s3_equals_the_run_over_local_files(s3: str, local: Path, tmp_path: Path, pool: str) -> None:
     out = tmp_path / "run"
-    assert cli("run", "--pool", pool, "--metadata", f"s3://{BUCKET}/meta/metadata.json", "--t", 30, "--seed", 1,
-               "--out", out, "--workers", 2) == 0
+    assert (
+        cli(
+            "run",
+            "--pool",
+            pool,
+            "--metadata",
+            f"s3://{BUCKET}/meta/metadata.json",
+            "--t",
+            30,
+            "--seed",
+            1,
+            "--out",
+            out,
+            "--workers",
+            2,
+        )
+        == 0
+    )
     same_run(out, local)
     assert json.loads((out / "plan.json").read_text())["metadata"]["path"] == f"s3://{BUCKET}/meta/metadata.json"
 
 
 def test_the_reference_matcher_reads_the_metadata_from_s3_in_each_worker(s3: str, local: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    assert cli("run", "--pool", f"s3://{BUCKET}/laion/", "--metadata", f"s3://{BUCKET}/meta/metadata.json",
-               "--t", 30, "--seed", 1, "--out", out, "--workers", 2, "--matcher", "aho-corasick") == 0
+    assert (
+        cli(
+            "run",
+            "--pool",
+            f"s3://{BUCKET}/laion/",
+            "--metadata",
+            f"s3://{BUCKET}/meta/metadata.json",
+            "--t",
+            30,
+            "--seed",
+            1,
+            "--out",
+            out,
+            "--workers",
+            2,
+            "--matcher",
+            "aho-corasick",
+        )
+        == 0
+    )
     same_run(out, local)
 
 
@@ -110,16 +163,35 @@ def test_ray_tasks_read_their_shards_from_s3(s3: str, local: Path, tmp_path: Pat
         os.environ.update(hidden)
     try:
         out = tmp_path / "run"
-        assert cli("run", "--pool", f"s3://{BUCKET}/laion/", "--metadata", f"s3://{BUCKET}/meta/metadata.json",
-                   "--t", 30, "--seed", 1, "--out", out, "--engine", "ray", "--workers", 2) == 0
+        assert (
+            cli(
+                "run",
+                "--pool",
+                f"s3://{BUCKET}/laion/",
+                "--metadata",
+                f"s3://{BUCKET}/meta/metadata.json",
+                "--t",
+                30,
+                "--seed",
+                1,
+                "--out",
+                out,
+                "--engine",
+                "ray",
+                "--workers",
+                2,
+            )
+            == 0
+        )
         same_run(out, local)
     finally:
         ray.shutdown()
 
 
 @pytest.mark.parametrize("file_format", ["parquet", "jsonl"])
-def test_export_writes_the_manifest_and_its_provenance_to_s3(s3: str, local: Path, tmp_path: Path,
-                                                             file_format: str) -> None:
+def test_export_writes_the_manifest_and_its_provenance_to_s3(
+    s3: str, local: Path, tmp_path: Path, file_format: str
+) -> None:
     import pyarrow as pa
     import pyarrow.json as pa_json
     import pyarrow.parquet as pq
@@ -148,23 +220,41 @@ def test_a_background_job_curates_a_pool_in_s3(s3: str, local: Path, tmp_path: P
     from curation.jobs import start_job, wait
 
     jobs = tmp_path / "jobs"
-    status = wait(jobs, start_job(jobs, f"s3://{BUCKET}/laion/", f"s3://{BUCKET}/meta/metadata.json", 30, 1,
-                                  str(tmp_path / "run"), workers=1))
+    status = wait(
+        jobs,
+        start_job(
+            jobs, f"s3://{BUCKET}/laion/", f"s3://{BUCKET}/meta/metadata.json", 30, 1, str(tmp_path / "run"), workers=1
+        ),
+    )
     assert status.state == "finished", status.error
     same_run(tmp_path / "run", local)
-    failed = wait(jobs, start_job(jobs, f"s3://{BUCKET}/laion/", f"s3://{BUCKET}/meta/none.json", 30, 1,
-                                  str(tmp_path / "other"), workers=1))
+    failed = wait(
+        jobs,
+        start_job(
+            jobs, f"s3://{BUCKET}/laion/", f"s3://{BUCKET}/meta/none.json", 30, 1, str(tmp_path / "other"), workers=1
+        ),
+    )
     assert failed.state == "failed" and failed.error == f"error: metadata file not found: s3://{BUCKET}/meta/none.json"
 
 
-def test_a_pool_whose_objects_changed_is_refused_on_resume(s3: str, local: Path, tmp_path: Path,
-                                                          capsys: pytest.CaptureFixture) -> None:
+def test_a_pool_whose_objects_changed_is_refused_on_resume(
+    s3: str, local: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     client = boto3.client("s3", endpoint_url=s3)
     parts = sorted((local / "pool").glob("*.parquet"))
     for part in parts:
         client.upload_file(str(part), BUCKET, f"changing/{part.name}")
-    args = ["run", "--pool", f"s3://{BUCKET}/changing/", "--metadata", local / "metadata.json", "--t", 30,
-            "--out", tmp_path / "run"]
+    args = [
+        "run",
+        "--pool",
+        f"s3://{BUCKET}/changing/",
+        "--metadata",
+        local / "metadata.json",
+        "--t",
+        30,
+        "--out",
+        tmp_path / "run",
+    ]
     assert cli(*args) == 0 and cli(*args) == 0  # the same objects: resumed (nothing left to do)
     client.put_object(Bucket=BUCKET, Key=f"changing/{parts[0].name}", Body=parts[1].read_bytes())
     capsys.readouterr()
@@ -172,17 +262,34 @@ def test_a_pool_whose_objects_changed_is_refused_on_resume(s3: str, local: Path,
     assert "holds a run with other pool files" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("pool", "metadata", "message"), [
-    ("s3://no-such-bucket/laion/", f"s3://{BUCKET}/meta/metadata.json",
-     "pool not found: s3://no-such-bucket/laion/ (there is no bucket 'no-such-bucket', or no access to it)"),
-    (f"s3://{BUCKET}/nothing-here/", f"s3://{BUCKET}/meta/metadata.json", f"pool not found: s3://{BUCKET}/nothing-here/"),
-    (f"s3://{BUCKET}/laion/*.jsonl", f"s3://{BUCKET}/meta/metadata.json",
-     f"no files match the pool pattern s3://{BUCKET}/laion/*.jsonl"),
-    (f"s3://{BUCKET}/laion/", f"s3://{BUCKET}/meta/missing.json",
-     f"metadata file not found: s3://{BUCKET}/meta/missing.json"),
-])
-def test_what_is_missing_is_named_in_one_line(s3: str, tmp_path: Path, capsys: pytest.CaptureFixture,
-                                              pool: str, metadata: str, message: str) -> None:
+@pytest.mark.parametrize(
+    ("pool", "metadata", "message"),
+    [
+        (
+            "s3://no-such-bucket/laion/",
+            f"s3://{BUCKET}/meta/metadata.json",
+            "pool not found: s3://no-such-bucket/laion/ (there is no bucket 'no-such-bucket', or no access to it)",
+        ),
+        (
+            f"s3://{BUCKET}/nothing-here/",
+            f"s3://{BUCKET}/meta/metadata.json",
+            f"pool not found: s3://{BUCKET}/nothing-here/",
+        ),
+        (
+            f"s3://{BUCKET}/laion/*.jsonl",
+            f"s3://{BUCKET}/meta/metadata.json",
+            f"no files match the pool pattern s3://{BUCKET}/laion/*.jsonl",
+        ),
+        (
+            f"s3://{BUCKET}/laion/",
+            f"s3://{BUCKET}/meta/missing.json",
+            f"metadata file not found: s3://{BUCKET}/meta/missing.json",
+        ),
+    ],
+)
+def test_what_is_missing_is_named_in_one_line(
+    s3: str, tmp_path: Path, capsys: pytest.CaptureFixture, pool: str, metadata: str, message: str
+) -> None:
     code = cli("run", "--pool", pool, "--metadata", metadata, "--t", 30, "--out", tmp_path / "run")
     err = capsys.readouterr().err.strip()
     assert code == 2 and err == f"error: {message}"
@@ -192,8 +299,17 @@ def test_wrong_credentials_are_said_in_one_line(local: Path, tmp_path: Path, cap
     with s3_server(require_auth=True) as endpoint:
         saved = _set_env({**CREDENTIALS, "AWS_ENDPOINT_URL": endpoint})
         try:
-            code = cli("run", "--pool", f"s3://{BUCKET}/laion/", "--metadata", local / "metadata.json", "--t", 30,
-                       "--out", tmp_path / "run")
+            code = cli(
+                "run",
+                "--pool",
+                f"s3://{BUCKET}/laion/",
+                "--metadata",
+                local / "metadata.json",
+                "--t",
+                30,
+                "--out",
+                tmp_path / "run",
+            )
         finally:
             _restore_env(saved)
     err = capsys.readouterr().err.strip()
@@ -214,14 +330,39 @@ def test_a_run_over_http_equals_the_run_over_local_files(http: str, local: Path,
         pool = f"{http}/pool/"
     else:  # one file, then the other: a single-file pool is a URL of a file
         pool = f"{http}/pool/part-*.parquet"
-    assert cli("run", "--pool", pool, "--metadata", f"{http}/metadata.json", "--t", 30, "--seed", 1,
-               "--out", out, "--workers", 2) == 0
+    assert (
+        cli(
+            "run",
+            "--pool",
+            pool,
+            "--metadata",
+            f"{http}/metadata.json",
+            "--t",
+            30,
+            "--seed",
+            1,
+            "--out",
+            out,
+            "--workers",
+            2,
+        )
+        == 0
+    )
     same_run(out, local)
 
 
 def test_a_missing_http_file_is_named(http: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    code = cli("run", "--pool", f"{http}/pool/part-000.parquet", "--metadata", f"{http}/nothing.json", "--t", 30,
-               "--out", tmp_path / "run")
+    code = cli(
+        "run",
+        "--pool",
+        f"{http}/pool/part-000.parquet",
+        "--metadata",
+        f"{http}/nothing.json",
+        "--t",
+        30,
+        "--out",
+        tmp_path / "run",
+    )
     assert code == 2 and capsys.readouterr().err.strip() == f"error: metadata file not found: {http}/nothing.json"
 
 
@@ -245,8 +386,9 @@ def test_anonymous_access_sends_unsigned_requests(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("faults", [Faults(first=2), Faults(after=3)], ids=["dropped-then-back", "gone"])
-def test_dropped_connections_are_retried_then_named(local: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
-                                                    faults: Faults) -> None:
+def test_dropped_connections_are_retried_then_named(
+    local: Path, tmp_path: Path, capsys: pytest.CaptureFixture, faults: Faults
+) -> None:
     """A bare S3 endpoint that drops GETs without answering: a couple of drops are retried with
     backoff and the run ends as the local one; a store gone for good ends it with one line, exit 2,
     and the same command resumes it once the store is back."""
@@ -258,8 +400,19 @@ def test_dropped_connections_are_retried_then_named(local: Path, tmp_path: Path,
         with http_server(tmp_path / "store", drop=drop) as endpoint:
             saved = _set_env({**CREDENTIALS, "AWS_ENDPOINT_URL": endpoint})
             try:
-                return cli("run", "--pool", "s3://public/pool.parquet", "--metadata", local / "metadata.json",
-                           "--t", 30, "--seed", 1, "--out", tmp_path / "run")
+                return cli(
+                    "run",
+                    "--pool",
+                    "s3://public/pool.parquet",
+                    "--metadata",
+                    local / "metadata.json",
+                    "--t",
+                    30,
+                    "--seed",
+                    1,
+                    "--out",
+                    tmp_path / "run",
+                )
             finally:
                 _restore_env(saved)
 

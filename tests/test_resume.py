@@ -41,12 +41,27 @@ def big_pool(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("matcher", MATCHERS)
 def test_killed_run_resumes_to_the_same_result(tmp_path: Path, metadata: Path, matcher: str, capsys) -> None:
     pool = big_pool(tmp_path)
-    args = ["--pool", pool, "--metadata", metadata, "--t", 500, "--seed", 2, "--shard-rows", 2_000,
-            "--matcher", matcher]
+    args = [
+        "--pool",
+        pool,
+        "--metadata",
+        metadata,
+        "--t",
+        500,
+        "--seed",
+        2,
+        "--shard-rows",
+        2_000,
+        "--matcher",
+        matcher,
+    ]
     assert cli("run", *args[:-2], "--out", tmp_path / "reference", "--matcher", "aho-corasick") == 0
     out = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, "-m", "curation", "run", *map(str, args), "--out", str(out),
-                                "--workers", "1", "--quiet"], cwd=ROOT, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "curation", "run", *map(str, args), "--out", str(out), "--workers", "1", "--quiet"],
+        cwd=ROOT,
+        start_new_session=True,
+    )
     assert not kill_when(process, lambda: any((out / "shards").glob("*.json")), seconds=300)
     # 60 shards, killed as the first marker appears: nearly always mid-match. How far it got depends on
     # timing, so what is asserted is what holds at any kill point: at least one shard was matched, and
@@ -63,18 +78,30 @@ def test_killed_run_resumes_to_the_same_result(tmp_path: Path, metadata: Path, m
 def test_resume_after_losing_outputs_midway(tmp_path: Path, metadata: Path, matcher: str, capsys) -> None:
     """Outputs of a kill at any point: a missing marker, a leftover temporary file, a half-made selection."""
     pool = big_pool(tmp_path)
-    args = ["--pool", pool, "--metadata", metadata, "--t", 500, "--seed", 2, "--shard-rows", 10_000,
-            "--matcher", matcher]
+    args = [
+        "--pool",
+        pool,
+        "--metadata",
+        metadata,
+        "--t",
+        500,
+        "--seed",
+        2,
+        "--shard-rows",
+        10_000,
+        "--matcher",
+        matcher,
+    ]
     assert cli("run", *args[:-2], "--out", tmp_path / "reference", "--matcher", "aho-corasick") == 0
     out = tmp_path / "broken"
     assert cli("run", *args, "--out", out) == 0
-    (out / "shards" / "00003.json").unlink()                      # killed before the marker landed
+    (out / "shards" / "00003.json").unlink()  # killed before the marker landed
     (out / "annotated" / ".part-00003.parquet.tmp-1-dead").write_bytes(b"half a file")
-    half_built = out / "matcher" / ".tokens.tmp-1-dead"                  # killed while building tables
+    half_built = out / "matcher" / ".tokens.tmp-1-dead"  # killed while building tables
     half_built.mkdir(parents=True)
     (half_built / "terminal.npy").write_bytes(b"half a table")
     (out / "thresholds" / "seed-2" / "part-00005.parquet").unlink()
-    (out / "curated").rename(out / ".curated-staging")            # killed between the two renames
+    (out / "curated").rename(out / ".curated-staging")  # killed between the two renames
     (out / ".curated-staging" / "part-00001.parquet").unlink()
     (out / "run.json").unlink()
     capsys.readouterr()

@@ -26,8 +26,10 @@ def naive_ids(text: str | None) -> list[int]:
 @pytest.fixture
 def finished(tmp_path: Path, pool: Path, metadata: Path) -> Path:
     out = tmp_path / "run"
-    assert cli("run", "--pool", pool, "--metadata", metadata, "--t", 40, "--seed", 3, "--out", out,
-               "--shard-rows", 600) == 0
+    assert (
+        cli("run", "--pool", pool, "--metadata", metadata, "--t", 40, "--seed", 3, "--out", out, "--shard-rows", 600)
+        == 0
+    )
     return out
 
 
@@ -72,8 +74,12 @@ def test_run_json_accounts_for_every_row(finished: Path, texts: list) -> None:
 def test_curated_rows_are_the_annotated_rows_below_t(finished: Path) -> None:
     run = Run(finished)
     annotated = read_dir(finished / "annotated")
-    thresholds = np.concatenate([pq.read_table(p).column("k").to_numpy()
-                                 for p in sorted((finished / "thresholds" / "seed-3").glob("*.parquet"))])
+    thresholds = np.concatenate(
+        [
+            pq.read_table(p).column("k").to_numpy()
+            for p in sorted((finished / "thresholds" / "seed-3").glob("*.parquet"))
+        ]
+    )
     curated = read_dir(finished / "curated")
     expected_ids = sorted(np.asarray(annotated.column("id"))[thresholds < 40].tolist())
     assert sorted(curated.column("id").to_pylist()) == expected_ids
@@ -148,8 +154,9 @@ def test_stats_reports_sizes_and_tail_share(finished: Path, capsys: pytest.Captu
     assert "head: entries counted t times or more" in out and "tail: entries counted fewer than t times" in out
 
 
-def test_stats_at_a_t_equal_to_a_count_puts_that_entry_in_the_head(finished: Path,
-                                                                    capsys: pytest.CaptureFixture) -> None:
+def test_stats_at_a_t_equal_to_a_count_puts_that_entry_in_the_head(
+    finished: Path, capsys: pytest.CaptureFixture
+) -> None:
     counts = Run(finished).counts
     matched = np.sort(counts[counts > 0])
     t = int(matched[len(matched) // 2])  # a count some entry has: the boundary
@@ -177,8 +184,9 @@ def curated_keys(out: Path, columns: list[str]) -> set[tuple]:
 
 
 @pytest.mark.parametrize("matchers", [("aho-corasick", "tokens"), ("tokens", "aho-corasick")])
-def test_same_subset_whatever_the_workers_the_file_split_and_the_matcher(tmp_path: Path, metadata: Path,
-                                                                          matchers: tuple[str, str]) -> None:
+def test_same_subset_whatever_the_workers_the_file_split_and_the_matcher(
+    tmp_path: Path, metadata: Path, matchers: tuple[str, str]
+) -> None:
     texts = make_texts(2400, seed=11)
     ids = list(range(len(texts)))
     columns = {"id": ids, "url": [f"u{i}" for i in ids], "text": texts}
@@ -186,8 +194,23 @@ def test_same_subset_whatever_the_workers_the_file_split_and_the_matcher(tmp_pat
     three = write_pool(tmp_path / "three", columns, files=3, row_group_size=100)
     args = ["--metadata", metadata, "--t", 30, "--seed", 9]
     assert cli("run", "--pool", one, "--out", tmp_path / "a", "--matcher", matchers[0], *args) == 0
-    assert cli("run", "--pool", three, "--out", tmp_path / "b", "--shard-rows", 300, "--workers", 2,
-               "--matcher", matchers[1], *args) == 0
+    assert (
+        cli(
+            "run",
+            "--pool",
+            three,
+            "--out",
+            tmp_path / "b",
+            "--shard-rows",
+            300,
+            "--workers",
+            2,
+            "--matcher",
+            matchers[1],
+            *args,
+        )
+        == 0
+    )
     assert curated_keys(tmp_path / "a", ["id"]) == curated_keys(tmp_path / "b", ["id"])
     counts = [pq.read_table(tmp_path / d / "entry_counts.parquet") for d in ("a", "b")]
     assert counts[0].equals(counts[1])
@@ -216,8 +239,10 @@ def test_glob_pool_and_text_metadata(tmp_path: Path) -> None:
     lines = tmp_path / "entries.txt"
     lines.write_text("red\ncat\ndog\n")
     out = tmp_path / "out"
-    assert cli("run", "--pool", str(tmp_path / "pool" / "part-*.parquet"), "--metadata", lines,
-               "--t", 5, "--out", out) == 0
+    assert (
+        cli("run", "--pool", str(tmp_path / "pool" / "part-*.parquet"), "--metadata", lines, "--t", 5, "--out", out)
+        == 0
+    )
     counts = pq.read_table(out / "entry_counts.parquet").column("count").to_pylist()
     assert counts == [2, 2, 1]
     assert read_dir(out / "curated").num_rows == 3
@@ -229,16 +254,24 @@ def test_empty_pool_is_a_clean_result(tmp_path: Path, metadata: Path) -> None:
     out = tmp_path / "out"
     assert cli("run", "--pool", pool, "--metadata", metadata, "--t", 10, "--out", out) == 0
     record = json.loads((out / "run.json").read_text())
-    assert record["rows"] == {"in": 0, "matched": 0, "unmatched": 0, "null_or_empty_text": 0, "matches": 0,
-                              "kept": 0, "expected_kept": 0.0}
+    assert record["rows"] == {
+        "in": 0,
+        "matched": 0,
+        "unmatched": 0,
+        "null_or_empty_text": 0,
+        "matches": 0,
+        "kept": 0,
+        "expected_kept": 0.0,
+    }
     assert read_dir(out / "curated").num_rows == 0
     assert "entry_ids" in read_dir(out / "curated").column_names
 
 
 def test_stats_writes_probabilities_and_entry_counts(finished: Path, tmp_path: Path) -> None:
     probabilities, entries = tmp_path / "p.parquet", tmp_path / "e.parquet"
-    assert cli("stats", finished, "--t", 60, "--write-probabilities", probabilities,
-               "--write-entry-counts", entries) == 0
+    assert (
+        cli("stats", finished, "--t", 60, "--write-probabilities", probabilities, "--write-entry-counts", entries) == 0
+    )
     run = Run(finished)
     table = pq.read_table(probabilities)
     assert table.column_names == ["id", "pair_key", "P"]
@@ -254,17 +287,24 @@ def test_parts_use_dictionary_pages_only_for_repeating_columns(tmp_path: Path) -
     from curation.stages import repeating_columns, write_part
 
     n = 4_000
-    batch = pa.RecordBatch.from_pydict({
-        "id": list(range(n)), "url": [f"https://x.example.com/{i}.jpg" for i in range(n)],
-        "text": [f"caption {i}" for i in range(n)], "license": ["cc-by", "cc0"] * (n // 2),
-        "entry_ids": [[i % 7, 9] for i in range(n)]})
+    batch = pa.RecordBatch.from_pydict(
+        {
+            "id": list(range(n)),
+            "url": [f"https://x.example.com/{i}.jpg" for i in range(n)],
+            "text": [f"caption {i}" for i in range(n)],
+            "license": ["cc-by", "cc0"] * (n // 2),
+            "entry_ids": [[i % 7, 9] for i in range(n)],
+        }
+    )
     assert repeating_columns(batch) == ["license"]
     path = tmp_path / "part.parquet"
     write_part(path, batch.schema, iter([batch.slice(0, 2_000), batch.slice(2_000)]))
     assert pq.read_table(path).equals(pa.Table.from_batches([batch]))
     group = pq.ParquetFile(path).metadata.row_group(0)
-    dictionary = {group.column(i).path_in_schema.split(".")[0]: group.column(i).has_dictionary_page
-                  for i in range(group.num_columns)}
+    dictionary = {
+        group.column(i).path_in_schema.split(".")[0]: group.column(i).has_dictionary_page
+        for i in range(group.num_columns)
+    }
     assert dictionary == {"id": False, "url": False, "text": False, "license": True, "entry_ids": False}
     write_part(tmp_path / "empty.parquet", batch.schema, iter([]))
     assert pq.read_table(tmp_path / "empty.parquet").schema.equals(batch.schema)

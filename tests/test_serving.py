@@ -16,13 +16,16 @@ from dashboard.local_server import PROJECT, serve
 def _address(hex_address: str) -> str:
     """An address as /proc/net/tcp{,6} writes it: 32-bit words in host (little-endian) order."""
     raw = bytes.fromhex(hex_address)
-    return str(ipaddress.ip_address(b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))))
+    return str(ipaddress.ip_address(b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))))
 
 
 def listening_addresses(pid: int, port: int) -> list[str]:
     """The local addresses of the sockets that process ``pid`` listens on at ``port``, IPv4 and IPv6."""
-    inodes = {os.readlink(fd)[len("socket:["):-1] for fd in Path(f"/proc/{pid}/fd").iterdir()
-              if os.readlink(fd).startswith("socket:[")}
+    inodes = {
+        os.readlink(fd)[len("socket:[") : -1]
+        for fd in Path(f"/proc/{pid}/fd").iterdir()
+        if os.readlink(fd).startswith("socket:[")
+    }
     found = []
     for table in ("tcp", "tcp6"):
         for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:

@@ -11,8 +11,16 @@ from curation.shard_stats import RowStats, ShardStats
 from curation.stages import read_marker
 
 # A marker as runs made before RowStats wrote it: its bytes must not change.
-OLD_MARKER = {"shard": 3, "path": "/pool/part-000.parquet", "matcher": "tokens", "rows": 10, "matched": 6,
-              "unmatched": 3, "null_or_empty_text": 1, "matches": 14}
+OLD_MARKER = {
+    "shard": 3,
+    "path": "/pool/part-000.parquet",
+    "matcher": "tokens",
+    "rows": 10,
+    "matched": 6,
+    "unmatched": 3,
+    "null_or_empty_text": 1,
+    "matches": 14,
+}
 
 
 def test_stats_add_field_by_field() -> None:
@@ -34,7 +42,12 @@ def test_marker_json_is_unchanged_in_keys_and_order() -> None:
 
 def test_run_rows_call_the_rows_read_in() -> None:
     assert list(RowStats(10, 6, 3, 1, 14).as_run_rows().items()) == [
-        ("in", 10), ("matched", 6), ("unmatched", 3), ("null_or_empty_text", 1), ("matches", 14)]
+        ("in", 10),
+        ("matched", 6),
+        ("unmatched", 3),
+        ("null_or_empty_text", 1),
+        ("matches", 14),
+    ]
 
 
 def test_a_marker_that_is_not_one_is_refused_in_one_line(tmp_path) -> None:

@@ -13,8 +13,19 @@ from hypothesis import strategies as st
 
 from curation.errors import CurationError
 from curation.matching import spacing
-from curation.worldwide import (OTHER, LanguageCounts, build_automata, entry_key, is_cjk_or_similar, language_thresholds,
-                                match_batch_by_language, match_language, p_to_t, strip, t_to_p)
+from curation.worldwide import (
+    OTHER,
+    LanguageCounts,
+    build_automata,
+    entry_key,
+    is_cjk_or_similar,
+    language_thresholds,
+    match_batch_by_language,
+    match_language,
+    p_to_t,
+    strip,
+    t_to_p,
+)
 
 
 def naive(entries: list[str], languages: list[str], language: str | None, text: str | None) -> list[int]:
@@ -23,9 +34,16 @@ def naive(entries: list[str], languages: list[str], language: str | None, text: 
     if text is None or language is None:
         return []
     spaced = spacing(text.strip())
-    return [i for i, (entry, lang) in enumerate(zip(entries, languages))
-            if lang == language and entry and "\t" not in entry and "\n" not in entry and "\r" not in entry
-            and entry_key(entry) in spaced]
+    return [
+        i
+        for i, (entry, lang) in enumerate(zip(entries, languages))
+        if lang == language
+        and entry
+        and "\t" not in entry
+        and "\n" not in entry
+        and "\r" not in entry
+        and entry_key(entry) in spaced
+    ]
 
 
 def test_keys_get_spaces_only_beside_letters_that_need_them() -> None:
@@ -84,23 +102,61 @@ def test_arrow_strip_is_python_strip(texts: list[str]) -> None:
     assert strip(pa.array(texts)).to_pylist() == [t.strip() for t in texts]
 
 
-PIECES = ["a", "b", " ", ",", ".", "-", "狗", "猫", "草", "แ", "ม", "，", "。", "《", "》", "é", "!",
-          "с", "о", "ё", "い", "ぬ", "犬", "ー", "（", "）", "[", "]", *WHITESPACE]  # Cyrillic, Japanese kana/kanji
+PIECES = [
+    "a",
+    "b",
+    " ",
+    ",",
+    ".",
+    "-",
+    "狗",
+    "猫",
+    "草",
+    "แ",
+    "ม",
+    "，",
+    "。",
+    "《",
+    "》",
+    "é",
+    "!",
+    "с",
+    "о",
+    "ё",
+    "い",
+    "ぬ",
+    "犬",
+    "ー",
+    "（",
+    "）",
+    "[",
+    "]",
+    *WHITESPACE,
+]  # Cyrillic, Japanese kana/kanji
 LANGUAGES = ["en", "zh", "th", "ru", "ja", OTHER]
 words = st.text(alphabet=st.sampled_from(PIECES), min_size=1, max_size=4)
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(words, st.sampled_from(LANGUAGES)), max_size=25, unique=True),
-       st.lists(st.tuples(st.none() | st.text(alphabet=st.sampled_from(PIECES), max_size=24),
-                          st.none() | st.sampled_from([*LANGUAGES, "fr"])), max_size=30))
-def test_the_batch_matcher_equals_the_naive_rule(metadata: list[tuple[str, str]],
-                                                  captions: list[tuple[str | None, str | None]]) -> None:
+@given(
+    st.lists(st.tuples(words, st.sampled_from(LANGUAGES)), max_size=25, unique=True),
+    st.lists(
+        st.tuples(
+            st.none() | st.text(alphabet=st.sampled_from(PIECES), max_size=24),
+            st.none() | st.sampled_from([*LANGUAGES, "fr"]),
+        ),
+        max_size=30,
+    ),
+)
+def test_the_batch_matcher_equals_the_naive_rule(
+    metadata: list[tuple[str, str]], captions: list[tuple[str | None, str | None]]
+) -> None:
     entries, languages = [e for e, _ in metadata], [lang for _, lang in metadata]
     automata = build_automata(entries, languages)
     texts, caption_languages = [t for t, _ in captions], [lang for _, lang in captions]
-    batch = match_batch_by_language(automata, pa.array(texts, pa.string()),
-                                    pa.array(caption_languages, pa.string())).to_pylist()
+    batch = match_batch_by_language(
+        automata, pa.array(texts, pa.string()), pa.array(caption_languages, pa.string())
+    ).to_pylist()
     for text, language, found in zip(texts, caption_languages, batch):
         expected = naive(entries, languages, language, text)
         assert found == expected == match_language(automata, language, text), (text, language)
@@ -133,10 +189,15 @@ def test_language_thresholds_take_the_reference_tail_share() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.integers(0, 10_000), min_size=1, max_size=30), st.lists(st.integers(0, 10_000), min_size=1,
-       max_size=30), st.floats(0, 20_000, allow_nan=False), st.floats(0, 20_000, allow_nan=False))
-def test_every_language_t_grows_with_the_reference_t(reference: list[int], other: list[int], t1: float,
-                                                      t2: float) -> None:
+@given(
+    st.lists(st.integers(0, 10_000), min_size=1, max_size=30),
+    st.lists(st.integers(0, 10_000), min_size=1, max_size=30),
+    st.floats(0, 20_000, allow_nan=False),
+    st.floats(0, 20_000, allow_nan=False),
+)
+def test_every_language_t_grows_with_the_reference_t(
+    reference: list[int], other: list[int], t1: float, t2: float
+) -> None:
     """So the curated subsets stay nested as the reference t grows, in every language."""
     low, high = sorted((t1, t2))
     counts = np.array(reference + other)
@@ -145,8 +206,12 @@ def test_every_language_t_grows_with_the_reference_t(reference: list[int], other
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.lists(st.integers(0, 50), min_size=0, max_size=25), st.lists(st.integers(0, 50), min_size=0, max_size=25),
-       st.floats(0, 60, allow_nan=False), st.floats(0, 1, allow_nan=False))
+@given(
+    st.lists(st.integers(0, 50), min_size=0, max_size=25),
+    st.lists(st.integers(0, 50), min_size=0, max_size=25),
+    st.floats(0, 60, allow_nan=False),
+    st.floats(0, 1, allow_nan=False),
+)
 def test_sorted_counts_answer_as_the_formula_does(reference: list[int], other: list[int], t: float, p: float) -> None:
     """LanguageCounts (binary searches over counts sorted once) against t_to_p and p_to_t literally;
     small counts make ties, zero counts and repeated cumulative shares common."""
@@ -155,14 +220,19 @@ def test_sorted_counts_answer_as_the_formula_does(reference: list[int], other: l
     if not languages:
         return
     fast = LanguageCounts.build(counts, languages)
-    for language, members in (("en", counts[: len(reference)]), ("de", counts[len(reference):])):
+    for language, members in (("en", counts[: len(reference)]), ("de", counts[len(reference) :])):
         if language not in fast.members:
             continue
         assert fast.tail_share(language, t) == t_to_p(members, t)
         assert fast.t_for_share(language, p) == p_to_t(members, p)
         assert fast.t_for_share(language, t_to_p(members, t)) == p_to_t(members, t_to_p(members, t))
     if "en" in fast.members:
-        expected = {language: (float(t) if language == "en" else p_to_t(counts[np.array(languages) == language],
-                                                                        t_to_p(counts[: len(reference)], t)))
-                    for language in set(languages)}
+        expected = {
+            language: (
+                float(t)
+                if language == "en"
+                else p_to_t(counts[np.array(languages) == language], t_to_p(counts[: len(reference)], t))
+            )
+            for language in set(languages)
+        }
         assert fast.thresholds(t) == expected

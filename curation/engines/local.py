@@ -52,8 +52,12 @@ class LocalEngine:
     def _start(self) -> ProcessPoolExecutor:
         if self._pool is None:
             threads = max(1, (os.cpu_count() or 1) // self.workers)
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_prepare_worker, initargs=(threads,))
+            self._pool = ProcessPoolExecutor(
+                self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_prepare_worker,
+                initargs=(threads,),
+            )
         return self._pool
 
     def __exit__(self, *exc_info: object) -> None:

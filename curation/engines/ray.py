@@ -50,8 +50,10 @@ def _check_reachable(address: str) -> None:
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
     except OSError as error:
-        raise CurationError(f"cannot reach the Ray cluster at {address}: {error.strerror or error}; "
-                            "is `ray start --head` running there?") from None
+        raise CurationError(
+            f"cannot reach the Ray cluster at {address}: {error.strerror or error}; "
+            "is `ray start --head` running there?"
+        ) from None
 
 
 def _run_stage(stage: Callable[[Any, Any], Any], item: Any, config: Any) -> Any:
@@ -107,13 +109,13 @@ class RayEngine:
                 ray.init(address=address, logging_level=logging.WARNING)
             else:
                 # "local": never join a cluster that `ray start` left running on this machine by accident.
-                ray.init(address="local", num_cpus=self.workers, include_dashboard=False,
-                         logging_level=logging.WARNING)
+                ray.init(address="local", num_cpus=self.workers, include_dashboard=False, logging_level=logging.WARNING)
         except (ConnectionError, ValueError, RuntimeError, TimeoutError) as error:
             where = f"the Ray cluster at {address}" if address else "a local Ray"
             first = str(error).strip().splitlines()
-            raise CurationError(f"cannot start or join {where}: {first[0] if first else type(error).__name__}") \
-                from None
+            raise CurationError(
+                f"cannot start or join {where}: {first[0] if first else type(error).__name__}"
+            ) from None
 
     def _in_flight(self) -> int:
         cpus = int(self._ray.cluster_resources().get("CPU", 1)) or 1

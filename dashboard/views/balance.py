@@ -28,7 +28,7 @@ def _from_number() -> None:
 
 
 def _from_slider() -> None:
-    st.session_state.t = float(f"{10 ** st.session_state.t_log:.4g}")
+    st.session_state.t = float(f"{10**st.session_state.t_log:.4g}")
 
 
 def _solve_size() -> None:
@@ -47,29 +47,36 @@ slider_top = round(math.log10(largest) + 0.5, 2)
 if data.usable_t(st.session_state.get("t")) is not None:
     st.session_state.setdefault("t_log", math.log10(st.session_state.t))
 st.session_state.t_log = min(max(st.session_state.get("t_log", 0.0), 0.0), slider_top)
-right.slider("t on a log scale (10^x)", min_value=0.0, max_value=slider_top, step=0.01,
-             key="t_log", on_change=_from_slider)
+right.slider(
+    "t on a log scale (10^x)", min_value=0.0, max_value=slider_top, step=0.01, key="t_log", on_change=_from_slider
+)
 t = data.current_t()
 if t is None:
     st.stop()
 if data.languages(str(root), seed, token):
-    st.caption(f"A worldwide run: t is {preview.reference}'s; every language keeps its pairs at its own t "
-               "(see Languages), and sizes and head/tail here add all languages up, each at its t.")
+    st.caption(
+        f"A worldwide run: t is {preview.reference}'s; every language keeps its pairs at its own t "
+        "(see Languages), and sizes and head/tail here add all languages up, each at its t."
+    )
 
 
 def figures(t: float) -> dict[str, str]:
     kept = preview.size_at(t)
     head_tail = preview.head_tail(t)
-    return {"Kept pairs": f"{kept:,}", "Expected": data.estimate_text(data.expected_size(str(root), seed, token, t)),
-            "Share of pool": f"{kept / max(preview.pairs, 1):.2%}", "Head entries": f"{head_tail.head_entries:,}",
-            "Tail share p(t)": f"{head_tail.tail_share:.4f}"}
+    return {
+        "Kept pairs": f"{kept:,}",
+        "Expected": data.estimate_text(data.expected_size(str(root), seed, token, t)),
+        "Share of pool": f"{kept / max(preview.pairs, 1):.2%}",
+        "Head entries": f"{head_tail.head_entries:,}",
+        "Tail share p(t)": f"{head_tail.tail_share:.4f}",
+    }
 
 
 HELP = {
     "Kept pairs": "Exact: the pairs whose keep threshold is below t, for this seed: the subset you get. It differs "
-                  "from Expected by chance, as one draw differs from the average; another seed draws again.",
+    "from Expected by chance, as one draw differs from the average; another seed draws again.",
     "Expected": "The size balancing gives on average over seeds: the sum over matched pairs of P = 1 - prod(1 - p_e). "
-                "Kept pairs is one seed's draw around it. " + data.estimate_note(preview),
+    "Kept pairs is one seed's draw around it. " + data.estimate_note(preview),
     "Share of pool": "Kept pairs over all pairs of the pool, matched or not.",
     "Head entries": "Entries matched at least t times: they keep about t of their pairs (all of them at exactly t).",
     "Tail share p(t)": "The share of all matches held by entries matched fewer than t times (MetaCLIP 2's knob).",
@@ -78,11 +85,17 @@ for column, (label, value) in zip(st.columns(5), figures(t).items()):
     column.metric(label, value, help=HELP[label])
 with st.expander("Find t", expanded=False):
     a, b = st.columns(2)
-    a.number_input("Target subset size", min_value=0, max_value=preview.matched_pairs,
-                   value=min(preview.matched_pairs, max(preview.matched_pairs // 2, 0)), key="target_size")
+    a.number_input(
+        "Target subset size",
+        min_value=0,
+        max_value=preview.matched_pairs,
+        value=min(preview.matched_pairs, max(preview.matched_pairs // 2, 0)),
+        key="target_size",
+    )
     a.button("t for this size", on_click=_solve_size)
-    b.number_input("Target tail share p(t)", min_value=0.0, max_value=1.0, value=0.06, step=0.01,
-                   format="%.3f", key="target_share")
+    b.number_input(
+        "Target tail share p(t)", min_value=0.0, max_value=1.0, value=0.06, step=0.01, format="%.3f", key="target_share"
+    )
     b.button("t for this tail share", on_click=_solve_share)
 
 compare = st.toggle("Compare with a second t", key="compare")
@@ -99,8 +112,10 @@ with left:
 with right:
     st.subheader("Cumulative matches")
     st.plotly_chart(charts.cumulative_matches(preview.sorted_counts, ts))
-    st.caption("The curves at t are idealised: each entry counts min(c, t), what it keeps through its own p_e "
-               "alone. Pairs kept through another of their entries add more (below).")
+    st.caption(
+        "The curves at t are idealised: each entry counts min(c, t), what it keeps through its own p_e "
+        "alone. Pairs kept through another of their entries add more (below)."
+    )
 st.subheader("Most matched entries, before and after balancing")
 top = charts.top_entries(counts)
 kept_top = preview.kept_counts(top, t)[0]
@@ -108,8 +123,10 @@ st.plotly_chart(charts.before_after(entries["entry"].to_numpy()[top], counts[top
 if len(top) and counts[top[0]] > t:  # the most matched entry is a head entry: say why it keeps more than t
     first = int(top[0])
     about = "" if preview.sample.size >= preview.sample.population else "about "
-    st.caption(f"Why an entry can keep far more than t: a pair is kept if any of its entries keeps it "
-               f"(P = 1 - prod(1 - p_e)). {entries['entry'].iat[first]!r} alone has p_e = "
-               f"{preview.entry_probabilities(t)[first]:.3f} at t = {t:g}, yet keeps {about}{kept_top[0]:,.0f} of "
-               f"its {int(counts[first]):,} matches: most of its pairs also match rarer entries, which keep them.")
+    st.caption(
+        f"Why an entry can keep far more than t: a pair is kept if any of its entries keeps it "
+        f"(P = 1 - prod(1 - p_e)). {entries['entry'].iat[first]!r} alone has p_e = "
+        f"{preview.entry_probabilities(t)[first]:.3f} at t = {t:g}, yet keeps {about}{kept_top[0]:,.0f} of "
+        f"its {int(counts[first]):,} matches: most of its pairs also match rarer entries, which keep them."
+    )
 st.caption("Kept matches per entry: " + data.estimate_note(preview).lower())

@@ -24,18 +24,36 @@ sort = middle.selectbox("Sort by", ["count", "entry", "entry_id"], key="entry_so
 descending = right.toggle("Descending", value=True, key="entry_descending")
 language = None
 if languages:  # a worldwide run: entries of one language
-    language = st.selectbox("Language", [None, *languages], key="entry_language",
-                            format_func=lambda code: "all languages" if code is None else code,
-                            help="A worldwide run's entries each have a language; each is judged at its "
-                                 "language's t (see Languages).") or None
+    language = (
+        st.selectbox(
+            "Language",
+            [None, *languages],
+            key="entry_language",
+            format_func=lambda code: "all languages" if code is None else code,
+            help="A worldwide run's entries each have a language; each is judged at its language's t (see Languages).",
+        )
+        or None
+    )
 current = int(st.session_state.get("entry_page", 1))
-page, total = q.search_entries(st.session_state.entry_search, sort, descending, limit=PAGE_ROWS,
-                               offset=PAGE_ROWS * (current - 1), language=language)
+page, total = q.search_entries(
+    st.session_state.entry_search,
+    sort,
+    descending,
+    limit=PAGE_ROWS,
+    offset=PAGE_ROWS * (current - 1),
+    language=language,
+)
 pages = max(1, -(-total // PAGE_ROWS))
 if current > pages:  # a narrower search than the page the user was on
     st.session_state.entry_page = current = pages
-    page, total = q.search_entries(st.session_state.entry_search, sort, descending, limit=PAGE_ROWS,
-                                   offset=PAGE_ROWS * (current - 1), language=language)
+    page, total = q.search_entries(
+        st.session_state.entry_search,
+        sort,
+        descending,
+        limit=PAGE_ROWS,
+        offset=PAGE_ROWS * (current - 1),
+        language=language,
+    )
 st.number_input(f"Page (of {pages:,}; {total:,} entries match)", min_value=1, max_value=pages, key="entry_page")
 
 if total == 0:
@@ -51,8 +69,14 @@ page["p_e"] = preview.entry_probabilities(t)[ids]
 page["kept at t"] = kept[ids].round().astype("int64")
 if not exact:
     page["± (kept)"] = (2 * kept_error[ids]).round().astype("int64")
-st.dataframe(page, hide_index=True, column_config={"p_e": st.column_config.NumberColumn(format="%.4f"),
-                                                   **data.thousands(["count", "kept at t", "± (kept)", "t of language"])})
+st.dataframe(
+    page,
+    hide_index=True,
+    column_config={
+        "p_e": st.column_config.NumberColumn(format="%.4f"),
+        **data.thousands(["count", "kept at t", "± (kept)", "t of language"]),
+    },
+)
 st.caption("Kept at t: matches among the pairs kept at t. " + data.estimate_note(preview))
 
 st.subheader("Entry detail")
@@ -63,8 +87,9 @@ columns = st.columns(4)
 columns[0].metric("Matches", f"{row['count']:,}")
 columns[1].metric(f"At t = {t:g}", row["at t"])
 columns[2].metric("Keep probability p_e", f"{row['p_e']:.4f}")
-columns[3].metric("Matches kept at t", f"{row['kept at t']:,}" if exact else
-                  f"≈{row['kept at t']:,} ± {row['± (kept)']:,}")
+columns[3].metric(
+    "Matches kept at t", f"{row['kept at t']:,}" if exact else f"≈{row['kept at t']:,} ± {row['± (kept)']:,}"
+)
 sources = data.sources(str(root), token)
 if sources is not None:
     found = sources.loc[sources.entry == row["entry"], "sources"]

@@ -24,26 +24,40 @@ st.session_state.setdefault("export_t", t)
 export_t = data.t_input(left, "t", "export_t")
 export_seed = right.selectbox("Seed", seeds, key="export_seed", index=seeds.index(seed))
 file_format = left.radio("Format", list(FORMATS), horizontal=True, key="export_format")
-column_set = right.radio("Columns", list(COLUMN_SETS), format_func=lambda c: f"{c}: {COLUMN_SETS[c]}",
-                         key="export_columns")
+column_set = right.radio(
+    "Columns", list(COLUMN_SETS), format_func=lambda c: f"{c}: {COLUMN_SETS[c]}", key="export_columns"
+)
 default_name = f"curated-t{export_t:g}-seed{export_seed}"
-typed = st.text_input(f"File name (no extension; letters, digits, '.', '_', '-'; at most {NAME_MAX} characters)",
-                      key="export_name", placeholder=default_name,
-                      help=f"Empty: {default_name}, from the t and seed above. At most {NAME_MAX} characters, "
-                           "starting with a letter or digit; the extension comes from the format.")
+typed = st.text_input(
+    f"File name (no extension; letters, digits, '.', '_', '-'; at most {NAME_MAX} characters)",
+    key="export_name",
+    placeholder=default_name,
+    help=f"Empty: {default_name}, from the t and seed above. At most {NAME_MAX} characters, "
+    "starting with a letter or digit; the extension comes from the format.",
+)
 name = typed.strip() or default_name
 if export_seed != seed:
     data.ensure_preview(root, int(export_seed))
 size = data.preview(str(root), int(export_seed), token).size_at(export_t)
-st.caption(f"At t = {export_t:g} (seed {export_seed}) the manifest holds {size:,} pairs. Files go to "
-           f"{data.EXPORT_DIR} (set CURATION_EXPORT_DIR to change it).")
+st.caption(
+    f"At t = {export_t:g} (seed {export_seed}) the manifest holds {size:,} pairs. Files go to "
+    f"{data.EXPORT_DIR} (set CURATION_EXPORT_DIR to change it)."
+)
 
 if st.button("Export", type="primary"):
     try:
         path = manifest_path(data.EXPORT_DIR, name, file_format)
         access.check_export(path, data.ROOTS)  # a symlink left in the export folder may point out of it
-        st.session_state.export_job = start_export(data.JOBS_DIR, root, path, float(export_t), int(export_seed),
-                                                   file_format, column_set, max_running=access.max_jobs(os.environ))
+        st.session_state.export_job = start_export(
+            data.JOBS_DIR,
+            root,
+            path,
+            float(export_t),
+            int(export_seed),
+            file_format,
+            column_set,
+            max_running=access.max_jobs(os.environ),
+        )
     except CurationError as error:
         st.error(str(error))
 

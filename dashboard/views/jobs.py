@@ -13,17 +13,28 @@ from dashboard import access, data
 st.title("Jobs")
 
 with st.form("launch"):
-    pool = st.text_input("Pool (Parquet file, directory or glob)", value=str(data.PROJECT / "data_samples" / "pool"),
-                         key="job_pool", help="A local path, or a URI: s3://bucket/prefix/, gs://..., hf://datasets/..., "
-                         "http(s)://... (credentials from the usual AWS_*, GOOGLE_*, HF_TOKEN variables).")
-    metadata = st.text_input("Metadata (JSON list or one entry per line)",
-                             value=str(data.PROJECT / "data_samples" / "metadata.json"), key="job_metadata",
-                             help="A local path or a URI, as for the pool.")
+    pool = st.text_input(
+        "Pool (Parquet file, directory or glob)",
+        value=str(data.PROJECT / "data_samples" / "pool"),
+        key="job_pool",
+        help="A local path, or a URI: s3://bucket/prefix/, gs://..., hf://datasets/..., "
+        "http(s)://... (credentials from the usual AWS_*, GOOGLE_*, HF_TOKEN variables).",
+    )
+    metadata = st.text_input(
+        "Metadata (JSON list or one entry per line)",
+        value=str(data.PROJECT / "data_samples" / "metadata.json"),
+        key="job_metadata",
+        help="A local path or a URI, as for the pool.",
+    )
     left, middle, right = st.columns(3)
     t = data.t_input(left, "t", "job_t", value=data.usable_t(st.session_state.t) or data.SAMPLE_T)
     seed = middle.number_input("Seed", value=0, min_value=0, step=1, key="job_seed")
-    out = right.text_input("Output directory", value=str(data.RUNS_DIR / "new-run"), key="job_out",
-                           help="A local directory, or s3://bucket/prefix to keep the run in object storage.")
+    out = right.text_input(
+        "Output directory",
+        value=str(data.RUNS_DIR / "new-run"),
+        key="job_out",
+        help="A local directory, or s3://bucket/prefix to keep the run in object storage.",
+    )
     launched = st.form_submit_button("Start curation")
 
 
@@ -81,11 +92,21 @@ def job_list() -> None:
             if job.state == "finished" and job.kind == "run":
                 st.button("Open this run", key=f"open-{job.id}", on_click=_open, args=(job.out,))
             if job.state == "running":
-                st.button("Cancel", key=f"cancel-{job.id}", on_click=_cancel, args=(job.id,),
-                          help="Stops this job's processes; the run directory keeps what was finished.")
+                st.button(
+                    "Cancel",
+                    key=f"cancel-{job.id}",
+                    on_click=_cancel,
+                    args=(job.id,),
+                    help="Stops this job's processes; the run directory keeps what was finished.",
+                )
             if job.state in ("cancelled", "lost") and job.kind == "run":
-                st.button("Resume", key=f"resume-{job.id}", on_click=_resume, args=(job.id,),
-                          help="Starts the same run again: it continues from the shards it finished.")
+                st.button(
+                    "Resume",
+                    key=f"resume-{job.id}",
+                    on_click=_resume,
+                    args=(job.id,),
+                    help="Starts the same run again: it continues from the shards it finished.",
+                )
             with st.expander("Command and log", expanded=job.state == "running"):
                 st.code(job.command, language="bash")
                 st.code(log_tail(data.JOBS_DIR, job.id) or "(no output yet)", language="text")
