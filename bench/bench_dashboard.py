@@ -60,8 +60,8 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(BENCH_DIR))
 
 from bench_engine import ensure_pool, machine_busy_s, run_measured, wait_for_quiet, write_results  # noqa: E402
-from dashboard.local_server import serve  # noqa: E402
 
+from dashboard.local_server import serve  # noqa: E402
 
 # --------------------------------------------------------------------------------------------------
 # Small helpers
@@ -236,7 +236,7 @@ def child_open(run_dir: Path, options: dict) -> dict:
             "size_at_ms": timed_ms(preview.size_at, t, repeats=repeats),
             "expected_size_at_ms": timed_ms(preview.expected_size_at, t, repeats=repeats),
             "head_tail_ms": timed_ms(preview.head_tail, t, repeats=repeats),
-            "kept_counts_ms": timed_ms(lambda: preview.kept_counts(top, t), repeats=repeats),
+            "kept_counts_ms": timed_ms(preview.kept_counts, top, t, repeats=repeats),
         }
         row["metrics_ms"] = row["size_at_ms"] + row["expected_size_at_ms"] + row["head_tail_ms"]
         per_t.append({k: round(v, 3) if isinstance(v, float) and k != "t" else v for k, v in row.items()})

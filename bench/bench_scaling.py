@@ -36,10 +36,9 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
+import bench_engine
 import numpy as np
 import pyarrow.parquet as pq
-
-import bench_engine
 from bench_engine import (
     REPO,
     ensure_pool,
@@ -307,20 +306,13 @@ def summary_table(report: dict) -> list[str]:
     ]
     for size in report["sizes"]:
         runs = size["runs"]
-
-        def cell(name: str, text: str) -> str:
-            return text if name in runs else "-"
-
         times = [
-            cell(
-                n,
-                f"{runs[n]['measured']['wall_s']:.1f} ({runs[n]['measured']['peak_tree_rss_mib'] / 1024:.2f})"
-                if n in runs
-                else "",
-            )
+            f"{runs[n]['measured']['wall_s']:.1f} ({runs[n]['measured']['peak_tree_rss_mib'] / 1024:.2f})"
+            if n in runs
+            else "-"
             for n in names
         ]
-        speedups = [cell(n, f"{runs[n]['speedup_vs_local_1']:.2f}x" if n in runs else "") for n in faster]
+        speedups = [f"{runs[n]['speedup_vs_local_1']:.2f}x" if n in runs else "-" for n in faster]
         growth = " / ".join(f"{runs[n]['growth_vs_smallest']:.2f}" if n in runs else "-" for n in names)
         lines.append(f"| {size['rows']:,} | " + " | ".join(times + speedups) + f" | {growth} |")
     return lines

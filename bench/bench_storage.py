@@ -35,7 +35,6 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
-
 from bench_engine import REPO, ensure_pool, environment, fresh, run_measured, wait_for_quiet, write_results
 from bench_scaling import cpu_ticks
 
@@ -178,7 +177,7 @@ def markdown(report: dict) -> str:
         "| where | workers | wall s | CPU s (run) | CPU s (S3 server) | peak MiB (run) | objects | store MB | all wall s |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, best in report["cases"].items():
+    for best in report["cases"].values():
         command = best["command"]
         lines.append(
             f"| {best['place']} | {best['workers']} | {command['wall_s']:.1f} | {command['cpu_s']:.1f} | "

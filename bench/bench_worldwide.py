@@ -29,7 +29,6 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-
 from bench_engine import ensure_pool, environment, fresh, read_run_json, run_measured, wait_for_quiet, write_results
 
 CASES = {

@@ -28,7 +28,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-
 from bench_engine import ensure_pool, environment, fresh, run_measured, wait_for_quiet, write_results
 from bench_worldwide import pool_arguments
 

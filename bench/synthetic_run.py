@@ -75,8 +75,8 @@ from generate_pool import ENTRY_CONSONANTS, NUMBER_ENTRIES, capitalize_some, cdf
 
 from curation import balancing, counting, keys, stages  # noqa: E402
 from curation.errors import CurationError  # noqa: E402
-from curation.pool import file_signature  # noqa: E402
 from curation.mirror import exclusive  # noqa: E402
+from curation.pool import file_signature  # noqa: E402
 from curation.rundir import (
     FORMAT_VERSION,
     LOCK_NAME,
@@ -87,8 +87,8 @@ from curation.rundir import (
     read_json,
     remove_leftovers,
 )
-from curation.shard_stats import RowStats, ShardStats  # noqa: E402
 from curation.runner import Execution, balance_run, build_preview, write_run_record  # noqa: E402
+from curation.shard_stats import RowStats, ShardStats  # noqa: E402
 from metadata import fingerprint, load_entries  # noqa: E402
 
 SYNTHETIC_JSON = "synthetic.json"

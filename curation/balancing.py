@@ -1,4 +1,5 @@
-"""Balancing through one keep threshold per pair (docs/design.md, "The keep threshold and the hash"). Pure: arrays in, arrays out.
+"""Balancing through one keep threshold per pair (docs/design.md, "The keep threshold and the hash").
+Pure: arrays in, arrays out.
 
 The hash, exactly, so that another implementation can reproduce a manifest:
 

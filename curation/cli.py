@@ -20,8 +20,8 @@ from curation.matchers import DEFAULT_MATCHER, MATCHERS
 from curation.memory import keep_freed_memory
 from curation.preview_files import DEFAULT_SAMPLE_PAIRS
 from curation.progress import progress_bar
-from curation.runner import Execution, MatchRequest, balance_run, build_preview, match_pool, write_run_record
 from curation.rundir import RunDir, atomic_write_table, read_json
+from curation.runner import Execution, MatchRequest, balance_run, build_preview, match_pool, write_run_record
 from curation.summary import Run, existing_run
 from metadata.argtypes import EXIT_USAGE, OneLineParser, checked, non_negative_int, positive_int
 

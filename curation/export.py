@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import ClassVar, Protocol
 
@@ -244,7 +244,7 @@ def write_manifest(
         "pair_key": plan["pair_key"],
         "pool_rows": record.get("rows", {}),
         "run_dir": run_name or str(root),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     atomic_write_json(provenance_path, provenance)
     return Export(path, provenance_path, rows)

@@ -22,7 +22,7 @@ import subprocess
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
 from curation import mirror, storage
@@ -168,7 +168,7 @@ def _launch(
                 f"{len(running)} job(s) running already, the most allowed at once ({max_running}, "
                 "CURATION_MAX_JOBS); wait for one to end or cancel it"
             )
-        job_id = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+        job_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         job_dir = jobs_dir / job_id
         job_dir.mkdir(parents=True)
         command = curation_command(arguments)
@@ -193,7 +193,7 @@ def _launch(
                 "out": str(target),
                 "command": "python " + shlex.join(command[1:]),
                 "pid": process.pid,
-                "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "started": datetime.now(UTC).isoformat(timespec="seconds"),
                 **({"request": request} if request else {}),
             },
         )
@@ -242,7 +242,7 @@ def cancel_job(jobs_dir: Path, job_id: str, grace_s: float = CANCEL_GRACE_S) -> 
     state = next((j.state for j in list_jobs(jobs_dir) if j.id == job_id), "unknown")
     if state != "running":
         raise CurationError(f"job {job_id} is not running ({state}); nothing to cancel")
-    (job_dir / "cancelled").write_text(datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    (job_dir / "cancelled").write_text(datetime.now(UTC).isoformat(timespec="seconds"))
     group = int(job["pid"])  # started with start_new_session: its pid is its process group's id
     for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 10.0)):
         if not any(_is_the_jobs(pid, job_id, job_dir) for pid in _group(group)):

@@ -20,7 +20,8 @@ def id_key_texts(ids: pa.Array, column: str) -> pa.Array:
     """Key texts from an id column; a missing id would silently merge pairs, so it is refused."""
     if ids.null_count:
         raise CurationError(
-            f"id column '{column}' has {ids.null_count} missing values; fill them, or pass --content-key to key pairs by url and text"
+            f"id column '{column}' has {ids.null_count} missing values; fill them, "
+            "or pass --content-key to key pairs by url and text"
         )
     return pc.cast(ids, pa.string())
 

@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +20,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curation import counting, matchers, mirror, preview_files, stages, storage, worldwide
-from curation.worldwide_preview import head_tail_by_language
 from curation.engines import Engine, make_engine
 from curation.errors import CurationError
-from curation.progress import Bar, progress_bar
 from curation.pool import Shard, file_signature, inspect_pool, open_parquet, plan_shards, resolve_files
+from curation.progress import Bar, progress_bar
 from curation.rundir import (
     ENTRY_LANGUAGE,
     FORMAT_VERSION,
@@ -36,6 +35,7 @@ from curation.rundir import (
     swap_directory,
 )
 from curation.shard_stats import RowStats
+from curation.worldwide_preview import head_tail_by_language
 from metadata import Metadata, MetadataError, fingerprint, load_metadata
 
 Log = Callable[[str], None]
@@ -486,7 +486,7 @@ def write_run_record(out: str, execution: Execution, match: dict | None, balance
         {
             "format_version": FORMAT_VERSION,
             "status": "complete" if (balance or record.get("balance")) else "matched",
-            "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "updated": datetime.now(UTC).isoformat(timespec="seconds"),
             "command": command,
             "pool": {
                 "spec": plan["pool"],

@@ -23,10 +23,10 @@ import pyarrow.parquet as pq
 from curation import balancing, counting, mirror, preview_files, storage, worldwide
 from curation.errors import CurationError
 from curation.preview import INTERVAL, BalancePreview
-from curation.worldwide_preview import WorldwidePreview, head_tail_by_language
 from curation.rundir import CAPTION_LANGUAGE, ENTRY_LANGUAGE, RunDir, atomic_parquet_writer, read_json
 from curation.runner import Execution, build_preview
 from curation.stages import ENTRY_IDS, PAIR_KEY, read_thresholds
+from curation.worldwide_preview import WorldwidePreview, head_tail_by_language
 
 
 def existing_run(spec: str | Path) -> RunDir:

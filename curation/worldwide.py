@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import string
 import sys
-from functools import lru_cache
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 
 import ahocorasick
 import numpy as np

@@ -10,7 +10,6 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import cli, write_pool
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,4 +1,5 @@
-"""Balancing through one keep threshold per pair (docs/design.md, "The algorithm" and "The keep threshold and the hash").
+"""Balancing through one keep threshold per pair (docs/design.md, "The algorithm" and "The keep threshold
+and the hash").
 
 Expectations come from the specification: the splitmix64 finaliser and the documented draw
 u(p, e) are re-implemented here with Python integers, k_p = min over entries of u * c_e is computed

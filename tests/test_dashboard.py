@@ -8,9 +8,9 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import dashboard_environment
 from streamlit.testing.v1 import AppTest
 
-from conftest import dashboard_environment
 from curation import Run, preview_files
 from curation.jobs import wait
 from curation.rundir import RunDir

@@ -12,10 +12,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import streamlit.config
-from streamlit.testing.v1 import AppTest
-
 from conftest import ENTRIES, cli, dashboard_environment, make_texts, read_dir, write_pool
 from processes import group_members
+from streamlit.testing.v1 import AppTest
+
 from curation.jobs import list_jobs, wait
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")

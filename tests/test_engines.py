@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import ENTRIES, cli, make_texts, read_dir, write_pool
 from processes import kill_when
+
 from curation import matchers, stages
 from curation.engines import make_engine
 from curation.errors import CurationError

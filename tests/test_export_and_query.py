@@ -10,8 +10,8 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import cli, read_dir
+
 from curation import Run
 from curation.browse import find_pairs
 from curation.errors import CurationError
@@ -70,8 +70,8 @@ def test_found_pairs_of_one_entry_start_from_the_sample(run_dir: Path) -> None:
 
 
 def test_pairs_of_each_entry_found_or_known_absent(run_dir: Path) -> None:
-    """Dropped pairs of an entry counted at most t times (the tail, or exactly t) are known absent without a search; every other
-    entry's pairs are searched for, and both agree with a pass over every pair."""
+    """Dropped pairs of an entry counted at most t times (the tail, or exactly t) are known absent without a
+    search; every other entry's pairs are searched for, and both agree with a pass over every pair."""
     ids, lists, k = texts_and_keys(run_dir)
     counts, t = Run(run_dir).counts, 40.0
     assert ((counts > 0) & (counts <= t)).any() and (counts > t).any()  # both kinds of entry are asked

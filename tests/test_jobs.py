@@ -8,10 +8,10 @@ import signal
 from pathlib import Path
 
 import pytest
+from processes import group_members
 
 from curation import Run
 from curation.errors import CurationError
-from processes import group_members
 from curation.jobs import absolute, list_jobs, log_progress, log_tail, start_job, wait
 from curation.mirror import check_output, exclusive, open_run
 
@@ -117,6 +117,7 @@ def test_an_export_job_writes_the_manifest_and_reports_progress_from_its_log(
     tmp_path: Path, pool: Path, metadata: Path
 ) -> None:
     from conftest import cli
+
     from curation.jobs import start_export
 
     run_dir = tmp_path / "run"

@@ -11,7 +11,6 @@ from curation.cli import build_parser
 from curation.errors import CurationError
 from curation.keys import content_key_texts, hash_keys, id_key_texts
 
-
 # --- key texts from an id column ----------------------------------------------------------------------
 
 

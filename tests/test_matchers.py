@@ -14,13 +14,14 @@ import os
 import numpy as np
 import pyarrow as pa
 import pytest
+from conftest import naive_match
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import naive_match
 from curation import matchers, token_matcher
 from curation.errors import CurationError
-from curation.matching import build_automaton, match_batch as reference_batch
+from curation.matching import build_automaton
+from curation.matching import match_batch as reference_batch
 
 # At least 10,000 generated cases in CI; HYPOTHESIS_EXAMPLES moves it (more for a soak, fewer locally).
 EXAMPLES = int(os.environ.get("HYPOTHESIS_EXAMPLES", "10000"))

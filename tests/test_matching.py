@@ -11,8 +11,8 @@ import random
 
 import pyarrow as pa
 import pytest
-
 from conftest import naive_match
+
 from curation import token_matcher
 from curation.matchers import MATCHERS, AhoCorasickMatcher, TokenMatcher
 from curation.matching import build_automaton, match_text, spacing

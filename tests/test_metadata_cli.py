@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from test_metadata_build import ARTICLES, WORDNET_NAMES, page, write_dump, write_pageviews, write_wordnet
 
 from metadata.cli import main
 from metadata.loading import fingerprint, load_entries, load_metadata
 from metadata.merge import NUMBERS
-from test_metadata_build import ARTICLES, WORDNET_NAMES, page, write_dump, write_pageviews, write_wordnet
 
 ROOT = Path(__file__).resolve().parents[1]
 

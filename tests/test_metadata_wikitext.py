@@ -252,7 +252,7 @@ def test_no_bigram_that_the_page_does_not_show(excerpts):
     removed template no longer joins its neighbours. The few left are the reference's misreadings
     (metadata/README.md)."""
     for name, articles in excerpts.items():
-        ours = theirs = 0
+        ours = 0
         unseen = []
         for title, _, found, reference in articles:
             mine = bigrams(found)

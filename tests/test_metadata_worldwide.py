@@ -11,13 +11,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from test_metadata_build import WORDNET_NAMES, write_wordnet
+from test_metadata_cli import one_line_error, run
 
 from metadata import files
 from metadata.loading import fingerprint, load_metadata
 from metadata.merge import NUMBERS
 from metadata.worldwide import Input, merge_languages, render_language_table
-from test_metadata_build import WORDNET_NAMES, write_wordnet
-from test_metadata_cli import one_line_error, run
 
 ROOT = Path(__file__).resolve().parents[1]
 

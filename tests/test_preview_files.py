@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import cli, read_dir
+
 from curation import Run, balancing, preview_files
 from curation.rundir import RunDir
 

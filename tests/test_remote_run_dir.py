@@ -18,7 +18,6 @@ from pathlib import Path
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import ENTRIES, cli, make_texts, read_dir, write_pool
 from processes import kill_when
 from servers import s3_server

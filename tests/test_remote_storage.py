@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from conftest import ENTRIES, cli, make_texts, read_dir, write_pool
 from servers import Faults, http_server, s3_server
 

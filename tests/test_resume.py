@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import cli, make_texts, read_dir, write_pool
 from processes import kill_when
+
 from curation.matchers import MATCHERS
 
 ROOT = Path(__file__).resolve().parents[1]

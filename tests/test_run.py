@@ -9,8 +9,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import ENTRIES, cli, make_texts, read_dir, write_pool
+
 from curation import Run
 from curation.matching import spacing
 

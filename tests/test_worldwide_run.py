@@ -12,8 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import cli, read_dir, write_pool
+
 from curation.balancing import keep_thresholds
 from curation.matching import spacing
 from curation.summary import Run
@@ -593,6 +593,7 @@ def test_the_dashboard_opens_a_worldwide_run(world: dict, tmp_path: Path, monkey
 def test_several_texts_with_an_english_only_list(tmp_path: Path) -> None:
     """--text-columns with MetaCLIP 1's metadata: every text counted, the picked one's entries kept."""
     from conftest import ENTRIES, make_texts, naive_match
+
     from curation.balancing import splitmix64
     from curation.keys import hash_keys, id_key_texts
     from curation.stages import PICK_SALT
