@@ -74,7 +74,6 @@ for _path in (str(REPO), str(BENCH_DIR)):
 from generate_pool import ENTRY_CONSONANTS, NUMBER_ENTRIES, capitalize_some, cdf, pseudo_words, top_share  # noqa: E402
 
 from curation import balancing, counting, keys, stages  # noqa: E402
-from curation.errors import CurationError  # noqa: E402
 from curation.mirror import exclusive  # noqa: E402
 from curation.pool import file_signature  # noqa: E402
 from curation.rundir import (
@@ -90,6 +89,7 @@ from curation.rundir import (
 from curation.runner import Execution, balance_run, build_preview, write_run_record  # noqa: E402
 from curation.shard_stats import RowStats, ShardStats  # noqa: E402
 from metadata import fingerprint, load_entries  # noqa: E402
+from studio_common.errors import CurationError  # noqa: E402
 
 SYNTHETIC_JSON = "synthetic.json"
 BILLION = 1_000_000_000

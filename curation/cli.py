@@ -1,4 +1,4 @@
-"""python -m curation: run, match, balance and stats, with one-line errors for bad input."""
+"""curation: run, match, balance and stats, with one-line errors for bad input."""
 
 from __future__ import annotations
 
@@ -12,18 +12,19 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from curation import mirror, storage
+from curation import mirror
 from curation.engines import ENGINES
-from curation.errors import CurationError
 from curation.export import COLUMN_SETS, FORMATS, format_of, write_manifest
 from curation.matchers import DEFAULT_MATCHER, MATCHERS
 from curation.memory import keep_freed_memory
 from curation.preview_files import DEFAULT_SAMPLE_PAIRS
-from curation.progress import progress_bar
 from curation.rundir import RunDir, atomic_write_table, read_json
 from curation.runner import Execution, MatchRequest, balance_run, build_preview, match_pool, write_run_record
 from curation.summary import Run, existing_run
-from metadata.argtypes import EXIT_USAGE, OneLineParser, checked, non_negative_int, positive_int
+from studio_common import storage
+from studio_common.argtypes import EXIT_USAGE, OneLineParser, checked, non_negative_int, positive_int
+from studio_common.errors import CurationError
+from studio_common.progress import progress_bar
 
 EXIT_INTERRUPTED = 130
 
@@ -102,7 +103,7 @@ def _add_match_options(parser: argparse.ArgumentParser) -> None:
         "--metadata",
         required=True,
         help="entries: a JSON list of strings (MetaCLIP's metadata.json), a Parquet table with an "
-        "'entry' column (as `python -m metadata build` writes), or one entry per line; a "
+        "'entry' column (as `curation-metadata build` writes), or one entry per line; a "
         "local path or a URI",
     )
     parser.add_argument(
@@ -216,7 +217,7 @@ def _add_balance_options(parser: argparse.ArgumentParser, seed_default: int | No
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
-        prog="python -m curation", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="curation", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser)
 
@@ -367,7 +368,7 @@ def _language_overrides(path: str | None) -> tuple[tuple[str, str], ...]:
 
 
 def _command_line(argv: Sequence[str]) -> str:
-    return "python -m curation " + " ".join(shlex.quote(a) for a in argv)
+    return "curation " + " ".join(shlex.quote(a) for a in argv)
 
 
 def _print_rows(record: dict) -> None:
@@ -435,10 +436,7 @@ def command_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     print(f"run complete: {args.out}")
     _print_rows(record)
     _print_balance(record)
-    print(
-        f"next: python -m curation stats {shlex.quote(args.out)} --t {args.t * 2:g}   "
-        "(sizes at another t; no re-matching)"
-    )
+    print(f"next: curation stats {shlex.quote(args.out)} --t {args.t * 2:g}   (sizes at another t; no re-matching)")
     return 0
 
 
@@ -453,7 +451,7 @@ def command_match(args: argparse.Namespace, argv: Sequence[str]) -> int:
         record = write_run_record(args.out, execution, match, None, _command_line(argv))
     print(f"matched: {args.out}")
     _print_rows(record)
-    print(f"next: python -m curation balance {shlex.quote(args.out)} --t T   (write the subset at t)")
+    print(f"next: curation balance {shlex.quote(args.out)} --t T   (write the subset at t)")
     return 0
 
 

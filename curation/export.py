@@ -10,19 +10,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from curation import storage
 from curation.browse import kept_batches, shard_indices
-from curation.errors import CurationError
-from curation.query import RunQuery
 from curation.rundir import PICKED_COLUMN, PICKED_TEXT, RunDir, atomic_file, atomic_write_json, read_json
+from studio_common import storage
+from studio_common.errors import CurationError
+
+if TYPE_CHECKING:  # a type only: the command line imports this module without DuckDB
+    from curation.query import RunQuery
 
 COLUMN_SETS = {
     "img2dataset": "url and caption, as img2dataset reads them",
@@ -121,6 +122,8 @@ class JsonLinesManifest:
     def __init__(self, path: Path, schema: pa.Schema) -> None:
         self.handle = open(path, "wb")
         self.scratch = path.with_name(path.name + ".batch")
+        import duckdb  # here, where the query runs: the command line imports this module without DuckDB
+
         self.connection = duckdb.connect()
 
     def write(self, table: pa.Table) -> None:
@@ -209,8 +212,7 @@ def write_manifest(
     shards = shard_indices(run)
     if not all(run.threshold_part(seed, shard).exists() for shard in shards):
         raise CurationError(
-            f"no keep thresholds for seed {seed} in {root}; "
-            f"run `python -m curation balance {root} --t {t:g} --seed {seed}` first"
+            f"no keep thresholds for seed {seed} in {root}; run `curation balance {root} --t {t:g} --seed {seed}` first"
         )
     read, names = _columns(run, column_set)
     schema = (

@@ -25,12 +25,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
-from curation import mirror, storage
+from curation import mirror
 from curation.commands import curation_command, run_arguments
-from curation.errors import CurationError
 from curation.pool import resolve_files
-from curation.progress import LINE
 from curation.rundir import PART_GLOB, RunDir, atomic_write_json, read_json
+from studio_common import storage
+from studio_common.errors import CurationError
+from studio_common.progress import LINE
 
 _PROCESSES: dict[str, subprocess.Popen] = {}  # reaped on every look, so no zombie outlives a refresh
 JOB_ID_ENV = "CURATION_JOB_ID"
@@ -179,7 +180,6 @@ def _launch(
         env = {name: value for name, value in os.environ.items() if not name.startswith(HIDDEN_PREFIX)}
         process = subprocess.Popen(
             ["sh", "-c", script],
-            cwd=Path(__file__).resolve().parents[1],
             start_new_session=True,
             stdin=subprocess.DEVNULL,
             env={**env, JOB_ID_ENV: job_id},

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
 
-from curation.errors import CurationError
+from studio_common.errors import CurationError
 
 
 def id_key_texts(ids: pa.Array, column: str) -> pa.Array:

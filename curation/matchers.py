@@ -21,8 +21,8 @@ import numpy as np
 import pyarrow as pa
 
 from curation import matching, token_matcher, worldwide
-from curation.errors import CurationError
 from curation.rundir import RunDir, atomic_directory, atomic_write_json
+from studio_common.errors import CurationError
 
 MATCHERS = ("tokens", "aho-corasick")
 WORLDWIDE = "worldwide"  # what a run records as its matcher when the metadata has languages

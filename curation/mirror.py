@@ -34,10 +34,10 @@ from typing import IO
 
 import pyarrow.fs as pafs
 
-from curation import storage
-from curation.errors import CurationError
-from curation.progress import progress_bar
 from curation.rundir import LOCK_NAME, RunDir, atomic_file
+from studio_common import storage
+from studio_common.errors import CurationError
+from studio_common.progress import progress_bar
 
 CACHE_ENV = "CURATION_CACHE_DIR"
 LEASE_ENV = "CURATION_LOCK_LEASE_S"
@@ -287,9 +287,7 @@ def read_copy(spec: str, parts: bool = True, progress: bool = False) -> Path:
     if not run.source:
         return run.root
     if not fetch(run, run.plan_json):
-        raise CurationError(
-            f"{spec} is not a run directory (no plan.json); make one with `python -m curation run --out {spec}`"
-        )
+        raise CurationError(f"{spec} is not a run directory (no plan.json); make one with `curation run --out {spec}`")
     skip = ("curated/", "preview/pieces-", "matcher/")
     if not parts:
         skip += ("annotated/", "thresholds/")

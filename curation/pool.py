@@ -15,9 +15,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation import storage
-from curation.errors import CurationError
 from curation.rundir import CAPTION_LANGUAGE, ENTRY_IDS, PAIR_KEY, PICKED_COLUMN, PICKED_TEXT
+from studio_common import storage
+from studio_common.errors import CurationError
 
 TEXT_COLUMN_DEFAULT = "text"
 TEXT_COLUMN_CANDIDATES = ("text", "caption", "TEXT", "txt", "Text", "CAPTION", "Caption", "alt_text")

@@ -1,13 +1,6 @@
 """The preview of a run and seed as files made for random access: memory-mapped, never loaded whole.
-
-    RUN/preview/seed-S/
-      preview.json        pairs, matched pairs, matches per pair, the sample (rate, size), format
-      thresholds.npy      float64: every matched pair's keep threshold k, ascending
-      sample_offsets.npy  int64:   CSR offsets of the sampled pairs' entry lists
-      sample_entries.npy  int32:   their entry ids
-      sample_thresholds.npy float64: their k
-      sample_rows.npy     int64:   shard << 32 | row of each sampled pair, to fetch its columns
-    RUN/preview/pieces-seed-S/NNNNN.npz   one shard's part of all that; merged, then removed
+Its files (RUN/preview/seed-S/, and the per-shard pieces merged into them) are listed in
+docs/design.md, "The run directory".
 
 A shard's piece is made where its rows are already in memory (the balance stage) or by reading the
 shard's entry lists and thresholds (``preview_shard``, for runs made before previews existed). The
@@ -32,10 +25,10 @@ import pyarrow.parquet as pq
 
 from curation import balancing
 from curation.entry_lists import flatten
-from curation.errors import CurationError
 from curation.preview import BalancePreview
 from curation.rundir import ENTRY_LANGUAGE, RunDir, atomic_directory, atomic_file, atomic_write_json, read_json
 from curation.worldwide_preview import WorldwidePreview
+from studio_common.errors import CurationError
 
 PREVIEW_FORMAT = 1
 DEFAULT_SAMPLE_PAIRS = 2_000_000

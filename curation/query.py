@@ -19,8 +19,8 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from curation.errors import CurationError
 from curation.rundir import ENTRY_COUNT_COLUMNS, ENTRY_LANGUAGE, RunDir, read_json
+from studio_common.errors import CurationError
 
 SORTABLE = {name: name for name in ENTRY_COUNT_COLUMNS}
 _ENTRY_COUNTS = ", ".join(ENTRY_COUNT_COLUMNS)

@@ -1,21 +1,12 @@
-"""The run directory (docs/design.md, "The run directory"): where each output lives, and how it appears atomically.
+"""The run directory: where each output lives, and how it appears atomically.
 
-    DIR/
-      run.json                      parameters, fingerprint, row accounting, timings (written last)
-      plan.json                     pool files, columns and shards: what a resumed run must match
-      annotated/part-NNNNN.parquet  every pool row + entry_ids (list<int32>) + pair_key (uint64)
-      entry_counts.parquet          entry_id, entry, count for every entry
-      curated/part-NNNNN.parquet    the rows kept at t, same columns as annotated (in object storage:
-                                    curated/t-T-seed-S/part-NNNNN.parquet and curated/selection.json)
-      balanced_counts.parquet       entry_id, entry, count, kept (matches among kept pairs at t)
-      shards/NNNNN.counts.parquet   per-shard sparse counts (entry_id, count)
-      shards/NNNNN.json             per-shard stats; written last, it marks the shard as matched
-      thresholds/seed-S/part-NNNNN.parquet   pair_key, k: the keep threshold of every row, in order
-      preview/seed-S/               what answers any t without a pass over the pairs (curation/preview_files.py)
+What a run directory holds, file by file, on disk and in object storage, is described in one place only,
+so that copies cannot drift: docs/design.md, "The run directory". This module owns the paths and names;
+keep that section in step with them.
 
-Every file is written under a hidden temporary name in its own directory and renamed into place, so
-a reader (or a resumed run) sees either nothing or the whole file. A run directory in object storage
-is worked on through local copies and published object by object (curation/mirror.py).
+Every file is written under a hidden temporary name in its own directory and renamed into place, so a
+reader (or a resumed run) sees either nothing or the whole file. A run directory in object storage is
+worked on through local copies and published object by object (curation/mirror.py).
 """
 
 from __future__ import annotations
@@ -32,7 +23,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation.errors import CurationError
+from studio_common.errors import CurationError
 
 FORMAT_VERSION = 1
 LOCK_NAME = ".lock"  # the one-writer lock: a flock on disk, a leased object in a store (curation/mirror.py)

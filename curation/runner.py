@@ -19,11 +19,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation import counting, matchers, mirror, preview_files, stages, storage, worldwide
+from curation import counting, matchers, mirror, preview_files, stages, worldwide
 from curation.engines import Engine, make_engine
-from curation.errors import CurationError
 from curation.pool import Shard, file_signature, inspect_pool, open_parquet, plan_shards, resolve_files
-from curation.progress import Bar, progress_bar
 from curation.rundir import (
     ENTRY_LANGUAGE,
     FORMAT_VERSION,
@@ -37,6 +35,9 @@ from curation.rundir import (
 from curation.shard_stats import RowStats
 from curation.worldwide_preview import head_tail_by_language
 from metadata import Metadata, MetadataError, fingerprint, load_metadata
+from studio_common import storage
+from studio_common.errors import CurationError
+from studio_common.progress import Bar, progress_bar
 
 Log = Callable[[str], None]
 
@@ -325,7 +326,7 @@ def balance_run(
     started = time.perf_counter()
     run = mirror.open_run(out)
     if not mirror.fetch(run, run.plan_json) or not mirror.fetch(run, run.entry_counts):
-        raise CurationError(f"{out} is not a matched run directory; run `python -m curation match` first")
+        raise CurationError(f"{out} is not a matched run directory; run `curation match` first")
     plan = read_json(run.plan_json)
     rows = {s.index: s.rows for s in _shards(plan)}
     shards = list(rows)
@@ -449,13 +450,12 @@ def build_preview(
     none, or to change the sample's size); returns preview.json. Shards done before are kept."""
     run = mirror.open_run(out)
     if not mirror.fetch(run, run.plan_json) or not mirror.fetch(run, run.entry_counts):
-        raise CurationError(f"{out} is not a matched run directory; run `python -m curation match` first")
+        raise CurationError(f"{out} is not a matched run directory; run `curation match` first")
     plan = read_json(run.plan_json)
     shards = [s.index for s in _shards(plan)]
     if not mirror.has_all(run, (run.threshold_part(seed, shard) for shard in shards)):
         raise CurationError(
-            f"{out} has no keep thresholds for seed {seed}; "
-            f"run `python -m curation balance {out} --t T --seed {seed}` first"
+            f"{out} has no keep thresholds for seed {seed}; run `curation balance {out} --t T --seed {seed}` first"
         )
     if rebuild:
         mirror.remove_tree(run, run.preview_pieces(seed))

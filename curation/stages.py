@@ -17,7 +17,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from curation import balancing, counting, keys, matchers, mirror, worldwide
-from curation.errors import CurationError
 from curation.pool import Shard, iter_shard_batches, open_parquet
 from curation.preview_files import PieceBuilder, has_piece
 from curation.rundir import (
@@ -36,6 +35,7 @@ from curation.rundir import (
 )
 from curation.shard_stats import RowStats, ShardStats
 from metadata import fingerprint, load_metadata
+from studio_common.errors import CurationError
 
 
 @dataclass(frozen=True)

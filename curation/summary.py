@@ -20,13 +20,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation import balancing, counting, mirror, preview_files, storage, worldwide
-from curation.errors import CurationError
+from curation import balancing, counting, mirror, preview_files, worldwide
 from curation.preview import INTERVAL, BalancePreview
 from curation.rundir import CAPTION_LANGUAGE, ENTRY_LANGUAGE, RunDir, atomic_parquet_writer, read_json
 from curation.runner import Execution, build_preview
 from curation.stages import ENTRY_IDS, PAIR_KEY, read_thresholds
 from curation.worldwide_preview import WorldwidePreview, head_tail_by_language
+from studio_common import storage
+from studio_common.errors import CurationError
 
 
 def existing_run(spec: str | Path) -> RunDir:
@@ -38,9 +39,7 @@ def existing_run(spec: str | Path) -> RunDir:
     if not run.source and not run.root.is_dir():
         raise CurationError(f"run directory not found: {spec}")
     if not mirror.fetch(run, run.plan_json) or not mirror.fetch(run, run.entry_counts):
-        raise CurationError(
-            f"{spec} is not a run directory (no entry_counts.parquet); make one with `python -m curation run`"
-        )
+        raise CurationError(f"{spec} is not a run directory (no entry_counts.parquet); make one with `curation run`")
     return run
 
 
@@ -88,12 +87,12 @@ class Run:
         chosen = self.seed if seed is None else seed
         if chosen is None:
             raise CurationError(
-                f"{self.name} has no keep thresholds yet; run `python -m curation balance` with --t and --seed first"
+                f"{self.name} has no keep thresholds yet; run `curation balance` with --t and --seed first"
             )
         if not all(self.dir.threshold_part(chosen, i).exists() for i in self.shard_indices):
             raise CurationError(
                 f"{self.name} has no keep thresholds for seed {chosen}; "
-                f"run `python -m curation balance {self.name} --t T --seed {chosen}` first"
+                f"run `curation balance {self.name} --t T --seed {chosen}` first"
             )
         return chosen
 
@@ -243,7 +242,7 @@ class Run:
         top: int = 10,
         execution: Execution | None = None,
     ) -> dict:
-        """What `python -m curation stats` prints: sizes at each t, t for each size and tail share.
+        """What `curation stats` prints: sizes at each t, t for each size and tail share.
 
         Realised sizes, head/tail and every t are exact; the expected size is estimated from the
         preview's uniform sample of matched pairs (exact when the sample holds them all), with its

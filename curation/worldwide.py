@@ -26,8 +26,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curation.errors import CurationError
 from curation.matching import SPACED_CONTROLS, match_batch, spacing
+from studio_common.errors import CurationError
 
 OTHER = "other"  # the metadata's language for captions whose own language has no entries
 # Full-width and CJK punctuation that counts as a word boundary, beside string.punctuation.

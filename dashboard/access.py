@@ -18,9 +18,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from curation import storage
-from curation.errors import CurationError
 from curation.pool import resolve_files
+from studio_common import storage
+from studio_common.errors import CurationError
 
 TOKEN_ENV = "CURATION_DASHBOARD_TOKEN"
 REQUIRE_TOKEN_ENV = "CURATION_DASHBOARD_REQUIRE_TOKEN"
@@ -110,9 +110,9 @@ class Roots:
     uris: tuple[str, ...]  # URI prefixes from the data roots: pools, metadata, runs and outputs there
 
     @classmethod
-    def from_env(cls, runs: Path, exports: Path, project: Path, env: Mapping[str, str] = os.environ) -> Roots:
-        """The data roots are CURATION_DATA_ROOTS, else the project's data_samples and the runs directory."""
-        listed = split_roots(env.get(DATA_ROOTS_ENV, "")) or [str(project / "data_samples"), str(runs)]
+    def from_env(cls, runs: Path, exports: Path, sample: Path, env: Mapping[str, str] = os.environ) -> Roots:
+        """The data roots are CURATION_DATA_ROOTS, else the bundled sample's folder and the runs directory."""
+        listed = split_roots(env.get(DATA_ROOTS_ENV, "")) or [str(sample), str(runs)]
         local = tuple(resolved(root) for root in listed if not storage.is_uri(root))
         uris = tuple(u for u in (_normal_uri(root) for root in listed if storage.is_uri(root)) if u)
         return cls(resolved(runs), resolved(exports), local, uris)

@@ -1,15 +1,12 @@
-"""Curation studio: `streamlit run dashboard/app.py` opens on the bundled sample run."""
+"""Curation studio: `curation-dashboard` (dashboard/launch.py) opens on the bundled sample run."""
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project root, for curation/ and dashboard/
+import streamlit as st
 
-import streamlit as st  # noqa: E402
-
-from curation.errors import CurationError  # noqa: E402
-from dashboard import data  # noqa: E402
-from dashboard.gate import require_access  # noqa: E402
+from dashboard import data
+from dashboard.gate import require_access
+from studio_common.errors import CurationError
 
 st.set_page_config(page_title="Curation studio", page_icon=":material/balance:", layout="wide")
 require_access()  # served beyond loopback: nothing below runs before the access token
@@ -31,7 +28,7 @@ with st.sidebar:
         "Run directory",
         key="run_dir_input",
         on_change=_open_typed,
-        help="The output of `python -m curation run`, a local path or s3://bucket/prefix "
+        help="The output of `curation run`, a local path or s3://bucket/prefix "
         "(read from a local copy); press Enter to open it.",
     )
     recent = data.recent_runs()
@@ -64,7 +61,7 @@ with st.sidebar:
             "Seed",
             available,
             key="seed",
-            help="Seeds with keep thresholds in this run; `python -m curation balance RUN --seed S` adds one.",
+            help="Seeds with keep thresholds in this run; `curation balance RUN --seed S` adds one.",
         )
         rows = data.record(str(root), token).get("rows", {})
         st.caption(f"{rows.get('in', 0):,} pairs, {rows.get('matched', 0):,} matched")

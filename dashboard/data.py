@@ -18,23 +18,25 @@ import pandas as pd
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from curation import mirror, preview_files, storage
+import data_samples
+from curation import mirror, preview_files
 from curation.browse import find_pairs
 from curation.commands import curation_command, run_arguments
-from curation.errors import CurationError
 from curation.preview import INTERVAL, BalancePreview, Estimate
 from curation.query import RunQuery, complete_seeds, connect
 from curation.rundir import RunDir, read_json
 from curation.runner import Execution, build_preview
 from curation.worldwide_preview import WorldwidePreview
 from dashboard import access
+from studio_common import storage
+from studio_common.errors import CurationError
 
-PROJECT = Path(__file__).resolve().parents[1]
-RUNS_DIR = Path(os.environ.get("CURATION_RUNS_DIR", PROJECT / "runs"))
-EXPORT_DIR = Path(os.environ.get("CURATION_EXPORT_DIR", PROJECT / "exports"))
-JOBS_DIR = Path(os.environ.get("CURATION_JOBS_DIR", RUNS_DIR / ".jobs"))
+# Runs and exports live in the folder the dashboard was started from (or where the variables say).
+RUNS_DIR = Path(os.environ.get("CURATION_RUNS_DIR", "runs")).absolute()
+EXPORT_DIR = Path(os.environ.get("CURATION_EXPORT_DIR", "exports")).absolute()
+JOBS_DIR = Path(os.environ.get("CURATION_JOBS_DIR", RUNS_DIR / ".jobs")).absolute()
 SAMPLE_RUN = RUNS_DIR / "sample"
-ROOTS = access.Roots.from_env(RUNS_DIR, EXPORT_DIR, PROJECT)  # what the UI may open, read and write
+ROOTS = access.Roots.from_env(RUNS_DIR, EXPORT_DIR, data_samples.SAMPLE_DIR)  # what the UI may open, read and write
 SAMPLE_T = 200.0
 MIN_T = 0.001  # the smallest t a number input takes (t for a tiny target size can be below 1)
 T_STEP = 10.0  # what the + and - buttons of a t input add or take away
@@ -61,8 +63,8 @@ def make_sample_run() -> None:
     """Curate the bundled sample so a fresh clone opens on a real run."""
     command = curation_command(
         run_arguments(
-            str(PROJECT / "data_samples" / "pool"),
-            str(PROJECT / "data_samples" / "metadata.json"),
+            str(data_samples.POOL),
+            str(data_samples.METADATA),
             SAMPLE_T,
             0,
             str(SAMPLE_RUN),
@@ -70,7 +72,7 @@ def make_sample_run() -> None:
             quiet=True,
         )
     )
-    result = subprocess.run(command, cwd=PROJECT, capture_output=True, text=True)
+    result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         raise CurationError(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "sample run failed")
 
@@ -95,13 +97,11 @@ def check_run_dir(path: str) -> Path:
     if not (root / "plan.json").exists() or not (root / "entry_counts.parquet").exists():
         raise CurationError(
             f"{path} is not a run directory (no plan.json and entry_counts.parquet); "
-            "make one with `python -m curation run` or on the Jobs page"
+            "make one with `curation run` or on the Jobs page"
         )
     root = root.resolve()
     if not seeds(str(root), run_token(root)):
-        raise CurationError(
-            f"{path} has no complete keep thresholds yet; run `python -m curation balance {path} --t T`"
-        )
+        raise CurationError(f"{path} has no complete keep thresholds yet; run `curation balance {path} --t T`")
     return root
 
 

@@ -1,5 +1,6 @@
-"""`streamlit run` on a free loopback port, for the browser test and the benchmarks: started, awaited
-until it answers its health check, and stopped by its own process handle."""
+"""The dashboard (as `curation-dashboard` starts it) or another Streamlit script on a free loopback port,
+for the browser tests and the benchmarks: started, awaited until it answers its health check, and
+stopped by its own process handle."""
 
 from __future__ import annotations
 
@@ -13,8 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-PROJECT = Path(__file__).resolve().parents[1]
-APP = PROJECT / "dashboard" / "app.py"
+from dashboard.launch import APP, streamlit_command
 
 
 @dataclass(frozen=True)
@@ -48,16 +48,12 @@ def serve(
     address: str | None = "127.0.0.1",
 ) -> Iterator[Served]:
     """Run ``script`` with Streamlit until the block ends; RuntimeError (with the log's tail) if it
-    exits or stays silent for ``timeout_s``. ``address=None`` leaves the address to the project's
-    .streamlit/config.toml (the dashboard's own default: what a test of that default needs)."""
+    exits or stays silent for ``timeout_s``. The dashboard's app starts with `curation-dashboard`'s
+    command and defaults, and ``address=None`` leaves the address to those defaults (what a test of
+    that default needs); another script runs bare, from its own folder."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    command = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(script),
+    flags = [
         "--server.headless",
         "true",
         *(["--server.address", address] if address else []),
@@ -66,11 +62,13 @@ def serve(
         "--browser.gatherUsageStats",
         "false",
     ]
+    if script == APP:
+        command, cwd = streamlit_command(flags), None
+    else:
+        command, cwd = [sys.executable, "-m", "streamlit", "run", str(script), *flags], script.parent
     with open(log_path, "wb") as log:
         started = time.perf_counter()
-        process = subprocess.Popen(
-            command, cwd=script.parent if script != APP else PROJECT, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         while not healthy(url):
             if process.poll() is not None or time.perf_counter() - started > timeout_s:

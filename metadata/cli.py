@@ -1,4 +1,4 @@
-"""python -m metadata: build, fetch, inspect and compare metadata entry lists, with one-line errors."""
+"""curation-metadata: build, fetch, inspect and compare metadata entry lists, with one-line errors."""
 
 from __future__ import annotations
 
@@ -11,7 +11,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from metadata import files
-from metadata.argtypes import (
+from metadata.build import BuildRequest, build
+from metadata.fetch import DEFAULT_URL, FetchError, default_cache_dir, fetch
+from metadata.loading import MetadataError, fingerprint, load_metadata
+from metadata.merge import SOURCE_ORDER, parse_budgets, render_table
+from metadata.report import diff, render_diff, render_stats, stats
+from metadata.wikipedia import count_dump
+from metadata.worldwide import language_code, merge_languages, parse_input, render_language_table
+from studio_common.argtypes import (
     EXIT_USAGE,
     OneLineParser,
     checked,
@@ -20,13 +27,6 @@ from metadata.argtypes import (
     positive_int,
     positive_number,
 )
-from metadata.build import BuildRequest, build
-from metadata.fetch import DEFAULT_URL, FetchError, default_cache_dir, fetch
-from metadata.loading import MetadataError, fingerprint, load_metadata
-from metadata.merge import SOURCE_ORDER, parse_budgets, render_table
-from metadata.report import diff, render_diff, render_stats, stats
-from metadata.wikipedia import count_dump
-from metadata.worldwide import language_code, merge_languages, parse_input, render_language_table
 
 EXIT_FAILED = 1  # a download or a write that did not succeed
 EXIT_INTERRUPTED = 130
@@ -47,7 +47,7 @@ paper's sources, keeping where every entry came from.
   merge-languages  concatenate per-language lists into one worldwide list (MetaCLIP 2): Parquet with
                    entry, language and sources
 
-Example:  python -m metadata build --wordnet /usr/share/wordnet --out metadata.json
+Example:  curation-metadata build --wordnet /usr/share/wordnet --out metadata.json
 Exit codes: 0 done, 1 a download or write failed, 2 bad input (the message says which)."""
 
 
@@ -79,9 +79,9 @@ Parquet with columns entry (string) and sources (list of strings), plus the buil
 metadata. Give several PATHs to write both.""",
         epilog="""\
 examples:
-  python -m metadata build --wordnet /usr/share/wordnet --out metadata.json
-  python -m metadata count-wikipedia enwiki-latest-pages-articles-multistream.xml.bz2 --out counts/
-  python -m metadata build --wordnet /usr/share/wordnet --wikipedia-counts counts/ \\
+  curation-metadata build --wordnet /usr/share/wordnet --out metadata.json
+  curation-metadata count-wikipedia enwiki-latest-pages-articles-multistream.xml.bz2 --out counts/
+  curation-metadata build --wordnet /usr/share/wordnet --wikipedia-counts counts/ \\
       --pageviews pageviews/*.gz --extra mine.txt --budget wiki_title=50000 --out m.json m.parquet""",
     )
     build_parser.add_argument(
@@ -214,7 +214,7 @@ words (letters, digits, inner hyphens and apostrophes, case kept) and bigrams ar
 by spaces only. Writes DIR/unigrams.parquet (token, count), DIR/bigrams.parquet (bigram, count) and
 DIR/counts.json (pages, malformed pages, tokens, timings); `build --wikipedia-counts DIR` then applies
 thresholds without recounting.""",
-        epilog="example: python -m metadata count-wikipedia enwiki-20240601-pages-articles-multistream.xml.bz2 "
+        epilog="example: curation-metadata count-wikipedia enwiki-20240601-pages-articles-multistream.xml.bz2 "
         "--out counts/enwiki-20240601",
     )
     count.add_argument("dump", help="pages-articles*.xml.bz2 (the multistream variant parallelises best)")
@@ -266,9 +266,9 @@ a text file with one entry per line. The text before the first = is the code; wr
 contains = as ./PATH.""",
         epilog="""\
 examples:
-  python -m metadata build --wordnet /usr/share/wordnet --entry-language en --out en.parquet
-  python -m metadata merge-languages en=en.parquet de=de.json zh=zh.txt --out worldwide.parquet
-  python -m metadata merge-languages worldwide.parquet other=other.txt --out worldwide2.parquet""",
+  curation-metadata build --wordnet /usr/share/wordnet --entry-language en --out en.parquet
+  curation-metadata merge-languages en=en.parquet de=de.json zh=zh.txt --out worldwide.parquet
+  curation-metadata merge-languages worldwide.parquet other=other.txt --out worldwide2.parquet""",
     )
     merge_parser.add_argument(
         "inputs",
@@ -293,7 +293,7 @@ examples:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
-        prog="python -m metadata", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="curation-metadata", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser)
     _add_build(commands)
@@ -311,7 +311,7 @@ into a cache directory, with a progress bar. The file is checked before it is pu
 against Content-Length (and --size), its sha256 against --sha256 when given, and that it is a JSON list
 of distinct non-empty strings. What was observed (bytes, sha256, entries) is recorded beside it in
 NAME.fetch.json; a second fetch reuses the cached file when it still matches. Prints the file's path.""",
-        epilog='example: python -m curation run --pool POOL --metadata "$(python -m metadata fetch --quiet)" ...',
+        epilog='example: curation run --pool POOL --metadata "$(curation-metadata fetch --quiet)" ...',
     )
     fetch_parser.add_argument("--url", default=DEFAULT_URL, help="where to download from (default: MetaCLIP's)")
     fetch_parser.add_argument(

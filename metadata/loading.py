@@ -1,7 +1,7 @@
 """Loading an entry list: MetaCLIP's JSON list of strings, a text file with one entry per line, or a
 Parquet table with an ``entry`` column (and, when built by this package, the ``sources`` of each entry).
 
-One loader for the engine and the dashboard, so that ids (positions) mean the same thing everywhere.
+One loader for the engine and the metadata tools, so that ids (positions) mean the same thing everywhere.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path, PurePosixPath
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation import storage
-from curation.errors import CurationError
+from studio_common import storage
+from studio_common.errors import CurationError
 
 
 class MetadataError(ValueError):

@@ -1,7 +1,7 @@
 """``stats`` and ``diff``: what an entry list holds, and how two versions differ.
 
 Pure functions over loaded lists (``Metadata``) that return dicts, plus their plain-text rendering, so
-the CLI, the dashboard and tests share them.
+the CLI and the tests share them.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def render_stats(path: str, metadata: Metadata, result: dict) -> str:
     else:
         lines.append(
             "sources: not recorded (JSON and text files hold entries only; Parquet from "
-            "`python -m metadata build` records them)"
+            "`curation-metadata build` records them)"
         )
     if metadata.languages is not None:
         lines += ["", render_language_table(metadata.entries, metadata.languages)]

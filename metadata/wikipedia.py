@@ -630,7 +630,7 @@ def read_record(counts_dir: str | Path) -> dict:
     if not counts_dir.is_dir():
         raise MetadataError(
             f"wikipedia counts directory not found: {counts_dir} "
-            "(make it with `python -m metadata count-wikipedia DUMP --out DIR`)"
+            "(make it with `curation-metadata count-wikipedia DUMP --out DIR`)"
         )
     record_path = counts_dir / RECORD
     if not record_path.is_file():

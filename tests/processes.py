@@ -1,7 +1,9 @@
-"""Killing a real run with everything it started: the kill tests' one way to do it."""
+"""Processes seen from /proc: killing a real run with everything it started (the kill tests' one way to
+do it), a job's process group, and the addresses a server listens on."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import signal
 import subprocess
@@ -72,4 +74,27 @@ def group_members(pgid: int) -> list[int]:
                 continue
             if int(fields[2]) == pgid and fields[0] != b"Z":
                 found.append(int(entry.name))
+    return found
+
+
+def proc_address(hex_address: str) -> str:
+    """An address as /proc/net/tcp{,6} writes it: 32-bit words in host (little-endian) order."""
+    raw = bytes.fromhex(hex_address)
+    return str(ipaddress.ip_address(b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))))
+
+
+def listening_addresses(pid: int, port: int) -> list[str]:
+    """The local addresses of the sockets that process ``pid`` listens on at ``port``, IPv4 and IPv6."""
+    inodes = {
+        os.readlink(fd)[len("socket:[") : -1]
+        for fd in Path(f"/proc/{pid}/fd").iterdir()
+        if os.readlink(fd).startswith("socket:[")
+    }
+    found = []
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            hex_address, hex_port = fields[1].rsplit(":", 1)
+            if fields[3] == "0A" and fields[9] in inodes and int(hex_port, 16) == port:  # 0A: LISTEN
+                found.append(proc_address(hex_address))
     return found

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from curation.errors import CurationError
 from dashboard import access
 from dashboard.access import Roots
+from studio_common.errors import CurationError
 
 
 @pytest.mark.parametrize(
@@ -69,11 +69,11 @@ def roots(tmp_path: Path) -> Roots:
     for name in ("runs", "exports", "data", "elsewhere"):
         (tmp_path / name).mkdir()
     env = {access.DATA_ROOTS_ENV: os.pathsep.join([str(tmp_path / "data"), "s3://lab/pools/"])}
-    return Roots.from_env(tmp_path / "runs", tmp_path / "exports", tmp_path, env)
+    return Roots.from_env(tmp_path / "runs", tmp_path / "exports", tmp_path / "data_samples", env)
 
 
 def test_default_data_roots_are_the_samples_and_the_runs(tmp_path: Path) -> None:
-    roots = Roots.from_env(tmp_path / "runs", tmp_path / "exports", tmp_path, {})
+    roots = Roots.from_env(tmp_path / "runs", tmp_path / "exports", tmp_path / "data_samples", {})
     assert roots.data == (tmp_path.resolve() / "data_samples", tmp_path.resolve() / "runs") and roots.uris == ()
 
 

@@ -24,9 +24,9 @@ from processes import kill_when
 
 from curation import matchers, stages
 from curation.engines import make_engine
-from curation.errors import CurationError
 from curation.matchers import MATCHERS
 from metadata import fingerprint
+from studio_common.errors import CurationError
 
 ROOT = Path(__file__).resolve().parents[1]
 ROWS = 24_000

@@ -14,9 +14,9 @@ from conftest import cli, read_dir
 
 from curation import Run
 from curation.browse import find_pairs
-from curation.errors import CurationError
 from curation.export import FORMATS, export_manifest, format_of, manifest_path
 from curation.query import RunQuery, connect
+from studio_common.errors import CurationError
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ import pytest
 from processes import group_members
 
 from curation import Run
-from curation.errors import CurationError
 from curation.jobs import absolute, list_jobs, log_progress, log_tail, start_job, wait
 from curation.mirror import check_output, exclusive, open_run
+from studio_common.errors import CurationError
 
 
 def test_a_job_runs_to_completion(tmp_path: Path, pool: Path, metadata: Path) -> None:

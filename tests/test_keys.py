@@ -8,8 +8,8 @@ import pytest
 import xxhash
 
 from curation.cli import build_parser
-from curation.errors import CurationError
 from curation.keys import content_key_texts, hash_keys, id_key_texts
+from studio_common.errors import CurationError
 
 # --- key texts from an id column ----------------------------------------------------------------------
 

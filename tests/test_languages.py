@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from curation import languages
-from curation.errors import CurationError
 from curation.languages import OTHER, UNKNOWN, LanguageMap, identify, load_overrides, metadata_language
+from studio_common.errors import CurationError
 
 ROOT = Path(__file__).resolve().parent.parent
 ALT_TEXTS = ROOT.parent / "shared" / "data" / "alt_text_10k.parquet"

@@ -13,7 +13,7 @@ import pytest
 from tqdm import tqdm
 
 from curation.jobs import log_progress
-from curation.progress import LINE, ProgressLines, progress_bar
+from studio_common.progress import LINE, ProgressLines, progress_bar
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from curation.errors import CurationError
 from curation.shard_stats import RowStats, ShardStats
 from curation.stages import read_marker
+from studio_common.errors import CurationError
 
 # A marker as runs made before RowStats wrote it: its bytes must not change.
 OLD_MARKER = {

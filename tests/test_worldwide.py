@@ -11,7 +11,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from curation.errors import CurationError
 from curation.matching import spacing
 from curation.worldwide import (
     OTHER,
@@ -26,6 +25,7 @@ from curation.worldwide import (
     strip,
     t_to_p,
 )
+from studio_common.errors import CurationError
 
 
 def naive(entries: list[str], languages: list[str], language: str | None, text: str | None) -> list[int]:

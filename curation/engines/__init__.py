@@ -45,6 +45,6 @@ def make_engine(name: str, workers: int, **options: Any) -> Engine:
         from curation.engines.ray import RayEngine  # imports ray only when this engine is chosen
 
         return RayEngine(workers, address=options.get("address"))
-    from curation.errors import CurationError
+    from studio_common.errors import CurationError
 
     raise CurationError(f"unknown engine '{name}'; choose one of: {', '.join(ENGINES)}")

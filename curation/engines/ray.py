@@ -19,8 +19,8 @@ import socket
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from curation import storage
-from curation.errors import CurationError
+from studio_common import storage
+from studio_common.errors import CurationError
 
 INSTALL_HINT = "the Ray engine needs Ray, which is not installed here: pip install -r requirements-ray.txt"
 # Tasks submitted per CPU of the cluster: one running and one queued, so a CPU never waits for the

@@ -1,5 +1,5 @@
 """Export: the curated manifest at a chosen t and seed, with its provenance, under the export directory.
-A manifest is written by a background job (`python -m curation export`), shard by shard: a billion
+A manifest is written by a background job (`curation export`), shard by shard: a billion
 pairs take a while, the page stays free, and the dashboard's memory does not grow."""
 
 import json
@@ -8,10 +8,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from curation.errors import CurationError
 from curation.export import COLUMN_SETS, FORMATS, NAME_MAX, manifest_path
 from curation.jobs import list_jobs, start_export
 from dashboard import access, data
+from studio_common.errors import CurationError
 
 DOWNLOAD_LIMIT = 200 * 2**20
 

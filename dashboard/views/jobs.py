@@ -6,23 +6,24 @@ import os
 
 import streamlit as st
 
-from curation.errors import CurationError
+import data_samples
 from curation.jobs import cancel_job, job_request, list_jobs, log_tail, start_job
 from dashboard import access, data
+from studio_common.errors import CurationError
 
 st.title("Jobs")
 
 with st.form("launch"):
     pool = st.text_input(
         "Pool (Parquet file, directory or glob)",
-        value=str(data.PROJECT / "data_samples" / "pool"),
+        value=str(data_samples.POOL),
         key="job_pool",
         help="A local path, or a URI: s3://bucket/prefix/, gs://..., hf://datasets/..., "
         "http(s)://... (credentials from the usual AWS_*, GOOGLE_*, HF_TOKEN variables).",
     )
     metadata = st.text_input(
         "Metadata (JSON list or one entry per line)",
-        value=str(data.PROJECT / "data_samples" / "metadata.json"),
+        value=str(data_samples.METADATA),
         key="job_metadata",
         help="A local path or a URI, as for the pool.",
     )

@@ -12,7 +12,7 @@ rows = data.language_rows(str(root), seed, token, t)
 if rows is None:
     st.info(
         "This run's metadata has no languages (MetaCLIP 1: one list, one t). Metadata in Parquet with "
-        "'entry' and 'language' columns (`python -m metadata merge-languages`) makes a worldwide run, "
+        "'entry' and 'language' columns (`curation-metadata merge-languages`) makes a worldwide run, "
         "matched and balanced per language; this page then shows each language."
     )
     st.stop()
@@ -56,7 +56,7 @@ if len(zero):
     st.warning(
         f"{len(zero)} languages have t = 0 and keep nothing: {', '.join(zero['language'].head(20))}"
         + (" ..." if len(zero) > 20 else "")
-        + ". Fix one with `--t-language CODE=T` on `python -m curation "
+        + ". Fix one with `--t-language CODE=T` on `curation "
         "balance`."
     )
 

@@ -48,7 +48,7 @@ with right:
     if sources is None:
         st.info(
             "The metadata of this run has no sources. A Parquet metadata (entry, sources) beside the "
-            "list, as `python -m metadata build` writes, shows coverage per source here."
+            "list, as `curation-metadata build` writes, shows coverage per source here."
         )
     else:
         merged = entries.merge(sources, on="entry", how="left").explode("sources")

@@ -61,7 +61,7 @@ where = (
     ""
     if searched >= shards
     else f"; found in {searched:,} of {shards:,} shards searched (the search stops "
-    "when the page is full, or after about 2 s, 6 s while it has found nothing)"
+    "when the page is full, or after about 1.5 s, 6 s while it has found nothing)"
 )
 st.caption(f"{len(frame):,} pairs shown, {which} at t = {t:g} (seed {seed}); k is the pair's keep threshold{where}.")
 columns = data.plan(str(root), token)["columns"]

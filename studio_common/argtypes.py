@@ -1,4 +1,4 @@
-"""Command-line plumbing shared by `python -m metadata` and `python -m curation`: a parser whose usage
+"""Command-line plumbing shared by `curation-metadata` and `curation`: a parser whose usage
 errors are one line, and argument types that say what they expected."""
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import pyarrow.fs as pafs
 
-from curation.errors import CurationError
+from studio_common.errors import CurationError
 
 PYARROW_SCHEMES = ("s3", "gs", "gcs")
 FSSPEC_SCHEMES = {"http": "aiohttp", "https": "aiohttp", "hf": "huggingface_hub"}
