@@ -13,24 +13,37 @@ require_access()  # served beyond loopback: nothing below runs before the access
 data.init_state()
 
 
+if "run" in st.query_params:  # "Open this run" as a link (Jobs page, while a job runs): the browser navigated
+    st.session_state.run_dir = st.query_params["run"]
+    del st.query_params["run"]
+
+
 def _open_typed() -> None:
+    """The form's submit (Enter in the box, or Open): an action of the user, never a value the browser
+    echoes from before the server changed the box."""
     st.session_state.run_dir = st.session_state.run_dir_input.strip()
 
 
 def _open_recent() -> None:
     if st.session_state.recent_choice:
-        st.session_state.run_dir = st.session_state.run_dir_input = st.session_state.recent_choice
+        st.session_state.run_dir = st.session_state.recent_choice
 
 
 with st.sidebar:
-    st.session_state.setdefault("run_dir_input", st.session_state.run_dir)
-    st.text_input(
-        "Run directory",
-        key="run_dir_input",
-        on_change=_open_typed,
-        help="The output of `curation run`, a local path or s3://bucket/prefix "
-        "(read from a local copy); press Enter to open it.",
-    )
+    # The box shows the open run: written here, before it is drawn, whenever something else opened a run
+    # (Open this run, Recent runs, a link). It opens a run only when its form is submitted: a request that
+    # the browser sent before it drew the new value (a fragment's timer fires every few seconds) still
+    # carries the old path, and as an on_change of the box that old path would open the old run again.
+    if st.session_state.get("run_dir_input") != st.session_state.run_dir:
+        st.session_state.run_dir_input = st.session_state.run_dir
+    with st.form("open_run", border=False, enter_to_submit=True):
+        st.text_input(
+            "Run directory",
+            key="run_dir_input",
+            help="The output of `curation run`, a local path or s3://bucket/prefix "
+            "(read from a local copy); press Enter to open it.",
+        )
+        st.form_submit_button("Open", on_click=_open_typed)
     recent = data.recent_runs()
     if recent:
         st.selectbox(
@@ -77,4 +90,6 @@ pages = st.navigation(
         st.Page("views/jobs.py", title="Jobs", icon=":material/play_circle:"),
     ]
 )
+if st.session_state.pop("opened_run", False):  # "Open this run" handled on another page (a second click sent
+    st.switch_page("views/overview.py")  # before the page changed): no Jobs fragment draws to switch, so here
 pages.run()

@@ -24,7 +24,7 @@ from curation.browse import find_pairs
 from curation.commands import curation_command, run_arguments
 from curation.preview import INTERVAL, BalancePreview, Estimate
 from curation.query import RunQuery, complete_seeds, connect
-from curation.rundir import RunDir, read_json
+from curation.rundir import RunDir, atomic_write_json, read_json
 from curation.runner import Execution, build_preview
 from curation.worldwide_preview import WorldwidePreview
 from dashboard import access
@@ -42,7 +42,9 @@ MIN_T = 0.001  # the smallest t a number input takes (t for a tiny target size c
 T_STEP = 10.0  # what the + and - buttons of a t input add or take away
 RECENT = RUNS_DIR / ".recent.json"
 REMOTE_REFRESH_S = 300  # how often a run in object storage is checked for changed objects
-SHARED_WIDGET_KEYS = ("t", "t2", "seed", "run_dir_input")
+# Not run_dir_input: the sidebar draws that box on every page and sets it from run_dir when they differ
+# (app.py); re-assigned on every run it would also overwrite what is being typed into it.
+SHARED_WIDGET_KEYS = ("t", "t2", "seed")
 
 
 def init_state() -> None:
@@ -118,8 +120,7 @@ def remember_run(path: str) -> None:
     known = recent_runs()
     runs = ([path] + [p for p in known if p != path])[:10]
     if runs != known:  # every rerun lands here: write only when the list changes
-        RECENT.parent.mkdir(parents=True, exist_ok=True)
-        RECENT.write_text(json.dumps(runs))
+        atomic_write_json(RECENT, runs)  # whole: a session starting meanwhile reads a list, never half of one
 
 
 def run_token(root: Path) -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import time
 from pathlib import Path
 
@@ -17,6 +19,8 @@ import pytest
 
 from curation import Run
 from dashboard.local_server import serve
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -213,46 +217,102 @@ def test_change_t_see_kept_pairs_and_export(server, page, tmp_path: Path) -> Non
     assert (tmp_path / "balance.png").stat().st_size > 0
 
 
+def _finished_run(dirs: dict[str, Path], pool: Path, metadata: Path) -> tuple[Path, int]:
+    """A run made by a finished job under the runs directory (where the UI may open it), and its rows."""
+    from curation.jobs import start_job, wait
+
+    out = dirs["runs"] / "from-job"
+    job_id = start_job(dirs["jobs"], str(pool), str(metadata), 40, 0, str(out), workers=1)
+    assert wait(dirs["jobs"], job_id).state == "finished"
+    rows = json.loads((out / "run.json").read_text())["rows"]["in"]
+    assert f"{rows:,}" != "30,000", "the opened run must differ from the sample, or the test proves nothing"
+    return out, rows
+
+
+def _expect_overview_of(page, out: Path, rows: int) -> None:
+    """The Overview and the sidebar on ``out``, and still so once the script has settled (a request that
+    the browser sent before the page changed, a fragment's timer tick, is handled by then)."""
+    from playwright.sync_api import expect
+
+    pool_rows = page.get_by_test_id("stMetric").filter(has_text="Pool rows").get_by_test_id("stMetricValue")
+    run_box = page.get_by_test_id("stSidebar").get_by_role("textbox", name="Run directory")
+    expect(page.get_by_role("heading", name="Overview")).to_be_visible(timeout=STEP_TIMEOUT_MS)
+    expect(pool_rows).to_have_text(f"{rows:,}", timeout=STEP_TIMEOUT_MS)
+    settled = page.get_by_test_id("stApp")
+    expect(settled).to_have_attribute("data-test-script-state", "notRunning", timeout=STEP_TIMEOUT_MS)
+    expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+    expect(pool_rows).to_have_text(f"{rows:,}")
+    expect(run_box).to_have_value(str(out))
+    expect(page.get_by_text(f"Run directory {out.resolve()}", exact=False)).to_be_visible()
+    assert page.get_by_test_id("stException").count() == 0
+
+
 def test_open_a_finished_run_from_jobs_and_keep_it_after_a_reload(
     server, page, tmp_path: Path, pool: Path, metadata: Path
 ) -> None:
     """A finished job's "Open this run": the Overview shows that run, a reload keeps it, and it is a recent run.
-    The project's .streamlit/config.toml is read too: no Deploy button."""
+    No job runs, so the Jobs page has no timer and the button switches the page. The project's
+    .streamlit/config.toml is read too: no Deploy button."""
     from playwright.sync_api import expect
 
-    from curation.jobs import start_job, wait
-
     url, dirs = server
-    app = page.get_by_test_id("stApp")
     pool_rows = page.get_by_test_id("stMetric").filter(has_text="Pool rows").get_by_test_id("stMetricValue")
     page.goto(url)
     expect(pool_rows).to_have_text("30,000", timeout=FIRST_PAGE_TIMEOUT_MS)  # the sample, curated on first start
     expect(page.get_by_test_id("stHeader")).to_be_attached()
     expect(page.get_by_test_id("stAppDeployButton")).to_have_count(0)
-
-    out = dirs["runs"] / "from-job"  # run directories open only from under the runs directory
-    job_id = start_job(dirs["jobs"], str(pool), str(metadata), 40, 0, str(out), workers=1)
-    assert wait(dirs["jobs"], job_id).state == "finished"
-    rows = json.loads((out / "run.json").read_text())["rows"]["in"]
-    assert f"{rows:,}" != "30,000", "the opened run must differ from the sample, or the test proves nothing"
+    out, rows = _finished_run(dirs, pool, metadata)
 
     page.get_by_test_id("stSidebarNav").get_by_role("link", name="Jobs").click()
     opener = page.get_by_role("button", name="Open this run")
     expect(opener).to_be_visible(timeout=STEP_TIMEOUT_MS)
     opener.click()
-    expect(page.get_by_role("heading", name="Overview")).to_be_visible(timeout=STEP_TIMEOUT_MS)
-    expect(pool_rows).to_have_text(f"{rows:,}", timeout=STEP_TIMEOUT_MS)
-    run_box = page.get_by_test_id("stSidebar").get_by_role("textbox", name="Run directory")
-    expect(run_box).to_have_value(str(out))
-    expect(page.get_by_text(f"Run directory {out.resolve()}", exact=False)).to_be_visible()
+    _expect_overview_of(page, out, rows)
+    assert json.loads((dirs["runs"] / ".recent.json").read_text())[0] == str(out.resolve())
 
     page.reload()
-    expect(pool_rows).to_have_text(f"{rows:,}", timeout=STEP_TIMEOUT_MS)
-    expect(app).to_have_attribute("data-test-script-state", "notRunning", timeout=STEP_TIMEOUT_MS)
-    expect(run_box).to_have_value(str(out))
+    _expect_overview_of(page, out, rows)
+    run_box = page.get_by_test_id("stSidebar").get_by_role("textbox", name="Run directory")
+    run_box.fill(str(dirs["runs"] / "sample"))  # typed, Enter opens it
+    run_box.press("Enter")
+    expect(pool_rows).to_have_text("30,000", timeout=STEP_TIMEOUT_MS)
+    expect(run_box).to_have_value(str(dirs["runs"] / "sample"))
     page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").filter(has_text="Recent runs").click()
     expect(page.get_by_role("option", name=str(out))).to_be_visible(timeout=STEP_TIMEOUT_MS)
     assert page.get_by_test_id("stException").count() == 0
+
+
+def test_open_a_finished_run_while_another_job_runs(server, page, pool: Path, metadata: Path) -> None:
+    """While a job runs the Jobs page redraws itself every 2 s, and "Open this run" is a link: the browser
+    stops that timer before it asks for the Overview, which then shows the run and keeps it."""
+    from playwright.sync_api import expect
+
+    from curation.jobs import cancel_job, list_jobs, start_job
+
+    url, dirs = server
+    page.goto(url)
+    pool_rows = page.get_by_test_id("stMetric").filter(has_text="Pool rows").get_by_test_id("stMetricValue")
+    expect(pool_rows).to_have_text("30,000", timeout=FIRST_PAGE_TIMEOUT_MS)
+    out, rows = _finished_run(dirs, pool, metadata)
+    running = start_job(dirs["jobs"], str(pool), str(metadata), 40, 0, str(dirs["runs"] / "still-running"), workers=1)
+    group = json.loads((dirs["jobs"] / running / "job.json").read_text())["pid"]  # its process group
+    os.killpg(group, signal.SIGSTOP)  # stopped, so it runs until cancelled
+    try:
+        assert next(job.state for job in list_jobs(dirs["jobs"]) if job.id == running) == "running"
+        page.get_by_test_id("stSidebarNav").get_by_role("link", name="Jobs").click()
+        expect(page.get_by_role("button", name="Cancel")).to_be_visible(timeout=STEP_TIMEOUT_MS)
+        opener = page.get_by_test_id("stMain").get_by_role("link", name="Open this run")
+        expect(opener).to_be_visible()
+        expect(page.get_by_role("button", name="Open this run")).to_have_count(0)
+        opener.click()
+        _expect_overview_of(page, out, rows)
+        expect(page).not_to_have_url(re.compile(r"[?&]run="))  # read once, then dropped: a reload does not reopen it
+        assert json.loads((dirs["runs"] / ".recent.json").read_text())[0] == str(out.resolve())
+
+        page.reload()
+        _expect_overview_of(page, out, rows)
+    finally:
+        cancel_job(dirs["jobs"], running)
 
 
 def test_a_wrong_token_shows_nothing_and_the_right_one_shows_the_overview(token_server, tmp_path: Path) -> None:

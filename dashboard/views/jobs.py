@@ -70,16 +70,25 @@ def _resume(job_id: str) -> None:
 
 
 def _open(path: str) -> None:
-    """Select the run for every page. The click reruns only this fragment, so the sidebar's box is not
-    drawn yet and its key may be set; the run joins Recent runs, where a reloaded page starts."""
-    st.session_state.run_dir = st.session_state.run_dir_input = path
+    """Select the run for every page (the sidebar's box follows run_dir on the next whole run); the run
+    joins Recent runs, where a reloaded page starts. The Overview follows in the same script run: the
+    fragment's body switches to it, or app.py if the click is handled by a whole run."""
+    st.session_state.run_dir = path
     data.remember_run(path)
     st.session_state.opened_run = True
 
 
-@st.fragment(run_every=2.0)
-def job_list() -> None:
+def job_list(ticking: bool) -> None:
+    """The jobs, redrawn every 2 s while one runs (``ticking``: the list was drawn with that timer).
+
+    The timer lives in the browser, and a tick it sends before the browser has seen the page change names
+    this page and still carries the widget values it had: after st.switch_page such a tick reran this
+    (gone) fragment on the Jobs page over the Overview and left it blank. So the list ticks only while a
+    job runs; a run is opened by the button (and st.switch_page) only when nothing ticks, and by a link
+    while something does (the browser navigates, and stops its timers before it asks for the page)."""
     jobs = list_jobs(data.JOBS_DIR)
+    if any(job.state == "running" for job in jobs) != ticking:
+        st.rerun()  # a job started or ended: a whole rerun draws the list again, with or without the timer
     if "job_message" in st.session_state:
         st.info(st.session_state.pop("job_message"))
     if not jobs:
@@ -91,7 +100,16 @@ def job_list() -> None:
             if job.state == "failed":
                 st.error(job.error or "the run failed")
             if job.state == "finished" and job.kind == "run":
-                st.button("Open this run", key=f"open-{job.id}", on_click=_open, args=(job.out,))
+                if ticking:
+                    st.page_link(
+                        "views/overview.py",
+                        label="Open this run",
+                        icon=":material/dashboard:",
+                        query_params={"run": job.out},
+                        help="Opens this run on the Overview.",
+                    )
+                else:
+                    st.button("Open this run", key=f"open-{job.id}", on_click=_open, args=(job.out,))
             if job.state == "running":
                 st.button(
                     "Cancel",
@@ -115,4 +133,5 @@ def job_list() -> None:
         st.switch_page("views/overview.py")  # a whole rerun: the sidebar and the page show the run
 
 
-job_list()
+ticking = any(job.state == "running" for job in list_jobs(data.JOBS_DIR))
+st.fragment(job_list, run_every=2.0 if ticking else None)(ticking)
