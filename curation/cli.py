@@ -78,8 +78,8 @@ def _add_execution(parser: argparse.ArgumentParser) -> None:
         "--engine",
         choices=ENGINES,
         default="local",
-        help="where stages run: local processes, or Ray tasks (needs "
-        "`pip install -r requirements-ray.txt`) (default: %(default)s)",
+        help="where stages run: local processes, or Ray tasks (needs the ray extra: "
+        "`pip install 'curation-studio[ray]'`) (default: %(default)s)",
     )
     group.add_argument(
         "--ray-address",

@@ -22,7 +22,10 @@ from typing import Any
 from studio_common import storage
 from studio_common.errors import CurationError
 
-INSTALL_HINT = "the Ray engine needs Ray, which is not installed here: pip install -r requirements-ray.txt"
+INSTALL_HINT = (
+    "the Ray engine needs Ray, which is not installed here: pip install 'curation-studio[ray]' "
+    "(in a checkout: pip install -r requirements-ray.txt)"
+)
 # Tasks submitted per CPU of the cluster: one running and one queued, so a CPU never waits for the
 # driver, while the driver holds only a few results and Ray a few task descriptions at a time.
 IN_FLIGHT_PER_CPU = 2
