@@ -18,6 +18,36 @@ import pytest
 
 from curation.cli import main
 
+# Hypothesis profiles. "ci", the default, is what the README's test command and CI run: hypothesis's
+# own ci profile (derandomized, so every run tries the same cases; no example database; deadline off)
+# with 10,000 examples for the matcher property test (tests/test_matchers.py), which takes the
+# profile's max_examples. "dev", for quick local runs: a tenth of the examples, random ones, with the
+# example database. Chosen by HYPOTHESIS_PROFILE=dev, or by the hypothesis plugin's
+# --hypothesis-profile=dev, which wins over the variable. Other property tests size themselves
+# relative to the profile with examples() below.
+CI_EXAMPLES = 10_000
+
+
+@pytest.hookimpl(tryfirst=True)  # before the hypothesis plugin loads a --hypothesis-profile
+def pytest_configure(config: pytest.Config) -> None:
+    # Imported here, not at the top: worker processes that import this module (to unpickle a stage
+    # defined in a test module) need no hypothesis.
+    from hypothesis import settings
+
+    settings.register_profile("ci", settings.get_profile("ci"), max_examples=CI_EXAMPLES)
+    settings.register_profile("dev", settings.get_profile("default"), max_examples=CI_EXAMPLES // 10, deadline=None)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def examples(ci: int) -> int:
+    """A property test's example count: ``ci`` under the ci profile, scaled as the loaded profile is
+    (a tenth under dev), never below 10. Called when a test module is imported, after the profile is
+    chosen."""
+    from hypothesis import settings
+
+    return max(10, ci * settings.default.max_examples // CI_EXAMPLES)
+
+
 WORDS = [
     "dog",
     "cat",
@@ -146,11 +176,16 @@ def texts() -> list[str | None]:
     return make_texts(3000)
 
 
-@pytest.fixture
-def pool(tmp_path: Path, texts: Sequence[str | None]) -> Path:
+def write_caption_pool(directory: Path, texts: Sequence[str | None]) -> Path:
+    """The pool of the ``pool`` fixture: ids from 10,000, an image url each, the texts; two files."""
     ids = list(range(10_000, 10_000 + len(texts)))
     urls = [f"https://img.example.com/{i}.jpg" for i in ids]
-    return write_pool(tmp_path / "pool", {"id": ids, "url": urls, "text": list(texts)}, files=2)
+    return write_pool(directory, {"id": ids, "url": urls, "text": list(texts)}, files=2)
+
+
+@pytest.fixture
+def pool(tmp_path: Path, texts: Sequence[str | None]) -> Path:
+    return write_caption_pool(tmp_path / "pool", texts)
 
 
 @pytest.fixture

@@ -38,6 +38,17 @@ def alive(pid: int) -> bool:
     return state != b"Z"
 
 
+def stop_group(pgid: int, seconds: float = 30.0) -> None:
+    """SIGSTOP a process group and return once its leader has stopped (state T in /proc). killpg only
+    sends the signal: a leader that has just been started may still be inside exec, its environment
+    not yet set up, until it stops on its way back to user space."""
+    os.killpg(pgid, signal.SIGSTOP)
+    deadline = time.monotonic() + seconds
+    while Path(f"/proc/{pgid}/stat").read_bytes().rpartition(b")")[2].split()[0] != b"T":
+        assert time.monotonic() < deadline, f"process {pgid} did not stop within {seconds} s"
+        time.sleep(0.001)
+
+
 def kill_when(process: subprocess.Popen, ready: Callable[[], bool], seconds: float = 90.0) -> list[int]:
     """SIGKILL a run (started with ``start_new_session=True``) once ``ready()`` holds, then wait for
     every process it started to die. Returns those that outlived it by 30 s (killed then): a test

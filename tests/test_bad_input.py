@@ -31,16 +31,19 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
         assert fragment in lines[0]
 
 
+@pytest.mark.slow
 def test_missing_pool(tmp_path: Path, metadata: Path) -> None:
     result = run_cli("run", "--pool", tmp_path / "nope", "--metadata", metadata, "--t", 5, "--out", tmp_path / "o")
     assert_one_line_error(result, "pool not found", "nope")
 
 
+@pytest.mark.slow
 def test_missing_metadata(tmp_path: Path, pool: Path) -> None:
     result = run_cli("run", "--pool", pool, "--metadata", tmp_path / "m.json", "--t", 5, "--out", tmp_path / "o")
     assert_one_line_error(result, "metadata file not found")
 
 
+@pytest.mark.slow
 def test_corrupt_parquet(tmp_path: Path, metadata: Path) -> None:
     bad = tmp_path / "bad.parquet"
     bad.write_bytes(b"this is not parquet at all" * 10)
@@ -48,6 +51,7 @@ def test_corrupt_parquet(tmp_path: Path, metadata: Path) -> None:
     assert_one_line_error(result, "cannot read Parquet file", "bad.parquet")
 
 
+@pytest.mark.slow
 def test_corrupt_data_pages_are_reported_with_the_file(tmp_path: Path, metadata: Path) -> None:
     path = tmp_path / "pool.parquet"
     pq.write_table(pa.table({"text": [f"a red dog number {i}" for i in range(20_000)]}), path, compression="none")
@@ -61,12 +65,14 @@ def test_corrupt_data_pages_are_reported_with_the_file(tmp_path: Path, metadata:
     assert_one_line_error(result, "pool.parquet")
 
 
+@pytest.mark.slow
 def test_no_text_column(tmp_path: Path, metadata: Path) -> None:
     pool = write_pool(tmp_path / "pool", {"url": ["a"], "description": ["a dog"]})
     result = run_cli("run", "--pool", pool, "--metadata", metadata, "--t", 5, "--out", tmp_path / "o")
     assert_one_line_error(result, "no text column", "--text-column")
 
 
+@pytest.mark.slow
 def test_text_column_not_strings(tmp_path: Path, metadata: Path) -> None:
     pool = write_pool(tmp_path / "pool", {"text": [1, 2, 3]})
     result = run_cli("run", "--pool", pool, "--metadata", metadata, "--t", 5, "--out", tmp_path / "o")
@@ -85,6 +91,7 @@ def test_seed_must_be_an_integer(tmp_path: Path, pool: Path, metadata: Path, see
     assert_one_line_error(result, "seed")
 
 
+@pytest.mark.slow
 def test_duplicate_and_empty_metadata_entries(tmp_path: Path, pool: Path) -> None:
     duplicate = tmp_path / "dup.json"
     duplicate.write_text(json.dumps(["dog", "cat", "dog"]))
@@ -101,18 +108,21 @@ def test_duplicate_and_empty_metadata_entries(tmp_path: Path, pool: Path) -> Non
     assert pq.read_table(tmp_path / "o" / "entry_counts.parquet").column("entry").to_pylist() == ["dog", "cat"]
 
 
+@pytest.mark.slow
 def test_empty_pool_directory(tmp_path: Path, metadata: Path) -> None:
     (tmp_path / "pool").mkdir()
     result = run_cli("run", "--pool", tmp_path / "pool", "--metadata", metadata, "--t", 5, "--out", tmp_path / "o")
     assert_one_line_error(result, "no .parquet files")
 
 
+@pytest.mark.slow
 def test_null_ids_are_refused(tmp_path: Path, metadata: Path) -> None:
     pool = write_pool(tmp_path / "pool", {"id": [1, None], "text": ["a dog", "a cat"]})
     result = run_cli("run", "--pool", pool, "--metadata", metadata, "--t", 5, "--out", tmp_path / "o", "--quiet")
     assert_one_line_error(result, "id column 'id'", "missing")
 
 
+@pytest.mark.slow
 def test_out_holding_another_run_is_refused(tmp_path: Path, pool: Path, metadata: Path) -> None:
     out = tmp_path / "o"
     assert cli("run", "--pool", pool, "--metadata", metadata, "--t", 5, "--out", out) == 0
@@ -122,6 +132,7 @@ def test_out_holding_another_run_is_refused(tmp_path: Path, pool: Path, metadata
     assert_one_line_error(result, "holds a run with other metadata")
 
 
+@pytest.mark.slow
 def test_out_that_is_not_a_run_directory(tmp_path: Path, pool: Path, metadata: Path) -> None:
     out = tmp_path / "o"
     out.mkdir()
@@ -152,6 +163,7 @@ def test_out_in_proc_is_one_line(tmp_path: Path, pool: Path, metadata: Path) -> 
     assert result.returncode == 2
 
 
+@pytest.mark.slow
 def test_a_failed_start_leaves_no_folder_behind(tmp_path: Path, metadata: Path) -> None:
     out = tmp_path / "new" / "deeper" / "o"
     result = run_cli("run", "--pool", tmp_path / "nope", "--metadata", metadata, "--t", 5, "--out", out)
@@ -159,6 +171,7 @@ def test_a_failed_start_leaves_no_folder_behind(tmp_path: Path, metadata: Path) 
     assert not (tmp_path / "new").exists()
 
 
+@pytest.mark.slow
 def test_a_failed_start_in_an_existing_folder_keeps_the_folder(tmp_path: Path, metadata: Path) -> None:
     out = tmp_path / "o"
     out.mkdir()
@@ -167,11 +180,13 @@ def test_a_failed_start_in_an_existing_folder_keeps_the_folder(tmp_path: Path, m
     assert out.is_dir()
 
 
+@pytest.mark.slow
 def test_stats_and_balance_on_a_non_run(tmp_path: Path) -> None:
     assert_one_line_error(run_cli("stats", tmp_path / "missing"), "run directory not found")
     assert_one_line_error(run_cli("balance", tmp_path, "--t", 5), "not a run directory")
 
 
+@pytest.mark.slow
 def test_stats_on_a_file_says_it_is_a_file(tmp_path: Path) -> None:
     file = tmp_path / "notes.md"
     file.write_text("mine")
@@ -204,6 +219,7 @@ def test_abbreviations_and_negative_values_are_not_taken_for_typos(tmp_path: Pat
     assert_one_line_error(result, "t must be a positive number")
 
 
+@pytest.mark.slow
 def test_help_explains_each_command() -> None:
     for command in ("run", "match", "balance", "stats"):
         result = run_cli(command, "--help")

@@ -60,6 +60,7 @@ def metric(at: AppTest, label: str) -> str:
     return next(m.value for m in at.metric if m.label == label)
 
 
+@pytest.mark.slow
 def test_first_start_curates_the_sample_and_every_page_renders(app: AppTest, dirs: dict[str, Path]) -> None:
     assert (dirs["runs"] / "sample" / "run.json").exists()
     assert metric(app, "Pool rows") == "30,000"
@@ -69,6 +70,7 @@ def test_first_start_curates_the_sample_and_every_page_renders(app: AppTest, dir
         assert not app.error, (page, [e.value for e in app.error])
 
 
+@pytest.mark.slow
 def test_moving_t_changes_kept_pairs_to_the_engines_size(app: AppTest, dirs: dict[str, Path]) -> None:
     run = Run(dirs["runs"] / "sample")
     app.switch_page("views/balance.py").run()
@@ -121,6 +123,7 @@ def test_a_bad_t_in_the_session_gets_a_message_on_other_pages(app: AppTest) -> N
     assert any("t must be a finite number" in e.value and "press Enter" in e.value for e in app.error)
 
 
+@pytest.mark.slow
 def test_export_runs_as_a_job_writes_its_files_and_refuses_traversal(app: AppTest, dirs: dict[str, Path]) -> None:
     app.switch_page("views/export.py").run()
     app.number_input(key="export_t").set_value(100).run()
@@ -254,6 +257,7 @@ def copy_of_sample(dirs: dict[str, Path], tmp_path: Path, name: str) -> Path:
     return copy
 
 
+@pytest.mark.slow
 def test_a_run_without_preview_files_is_prepared_on_first_open(
     app: AppTest, dirs: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -268,6 +272,7 @@ def test_a_run_without_preview_files_is_prepared_on_first_open(
     assert metric(app, "Kept pairs") == f"{Run(old).size_at(200):,}"
 
 
+@pytest.mark.slow
 def test_estimates_from_a_sample_are_labelled_as_such(app: AppTest, dirs: dict[str, Path], tmp_path: Path) -> None:
     from conftest import cli
 
@@ -287,6 +292,7 @@ def test_estimates_from_a_sample_are_labelled_as_such(app: AppTest, dirs: dict[s
     assert any("uniform sample" in c.value for c in app.caption)
 
 
+@pytest.mark.slow
 def test_open_this_run_selects_it_everywhere_and_a_reload_keeps_it(
     app: AppTest, dirs: dict[str, Path], pool: Path, metadata: Path, tmp_path: Path
 ) -> None:
@@ -308,6 +314,7 @@ def test_open_this_run_selects_it_everywhere_and_a_reload_keeps_it(
     assert reloaded.session_state["run_dir"] == str(out) and metric(reloaded, "Pool rows") == f"{rows:,}"
 
 
+@pytest.mark.slow
 def test_export_defaults_follow_the_forms_t_and_seed(app: AppTest, dirs: dict[str, Path]) -> None:
     run = Run(dirs["runs"] / "sample")
     app.switch_page("views/export.py").run()

@@ -68,6 +68,7 @@ def test_beyond_loopback_without_a_token_it_refuses_and_says_how_to_set_one(serv
     assert not (served["runs"] / "sample").exists()  # not even the sample was curated
 
 
+@pytest.mark.slow
 def test_beyond_loopback_a_wrong_token_shows_nothing_and_the_right_one_the_overview(
     served: dict[str, Path], monkeypatch
 ) -> None:
@@ -112,6 +113,7 @@ def sample(name: str) -> str:
     return str(Path(APP).parents[1] / "data_samples" / name)
 
 
+@pytest.mark.slow
 def test_paths_outside_the_roots_are_refused_and_nothing_is_written(
     served: dict[str, Path], pool: Path, tmp_path: Path
 ) -> None:
@@ -157,6 +159,8 @@ def test_paths_outside_the_roots_are_refused_and_nothing_is_written(
     assert not (outside / "evil.parquet").exists() and list_jobs(served["jobs"]) == []
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(600)  # its own waits: 120 s for the first shard, 180 s for the resumed job
 def test_one_job_at_a_time_and_a_cancelled_run_resumes_to_the_same_result(served: dict[str, Path]) -> None:
     runs, jobs = served["runs"], served["jobs"]
     data = runs / "cancel-data"

@@ -31,10 +31,11 @@ from studio_common.errors import CurationError
 ROOT = Path(__file__).resolve().parents[1]
 ROWS = 24_000
 ARGS_T, ARGS_SEED = 300, 5
+GATE_WAIT_S = 120.0  # how long a gated probe item waits for the test before it gives up (a failure)
 ENGINE_CASES = [
     pytest.param(("local", 1), id="local-1"),
-    pytest.param(("local", 2), id="local-2"),
-    pytest.param(("ray", 2), id="ray-2cpu"),
+    pytest.param(("local", 2), id="local-2", marks=pytest.mark.slow),  # 2 worker processes start in a second or two
+    pytest.param(("ray", 2), id="ray-2cpu", marks=[pytest.mark.ray, pytest.mark.slow]),  # Ray starts in seconds
 ]
 
 
@@ -133,6 +134,20 @@ def echo_after(item: tuple[int, float], config: str) -> str:
     return f"{config}{index}"
 
 
+def finish_after_gate(item: tuple[int, str | None], config: None) -> str:
+    """No gate: finish at once. A gate (a file path): finish only once that file exists, which the test
+    makes when it has been told of the other item's result; "gave up" if it never comes."""
+    index, gate = item
+    if gate is None:
+        return "at once"
+    deadline = time.monotonic() + GATE_WAIT_S
+    while not os.path.exists(gate):
+        if time.monotonic() > deadline:
+            return "gave up"
+        time.sleep(0.01)
+    return "after the gate"
+
+
 def matcher_probe(item: int, config: stages.MatchConfig) -> tuple[int, bool]:
     """(process id, whether this call had to prepare the matcher)."""
     built = (config.root, config.matcher, config.metadata_fingerprint) not in stages._MATCHERS
@@ -181,17 +196,25 @@ def test_results_in_item_order_and_each_reported_once_with_its_own_result(engine
         assert len(reported) == len(items) and sorted(reported) == expected
 
 
-@pytest.mark.parametrize("parallel", [("local", 2), ("ray", 2)], ids=["local-2", "ray-2cpu"])
-def test_a_result_is_reported_when_it_lands_not_when_all_have(parallel, request) -> None:
-    """Progress must move while shards finish: a quick item is reported long before a slow one."""
+@pytest.mark.parametrize("parallel", ENGINE_CASES[1:])  # local-2 and ray-2cpu
+def test_a_result_is_reported_when_it_lands_not_when_all_have(parallel, request, tmp_path) -> None:
+    """Progress must move while shards finish: item 0 cannot finish until the test has been told of
+    item 1's result (it waits for a file that only that report makes), so an engine that reported
+    only once every item had finished would see item 0 give up instead."""
     if parallel[0] == "ray":
         request.getfixturevalue("ray_session")
-    reported: dict[int, float] = {}
+    gate = tmp_path / "item-1-reported"
+    reported: list[tuple[int, str]] = []
+
+    def on_result(item: tuple[int, str | None], result: str) -> None:
+        reported.append((item[0], result))
+        if item[0] == 1:
+            gate.touch()
+
     with make_engine(*parallel) as running:
-        running.map(
-            echo_after, [(0, 1.5), (1, 0.0)], "r", lambda item, result: reported.setdefault(item[0], time.monotonic())
-        )
-    assert reported[0] - reported[1] > 0.75, reported
+        results = running.map(finish_after_gate, [(0, str(gate)), (1, None)], None, on_result)
+    assert reported == [(1, "at once"), (0, "after the gate")], reported
+    assert results == ["after the gate", "at once"]
 
 
 @pytest.mark.parametrize("matcher", MATCHERS)
@@ -287,10 +310,15 @@ def test_a_partial_run_resumes_to_the_same_result(
 # --------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.ray
+@pytest.mark.slow
 def test_ray_keeps_its_session_files_in_the_tests_temp_dir(ray_session, ray_temp_dir: Path) -> None:
     assert list(ray_temp_dir.glob("ray/session_*")), "Ray wrote its session elsewhere (RAY_TMPDIR ignored?)"
 
 
+@pytest.mark.ray
+@pytest.mark.slow
+@pytest.mark.timeout(600)  # its own wait for the first shard allows 300 s
 def test_a_killed_ray_run_resumes_on_ray(ray_session, pool_and_metadata, reference, tmp_path, capsys) -> None:
     """`--engine ray` in its own process (its own local Ray), killed while matching, then resumed."""
     args = [str(a) for a in run_args(pool_and_metadata, 1_000)]
@@ -365,6 +393,7 @@ def test_without_ray_the_ray_engine_says_how_to_install_it(without_ray, pool_and
     assert not out.exists(), "nothing is written before the engine is known to work"
 
 
+@pytest.mark.slow
 def test_without_ray_the_local_engine_runs(without_ray, pool_and_metadata, reference, tmp_path) -> None:
     out = tmp_path / "out"
     done = subprocess.run(
@@ -398,6 +427,7 @@ def test_ray_address_needs_the_ray_engine(pool_and_metadata, tmp_path, capsys) -
     assert capsys.readouterr().err == "error: --ray-address needs --engine ray\n"
 
 
+@pytest.mark.slow
 def test_an_unreachable_ray_cluster_is_one_line(pool_and_metadata, tmp_path) -> None:
     pytest.importorskip("ray")
     done = subprocess.run(

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import csv
 import json
+import math
+import shutil
 from pathlib import Path
 
 import duckdb
 import pyarrow.parquet as pq
 import pytest
-from conftest import cli, read_dir
+from conftest import ENTRIES, cli, make_texts, read_dir, write_caption_pool
 
 from curation import Run
 from curation.browse import find_pairs
@@ -19,9 +21,15 @@ from curation.query import RunQuery, connect
 from studio_common.errors import CurationError
 
 
-@pytest.fixture
-def run_dir(tmp_path: Path, pool: Path, metadata: Path) -> Path:
-    out = tmp_path / "run"
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One run (conftest's pool and metadata) for the whole module: its tests only read it; a test that
+    changes a run changes a copy of its own."""
+    base = tmp_path_factory.mktemp("export-and-query")
+    pool = write_caption_pool(base / "pool", make_texts(3000))
+    metadata = base / "metadata.json"
+    metadata.write_text(json.dumps(ENTRIES))
+    out = base / "run"
     assert cli("run", "--pool", pool, "--metadata", metadata, "--t", 40, "--seed", 3, "--out", out) == 0
     return out
 
@@ -47,21 +55,23 @@ def texts_and_keys(run_dir: Path) -> tuple[list, list, list]:
 @pytest.mark.parametrize("kept", [True, False])
 def test_found_pairs_are_the_ones_asked_for(run_dir: Path, kept: bool) -> None:
     ids, lists, k = texts_and_keys(run_dir)
-    every = find_pairs(run_dir, 3, 40, kept, ["id", "text"], limit=10_000)
+    # No time budget wherever a test asks for every pair: a busy machine must not cut the search short
+    # (test_a_search_stops_at_its_budget_with_what_it_found is the budget's).
+    every = find_pairs(run_dir, 3, 40, kept, ["id", "text"], limit=10_000, budget_s=math.inf)
     wanted = {i for i, ks in zip(ids, k) if (ks < 40 if kept else 40 <= ks < float("inf"))}
     assert every.complete and set(every.table.column("id").to_pylist()) == wanted
     assert len(every.table) == len(wanted) == (Run(run_dir).size_at(40) if kept else len(wanted))
     by_id = dict(zip(ids, zip(lists, k)))
     for row in every.table.to_pylist():  # each row with its own entry list and threshold
         assert (row["entry_ids"], row["k"]) == by_id[row["id"]]
-    page = find_pairs(run_dir, 3, 40, kept, ["id"], limit=7)
+    page = find_pairs(run_dir, 3, 40, kept, ["id"], limit=7, budget_s=math.inf)
     assert len(page.table) == 7 and set(page.table.column("id").to_pylist()) <= wanted
 
 
 def test_found_pairs_of_one_entry_start_from_the_sample(run_dir: Path) -> None:
     dog = Run(run_dir).entries.index("dog")
     ids, lists, k = texts_and_keys(run_dir)
-    found = find_pairs(run_dir, 3, 40, True, ["id", "text"], entry_id=dog, limit=10_000)
+    found = find_pairs(run_dir, 3, 40, True, ["id", "text"], entry_id=dog, limit=10_000, budget_s=math.inf)
     assert set(found.table.column("id").to_pylist()) == {
         i for i, ids_, ks in zip(ids, lists, k) if dog in ids_ and ks < 40
     }
@@ -77,7 +87,7 @@ def test_pairs_of_each_entry_found_or_known_absent(run_dir: Path) -> None:
     assert ((counts > 0) & (counts <= t)).any() and (counts > t).any()  # both kinds of entry are asked
     for entry in range(len(counts)):
         for kept in (True, False):
-            found = find_pairs(run_dir, 3, t, kept, ["id"], entry_id=entry, limit=10_000, budget_s=60)
+            found = find_pairs(run_dir, 3, t, kept, ["id"], entry_id=entry, limit=10_000, budget_s=math.inf)
             wanted = {
                 i
                 for i, ids_, ks in zip(ids, lists, k)
@@ -193,7 +203,9 @@ def test_each_format_is_one_writer_with_its_own_suffix(tmp_path: Path) -> None:
         manifest_path(tmp_path, "m", "xml")
 
 
-def test_a_corrupt_plan_is_one_line_not_a_traceback(query: RunQuery, run_dir: Path) -> None:
+def test_a_corrupt_plan_is_one_line_not_a_traceback(run_dir: Path, tmp_path: Path) -> None:
+    run_dir = shutil.copytree(run_dir, tmp_path / "run")
+    query = RunQuery(connect(run_dir).cursor(), run_dir)
     (run_dir / "plan.json").write_text('{"shards": [')
     with pytest.raises(CurationError, match="plan.json is not valid JSON"):
         query.plan()

@@ -8,7 +8,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from processes import group_members
+from processes import group_members, stop_group
 
 from curation import Run
 from curation.jobs import absolute, list_jobs, log_progress, log_tail, start_job, wait
@@ -16,6 +16,7 @@ from curation.mirror import check_output, exclusive, open_run
 from studio_common.errors import CurationError
 
 
+@pytest.mark.slow
 def test_a_job_runs_to_completion(tmp_path: Path, pool: Path, metadata: Path) -> None:
     jobs = tmp_path / "jobs"
     job_id = start_job(jobs, str(pool), str(metadata), 40, 2, str(tmp_path / "out"), workers=1)
@@ -27,6 +28,7 @@ def test_a_job_runs_to_completion(tmp_path: Path, pool: Path, metadata: Path) ->
     assert [job.id for job in list_jobs(jobs)] == [job_id]
 
 
+@pytest.mark.slow
 def test_a_failed_job_shows_its_error(tmp_path: Path, pool: Path) -> None:
     bad = tmp_path / "dup.json"
     bad.write_text(json.dumps(["dog", "dog"]))
@@ -66,6 +68,7 @@ def test_checking_a_new_output_leaves_no_folder(tmp_path: Path) -> None:
     assert not (tmp_path / "new").exists()
 
 
+@pytest.mark.slow
 def test_a_job_that_fails_before_its_plan_leaves_no_folder(tmp_path: Path, pool: Path) -> None:
     bad = tmp_path / "dup.json"
     bad.write_text(json.dumps(["dog", "dog"]))
@@ -74,6 +77,7 @@ def test_a_job_that_fails_before_its_plan_leaves_no_folder(tmp_path: Path, pool:
     assert not (tmp_path / "new").exists()
 
 
+@pytest.mark.slow
 def test_relative_paths_are_resolved_where_they_were_checked(
     tmp_path: Path, pool: Path, metadata: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -97,6 +101,7 @@ def test_a_second_job_on_a_busy_output_is_refused(tmp_path: Path, pool: Path, me
             start_job(tmp_path / "jobs", str(pool), str(metadata), 40, 0, str(out))
 
 
+@pytest.mark.slow
 def test_a_second_job_on_the_output_of_a_running_job_is_refused(tmp_path: Path, pool: Path, metadata: Path) -> None:
     jobs, out = tmp_path / "jobs", str(tmp_path / "out")
     first = start_job(jobs, str(pool), str(metadata), 40, 0, out)
@@ -113,6 +118,7 @@ def test_a_second_job_on_the_output_of_a_running_job_is_refused(tmp_path: Path, 
     assert wait(jobs, first).state == "finished"
 
 
+@pytest.mark.slow
 def test_an_export_job_writes_the_manifest_and_reports_progress_from_its_log(
     tmp_path: Path, pool: Path, metadata: Path
 ) -> None:
@@ -133,6 +139,7 @@ def test_an_export_job_writes_the_manifest_and_reports_progress_from_its_log(
         start_export(jobs, run_dir, manifest, 0, 0, "parquet", "img2dataset")
 
 
+@pytest.mark.slow
 def test_a_limit_on_running_jobs_and_cancel_stops_only_the_jobs_processes(
     tmp_path: Path, pool: Path, metadata: Path
 ) -> None:
@@ -165,6 +172,7 @@ def test_a_limit_on_running_jobs_and_cancel_stops_only_the_jobs_processes(
         bystander.wait()
 
 
+@pytest.mark.slow
 def test_a_job_gets_no_dashboard_setting_and_its_log_hides_secret_values(
     tmp_path: Path, pool: Path, metadata: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -173,7 +181,7 @@ def test_a_job_gets_no_dashboard_setting_and_its_log_hides_secret_values(
     jobs, out = tmp_path / "jobs", tmp_path / "aws-secret-value"  # a path that spells a secret: the log names it
     job_id = start_job(jobs, str(pool), str(metadata), 40, 0, str(out), workers=1)
     group = json.loads((jobs / job_id / "job.json").read_text())["pid"]
-    os.killpg(group, signal.SIGSTOP)
+    stop_group(group)  # stopped, so out of exec: its environment is in place
     try:
         environ = Path(f"/proc/{group}/environ").read_bytes().split(b"\0")
     finally:

@@ -9,7 +9,6 @@ that are prefixes or suffixes of each other, 1-6 tokens. Both matchers must agre
 from __future__ import annotations
 
 import json
-import os
 import random
 
 import numpy as np
@@ -23,9 +22,6 @@ from curation import matchers, token_matcher
 from curation.matching import build_automaton
 from curation.matching import match_batch as reference_batch
 from studio_common.errors import CurationError
-
-# At least 10,000 generated cases in CI; HYPOTHESIS_EXAMPLES moves it (more for a soak, fewer locally).
-EXAMPLES = int(os.environ.get("HYPOTHESIS_EXAMPLES", "10000"))
 
 PIECES = [
     "a",
@@ -113,7 +109,9 @@ def cases(draw: st.DrawFn) -> tuple[list[str], list[str | None]]:
     return entries, decode_texts(draw(st.binary(min_size=1, max_size=110)), entries + PIECES + SEPARATORS)
 
 
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@pytest.mark.slow
+@pytest.mark.timeout(900)  # 10,000 examples: about 100 s on a busy 2-core machine
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])  # max_examples: the profile's (conftest.py)
 @given(cases())
 def test_token_matcher_equals_the_reference_and_the_rule(case: tuple[list[str], list[str | None]]) -> None:
     entries, texts = case
@@ -121,6 +119,14 @@ def test_token_matcher_equals_the_reference_and_the_rule(case: tuple[list[str], 
     expected = reference_batch(build_automaton(entries), array).to_pylist()
     assert expected == [naive_match(entries, text) for text in texts]
     assert token_matcher.match_batch(token_matcher.build_tables(entries), array).to_pylist() == expected
+
+
+def test_the_matcher_property_runs_the_profiles_examples_and_ci_gives_it_10000() -> None:
+    """The property above has no example count of its own: it runs the loaded profile's (conftest.py),
+    "ci" unless HYPOTHESIS_PROFILE or --hypothesis-profile says otherwise, and "ci" gives it 10,000."""
+    own = test_token_matcher_equals_the_reference_and_the_rule._hypothesis_internal_use_settings
+    assert own.max_examples == settings.default.max_examples
+    assert settings.get_profile("ci").max_examples >= 10_000
 
 
 # --------------------------------------------------------------------------------------------------

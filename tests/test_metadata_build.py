@@ -356,7 +356,9 @@ def test_count_dump_gives_exact_counts(counts_dir):
         ("multi", 1, {}),
         ("slices", 1, {"range_bytes": 1}),  # streams cut pages anywhere; one range per stream
         ("single", 1, {"chunk_mb": 0.0001}),  # a chunk per page or so
-        ("slices", 2, {"range_bytes": 200}),  # worker processes (spawn), fragments stitched in the parent
+        pytest.param(  # worker processes (spawn), fragments stitched in the parent
+            "slices", 2, {"range_bytes": 200}, marks=pytest.mark.slow
+        ),
     ],
 )
 def test_every_layout_and_worker_count_gives_the_same_counts(tmp_path, counts_dir, layout, workers, options):
@@ -700,6 +702,7 @@ def test_outputs_round_trip_with_the_same_fingerprint(tmp_path, wordnet_dir):
 # --- spill, stats, diff ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_key_counter_spills_and_reduces_exactly(tmp_path):
     counter = KeyCounter(tmp_path, "k", partitions=3, max_rows=4)
     truth: dict[str, int] = {}

@@ -76,6 +76,7 @@ def leftovers(cache: Path) -> list[str]:
     return sorted(p.name for p in cache.iterdir()) if cache.exists() else []
 
 
+@pytest.mark.remote
 def test_download_verifies_and_records(tmp_path, server):
     result = fetch(server.url("/metadata.json"), tmp_path, progress=False)
     assert result.downloaded and result.entries == len(ENTRIES) and result.sha256 == GOOD_SHA
@@ -86,6 +87,7 @@ def test_download_verifies_and_records(tmp_path, server):
     assert leftovers(tmp_path) == sorted([result.path.name, result.path.name + ".fetch.json"])
 
 
+@pytest.mark.remote
 def test_expected_checksum_and_size_are_checked(tmp_path, server):
     result = fetch(
         server.url("/metadata.json"),
@@ -97,6 +99,7 @@ def test_expected_checksum_and_size_are_checked(tmp_path, server):
     assert result.sha256 == GOOD_SHA
 
 
+@pytest.mark.remote
 def test_a_verified_copy_is_reused_and_force_downloads_again(tmp_path, server):
     fetch(server.url("/metadata.json"), tmp_path, progress=False)
     again = fetch(server.url("/metadata.json"), tmp_path, progress=False)
@@ -105,6 +108,7 @@ def test_a_verified_copy_is_reused_and_force_downloads_again(tmp_path, server):
     assert forced.downloaded and len(server.requests) == 2
 
 
+@pytest.mark.remote
 def test_a_tampered_cache_is_downloaded_again(tmp_path, server):
     first = fetch(server.url("/metadata.json"), tmp_path, progress=False)
     first.path.write_bytes(b'["changed"]')
@@ -112,6 +116,7 @@ def test_a_tampered_cache_is_downloaded_again(tmp_path, server):
     assert again.downloaded and again.path.read_bytes() == GOOD
 
 
+@pytest.mark.remote
 def test_checksum_mismatch_leaves_nothing_in_the_cache(tmp_path, server):
     with pytest.raises(FetchError) as error:
         fetch(server.url("/metadata.json"), tmp_path, expected_sha256="0" * 64, progress=False)
@@ -119,6 +124,7 @@ def test_checksum_mismatch_leaves_nothing_in_the_cache(tmp_path, server):
     assert leftovers(tmp_path) == []
 
 
+@pytest.mark.remote
 def test_size_mismatch_and_short_download(tmp_path, server):
     with pytest.raises(FetchError, match="expected 1,000,000"):
         fetch(server.url("/metadata.json"), tmp_path, expected_size=1_000_000, progress=False)
@@ -127,6 +133,7 @@ def test_size_mismatch_and_short_download(tmp_path, server):
     assert leftovers(tmp_path) == []
 
 
+@pytest.mark.remote
 @pytest.mark.parametrize(
     "path, words",
     [
@@ -157,6 +164,7 @@ def test_cache_names_do_not_collide():
     assert cache_name("https://a.example/x/metadata.json").endswith("-metadata.json")
 
 
+@pytest.mark.remote
 def test_cli_prints_the_path_and_fails_with_exit_code_1_when_offline(tmp_path, server, capsys):
     code = main(["fetch", "--url", server.url("/metadata.json"), "--cache-dir", str(tmp_path), "--quiet"])
     out = capsys.readouterr().out.strip()

@@ -179,6 +179,7 @@ def bigrams(found: list[str]) -> set[str]:
 
 
 @needs_excerpts
+@pytest.mark.slow  # the excerpts fixture runs mwparserfromhell over every article: ~10 s
 def test_tokens_agree_with_mwparserfromhell_on_the_excerpts(excerpts):
     for name, articles in excerpts.items():
         agreed = total = 0
@@ -197,6 +198,7 @@ def test_tokens_agree_with_mwparserfromhell_on_the_excerpts(excerpts):
 
 
 @needs_excerpts
+@pytest.mark.slow
 def test_no_markup_word_in_a_unigram_list_of_the_excerpts(excerpts, tmp_path):
     for dump in EXCERPTS:
         count_dump(dump, tmp_path / dump.name, workers=1, progress=False)
@@ -222,6 +224,7 @@ CASES = {  # construct in the raw wikitext -> what our tokens of its articles mu
 
 
 @needs_excerpts
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
 def test_each_case_on_the_real_excerpts(excerpts, case):
     holding = [
@@ -237,6 +240,7 @@ def test_each_case_on_the_real_excerpts(excerpts, case):
 
 
 @needs_excerpts
+@pytest.mark.slow
 def test_the_issues_examples_on_the_real_excerpt(excerpts):
     ours = Counter(t for _, _, found, _ in excerpts[ARTICLES_DUMP.name] for t in found)
     for wrong, right in [("Farms", "Farm's"), ("Iliads", "Iliad's"), ("Proposals", "Proposal's")]:
@@ -247,6 +251,7 @@ def test_the_issues_examples_on_the_real_excerpt(excerpts):
 
 
 @needs_excerpts
+@pytest.mark.slow
 def test_no_bigram_that_the_page_does_not_show(excerpts):
     """Our bigrams are (nearly all) bigrams of the reference, where every template is a line break: a
     removed template no longer joins its neighbours. The few left are the reference's misreadings

@@ -20,7 +20,8 @@ from dashboard.local_server import free_port, healthy
 PROJECT = Path(__file__).resolve().parents[1]
 NOT_IN_A_CLONE = (".git", ".venv", "runs", "exports", "build", "dist", "*.egg-info", "__pycache__", ".hypothesis")
 
-pytestmark = pytest.mark.slow
+# Building the wheel and installing it into a fresh environment takes a minute or two, more on a busy machine.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 def _run(command: list[str], cwd: Path, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess:

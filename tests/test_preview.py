@@ -96,6 +96,7 @@ def sampled(pool, seed: int, rate: float) -> tuple[BalancePreview, np.ndarray]:
     return BalancePreview.from_parts(counts, finite, len(lists), offsets, flat, thresholds[chosen]), thresholds
 
 
+@pytest.mark.slow
 def test_estimates_hold_the_truth_within_two_standard_errors_about_95_percent_of_the_time(pool) -> None:
     """Over many independent samples (one per seed), z = (estimate - truth) / stderr behaves as a
     standard normal: about 95% within +-2, and stderr matches the estimates' real spread."""

@@ -79,6 +79,7 @@ def test_the_sample_is_what_in_sample_picks_with_its_rows_entries_and_thresholds
     assert np.array_equal(np.load(run.preview(3) / "sample_thresholds.npy"), thresholds[chosen])
 
 
+@pytest.mark.slow
 def test_thresholds_are_merged_in_buckets_when_they_do_not_fit_one(finished: Path, monkeypatch) -> None:
     thresholds, _ = full_pass(finished, 3)
     monkeypatch.setattr(preview_files, "BUCKET_VALUES", 97)  # ~20 buckets for ~2,000 values
@@ -88,6 +89,7 @@ def test_thresholds_are_merged_in_buckets_when_they_do_not_fit_one(finished: Pat
     assert not list(RunDir(finished).root.rglob("*.buckets-*"))
 
 
+@pytest.mark.slow
 def test_a_run_without_a_preview_gets_one_on_first_use_with_the_same_answers(finished: Path) -> None:
     before = Run(finished).report([10, 40, 200], [100, 1_000], seed=3)
     for path in sorted((finished / "preview").iterdir()):
@@ -130,6 +132,7 @@ def test_estimates_are_labelled_and_hold_the_exact_value(finished: Path, capsys)
     assert " ± " in text and "estimated from a uniform sample" in text
 
 
+@pytest.mark.slow
 def test_a_killed_merge_leaves_pieces_that_the_next_balance_uses(finished: Path) -> None:
     run = RunDir(finished)
     expected = np.load(run.preview(3) / "thresholds.npy")

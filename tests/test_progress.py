@@ -96,6 +96,7 @@ def test_a_log_without_progress_lines_is_starting(tmp_path: Path) -> None:
     assert log_progress(tmp_path, "job-2") == (0.0, "starting")
 
 
+@pytest.mark.slow
 def test_a_run_with_two_workers_logs_plain_lines_as_shards_land(tmp_path: Path, pool: Path, metadata: Path) -> None:
     result = subprocess.run(
         [

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -24,6 +25,8 @@ from servers import s3_server
 
 boto3 = pytest.importorskip("boto3")
 pytest.importorskip("moto")
+
+pytestmark = [pytest.mark.remote, pytest.mark.slow]  # every test uses the store: a run over 30 shards in moto
 
 ROOT = Path(__file__).resolve().parents[1]
 BUCKET = "lab"
@@ -184,6 +187,7 @@ def test_a_run_in_s3_with_the_local_engine_curates_what_local_files_give(store: 
     assert not [k for k in names if "/." in k.removeprefix("runs/local/").replace("/.lock", "")]
 
 
+@pytest.mark.ray
 def test_a_run_in_s3_on_ray_reads_and_writes_only_through_the_store(store: dict, ray_elsewhere: Path) -> None:
     assert cli(*run_args(f"s3://{BUCKET}/runs/ray", "--engine", "ray", "--workers", 2)) == 0
     assert_same_as_reference(store, "runs/ray")
@@ -236,7 +240,10 @@ def _markers(store: dict, run: str) -> int:
     return sum(k.endswith(".json") for k in keys(store, f"{run}/shards/"))
 
 
-@pytest.mark.parametrize(("engine", "stage"), [("local", "match"), ("local", "balance"), ("ray", "match")])
+@pytest.mark.parametrize(
+    ("engine", "stage"),
+    [("local", "match"), ("local", "balance"), pytest.param("ray", "match", marks=pytest.mark.ray)],
+)
 def test_a_run_in_s3_killed_and_started_again_ends_the_same(
     store: dict, engine: str, stage: str, capsys: pytest.CaptureFixture
 ) -> None:
@@ -279,7 +286,26 @@ def _put_lock(store: dict, run: str, host: str, expires: float) -> None:
     )
 
 
-def test_the_lock_object_keeps_a_second_writer_out(store: dict, capsys: pytest.CaptureFixture) -> None:
+def _lock_object(store: dict, run: str) -> tuple[str, dict]:
+    """The lock object's ETag (its version) and what it says."""
+    found = store["client"].get_object(Bucket=BUCKET, Key=f"{run}/.lock")
+    return found["ETag"], json.loads(found["Body"].read())
+
+
+def _renewed(store: dict, run: str, etag: str, seconds: float = 60.0) -> dict:
+    """The lock object once a new version of it replaced ``etag`` (polled, up to ``seconds``)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        current, holder = _lock_object(store, run)
+        if current != etag:
+            return holder
+        assert time.monotonic() < deadline, f"the lock was not renewed within {seconds} s"
+        time.sleep(0.05)
+
+
+def test_the_lock_object_keeps_a_second_writer_out(
+    store: dict, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from curation import mirror
 
     uri = f"s3://{BUCKET}/runs/locked"
@@ -289,8 +315,21 @@ def test_the_lock_object_keeps_a_second_writer_out(store: dict, capsys: pytest.C
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: another curation process (pid ") and f"holds {uri}/.lock" in err
         assert len(err.splitlines()) == 1
-        time.sleep(4)  # beyond most of the 5 s lease: the holder renews it while it lives
-        assert cli(*run_args(uri)) == 2
+        # The holder renews its lease while it lives: the lock object gets a new version, still this
+        # process's, that ends later than the first.
+        etag, first = _lock_object(store, "runs/locked")
+        renewed = _renewed(store, "runs/locked", etag)
+        assert (renewed["host"], renewed["pid"]) == (first["host"], first["pid"]) == (socket.gethostname(), os.getpid())
+        assert renewed["expires"] > first["expires"]
+        # A writer that comes once the first lease has run out (its clock set between the two ends)
+        # would take over the first version of the lock, and is kept out by the renewed one.
+        after_first_lease = (first["expires"] + renewed["expires"]) / 2
+        assert mirror._may_take_over(first, after_first_lease)
+        judge = mirror._may_take_over
+        with monkeypatch.context() as clock:
+            clock.setattr(mirror, "_may_take_over", lambda holder, now: judge(holder, after_first_lease))
+            assert cli(*run_args(uri)) == 2
+        assert "holds" in capsys.readouterr().err
     assert not keys(store, "runs/locked/.lock") and not keys(store, "runs/locked/plan.json")
     _put_lock(store, "runs/locked", "another-machine", time.time() + 600)
     assert cli(*run_args(uri)) == 2
@@ -321,6 +360,7 @@ def test_a_run_directory_where_none_can_live_is_one_line(
     assert not Path("gs:").exists() and not Path("s3:").exists()
 
 
+@pytest.mark.timeout(600)  # the job itself may take up to 300 s before the test says so
 def test_a_background_job_writes_its_run_to_s3(store: dict, tmp_path: Path) -> None:
     from curation.jobs import log_tail, run_progress, start_job, wait
 
@@ -365,6 +405,7 @@ def test_the_dashboard_opens_a_run_in_s3(store: dict, tmp_path: Path, monkeypatc
     assert keys(store, "runs/dashboard/") == before, "reading takes no lock and writes nothing"
 
 
+@pytest.mark.timeout(900)  # its own waits: 90 s for a shard, 300 s for each of the two runs
 def test_a_store_that_goes_away_mid_run_ends_it_in_one_line_and_the_run_resumes(store: dict) -> None:
     """The store cut off while shards are matched (every connection dropped, new ones refused): the run
     retries, then stops with one line naming an object, exit 2; with the store back, the same command

@@ -17,6 +17,8 @@ boto3 = pytest.importorskip("boto3")
 pytest.importorskip("moto")
 
 BUCKET = "pools"
+pytestmark = pytest.mark.remote
+
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
 
 
@@ -97,6 +99,7 @@ def same_run(remote: Path, local: Path) -> None:
     assert all(f["path"].startswith(("s3://", "http://")) for f in plan["files"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pool", [f"s3://{BUCKET}/laion/", f"s3://{BUCKET}/laion", f"s3://{BUCKET}/laion/*.parquet"])
 def test_a_run_over_s3_equals_the_run_over_local_files(s3: str, local: Path, tmp_path: Path, pool: str) -> None:
     out = tmp_path / "run"
@@ -122,6 +125,7 @@ def test_a_run_over_s3_equals_the_run_over_local_files(s3: str, local: Path, tmp
     assert json.loads((out / "plan.json").read_text())["metadata"]["path"] == f"s3://{BUCKET}/meta/metadata.json"
 
 
+@pytest.mark.slow
 def test_the_reference_matcher_reads_the_metadata_from_s3_in_each_worker(s3: str, local: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     assert (
@@ -147,6 +151,8 @@ def test_the_reference_matcher_reads_the_metadata_from_s3_in_each_worker(s3: str
     same_run(out, local)
 
 
+@pytest.mark.ray
+@pytest.mark.slow
 def test_ray_tasks_read_their_shards_from_s3(s3: str, local: Path, tmp_path: Path) -> None:
     """Ray started where no AWS variable is set (as on a cluster's nodes): the driver forwards its own
     to the tasks, which read their shards from the store."""
@@ -214,6 +220,7 @@ def test_export_to_a_missing_bucket_is_one_line(s3: str, local: Path, capsys: py
     assert err.startswith("error: cannot write s3://no-such-bucket/m.parquet: ") and len(err.splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_a_background_job_curates_a_pool_in_s3(s3: str, local: Path, tmp_path: Path) -> None:
     """The Jobs page's way: `python -m curation run` started in the background with URIs."""
     from curation.jobs import start_job, wait
@@ -322,6 +329,7 @@ def http(local: Path) -> Iterator[str]:
         yield base
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("which", ["directory", "files"])
 def test_a_run_over_http_equals_the_run_over_local_files(http: str, local: Path, tmp_path: Path, which: str) -> None:
     out = tmp_path / "run"
@@ -365,6 +373,7 @@ def test_a_missing_http_file_is_named(http: str, tmp_path: Path, capsys: pytest.
     assert code == 2 and capsys.readouterr().err.strip() == f"error: metadata file not found: {http}/nothing.json"
 
 
+@pytest.mark.slow
 def test_anonymous_access_sends_unsigned_requests(tmp_path: Path) -> None:
     """CURATION_ANONYMOUS=1 reads a public bucket without signing: seen from a bare endpoint that
     serves the bucket's objects and records each request's Authorization header."""
@@ -384,6 +393,7 @@ def test_anonymous_access_sends_unsigned_requests(tmp_path: Path) -> None:
             assert seen and all((header is not None) == signed for header in seen)
 
 
+@pytest.mark.slow  # retries with backoff: about 25 s until a store gone for good is given up
 @pytest.mark.parametrize("faults", [Faults(first=2), Faults(after=3)], ids=["dropped-then-back", "gone"])
 def test_dropped_connections_are_retried_then_named(
     local: Path, tmp_path: Path, capsys: pytest.CaptureFixture, faults: Faults

@@ -38,6 +38,7 @@ def big_pool(tmp_path: Path) -> Path:
     return write_pool(tmp_path / "pool", {"id": ids, "text": texts}, files=4, row_group_size=2_000)
 
 
+@pytest.mark.slow  # a reference run and a killed one over 120,000 rows, then the resumed run
 @pytest.mark.parametrize("matcher", MATCHERS)
 def test_killed_run_resumes_to_the_same_result(tmp_path: Path, metadata: Path, matcher: str, capsys) -> None:
     pool = big_pool(tmp_path)
@@ -74,6 +75,7 @@ def test_killed_run_resumes_to_the_same_result(tmp_path: Path, metadata: Path, m
     assert_same(snapshot(tmp_path / "reference"), snapshot(out))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("matcher", MATCHERS)
 def test_resume_after_losing_outputs_midway(tmp_path: Path, metadata: Path, matcher: str, capsys) -> None:
     """Outputs of a kill at any point: a missing marker, a leftover temporary file, a half-made selection."""

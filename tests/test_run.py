@@ -183,6 +183,7 @@ def curated_keys(out: Path, columns: list[str]) -> set[tuple]:
     return set(zip(*(table.column(c).to_pylist() for c in columns)))
 
 
+@pytest.mark.slow  # several runs, some with 2 worker processes
 @pytest.mark.parametrize("matchers", [("aho-corasick", "tokens"), ("tokens", "aho-corasick")])
 def test_same_subset_whatever_the_workers_the_file_split_and_the_matcher(
     tmp_path: Path, metadata: Path, matchers: tuple[str, str]

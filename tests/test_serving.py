@@ -21,6 +21,7 @@ def test_the_address_decoder_reads_proc_net_tcp() -> None:
     assert proc_address("00000000000000000000000001000000") == "::1"
 
 
+@pytest.mark.slow
 def test_by_default_the_dashboard_listens_on_loopback_only(tmp_path: Path) -> None:
     config = tomllib.loads(CONFIG.read_text())
     if config.get("server", {}).get("address") != "127.0.0.1":  # never start a server on every interface here

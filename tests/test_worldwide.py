@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pytest
+from conftest import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -96,7 +97,7 @@ def test_an_entry_may_repeat_across_languages_but_not_within_one() -> None:
 WHITESPACE = ["\t", "\n", "\r", "\x0b", "\x0c", "\x1c", "\x1f", "\x85", "\xa0", "\u2003", "\u3000"]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.lists(st.text(alphabet=st.sampled_from(WHITESPACE + list("ab ,.-")), max_size=12), max_size=20))
 def test_arrow_strip_is_python_strip(texts: list[str]) -> None:
     assert strip(pa.array(texts)).to_pylist() == [t.strip() for t in texts]
@@ -137,7 +138,7 @@ LANGUAGES = ["en", "zh", "th", "ru", "ja", OTHER]
 words = st.text(alphabet=st.sampled_from(PIECES), min_size=1, max_size=4)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     st.lists(st.tuples(words, st.sampled_from(LANGUAGES)), max_size=25, unique=True),
     st.lists(
@@ -188,7 +189,7 @@ def test_language_thresholds_take_the_reference_tail_share() -> None:
         language_thresholds(counts, languages, 100, overrides={"fr": 3})
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     st.lists(st.integers(0, 10_000), min_size=1, max_size=30),
     st.lists(st.integers(0, 10_000), min_size=1, max_size=30),
@@ -205,7 +206,7 @@ def test_every_language_t_grows_with_the_reference_t(
     assert language_thresholds(counts, languages, low)["de"] <= language_thresholds(counts, languages, high)["de"]
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(
     st.lists(st.integers(0, 50), min_size=0, max_size=25),
     st.lists(st.integers(0, 50), min_size=0, max_size=25),

@@ -4,8 +4,11 @@ and two workers; t per language follows the formula; subsets stay nested as the 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -114,31 +117,46 @@ def curated(out: Path) -> list[int]:
     return sorted(read_dir(out / "curated", ["id"]).column("id").to_pylist())
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_a_worldwide_run_keeps_what_the_rule_keeps(world: dict, workers: int, capsys) -> None:
-    out = world["base"] / f"run-{workers}"
-    assert (
-        cli(
-            "run",
-            "--pool",
-            world["base"] / "pool",
-            "--metadata",
-            world["base"] / "metadata.parquet",
-            "--language-column",
-            "lang",
-            "--t",
-            40,
-            "--seed",
-            3,
-            "--out",
-            out,
-            "--workers",
-            workers,
-            "--shard-rows",
-            1000,
-        )
-        == 0
-    )
+@pytest.fixture(scope="module")
+def worldwide_run(world: dict) -> Callable[[int], tuple[Path, str]]:
+    """The worldwide run of the world with 1 or 2 workers, made on first use and shared by this module's
+    tests, so that any of them also runs alone or in another tier; returns (run directory, its output)."""
+    made: dict[int, tuple[Path, str]] = {}
+
+    def run(workers: int) -> tuple[Path, str]:
+        if workers not in made:
+            out = world["base"] / f"run-{workers}"
+            printed = io.StringIO()
+            with contextlib.redirect_stdout(printed):
+                code = cli(
+                    "run",
+                    "--pool",
+                    world["base"] / "pool",
+                    "--metadata",
+                    world["base"] / "metadata.parquet",
+                    "--language-column",
+                    "lang",
+                    "--t",
+                    40,
+                    "--seed",
+                    3,
+                    "--out",
+                    out,
+                    "--workers",
+                    workers,
+                    "--shard-rows",
+                    1000,
+                )
+            assert code == 0, printed.getvalue()
+            made[workers] = out, printed.getvalue()
+        return made[workers]
+
+    return run
+
+
+@pytest.mark.parametrize("workers", [1, pytest.param(2, marks=pytest.mark.slow)])
+def test_a_worldwide_run_keeps_what_the_rule_keeps(world: dict, worldwide_run, workers: int) -> None:
+    out, printed = worldwide_run(workers)
     kept, thresholds = expected_ids(world, 40, 3)
     assert curated(out) == kept
     record = json.loads((out / "run.json").read_text())
@@ -148,12 +166,16 @@ def test_a_worldwide_run_keeps_what_the_rule_keeps(world: dict, workers: int, ca
     assert sum(row["kept"] for row in rows.values()) == len(kept) == record["rows"]["kept"]
     assert sum(row["pairs"] for row in rows.values()) == len(world["texts"])
     assert rows["other"]["pairs"] == sum(code not in METADATA for code in world["codes"])
-    assert "per language (t set from en's tail share at t=40)" in capsys.readouterr().out
+    assert "per language (t set from en's tail share at t=40)" in printed
     annotated = read_dir(out / "annotated", ["id", "entry_ids", "caption_language"]).sort_by("id")
     assert annotated.column("entry_ids").to_pylist() == naive_matches(world)
 
 
-def test_the_ray_engine_curates_what_the_local_engine_does(world: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.ray
+@pytest.mark.slow
+def test_the_ray_engine_curates_what_the_local_engine_does(
+    world: dict, worldwide_run, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pytest.importorskip("ray")
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # no token file for a throwaway local cluster
     out = world["base"] / "run-ray"
@@ -182,7 +204,7 @@ def test_the_ray_engine_curates_what_the_local_engine_does(world: dict, monkeypa
         )
         == 0
     )
-    local = world["base"] / "run-2"
+    local, _ = worldwide_run(2)
     assert curated(out) == curated(local) == expected_ids(world, 40, 3)[0]
     assert pq.read_table(out / "entry_counts.parquet").equals(pq.read_table(local / "entry_counts.parquet"))
     assert (
@@ -195,8 +217,8 @@ def test_the_ray_engine_curates_what_the_local_engine_does(world: dict, monkeypa
     )
 
 
-def test_subsets_stay_nested_and_a_language_t_can_be_fixed(world: dict) -> None:
-    out = world["base"] / "run-1"
+def test_subsets_stay_nested_and_a_language_t_can_be_fixed(world: dict, worldwide_run) -> None:
+    out, _ = worldwide_run(1)
     sizes = []
     for t in (10, 40, 200):
         assert cli("balance", out, "--t", t, "--seed", 3, "--quiet") == 0
@@ -279,10 +301,13 @@ def test_a_language_column_needs_worldwide_metadata(world: dict, tmp_path: Path,
     assert "--t-language applies to worldwide runs only" in capsys.readouterr().err
 
 
-def test_stats_of_a_worldwide_run_give_its_languages_at_any_t(world: dict, tmp_path: Path, capsys) -> None:
+@pytest.mark.slow
+def test_stats_of_a_worldwide_run_give_its_languages_at_any_t(
+    world: dict, worldwide_run, tmp_path: Path, capsys
+) -> None:
     """Per-language figures at a reference t without balancing there (from the preview): equal to what a
     balance at that t records, to one exact pass over the run, and to the rule computed naively."""
-    out = world["base"] / "run-2"
+    out, _ = worldwide_run(2)
     capsys.readouterr()
     assert cli("stats", out, "--json", "--t", 40, 150) == 0
     report = json.loads(capsys.readouterr().out)
@@ -335,10 +360,11 @@ def test_stats_of_a_worldwide_run_give_its_languages_at_any_t(world: dict, tmp_p
     )
 
 
-def test_the_preview_of_a_worldwide_run_is_exact_at_any_t(world: dict) -> None:
+@pytest.mark.slow
+def test_the_preview_of_a_worldwide_run_is_exact_at_any_t(world: dict, worldwide_run) -> None:
     """Sizes, t per language, kept matches per entry, head and tail: each at every reference t from the
     preview, against the rule computed naively and an exact pass over the run."""
-    out = world["base"] / "run-2"
+    out, _ = worldwide_run(2)
     run = Run(out)
     preview = run.preview(3)
     assert isinstance(preview, WorldwidePreview) and preview.pairs == len(world["texts"])
@@ -379,14 +405,15 @@ def test_the_preview_of_a_worldwide_run_is_exact_at_any_t(world: dict) -> None:
         assert t > 0 and (below < size or below == realised == preview.size_at(1e-9))
 
 
+@pytest.mark.slow
 def test_a_sampled_worldwide_preview_estimates_within_its_margin(
-    world: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    world: dict, worldwide_run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A preview rebuilt from a sample of 800 pairs, its thresholds merged in many buckets: kept sizes
     stay exact (the stored file equals the one-bucket one), estimates fall within 4 standard errors."""
     from curation import preview_files
 
-    out = world["base"] / "run-2"
+    out, _ = worldwide_run(2)
     whole = np.load(out / "preview" / "seed-3" / "thresholds.npy")
     monkeypatch.setattr(preview_files, "BUCKET_VALUES", 97)
     assert cli("preview", out, "--seed", 3, "--rebuild", "--sample-pairs", 800, "--quiet") == 0
@@ -443,6 +470,7 @@ def test_without_a_language_column_captions_are_identified(tmp_path: Path) -> No
     assert annotated[1]["entry_ids"][-1] == de_dog  # the German entry's id, not the English one's
 
 
+@pytest.mark.slow
 def test_several_texts_per_image_count_every_text_and_keep_by_the_picked_one(world: dict, tmp_path: Path) -> None:
     """--text-columns alt,title: both texts are matched and counted; each image is kept by one matched
     text picked by splitmix64(key XOR salt) mod the number of its matched texts; the manifest says which.
@@ -522,7 +550,10 @@ def test_several_texts_per_image_count_every_text_and_keep_by_the_picked_one(wor
         assert texts[name][by_url[url]] == text
 
 
-def test_the_dashboard_opens_a_worldwide_run(world: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.slow
+def test_the_dashboard_opens_a_worldwide_run(
+    world: dict, worldwide_run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Every page renders; Kept pairs is the rule's size at each t; the Languages page's rows are the
     preview's; the language filters show only that language's entries and pairs, each judged at its t."""
     import importlib
@@ -533,7 +564,7 @@ def test_the_dashboard_opens_a_worldwide_run(world: dict, tmp_path: Path, monkey
 
     monkeypatch.setenv("CURATION_RUNS_DIR", str(world["base"]))  # the dashboard opens runs under its runs directory
     importlib.reload(dashboard.data)
-    out = world["base"] / "run-2"
+    out, _ = worldwide_run(2)
     try:
         app = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py"), default_timeout=120)
         app.session_state["run_dir"] = str(out)
