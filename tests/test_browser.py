@@ -20,7 +20,7 @@ import pytest
 from curation import Run
 from dashboard.local_server import serve
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(900)]  # its own waits add up past 300 s
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
