@@ -390,7 +390,7 @@ def _s3_client():
         "s3",
         endpoint_url=endpoint,
         region_name=region,
-        config=Config(retries={"max_attempts": storage.S3_ATTEMPTS, "mode": "standard"}),
+        config=Config(retries={"max_attempts": storage.s3_attempts(), "mode": "standard"}),
     )
 
 

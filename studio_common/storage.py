@@ -26,7 +26,8 @@ from studio_common.errors import CurationError
 PYARROW_SCHEMES = ("s3", "gs", "gcs")
 FSSPEC_SCHEMES = {"http": "aiohttp", "https": "aiohttp", "hf": "huggingface_hub"}
 ANONYMOUS_ENV = "CURATION_ANONYMOUS"
-S3_ATTEMPTS = 6  # AWS's standard retry strategy: exponential backoff with jitter between attempts
+S3_ATTEMPTS_ENV = "CURATION_S3_ATTEMPTS"
+DEFAULT_S3_ATTEMPTS = 6  # AWS's standard retry strategy: exponential backoff with jitter between attempts
 
 
 def is_uri(path: object) -> bool:
@@ -48,6 +49,7 @@ STORAGE_VARIABLES = (
     "GOOGLE_APPLICATION_CREDENTIALS",
     "HF_TOKEN",
     ANONYMOUS_ENV,
+    S3_ATTEMPTS_ENV,
 )
 
 
@@ -57,18 +59,30 @@ def forwarded_environment() -> dict[str, str]:
     return {name: os.environ[name] for name in STORAGE_VARIABLES if name in os.environ}
 
 
+def s3_attempts() -> int:
+    """Attempts per S3 request: CURATION_S3_ATTEMPTS (more on a flaky network, fewer to fail fast), else 6."""
+    text = os.environ.get(S3_ATTEMPTS_ENV, "").strip()
+    try:
+        attempts = int(text) if text else DEFAULT_S3_ATTEMPTS
+    except ValueError:
+        attempts = 0
+    if attempts < 1:
+        raise CurationError(f"{S3_ATTEMPTS_ENV} must be a whole number of at least 1, got {text!r}")
+    return attempts
+
+
 def _anonymous() -> bool:
     return os.environ.get(ANONYMOUS_ENV, "").strip().lower() in ("1", "true", "yes")
 
 
 @lru_cache(maxsize=16)
-def _filesystem(scheme: str, anonymous: bool, endpoint: str | None) -> pafs.FileSystem:
+def _filesystem(scheme: str, anonymous: bool, endpoint: str | None, attempts: int) -> pafs.FileSystem:
     """One filesystem per store and settings, reused by every file of a run in this process."""
     if scheme == "s3":  # transient errors (throttling, dropped connections) retried with backoff first
         return pafs.S3FileSystem(
             anonymous=anonymous,
             endpoint_override=endpoint,
-            retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=S3_ATTEMPTS),
+            retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=attempts),
         )
     if scheme in ("gs", "gcs"):
         return pafs.GcsFileSystem(anonymous=anonymous)
@@ -106,9 +120,9 @@ def locate(uri: str) -> Location:
         endpoint = (
             os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") if scheme == "s3" else None
         )
-        return Location(uri, _filesystem(scheme, _anonymous(), endpoint), path)
+        return Location(uri, _filesystem(scheme, _anonymous(), endpoint, s3_attempts() if scheme == "s3" else 0), path)
     path = uri if scheme != "hf" else uri.split("://", 1)[1]
-    return Location(uri, _filesystem(scheme, _anonymous(), None), path)
+    return Location(uri, _filesystem(scheme, _anonymous(), None, 0), path)
 
 
 def first_line(error: BaseException) -> str:

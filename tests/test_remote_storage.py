@@ -13,6 +13,9 @@ import pytest
 from conftest import ENTRIES, cli, make_texts, read_dir, write_pool
 from servers import Faults, http_server, s3_server
 
+from studio_common import storage
+from studio_common.errors import CurationError
+
 boto3 = pytest.importorskip("boto3")
 pytest.importorskip("moto")
 
@@ -393,21 +396,23 @@ def test_anonymous_access_sends_unsigned_requests(tmp_path: Path) -> None:
             assert seen and all((header is not None) == signed for header in seen)
 
 
-@pytest.mark.slow  # retries with backoff: about 25 s until a store gone for good is given up
+@pytest.mark.slow  # retries with backoff
 @pytest.mark.parametrize("faults", [Faults(first=2), Faults(after=3)], ids=["dropped-then-back", "gone"])
 def test_dropped_connections_are_retried_then_named(
     local: Path, tmp_path: Path, capsys: pytest.CaptureFixture, faults: Faults
 ) -> None:
     """A bare S3 endpoint that drops GETs without answering: a couple of drops are retried with
     backoff and the run ends as the local one; a store gone for good ends it with one line, exit 2,
-    and the same command resumes it once the store is back."""
+    and the same command resumes it once the store is back. That one gives up after 2 attempts
+    (CURATION_S3_ATTEMPTS) instead of 6: one retry shows the path, five only add backoff."""
     bucket = tmp_path / "store" / "public"
     bucket.mkdir(parents=True)
     (bucket / "pool.parquet").write_bytes((local / "pool" / "part-000.parquet").read_bytes())
 
     def run(drop: Faults | None) -> int:
         with http_server(tmp_path / "store", drop=drop) as endpoint:
-            saved = _set_env({**CREDENTIALS, "AWS_ENDPOINT_URL": endpoint})
+            give_up_soon = {"CURATION_S3_ATTEMPTS": "2"} if drop is not None and drop.after is not None else {}
+            saved = _set_env({**CREDENTIALS, "AWS_ENDPOINT_URL": endpoint, **give_up_soon})
             try:
                 return cli(
                     "run",
@@ -436,3 +441,15 @@ def test_dropped_connections_are_retried_then_named(
     first_file = read_dir(local / "run" / "annotated", ["id", "entry_ids"]).slice(0, 1000)
     assert read_dir(tmp_path / "run" / "annotated", ["id", "entry_ids"]).equals(first_file)
     assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "complete"
+
+
+def test_s3_attempts_come_from_the_environment_or_are_refused_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(storage.S3_ATTEMPTS_ENV, raising=False)
+    assert storage.s3_attempts() == storage.DEFAULT_S3_ATTEMPTS == 6
+    monkeypatch.setenv(storage.S3_ATTEMPTS_ENV, " 10 ")
+    assert storage.s3_attempts() == 10
+    assert storage.S3_ATTEMPTS_ENV in storage.forwarded_environment()  # Ray tasks retry as the driver does
+    for bad in ("0", "-1", "many", "2.5"):
+        monkeypatch.setenv(storage.S3_ATTEMPTS_ENV, bad)
+        with pytest.raises(CurationError, match=r"^CURATION_S3_ATTEMPTS must be a whole number of at least 1"):
+            storage.s3_attempts()
