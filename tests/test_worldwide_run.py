@@ -117,6 +117,13 @@ def curated(out: Path) -> list[int]:
     return sorted(read_dir(out / "curated", ["id"]).column("id").to_pylist())
 
 
+def world_run_args(world: dict, out: Path) -> tuple:
+    """`run` of the world at t = 40, seed 3, in 1,000-row shards: one command for every engine here."""
+    base = world["base"]
+    return ("run", "--pool", base / "pool", "--metadata", base / "metadata.parquet", "--language-column", "lang",
+            "--t", 40, "--seed", 3, "--out", out, "--shard-rows", 1000)  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def worldwide_run(world: dict) -> Callable[[int], tuple[Path, str]]:
     """The worldwide run of the world with 1 or 2 workers, made on first use and shared by this module's
@@ -128,25 +135,7 @@ def worldwide_run(world: dict) -> Callable[[int], tuple[Path, str]]:
             out = world["base"] / f"run-{workers}"
             printed = io.StringIO()
             with contextlib.redirect_stdout(printed):
-                code = cli(
-                    "run",
-                    "--pool",
-                    world["base"] / "pool",
-                    "--metadata",
-                    world["base"] / "metadata.parquet",
-                    "--language-column",
-                    "lang",
-                    "--t",
-                    40,
-                    "--seed",
-                    3,
-                    "--out",
-                    out,
-                    "--workers",
-                    workers,
-                    "--shard-rows",
-                    1000,
-                )
+                code = cli(*world_run_args(world, out), "--workers", workers)
             assert code == 0, printed.getvalue()
             made[workers] = out, printed.getvalue()
         return made[workers]
@@ -179,31 +168,7 @@ def test_the_ray_engine_curates_what_the_local_engine_does(
     pytest.importorskip("ray")
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # no token file for a throwaway local cluster
     out = world["base"] / "run-ray"
-    assert (
-        cli(
-            "run",
-            "--pool",
-            world["base"] / "pool",
-            "--metadata",
-            world["base"] / "metadata.parquet",
-            "--language-column",
-            "lang",
-            "--t",
-            40,
-            "--seed",
-            3,
-            "--out",
-            out,
-            "--engine",
-            "ray",
-            "--workers",
-            2,
-            "--shard-rows",
-            1000,
-            "--quiet",
-        )
-        == 0
-    )
+    assert cli(*world_run_args(world, out), "--engine", "ray", "--workers", 2, "--quiet") == 0
     local, _ = worldwide_run(2)
     assert curated(out) == curated(local) == expected_ids(world, 40, 3)[0]
     assert pq.read_table(out / "entry_counts.parquet").equals(pq.read_table(local / "entry_counts.parquet"))
