@@ -38,14 +38,16 @@ def alive(pid: int) -> bool:
     return state != b"Z"
 
 
-def stop_group(pgid: int, seconds: float = 30.0) -> None:
-    """SIGSTOP a process group and return once its leader has stopped (state T in /proc). killpg only
-    sends the signal: a leader that has just been started may still be inside exec, its environment
-    not yet set up, until it stops on its way back to user space."""
-    os.killpg(pgid, signal.SIGSTOP)
+def environment_once_set(pid: int, marker: bytes, seconds: float = 30.0) -> list[bytes]:
+    """The environment of ``pid`` once it holds ``marker``. Popen returns once exec has passed its point
+    of no return, a moment before the new image's environment is in place, so read until it is. (Not
+    SIGSTOP: a shell stopped while its vfork child has not yet exec'd never reaches the stopped state.)"""
     deadline = time.monotonic() + seconds
-    while Path(f"/proc/{pgid}/stat").read_bytes().rpartition(b")")[2].split()[0] != b"T":
-        assert time.monotonic() < deadline, f"process {pgid} did not stop within {seconds} s"
+    while True:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        if marker in environ:
+            return environ
+        assert time.monotonic() < deadline, f"process {pid} had no {marker!r} in its environment within {seconds} s"
         time.sleep(0.001)
 
 

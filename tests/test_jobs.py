@@ -8,7 +8,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from processes import group_members, stop_group
+from processes import environment_once_set, group_members
 
 from curation import Run
 from curation.jobs import absolute, list_jobs, log_progress, log_tail, start_job, wait
@@ -181,14 +181,9 @@ def test_a_job_gets_no_dashboard_setting_and_its_log_hides_secret_values(
     jobs, out = tmp_path / "jobs", tmp_path / "aws-secret-value"  # a path that spells a secret: the log names it
     job_id = start_job(jobs, str(pool), str(metadata), 40, 0, str(out), workers=1)
     group = json.loads((jobs / job_id / "job.json").read_text())["pid"]
-    stop_group(group)  # stopped, so out of exec: its environment is in place
-    try:
-        environ = Path(f"/proc/{group}/environ").read_bytes().split(b"\0")
-    finally:
-        os.killpg(group, signal.SIGCONT)
+    environ = environment_once_set(group, f"CURATION_JOB_ID={job_id}".encode())
     assert not any(v.startswith(b"CURATION_DASHBOARD_") for v in environ)
     assert b"AWS_SECRET_ACCESS_KEY=aws-secret-value" in environ  # storage credentials still reach the run
-    assert f"CURATION_JOB_ID={job_id}".encode() in environ
     status = wait(jobs, job_id)
     assert status.state == "finished"
     assert f"run complete: {out}" in (jobs / job_id / "log.txt").read_text()  # the value was there to hide
