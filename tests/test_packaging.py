@@ -43,6 +43,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dic
     (wheel,) = (base / "dist").glob("curation_studio-*.whl")
     _run([sys.executable, "-m", "venv", str(base / "venv")], base, env)
     bin_dir = base / "venv" / "bin"
+    # A current pip first, as a user would have: the pip that venv bundles with Python 3.11 takes 29 s
+    # to resolve the dependencies here, a current one 12 s.
+    _run([str(bin_dir / "python"), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], base, env)
     # --no-compile: bytecode is written on first import instead of for every file of every dependency
     # (a third of the install's time); what is installed is the same.
     install = [str(bin_dir / "pip"), "install", "--quiet", "--disable-pip-version-check", "--no-compile", str(wheel)]

@@ -26,22 +26,25 @@ from servers import s3_server
 boto3 = pytest.importorskip("boto3")
 pytest.importorskip("moto")
 
-pytestmark = [pytest.mark.remote, pytest.mark.slow]  # every test uses the store: a run over 30 shards in moto
+pytestmark = [pytest.mark.remote, pytest.mark.slow]  # every test uses the store: a run over SHARDS shards in moto
 
 ROOT = Path(__file__).resolve().parents[1]
 BUCKET = "lab"
 POOL = f"s3://{BUCKET}/laion/"
 METADATA = f"s3://{BUCKET}/meta/metadata.json"
 T, SEED, SHARD_ROWS = 40, 3, 2_000
+# Enough shards for a kill to land between two of them; each costs a few dozen requests to moto, which
+# is what a run here spends its time on (the number of rows hardly matters).
+SHARDS = 12
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    """moto's S3 server holding a pool (30 shards) and a metadata list, the variables set for this
+    """moto's S3 server holding a pool (SHARDS shards) and a metadata list, the variables set for this
     process and the ones it starts, and the reference: the same run over the same files on local disk."""
     base = tmp_path_factory.mktemp("remote-run")
-    texts = make_texts(60_000, seed=5)
+    texts = make_texts(SHARDS * SHARD_ROWS, seed=5)
     ids = list(range(len(texts)))
     write_pool(
         base / "pool",
@@ -151,7 +154,7 @@ def assert_same_as_reference(store: dict, run: str) -> None:
     counts = pq.read_table(f"{BUCKET}/{run}/entry_counts.parquet", filesystem=store["fs"])
     assert counts.equals(pq.read_table(store["base"] / "reference" / "entry_counts.parquet"))
     record = read_json(store, f"{run}/run.json")
-    assert record["status"] == "complete" and record["rows"]["in"] == 60_000
+    assert record["status"] == "complete" and record["rows"]["in"] == SHARDS * SHARD_ROWS
     assert f"{run}/.lock" not in keys(store, f"{run}/"), "the lock is released when the run ends"
 
 
@@ -177,13 +180,20 @@ def ray_elsewhere(store: dict, tmp_path: Path) -> Iterator[Path]:
         ray.shutdown()
 
 
-def test_a_run_in_s3_with_the_local_engine_curates_what_local_files_give(store: dict) -> None:
+@pytest.fixture(scope="module")
+def local_run(store: dict) -> str:
+    """A run in the store made by the local engine on 2 workers; the readers' tests share it (they
+    write nothing into it: the dashboard's test checks that)."""
     assert cli(*run_args(f"s3://{BUCKET}/runs/local", "--workers", 2)) == 0
+    return f"s3://{BUCKET}/runs/local"
+
+
+def test_a_run_in_s3_with_the_local_engine_curates_what_local_files_give(store: dict, local_run: str) -> None:
     assert_same_as_reference(store, "runs/local")
     # every shard's outputs and marker, published object by object; nothing temporary left behind
     names = keys(store, "runs/local/")
-    assert sum(k.startswith("runs/local/shards/") and k.endswith(".json") for k in names) == 30
-    assert sum(k.startswith("runs/local/annotated/") for k in names) == 30
+    assert sum(k.startswith("runs/local/shards/") and k.endswith(".json") for k in names) == SHARDS
+    assert sum(k.startswith("runs/local/annotated/") for k in names) == SHARDS
     assert not [k for k in names if "/." in k.removeprefix("runs/local/").replace("/.lock", "")]
 
 
@@ -198,9 +208,8 @@ def test_a_run_in_s3_on_ray_reads_and_writes_only_through_the_store(store: dict,
         assert not list(cache.rglob("annotated/part-*")) and not list(cache.rglob("curated/*/part-*"))
 
 
-def test_export_and_stats_read_a_run_in_s3(store: dict, capsys: pytest.CaptureFixture) -> None:
-    run = f"s3://{BUCKET}/runs/readers"
-    assert cli(*run_args(run)) == 0
+def test_export_and_stats_read_a_run_in_s3(store: dict, local_run: str, capsys: pytest.CaptureFixture) -> None:
+    run = local_run
     capsys.readouterr()
     assert cli("stats", run, "--t", T, "--json", "--quiet") == 0
     remote = json.loads(capsys.readouterr().out)
@@ -268,15 +277,15 @@ def test_a_run_in_s3_killed_and_started_again_ends_the_same(
     assert not kill_when(process, ready), "processes outlived the killed run"
     markers = _markers(store, run)
     if stage == "match":
-        assert 0 < markers < 30, f"the kill should land while shards are matched: {process.stderr.read()}"
+        assert 0 < markers < SHARDS, f"the kill should land while shards are matched: {process.stderr.read()}"
     else:
-        assert markers == 30 and not keys(store, f"{run}/curated/selection.json"), process.stderr.read()
+        assert markers == SHARDS and not keys(store, f"{run}/curated/selection.json"), process.stderr.read()
     assert not keys(store, f"{run}/run.json")
     assert keys(store, f"{run}/.lock"), "a killed run leaves its lock behind"
     capsys.readouterr()
     assert cli(*args) == 0  # same host, its holder gone: the lock is taken over at once
     if stage == "match":
-        assert f"resuming: {markers} of 30 shards already matched" in capsys.readouterr().err
+        assert f"resuming: {markers} of {SHARDS} shards already matched" in capsys.readouterr().err
     assert_same_as_reference(store, run)
 
 
@@ -373,16 +382,17 @@ def test_a_background_job_writes_its_run_to_s3(store: dict, tmp_path: Path) -> N
     assert (pointer["t"], pointer["seed"]) == (T, SEED)
 
 
-def test_the_dashboard_opens_a_run_in_s3(store: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_dashboard_opens_a_run_in_s3(
+    store: dict, local_run: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import importlib
 
     from streamlit.testing.v1 import AppTest
 
     from curation import Run
 
-    uri = f"s3://{BUCKET}/runs/dashboard"
-    assert cli(*run_args(uri)) == 0
-    before = keys(store, "runs/dashboard/")
+    uri = local_run
+    before = keys(store, "runs/local/")
     monkeypatch.setenv("CURATION_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("CURATION_DATA_ROOTS", f"s3://{BUCKET}/runs/")  # the UI opens URIs under listed prefixes only
     import dashboard.data
@@ -402,7 +412,7 @@ def test_the_dashboard_opens_a_run_in_s3(store: dict, tmp_path: Path, monkeypatc
     finally:
         monkeypatch.undo()
         importlib.reload(dashboard.data)
-    assert keys(store, "runs/dashboard/") == before, "reading takes no lock and writes nothing"
+    assert keys(store, "runs/local/") == before, "reading takes no lock and writes nothing"
 
 
 @pytest.mark.timeout(900)  # its own waits: 90 s for a shard, 300 s for each of the two runs
@@ -433,7 +443,7 @@ def test_a_store_that_goes_away_mid_run_ends_it_in_one_line_and_the_run_resumes(
         _, err = process.communicate(timeout=300)
         assert process.returncode == 2 and len(err.strip().splitlines()) == 1, err
         assert err.startswith("error: cannot ") and f"s3://{BUCKET}/" in err
-        assert 0 < _markers(store, run) < 30
+        assert 0 < _markers(store, run) < SHARDS
         proxy.restore()
         resumed = subprocess.run(
             [sys.executable, "-m", "curation", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
