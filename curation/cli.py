@@ -12,15 +12,18 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import pyarrow.parquet as pq
+
 from curation import mirror
 from curation.engines import ENGINES
 from curation.export import COLUMN_SETS, FORMATS, format_of, write_manifest
 from curation.matchers import DEFAULT_MATCHER, MATCHERS
 from curation.memory import keep_freed_memory
 from curation.preview_files import DEFAULT_SAMPLE_PAIRS
-from curation.rundir import RunDir, atomic_write_table, read_json
+from curation.rundir import ENTRY_LANGUAGE, RunDir, atomic_write_table, read_json
 from curation.runner import Execution, MatchRequest, balance_run, build_preview, match_pool, write_run_record
 from curation.summary import Run, existing_run
+from curation.worldwide import LanguageCounts
 from studio_common import storage
 from studio_common.argtypes import EXIT_USAGE, OneLineParser, checked, non_negative_int, positive_int
 from studio_common.errors import CurationError
@@ -294,14 +297,18 @@ def build_parser() -> argparse.ArgumentParser:
         "export",
         help="write the manifest of the pairs kept at t",
         description="Write the pairs kept at t (and seed) of a run directory to one "
-        "file, read shard by shard, with OUT's name + .provenance.json "
-        "beside it saying exactly how it was made.",
+        "file, read shard by shard, with OUT.provenance.json (OUT's whole name, extension "
+        "included) beside it saying exactly how it was made.",
     )
     export.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (a path or s3:// URI)")
     export.add_argument("--t", type=t_value, required=True, help="keep the pairs whose threshold is below t")
     export.add_argument("--seed", type=seed_value, help="seed of the keep thresholds (default: the run's)")
     export.add_argument(
-        "--format", choices=list(FORMATS), help="file format (default: from OUT's extension, else parquet)"
+        "--format",
+        choices=list(FORMATS),
+        help="file format (default: the one OUT's extension names, "
+        + ", ".join(writer.suffix for writer in FORMATS.values())
+        + "; parquet for a name without one); an extension that names no format, or another one, is refused",
     )
     export.add_argument(
         "--columns",
@@ -381,8 +388,9 @@ def _print_rows(record: dict) -> None:
     print(f"matches          {rows['matches']:>12,}")
 
 
-def _print_balance(record: dict, totals: bool = True) -> None:
-    """The balance's figures (``totals``: the run's head/tail lines), then per language for worldwide runs."""
+def _print_balance(record: dict, entry_counts: Path, totals: bool = True) -> None:
+    """The balance's figures (``totals``: the run's head/tail lines), then per language for worldwide runs
+    (``entry_counts``: the run's entry_counts.parquet, which explains a language whose t is 0)."""
     rows, balance = record["rows"], record["balance"]
     t = record["parameters"]["t"]
     if totals:
@@ -393,10 +401,10 @@ def _print_balance(record: dict, totals: bool = True) -> None:
         )
         print(f"tail share p(t)  {balance['tail_share']:>12.4f}")
     if record.get("languages"):
-        _print_languages(record["languages"], record["parameters"].get("reference_language"), t)
+        _print_languages(record["languages"], record["parameters"].get("reference_language"), t, entry_counts)
 
 
-def _print_languages(rows: list[dict], reference: str | None, t: float) -> None:
+def _print_languages(rows: list[dict], reference: str | None, t: float, entry_counts: Path) -> None:
     print(f"\nper language (t set from {reference}'s tail share at t={t:g}):")
     print(f"{'language':>10} {'t':>10} {'p(t)':>8} {'pairs':>12} {'matched':>12} {'kept':>12}")
     for row in rows:
@@ -408,10 +416,46 @@ def _print_languages(rows: list[dict], reference: str | None, t: float) -> None:
         )
     nothing = [row["language"] for row in rows if row["t"] == 0]
     if nothing:
-        print(
-            f"t is 0 for {', '.join(nothing)}: nothing of {'it' if len(nothing) == 1 else 'them'} is kept (no "
-            "matches to take a tail share from); fix a language's t with --t-language CODE=T"
+        for note in _zero_t_notes(nothing, reference or "en", t, _language_counts(entry_counts)):
+            print(note)
+
+
+def _language_counts(entry_counts: Path) -> LanguageCounts:
+    table = pq.read_table(entry_counts, columns=["count", ENTRY_LANGUAGE])
+    return LanguageCounts.build(table.column("count").to_numpy(), table.column(ENTRY_LANGUAGE).to_pylist())
+
+
+def _zero_t_notes(languages: list[str], reference: str, t: float, counts: LanguageCounts) -> list[str]:
+    """Why each language whose t is 0 keeps nothing, one line per cause, with the way out: a language
+    without matches has no tail share to match; one with matches got 0 from p_to_t because the
+    reference's tail share at t is too small, and a larger t gives it a t."""
+    notes = []
+    unmatched = [language for language in languages if not counts.total(language)]
+    matched = [language for language in languages if counts.total(language)]
+    if unmatched:
+        notes.append(
+            f"t is 0 for {', '.join(unmatched)}: nothing of {_them(unmatched)} is kept (no matches to take a "
+            "tail share from); fix a language's t with --t-language CODE=T"
         )
+    if matched:
+        least = {language: counts.least_reference_t(language, reference) for language in matched}
+        ways = ", ".join(
+            f"{language} from t={value:g}" if value is not None else f"{language}: no t does"
+            for language, value in least.items()
+        )
+        notes.append(
+            f"t is 0 for {', '.join(matched)}: nothing of {_them(matched)} is kept though "
+            f"{'it has' if len(matched) == 1 else 'they have'} matches: {reference}'s tail share at t={t:g} is "
+            f"p = {counts.tail_share(reference, t):.4g}, nearer 0 than the cumulative share of "
+            f"{'its' if len(matched) == 1 else 'their'} least counted matched entry, so MetaCLIP 2's p_to_t "
+            "lands on an entry counted 0 times; a larger t gives "
+            f"{_them(matched)} a t ({ways}), or fix a language's t with --t-language CODE=T"
+        )
+    return notes
+
+
+def _them(languages: list[str]) -> str:
+    return "it" if len(languages) == 1 else "them"
 
 
 def command_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -435,7 +479,7 @@ def command_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         record = write_run_record(args.out, execution, match, balance, _command_line(argv))
     print(f"run complete: {args.out}")
     _print_rows(record)
-    _print_balance(record)
+    _print_balance(record, mirror.open_run(args.out).entry_counts)
     print(f"next: curation stats {shlex.quote(args.out)} --t {args.t * 2:g}   (sizes at another t; no re-matching)")
     return 0
 
@@ -474,7 +518,7 @@ def command_balance(args: argparse.Namespace, argv: Sequence[str]) -> int:
             )
         record = write_run_record(args.run_dir, execution, None, balance, _command_line(argv))
     print(f"balanced: {args.run_dir}")
-    _print_balance(record)
+    _print_balance(record, mirror.open_run(args.run_dir).entry_counts)
     return 0
 
 
@@ -500,7 +544,7 @@ def _expected_cell(row: dict) -> str:
     return f"{row['expected_kept']:,.0f} ± {row['expected_kept_margin']:,.0f}"
 
 
-def _print_stats(report: dict) -> None:
+def _print_stats(report: dict, entry_counts: Path) -> None:
     print(
         f"{report['run_dir']}: {report['pairs']:,} pairs, {report['matched_pairs']:,} matched "
         f"(keep thresholds of seed {report['seed']})"
@@ -522,7 +566,7 @@ def _print_stats(report: dict) -> None:
             )
         for row in report["at_t"]:
             if "languages" in row:
-                _print_languages(row["languages"], report["reference_language"], row["t"])
+                _print_languages(row["languages"], report["reference_language"], row["t"], entry_counts)
     for row in report["t_for_size"]:
         note = (
             ""
@@ -545,7 +589,7 @@ def command_stats(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        _print_stats(report)
+        _print_stats(report, run.dir.entry_counts)
     if (args.write_probabilities or args.write_entry_counts) and not ts:
         raise CurationError("name a t (--t) for the files to write")
     if args.write_probabilities:
@@ -574,10 +618,10 @@ def command_preview(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def command_export(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    file_format = format_of(storage.name_of(args.out), args.format)  # before the run is read: a bad name fails fast
     run = Run(args.run_dir, progress=not args.quiet)
     seed = args.seed if args.seed is not None else (run.seed if run.seed is not None else 0)
     out = args.out if storage.is_uri(args.out) else Path(args.out)
-    file_format = args.format or format_of(storage.name_of(str(out)))
     with progress_bar(len(run.shard_indices), "export", "shards", enabled=not args.quiet) as bar:
         result = write_manifest(
             run.dir.root,

@@ -12,13 +12,25 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from curation.browse import kept_batches, shard_indices
-from curation.rundir import PICKED_COLUMN, PICKED_TEXT, RunDir, atomic_file, atomic_write_json, read_json
+from curation import worldwide
+from curation.balancing import keep_probabilities
+from curation.browse import kept_batches, language_t, shard_indices
+from curation.rundir import (
+    CAPTION_LANGUAGE,
+    ENTRY_IDS,
+    PICKED_COLUMN,
+    PICKED_TEXT,
+    RunDir,
+    atomic_file,
+    atomic_write_json,
+    read_json,
+)
 from studio_common import storage
 from studio_common.errors import CurationError
 
@@ -43,9 +55,9 @@ class Export:
 
 
 def provenance_name(name: str) -> str:
-    """NAME.provenance.json for NAME.EXT (or NAME without an extension)."""
-    stem = name.rsplit(".", 1)[0] if "." in name[1:] else name
-    return stem + ".provenance.json"
+    """The provenance file of manifest NAME: NAME.provenance.json, the whole name kept, so that
+    m.parquet, m.jsonl and m.csv each have their own."""
+    return name + ".provenance.json"
 
 
 def check_name(name: str) -> str:
@@ -152,10 +164,26 @@ def writer_for(file_format: str) -> type[ManifestWriter]:
     return FORMATS[file_format]
 
 
-def format_of(name: str, default: str = "parquet") -> str:
-    """The format a file name's suffix names (``default`` when it names none)."""
-    suffix = PurePosixPath(name).suffix
-    return next((fmt for fmt, writer in FORMATS.items() if writer.suffix == suffix), default)
+def format_of(name: str, requested: str | None = None) -> str:
+    """The format of manifest NAME: the one its extension names, which ``requested`` (--format) may
+    repeat but not contradict; for a name without an extension, ``requested`` or Parquet. An extension
+    that names no format is refused: the file would hold something its name does not say."""
+    if requested is not None:
+        writer_for(requested)
+    suffix = PurePosixPath(name).suffix.lower()
+    if not suffix:
+        return requested or "parquet"
+    named = next((fmt for fmt, writer in FORMATS.items() if writer.suffix == suffix), None)
+    if named is None:
+        *others, last = (writer.suffix for writer in FORMATS.values())
+        extensions = f"{', '.join(others)} or {last}"
+        raise CurationError(f"{name}: the extension {suffix} names no manifest format; end the name with {extensions}")
+    if requested is not None and requested != named:
+        raise CurationError(
+            f"--format {requested} contradicts {name}, whose extension says {named}; "
+            f"drop --format, or end the name with {FORMATS[requested].suffix}"
+        )
+    return named
 
 
 # --------------------------------------------------------------------------------------------------
@@ -187,15 +215,17 @@ def write_manifest(
     path: Path | str,
     t: float,
     seed: int,
-    file_format: str = "parquet",
+    file_format: str | None = None,
     column_set: str = "img2dataset",
     progress: Progress | None = None,
     run_name: str | None = None,
 ) -> Export:
-    """Write the pairs kept at (t, seed) to ``path`` and its provenance beside it (NAME.provenance.json),
-    shard by shard (memory stays flat); both files appear atomically. ``path`` may be a URI: the files
+    """Write the pairs kept at (t, seed) to ``path`` and its provenance beside it (NAME.EXT.provenance.json),
+    shard by shard (memory stays flat); both files appear atomically. The format is the one the name's
+    extension says (``file_format`` may repeat it; see ``format_of``). ``path`` may be a URI: the files
     are made in a local scratch directory, then uploaded, the provenance last. ``run_name``: the run
     as the user named it, for the provenance (the URI of a run whose local copy is ``root``)."""
+    file_format = format_of(storage.name_of(str(path)), file_format)
     if storage.is_uri(path):
         with tempfile.TemporaryDirectory(prefix="export-") as scratch:
             made = write_manifest(
@@ -220,20 +250,25 @@ def write_manifest(
         if shards
         else pa.schema([])
     )
-    rows = 0
+    rows, expected = 0, 0.0
+    counts = pq.read_table(run.entry_counts, columns=["count"]).column("count").to_numpy()
+    per_language = language_t(run, t)
     with atomic_file(path) as temporary:
         writer = manifest_writer(temporary, schema)
         try:
-            for done, (_, table) in enumerate(kept_batches(root, seed, t, read), 1):
+            for done, (shard, table) in enumerate(kept_batches(root, seed, t, read), 1):
                 if table is not None:
                     writer.write(table.rename_columns(names))
                     rows += table.num_rows
+                expected += shard_expected_kept(run, shard, counts, t, per_language)
                 if progress:
                     progress(done, len(shards))
         finally:
             writer.close()
     provenance_path = path.with_name(provenance_name(path.name))
     plan, record = read_json(run.plan_json), read_json(run.run_json) if run.run_json.exists() else {}
+    # The run's rows, with kept and expected kept at this t and seed (run.json's are its last balance's).
+    pool_rows = {**record.get("rows", {}), "kept": rows, "expected_kept": round(expected, 3)}
     provenance = {
         "file": path.name,
         "rows": rows,
@@ -244,12 +279,24 @@ def write_manifest(
         "metadata": plan["metadata"],
         "pool": {"spec": plan["pool"], "rows": plan["rows"], "files": [f["path"] for f in plan["files"]]},
         "pair_key": plan["pair_key"],
-        "pool_rows": record.get("rows", {}),
+        "pool_rows": pool_rows,
         "run_dir": run_name or str(root),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     atomic_write_json(provenance_path, provenance)
     return Export(path, provenance_path, rows)
+
+
+def shard_expected_kept(
+    run: RunDir, shard: int, counts: np.ndarray, t: float, per_language: dict[str, float] | None
+) -> float:
+    """The sum of the shard's keep probabilities P at t (each pair at its language's t in a worldwide
+    run): its expected size, for any seed, as the balance stage computes it."""
+    columns = [ENTRY_IDS] + ([CAPTION_LANGUAGE] if per_language is not None else [])
+    table = pq.read_table(run.annotated_part(shard), columns=columns)
+    languages = None if per_language is None else table.column(CAPTION_LANGUAGE).combine_chunks()
+    pair_t = t if languages is None else worldwide.pair_t(languages, per_language)
+    return float(keep_probabilities(table.column(ENTRY_IDS), counts, pair_t).sum())
 
 
 def manifest_path(export_dir: Path, name: str, file_format: str) -> Path:

@@ -4,10 +4,14 @@ page reload (or a new dashboard process) finds every job with its progress, its 
     JOBS/<id>/job.json    the kind (run or export), the command, its output, the process id, when it started
     JOBS/<id>/log.txt     what the run printed (progress as plain lines: its stderr is not a terminal)
     JOBS/<id>/exit_code   written when the process ends
-    JOBS/<id>/cancelled   written when the job is cancelled (its processes are stopped by their ids)
+    JOBS/<id>/cancelled   written when the job is cancelled (its processes are stopped by their ids),
+                          then given where the job was once they are stopped (its card shows that)
 
 A job runs in its own process group, with CURATION_JOB_ID in its environment: Cancel stops that
 group and only after finding the job's id in one of its processes (a recycled pid is never hit).
+
+A job's card tells that job's story: a finished job is complete, a failed one got as far as its log
+says, a cancelled one stays where it was when cancelled; only a running run reads its run directory.
 """
 
 from __future__ import annotations
@@ -21,12 +25,13 @@ import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
 from curation import mirror
-from curation.commands import curation_command, run_arguments
+from curation.commands import check_text_columns, curation_command, run_arguments
 from curation.pool import resolve_files
 from curation.rundir import PART_GLOB, RunDir, atomic_write_json, read_json
 from studio_common import storage
@@ -53,6 +58,7 @@ class JobStatus:
     progress: float  # 0..1
     stage: str
     error: str | None
+    resumable: bool = False  # a stopped run that no later job took up and that is not complete: Resume continues it
 
 
 def _is_locked(out: Path) -> bool:
@@ -84,9 +90,12 @@ def start_job(
     out: str,
     workers: int | None = None,
     max_running: int | None = None,
+    language_column: str | None = None,
+    text_columns: Sequence[str] = (),
 ) -> str:
     """Check the request, then start `python -m curation run` in the background; returns the job id.
-    With ``max_running``, refused while that many jobs run (the dashboard's limit; None: no limit)."""
+    With ``max_running``, refused while that many jobs run (the dashboard's limit; None: no limit).
+    ``language_column`` and ``text_columns`` are the CLI's options; the request keeps them for Resume."""
     pool, metadata = absolute(pool), absolute(metadata)
     resolve_files(pool)  # a missing or empty pool is refused here, before anything starts
     if not storage.is_uri(metadata) and Path(metadata).is_dir():
@@ -97,6 +106,9 @@ def start_job(
         raise CurationError(f"metadata file not found: {metadata}; check the path")
     if not t > 0:
         raise CurationError(f"t must be a positive number, got {t}")
+    language_column = (language_column or "").strip() or None
+    text_columns = [name.strip() for name in text_columns]
+    check_text_columns(text_columns)
     if storage.is_uri(out):  # a run directory in object storage: the run takes its lock object itself
         target = mirror.open_run(out).spec
     else:
@@ -104,10 +116,20 @@ def start_job(
         mirror.check_output(target)  # a file, or a folder that cannot be made: one line now, not a failed job
         if _is_locked(Path(target)):
             raise CurationError(f"another curation process is using {out}; wait for it or choose another output")
-    request = {"pool": pool, "metadata": metadata, "t": float(t), "seed": int(seed), "out": target, "workers": workers}
-    return _launch(
-        jobs_dir, run_arguments(pool, metadata, t, seed, target, workers), target, "run", out, max_running, request
+    request = {
+        "pool": pool,
+        "metadata": metadata,
+        "t": float(t),
+        "seed": int(seed),
+        "out": target,
+        "workers": workers,
+        "language_column": language_column,
+        "text_columns": text_columns,
+    }
+    arguments = run_arguments(
+        pool, metadata, t, seed, target, workers, language_column=language_column, text_columns=text_columns
     )
+    return _launch(jobs_dir, arguments, target, "run", out, max_running, request)
 
 
 def start_export(
@@ -142,6 +164,18 @@ def start_export(
     return _launch(jobs_dir, command, target, "export", str(path), max_running)
 
 
+def _check_outside_records(jobs_dir: Path, target: str, shown: str) -> None:
+    """An output is never in the job records' folder, nor holds it: a run or a manifest written there
+    would mix with the records (and a run's files would read as jobs, or a job's as a run)."""
+    if storage.is_uri(target):
+        return
+    records, path = jobs_dir.resolve(), Path(target).resolve()
+    if path == records or path.is_relative_to(records):
+        raise CurationError(f"output {shown} is inside the job records ({records}); choose an output outside them")
+    if records.is_relative_to(path):
+        raise CurationError(f"output {shown} holds the job records ({records}); choose an output that does not")
+
+
 def _check_free(jobs_dir: Path, target: str, shown: str) -> None:
     for job in list_jobs(jobs_dir):
         if job.state == "running" and job.out == target:
@@ -162,6 +196,7 @@ def _launch(
     jobs_dir.mkdir(parents=True, exist_ok=True)
     with open(jobs_dir / ".launch.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        _check_outside_records(jobs_dir, target, shown)
         _check_free(jobs_dir, target, shown)
         running = [job.id for job in list_jobs(jobs_dir) if job.state == "running"]
         if max_running is not None and len(running) >= max_running:
@@ -194,6 +229,7 @@ def _launch(
                 "command": "python " + shlex.join(command[1:]),
                 "pid": process.pid,
                 "started": datetime.now(UTC).isoformat(timespec="seconds"),
+                "launched_ns": time.time_ns(),  # orders jobs started within the same second (ids name the second)
                 **({"request": request} if request else {}),
             },
         )
@@ -201,7 +237,8 @@ def _launch(
 
 
 def job_request(jobs_dir: Path, job_id: str) -> dict:
-    """What a run job was asked (pool, metadata, t, seed, out, workers): starting it again resumes the run."""
+    """What a run job was asked (pool, metadata, t, seed, out, workers, language_column, text_columns):
+    starting it again resumes the run."""
     request = json.loads((jobs_dir / job_id / "job.json").read_text()).get("request")
     if request is None:
         raise CurationError(f"job {job_id} is not a curation run that can be resumed")
@@ -236,14 +273,23 @@ def _is_the_jobs(pid: int, job_id: str, job_dir: Path) -> bool:
 def cancel_job(jobs_dir: Path, job_id: str, grace_s: float = CANCEL_GRACE_S) -> None:
     """Stop a running job: SIGTERM (and SIGCONT, for a stopped one) to its process group, SIGKILL after
     ``grace_s``. Only a group in which one process is found to be the job's is signalled. A run
-    stopped so leaves a run directory that the same request resumes (a run tolerates a kill anywhere)."""
+    stopped so leaves a run directory that the same request resumes (a run tolerates a kill anywhere).
+    Once stopped, where the job was is kept in its record: its card says so whatever comes after."""
     job_dir = jobs_dir / job_id
     job = json.loads((job_dir / "job.json").read_text())
     state = next((j.state for j in list_jobs(jobs_dir) if j.id == job_id), "unknown")
     if state != "running":
         raise CurationError(f"job {job_id} is not running ({state}); nothing to cancel")
-    (job_dir / "cancelled").write_text(datetime.now(UTC).isoformat(timespec="seconds"))
-    group = int(job["pid"])  # started with start_new_session: its pid is its process group's id
+    marker = job_dir / "cancelled"
+    at = datetime.now(UTC).isoformat(timespec="seconds")
+    atomic_write_json(marker, {"at": at})  # first: an exit code written meanwhile reads as cancelled
+    _stop(job_id, job_dir, int(job["pid"]), grace_s)
+    progress, stage = _snapshot(jobs_dir, job)
+    atomic_write_json(marker, {"at": at, "progress": progress, "stage": stage})
+
+
+def _stop(job_id: str, job_dir: Path, group: int, grace_s: float) -> None:
+    """SIGTERM, then SIGKILL, to a job's process group (its pid: started with start_new_session)."""
     for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 10.0)):
         if not any(_is_the_jobs(pid, job_id, job_dir) for pid in _group(group)):
             break  # gone already, or the group is someone else's now
@@ -259,6 +305,27 @@ def cancel_job(jobs_dir: Path, job_id: str, grace_s: float = CANCEL_GRACE_S) -> 
     process = _PROCESSES.pop(job_id, None)
     if process is not None:
         process.wait(timeout=10)
+
+
+def _snapshot(jobs_dir: Path, job: dict) -> tuple[float, str]:
+    """Where a stopped job is (what Resume starts from); its log's word when the run directory cannot
+    be read now (a store out of reach): a cancel never fails after its processes are stopped."""
+    try:
+        return _live_progress(jobs_dir, job)
+    except (CurationError, OSError, ValueError, KeyError):
+        return log_progress(jobs_dir, job["id"])
+
+
+def _cancelled_at(job_dir: Path) -> tuple[float, str] | None:
+    """The snapshot cancel_job kept; None while it stops the processes, or for a job cancelled before
+    snapshots were kept (its marker holds a bare time)."""
+    try:
+        kept = json.loads((job_dir / "cancelled").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(kept, dict) or "stage" not in kept:
+        return None
+    return float(kept["progress"]), str(kept["stage"])
 
 
 def redact(text: str, env: dict[str, str] | None = None) -> str:
@@ -284,21 +351,35 @@ def log_tail(jobs_dir: Path, job_id: str, lines: int = 12) -> str:
     return "\n".join([line for line in shown if line.strip()][-lines:])
 
 
-def log_progress(jobs_dir: Path, job_id: str) -> tuple[float, str]:
-    """How far a job has come, from the last progress line in its log ("export: 4 of 10 shards (40%)",
-    as curation/progress.py writes them when stderr is a file)."""
+def _logged(jobs_dir: Path, job_id: str) -> tuple[float, str] | None:
+    """The last progress line of a job's log ("export: 4 of 10 shards (40%)", as
+    studio_common/progress.py writes them when stderr is a file), or None when it logged none. The
+    runner's "resuming: 2 of 6 shards already matched" reads like one but is earlier jobs' work."""
     for line in reversed(log_tail(jobs_dir, job_id, lines=40).splitlines()):
         found = LINE.match(line.strip())
-        if found:
+        if found and found["label"] != "resuming":
             done, total = (int(found[name].replace(",", "")) for name in ("done", "total"))
             return (done / total if total else 0.0), f"{found['label']}: {found['done']} of {found['total']}"
-    return 0.0, "starting"
+    return None
+
+
+def log_progress(jobs_dir: Path, job_id: str) -> tuple[float, str]:
+    """How far a job has come by its own log; "starting" before its first progress line."""
+    return _logged(jobs_dir, job_id) or (0.0, "starting")
+
+
+def _live_progress(jobs_dir: Path, job: dict) -> tuple[float, str]:
+    """Where a job is now: a run by its run directory (what it and earlier jobs finished), an export
+    by its log."""
+    if _kind(job) == "run":
+        return run_progress(job["out"])
+    return log_progress(jobs_dir, job["id"])
 
 
 def run_progress(out: str) -> tuple[float, str]:
     """How far a run directory has come, read from the files its stages leave (on disk or in a store)."""
     run = mirror.open_run(out, reading=True)
-    if mirror.fetch(run, run.run_json) and read_json(run.run_json).get("status") == "complete":
+    if _is_complete(run):
         return 1.0, "complete"
     if not mirror.fetch(run, run.plan_json):
         return 0.0, "starting"
@@ -310,6 +391,10 @@ def run_progress(out: str) -> tuple[float, str]:
         return 0.8 * matched / total, f"matching: {matched:,} of {total:,} pairs"
     staged = _parts_being_selected(run)
     return 0.8 + 0.2 * staged / max(len(shards), 1), f"balancing: {staged} of {len(shards)} shards selected"
+
+
+def _is_complete(run: RunDir) -> bool:
+    return mirror.fetch(run, run.run_json) and read_json(run.run_json).get("status") == "complete"
 
 
 def _parts_being_selected(run: RunDir) -> int:
@@ -326,51 +411,125 @@ def _parts_being_selected(run: RunDir) -> int:
     return max(parts.values(), default=0)
 
 
+def _kind(job: dict) -> str:
+    return job.get("kind", "run")  # records written before exports were jobs are runs
+
+
+def _records(jobs_dir: Path) -> list[dict]:
+    """Every job's record, newest first: by when it was launched (an id names only its second), then id."""
+    files = jobs_dir.glob("*/job.json") if jobs_dir.exists() else []
+    records = [json.loads(file.read_text()) for file in files]
+    return sorted(records, key=lambda job: (job.get("launched_ns", 0), job["id"]), reverse=True)
+
+
+def _outcome(jobs_dir: Path, job: dict) -> tuple[str, str | None]:
+    """(state, error) from the files a job left and whether its process lives."""
+    job_dir = jobs_dir / job["id"]
+    process = _PROCESSES.get(job["id"])
+    if process is not None and process.poll() is not None:
+        _PROCESSES.pop(job["id"], None)
+    cancelled = (job_dir / "cancelled").exists()
+    exit_file = job_dir / "exit_code"
+    if not exit_file.exists():
+        if mirror.process_alive(job["pid"]):
+            return "running", None
+        return ("cancelled" if cancelled else "lost"), None
+    code = int(exit_file.read_text().strip() or 1)
+    if code == 0:
+        return "finished", None
+    if cancelled:
+        return "cancelled", None
+    tail = log_tail(jobs_dir, job["id"], lines=40).splitlines()
+    errors = [line for line in tail if line.startswith("error:")]
+    return "failed", (errors or tail or [f"exit code {code}"])[-1]
+
+
+def _same_run(request: dict | None, other: dict | None) -> bool:
+    """Whether two requests make the same run (the number of workers aside)."""
+    if request is None or other is None:
+        return False
+    defaults = {"language_column": None, "text_columns": [], "workers": None}
+    return {**defaults, **request, "workers": None} == {**defaults, **other, "workers": None}
+
+
+def _taken_up(job: dict, later: list[tuple[dict, str]]) -> str | None:
+    """What became of a stopped run after it: completed by a later job on its output, or resumed by a
+    later job with its request (the first of each); None when nothing took it up."""
+    after = [(other, state) for other, state in reversed(later) if _kind(other) == "run" and other["out"] == job["out"]]
+    completed = next((other for other, state in after if state == "finished"), None)
+    if completed is not None:
+        return f"the run was completed by job {completed['id']}"
+    resumed = next((other for other, _ in after if _same_run(other.get("request"), job.get("request"))), None)
+    return f"resumed as job {resumed['id']}" if resumed is not None else None
+
+
+def _completed_since(out: str) -> bool:
+    """Whether a stopped run's directory holds a complete run now (finished outside these jobs, or just
+    before the cancel took); a directory that cannot be read now is not complete."""
+    try:
+        return _is_complete(mirror.open_run(out, reading=True))
+    except (CurationError, OSError, ValueError):
+        return False
+
+
+def _own_progress(jobs_dir: Path, job: dict, state: str) -> tuple[float, str]:
+    """How far the job itself came: live while it runs, complete once finished, else by its own record
+    (the snapshot cancel_job kept, or its log: "at match: 3 of 6", or "before it started"), never by
+    the run directory that later jobs go on with."""
+    if state == "running":
+        return _live_progress(jobs_dir, job)
+    if state == "finished":
+        return 1.0, "complete"
+    kept = _cancelled_at(jobs_dir / job["id"]) if state == "cancelled" else None
+    progress, stage = kept or _logged(jobs_dir, job["id"]) or (0.0, "starting")
+    return (0.0, "before it started") if stage == "starting" else (progress, f"at {stage}")
+
+
+_STOPPED = {"failed": "failed", "cancelled": "cancelled", "lost": "the process ended without a word (killed?)"}
+
+
+def _story(job: dict, later: list[tuple[dict, str]]) -> tuple[str, bool]:
+    """What became of a stopped job, said after its stage, and whether Resume may continue it."""
+    if _kind(job) != "run" or job.get("request") is None:
+        return ("export again to write it" if _kind(job) == "export" else "start it again"), False
+    taken_up = _taken_up(job, later)
+    if taken_up is None and _completed_since(job["out"]):
+        taken_up = "its run directory holds a complete run now"
+    return taken_up or "Resume continues the run from what it finished", taken_up is None
+
+
+def _status(jobs_dir: Path, job: dict, state: str, error: str | None, later: list[tuple[dict, str]]) -> JobStatus:
+    progress, stage = _own_progress(jobs_dir, job, state)
+    resumable = False
+    if state in _STOPPED:
+        stage = f"{_STOPPED[state]} {stage}"
+    if state in ("cancelled", "lost"):
+        sequel, resumable = _story(job, later)
+        stage = f"{stage}; {sequel}"
+    return JobStatus(
+        id=job["id"],
+        out=job["out"],
+        command=redact(job["command"]),
+        kind=_kind(job),
+        started=job["started"],
+        state=state,
+        progress=progress,
+        stage=stage,
+        error=error,
+        resumable=resumable,
+    )
+
+
 def list_jobs(jobs_dir: Path) -> list[JobStatus]:
-    """Every job, newest first, with its state read afresh."""
-    statuses = []
-    for job_file in sorted(jobs_dir.glob("*/job.json"), reverse=True) if jobs_dir.exists() else []:
-        job = json.loads(job_file.read_text())
-        process = _PROCESSES.get(job["id"])
-        if process is not None and process.poll() is not None:
-            _PROCESSES.pop(job["id"], None)
-        exit_file = job_file.parent / "exit_code"
-        cancelled = (job_file.parent / "cancelled").exists()
-        error = None
-        if exit_file.exists():
-            code = int(exit_file.read_text().strip() or 1)
-            state = "finished" if code == 0 else "cancelled" if cancelled else "failed"
-            if state == "failed":
-                tail = log_tail(jobs_dir, job["id"], lines=40).splitlines()
-                errors = [line for line in tail if line.startswith("error:")]
-                error = (errors or tail or [f"exit code {code}"])[-1]
-        elif mirror.process_alive(job["pid"]):
-            state = "running"
-        else:
-            state = "cancelled" if cancelled else "lost"
-        progress, stage = (
-            run_progress(job["out"]) if job.get("kind", "run") == "run" else log_progress(jobs_dir, job["id"])
-        )
-        if state == "lost":
-            stage = "the process ended without a word (killed?); start it again to resume"
-        elif state == "cancelled":
-            stage = f"cancelled at {stage}; " + (
-                "Resume continues the run from what it finished" if job.get("request") else "export again to write it"
-            )
-        statuses.append(
-            JobStatus(
-                job["id"],
-                job["out"],
-                redact(job["command"]),
-                job.get("kind", "run"),
-                job["started"],
-                state,
-                1.0 if state == "finished" else progress,
-                stage,
-                error,
-            )
-        )
-    return statuses
+    """Every job, newest first, with its state read afresh and its card's story: what it did itself,
+    and for a stopped run, what later jobs on its output made of it."""
+    records = _records(jobs_dir)
+    states = [_outcome(jobs_dir, job) for job in records]
+    later = [(job, state) for job, (state, _) in zip(records, states, strict=True)]
+    return [
+        _status(jobs_dir, job, state, error, later[:index])
+        for index, (job, (state, error)) in enumerate(zip(records, states, strict=True))
+    ]
 
 
 def wait(jobs_dir: Path, job_id: str, timeout_s: float = 120.0) -> JobStatus:

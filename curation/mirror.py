@@ -39,7 +39,6 @@ from studio_common import storage
 from studio_common.errors import CurationError
 from studio_common.progress import progress_bar
 
-CACHE_ENV = "CURATION_CACHE_DIR"
 LEASE_ENV = "CURATION_LOCK_LEASE_S"
 DEFAULT_LEASE_S = 60.0
 WRITABLE_SCHEMES = ("s3",)  # stores with the conditional create the lock needs (and tests here)
@@ -52,10 +51,6 @@ DOWNLOAD_THREADS = 16  # objects copied at once: a store answers each request wi
 # --------------------------------------------------------------------------------------------------
 # Where a run lives
 # --------------------------------------------------------------------------------------------------
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "curation")
 
 
 def open_run(spec: str | os.PathLike, reading: bool = False) -> RunDir:
@@ -76,7 +71,7 @@ def open_run(spec: str | os.PathLike, reading: bool = False) -> RunDir:
     uri = text.rstrip("/")
     digest = hashlib.sha256(uri.encode()).hexdigest()[:16]
     kind = "read-copies" if reading else "runs"
-    return RunDir(cache_root() / kind / f"{storage.name_of(uri) or 'run'}-{digest}", source=uri)
+    return RunDir(storage.cache_root() / kind / f"{storage.name_of(uri) or 'run'}-{digest}", source=uri)
 
 
 def _uri(run: RunDir, path: Path) -> str:
@@ -310,6 +305,7 @@ def exclusive(run: RunDir) -> Iterator[None]:
     root = run.root
     created = _make_folder(root)
     try:
+        lock_made = not run.lock.exists()
         with _open_lock(root) as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -319,7 +315,11 @@ def exclusive(run: RunDir) -> Iterator[None]:
                 ) from None
             handle.write(str(os.getpid()))
             handle.flush()
-            yield
+            try:
+                yield
+            finally:
+                if lock_made and not run.plan_json.exists():  # refused, or failed before its plan: no trace
+                    run.lock.unlink(missing_ok=True)  # while still held, so no other process holds this one
     finally:
         _remove_if_bare(root, created)
 

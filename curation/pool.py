@@ -192,6 +192,12 @@ def iter_shard_batches(shard: Shard, batch_rows: int, columns: Sequence[str] | N
         raise CurationError(f"cannot read Parquet file {shard.path}: {storage.first_line(error)}") from None
 
 
+def comparable_path(path: str) -> str:
+    """A pool file's path as two runs compare it: a local path resolved (against the working directory,
+    symlinks followed), so `data/pool` and `/home/me/data/pool` name the same files; a URI as it is."""
+    return path if storage.is_uri(path) else os.path.realpath(path)
+
+
 def file_signature(path: str) -> dict:
     """Size and modification time: enough to notice that a pool file changed under a resumed run."""
     if storage.is_uri(path):

@@ -21,7 +21,15 @@ import pyarrow.parquet as pq
 
 from curation import counting, matchers, mirror, preview_files, stages, worldwide
 from curation.engines import Engine, make_engine
-from curation.pool import Shard, file_signature, inspect_pool, open_parquet, plan_shards, resolve_files
+from curation.pool import (
+    Shard,
+    comparable_path,
+    file_signature,
+    inspect_pool,
+    open_parquet,
+    plan_shards,
+    resolve_files,
+)
 from curation.rundir import (
     ENTRY_LANGUAGE,
     FORMAT_VERSION,
@@ -83,10 +91,16 @@ def _bar(total: int, desc: str, unit: str, execution: Execution) -> Bar:
 
 
 def _load_metadata(path: str, drop_invalid: bool) -> Metadata:
+    """The run's entries, or one line: an unusable list, or one without entries in any format (a run
+    over none would match nothing and still end as if it had curated)."""
     try:
-        return load_metadata(path, drop_invalid=drop_invalid)
+        metadata = load_metadata(path, drop_invalid=drop_invalid)
     except MetadataError as error:
         raise CurationError(str(error)) from None
+    if not metadata.entries:
+        dropped = " once --drop-invalid-entries skips the empty and repeated ones" if drop_invalid else ""
+        raise CurationError(f"metadata {path} holds no entries{dropped}; a run needs at least one to match against")
+    return metadata
 
 
 def _language_column(files: list[str], request: MatchRequest, metadata: Metadata) -> str | None:
@@ -161,26 +175,14 @@ def _make_plan(request: MatchRequest, metadata: Metadata, log: Log) -> dict:
     }
 
 
-_PLAN_FIELDS = {
-    "files": "pool files",
-    "metadata": "metadata",
-    "columns": "columns",
-    "shards": "sharding (--shard-rows)",
-}
-
-
 def _settle_plan(run: RunDir, plan: dict) -> dict:
     """Start a new run, or resume one made from the same pool, metadata and columns."""
     if mirror.fetch(run, run.plan_json):
         previous = read_json(run.plan_json)
-        changed = [
-            label
-            for name, label in _PLAN_FIELDS.items()
-            if _comparable(previous.get(name), name) != _comparable(plan.get(name), name)
-        ]
-        if changed:
+        differences = plan_differences(previous, plan)
+        if differences:
             raise CurationError(
-                f"{run.spec} holds a run with other {', '.join(changed)}; "
+                f"{run.spec} holds a run with other {' and '.join(differences)}; "
                 "choose another --out, or remove that directory to start afresh"
             )
         return previous
@@ -192,10 +194,91 @@ def _settle_plan(run: RunDir, plan: dict) -> dict:
     return plan
 
 
-def _comparable(value: object, name: str) -> object:
-    if name == "metadata" and isinstance(value, dict):
-        return {k: v for k, v in value.items() if k != "path"}
-    return value
+def plan_differences(previous: dict, plan: dict) -> list[str]:
+    """What keeps ``plan`` from resuming the run of ``previous``, each as 'what (before, now)'; empty when
+    it is the same request. Local paths are compared resolved, so a relative and an absolute path to
+    the same files are one pool; the metadata's path does not count, its entries do."""
+    differences = []
+    files = _files_difference(previous.get("files", []), plan["files"])
+    if files:
+        differences.append(f"pool files ({files})")
+    metadata = _metadata_difference(previous.get("metadata", {}), plan["metadata"])
+    if metadata:
+        differences.append(f"metadata ({metadata})")
+    columns = _values_difference(previous.get("columns", {}), plan["columns"])
+    if columns:
+        differences.append(f"columns ({columns})")
+    if not files and _comparable_shards(previous) != _comparable_shards(plan):  # else the files explain it
+        rows = previous.get("shard_rows"), plan.get("shard_rows")
+        detail = (
+            f"--shard-rows: {rows[0]:,} before, {rows[1]:,} now"
+            if rows[0] != rows[1] and None not in rows
+            else f"{len(previous.get('shards', [])):,} shards before, {len(plan['shards']):,} now"
+        )
+        differences.append(f"sharding ({detail})")
+    return differences
+
+
+def _comparable_shards(plan: dict) -> list[dict]:
+    return [{**shard, "path": comparable_path(shard["path"])} for shard in plan.get("shards", [])]
+
+
+def _files_difference(before: list[dict], now: list[dict]) -> str | None:
+    """The first thing that differs between two lists of pool file signatures, in words."""
+    old = {comparable_path(f["path"]): f for f in before}
+    new = {comparable_path(f["path"]): f for f in now}
+    pieces = []
+    if len(old) != len(new):
+        pieces.append(f"{len(old):,} files before, {len(new):,} now")
+    for label, paths in (
+        ("only before", [p for p in old if p not in new]),
+        ("only now", [p for p in new if p not in old]),
+    ):
+        if paths:
+            pieces.append(f"{label}: {paths[0]}" + (f" and {len(paths) - 1:,} more" if len(paths) > 1 else ""))
+    if pieces:
+        return ", ".join(pieces)
+    for path, signature in new.items():
+        was = old[path]
+        if was.get("bytes") != signature.get("bytes"):
+            return f"{path}: {was.get('bytes'):,} bytes before, {signature.get('bytes'):,} now"
+        if was.get("mtime_ns") != signature.get("mtime_ns"):
+            return f"{path}: modified {_when(was.get('mtime_ns'))} before, {_when(signature.get('mtime_ns'))} now"
+    return None
+
+
+def _when(mtime_ns: int | None) -> str:
+    if mtime_ns is None:
+        return "at an unknown time"
+    return datetime.fromtimestamp(mtime_ns / 1e9, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _metadata_difference(before: dict, now: dict) -> str | None:
+    """The metadata's entries (count and fingerprint, with the file each came from) or its drop flag."""
+    pieces = []
+    if (before.get("entries"), before.get("fingerprint")) != (now.get("entries"), now.get("fingerprint")):
+        pieces.append(f"{_entries(before)} before, {_entries(now)} now")
+    flags = [("on" if m.get("drop_invalid_entries") else "off") for m in (before, now)]
+    if flags[0] != flags[1]:
+        pieces.append(f"--drop-invalid-entries: {flags[0]} before, {flags[1]} now")
+    return ", ".join(pieces) or None
+
+
+def _entries(metadata: dict) -> str:
+    entries = metadata.get("entries")
+    count = f"{entries:,} entries" if isinstance(entries, int) else "entries"
+    return f"{count} of {metadata.get('path')} ({str(metadata.get('fingerprint'))[:19]})"
+
+
+def _values_difference(before: dict, now: dict) -> str | None:
+    """Each key whose value differs, as 'key: old before, new now'."""
+    changed = [key for key in {**before, **now} if before.get(key) != now.get(key)]
+    shown = [f"{key}: {_shown(before.get(key))} before, {_shown(now.get(key))} now" for key in changed]
+    return ", ".join(shown) or None
+
+
+def _shown(value: object) -> str:
+    return "none" if value is None else repr(value)
 
 
 def _shards(plan: dict) -> list[Shard]:

@@ -260,6 +260,27 @@ class LanguageCounts:
                 best = below
         return float(ordered[best])
 
+    def least_reference_t(self, language: str, reference: str = "en") -> float | None:
+        """The smallest whole reference t at which ``language``'s t is above 0; None when no t gives it
+        one (it has no matches; or the reference has none, so p stays 0, and it has entries counted 0 times).
+
+        Why a language with matches can get t = 0: its sorted counts start with entries counted 0 times,
+        whose cumulative share is 0, so while the reference's tail share p is nearer 0 than the first
+        share its matched entries reach, ``p_to_t`` lands on a zero count. p steps up just above each of
+        the reference's counts, and a language's t never falls as p grows, so a binary search over those
+        steps finds the first that gives the language a t."""
+        if not self.total(language):
+            return None
+        steps = np.unique(np.append(self.sorted[reference] + 1, 1))  # whole t where p(t) may change, from 1
+        low, high = 0, len(steps)
+        while low < high:
+            middle = (low + high) // 2
+            if self.t_for_share(language, self.tail_share(reference, float(steps[middle]))) > 0:
+                high = middle
+            else:
+                low = middle + 1
+        return float(steps[low]) if low < len(steps) else None
+
     def thresholds(
         self, t: float, reference: str = "en", overrides: Mapping[str, float] | None = None
     ) -> dict[str, float]:

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from curation.export import provenance_name
 from curation.pool import resolve_files
 from studio_common import storage
 from studio_common.errors import CurationError
@@ -172,12 +173,31 @@ def check_readable(what: str, spec: str, roots: Roots) -> None:
         raise _refuse(what, spec, allowed, DATA_ROOTS_ENV)
 
 
-def check_job_request(pool: str, metadata: str, out: str, roots: Roots) -> None:
-    """Everything a curation job would read or write, before anything starts. A local pool's files are
-    listed and each is resolved too: a symlink inside a data root may point out of it."""
+def _same_place(spec: str, other: str) -> bool:
+    """Whether two run directories are one: URIs compared without a trailing slash, paths resolved."""
+    if storage.is_uri(spec) or storage.is_uri(other):
+        normal = _normal_uri(spec) if storage.is_uri(spec) and storage.is_uri(other) else None
+        return normal is not None and normal == _normal_uri(other)
+    return resolved(spec) == resolved(other)
+
+
+def check_not_open(out: str, open_run: str | None) -> None:
+    """A job's output is not the run this session shows: a run rewritten under the pages reading it
+    would change (or vanish) between two figures."""
+    if open_run and _same_place(out, open_run):
+        raise CurationError(
+            f"output {out} is the run open in this session; pick another output, or open another run first"
+        )
+
+
+def check_job_request(pool: str, metadata: str, out: str, roots: Roots, open_run: str | None = None) -> None:
+    """Everything a curation job would read or write, before anything starts: not the session's open
+    run either. A local pool's files are listed and each is resolved too: a symlink inside a data root
+    may point out of it."""
     check_readable("pool", pool, roots)
     check_readable("metadata", metadata, roots)
     check_output(out, roots)
+    check_not_open(out, open_run)
     if not storage.is_uri(pool):
         for file in resolve_files(os.path.abspath(os.path.expanduser(pool))):
             if not _under(resolved(file), roots.data):
@@ -186,6 +206,6 @@ def check_job_request(pool: str, metadata: str, out: str, roots: Roots) -> None:
 
 def check_export(manifest: Path, roots: Roots) -> None:
     """A manifest and its provenance file, both resolved (either may be a symlink left in the folder)."""
-    for path in (manifest, manifest.with_name(manifest.stem + ".provenance.json")):
+    for path in (manifest, manifest.with_name(provenance_name(manifest.name))):
         if not _under(resolved(path), [roots.exports]):
             raise _refuse("export", str(path), str(roots.exports), "CURATION_EXPORT_DIR")

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard import data
+from dashboard import data, messages
 from dashboard.gate import require_access
 from studio_common.errors import CurationError
 
@@ -13,9 +13,7 @@ require_access()  # served beyond loopback: nothing below runs before the access
 data.init_state()
 
 
-if "run" in st.query_params:  # "Open this run" as a link (Jobs page, while a job runs): the browser navigated
-    st.session_state.run_dir = st.query_params["run"]
-    del st.query_params["run"]
+data.follow_url()  # a link or a reload names the run in the URL ("Open this run" while a job runs)
 
 
 def _open_typed() -> None:
@@ -44,27 +42,31 @@ with st.sidebar:
             "(read from a local copy); press Enter to open it.",
         )
         st.form_submit_button("Open", on_click=_open_typed)
-    recent = data.recent_runs()
-    if recent:
-        st.selectbox(
-            "Recent runs",
-            [""] + recent,
-            key="recent_choice",
-            on_change=_open_recent,
-            format_func=lambda p: p or "choose a recent run",
-        )
+    recent_slot = st.container()  # filled once the open run is known to be one (it joins the list)
     if Path(st.session_state.run_dir) == data.SAMPLE_RUN and not (data.SAMPLE_RUN / "run.json").exists():
         with st.spinner("Curating the bundled sample (30,000 pairs) for the first start..."):
             try:
                 data.make_sample_run()
             except CurationError as error:
-                st.error(f"could not curate the sample: {error}")
+                messages.error(f"could not curate the sample: {error}")
     try:
         root = data.check_run_dir(st.session_state.run_dir)
     except CurationError:
         root = None
     if root is not None:
         data.remember_run(st.session_state.run_dir)
+        data.show_run_in_url()
+    recent = data.recent_runs()
+    if recent:
+        recent_slot.selectbox(
+            "Recent runs",
+            [""] + recent,
+            key="recent_choice",
+            on_change=_open_recent,
+            format_func=lambda p: p or "choose a recent run",
+            help="The runs opened in this browser tab, latest first, then the runs in the runs folder.",
+        )
+    if root is not None:
         token = data.run_token(root)
         available = data.seeds(str(root), token)
         run_seed = data.record(str(root), token).get("parameters", {}).get("seed")

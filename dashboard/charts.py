@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -16,10 +19,90 @@ def t_colour(index: int) -> str:
     return T_COLOURS[index % len(T_COLOURS)]
 
 
-def log_axis(title: str) -> dict:
-    """A log axis with ticks at powers of ten only, labelled 1, 10, 100, 1k, 10k: plotly otherwise labels
-    the 2s and 5s between decades too ("5, 2, 1000, 5, 2")."""
-    return dict(type="log", title=title, dtick=1, tickformat="~s")
+LINEAR_SPAN = 10.0  # bars whose positive values lie within this factor of each other get a linear axis from 0
+HOVER_FORMAT = ",.10~g"  # 1,234,567 and 7.5 and 0.001 alike, in hover labels
+_SUFFIXES = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k"))
+
+
+def tick_label(value: float) -> str:
+    """A tick's label: 1, 20, 500, 1k, 20k, 1M, 5B, 0.01 (B for billions: "G", plotly's SI prefix, is not
+    a count's)."""
+    for size, suffix in _SUFFIXES:
+        if abs(value) >= size:
+            return f"{value / size:g}{suffix}"
+    return f"{value:g}"
+
+
+MANTISSAS = ((1,), (1, 2, 5), tuple(range(1, 10)))  # tick sets, coarsest first: decades, then 2s and 5s, then digits
+
+
+def _ticks_within(low: float, high: float, mantissas: tuple[int, ...]) -> list[float]:
+    """m * 10**k for each m of ``mantissas``, within [low, high] (both positive)."""
+    first, last = math.floor(math.log10(low)) - 1, math.ceil(math.log10(high)) + 1
+    values = (float(f"{m}e{k}") for k in range(first, last + 1) for m in mantissas)
+    return [v for v in values if low * (1 - 1e-9) <= v <= high * (1 + 1e-9)]
+
+
+def _tick_at_or_beyond(value: float, mantissas: tuple[int, ...], up: bool) -> float:
+    """The nearest m * 10**k at or above (``up``) or at or below ``value``."""
+    near = _ticks_within(value / 10, value * 10, mantissas)
+    return min(v for v in near if v >= value * (1 - 1e-9)) if up else max(v for v in near if v <= value * (1 + 1e-9))
+
+
+def log_ticks(low: float, high: float, bars: bool = False) -> list[float]:
+    """Ticks bracketing [low, high] (both positive): the powers of ten from the one at or below ``low``
+    (``low`` itself with ``bars``: their baseline) to the one at or above ``high``; where those are fewer
+    than three, or would leave the data less than half the axis, the 2s and 5s instead, then every digit
+    (200, 300, 400). The first tick and the last are the axis's ends, so that the data lies between
+    labelled ticks: at least two."""
+    for mantissas in MANTISSAS:
+        bottom = low if bars else _tick_at_or_beyond(low, mantissas, up=False)
+        top = _tick_at_or_beyond(high, mantissas, up=True)
+        if top <= bottom * (1 + 1e-9):  # one value on a tick: the next tick up closes the range
+            top = _tick_at_or_beyond(bottom * 1.001, mantissas, up=True)
+        ticks = _ticks_within(bottom, top, mantissas)
+        filled = math.log10(high / low) / math.log10(top / bottom)
+        if len(ticks) >= 3 and filled >= 0.5:
+            break
+    return ticks
+
+
+def _positive(values: Iterable) -> np.ndarray:
+    """The finite values above zero among ``values`` (arrays, lists or scalars, flattened)."""
+    parts = [np.asarray(v, dtype=np.float64).ravel() for v in values]
+    flat = np.concatenate(parts) if parts else np.zeros(0)
+    return flat[np.isfinite(flat) & (flat > 0)]
+
+
+def value_axis(title: str, *values: object, bars: bool = False) -> dict:
+    """The axis of counts (or t) spanning ``values``: a log axis whose title says "(log scale)", with
+    labelled ticks at every power of ten the values span, the nearest below and above them included (2s
+    and 5s, or digits, where the values span few powers: never fewer than two ticks), its range fixed
+    from those ticks.
+
+    With ``bars``, bars start at a stated baseline: 1 (or the power of ten below the smallest value
+    under 1), named in the title, since a bar on a log axis otherwise starts wherever the axis does.
+    Bars whose values lie within a factor of LINEAR_SPAN get a linear axis from 0 instead: a log
+    axis over less than a decade shows bars of nearly one length."""
+    positive = _positive(values)
+    low, high = (float(positive.min()), float(positive.max())) if len(positive) else (1.0, 1.0)
+    if bars and len(positive) and high <= LINEAR_SPAN * low:
+        return dict(type="linear", title=title, rangemode="tozero", hoverformat=HOVER_FORMAT)
+    if bars:
+        low = min(1.0, 10.0 ** math.floor(math.log10(low)))  # the baseline
+    ticks = log_ticks(low, high, bars=bars)
+    # Room beyond the end ticks, so that their labels are drawn whole (Streamlit's charts have narrow margins).
+    pad = (0.01 if bars else 0.04) * (math.log10(ticks[-1]) - math.log10(ticks[0]))
+    scale = f"log scale, bars from {tick_label(low)}" if bars else "log scale"
+    return dict(
+        type="log",
+        title=f"{title} ({scale})",
+        range=[math.log10(ticks[0]) - (0 if bars else pad), math.log10(ticks[-1]) + pad],
+        tickmode="array",
+        tickvals=ticks,
+        ticktext=[tick_label(v) for v in ticks],
+        hoverformat=HOVER_FORMAT,
+    )
 
 
 def _log_ranks(n: int) -> np.ndarray:
@@ -66,8 +149,8 @@ def counts_by_rank(sorted_counts: np.ndarray, ts: list[float]) -> go.Figure:
         go.Scatter(x=ranks + 1, y=ordered[ranks], mode="lines", name="matches per entry", line=dict(color=RAW_COLOUR))
     )
     figure.update_layout(
-        xaxis=log_axis("entry rank (most matched first)"),
-        yaxis=log_axis("matches"),
+        xaxis=value_axis("entry rank (most matched first)", [1, max(len(ordered), 1)]),
+        yaxis=value_axis("matches", ordered, ts),
         margin=dict(t=30, b=10),
         height=360,
         legend=dict(orientation="h", y=1.12),
@@ -111,22 +194,45 @@ def top_entries(counts: np.ndarray, top: int = 40) -> np.ndarray:
     return best[np.argsort(counts[best])[::-1]]
 
 
-def before_after(names: np.ndarray, counts: np.ndarray, kept: np.ndarray, t: float) -> go.Figure:
-    """Entries (most matched first): matches before balancing and among the pairs kept at t."""
+def before_after(
+    names: np.ndarray, counts: np.ndarray, kept: np.ndarray, t: float, own_t: np.ndarray | None = None
+) -> go.Figure:
+    """Entries (most matched first): matches before balancing and among the pairs kept at t, on a log axis
+    with bars from 1 (see value_axis). Bars stand at positions 0, 1, 2 ... labelled with the names: two
+    entries of one text (dog in en and in de, in a worldwide run) would otherwise share one place. In a
+    worldwide run (``own_t``: each entry's language's t) each bar gets its own t mark, not the reference's."""
+    positions = np.arange(len(names))
+    hover = "%{customdata}<br>%{fullData.name}: %{y}<extra></extra>"
+    kept_name = f"kept at t = {t:g}" if own_t is None else "kept at its language's t"
     figure = go.Figure(
         [
-            go.Bar(x=names, y=counts, name="before", marker_color=RAW_COLOUR),
-            go.Bar(x=names, y=kept, name=f"kept at t = {t:g}", marker_color=t_colour(0)),
+            go.Bar(x=positions, y=counts, name="before", marker_color=RAW_COLOUR, customdata=names),
+            go.Bar(x=positions, y=kept, name=kept_name, marker_color=t_colour(0), customdata=names),
         ]
     )
+    figure.update_traces(hovertemplate=hover)
     figure.update_layout(
         barmode="group",
-        yaxis=log_axis("matches"),
+        xaxis=dict(tickmode="array", tickvals=positions, ticktext=[str(name) for name in names]),
+        yaxis=value_axis("matches", counts, kept, t if own_t is None else own_t, bars=True),
         margin=dict(t=30, b=10),
         height=380,
         legend=dict(orientation="h", y=1.12),
     )
-    return _with_t_lines(figure, [t], [names[0], names[-1]] if len(names) else [])
+    if own_t is not None:
+        figure.add_trace(
+            go.Scatter(
+                x=positions,
+                y=own_t,
+                mode="markers",
+                name="its language's t",
+                marker=dict(symbol="line-ew-open", size=28, color=t_colour(0), line=dict(width=2)),
+                customdata=names,
+                hovertemplate="%{customdata}<br>its language's t: %{y:g}<extra></extra>",
+            )
+        )
+        return figure
+    return _with_t_lines(figure, [t], [0, len(names) - 1] if len(names) else [])
 
 
 def matches_histogram(histogram: pd.DataFrame) -> go.Figure:
@@ -138,8 +244,9 @@ def matches_histogram(histogram: pd.DataFrame) -> go.Figure:
 
 
 def sources_bars(table: pd.DataFrame) -> go.Figure:
-    """Entries per source, matched or not, side by side on a log axis: a source of 86k entries (WordNet)
-    beside one of hundreds would otherwise flatten every other bar (and stacked bars mislead on a log axis)."""
+    """Entries per source, matched or not, side by side on a log axis (bars from 1; see value_axis): a source
+    of 86k entries (WordNet) beside one of hundreds would otherwise flatten every other bar (and stacked bars
+    mislead on a log axis)."""
     figure = go.Figure(
         [
             go.Bar(x=table["source"], y=table["matched"], name="matched at least once"),
@@ -148,7 +255,7 @@ def sources_bars(table: pd.DataFrame) -> go.Figure:
     )
     figure.update_layout(
         barmode="group",
-        yaxis=log_axis("entries"),
+        yaxis=value_axis("entries", table["matched"], table["unmatched"], bars=True),
         margin=dict(t=30, b=10),
         height=320,
         legend=dict(orientation="h", y=1.12),
@@ -158,7 +265,8 @@ def sources_bars(table: pd.DataFrame) -> go.Figure:
 
 def language_bars(table: pd.DataFrame, t: float) -> go.Figure:
     """Pairs, matched pairs and pairs kept at t per language (rows in the order given), side by side on
-    a log axis: a worldwide pool spans languages of billions of pairs and of hundreds."""
+    a log axis (bars from 1; see value_axis): a worldwide pool spans languages of billions of pairs and of
+    hundreds."""
     figure = go.Figure(
         [
             go.Bar(x=table["language"], y=table["pairs"], name="pairs", marker_color="lightgray"),
@@ -168,7 +276,7 @@ def language_bars(table: pd.DataFrame, t: float) -> go.Figure:
     )
     figure.update_layout(
         barmode="group",
-        yaxis=log_axis("pairs"),
+        yaxis=value_axis("pairs", table["pairs"], table["matched_pairs"], table["kept"], bars=True),
         margin=dict(t=30, b=10),
         height=380,
         legend=dict(orientation="h", y=1.12),
@@ -186,5 +294,10 @@ def language_t_bars(table: pd.DataFrame, t: float, reference: str) -> go.Figure:
             marker_color=[t_colour(0) if code == reference else RAW_COLOUR for code in table["language"]],
         )
     )
-    figure.update_layout(yaxis=log_axis("t"), margin=dict(t=30, b=10), height=320, legend=dict(orientation="h", y=1.12))
+    figure.update_layout(
+        yaxis=value_axis("t", table["t"], t, bars=True),
+        margin=dict(t=30, b=10),
+        height=320,
+        legend=dict(orientation="h", y=1.12),
+    )
     return _with_t_lines(figure, [t], [table["language"].iloc[0], table["language"].iloc[-1]] if len(table) else [])

@@ -7,7 +7,6 @@ Pages take a fresh cursor through ``query()`` on every script run.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import subprocess
@@ -24,10 +23,10 @@ from curation.browse import find_pairs
 from curation.commands import curation_command, run_arguments
 from curation.preview import INTERVAL, BalancePreview, Estimate
 from curation.query import RunQuery, complete_seeds, connect
-from curation.rundir import RunDir, atomic_write_json, read_json
+from curation.rundir import RunDir, read_json
 from curation.runner import Execution, build_preview
 from curation.worldwide_preview import WorldwidePreview
-from dashboard import access
+from dashboard import access, messages
 from studio_common import storage
 from studio_common.errors import CurationError
 
@@ -40,25 +39,41 @@ ROOTS = access.Roots.from_env(RUNS_DIR, EXPORT_DIR, data_samples.SAMPLE_DIR)  # 
 SAMPLE_T = 200.0
 MIN_T = 0.001  # the smallest t a number input takes (t for a tiny target size can be below 1)
 T_STEP = 10.0  # what the + and - buttons of a t input add or take away
-RECENT = RUNS_DIR / ".recent.json"
 REMOTE_REFRESH_S = 300  # how often a run in object storage is checked for changed objects
-# Not run_dir_input: the sidebar draws that box on every page and sets it from run_dir when they differ
-# (app.py); re-assigned on every run it would also overwrite what is being typed into it.
-SHARED_WIDGET_KEYS = ("t", "t2", "seed")
+RUN_PARAM = "run"  # the URL's query parameter that names the open run: a reload or a copied link keeps it
+# The session's thresholds live under these plain keys, and each box that edits one under its own
+# widget key ("t_box", "t2_box"): Streamlit drops a widget's state whenever a script run does not draw
+# it (another page, or a fragment's timer on Export and Jobs), and t must follow the user everywhere.
+SESSION_T = {"t": SAMPLE_T, "t2": SAMPLE_T * 5}
 
 
 def init_state() -> None:
     """Session defaults, set once per session before any widget reads them."""
-    if "run_dir" not in st.session_state:  # a new session (or a reload) opens the run opened last
-        st.session_state.run_dir = next(iter(recent_runs()), str(SAMPLE_RUN))
-    defaults = {"t": SAMPLE_T, "t2": SAMPLE_T * 5, "seed": None, "entry_search": "", "entry_id": None}
+    if "run_dir" not in st.session_state:  # a new session: the run its URL names (a reload), else the sample
+        st.session_state.run_dir = st.query_params.get(RUN_PARAM) or str(SAMPLE_RUN)
+        st.session_state.url_run = st.query_params.get(RUN_PARAM)
+    defaults = {**SESSION_T, "seed": None, "entry_search": "", "entry_id": None, "recent": []}
     for key, value in defaults.items():
         st.session_state.setdefault(key, value)
-    for key in SHARED_WIDGET_KEYS:
-        # Re-assigning a widget's value keeps it when a page without that widget runs (Streamlit
-        # otherwise drops the state of widgets that were not drawn): t must follow you across pages.
-        if key in st.session_state:
-            st.session_state[key] = st.session_state[key]
+    # The seed box's state is re-assigned for the same reason as t's: kept when a page without it runs.
+    if "seed" in st.session_state:
+        st.session_state.seed = st.session_state.seed
+
+
+def follow_url() -> None:
+    """Open the run the URL names when the URL changed from outside this session's own writes: a link
+    ("Open this run" while a job runs), the browser's back button. A URL without the parameter asks
+    for nothing (Streamlit drops query parameters when the page changes)."""
+    wanted = st.query_params.get(RUN_PARAM)
+    if wanted and wanted != st.session_state.get("url_run"):
+        st.session_state.run_dir = st.session_state.url_run = wanted
+
+
+def show_run_in_url() -> None:
+    """The open run in the address bar, so that a reload, a bookmark or a second tab opens it again."""
+    if st.query_params.get(RUN_PARAM) != st.session_state.run_dir:
+        st.query_params[RUN_PARAM] = st.session_state.run_dir
+    st.session_state.url_run = st.session_state.run_dir
 
 
 def make_sample_run() -> None:
@@ -108,19 +123,18 @@ def check_run_dir(path: str) -> Path:
 
 
 def recent_runs() -> list[str]:
-    try:
-        return [p for p in json.loads(RECENT.read_text()) if storage.is_uri(p) or Path(p).is_dir()]
-    except (OSError, ValueError):
-        return []
+    """This session's runs, latest first, then the runs in the runs folder: what one user opened is
+    never offered to another."""
+    found = sorted(str(p.parent) for p in RUNS_DIR.glob("*/run.json")) if RUNS_DIR.is_dir() else []
+    opened = list(st.session_state.get("recent", []))
+    return opened + [p for p in found if p not in opened]
 
 
 def remember_run(path: str) -> None:
-    """Recent runs as the user can type them again: a URI stays a URI, a local path is resolved."""
+    """A run of this session's Recent runs, as the user can type it again: a URI stays a URI, a local
+    path is resolved."""
     path = path if storage.is_uri(path) else str(Path(path).expanduser().resolve())
-    known = recent_runs()
-    runs = ([path] + [p for p in known if p != path])[:10]
-    if runs != known:  # every rerun lands here: write only when the list changes
-        atomic_write_json(RECENT, runs)  # whole: a session starting meanwhile reads a list, never half of one
+    st.session_state.recent = ([path] + [p for p in st.session_state.get("recent", []) if p != path])[:10]
 
 
 def run_token(root: Path) -> str:
@@ -258,6 +272,19 @@ def entry_t(root: str, seed: int, token: str, t: float) -> np.ndarray | float:
     return preview_.entry_t(t) if isinstance(preview_, WorldwidePreview) else t
 
 
+def t_label(root: str, seed: int, token: str, t: float, language: str | None = None) -> str:
+    """The t a statement is made at, as a worldwide run applies it: the language's own t (MetaCLIP 2
+    scales t per language), never the reference's where another language's applies."""
+    preview_ = preview(root, seed, token)
+    if not isinstance(preview_, WorldwidePreview):
+        return f"t = {t:g}"
+    per_language = preview_.language_t(float(t))
+    if language is not None:
+        return f"{language}'s t = {per_language[language]:g}"
+    shown = ", ".join(f"{code} {value:g}" for code, value in sorted(per_language.items()))
+    return f"each caption language's own t ({shown})"
+
+
 @st.cache_data(max_entries=16, show_spinner=False)
 def balanced_counts(root: str, seed: int, token: str, t: float) -> tuple[np.ndarray, np.ndarray]:
     return preview(root, seed, token).balanced_counts(t)
@@ -290,7 +317,7 @@ def current_run() -> tuple[Path, str, int] | None:
     try:
         root = check_run_dir(st.session_state.run_dir)
     except CurationError as error:
-        st.error(str(error))
+        messages.error(error)
         return None
     token = run_token(root)
     available = seeds(str(root), token)
@@ -301,7 +328,7 @@ def current_run() -> tuple[Path, str, int] | None:
     try:
         ensure_preview(root, int(seed))
     except CurationError as error:
-        st.error(str(error))
+        messages.error(error)
         return None
     return root, token, int(seed)
 
@@ -326,29 +353,52 @@ def usable_t(value: object) -> float | None:
 
 
 def t_input(container: DeltaGenerator, label: str, key: str, **kwargs: object) -> float:
-    """A number input for a threshold t: from MIN_T up, in steps of T_STEP, so neither typing nor the
-    minus button can reach 0 or below (the value the engine would refuse). Streamlit turns what it cannot
-    take (text, 0, a negative, 1e309) into the minimum without a word, so the minimum is explained."""
+    """A box for a threshold t, in steps of T_STEP; returns the t to use. The browser gets no minimum:
+    given one, Chromium refuses 0 or -5 without a word and the old figures stay up. Here a value the
+    engine cannot take (0, a negative, an empty box, 1e309) becomes MIN_T, with a warning that says so.
+    The session's t and t2 (SESSION_T) are edited through a box of their own key (KEY_box) that is
+    set from them on every run; other keys (a form's t) are the box's own value."""
     kwargs.setdefault(
         "help",
-        f"A positive number of matches, at least {MIN_T:g}: entries matched more than t "
-        "times keep about t of their pairs; the others keep all.",
+        f"A positive number of matches: entries matched more than t times keep about t of their pairs; "
+        f"the others keep all. 0, a negative or an endless number becomes {MIN_T:g}.",
     )
-    value = container.number_input(label, key=key, min_value=MIN_T, step=T_STEP, format="%g", **kwargs)
-    if value is not None and value <= MIN_T:
-        container.warning(
-            f"{label} is at its minimum, {MIN_T:g}: an empty box, text that is not a number, 0, a "
-            f"negative or an endless number (1e309) all become {MIN_T:g}; type a t such as "
-            f"{SAMPLE_T:g} or 2e4 and press Enter"
+    session = key in SESSION_T
+    box = f"{key}_box" if session else key
+    if session:
+        st.session_state[box] = st.session_state[key]
+        kwargs.update(on_change=_session_t_changed, args=(key,))
+    typed = container.number_input(label, key=box, step=T_STEP, format="%g", **kwargs)
+    refused = st.session_state.get(f"{key}_refused") if session else None if usable_t(typed) else _shown(typed)
+    if refused is not None:
+        messages.warning(
+            f"{label} must be a positive, finite number: {refused} became {MIN_T:g}. "
+            f"Type a t such as {SAMPLE_T:g} or 2e4 and press Enter.",
+            container,
         )
-    return value
+    return float(st.session_state[key]) if session else (usable_t(typed) or MIN_T)
+
+
+def _shown(value: object) -> str:
+    return "an empty box" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _session_t_changed(key: str) -> None:
+    """The box of a session t was changed: keep a usable value, or MIN_T and remember what was refused."""
+    typed = st.session_state[f"{key}_box"]
+    value = usable_t(typed)
+    if value is None:
+        st.session_state[f"{key}_refused"] = _shown(typed)
+    else:
+        st.session_state.pop(f"{key}_refused", None)
+    st.session_state[key] = value or MIN_T
 
 
 def current_t() -> float | None:
     """The t of the session, or None with a message when it is not a positive, finite number."""
     t = st.session_state.t
     if usable_t(t) is None:
-        st.error(
+        messages.error(
             f"t must be a finite number of at least {MIN_T:g} (got {t}): type one such as {SAMPLE_T:g} or 2e4 "
             "in the t box of the Balance page and press Enter"
         )

@@ -7,7 +7,7 @@ import os
 
 import streamlit as st
 
-from dashboard import access
+from dashboard import access, messages
 
 GRANTED = "access_granted"
 
@@ -21,7 +21,7 @@ def require_access() -> None:
     st.title("Curation studio")
     expected = os.environ.get(access.TOKEN_ENV, "")
     if not expected:
-        st.error(access.no_token_message(address))
+        messages.error(access.no_token_message(address))
         st.stop()
     with st.form("access_form"):
         given = st.text_input(

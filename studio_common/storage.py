@@ -7,16 +7,23 @@ standard places, read by the clients themselves: AWS_ACCESS_KEY_ID, AWS_SECRET_A
 AWS_SESSION_TOKEN, AWS_REGION, AWS_PROFILE and AWS_ENDPOINT_URL (S3-compatible stores);
 GOOGLE_APPLICATION_CREDENTIALS; HF_TOKEN. CURATION_ANONYMOUS=1 reads public buckets unsigned.
 A local path is never a URI here: callers keep their own local code paths.
+
+Parquet is read by byte range. An HTTP server that answers a range with the whole file (Python's
+http.server, many static file servers) gets its files copied whole into the local cache instead,
+once per file and version, and read from there.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import glob
+import hashlib
+import json
 import os
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
 import pyarrow.fs as pafs
@@ -26,6 +33,7 @@ from studio_common.errors import CurationError
 PYARROW_SCHEMES = ("s3", "gs", "gcs")
 FSSPEC_SCHEMES = {"http": "aiohttp", "https": "aiohttp", "hf": "huggingface_hub"}
 ANONYMOUS_ENV = "CURATION_ANONYMOUS"
+CACHE_ENV = "CURATION_CACHE_DIR"
 S3_ATTEMPTS_ENV = "CURATION_S3_ATTEMPTS"
 DEFAULT_S3_ATTEMPTS = 6  # AWS's standard retry strategy: exponential backoff with jitter between attempts
 
@@ -71,6 +79,11 @@ def s3_attempts() -> int:
     return attempts
 
 
+def cache_root() -> Path:
+    """Where this machine keeps copies of remote files: CURATION_CACHE_DIR, else ~/.cache/curation."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "curation")
+
+
 def _anonymous() -> bool:
     return os.environ.get(ANONYMOUS_ENV, "").strip().lower() in ("1", "true", "yes")
 
@@ -86,14 +99,18 @@ def _filesystem(scheme: str, anonymous: bool, endpoint: str | None, attempts: in
         )
     if scheme in ("gs", "gcs"):
         return pafs.GcsFileSystem(anonymous=anonymous)
+    return pafs.PyFileSystem(pafs.FSSpecHandler(_fsspec(scheme)))
+
+
+def _fsspec(scheme: str):  # noqa: ANN202  (an fsspec filesystem; fsspec is imported only when needed)
+    """fsspec's filesystem for a scheme (fsspec keeps one instance per scheme and options)."""
     package = FSSPEC_SCHEMES[scheme]
     try:
         import fsspec
 
-        handler = pafs.FSSpecHandler(fsspec.filesystem(scheme))
+        return fsspec.filesystem(scheme)
     except (ImportError, ValueError):
         raise CurationError(f"{scheme}:// needs fsspec and {package}: pip install fsspec {package}") from None
-    return pafs.PyFileSystem(handler)
 
 
 @dataclass(frozen=True)
@@ -209,8 +226,84 @@ def list_parquet(uri: str) -> list[str]:
     return [location.child(f) for f in files]
 
 
+def _is_http(uri: str) -> bool:
+    return uri.split("://", 1)[0].lower() in ("http", "https")
+
+
+@lru_cache(maxsize=4096)
+def answers_ranges(url: str) -> bool:
+    """Whether an HTTP server sends a byte range when asked for one (206). One small request per file
+    and process; a server that sends the whole file instead is left as soon as its answer begins."""
+    fs = _fsspec(url.split("://", 1)[0].lower())
+    from fsspec.asyn import sync
+
+    async def probe() -> bool:
+        session = await fs.set_session()
+        async with session.get(fs.encode_url(url), headers={"Range": "bytes=0-0"}) as response:
+            if response.status == 404:
+                raise FileNotFoundError(url)
+            response.raise_for_status()
+            return response.status == 206
+
+    try:
+        return sync(fs.loop, probe)
+    except FileNotFoundError:
+        raise _missing(url, "file") from None
+    except Exception as error:  # aiohttp's errors: one line naming the file
+        raise CurationError(describe_error(url, error)) from None
+
+
+_ANNOUNCED: set[str] = set()  # servers this process has said it reads whole
+
+
+def _announce_whole_reads(url: str) -> None:
+    """Say once per server and process why its files are copied before they are read."""
+    parts = urlsplit(url)
+    server = f"{parts.scheme}://{parts.netloc}"
+    if server not in _ANNOUNCED:
+        _ANNOUNCED.add(server)
+        print(
+            f"note: {server} does not answer byte-range requests; each of its files is read whole into "
+            f"{cache_root() / 'whole-files'} (set {CACHE_ENV} to move it) and read from there",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def whole_copy(url: str) -> Path:
+    """A local copy of an HTTP file, streamed whole into the cache; reused by every process of the
+    machine while the server reports the same size, ETag and Last-Modified (a new version gets a new
+    name). Appears whole: written under a temporary name, then renamed."""
+    fs = _fsspec(url.split("://", 1)[0].lower())
+    try:
+        info = fs.info(url)
+    except FileNotFoundError:
+        raise _missing(url, "file") from None
+    except Exception as error:  # aiohttp's errors: one line naming the file
+        raise CurationError(describe_error(url, error)) from None
+    version = json.dumps([url, info.get("size"), info.get("ETag"), info.get("Last-Modified")])
+    path = cache_root() / "whole-files" / f"{hashlib.sha256(version.encode()).hexdigest()[:24]}-{name_of(url)}"
+    if path.is_file():
+        return path
+    _announce_whole_reads(url)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(temporary, "wb") as handle:
+            fs.get_file(url, handle)
+        os.replace(temporary, path)
+    except Exception as error:  # the disk's, or aiohttp's (which are not OSErrors): one line naming the file
+        raise CurationError(describe_error(url, error)) from None
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path
+
+
 def open_input(uri: str) -> pafs.NativeFile:
-    """A random-access file (Parquet footers and row groups are read by range)."""
+    """A random-access file (Parquet footers and row groups are read by range); an HTTP file whose
+    server sends no ranges is read from its whole copy in the cache."""
+    if _is_http(uri) and not answers_ranges(uri):
+        return pafs.LocalFileSystem().open_input_file(str(whole_copy(uri)))
     location = locate(uri)
     try:
         return location.filesystem.open_input_file(location.path)

@@ -6,6 +6,7 @@ import importlib
 import json
 import os
 import random
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -77,6 +78,12 @@ def examples(ci: int) -> int:
     from hypothesis import settings
 
     return max(10, ci * settings.default.max_examples // CI_EXAMPLES)
+
+
+def texts_of(elements: Sequence) -> list[str]:
+    """The text a reader sees in Streamlit message elements (error, warning, info, success, caption):
+    their Markdown with backslash escapes undone (dashboard/messages.py escapes what it shows as is)."""
+    return [re.sub(r"\\(.)", r"\1", element.value) for element in elements]
 
 
 WORDS = [

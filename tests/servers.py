@@ -1,5 +1,6 @@
-"""Real servers on 127.0.0.1 for the storage tests: an S3-compatible one (moto's server mode) and a
-plain HTTP one that answers byte ranges, as object stores and web servers do."""
+"""Real servers on 127.0.0.1 for the storage tests: an S3-compatible one (moto's server mode), a
+plain HTTP one that answers byte ranges, as object stores and web servers do, and Python's own
+`python -m http.server`, which answers every range with the whole file."""
 
 from __future__ import annotations
 
@@ -133,6 +134,24 @@ def http_server(directory: Path, seen: list | None = None, drop: Faults | None =
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def static_http_server(directory: Path) -> Iterator[str]:
+    """`python -m http.server` over ``directory`` in its own process, bound to 127.0.0.1; yields its base
+    URL. It ignores Range headers (200 and the whole file), as many static file servers do."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", HOST, "--directory", str(directory)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for(port, process)
+        yield f"http://{HOST}:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 class CuttableProxy:

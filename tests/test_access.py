@@ -139,6 +139,6 @@ def test_a_pool_is_checked_file_by_file(roots: Roots, tmp_path: Path) -> None:
 def test_an_export_and_its_provenance_stay_in_the_export_directory(roots: Roots, tmp_path: Path) -> None:
     exports = tmp_path / "exports"
     access.check_export(exports / "m.parquet", roots)
-    (exports / "m.provenance.json").symlink_to(tmp_path / "elsewhere" / "p.json")
-    with pytest.raises(CurationError, match="export .*m.provenance.json is outside"):
+    (exports / "m.parquet.provenance.json").symlink_to(tmp_path / "elsewhere" / "p.json")
+    with pytest.raises(CurationError, match="export .*m.parquet.provenance.json is outside"):
         access.check_export(exports / "m.parquet", roots)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -139,6 +140,57 @@ def test_out_that_is_not_a_run_directory(tmp_path: Path, pool: Path, metadata: P
     (out / "notes.txt").write_text("mine")
     result = run_cli("run", "--pool", pool, "--metadata", metadata, "--t", 5, "--out", out)
     assert_one_line_error(result, "not a run directory")
+    assert result.returncode == 2 and [p.name for p in out.iterdir()] == ["notes.txt"]  # no .lock left in it
+
+
+def test_the_same_files_named_by_a_relative_path_resume_the_run(
+    tmp_path: Path, pool: Path, metadata: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """As the README does after the dashboard's first start: the run was made with absolute paths, the
+    command names the same pool and metadata relative to the working directory."""
+    out = tmp_path / "o"
+    assert cli("run", "--pool", pool, "--metadata", metadata, "--t", 5, "--out", out) == 0
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert cli("run", "--pool", "pool", "--metadata", "metadata.json", "--t", 5, "--out", "o") == 0
+    assert "resuming: 2 of 2 shards already matched" in capsys.readouterr().err
+    (tmp_path / "link").symlink_to(pool)  # a symlink to the same folder names the same files too
+    assert cli("run", "--pool", "link", "--metadata", metadata, "--t", 5, "--out", "o") == 0
+
+
+def test_a_refused_resume_names_what_differs_with_both_values(
+    tmp_path: Path, pool: Path, metadata: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "o"
+    assert cli("run", "--pool", pool, "--metadata", metadata, "--t", 5, "--out", out) == 0
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(["red", "blue"]))
+
+    def refusal(*args: object) -> str:
+        capsys.readouterr()
+        assert cli("run", "--t", 5, "--out", out, *args) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and err.startswith(f"error: {out} holds a run with other ")
+        return err.removeprefix(f"error: {out} holds a run with other ").split("; choose another --out")[0]
+
+    assert refusal("--pool", pool, "--metadata", metadata, "--shard-rows", 700) == (
+        "sharding (--shard-rows: 100,000 before, 700 now)"
+    )
+    assert refusal("--pool", pool, "--metadata", metadata, "--content-key") == "columns (id: 'id' before, none now)"
+    old = json.loads((out / "plan.json").read_text())["metadata"]["fingerprint"][:19]
+    new = "sha256:" + hashlib.sha256(b'["red","blue"]').hexdigest()[:12]
+    assert refusal("--pool", pool, "--metadata", other) == (
+        f"metadata (21 entries of {metadata} ({old}) before, 2 entries of {other} ({new}) now)"
+    )
+    first = pool / "part-000.parquet"
+    assert refusal("--pool", first, "--metadata", metadata) == (
+        f"pool files (2 files before, 1 now, only before: {pool / 'part-001.parquet'})"
+    )
+    size = first.stat().st_size
+    pq.write_table(pq.read_table(first).slice(0, 10), first)
+    assert refusal("--pool", pool, "--metadata", metadata) == (
+        f"pool files ({first}: {size:,} bytes before, {first.stat().st_size:,} now)"
+    )
 
 
 def test_out_that_is_a_file_is_refused_and_left_alone(tmp_path: Path, pool: Path, metadata: Path) -> None:
@@ -177,7 +229,23 @@ def test_a_failed_start_in_an_existing_folder_keeps_the_folder(tmp_path: Path, m
     out.mkdir()
     result = run_cli("run", "--pool", tmp_path / "nope", "--metadata", metadata, "--t", 5, "--out", out)
     assert_one_line_error(result, "pool not found")
-    assert out.is_dir()
+    assert out.is_dir() and not list(out.iterdir())  # as it was: empty, without a lock
+
+
+@pytest.mark.parametrize("name", ["empty.txt", "empty.json", "empty.parquet", "blank.txt"])
+def test_empty_metadata_is_refused_in_one_line(tmp_path: Path, pool: Path, name: str) -> None:
+    """No entries, whatever the format, or none left once the blank line (an empty entry) is dropped:
+    refused, exit 2, no run directory left behind."""
+    path = tmp_path / name
+    if name.endswith(".parquet"):
+        pq.write_table(pa.table({"entry": pa.array([], pa.string())}), path)
+    else:
+        path.write_text({"empty.txt": "", "empty.json": "[]", "blank.txt": "\n"}[name])
+    drop = ["--drop-invalid-entries"] if name == "blank.txt" else []
+    result = run_cli("run", "--pool", pool, "--metadata", path, "--t", 5, "--out", tmp_path / "o", *drop)
+    dropped = " once --drop-invalid-entries skips the empty and repeated ones" if drop else ""
+    assert_one_line_error(result, f"error: metadata {path} holds no entries{dropped}; a run needs at least one")
+    assert result.returncode == 2 and not (tmp_path / "o").exists()
 
 
 @pytest.mark.slow

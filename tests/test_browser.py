@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import time
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import pyarrow.parquet as pq
 import pytest
@@ -201,7 +201,7 @@ def test_change_t_see_kept_pairs_and_export(server, page, tmp_path: Path) -> Non
         expect(button).to_be_visible()
 
     manifest = dirs["exports"] / f"{name}.parquet"
-    provenance = dirs["exports"] / f"{name}.provenance.json"
+    provenance = dirs["exports"] / f"{name}.parquet.provenance.json"
     assert manifest.exists() and provenance.exists()
     assert str(manifest) in success.inner_text()
     assert pq.read_metadata(manifest).num_rows == exported
@@ -247,10 +247,16 @@ def _expect_overview_of(page, out: Path, rows: int) -> None:
     assert page.get_by_test_id("stException").count() == 0
 
 
+def _expect_address_names(page, run: Path | str) -> None:
+    """The address bar's ?run= names ``run`` (waited for: Streamlit writes it once the script has run)."""
+    page.wait_for_url(lambda url: parse_qs(urlparse(url).query).get("run") == [str(run)], timeout=STEP_TIMEOUT_MS)
+
+
 def test_open_a_finished_run_from_jobs_and_keep_it_after_a_reload(
     server, page, tmp_path: Path, pool: Path, metadata: Path
 ) -> None:
-    """A finished job's "Open this run": the Overview shows that run, a reload keeps it, and it is a recent run.
+    """A finished job's "Open this run": the Overview shows that run, the address names it so a reload keeps
+    it, and it is a recent run of the session.
     No job runs, so the Jobs page has no timer and the button switches the page. The project's
     .streamlit/config.toml is read too: no Deploy button."""
     from playwright.sync_api import expect
@@ -268,9 +274,9 @@ def test_open_a_finished_run_from_jobs_and_keep_it_after_a_reload(
     expect(opener).to_be_visible(timeout=STEP_TIMEOUT_MS)
     opener.click()
     _expect_overview_of(page, out, rows)
-    assert json.loads((dirs["runs"] / ".recent.json").read_text())[0] == str(out.resolve())
+    _expect_address_names(page, out)
 
-    page.reload()
+    page.reload()  # a new session at the same address: the run the address names
     _expect_overview_of(page, out, rows)
     run_box = page.get_by_test_id("stSidebar").get_by_role("textbox", name="Run directory")
     run_box.fill(str(dirs["runs"] / "sample"))  # typed, Enter opens it
@@ -306,8 +312,7 @@ def test_open_a_finished_run_while_another_job_runs(server, page, pool: Path, me
         expect(page.get_by_role("button", name="Open this run")).to_have_count(0)
         opener.click()
         _expect_overview_of(page, out, rows)
-        expect(page).not_to_have_url(re.compile(r"[?&]run="))  # read once, then dropped: a reload does not reopen it
-        assert json.loads((dirs["runs"] / ".recent.json").read_text())[0] == str(out.resolve())
+        _expect_address_names(page, out)
 
         page.reload()
         _expect_overview_of(page, out, rows)
@@ -353,3 +358,127 @@ def test_a_wrong_token_shows_nothing_and_the_right_one_shows_the_overview(token_
             assert page.get_by_test_id("stMetric").count() == 0
         finally:
             browser.close()
+
+
+def test_t_holds_across_pages_and_their_timers_and_names_every_export_exactly(
+    server, page, pool: Path, metadata: Path
+) -> None:
+    """The session's t survives pages that do not draw it, and their timers (the Jobs list and a running
+    export redraw themselves); 0 and -5 become the smallest t with a warning instead of a red box;
+    an export at t = 1e6 is named in full, and a refused export leaves no earlier result under the form."""
+    from playwright.sync_api import expect
+
+    from curation.jobs import cancel_job, start_job
+
+    url, dirs = server
+    app = page.get_by_test_id("stApp")
+    kept = page.get_by_test_id("stMetric").filter(has_text="Kept pairs").get_by_test_id("stMetricValue")
+    nav = page.get_by_test_id("stSidebarNav")
+
+    def settled() -> None:
+        expect(app).to_have_attribute("data-test-script-state", "notRunning", timeout=STEP_TIMEOUT_MS)
+
+    def open_page(name: str) -> None:
+        nav.get_by_role("link", name=name).click()
+        expect(page.get_by_role("heading", name=name)).to_be_visible(timeout=STEP_TIMEOUT_MS)
+        settled()
+
+    def type_t(box, value: str) -> None:
+        box.fill(value)
+        box.press("Enter")
+
+    page.goto(url)
+    expect(page.get_by_test_id("stMetric").filter(has_text="Pool rows").get_by_test_id("stMetricValue")).to_have_text(
+        "30,000", timeout=FIRST_PAGE_TIMEOUT_MS
+    )
+    run = Run(dirs["runs"] / "sample")
+    open_page("Balance")
+    t_box = page.get_by_label("t", exact=True)
+    wait_for_start_t(t_box, kept, run)
+    for refused in ("0", "-5"):
+        type_t(t_box, refused)
+        expect(page.get_by_test_id("stAlertContentWarning")).to_contain_text(
+            f"t must be a positive, finite number: {refused} became 0.001", timeout=STEP_TIMEOUT_MS
+        )
+        expect(t_box).to_have_value("0.001")
+        expect(kept).to_have_text(f"{run.size_at(0.001):,}")
+    type_t(t_box, "20000")
+    expect(kept).to_have_text(f"{run.size_at(20000):,}", timeout=STEP_TIMEOUT_MS)
+    expect(page.get_by_test_id("stAlertContentWarning")).to_have_count(0)
+
+    # Jobs, with a job running: its list redraws itself every 2 s. The test cancels the job; the card
+    # saying so is drawn by one of those redraws.
+    job = start_job(dirs["jobs"], str(pool), str(metadata), 40, 0, str(dirs["runs"] / "ticking"), workers=1)
+    os.killpg(json.loads((dirs["jobs"] / job / "job.json").read_text())["pid"], signal.SIGSTOP)
+    open_page("Jobs")
+    expect(page.get_by_role("button", name="Cancel")).to_be_visible(timeout=STEP_TIMEOUT_MS)
+    cancel_job(dirs["jobs"], job)
+    expect(page.get_by_test_id("stMain").get_by_text("cancelled", exact=False).first).to_be_visible(
+        timeout=STEP_TIMEOUT_MS
+    )
+
+    # Export: the form starts at the session's t; an export at 1e6 is named in full and redraws itself
+    # while it runs.
+    open_page("Export")
+    export_t = page.get_by_label("t", exact=True)
+    expect(export_t).to_have_value("20000")
+    type_t(export_t, "1e6")
+    name_box = page.get_by_role("textbox", name="File name")
+    expect(name_box).to_have_attribute("placeholder", "curated-t1000000-seed0", timeout=STEP_TIMEOUT_MS)
+    settled()
+    page.get_by_role("button", name="Export").click()
+    success = page.get_by_test_id("stAlertContentSuccess")
+    expect(success).to_contain_text(f"Wrote {run.size_at(1e6):,} pairs", timeout=STEP_TIMEOUT_MS)
+    assert "curated-t1000000-seed0.parquet" in success.inner_text()
+    name_box.fill("../elsewhere")
+    name_box.press("Enter")
+    settled()
+    expect(success).to_have_count(0)  # the form names another file now: the old result is not shown
+    page.get_by_role("button", name="Export").click()
+    expect(page.get_by_test_id("stAlertContentError")).to_contain_text("export name '../elsewhere' refused")
+    expect(success).to_have_count(0)
+    expect(page.get_by_test_id("stDownloadButton")).to_have_count(0)
+
+    open_page("Balance")
+    expect(t_box).to_have_value("20000", timeout=STEP_TIMEOUT_MS)
+    expect(kept).to_have_text(f"{run.size_at(20000):,}")
+    assert page.get_by_test_id("stException").count() == 0
+
+
+def test_two_tabs_keep_their_own_runs_and_their_own_recent_runs(server, page, pool: Path, metadata: Path) -> None:
+    """Tab A opens a run, tab B stays on the sample: a reload of either keeps its own, and B is never
+    offered the run A opened (it lives outside the runs folder's top level)."""
+    from playwright.sync_api import expect
+
+    url, dirs = server
+    other = page.context.browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    rows_of = {
+        tab: tab.get_by_test_id("stMetric").filter(has_text="Pool rows").get_by_test_id("stMetricValue")
+        for tab in (page, other)
+    }
+    page.goto(url)
+    expect(rows_of[page]).to_have_text("30,000", timeout=FIRST_PAGE_TIMEOUT_MS)
+    from curation.jobs import start_job, wait
+
+    out = dirs["runs"] / "mine" / "from-job"  # not a run of the runs folder's own list
+    job = start_job(dirs["jobs"], str(pool), str(metadata), 40, 0, str(out), workers=1)
+    assert wait(dirs["jobs"], job).state == "finished"
+    rows = json.loads((out / "run.json").read_text())["rows"]["in"]
+
+    box = page.get_by_test_id("stSidebar").get_by_role("textbox", name="Run directory")
+    box.fill(str(out))
+    box.press("Enter")
+    _expect_overview_of(page, out, rows)
+    _expect_address_names(page, out)
+
+    other.goto(url)
+    expect(rows_of[other]).to_have_text("30,000", timeout=FIRST_PAGE_TIMEOUT_MS)
+    _expect_address_names(other, dirs["runs"] / "sample")
+    page.reload()
+    _expect_overview_of(page, out, rows)
+    other.reload()
+    expect(rows_of[other]).to_have_text("30,000", timeout=FIRST_PAGE_TIMEOUT_MS)
+    other.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").filter(has_text="Recent runs").click()
+    expect(other.get_by_role("option", name=str(dirs["runs"] / "sample"))).to_be_visible(timeout=STEP_TIMEOUT_MS)
+    expect(other.get_by_role("option", name=str(out))).to_have_count(0)
+    assert other.get_by_test_id("stException").count() == 0 and page.get_by_test_id("stException").count() == 0

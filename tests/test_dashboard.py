@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
+import shutil
 from pathlib import Path
 
 import pytest
-from conftest import dashboard_environment
+from conftest import dashboard_environment, texts_of
 from streamlit.testing.v1 import AppTest
 
 from curation import Run, preview_files
@@ -67,7 +69,7 @@ def test_first_start_curates_the_sample_and_every_page_renders(app: AppTest, dir
     for page in PAGES:
         app.switch_page(page).run()
         assert not app.exception, (page, [e.message for e in app.exception])
-        assert not app.error, (page, [e.value for e in app.error])
+        assert not app.error, (page, texts_of(app.error))
 
 
 @pytest.mark.slow
@@ -76,7 +78,7 @@ def test_moving_t_changes_kept_pairs_to_the_engines_size(app: AppTest, dirs: dic
     app.switch_page("views/balance.py").run()
     assert metric(app, "Kept pairs") == f"{run.size_at(200):,}"
     for t in (7.5, 50, 1_000, 123_456):
-        app.number_input(key="t").set_value(t).run()
+        app.number_input(key="t_box").set_value(t).run()
         assert not app.exception
         assert metric(app, "Kept pairs") == f"{run.size_at(t):,}"
         assert metric(app, "Expected") == f"{run.expected_size_at(t):,.1f}"  # the sample: every matched pair
@@ -88,23 +90,27 @@ def test_moving_t_changes_kept_pairs_to_the_engines_size(app: AppTest, dirs: dic
 def test_t_that_is_not_a_usable_number_stops_at_the_minimum_and_says_so(
     app: AppTest, dirs: dict[str, Path], t: float
 ) -> None:
-    """What the box cannot take (text, 0, a negative, 1e309) becomes the minimum: the page says why."""
+    """What the engine cannot take (0, a negative, 1e309) becomes the minimum, and the page says so and
+    what it was: the browser itself is given no minimum (Chromium would refuse the value silently)."""
     from dashboard import data
 
     app.switch_page("views/balance.py").run()
-    app.number_input(key="t").set_value(t).run()
+    app.number_input(key="t_box").set_value(t).run()
     assert not app.exception
     assert app.session_state["t"] == data.MIN_T > 0
-    assert any("t is at its minimum" in w.value and "type a t such as" in w.value for w in app.warning)
+    said = f"t must be a positive, finite number: {t:g} became" if math.isfinite(t) else "became"
+    said += f" {data.MIN_T:g}"
+    assert any(said in w and "Type a t such as" in w for w in texts_of(app.warning)), texts_of(app.warning)
+    assert app.number_input(key="t_box").value == data.MIN_T
     assert metric(app, "Kept pairs") == f"{Run(dirs['runs'] / 'sample').size_at(data.MIN_T):,}"
 
 
-def test_every_t_input_has_a_positive_minimum_and_jobs_prefill_a_usable_t(app: AppTest) -> None:
+def test_no_t_input_gives_the_browser_a_minimum_and_jobs_prefill_a_usable_t(app: AppTest) -> None:
     from dashboard import data
 
     app.switch_page("views/balance.py").run()
     app.toggle(key="compare").set_value(True).run()
-    inputs = [app.number_input(key="t"), app.number_input(key="t2")]
+    inputs = [app.number_input(key="t_box"), app.number_input(key="t2_box")]
     app.switch_page("views/export.py").run()
     inputs.append(app.number_input(key="export_t"))
     app.session_state["t"] = -5.0  # a bad t in the session (the Balance box would have raised it to the minimum)
@@ -112,7 +118,7 @@ def test_every_t_input_has_a_positive_minimum_and_jobs_prefill_a_usable_t(app: A
     assert not app.exception
     inputs.append(app.number_input(key="job_t"))
     for number in inputs:
-        assert number.proto.has_min and number.proto.min == data.MIN_T > 0 and number.proto.step == data.T_STEP
+        assert not number.proto.has_min and number.proto.step == data.T_STEP
     assert app.number_input(key="job_t").value == data.SAMPLE_T
 
 
@@ -120,7 +126,7 @@ def test_a_bad_t_in_the_session_gets_a_message_on_other_pages(app: AppTest) -> N
     app.session_state["t"] = float("nan")
     app.switch_page("views/entries.py").run()
     assert not app.exception
-    assert any("t must be a finite number" in e.value and "press Enter" in e.value for e in app.error)
+    assert any("t must be a finite number" in e and "press Enter" in e for e in texts_of(app.error))
 
 
 @pytest.mark.slow
@@ -138,17 +144,17 @@ def test_export_runs_as_a_job_writes_its_files_and_refuses_traversal(app: AppTes
     job = wait(dirs["jobs"], app.session_state["export_job"])
     assert job.kind == "export" and job.state == "finished", job
     written = dirs["exports"] / "from-test.csv"
-    assert written.exists() and (dirs["exports"] / "from-test.provenance.json").exists()
+    assert written.exists() and (dirs["exports"] / "from-test.csv.provenance.json").exists()
     with open(written, newline="") as handle:
         rows = sum(1 for _ in csv.DictReader(handle))  # captions may hold quoted newlines
     assert rows == Run(dirs["runs"] / "sample").size_at(100)
-    provenance = json.loads((dirs["exports"] / "from-test.provenance.json").read_text())
+    provenance = json.loads((dirs["exports"] / "from-test.csv.provenance.json").read_text())
     assert provenance["t"] == 100 and provenance["file"] == "from-test.csv"
     app.run()
-    assert any(f"Wrote {rows:,} pairs" in s.value for s in app.success)
+    assert any(f"Wrote {rows:,} pairs" in s for s in texts_of(app.success))
     app.text_input(key="export_name").set_value("../outside")
     app.button[0].click().run()
-    assert any("refused" in e.value for e in app.error)
+    assert any("refused" in e for e in texts_of(app.error))
     assert not (dirs["exports"].parent / "outside.csv").exists()
 
 
@@ -166,14 +172,14 @@ def test_a_path_that_is_not_a_run_directory(app: AppTest, dirs: dict[str, Path],
     for page in PAGES[:5]:
         app.switch_page(page).run()
         assert not app.exception
-        assert any(said in e.value for e in app.error), page
+        assert any(said in e for e in texts_of(app.error)), page
 
 
 def test_search_with_quotes_and_sql(app: AppTest) -> None:
     app.switch_page("views/entries.py").run()
     app.text_input(key="entry_search").set_value("'; DROP TABLE entries; --").run()
     assert not app.exception
-    assert any("No entry contains" in i.value for i in app.info)
+    assert any("No entry contains" in i for i in texts_of(app.info))
     app.text_input(key="entry_search").set_value("dog").run()
     assert not app.exception and metric(app, "Matches")
 
@@ -193,14 +199,14 @@ def test_a_job_with_a_missing_pool_gets_a_message(app: AppTest, dirs: dict[str, 
     app.text_input(key="job_pool").set_value(str(dirs["runs"] / "no-such-pool"))
     app.button[0].click().run()
     assert not app.exception
-    assert any("pool not found" in e.value for e in app.error)
+    assert any("pool not found" in e for e in texts_of(app.error))
 
 
 def test_a_second_t_is_compared_side_by_side(app: AppTest, dirs: dict[str, Path]) -> None:
     run = Run(dirs["runs"] / "sample")
     app.switch_page("views/balance.py").run()
     app.toggle(key="compare").set_value(True).run()
-    app.number_input(key="t2").set_value(40).run()
+    app.number_input(key="t2_box").set_value(40).run()
     assert not app.exception
     table = app.dataframe[0].value
     assert list(table.columns) == ["t = 200", "t = 40"]
@@ -220,9 +226,9 @@ def test_samples_for_one_entry_with_thumbnails(app: AppTest) -> None:
     assert (app.dataframe[0].value["k"] >= 200).all()
     app.session_state["t"] = 1e9  # every entry is counted at most t times: nothing can be dropped
     app.run()
-    assert any("no more than t = 1e+09" in i.value for i in app.info) and not app.dataframe
+    assert any("no more than t = 1e+09" in i for i in texts_of(app.info)) and not app.dataframe
     app.text_input(key="sample_entry").set_value("no such entry at all").run()
-    assert any("is not an entry" in w.value for w in app.warning)
+    assert any("is not an entry" in w for w in texts_of(app.warning))
 
 
 def test_a_run_with_half_made_thresholds_gets_a_message(app: AppTest, tmp_path: Path, dirs: dict[str, Path]) -> None:
@@ -234,7 +240,7 @@ def test_a_run_with_half_made_thresholds_gets_a_message(app: AppTest, tmp_path: 
     app.session_state["run_dir"] = str(broken)
     app.switch_page("views/balance.py").run()
     assert not app.exception
-    assert any("no complete keep thresholds" in e.value for e in app.error)
+    assert any("no complete keep thresholds" in e for e in texts_of(app.error))
 
 
 def test_a_narrower_search_from_a_later_page(app: AppTest) -> None:
@@ -309,7 +315,10 @@ def test_open_this_run_selects_it_everywhere_and_a_reload_keeps_it(
     assert metric(app, "Pool rows") == f"{rows:,}"  # the Overview, on the opened run
     assert app.text_input(key="run_dir_input").value == str(out)
     assert str(out) in app.selectbox(key="recent_choice").options
-    reloaded = AppTest.from_file(APP, default_timeout=120).run()  # a reload is a new session
+    assert app.query_params["run"] == str(out)  # the address bar names the open run
+    reloaded = AppTest.from_file(APP, default_timeout=120)  # a reload is a new session at the same address
+    reloaded.query_params["run"] = app.query_params["run"]
+    reloaded.run()
     assert not reloaded.exception
     assert reloaded.session_state["run_dir"] == str(out) and metric(reloaded, "Pool rows") == f"{rows:,}"
 
@@ -325,7 +334,7 @@ def test_export_defaults_follow_the_forms_t_and_seed(app: AppTest, dirs: dict[st
     assert any(f"At t = 100 (seed 0) the manifest holds {run.size_at(100):,} pairs" in c.value for c in app.caption)
     app.button[0].click().run()
     assert wait(dirs["jobs"], app.session_state["export_job"]).state == "finished"
-    provenance = json.loads((dirs["exports"] / f"{default}.provenance.json").read_text())
+    provenance = json.loads((dirs["exports"] / f"{default}.parquet.provenance.json").read_text())
     assert provenance["file"] == f"{default}.parquet" and provenance["t"] == 100 and provenance["seed"] == 0
     assert provenance["rows"] == run.size_at(100) != run.size_at(200)
 
@@ -338,14 +347,14 @@ def test_the_export_name_limit_is_stated_in_the_form_and_the_error(app: AppTest)
     assert f"at most {NAME_MAX} characters" in name.label and f"At most {NAME_MAX} characters" in name.help
     name.set_value("x" * (NAME_MAX + 1))
     app.button[0].click().run()
-    assert any(f"{NAME_MAX + 1} characters refused" in e.value and f"at most {NAME_MAX}" in e.value for e in app.error)
+    assert any(f"{NAME_MAX + 1} characters refused" in e and f"at most {NAME_MAX}" in e for e in texts_of(app.error))
 
 
 def test_a_directory_given_as_metadata_is_named_as_such(app: AppTest, dirs: dict[str, Path]) -> None:
     app.switch_page("views/jobs.py").run()
     app.text_input(key="job_metadata").set_value(str(dirs["runs"]))
     app.button[0].click().run()
-    assert any("is a directory; give the file in it" in e.value for e in app.error)
+    assert any("is a directory; give the file in it" in e for e in texts_of(app.error))
 
 
 def test_overview_numbers_reconcile_and_tables_have_thousands_separators(app: AppTest, dirs: dict[str, Path]) -> None:
@@ -374,17 +383,17 @@ def test_balance_explains_entries_that_keep_more_than_t(app: AppTest, dirs: dict
     assert kept > 200  # the case the note explains
     assert any(
         f"{run.entries[top]!r} alone has p_e = {200 / counts[top]:.3f} at t = 200, yet keeps {kept:,} of its "
-        f"{int(counts[top]):,} matches" in c.value
-        for c in app.caption
+        f"{int(counts[top]):,} matches" in c
+        for c in texts_of(app.caption)
     )
     assert any("idealised" in c.value and "min(c, t)" in c.value for c in app.caption)
     helps = {m.label: m.help for m in app.metric}
     assert "Expected" in helps["Kept pairs"] and "Kept pairs" in helps["Expected"]
-    app.number_input(key="t").set_value(float(counts.max())).run()  # no head entry left: nothing to explain
-    assert not any("alone has p_e" in c.value for c in app.caption)
+    app.number_input(key="t_box").set_value(float(counts.max())).run()  # no head entry left: nothing to explain
+    assert not any("alone has p_e" in c for c in texts_of(app.caption))
 
 
-def test_charts_give_each_t_one_colour_and_label_only_decades() -> None:
+def test_charts_give_each_t_one_colour_on_labelled_log_axes() -> None:
     import numpy as np
     import pandas as pd
 
@@ -410,7 +419,7 @@ def test_charts_give_each_t_one_colour_and_label_only_decades() -> None:
         pd.DataFrame({"source": ["wordnet", "extra"], "matched": [80_000, 3], "unmatched": [6000, 1]})
     )
     axes = [figures[0].layout.xaxis, figures[0].layout.yaxis, figures[2].layout.yaxis, sources.layout.yaxis]
-    assert all(axis.type == "log" and axis.dtick == 1 for axis in axes)
+    assert all(axis.type == "log" and axis.tickvals for axis in axes)  # labelled ticks: tests/test_dashboard_charts.py
     assert sources.layout.barmode == "group"
 
 
@@ -434,3 +443,32 @@ def test_the_project_streamlit_config_turns_off_statistics_and_the_deploy_button
     assert set(options) <= set(streamlit.config._config_options_template)  # every option is one Streamlit knows
     assert options["browser.gatherUsageStats"] is False and options["client.toolbarMode"] == "minimal"
     assert options["server.address"] == "127.0.0.1"
+
+
+def test_an_error_naming_a_glob_shows_its_stars(app: AppTest, dirs: dict[str, Path]) -> None:
+    """Streamlit renders messages as Markdown: the path in an error is escaped so that it reads as typed."""
+    glob = str(dirs["runs"] / "*" / "annotated" / "*.parquet")
+    app.session_state["run_dir"] = glob
+    app.switch_page("views/overview.py").run()
+    assert not app.exception
+    assert any(glob in e for e in texts_of(app.error)), texts_of(app.error)
+    assert any("\\*" in e.value for e in app.error)  # escaped for Markdown, where a bare * would vanish
+
+
+def test_two_sessions_keep_their_own_runs_and_recent_runs(app: AppTest, dirs: dict[str, Path], tmp_path: Path) -> None:
+    """Recent runs are the session's: another session (another tab, another user) neither lands on the
+    run this one opened nor is offered it; a reload is a new session at the same address."""
+    nested = dirs["runs"] / tmp_path.name / "copy"  # a run outside the runs folder's own list
+    shutil.copytree(dirs["runs"] / "sample", nested)
+    app.session_state["run_dir"] = str(nested)
+    app.run()
+    assert not app.exception and app.query_params["run"] == str(nested)
+    assert str(nested) in app.selectbox(key="recent_choice").options
+    other = AppTest.from_file(APP, default_timeout=120).run()
+    assert not other.exception
+    assert other.session_state["run_dir"] == str(dirs["runs"] / "sample")
+    assert str(nested) not in other.selectbox(key="recent_choice").options
+    reloaded = AppTest.from_file(APP, default_timeout=120)
+    reloaded.query_params["run"] = app.query_params["run"]
+    reloaded.run()
+    assert reloaded.session_state["run_dir"] == str(nested) and not reloaded.exception

@@ -12,7 +12,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import streamlit.config
-from conftest import ENTRIES, cli, dashboard_environment, make_texts, read_dir, write_pool
+from conftest import ENTRIES, cli, dashboard_environment, make_texts, read_dir, texts_of, write_pool
 from processes import group_members
 from streamlit.testing.v1 import AppTest
 
@@ -63,7 +63,7 @@ def test_beyond_loopback_without_a_token_it_refuses_and_says_how_to_set_one(serv
     streamlit.config.set_option("server.address", "0.0.0.0")  # read, never bound: AppTest serves nothing
     at = AppTest.from_file(APP, default_timeout=120).run()
     assert not at.exception
-    assert any("CURATION_DASHBOARD_TOKEN" in e.value and "0.0.0.0" in e.value for e in at.error)
+    assert any("CURATION_DASHBOARD_TOKEN" in e and "0.0.0.0" in e for e in texts_of(at.error))
     assert not at.metric and not at.text_input and not at.sidebar.text_input
     assert not (served["runs"] / "sample").exists()  # not even the sample was curated
 
@@ -96,17 +96,20 @@ def test_on_loopback_the_token_is_asked_only_when_required(served: dict[str, Pat
     assert not at.metric and [t.label for t in at.text_input] == ["Access token"]
 
 
-def start_from_the_form(at: AppTest, pool: str, metadata: str, out: str, t: float = 40) -> AppTest:
+def start_from_the_form(at: AppTest, pool: str, metadata: str, out: str, t: float = 40, **fields: str) -> AppTest:
+    """Fill the Jobs form and press Start; ``fields``: other text boxes of the form, by key."""
     at.switch_page("views/jobs.py").run()
     at.text_input(key="job_pool").set_value(pool)
     at.text_input(key="job_metadata").set_value(metadata)
     at.number_input(key="job_t").set_value(t)
     at.text_input(key="job_out").set_value(out)
+    for key, value in fields.items():
+        at.text_input(key=key).set_value(value)
     return at.button[0].click().run()
 
 
 def errors(at: AppTest) -> list[str]:
-    return [e.value for e in at.error]
+    return texts_of(at.error)
 
 
 def sample(name: str) -> str:
@@ -198,5 +201,8 @@ def test_one_job_at_a_time_and_a_cancelled_run_resumes_to_the_same_result(served
     resumed = next(j for j in list_jobs(jobs) if j.id != job.id)
     assert wait(jobs, resumed.id, timeout_s=180).state == "finished"
     assert "resuming:" in (jobs / resumed.id / "log.txt").read_text()
+    cancelled = next(j for j in list_jobs(jobs) if j.id == job.id)  # its card: where it stopped, and who went on
+    assert cancelled.progress < 1 and cancelled.stage.endswith(f"the run was completed by job {resumed.id}")
+    assert not cancelled.resumable
     assert read_dir(out / "curated").sort_by("id").equals(read_dir(reference / "curated").sort_by("id"))
     assert pq.read_table(out / "entry_counts.parquet").equals(pq.read_table(reference / "entry_counts.parquet"))

@@ -178,10 +178,58 @@ def test_export_from_the_command_line_takes_its_format_from_the_name(run_dir: Pa
     assert f"exported {Run(run_dir).size_at(40):,} pairs" in capsys.readouterr().out
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(lines) == Run(run_dir).size_at(40) and list(lines[0]) == ["id", "pair_key"]
-    provenance = json.loads((tmp_path / "anywhere" / "m.provenance.json").read_text())
+    provenance = json.loads((tmp_path / "anywhere" / "m.jsonl.provenance.json").read_text())
     assert provenance["format"] == "jsonl" and provenance["seed"] == 3  # the run's seed by default
     assert cli("export", run_dir, "--t", 40, "--seed", 9, "--out", tmp_path / "x.parquet") == 2
     assert "seed 9" in capsys.readouterr().err
+
+
+def test_each_manifest_has_its_own_provenance_at_its_own_t_and_seed(run_dir: Path, tmp_path: Path) -> None:
+    """m.parquet, m.jsonl and m.csv side by side, each at another t: three provenance files, each with
+    the kept and expected kept of its own t and seed, not those of the run's last balance (t = 40)."""
+    run = Run(run_dir)
+    exports = {"m.parquet": (10, 3), "m.jsonl": (80, 3), "m.csv": (40, 3)}
+    for name, (t, seed) in exports.items():
+        assert cli("export", run_dir, "--t", t, "--seed", seed, "--out", tmp_path / name, "--quiet") == 0
+    assert sorted(p.name for p in tmp_path.glob("*.provenance.json")) == sorted(f"{n}.provenance.json" for n in exports)
+    for name, (t, _) in exports.items():
+        provenance = json.loads((tmp_path / f"{name}.provenance.json").read_text())
+        assert provenance["file"] == name and provenance["t"] == t
+        assert provenance["rows"] == provenance["pool_rows"]["kept"] == run.size_at(t)
+        assert provenance["pool_rows"]["expected_kept"] == pytest.approx(run.expected_size_at(t), abs=1e-3)
+        assert provenance["pool_rows"]["in"] == run.record["rows"]["in"]
+    assert json.loads((tmp_path / "m.csv.provenance.json").read_text())["pool_rows"] == run.record["rows"]
+
+
+@pytest.mark.parametrize(
+    ("out", "given", "message"),
+    [
+        (
+            "m.txt",
+            None,
+            "m.txt: the extension .txt names no manifest format; end the name with .parquet, .jsonl or .csv",
+        ),
+        ("m.txt", "csv", "m.txt: the extension .txt names no manifest format"),
+        ("m.parquet", "csv", "--format csv contradicts m.parquet, whose extension says parquet; drop --format, or end"),
+    ],
+)
+def test_export_refuses_a_name_whose_extension_is_unknown_or_contradicts_format(
+    run_dir: Path, tmp_path: Path, capsys, out: str, given: str | None, message: str
+) -> None:
+    options = ["--format", given] if given else []
+    assert cli("export", run_dir, "--t", 40, *options, "--out", tmp_path / out, "--quiet") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith(f"error: {message}")
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_export_takes_a_format_that_agrees_with_the_name_or_names_a_bare_file(run_dir: Path, tmp_path: Path) -> None:
+    assert cli("export", run_dir, "--t", 40, "--format", "csv", "--out", tmp_path / "m.CSV", "--quiet") == 0
+    assert json.loads((tmp_path / "m.CSV.provenance.json").read_text())["format"] == "csv"
+    assert cli("export", run_dir, "--t", 40, "--format", "jsonl", "--out", tmp_path / "bare", "--quiet") == 0
+    assert json.loads((tmp_path / "bare").read_text().splitlines()[0])  # JSON lines, as asked
+    assert cli("export", run_dir, "--t", 40, "--out", tmp_path / "plain", "--quiet") == 0
+    assert pq.read_table(tmp_path / "plain").num_rows == Run(run_dir).size_at(40)  # no extension: Parquet
 
 
 def test_a_csv_manifest_writes_entry_lists_as_text(query: RunQuery, tmp_path: Path) -> None:
@@ -198,7 +246,11 @@ def test_each_format_is_one_writer_with_its_own_suffix(tmp_path: Path) -> None:
     for name, writer in FORMATS.items():
         assert format_of(f"m{writer.suffix}") == name
         assert manifest_path(tmp_path, "m", name) == tmp_path / f"m{writer.suffix}"
-    assert format_of("m.txt") == "parquet" and format_of("csv") == "parquet"
+    assert format_of("csv") == "parquet" and format_of("m", "jsonl") == "jsonl" and format_of("M.JSONL") == "jsonl"
+    with pytest.raises(CurationError, match="extension .txt names no manifest format"):
+        format_of("m.txt")
+    with pytest.raises(CurationError, match="--format csv contradicts m.parquet"):
+        format_of("m.parquet", "csv")
     with pytest.raises(CurationError, match="unknown format 'xml'"):
         manifest_path(tmp_path, "m", "xml")
 

@@ -7,11 +7,27 @@ import os
 import signal
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+from conftest import cli, write_pool
 from processes import environment_once_set, group_members
 
 from curation import Run
-from curation.jobs import absolute, list_jobs, log_progress, log_tail, start_job, wait
+from curation.cli import build_parser
+from curation.commands import run_arguments
+from curation.jobs import (
+    JobStatus,
+    absolute,
+    cancel_job,
+    job_request,
+    list_jobs,
+    log_progress,
+    log_tail,
+    run_progress,
+    start_job,
+    wait,
+)
 from curation.mirror import check_output, exclusive, open_run
 from studio_common.errors import CurationError
 
@@ -124,6 +140,7 @@ def test_an_export_job_writes_the_manifest_and_reports_progress_from_its_log(
 ) -> None:
     from conftest import cli
 
+    from curation.export import provenance_name
     from curation.jobs import start_export
 
     run_dir = tmp_path / "run"
@@ -133,7 +150,7 @@ def test_an_export_job_writes_the_manifest_and_reports_progress_from_its_log(
     job_id = start_export(jobs, run_dir, manifest, 40, 0, "parquet", "img2dataset")
     status = wait(jobs, job_id)
     assert status.kind == "export" and status.state == "finished", status
-    assert manifest.exists() and (tmp_path / "exports" / "m.provenance.json").exists()
+    assert manifest.exists() and (tmp_path / "exports" / provenance_name(manifest.name)).exists()
     assert "export: 6 of 6" in log_progress(jobs, job_id)[1] and log_progress(jobs, job_id)[0] == 1.0
     with pytest.raises(CurationError, match="positive"):
         start_export(jobs, run_dir, manifest, 0, 0, "parquet", "img2dataset")
@@ -144,8 +161,6 @@ def test_a_limit_on_running_jobs_and_cancel_stops_only_the_jobs_processes(
     tmp_path: Path, pool: Path, metadata: Path
 ) -> None:
     import subprocess
-
-    from curation.jobs import cancel_job
 
     jobs = tmp_path / "jobs"
     first = start_job(jobs, str(pool), str(metadata), 40, 0, str(tmp_path / "a"), workers=1, max_running=1)
@@ -189,3 +204,149 @@ def test_a_job_gets_no_dashboard_setting_and_its_log_hides_secret_values(
     assert f"run complete: {out}" in (jobs / job_id / "log.txt").read_text()  # the value was there to hide
     shown = log_tail(jobs, job_id, lines=100) + status.command
     assert "aws-secret-value" not in shown and "[$AWS_SECRET_ACCESS_KEY]" in shown
+
+
+def pause(jobs: Path, job_id: str) -> int:
+    """SIGSTOP a job's process group the moment it is started (before its interpreter can do anything,
+    however fast the machine); returns the group, for SIGCONT."""
+    group = json.loads((jobs / job_id / "job.json").read_text())["pid"]
+    os.killpg(group, signal.SIGSTOP)
+    return group
+
+
+def by_id(jobs: Path) -> dict[str, JobStatus]:
+    return {job.id: job for job in list_jobs(jobs)}
+
+
+@pytest.mark.slow
+def test_a_cancelled_job_keeps_where_it_was_and_names_the_job_that_took_it_up(
+    tmp_path: Path, pool: Path, metadata: Path
+) -> None:
+    """Issue 21, item 4: the card of a cancelled run read the run directory, so after Resume it said
+    "cancelled at complete" with a full bar and still offered Resume."""
+    jobs, out = tmp_path / "jobs", tmp_path / "out"
+    assert cli("match", "--pool", pool, "--metadata", metadata, "--out", out) == 0  # matched, not balanced
+    first = start_job(jobs, str(pool), str(metadata), 40, 0, str(out), workers=1)
+    pause(jobs, first)
+    cancel_job(jobs, first)
+    where = run_progress(str(out))
+    assert where[0] < 1 and where[1].startswith("balancing: 0 of ")
+    cancelled = by_id(jobs)[first]
+    assert cancelled.state == "cancelled" and cancelled.resumable
+    assert cancelled.progress == where[0]
+    assert cancelled.stage == f"cancelled at {where[1]}; Resume continues the run from what it finished"
+
+    second = start_job(jobs, **job_request(jobs, first))
+    group = pause(jobs, second)
+    try:
+        assert [job.id for job in list_jobs(jobs)] == [second, first]  # newest first, within one second too
+        cancelled = by_id(jobs)[first]
+        assert cancelled.stage == f"cancelled at {where[1]}; resumed as job {second}" and not cancelled.resumable
+    finally:
+        os.killpg(group, signal.SIGCONT)
+    assert wait(jobs, second).state == "finished" and run_progress(str(out)) == (1.0, "complete")
+    cancelled, finished = by_id(jobs)[first], by_id(jobs)[second]
+    assert (cancelled.progress, cancelled.state) == (where[0], "cancelled") and not cancelled.resumable
+    assert cancelled.stage == f"cancelled at {where[1]}; the run was completed by job {second}"
+    assert (finished.progress, finished.stage) == (1.0, "complete")
+
+
+def write_pool_failing_at_its_second_file(directory: Path) -> Path:
+    """Two Parquet files whose footers read well, the second with its captions' data pages overwritten:
+    a run plans, matches the first file (and logs it), then fails on the second."""
+    texts = ["a dog on the red sofa", "cat of new york city"] * 1000
+    write_pool(directory, {"id": list(range(2000)), "text": texts})
+    bad = directory / "part-001.parquet"
+    pq.write_table(pa.table({"id": list(range(2000, 4000)), "text": texts}), bad, use_dictionary=False)
+    column = pq.ParquetFile(bad).metadata.row_group(0).column(1)
+    raw = bytearray(bad.read_bytes())
+    start = column.data_page_offset + 100  # past the page header: the page is there, its bytes are not
+    raw[start : column.data_page_offset + column.total_compressed_size - 20] = b"\xff" * (
+        column.total_compressed_size - 120
+    )
+    bad.write_bytes(bytes(raw))
+    return directory
+
+
+@pytest.mark.slow
+def test_a_failed_job_tells_how_far_it_got_not_how_far_its_output_is(
+    tmp_path: Path, pool: Path, metadata: Path
+) -> None:
+    """Issue 21, item 4: a job refused because its output holds another (complete) run showed
+    "complete" and a full bar above its error."""
+    jobs, other = tmp_path / "jobs", tmp_path / "other"
+    assert cli("run", "--pool", pool, "--metadata", metadata, "--t", 40, "--out", other, "--shard-rows", 500) == 0
+    refused = wait(jobs, start_job(jobs, str(pool), str(metadata), 40, 0, str(other)))
+    assert refused.state == "failed" and "holds a run with other sharding" in refused.error
+    assert (refused.progress, refused.stage) == (0.0, "failed before it started")
+    assert run_progress(str(other)) == (1.0, "complete")  # what the card used to show
+
+    broken = write_pool_failing_at_its_second_file(tmp_path / "broken")
+    failed = wait(jobs, start_job(jobs, str(broken), str(metadata), 40, 0, str(tmp_path / "out"), workers=1))
+    assert failed.state == "failed" and "part-001.parquet" in failed.error
+    assert (failed.progress, failed.stage) == (0.5, "failed at match: 2,000 of 4,000")  # its log's last line
+    assert not failed.resumable and by_id(jobs)[refused.id].stage == "failed before it started"
+
+
+def test_an_output_in_the_job_records_is_refused_before_starting(tmp_path: Path, pool: Path, metadata: Path) -> None:
+    """Issue 21, item 9: a run written among the job records (runs/.jobs/x) would read as jobs."""
+    jobs = tmp_path / "runs" / ".jobs"
+    with pytest.raises(CurationError, match=r"output .*\.jobs/x is inside the job records \(.*\.jobs\)"):
+        start_job(jobs, str(pool), str(metadata), 40, 0, str(jobs / "x"))
+    with pytest.raises(CurationError, match=r"output .*runs holds the job records"):
+        start_job(jobs, str(pool), str(metadata), 40, 0, str(tmp_path / "runs"))
+    assert list_jobs(jobs) == [] and not (jobs / "x").exists()
+
+
+def write_texts_and_languages(directory: Path) -> tuple[Path, Path]:
+    """A pool with two texts per image and a language column, and worldwide metadata (entry, language)."""
+    pool = write_pool(
+        directory / "pool",
+        {
+            "id": list(range(200)),
+            "alt": ["a dog on a sofa" if i % 2 else "ein hund" for i in range(200)],
+            "title": ["red cat" if i % 3 else "rote katze" for i in range(200)],
+            "lang": ["en" if i % 2 else "de" for i in range(200)],
+        },
+    )
+    metadata = directory / "metadata.parquet"
+    entries = {"dog": "en", "sofa": "en", "cat": "en", "red": "en", "hund": "de", "katze": "de", "rote": "de"}
+    pq.write_table(pa.table({"entry": list(entries), "language": list(entries.values())}), metadata)
+    return pool, metadata
+
+
+@pytest.mark.slow
+def test_a_language_column_and_text_columns_reach_the_run_and_its_resume(tmp_path: Path) -> None:
+    """Issue 21, item 9: the options of `curation run` for worldwide runs and several texts per image,
+    kept in the job's request so that starting it again (Resume) repeats them."""
+    pool, metadata = write_texts_and_languages(tmp_path)
+    jobs, out = tmp_path / "jobs", tmp_path / "out"
+    options = {"language_column": "lang", "text_columns": ["alt", "title"]}
+    first = start_job(jobs, str(pool), str(metadata), 10, 0, str(out), workers=1, **options)
+    pause(jobs, first)
+    cancel_job(jobs, first)
+    request = job_request(jobs, first)
+    assert {key: request[key] for key in options} == options
+    second = start_job(jobs, **request)
+    assert wait(jobs, second).state == "finished", log_tail(jobs, second)
+    for job in list_jobs(jobs):
+        assert "--language-column lang --text-columns alt,title" in job.command
+    columns = json.loads((out / "plan.json").read_text())["columns"]
+    assert (columns["texts"], columns["language"]) == (["alt", "title"], "lang")
+    assert json.loads((out / "run.json").read_text())["matcher"] == "worldwide"
+
+
+def test_text_columns_are_checked_before_starting_and_one_is_the_caption_column(
+    tmp_path: Path, pool: Path, metadata: Path
+) -> None:
+    jobs = tmp_path / "jobs"
+    with pytest.raises(CurationError, match="column names separated by commas, got 'alt,'"):
+        start_job(jobs, str(pool), str(metadata), 40, 0, str(tmp_path / "out"), text_columns=["alt", ""])
+    with pytest.raises(CurationError, match="name a column twice: alt,alt"):
+        start_job(jobs, str(pool), str(metadata), 40, 0, str(tmp_path / "out"), text_columns=["alt", "alt"])
+    assert list_jobs(jobs) == []
+    parse = build_parser().parse_args
+    one = parse(run_arguments("p", "m", 40, 0, "o", text_columns=["caption"]))
+    two = parse(run_arguments("p", "m", 40, 0, "o", language_column="lang", text_columns=["a", "b"]))
+    assert (one.text_column, one.text_columns, one.language_column) == ("caption", None, None)
+    assert (two.text_column, two.text_columns, two.language_column) == (None, ["a", "b"], "lang")

@@ -219,7 +219,7 @@ def test_export_and_stats_read_a_run_in_s3(store: dict, local_run: str, capsys: 
     assert cli("export", run, "--t", T, "--out", f"s3://{BUCKET}/manifests/m.parquet", "--quiet") == 0
     manifest = pq.read_table(f"{BUCKET}/manifests/m.parquet", filesystem=store["fs"])
     assert manifest.column_names == ["url", "caption"] and manifest.num_rows == len(reference_ids(store))
-    provenance = read_json(store, "manifests/m.provenance.json")
+    provenance = read_json(store, "manifests/m.parquet.provenance.json")
     assert provenance["run_dir"] == run and provenance["rows"] == manifest.num_rows
 
 
@@ -404,7 +404,7 @@ def test_the_dashboard_opens_a_run_in_s3(
         app.run()
         assert not app.exception and not app.error, [e.value for e in app.error]
         app.switch_page("views/balance.py").run()
-        app.number_input(key="t").set_value(T).run()
+        app.number_input(key="t_box").set_value(T).run()
         assert not app.exception and not app.error, [e.value for e in app.error]
         kept = next(m.value for m in app.metric if m.label == "Kept pairs")
         assert int(kept.replace(",", "")) == Run(uri).size_at(T) == len(reference_ids(store))

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ENTRIES, cli, make_texts, read_dir, write_pool
-from servers import Faults, http_server, s3_server
+from conftest import ENTRIES, cli, make_texts, read_dir, write_caption_pool, write_pool
+from servers import Faults, http_server, s3_server, static_http_server
 
 from studio_common import storage
 from studio_common.errors import CurationError
@@ -212,7 +212,9 @@ def test_export_writes_the_manifest_and_its_provenance_to_s3(
     body = client.get_object(Bucket=BUCKET, Key=f"manifests/laion-t30{suffix}")["Body"].read()
     read = pq.read_table if file_format == "parquet" else pa_json.read_json
     assert read(pa.BufferReader(body)).equals(read(tmp_path / f"m{suffix}"))
-    provenance = json.loads(client.get_object(Bucket=BUCKET, Key="manifests/laion-t30.provenance.json")["Body"].read())
+    provenance = json.loads(
+        client.get_object(Bucket=BUCKET, Key=f"manifests/laion-t30{suffix}.provenance.json")["Body"].read()
+    )
     assert provenance["file"] == f"laion-t30{suffix}" and provenance["t"] == 30
     assert provenance["rows"] == len(curated_ids(local / "run"))
 
@@ -359,6 +361,44 @@ def test_a_run_over_http_equals_the_run_over_local_files(http: str, local: Path,
         == 0
     )
     same_run(out, local)
+
+
+def test_a_pool_on_a_server_without_ranges_is_read_whole_and_said_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture
+) -> None:
+    """`python -m http.server` answers a range with the whole file. Files of some 250 kB (a Parquet
+    footer is read from beyond the first 64 kB, where fsspec gave up with a traceback) are streamed
+    whole into the cache and read there: the run equals the local one, and stderr says so once (the
+    workers find the driver's copies). A second run reuses the copies without a word."""
+    served = tmp_path / "served"
+    write_caption_pool(served / "pool", make_texts(20_000, seed=5))
+    assert min(p.stat().st_size for p in (served / "pool").iterdir()) > 200_000
+    (served / "metadata.json").write_text(json.dumps(ENTRIES))
+    args = ["--t", 30, "--seed", 1, "--workers", 2]
+    assert (
+        cli("run", "--pool", served / "pool", "--metadata", served / "metadata.json", *args, "--out", served / "run")
+        == 0
+    )
+    monkeypatch.setenv("CURATION_CACHE_DIR", str(tmp_path / "cache"))
+    capfd.readouterr()
+    with static_http_server(served) as base:
+        remote = ["--pool", f"{base}/pool/", "--metadata", f"{base}/metadata.json", *args]
+        assert cli("run", *remote, "--out", tmp_path / "run") == 0
+        err = capfd.readouterr().err
+        assert "Traceback" not in err and err.count("does not answer byte-range requests") == 1, err
+        assert f"note: {base} does not answer byte-range requests" in err and str(tmp_path / "cache") in err
+        same_run(tmp_path / "run", served)
+        copies = sorted(p.name.split("-", 1)[1] for p in (tmp_path / "cache" / "whole-files").iterdir())
+        assert copies == ["metadata.json", "part-000.parquet", "part-001.parquet"]
+        assert not storage.answers_ranges(f"{base}/pool/part-000.parquet")
+        storage._ANNOUNCED.clear()  # as a new process: the copies, not this process's memory, keep it quiet
+        assert cli("run", *remote, "--out", tmp_path / "again") == 0
+        assert "byte-range" not in capfd.readouterr().err
+        same_run(tmp_path / "again", served)
+
+
+def test_a_server_that_answers_ranges_is_read_by_range(http: str) -> None:
+    assert storage.answers_ranges(f"{http}/pool/part-000.parquet")
 
 
 def test_a_missing_http_file_is_named(http: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

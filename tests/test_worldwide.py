@@ -237,3 +237,30 @@ def test_sorted_counts_answer_as_the_formula_does(reference: list[int], other: l
             for language in set(languages)
         }
         assert fast.thresholds(t) == expected
+
+
+@settings(max_examples=examples(400), deadline=None)
+@given(
+    st.lists(st.integers(0, 60), min_size=1, max_size=20),
+    st.lists(st.integers(0, 60), min_size=1, max_size=20),
+)
+def test_the_least_reference_t_for_a_language_is_the_first_that_gives_it_one(
+    reference: list[int], other: list[int]
+) -> None:
+    """Against a walk over every whole t with t_to_p and p_to_t written literally: the first reference t
+    at which the language's t is above 0 (None when no t up to past every count does)."""
+    counts = np.array(reference + other, dtype=np.int64)
+    fast = LanguageCounts.build(counts, ["en"] * len(reference) + ["de"] * len(other))
+    members, ref = np.array(other), np.array(reference)
+    walked = next((t for t in range(1, max(reference) + 2) if p_to_t(members, t_to_p(ref, t)) > 0), None)
+    assert fast.least_reference_t("de", "en") == walked
+
+
+def test_a_language_with_matches_gets_t_0_while_the_reference_share_is_small() -> None:
+    """MetaCLIP 2's p_to_t lands on an entry counted 0 times when p is nearer 0 than the first share the
+    language's matched entries reach: here p = 1/81 at t = 5 against de's 1/1 (one matched entry)."""
+    counts = np.array([40, 40, 1, 10, 0])
+    fast = LanguageCounts.build(counts, ["en", "en", "en", "de", "de"])
+    assert fast.thresholds(5)["de"] == 0 and fast.total("de") == 10
+    assert fast.least_reference_t("de") == 41 and fast.thresholds(41)["de"] == 10 and fast.thresholds(40)["de"] == 0
+    assert LanguageCounts.build(np.array([3, 0]), ["en", "de"]).least_reference_t("de") is None  # no matches

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import cli, read_dir, write_pool
+from conftest import cli, read_dir, texts_of, write_pool
 
 from curation.balancing import keep_thresholds
 from curation.matching import spacing
@@ -547,7 +547,7 @@ def test_the_dashboard_opens_a_worldwide_run(
             assert not app.error, (page, [e.value for e in app.error])
         app.switch_page("views/balance.py").run()
         for t in (10, 150):
-            app.number_input(key="t").set_value(t).run()
+            app.number_input(key="t_box").set_value(t).run()
             kept = next(m.value for m in app.metric if m.label == "Kept pairs")
             assert kept == f"{len(expected_ids(world, t, 3)[0]):,}"
         app.switch_page("views/languages.py").run()
@@ -575,12 +575,22 @@ def test_the_dashboard_opens_a_worldwide_run(
         assert all("dog" in text for text in with_dog["text"])
         app.text_input(key="sample_entry").set_value("Katze").run()
         app.selectbox(key="sample_language").set_value("zh").run()
-        assert any("not an entry of this run's metadata in zh" in w.value for w in app.warning)
+        assert any("not an entry of this run's metadata in zh" in w for w in texts_of(app.warning))
         app.selectbox(key="sample_language").set_value("de").run()
         app.text_input(key="sample_entry").set_value("").run()
         app.radio(key="sample_kind").set_value("dropped").run()
         dropped = app.dataframe[0].value
         assert set(dropped["caption_language"]) <= {"de"} and not set(dropped["id"]) & kept_ids
+        # Every statement names the t it is made at: the language's own, never the reference's (en's 150).
+        assert thresholds["de"] != 150, "pick a t at which de's own t differs, or this proves nothing"
+        de_t = f"de's t = {thresholds['de']:g}"
+        assert any(f"dropped at {de_t} (seed 3)" in c for c in texts_of(app.caption)), texts_of(app.caption)
+        app.selectbox(key="sample_language").set_value(None).run()
+        every = [c for c in texts_of(app.caption) if "at each caption language's own t (" in c]
+        assert every and all(f"{code} {value:g}" in every[0] for code, value in thresholds.items()), every
+        app.switch_page("views/entries.py").run()
+        app.selectbox(key="entry_language").set_value("de").run()
+        assert f"At {de_t}" in [m.label for m in app.metric]
     finally:
         monkeypatch.undo()
         importlib.reload(dashboard.data)
@@ -669,3 +679,28 @@ def test_a_language_whose_t_comes_out_0_is_reported(tmp_path: Path, capsys) -> N
     )
     out = capsys.readouterr().out
     assert "t is 0 for de: nothing of it is kept" in out and "--t-language CODE=T" in out
+
+
+def test_a_language_with_matches_whose_t_comes_out_0_is_told_why_and_the_way_out(tmp_path: Path, capsys) -> None:
+    """German has 10 matched pairs, yet at t = 5 English's tail share (1 of 81 matches) is nearer 0 than
+    German's first share, so p_to_t lands on its unmatched entry: the line says so, and names the
+    reference t from which German gets a t, which that t then gives."""
+    texts = ["a red dog"] * 40 + ["a cat photo"] * 40 + ["a bird"] + ["ein Hund"] * 10
+    write_pool(tmp_path / "pool", {"id": list(range(91)), "text": texts, "lang": ["en"] * 81 + ["de"] * 10})
+    pq.write_table(
+        pa.table({"entry": ["dog", "cat", "bird", "Hund", "Katze"], "language": ["en"] * 3 + ["de"] * 2}),
+        tmp_path / "metadata.parquet",
+    )
+    args = ["--pool", tmp_path / "pool", "--metadata", tmp_path / "metadata.parquet", "--language-column", "lang"]
+    assert cli("run", *args, "--t", 5, "--out", tmp_path / "run") == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("t is 0")]
+    assert lines == [
+        "t is 0 for de: nothing of it is kept though it has matches: en's tail share at t=5 is p = 0.01235, "
+        "nearer 0 than the cumulative share of its least counted matched entry, so MetaCLIP 2's p_to_t lands "
+        "on an entry counted 0 times; a larger t gives it a t (de from t=41), or fix a language's t with "
+        "--t-language CODE=T"
+    ]
+    assert "no matches to take a tail share from" not in lines[0]
+    assert cli("balance", tmp_path / "run", "--t", 41) == 0
+    de = next(row for row in Run(tmp_path / "run").record["languages"] if row["language"] == "de")
+    assert de["t"] == 10 and de["kept"] == 10 and "t is 0" not in capsys.readouterr().out

@@ -4,7 +4,7 @@ import math
 
 import streamlit as st
 
-from dashboard import charts, data
+from dashboard import charts, data, messages
 
 st.title("Balance")
 current = data.current_run()
@@ -17,14 +17,8 @@ counts = preview.counts
 
 
 def _set_t(value: float) -> None:
-    """A solved t, raised to the input's minimum (t for a tiny target size can be smaller)."""
+    """A solved t, raised to the smallest t the boxes take (t for a tiny target size can be smaller)."""
     st.session_state.t = max(float(value), data.MIN_T)
-    st.session_state.t_log = math.log10(st.session_state.t)
-
-
-def _from_number() -> None:
-    if data.usable_t(st.session_state.t) is not None:
-        st.session_state.t_log = math.log10(st.session_state.t)
 
 
 def _from_slider() -> None:
@@ -42,18 +36,18 @@ def _solve_share() -> None:
 
 largest = max(float(counts.max()) if len(counts) else 1.0, 10.0)
 left, right = st.columns([1, 2])
-data.t_input(left, "t", "t", on_change=_from_number)
+data.t_input(left, "t", "t")
 slider_top = round(math.log10(largest) + 0.5, 2)
-if data.usable_t(st.session_state.get("t")) is not None:
-    st.session_state.setdefault("t_log", math.log10(st.session_state.t))
-st.session_state.t_log = min(max(st.session_state.get("t_log", 0.0), 0.0), slider_top)
+# The slider follows the session's t on every run (a widget of its own, like the t box: see data.t_input).
+st.session_state.t_log = min(max(math.log10(st.session_state.t), 0.0), slider_top)
 right.slider(
     "t on a log scale (10^x)", min_value=0.0, max_value=slider_top, step=0.01, key="t_log", on_change=_from_slider
 )
 t = data.current_t()
 if t is None:
     st.stop()
-if data.languages(str(root), seed, token):
+worldwide = bool(data.languages(str(root), seed, token))
+if worldwide:
     st.caption(
         f"A worldwide run: t is {preview.reference}'s; every language keeps its pairs at its own t "
         "(see Languages), and sizes and head/tail here add all languages up, each at its t."
@@ -119,14 +113,21 @@ with right:
 st.subheader("Most matched entries, before and after balancing")
 top = charts.top_entries(counts)
 kept_top = preview.kept_counts(top, t)[0]
-st.plotly_chart(charts.before_after(entries["entry"].to_numpy()[top], counts[top], kept_top, t))
-if len(top) and counts[top[0]] > t:  # the most matched entry is a head entry: say why it keeps more than t
-    first = int(top[0])
+own_t = data.entry_t(str(root), seed, token, t)  # each entry's language's t in a worldwide run
+names = entries["entry"].to_numpy()[top]
+if worldwide:  # dog in en and in de are two entries, each judged at its language's t
+    names = [f"{name} ({language})" for name, language in zip(names, entries["language"].to_numpy()[top])]
+st.plotly_chart(charts.before_after(names, counts[top], kept_top, t, own_t[top] if worldwide else None))
+first = int(top[0]) if len(top) else None
+if first is not None and counts[first] > (own_t[first] if worldwide else t):  # a head entry: why it keeps more
     about = "" if preview.sample.size >= preview.sample.population else "about "
+    at = data.t_label(str(root), seed, token, t, entries["language"].iat[first] if worldwide else None)
     st.caption(
-        f"Why an entry can keep far more than t: a pair is kept if any of its entries keeps it "
-        f"(P = 1 - prod(1 - p_e)). {entries['entry'].iat[first]!r} alone has p_e = "
-        f"{preview.entry_probabilities(t)[first]:.3f} at t = {t:g}, yet keeps {about}{kept_top[0]:,.0f} of "
-        f"its {int(counts[first]):,} matches: most of its pairs also match rarer entries, which keep them."
+        messages.plain(
+            f"Why an entry can keep far more than t: a pair is kept if any of its entries keeps it "
+            f"(P = 1 - prod(1 - p_e)). {entries['entry'].iat[first]!r} alone has p_e = "
+            f"{preview.entry_probabilities(t)[first]:.3f} at {at}, yet keeps {about}{kept_top[0]:,.0f} of "
+            f"its {int(counts[first]):,} matches: most of its pairs also match rarer entries, which keep them."
+        )
     )
 st.caption("Kept matches per entry: " + data.estimate_note(preview).lower())

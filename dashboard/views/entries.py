@@ -85,7 +85,8 @@ choice = st.selectbox("Entry", ids.tolist(), key="entry_choice", format_func=lam
 row = page.loc[page.entry_id == choice].iloc[0]
 columns = st.columns(4)
 columns[0].metric("Matches", f"{row['count']:,}")
-columns[1].metric(f"At t = {t:g}", row["at t"])
+at = data.t_label(str(root), seed, token, t, row["language"] if languages else None)
+columns[1].metric(f"At {at}", row["at t"])
 columns[2].metric("Keep probability p_e", f"{row['p_e']:.4f}")
 columns[3].metric(
     "Matches kept at t", f"{row['kept at t']:,}" if exact else f"≈{row['kept at t']:,} ± {row['± (kept)']:,}"

@@ -6,11 +6,12 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
 
-from curation.export import COLUMN_SETS, FORMATS, NAME_MAX, manifest_path
+from curation.export import COLUMN_SETS, FORMATS, NAME_MAX, manifest_path, provenance_name
 from curation.jobs import list_jobs, start_export
-from dashboard import access, data
+from dashboard import access, data, messages
 from studio_common.errors import CurationError
 
 DOWNLOAD_LIMIT = 200 * 2**20
@@ -18,6 +19,13 @@ DOWNLOAD_LIMIT = 200 * 2**20
 st.title("Export")
 root, token, seed, t = data.page_context()
 seeds = data.seeds(str(root), token)
+
+
+def exact(t: float) -> str:
+    """t written in full, as a name may hold it: 1e6 is 1000000 (no '+'), 1234.5678 stays itself, so
+    that nearby t values never share a file name."""
+    return np.format_float_positional(float(t), trim="-")
+
 
 left, right = st.columns(2)
 st.session_state.setdefault("export_t", t)
@@ -27,7 +35,7 @@ file_format = left.radio("Format", list(FORMATS), horizontal=True, key="export_f
 column_set = right.radio(
     "Columns", list(COLUMN_SETS), format_func=lambda c: f"{c}: {COLUMN_SETS[c]}", key="export_columns"
 )
-default_name = f"curated-t{export_t:g}-seed{export_seed}"
+default_name = f"curated-t{exact(export_t)}-seed{export_seed}"
 typed = st.text_input(
     f"File name (no extension; letters, digits, '.', '_', '-'; at most {NAME_MAX} characters)",
     key="export_name",
@@ -44,7 +52,17 @@ st.caption(
     f"{data.EXPORT_DIR} (set CURATION_EXPORT_DIR to change it)."
 )
 
+
+def _target() -> Path | None:
+    """The manifest the form names now (None when the name is refused: the click says why)."""
+    try:
+        return manifest_path(data.EXPORT_DIR, name, file_format)
+    except CurationError:
+        return None
+
+
 if st.button("Export", type="primary"):
+    st.session_state.pop("export_job", None)  # a refused export leaves no earlier result under the form
     try:
         path = manifest_path(data.EXPORT_DIR, name, file_format)
         access.check_export(path, data.ROOTS)  # a symlink left in the export folder may point out of it
@@ -59,30 +77,40 @@ if st.button("Export", type="primary"):
             max_running=access.max_jobs(os.environ),
         )
     except CurationError as error:
-        st.error(str(error))
+        messages.error(error)
 
 
-@st.fragment(run_every=1.0)
-def last_export() -> None:
+def last_export(ticking: bool) -> None:
+    """The export this session started, while the form still names its file (another t, seed, format
+    or name is another manifest: the old one's message and downloads would be the wrong ones);
+    redrawn every second while it runs (``ticking``)."""
     job_id = st.session_state.get("export_job")
     job = next((j for j in list_jobs(data.JOBS_DIR) if j.id == job_id), None) if job_id else None
-    if job is None:
+    if job is None or Path(job.out) != _target():
         return
+    if (job.state == "running") != ticking:
+        st.rerun()  # started or ended: a whole rerun draws this again, with or without the timer
     path = Path(job.out)
     if job.state == "running":
-        st.progress(job.progress, text=f"Writing {path.name}: {job.stage}")
+        st.progress(job.progress, text=messages.plain(f"Writing {path.name}: {job.stage}"))
     elif job.state == "failed":
-        st.error(job.error or "the export failed")
+        messages.error(job.error or "the export failed")
     elif job.state == "finished":
-        provenance_path = path.with_name(path.stem + ".provenance.json")
+        provenance_path = path.with_name(provenance_name(path.name))  # named as the engine names it
         provenance = json.loads(provenance_path.read_text())
-        st.success(f"Wrote {provenance['rows']:,} pairs to {path}")
+        messages.success(f"Wrote {provenance['rows']:,} pairs to {path}")
         st.json(provenance, expanded=False)
         if path.stat().st_size <= DOWNLOAD_LIMIT:
             st.download_button("Download the manifest", path.read_bytes(), file_name=path.name)
         st.download_button("Download the provenance", json.dumps(provenance, indent=2), file_name=provenance_path.name)
     else:
-        st.warning(job.stage)
+        messages.warning(job.stage)
 
 
-last_export()
+def _running() -> bool:
+    job_id = st.session_state.get("export_job")
+    return any(j.id == job_id and j.state == "running" for j in list_jobs(data.JOBS_DIR)) if job_id else False
+
+
+ticking = _running()
+st.fragment(last_export, run_every=1.0 if ticking else None)(ticking)

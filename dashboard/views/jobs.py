@@ -3,12 +3,14 @@ survives a page reload. What a job reads and writes is confined to the configure
 CURATION_MAX_JOBS run at once, and a running job can be cancelled and resumed."""
 
 import os
+from collections.abc import Sequence
 
 import streamlit as st
 
 import data_samples
+from curation.commands import column_names
 from curation.jobs import cancel_job, job_request, list_jobs, log_tail, start_job
-from dashboard import access, data
+from dashboard import access, data, messages
 from studio_common.errors import CurationError
 
 st.title("Jobs")
@@ -22,10 +24,27 @@ with st.form("launch"):
         "http(s)://... (credentials from the usual AWS_*, GOOGLE_*, HF_TOKEN variables).",
     )
     metadata = st.text_input(
-        "Metadata (JSON list or one entry per line)",
+        "Metadata (JSON list, one entry per line, or Parquet)",
         value=str(data_samples.METADATA),
         key="job_metadata",
-        help="A local path or a URI, as for the pool.",
+        help="A local path or a URI, as for the pool. Parquet holds an 'entry' column (as "
+        "`curation-metadata build` writes it); with a 'language' column too, the run is worldwide (MetaCLIP 2).",
+    )
+    languages, texts = st.columns(2)
+    language_column = languages.text_input(
+        "Language column (optional)",
+        key="job_language_column",
+        help="Worldwide runs (metadata in Parquet with 'entry' and 'language' columns): the pool column "
+        "holding each caption's language code, so each caption is matched against its own language's "
+        "entries and balanced at its language's t. Empty: the language is identified from the text.",
+    )
+    text_columns = texts.text_input(
+        "Text columns (optional)",
+        key="job_text_columns",
+        placeholder="alt,title",
+        help="Several texts per image, MetaCLIP 2 style: column names separated by commas; each text is "
+        "matched and counted, one matched text per image is picked, and the image is kept by that "
+        "text's entries. One name: the caption column. Empty: text, else caption, TEXT, txt, ...",
     )
     left, middle, right = st.columns(3)
     t = data.t_input(left, "t", "job_t", value=data.usable_t(st.session_state.t) or data.SAMPLE_T)
@@ -39,19 +58,48 @@ with st.form("launch"):
     launched = st.form_submit_button("Start curation")
 
 
-def _start(pool: str, metadata: str, t: float, seed: int, out: str, workers: int | None = None) -> str:
-    """A run inside the roots and the job limit (checked before anything is made), started."""
-    access.check_job_request(pool, metadata, out, data.ROOTS)
-    return start_job(data.JOBS_DIR, pool, metadata, t, seed, out, workers, max_running=access.max_jobs(os.environ))
+def _start(
+    pool: str,
+    metadata: str,
+    t: float,
+    seed: int,
+    out: str,
+    workers: int | None = None,
+    language_column: str | None = None,
+    text_columns: Sequence[str] = (),
+) -> str:
+    """A run inside the roots, not onto the open run, and within the job limit (checked before anything
+    is made), started. Takes a job's request as it is kept, so Resume repeats every option."""
+    access.check_job_request(pool, metadata, out, data.ROOTS, open_run=st.session_state.get("run_dir"))
+    return start_job(
+        data.JOBS_DIR,
+        pool,
+        metadata,
+        t,
+        seed,
+        out,
+        workers,
+        max_running=access.max_jobs(os.environ),
+        language_column=language_column,
+        text_columns=text_columns,
+    )
 
 
 if launched:
     try:
-        job_id = _start(pool.strip(), metadata.strip(), float(t), int(seed), out.strip())
+        job_id = _start(
+            pool.strip(),
+            metadata.strip(),
+            float(t),
+            int(seed),
+            out.strip(),
+            language_column=language_column.strip() or None,
+            text_columns=column_names(text_columns),
+        )
     except CurationError as error:
-        st.error(str(error))
+        messages.error(error)
     else:
-        st.success(f"Started job {job_id}.")
+        messages.success(f"Started job {job_id}.")
 
 
 def _cancel(job_id: str) -> None:
@@ -90,15 +138,15 @@ def job_list(ticking: bool) -> None:
     if any(job.state == "running" for job in jobs) != ticking:
         st.rerun()  # a job started or ended: a whole rerun draws the list again, with or without the timer
     if "job_message" in st.session_state:
-        st.info(st.session_state.pop("job_message"))
+        messages.info(st.session_state.pop("job_message"))
     if not jobs:
         st.caption("No jobs yet.")
     for job in jobs:
         with st.container(border=True):
-            st.markdown(f"**{job.id}** · {job.kind} · {job.state} · `{job.out}`")
-            st.progress(job.progress, text=job.stage)
+            st.markdown(f"**{job.id}** · {job.kind} · {job.state} · {messages.plain(job.out)}")
+            st.progress(job.progress, text=messages.plain(job.stage))
             if job.state == "failed":
-                st.error(job.error or "the run failed")
+                messages.error(job.error or "the run failed")
             if job.state == "finished" and job.kind == "run":
                 if ticking:
                     st.page_link(
@@ -118,7 +166,7 @@ def job_list(ticking: bool) -> None:
                     args=(job.id,),
                     help="Stops this job's processes; the run directory keeps what was finished.",
                 )
-            if job.state in ("cancelled", "lost") and job.kind == "run":
+            if job.resumable:
                 st.button(
                     "Resume",
                     key=f"resume-{job.id}",

@@ -2,9 +2,10 @@
 
 import streamlit as st
 
-from dashboard import charts, data
+from dashboard import charts, data, messages
 
 TOP_LANGUAGES = 40  # bars drawn for the languages with most pairs; the table holds them all
+NOT_IN_METADATA = "(not in the metadata)"  # the table's row of pairs whose caption language has no entries
 
 st.title("Languages")
 root, token, seed, t = data.page_context()
@@ -22,14 +23,16 @@ reference = preview.reference
 left, right = st.columns([1, 3])
 data.t_input(left, f"t of the reference language ({reference})", "t")
 right.caption(
-    f"Each language's t keeps the tail share {reference} keeps at its t: p = {preview.tail_share(t):.4f} "
-    f"of its matches go to entries matched fewer than t times (MetaCLIP 2's t_to_p and p_to_t). "
-    + (
-        f"Fixed by the run: {', '.join(f'{k}={v:g}' for k, v in preview.overrides.items())}. "
-        if preview.overrides
-        else ""
+    messages.plain(
+        f"Each language's t keeps the tail share {reference} keeps at its t: p = {preview.tail_share(t):.4f} "
+        f"of its matches go to entries matched fewer than t times (MetaCLIP 2's t_to_p and p_to_t). "
+        + (
+            f"Fixed by the run: {', '.join(f'{k}={v:g}' for k, v in preview.overrides.items())}. "
+            if preview.overrides
+            else ""
+        )
+        + "A language whose t comes out 0 keeps nothing."
     )
-    + "A language whose t comes out 0 keeps nothing."
 )
 
 known = rows[rows["language"].notna()]
@@ -37,10 +40,20 @@ columns = st.columns(4)
 columns[0].metric("Languages in the metadata", f"{len(known):,}")
 columns[1].metric("Languages with matched pairs", f"{int((known['matched_pairs'] > 0).sum()):,}")
 columns[2].metric("Kept pairs", f"{int(rows['kept'].sum()):,}", help="Exact: every language at its own t.")
+language_column = data.record(str(root), token).get("columns", {}).get("language")
+found_by = (
+    f"as the pool's {language_column!r} column gives it"
+    if language_column
+    else "as identified from the text by fastText's lid.176"
+)
 columns[3].metric(
-    "Pairs without a language",
+    "Pairs in no metadata language",
     f"{int(rows.loc[rows['language'].isna(), 'pairs'].sum()):,}",
-    help="Captions whose language has no entries, in metadata without an 'other' list: matched against nothing.",
+    help=messages.plain(
+        f"Captions whose language ({found_by}) has no entries in this run's metadata; a caption without "
+        "a language (no code, or no text to identify) counts here too. The metadata has no 'other' list to "
+        "match them against, so they match nothing and are never kept."
+    ),
 )
 
 by_size = known.sort_values(["pairs", "language"], ascending=[False, True])
@@ -53,41 +66,61 @@ if len(by_size) > TOP_LANGUAGES:
     st.caption(f"The {TOP_LANGUAGES} languages with most pairs of {len(by_size):,}; the table below holds them all.")
 zero = known[(known["t"] == 0) & (known["matched_pairs"] > 0)]
 if len(zero):
-    st.warning(
-        f"{len(zero)} languages have t = 0 and keep nothing: {', '.join(zero['language'].head(20))}"
+    have = "language has" if len(zero) == 1 else "languages have"
+    messages.warning(
+        f"{len(zero)} {have} t = 0 and keep nothing: {', '.join(zero['language'].head(20))}"
         + (" ..." if len(zero) > 20 else "")
-        + ". Fix one with `--t-language CODE=T` on `curation "
-        "balance`."
+        + ". Fix one with --t-language CODE=T on curation balance."
     )
 
 table = rows.assign(
-    language=rows["language"].fillna("(none)"),
+    language=rows["language"].fillna(NOT_IN_METADATA),
     kept_share=rows["kept"] / rows["matched_pairs"].where(rows["matched_pairs"] > 0),
 )
 exact = bool(rows["expected_kept_exact"].all())
-columns_shown = [
-    "language",
-    "pairs",
-    "matched_pairs",
-    "entries",
-    "matched_entries",
-    "matches",
-    "t",
-    "tail_share",
-    "kept",
-    "kept_share",
-    "expected_kept",
-] + ([] if exact else ["expected_kept_margin"])
-st.dataframe(
-    table[columns_shown],
-    hide_index=True,
-    column_config={
-        "tail_share": st.column_config.NumberColumn("tail share p", format="%.4f"),
-        "kept_share": st.column_config.NumberColumn("kept / matched", format="percent"),
-        "t": st.column_config.NumberColumn("t", format="%g"),
-        "expected_kept": st.column_config.NumberColumn("expected kept", format="%.1f"),
-        "expected_kept_margin": st.column_config.NumberColumn("±", format="%.0f"),
-        **data.thousands(["pairs", "matched_pairs", "entries", "matched_entries", "matches", "kept"]),
-    },
+
+
+def _count(label: str, tip: str | None = None) -> st.column_config.NumberColumn:
+    """A count with thousands separators and no decimals."""
+    return st.column_config.NumberColumn(label, help=tip, format="localized", step=1)
+
+
+# Every column with a header in words, a fixed number of decimals (Streamlit takes them from the step:
+# "percent" alone shows 100% beside 50.25%) and thousands separators; "–" where there is no value (the
+# row of pairs in no metadata language has no t; a language with no matched pairs, no kept share).
+COLUMNS = {
+    "language": st.column_config.TextColumn("language"),
+    "pairs": _count("pairs"),
+    "matched_pairs": _count("matched pairs", "Pairs matching at least one entry of their language."),
+    "entries": _count("entries", "Entries of the language in the metadata."),
+    "matched_entries": _count("matched entries", "Entries matched at least once."),
+    "matches": _count("matches", "Matches of the language's entries (a pair can match several)."),
+    "t": st.column_config.NumberColumn("t", format="localized", help="The language's own t."),
+    "tail_share": st.column_config.NumberColumn(
+        "tail share p",
+        format="%.4f",
+        help="The share of the language's matches held by entries matched fewer than its t times.",
+    ),
+    "kept": _count("kept", "Pairs kept at the language's t, for this seed (exact)."),
+    "kept_share": st.column_config.NumberColumn(
+        "kept / matched", format="percent", step=0.001, help="Kept over matched pairs (– for none matched)."
+    ),
+    "expected_kept": st.column_config.NumberColumn(
+        "expected kept", format="localized", step=0.1, help="The mean of kept over seeds."
+    ),
+    "expected_kept_margin": st.column_config.NumberColumn(
+        "± expected kept", format="localized", step=1, help="Two standard errors of the estimate (about 95%)."
+    ),
+}
+shown_columns = list(COLUMNS) if not exact else [c for c in COLUMNS if c != "expected_kept_margin"]
+st.dataframe(table[shown_columns], hide_index=True, column_config=COLUMNS, placeholder="–")
+st.caption(
+    "Kept is exact (this seed's draw); expected kept is its mean over seeds. "
+    + data.estimate_note(preview)
+    + (
+        f" The row {NOT_IN_METADATA} holds the pairs whose caption language has no entries in the metadata: "
+        "they match nothing."
+        if rows["language"].isna().any()
+        else ""
+    )
 )
-st.caption("Kept is exact (this seed's draw); expected kept is its mean over seeds. " + data.estimate_note(preview))

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import charts, data
+from dashboard import charts, data, messages
 
 st.title("Overview")
 current = data.current_run()
@@ -15,9 +15,13 @@ total = rows.get("in", 0) or 1
 
 columns = st.columns(4)
 columns[0].metric("Pool rows", f"{rows.get('in', 0):,}")
-columns[1].metric(
-    "Matched", f"{rows.get('matched', 0):,}", f"{rows.get('matched', 0) / total:.1%} of the pool", delta_color="off"
+share = f"{rows.get('matched', 0) / total:.1%}"
+columns[1].metric(  # the share in a caption: a delta would draw an arrow, as if for a change
+    "Matched",
+    f"{rows.get('matched', 0):,}",
+    help=f"Pairs whose text matches at least one entry: {share} of the pool's {rows.get('in', 0):,} pairs.",
 )
+columns[1].caption(f"{share} of the pool")
 unmatched, empty = rows.get("unmatched", 0), rows.get("null_or_empty_text", 0)
 columns[2].metric(
     "Unmatched (with text)",
@@ -67,6 +71,8 @@ with right:
         st.dataframe(table, hide_index=True, column_config=data.thousands(["matched", "unmatched", "matches"]))
 
 st.caption(
-    f"Run directory {root} · metadata {record.get('metadata', {}).get('path', '?')} "
-    f"({record.get('metadata', {}).get('fingerprint', '')[:19]}…) · pair key: {record.get('pair_key', '?')}"
+    messages.plain(
+        f"Run directory {root} · metadata {record.get('metadata', {}).get('path', '?')} "
+        f"({record.get('metadata', {}).get('fingerprint', '')[:19]}…) · pair key: {record.get('pair_key', '?')}"
+    )
 )

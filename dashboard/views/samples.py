@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import data
+from dashboard import data, messages
 
 st.title("Samples")
 root, token, seed, t = data.page_context()
@@ -41,14 +41,17 @@ entry_id = None
 if entry:
     entry_id = q.entry_id(entry, language)
     if entry_id is None:
-        st.warning(f"{entry!r} is not an entry of this run's metadata" + (f" in {language}." if language else "."))
+        where = f" in {language}" if language else ""
+        messages.warning(f"{entry!r} is not an entry of this run's metadata{where}.")
         st.stop()
-    count = int(data.entries(str(root), token)["count"].iat[entry_id])
+    entry_row = data.entries(str(root), token).iloc[entry_id]
+    count = int(entry_row["count"])
     own_t = data.entry_t(str(root), seed, token, t)
     own_t = float(own_t[entry_id]) if languages else t
     if which == "dropped" and count <= own_t:
-        st.info(
-            f"{entry!r} is matched {count:,} times, no more than t = {own_t:g}: every pair that matches it "
+        at = data.t_label(str(root), seed, token, t, entry_row.get("language") if languages else None)
+        messages.info(
+            f"{entry!r} is matched {count:,} times, no more than {at}: every pair that matches it "
             "is kept, so none is dropped."
         )
         st.stop()
@@ -63,7 +66,10 @@ where = (
     else f"; found in {searched:,} of {shards:,} shards searched (the search stops "
     "when the page is full, or after about 1.5 s, 6 s while it has found nothing)"
 )
-st.caption(f"{len(frame):,} pairs shown, {which} at t = {t:g} (seed {seed}); k is the pair's keep threshold{where}.")
+at = data.t_label(str(root), seed, token, t, language)
+st.caption(
+    messages.plain(f"{len(frame):,} pairs shown, {which} at {at} (seed {seed}); k is the pair's keep threshold{where}.")
+)
 columns = data.plan(str(root), token)["columns"]
 url_column = columns["url"]
 config = {
