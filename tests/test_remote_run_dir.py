@@ -408,7 +408,7 @@ def test_the_dashboard_opens_a_run_in_s3(
         assert not app.exception and not app.error, [e.value for e in app.error]
         kept = next(m.value for m in app.metric if m.label == "Kept pairs")
         assert int(kept.replace(",", "")) == Run(uri).size_at(T) == len(reference_ids(store))
-        assert json.loads((tmp_path / "runs" / ".recent.json").read_text())[0] == uri
+        assert app.query_params["run"] == uri and uri in app.selectbox(key="recent_choice").options
     finally:
         monkeypatch.undo()
         importlib.reload(dashboard.data)
