@@ -360,3 +360,36 @@ def language_rows(
             }
         )
     return rows
+
+
+def zero_t_notes(languages: list[str], reference: str, t: float, counts: LanguageCounts) -> list[str]:
+    """Why each language whose t is 0 keeps nothing, one line per cause, with the way out: a language
+    without matches has no tail share to match; one with matches got 0 from p_to_t because the
+    reference's tail share at t is too small, and a larger t gives it a t."""
+    notes = []
+    unmatched = [language for language in languages if not counts.total(language)]
+    matched = [language for language in languages if counts.total(language)]
+    if unmatched:
+        notes.append(
+            f"t is 0 for {', '.join(unmatched)}: nothing of {_them(unmatched)} is kept (no matches to take a "
+            "tail share from); fix a language's t with --t-language CODE=T"
+        )
+    if matched:
+        least = {language: counts.least_reference_t(language, reference) for language in matched}
+        ways = ", ".join(
+            f"{language} from t={value:g}" if value is not None else f"{language}: no t does"
+            for language, value in least.items()
+        )
+        notes.append(
+            f"t is 0 for {', '.join(matched)}: nothing of {_them(matched)} is kept though "
+            f"{'it has' if len(matched) == 1 else 'they have'} matches: {reference}'s tail share at t={t:g} is "
+            f"p = {counts.tail_share(reference, t):.4g}, nearer 0 than the cumulative share of "
+            f"{'its' if len(matched) == 1 else 'their'} least counted matched entry, so MetaCLIP 2's p_to_t "
+            "lands on an entry counted 0 times; a larger t gives "
+            f"{_them(matched)} a t ({ways}), or fix a language's t with --t-language CODE=T"
+        )
+    return notes
+
+
+def _them(languages: list[str]) -> str:
+    return "it" if len(languages) == 1 else "them"

@@ -271,7 +271,7 @@ def language_bars(table: pd.DataFrame, t: float) -> go.Figure:
         [
             go.Bar(x=table["language"], y=table["pairs"], name="pairs", marker_color="lightgray"),
             go.Bar(x=table["language"], y=table["matched_pairs"], name="matched", marker_color=RAW_COLOUR),
-            go.Bar(x=table["language"], y=table["kept"], name=f"kept at t = {t:g}", marker_color=t_colour(0)),
+            go.Bar(x=table["language"], y=table["kept"], name="kept at its language's t", marker_color=t_colour(0)),
         ]
     )
     figure.update_layout(

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from curation.worldwide import zero_t_notes
 from dashboard import charts, data, messages
 
 TOP_LANGUAGES = 40  # bars drawn for the languages with most pairs; the table holds them all
@@ -65,13 +66,8 @@ st.plotly_chart(charts.language_t_bars(shown[shown["t"] > 0], t, reference))
 if len(by_size) > TOP_LANGUAGES:
     st.caption(f"The {TOP_LANGUAGES} languages with most pairs of {len(by_size):,}; the table below holds them all.")
 zero = known[(known["t"] == 0) & (known["matched_pairs"] > 0)]
-if len(zero):
-    have = "language has" if len(zero) == 1 else "languages have"
-    messages.warning(
-        f"{len(zero)} {have} t = 0 and keep nothing: {', '.join(zero['language'].head(20))}"
-        + (" ..." if len(zero) > 20 else "")
-        + ". Fix one with --t-language CODE=T on curation balance."
-    )
+for note in zero_t_notes(zero["language"].head(20).tolist(), reference, t, preview.by_language):
+    messages.warning(note + (f" ({len(zero) - 20:,} more languages too)" if len(zero) > 20 else ""))
 
 table = rows.assign(
     language=rows["language"].fillna(NOT_IN_METADATA),
