@@ -44,12 +44,15 @@ def s3_server(require_auth: bool = False) -> Iterator[str]:
     request must be signed by a key the server knows, and it knows none: credentials are wrong."""
     port = free_port()
     env = {**os.environ, **({"INITIAL_NO_AUTH_ACTION_COUNT": "0"} if require_auth else {})}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    with _server_process([sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)], port, env) as url:
+        yield url
+
+
+@contextmanager
+def _server_process(command: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[str]:
+    """A server started as its own process, listening on ``port`` of 127.0.0.1; yields its base URL and
+    stops it at the end."""
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_for(port, process)
         yield f"http://{HOST}:{port}"
@@ -141,17 +144,9 @@ def static_http_server(directory: Path) -> Iterator[str]:
     """`python -m http.server` over ``directory`` in its own process, bound to 127.0.0.1; yields its base
     URL. It ignores Range headers (200 and the whole file), as many static file servers do."""
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "http.server", str(port), "--bind", HOST, "--directory", str(directory)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        _wait_for(port, process)
-        yield f"http://{HOST}:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    command = [sys.executable, "-m", "http.server", str(port), "--bind", HOST, "--directory", str(directory)]
+    with _server_process(command, port) as url:
+        yield url
 
 
 class CuttableProxy:
