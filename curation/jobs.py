@@ -25,13 +25,12 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
 from curation import mirror
-from curation.commands import check_text_columns, curation_command, run_arguments
+from curation.commands import RunRequest, check_text_columns, curation_command
 from curation.pool import resolve_files
 from curation.rundir import PART_GLOB, RunDir, atomic_write_json, read_json
 from studio_common import storage
@@ -81,22 +80,11 @@ def absolute(path: str) -> str:
     return path if storage.is_uri(path) else os.path.abspath(os.path.expanduser(path))
 
 
-def start_job(
-    jobs_dir: Path,
-    pool: str,
-    metadata: str,
-    t: float,
-    seed: int,
-    out: str,
-    workers: int | None = None,
-    max_running: int | None = None,
-    language_column: str | None = None,
-    text_columns: Sequence[str] = (),
-) -> str:
+def start_job(jobs_dir: Path, request: RunRequest, max_running: int | None = None) -> str:
     """Check the request, then start `python -m curation run` in the background; returns the job id.
     With ``max_running``, refused while that many jobs run (the dashboard's limit; None: no limit).
-    ``language_column`` and ``text_columns`` are the CLI's options; the request keeps them for Resume."""
-    pool, metadata = absolute(pool), absolute(metadata)
+    The job's record keeps the request as checked, for Resume."""
+    pool, metadata = absolute(request.pool), absolute(request.metadata)
     resolve_files(pool)  # a missing or empty pool is refused here, before anything starts
     if not storage.is_uri(metadata) and Path(metadata).is_dir():
         raise CurationError(
@@ -104,11 +92,11 @@ def start_job(
         )
     if not storage.is_uri(metadata) and not Path(metadata).is_file():  # a URI is checked by the run
         raise CurationError(f"metadata file not found: {metadata}; check the path")
-    if not t > 0:
-        raise CurationError(f"t must be a positive number, got {t}")
-    language_column = (language_column or "").strip() or None
-    text_columns = [name.strip() for name in text_columns]
+    if not request.t > 0:
+        raise CurationError(f"t must be a positive number, got {request.t}")
+    text_columns = tuple(name.strip() for name in request.text_columns)
     check_text_columns(text_columns)
+    out = request.out
     if storage.is_uri(out):  # a run directory in object storage: the run takes its lock object itself
         target = mirror.open_run(out).spec
     else:
@@ -116,20 +104,17 @@ def start_job(
         mirror.check_output(target)  # a file, or a folder that cannot be made: one line now, not a failed job
         if _is_locked(Path(target)):
             raise CurationError(f"another curation process is using {out}; wait for it or choose another output")
-    request = {
-        "pool": pool,
-        "metadata": metadata,
-        "t": float(t),
-        "seed": int(seed),
-        "out": target,
-        "workers": workers,
-        "language_column": language_column,
-        "text_columns": text_columns,
-    }
-    arguments = run_arguments(
-        pool, metadata, t, seed, target, workers, language_column=language_column, text_columns=text_columns
+    checked = replace(
+        request,
+        pool=pool,
+        metadata=metadata,
+        t=float(request.t),
+        seed=int(request.seed),
+        out=target,
+        language_column=(request.language_column or "").strip() or None,
+        text_columns=text_columns,
     )
-    return _launch(jobs_dir, arguments, target, "run", out, max_running, request)
+    return _launch(jobs_dir, checked.arguments(), target, "run", out, max_running, checked.record())
 
 
 def start_export(

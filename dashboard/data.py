@@ -20,7 +20,7 @@ from streamlit.delta_generator import DeltaGenerator
 import data_samples
 from curation import mirror, preview_files
 from curation.browse import find_pairs
-from curation.commands import curation_command, run_arguments
+from curation.commands import RunRequest, curation_command
 from curation.preview import INTERVAL, BalancePreview, Estimate
 from curation.query import RunQuery, complete_seeds, connect
 from curation.rundir import RunDir, read_json
@@ -78,17 +78,8 @@ def show_run_in_url() -> None:
 
 def make_sample_run() -> None:
     """Curate the bundled sample so a fresh clone opens on a real run."""
-    command = curation_command(
-        run_arguments(
-            str(data_samples.POOL),
-            str(data_samples.METADATA),
-            SAMPLE_T,
-            0,
-            str(SAMPLE_RUN),
-            workers=1,
-            quiet=True,
-        )
-    )
+    request = RunRequest(str(data_samples.POOL), str(data_samples.METADATA), SAMPLE_T, 0, str(SAMPLE_RUN), workers=1)
+    command = curation_command(request.arguments(quiet=True))
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         raise CurationError(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "sample run failed")

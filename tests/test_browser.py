@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from curation import Run
+from curation.commands import RunRequest
 from dashboard.local_server import serve
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(900)]  # its own waits add up past 300 s
@@ -222,7 +223,7 @@ def _finished_run(dirs: dict[str, Path], pool: Path, metadata: Path) -> tuple[Pa
     from curation.jobs import start_job, wait
 
     out = dirs["runs"] / "from-job"
-    job_id = start_job(dirs["jobs"], str(pool), str(metadata), 40, 0, str(out), workers=1)
+    job_id = start_job(dirs["jobs"], RunRequest(str(pool), str(metadata), 40, 0, str(out), workers=1))
     assert wait(dirs["jobs"], job_id).state == "finished"
     rows = json.loads((out / "run.json").read_text())["rows"]["in"]
     assert f"{rows:,}" != "30,000", "the opened run must differ from the sample, or the test proves nothing"
@@ -300,7 +301,9 @@ def test_open_a_finished_run_while_another_job_runs(server, page, pool: Path, me
     pool_rows = page.get_by_test_id("stMetric").filter(has_text="Pool rows").get_by_test_id("stMetricValue")
     expect(pool_rows).to_have_text("30,000", timeout=FIRST_PAGE_TIMEOUT_MS)
     out, rows = _finished_run(dirs, pool, metadata)
-    running = start_job(dirs["jobs"], str(pool), str(metadata), 40, 0, str(dirs["runs"] / "still-running"), workers=1)
+    running = start_job(
+        dirs["jobs"], RunRequest(str(pool), str(metadata), 40, 0, str(dirs["runs"] / "still-running"), workers=1)
+    )
     group = json.loads((dirs["jobs"] / running / "job.json").read_text())["pid"]  # its process group
     os.killpg(group, signal.SIGSTOP)  # stopped, so it runs until cancelled
     try:
@@ -408,7 +411,7 @@ def test_t_holds_across_pages_and_their_timers_and_names_every_export_exactly(
 
     # Jobs, with a job running: its list redraws itself every 2 s. The test cancels the job; the card
     # saying so is drawn by one of those redraws.
-    job = start_job(dirs["jobs"], str(pool), str(metadata), 40, 0, str(dirs["runs"] / "ticking"), workers=1)
+    job = start_job(dirs["jobs"], RunRequest(str(pool), str(metadata), 40, 0, str(dirs["runs"] / "ticking"), workers=1))
     os.killpg(json.loads((dirs["jobs"] / job / "job.json").read_text())["pid"], signal.SIGSTOP)
     open_page("Jobs")
     expect(page.get_by_role("button", name="Cancel")).to_be_visible(timeout=STEP_TIMEOUT_MS)
@@ -461,7 +464,7 @@ def test_two_tabs_keep_their_own_runs_and_their_own_recent_runs(server, page, po
     from curation.jobs import start_job, wait
 
     out = dirs["runs"] / "mine" / "from-job"  # not a run of the runs folder's own list
-    job = start_job(dirs["jobs"], str(pool), str(metadata), 40, 0, str(out), workers=1)
+    job = start_job(dirs["jobs"], RunRequest(str(pool), str(metadata), 40, 0, str(out), workers=1))
     assert wait(dirs["jobs"], job).state == "finished"
     rows = json.loads((out / "run.json").read_text())["rows"]["in"]
 

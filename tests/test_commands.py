@@ -5,11 +5,11 @@ from __future__ import annotations
 import sys
 
 from curation.cli import build_parser
-from curation.commands import curation_command, run_arguments
+from curation.commands import RunRequest, curation_command
 
 
-def test_run_arguments_are_what_the_cli_reads() -> None:
-    arguments = run_arguments("pool", "m.json", 0.1, 7, "out", workers=2, quiet=True)
+def test_a_run_requests_arguments_are_what_the_cli_reads() -> None:
+    arguments = RunRequest("pool", "m.json", 0.1, 7, "out", workers=2).arguments(quiet=True)
     assert arguments == [
         "run",
         "--pool",
@@ -28,7 +28,7 @@ def test_run_arguments_are_what_the_cli_reads() -> None:
     ]
     parsed = build_parser().parse_args(arguments)
     assert (parsed.t, parsed.seed, parsed.workers, parsed.quiet) == (0.1, 7, 2, True)
-    assert run_arguments("p", "m", 200, 0, "o")[-2:] == ["--out", "o"]  # no workers, not quiet: nothing added
+    assert RunRequest("p", "m", 200, 0, "o").arguments()[-2:] == ["--out", "o"]  # no workers, not quiet: nothing added
 
 
 def test_the_command_runs_this_interpreter() -> None:

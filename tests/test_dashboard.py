@@ -14,6 +14,7 @@ from conftest import dashboard_environment, texts_of
 from streamlit.testing.v1 import AppTest
 
 from curation import Run, preview_files
+from curation.commands import RunRequest
 from curation.jobs import wait
 from curation.rundir import RunDir
 
@@ -305,7 +306,7 @@ def test_open_this_run_selects_it_everywhere_and_a_reload_keeps_it(
     from curation.jobs import start_job
 
     out = dirs["runs"] / tmp_path.name / "from-job"
-    job_id = start_job(dirs["jobs"], str(pool), str(metadata), 40, 0, str(out), workers=1)
+    job_id = start_job(dirs["jobs"], RunRequest(str(pool), str(metadata), 40, 0, str(out), workers=1))
     assert wait(dirs["jobs"], job_id).state == "finished"
     rows = json.loads((out / "run.json").read_text())["rows"]["in"]
     assert rows != json.loads((dirs["runs"] / "sample" / "run.json").read_text())["rows"]["in"]

@@ -15,7 +15,7 @@ from processes import environment_once_set, group_members
 
 from curation import Run
 from curation.cli import build_parser
-from curation.commands import run_arguments
+from curation.commands import RunRequest
 from curation.jobs import (
     JobStatus,
     absolute,
@@ -35,7 +35,7 @@ from studio_common.errors import CurationError
 @pytest.mark.slow
 def test_a_job_runs_to_completion(tmp_path: Path, pool: Path, metadata: Path) -> None:
     jobs = tmp_path / "jobs"
-    job_id = start_job(jobs, str(pool), str(metadata), 40, 2, str(tmp_path / "out"), workers=1)
+    job_id = start_job(jobs, RunRequest(str(pool), str(metadata), 40, 2, str(tmp_path / "out"), workers=1))
     status = wait(jobs, job_id)
     assert status.state == "finished" and status.progress == 1.0 and status.error is None
     assert json.loads((tmp_path / "out" / "run.json").read_text())["parameters"] == {"t": 40.0, "seed": 2}
@@ -49,7 +49,7 @@ def test_a_failed_job_shows_its_error(tmp_path: Path, pool: Path) -> None:
     bad = tmp_path / "dup.json"
     bad.write_text(json.dumps(["dog", "dog"]))
     jobs = tmp_path / "jobs"
-    status = wait(jobs, start_job(jobs, str(pool), str(bad), 40, 0, str(tmp_path / "out")))
+    status = wait(jobs, start_job(jobs, RunRequest(str(pool), str(bad), 40, 0, str(tmp_path / "out"))))
     assert status.state == "failed"
     assert status.error.startswith("error:") and "duplicates entry 0" in status.error
 
@@ -57,13 +57,13 @@ def test_a_failed_job_shows_its_error(tmp_path: Path, pool: Path) -> None:
 def test_bad_requests_are_refused_before_starting(tmp_path: Path, pool: Path, metadata: Path) -> None:
     jobs = tmp_path / "jobs"
     with pytest.raises(CurationError, match="pool not found"):
-        start_job(jobs, str(tmp_path / "missing"), str(metadata), 40, 0, str(tmp_path / "out"))
+        start_job(jobs, RunRequest(str(tmp_path / "missing"), str(metadata), 40, 0, str(tmp_path / "out")))
     with pytest.raises(CurationError, match="metadata file not found"):
-        start_job(jobs, str(pool), str(tmp_path / "none.json"), 40, 0, str(tmp_path / "out"))
+        start_job(jobs, RunRequest(str(pool), str(tmp_path / "none.json"), 40, 0, str(tmp_path / "out")))
     with pytest.raises(CurationError, match="is a directory; give the file in it"):
-        start_job(jobs, str(pool), str(tmp_path), 40, 0, str(tmp_path / "out"))
+        start_job(jobs, RunRequest(str(pool), str(tmp_path), 40, 0, str(tmp_path / "out")))
     with pytest.raises(CurationError, match="positive"):
-        start_job(jobs, str(pool), str(metadata), 0, 0, str(tmp_path / "out"))
+        start_job(jobs, RunRequest(str(pool), str(metadata), 0, 0, str(tmp_path / "out")))
     assert list_jobs(jobs) == []
 
 
@@ -73,9 +73,9 @@ def test_an_output_that_cannot_be_a_run_directory_is_refused_before_starting(
     jobs, file = tmp_path / "jobs", tmp_path / "notes.md"
     file.write_text("mine")
     with pytest.raises(CurationError, match="notes.md is a file, not a run directory"):
-        start_job(jobs, str(pool), str(metadata), 40, 0, str(file))
+        start_job(jobs, RunRequest(str(pool), str(metadata), 40, 0, str(file)))
     with pytest.raises(CurationError, match="cannot make the run directory .*below"):
-        start_job(jobs, str(pool), str(metadata), 40, 0, str(file / "below"))
+        start_job(jobs, RunRequest(str(pool), str(metadata), 40, 0, str(file / "below")))
     assert list_jobs(jobs) == [] and file.read_text() == "mine"
 
 
@@ -89,7 +89,7 @@ def test_a_job_that_fails_before_its_plan_leaves_no_folder(tmp_path: Path, pool:
     bad = tmp_path / "dup.json"
     bad.write_text(json.dumps(["dog", "dog"]))
     jobs, out = tmp_path / "jobs", tmp_path / "new" / "out"
-    assert wait(jobs, start_job(jobs, str(pool), str(bad), 40, 0, str(out))).state == "failed"
+    assert wait(jobs, start_job(jobs, RunRequest(str(pool), str(bad), 40, 0, str(out)))).state == "failed"
     assert not (tmp_path / "new").exists()
 
 
@@ -101,7 +101,7 @@ def test_relative_paths_are_resolved_where_they_were_checked(
     monkeypatch.chdir(tmp_path)
     jobs = tmp_path / "jobs"
     relative = [str(p.relative_to(tmp_path)) for p in (pool, metadata)]
-    status = wait(jobs, start_job(jobs, relative[0], relative[1], 40, 0, "out", workers=1))
+    status = wait(jobs, start_job(jobs, RunRequest(relative[0], relative[1], 40, 0, "out", workers=1)))
     assert status.state == "finished", status
     assert status.out == str((tmp_path / "out").resolve())
     assert Run(tmp_path / "out").size_at(40) > 0
@@ -114,13 +114,13 @@ def test_a_second_job_on_a_busy_output_is_refused(tmp_path: Path, pool: Path, me
     out = tmp_path / "out"
     with exclusive(open_run(out)):
         with pytest.raises(CurationError, match="another curation process"):
-            start_job(tmp_path / "jobs", str(pool), str(metadata), 40, 0, str(out))
+            start_job(tmp_path / "jobs", RunRequest(str(pool), str(metadata), 40, 0, str(out)))
 
 
 @pytest.mark.slow
 def test_a_second_job_on_the_output_of_a_running_job_is_refused(tmp_path: Path, pool: Path, metadata: Path) -> None:
     jobs, out = tmp_path / "jobs", str(tmp_path / "out")
-    first = start_job(jobs, str(pool), str(metadata), 40, 0, out)
+    first = start_job(jobs, RunRequest(str(pool), str(metadata), 40, 0, out))
     # Paused before its interpreter can even start, so it is still running when the second job asks,
     # however fast the machine (a small run would otherwise race the check).
     group = json.loads((jobs / first / "job.json").read_text())["pid"]
@@ -128,7 +128,7 @@ def test_a_second_job_on_the_output_of_a_running_job_is_refused(tmp_path: Path, 
     try:
         assert [job.state for job in list_jobs(jobs)] == ["running"]
         with pytest.raises(CurationError, match=f"job {first} is already writing"):
-            start_job(jobs, str(pool), str(metadata), 80, 0, out)
+            start_job(jobs, RunRequest(str(pool), str(metadata), 80, 0, out))
     finally:
         os.killpg(group, signal.SIGCONT)
     assert wait(jobs, first).state == "finished"
@@ -163,13 +163,13 @@ def test_a_limit_on_running_jobs_and_cancel_stops_only_the_jobs_processes(
     import subprocess
 
     jobs = tmp_path / "jobs"
-    first = start_job(jobs, str(pool), str(metadata), 40, 0, str(tmp_path / "a"), workers=1, max_running=1)
+    first = start_job(jobs, RunRequest(str(pool), str(metadata), 40, 0, str(tmp_path / "a"), workers=1), max_running=1)
     group = json.loads((jobs / first / "job.json").read_text())["pid"]
     os.killpg(group, signal.SIGSTOP)  # stays running whatever the machine's speed
     bystander = subprocess.Popen(["sleep", "60"], start_new_session=True)
     try:
         with pytest.raises(CurationError, match=r"1 job\(s\) running already, the most allowed at once \(1"):
-            start_job(jobs, str(pool), str(metadata), 40, 0, str(tmp_path / "b"), max_running=1)
+            start_job(jobs, RunRequest(str(pool), str(metadata), 40, 0, str(tmp_path / "b")), max_running=1)
         assert len(list_jobs(jobs)) == 1 and not (tmp_path / "b").exists()
         assert group_members(group)
         cancel_job(jobs, first)
@@ -179,7 +179,9 @@ def test_a_limit_on_running_jobs_and_cancel_stops_only_the_jobs_processes(
         assert status.state == "cancelled" and "Resume continues the run" in status.stage
         with pytest.raises(CurationError, match="is not running \\(cancelled\\)"):
             cancel_job(jobs, first)
-        second = start_job(jobs, str(pool), str(metadata), 40, 0, str(tmp_path / "a"), workers=1, max_running=1)
+        second = start_job(
+            jobs, RunRequest(str(pool), str(metadata), 40, 0, str(tmp_path / "a"), workers=1), max_running=1
+        )
         assert wait(jobs, second).state == "finished"  # the limit counts running jobs only; the run resumes
         assert Run(tmp_path / "a").size_at(40) > 0
     finally:
@@ -194,7 +196,7 @@ def test_a_job_gets_no_dashboard_setting_and_its_log_hides_secret_values(
     monkeypatch.setenv("CURATION_DASHBOARD_TOKEN", "dashboard-token-value")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-secret-value")
     jobs, out = tmp_path / "jobs", tmp_path / "aws-secret-value"  # a path that spells a secret: the log names it
-    job_id = start_job(jobs, str(pool), str(metadata), 40, 0, str(out), workers=1)
+    job_id = start_job(jobs, RunRequest(str(pool), str(metadata), 40, 0, str(out), workers=1))
     group = json.loads((jobs / job_id / "job.json").read_text())["pid"]
     environ = environment_once_set(group, f"CURATION_JOB_ID={job_id}".encode())
     assert not any(v.startswith(b"CURATION_DASHBOARD_") for v in environ)
@@ -226,7 +228,7 @@ def test_a_cancelled_job_keeps_where_it_was_and_names_the_job_that_took_it_up(
     "cancelled at complete" with a full bar and still offered Resume."""
     jobs, out = tmp_path / "jobs", tmp_path / "out"
     assert cli("match", "--pool", pool, "--metadata", metadata, "--out", out) == 0  # matched, not balanced
-    first = start_job(jobs, str(pool), str(metadata), 40, 0, str(out), workers=1)
+    first = start_job(jobs, RunRequest(str(pool), str(metadata), 40, 0, str(out), workers=1))
     pause(jobs, first)
     cancel_job(jobs, first)
     where = run_progress(str(out))
@@ -236,7 +238,7 @@ def test_a_cancelled_job_keeps_where_it_was_and_names_the_job_that_took_it_up(
     assert cancelled.progress == where[0]
     assert cancelled.stage == f"cancelled at {where[1]}; Resume continues the run from what it finished"
 
-    second = start_job(jobs, **job_request(jobs, first))
+    second = start_job(jobs, RunRequest.from_record(job_request(jobs, first)))
     group = pause(jobs, second)
     try:
         assert [job.id for job in list_jobs(jobs)] == [second, first]  # newest first, within one second too
@@ -276,13 +278,15 @@ def test_a_failed_job_tells_how_far_it_got_not_how_far_its_output_is(
     "complete" and a full bar above its error."""
     jobs, other = tmp_path / "jobs", tmp_path / "other"
     assert cli("run", "--pool", pool, "--metadata", metadata, "--t", 40, "--out", other, "--shard-rows", 500) == 0
-    refused = wait(jobs, start_job(jobs, str(pool), str(metadata), 40, 0, str(other)))
+    refused = wait(jobs, start_job(jobs, RunRequest(str(pool), str(metadata), 40, 0, str(other))))
     assert refused.state == "failed" and "holds a run with other sharding" in refused.error
     assert (refused.progress, refused.stage) == (0.0, "failed before it started")
     assert run_progress(str(other)) == (1.0, "complete")  # what the card used to show
 
     broken = write_pool_failing_at_its_second_file(tmp_path / "broken")
-    failed = wait(jobs, start_job(jobs, str(broken), str(metadata), 40, 0, str(tmp_path / "out"), workers=1))
+    failed = wait(
+        jobs, start_job(jobs, RunRequest(str(broken), str(metadata), 40, 0, str(tmp_path / "out"), workers=1))
+    )
     assert failed.state == "failed" and "part-001.parquet" in failed.error
     assert (failed.progress, failed.stage) == (0.5, "failed at match: 2,000 of 4,000")  # its log's last line
     assert not failed.resumable and by_id(jobs)[refused.id].stage == "failed before it started"
@@ -292,9 +296,9 @@ def test_an_output_in_the_job_records_is_refused_before_starting(tmp_path: Path,
     """Issue 21, item 9: a run written among the job records (runs/.jobs/x) would read as jobs."""
     jobs = tmp_path / "runs" / ".jobs"
     with pytest.raises(CurationError, match=r"output .*\.jobs/x is inside the job records \(.*\.jobs\)"):
-        start_job(jobs, str(pool), str(metadata), 40, 0, str(jobs / "x"))
+        start_job(jobs, RunRequest(str(pool), str(metadata), 40, 0, str(jobs / "x")))
     with pytest.raises(CurationError, match=r"output .*runs holds the job records"):
-        start_job(jobs, str(pool), str(metadata), 40, 0, str(tmp_path / "runs"))
+        start_job(jobs, RunRequest(str(pool), str(metadata), 40, 0, str(tmp_path / "runs")))
     assert list_jobs(jobs) == [] and not (jobs / "x").exists()
 
 
@@ -322,12 +326,12 @@ def test_a_language_column_and_text_columns_reach_the_run_and_its_resume(tmp_pat
     pool, metadata = write_texts_and_languages(tmp_path)
     jobs, out = tmp_path / "jobs", tmp_path / "out"
     options = {"language_column": "lang", "text_columns": ["alt", "title"]}
-    first = start_job(jobs, str(pool), str(metadata), 10, 0, str(out), workers=1, **options)
+    first = start_job(jobs, RunRequest(str(pool), str(metadata), 10, 0, str(out), workers=1, **options))
     pause(jobs, first)
     cancel_job(jobs, first)
     request = job_request(jobs, first)
     assert {key: request[key] for key in options} == options
-    second = start_job(jobs, **request)
+    second = start_job(jobs, RunRequest.from_record(request))
     assert wait(jobs, second).state == "finished", log_tail(jobs, second)
     for job in list_jobs(jobs):
         assert "--language-column lang --text-columns alt,title" in job.command
@@ -341,12 +345,12 @@ def test_text_columns_are_checked_before_starting_and_one_is_the_caption_column(
 ) -> None:
     jobs = tmp_path / "jobs"
     with pytest.raises(CurationError, match="column names separated by commas, got 'alt,'"):
-        start_job(jobs, str(pool), str(metadata), 40, 0, str(tmp_path / "out"), text_columns=["alt", ""])
+        start_job(jobs, RunRequest(str(pool), str(metadata), 40, 0, str(tmp_path / "out"), text_columns=["alt", ""]))
     with pytest.raises(CurationError, match="name a column twice: alt,alt"):
-        start_job(jobs, str(pool), str(metadata), 40, 0, str(tmp_path / "out"), text_columns=["alt", "alt"])
+        start_job(jobs, RunRequest(str(pool), str(metadata), 40, 0, str(tmp_path / "out"), text_columns=["alt", "alt"]))
     assert list_jobs(jobs) == []
     parse = build_parser().parse_args
-    one = parse(run_arguments("p", "m", 40, 0, "o", text_columns=["caption"]))
-    two = parse(run_arguments("p", "m", 40, 0, "o", language_column="lang", text_columns=["a", "b"]))
+    one = parse(RunRequest("p", "m", 40, 0, "o", text_columns=("caption",)).arguments())
+    two = parse(RunRequest("p", "m", 40, 0, "o", language_column="lang", text_columns=("a", "b")).arguments())
     assert (one.text_column, one.text_columns, one.language_column) == ("caption", None, None)
     assert (two.text_column, two.text_columns, two.language_column) == (None, ["a", "b"], "lang")

@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 from test_dashboard_access import ENV, start_from_the_form
 from test_jobs import pause, write_texts_and_languages
 
+from curation.commands import RunRequest
 from curation.jobs import JobStatus, cancel_job, job_request, list_jobs, run_progress, start_job, wait
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
@@ -112,7 +113,7 @@ def test_a_language_column_and_text_columns_go_to_the_run_and_resume_repeats_the
     columns = json.loads((runs / "world" / "plan.json").read_text())["columns"]
     assert (columns["texts"], columns["language"]) == (["alt", "title"], "lang")
 
-    stopped = start_job(jobs, str(pool), str(metadata), 10, 0, str(runs / "world-2"), workers=1, **options)
+    stopped = start_job(jobs, RunRequest(str(pool), str(metadata), 10, 0, str(runs / "world-2"), workers=1, **options))
     pause(jobs, stopped)
     cancel_job(jobs, stopped)
     at.run()
@@ -138,7 +139,7 @@ def test_each_card_tells_its_own_jobs_story(at: AppTest, dirs: dict[str, Path]) 
     metadata = str(metadata)
     out = runs / "cards"
     assert cli("match", "--pool", pool, "--metadata", metadata, "--out", out) == 0  # matched, not balanced
-    first = start_job(jobs, pool, metadata, 40, 0, str(out), workers=1)
+    first = start_job(jobs, RunRequest(pool, metadata, 40, 0, str(out), workers=1))
     pause(jobs, first)
     at.run()
     at.button(key=f"cancel-{first}").click().run()

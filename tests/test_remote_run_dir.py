@@ -371,10 +371,11 @@ def test_a_run_directory_where_none_can_live_is_one_line(
 
 @pytest.mark.timeout(600)  # the job itself may take up to 300 s before the test says so
 def test_a_background_job_writes_its_run_to_s3(store: dict, tmp_path: Path) -> None:
+    from curation.commands import RunRequest
     from curation.jobs import log_tail, run_progress, start_job, wait
 
     uri = f"s3://{BUCKET}/runs/job/"
-    job = start_job(tmp_path / "jobs", POOL, METADATA, T, SEED, uri, workers=1)
+    job = start_job(tmp_path / "jobs", RunRequest(POOL, METADATA, T, SEED, uri, workers=1))
     status = wait(tmp_path / "jobs", job, timeout_s=300)
     assert status.state == "finished", log_tail(tmp_path / "jobs", job, lines=40)
     assert status.out == uri.rstrip("/") and run_progress(status.out) == (1.0, "complete")

@@ -228,13 +228,17 @@ def test_export_to_a_missing_bucket_is_one_line(s3: str, local: Path, capsys: py
 @pytest.mark.slow
 def test_a_background_job_curates_a_pool_in_s3(s3: str, local: Path, tmp_path: Path) -> None:
     """The Jobs page's way: `python -m curation run` started in the background with URIs."""
+    from curation.commands import RunRequest
     from curation.jobs import start_job, wait
 
     jobs = tmp_path / "jobs"
     status = wait(
         jobs,
         start_job(
-            jobs, f"s3://{BUCKET}/laion/", f"s3://{BUCKET}/meta/metadata.json", 30, 1, str(tmp_path / "run"), workers=1
+            jobs,
+            RunRequest(
+                f"s3://{BUCKET}/laion/", f"s3://{BUCKET}/meta/metadata.json", 30, 1, str(tmp_path / "run"), workers=1
+            ),
         ),
     )
     assert status.state == "finished", status.error
@@ -242,7 +246,10 @@ def test_a_background_job_curates_a_pool_in_s3(s3: str, local: Path, tmp_path: P
     failed = wait(
         jobs,
         start_job(
-            jobs, f"s3://{BUCKET}/laion/", f"s3://{BUCKET}/meta/none.json", 30, 1, str(tmp_path / "other"), workers=1
+            jobs,
+            RunRequest(
+                f"s3://{BUCKET}/laion/", f"s3://{BUCKET}/meta/none.json", 30, 1, str(tmp_path / "other"), workers=1
+            ),
         ),
     )
     assert failed.state == "failed" and failed.error == f"error: metadata file not found: s3://{BUCKET}/meta/none.json"

@@ -3,12 +3,11 @@ survives a page reload. What a job reads and writes is confined to the configure
 CURATION_MAX_JOBS run at once, and a running job can be cancelled and resumed."""
 
 import os
-from collections.abc import Sequence
 
 import streamlit as st
 
 import data_samples
-from curation.commands import column_names
+from curation.commands import RunRequest, column_names
 from curation.jobs import cancel_job, job_request, list_jobs, log_tail, start_job
 from dashboard import access, data, messages
 from studio_common.errors import CurationError
@@ -58,44 +57,26 @@ with st.form("launch"):
     launched = st.form_submit_button("Start curation")
 
 
-def _start(
-    pool: str,
-    metadata: str,
-    t: float,
-    seed: int,
-    out: str,
-    workers: int | None = None,
-    language_column: str | None = None,
-    text_columns: Sequence[str] = (),
-) -> str:
+def _start(request: RunRequest) -> str:
     """A run inside the roots, not onto the open run, and within the job limit (checked before anything
-    is made), started. Takes a job's request as it is kept, so Resume repeats every option."""
-    access.check_job_request(pool, metadata, out, data.ROOTS, open_run=st.session_state.get("run_dir"))
-    return start_job(
-        data.JOBS_DIR,
-        pool,
-        metadata,
-        t,
-        seed,
-        out,
-        workers,
-        max_running=access.max_jobs(os.environ),
-        language_column=language_column,
-        text_columns=text_columns,
-    )
+    is made), started."""
+    open_run = st.session_state.get("run_dir")
+    access.check_job_request(request.pool, request.metadata, request.out, data.ROOTS, open_run=open_run)
+    return start_job(data.JOBS_DIR, request, max_running=access.max_jobs(os.environ))
 
 
 if launched:
     try:
-        job_id = _start(
+        request = RunRequest(
             pool.strip(),
             metadata.strip(),
             float(t),
             int(seed),
             out.strip(),
             language_column=language_column.strip() or None,
-            text_columns=column_names(text_columns),
+            text_columns=tuple(column_names(text_columns)),
         )
+        job_id = _start(request)
     except CurationError as error:
         messages.error(error)
     else:
@@ -112,7 +93,8 @@ def _cancel(job_id: str) -> None:
 def _resume(job_id: str) -> None:
     """The same request again: the run continues from the shards it finished."""
     try:
-        st.session_state.job_message = f"Resumed as job {_start(**job_request(data.JOBS_DIR, job_id))}."
+        resumed = _start(RunRequest.from_record(job_request(data.JOBS_DIR, job_id)))
+        st.session_state.job_message = f"Resumed as job {resumed}."
     except CurationError as error:
         st.session_state.job_message = str(error)
 
