@@ -360,7 +360,10 @@ def t_input(container: DeltaGenerator, label: str, key: str, **kwargs: object) -
         st.session_state[box] = st.session_state[key]
         kwargs.update(on_change=_session_t_changed, args=(key,))
     typed = container.number_input(label, key=box, step=T_STEP, format="%g", **kwargs)
-    refused = st.session_state.get(f"{key}_refused") if session else None if usable_t(typed) else _shown(typed)
+    if session:  # what the box refused, while t is still what it became (the slider or Find t may move it)
+        refused = st.session_state.get(f"{key}_refused") if st.session_state[key] == MIN_T else None
+    else:
+        refused = None if usable_t(typed) else _shown(typed)
     if refused is not None:
         messages.warning(
             f"{label} must be a positive, finite number: {refused} became {MIN_T:g}. "

@@ -104,6 +104,8 @@ def test_t_that_is_not_a_usable_number_stops_at_the_minimum_and_says_so(
     assert any(said in w and "Type a t such as" in w for w in texts_of(app.warning)), texts_of(app.warning)
     assert app.number_input(key="t_box").value == data.MIN_T
     assert metric(app, "Kept pairs") == f"{Run(dirs['runs'] / 'sample').size_at(data.MIN_T):,}"
+    app.slider(key="t_log").set_value(2.0).run()  # t moved another way: the warning is no longer true
+    assert app.session_state["t"] == 100 and not texts_of(app.warning)
 
 
 def test_no_t_input_gives_the_browser_a_minimum_and_jobs_prefill_a_usable_t(app: AppTest) -> None:
