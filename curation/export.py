@@ -12,18 +12,13 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from curation import worldwide
-from curation.balancing import keep_probabilities
-from curation.browse import kept_batches, language_t, shard_indices
+from curation.browse import kept_batches, shard_indices
 from curation.rundir import (
-    CAPTION_LANGUAGE,
-    ENTRY_IDS,
     PICKED_COLUMN,
     PICKED_TEXT,
     RunDir,
@@ -31,6 +26,7 @@ from curation.rundir import (
     atomic_write_json,
     read_json,
 )
+from curation.summary import Run
 from studio_common import storage
 from studio_common.errors import CurationError
 
@@ -250,17 +246,14 @@ def write_manifest(
         if shards
         else pa.schema([])
     )
-    rows, expected = 0, 0.0
-    counts = pq.read_table(run.entry_counts, columns=["count"]).column("count").to_numpy()
-    per_language = language_t(run, t)
+    rows = 0
     with atomic_file(path) as temporary:
         writer = manifest_writer(temporary, schema)
         try:
-            for done, (shard, table) in enumerate(kept_batches(root, seed, t, read), 1):
+            for done, (_, table) in enumerate(kept_batches(root, seed, t, read), 1):
                 if table is not None:
                     writer.write(table.rename_columns(names))
                     rows += table.num_rows
-                expected += shard_expected_kept(run, shard, counts, t, per_language)
                 if progress:
                     progress(done, len(shards))
         finally:
@@ -268,6 +261,7 @@ def write_manifest(
     provenance_path = path.with_name(provenance_name(path.name))
     plan, record = read_json(run.plan_json), read_json(run.run_json) if run.run_json.exists() else {}
     # The run's rows, with kept and expected kept at this t and seed (run.json's are its last balance's).
+    expected = Run(root).expected_size_at(t)
     pool_rows = {**record.get("rows", {}), "kept": rows, "expected_kept": round(expected, 3)}
     provenance = {
         "file": path.name,
@@ -285,18 +279,6 @@ def write_manifest(
     }
     atomic_write_json(provenance_path, provenance)
     return Export(path, provenance_path, rows)
-
-
-def shard_expected_kept(
-    run: RunDir, shard: int, counts: np.ndarray, t: float, per_language: dict[str, float] | None
-) -> float:
-    """The sum of the shard's keep probabilities P at t (each pair at its language's t in a worldwide
-    run): its expected size, for any seed, as the balance stage computes it."""
-    columns = [ENTRY_IDS] + ([CAPTION_LANGUAGE] if per_language is not None else [])
-    table = pq.read_table(run.annotated_part(shard), columns=columns)
-    languages = None if per_language is None else table.column(CAPTION_LANGUAGE).combine_chunks()
-    pair_t = t if languages is None else worldwide.pair_t(languages, per_language)
-    return float(keep_probabilities(table.column(ENTRY_IDS), counts, pair_t).sum())
 
 
 def manifest_path(export_dir: Path, name: str, file_format: str) -> Path:

@@ -119,9 +119,16 @@ class Run:
         return self.preview(seed).size_at(t)
 
     def expected_size_at(self, t: float) -> float:
-        """Sum over matched pairs of P at t: what the subset size is on average over seeds (exact: a
-        pass over every pair's entry list; ``preview().expected_size_at`` estimates it at once)."""
-        return float(sum(balancing.keep_probabilities(ids, self.counts, t).sum() for ids in self._entry_id_parts()))
+        """Sum over matched pairs of P at t (each pair at its language's t in a worldwide run): what the
+        subset size is on average over seeds (exact: a pass over every pair's entry list;
+        ``preview().expected_size_at`` estimates it at once)."""
+        per_language = self._language_t(t)
+        return float(
+            sum(
+                balancing.keep_probabilities(ids, self.counts, self._pair_t(index, t, per_language)).sum()
+                for index, ids in zip(self.shard_indices, self._entry_id_parts())
+            )
+        )
 
     def languages_at(self, t: float, seed: int | None = None) -> list[dict]:
         """A worldwide run at a reference t: per language its t, tail share, pairs, matched, kept and

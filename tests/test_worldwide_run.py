@@ -349,6 +349,7 @@ def test_the_preview_of_a_worldwide_run_is_exact_at_any_t(world: dict, worldwide
         assert preview.kept_counts(top, t)[0].tolist() == kept_matches[top].tolist()
         exact = run.languages_at(t, 3)
         assert preview.expected_size_at(t).value == pytest.approx(sum(row["expected_kept"] for row in exact))
+        assert run.expected_size_at(t) == pytest.approx(preview.expected_size_at(t).value)  # each at its t
         entry_t = np.array([thresholds[language] for language in languages])
         assert preview.entry_probabilities(t).tolist() == pytest.approx(
             np.where(counts > 0, np.minimum(1, entry_t / np.maximum(counts, 1)), 1).tolist()
