@@ -433,8 +433,8 @@ def _same_run(request: dict | None, other: dict | None) -> bool:
     """Whether two requests make the same run (the number of workers aside)."""
     if request is None or other is None:
         return False
-    defaults = {"language_column": None, "text_columns": [], "workers": None}
-    return {**defaults, **request, "workers": None} == {**defaults, **other, "workers": None}
+    first, second = (replace(RunRequest.from_record(record), workers=None) for record in (request, other))
+    return first == second
 
 
 def _taken_up(job: dict, later: list[tuple[dict, str]]) -> str | None:
