@@ -35,6 +35,7 @@ FSSPEC_SCHEMES = {"http": "aiohttp", "https": "aiohttp", "hf": "huggingface_hub"
 ANONYMOUS_ENV = "CURATION_ANONYMOUS"
 CACHE_ENV = "CURATION_CACHE_DIR"
 S3_ATTEMPTS_ENV = "CURATION_S3_ATTEMPTS"
+UPLOAD_CHUNK = 8 << 20
 DEFAULT_S3_ATTEMPTS = 6  # AWS's standard retry strategy: exponential backoff with jitter between attempts
 
 
@@ -91,11 +92,15 @@ def _anonymous() -> bool:
 @lru_cache(maxsize=16)
 def _filesystem(scheme: str, anonymous: bool, endpoint: str | None, attempts: int) -> pafs.FileSystem:
     """One filesystem per store and settings, reused by every file of a run in this process."""
-    if scheme == "s3":  # transient errors (throttling, dropped connections) retried with backoff first
+    if scheme == "s3":
+        # Transient errors (throttling, dropped connections) are retried with backoff first. A delayed
+        # open sends a file smaller than one part (most of a run's files) as one PUT; otherwise every
+        # file is a multipart upload of three requests. Errors still surface when the file is closed.
         return pafs.S3FileSystem(
             anonymous=anonymous,
             endpoint_override=endpoint,
             retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=attempts),
+            allow_delayed_open=True,
         )
     if scheme in ("gs", "gcs"):
         return pafs.GcsFileSystem(anonymous=anonymous)
@@ -341,12 +346,11 @@ def upload(local: str | os.PathLike, uri: str) -> None:
     so the copy is as atomic as a rename on disk."""
     location = locate(uri)
     try:
-        pafs.copy_files(
-            os.fspath(local),
-            location.path,
-            source_filesystem=pafs.LocalFileSystem(),
-            destination_filesystem=location.filesystem,
-        )
+        # An explicit stream, closed here: with S3's delayed open the PUT happens at close, and
+        # pafs.copy_files leaves the close to a destructor that only logs its error (a lost file).
+        with open(local, "rb") as source, location.filesystem.open_output_stream(location.path) as target:
+            while chunk := source.read(UPLOAD_CHUNK):
+                target.write(chunk)
     except (OSError, ValueError) as error:
         raise CurationError(describe_error(uri, error, "write")) from None
 

@@ -51,16 +51,19 @@ def environment_once_set(pid: int, marker: bytes, seconds: float = 30.0) -> list
         time.sleep(0.001)
 
 
-def kill_when(process: subprocess.Popen, ready: Callable[[], bool], seconds: float = 90.0) -> list[int]:
+def kill_when(
+    process: subprocess.Popen, ready: Callable[[], bool], seconds: float = 90.0, poll_s: float = 0.01
+) -> list[int]:
     """SIGKILL a run (started with ``start_new_session=True``) once ``ready()`` holds, then wait for
     every process it started to die. Returns those that outlived it by 30 s (killed then): a test
     asserts there are none. Ray's own processes die with the process that started them; a worker may
-    still finish the shard it holds meanwhile, so callers count outputs after this returns."""
+    still finish the shard it holds meanwhile, so callers count outputs after this returns. ``ready``
+    is asked every ``poll_s``: a question to a server costs the server, which the run shares cores with."""
     family: set[int] = set()
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and process.poll() is None and not ready():
         family |= descendants(process.pid)
-        time.sleep(0.01)
+        time.sleep(poll_s)
     family |= descendants(process.pid)
     try:
         os.killpg(process.pid, signal.SIGKILL)

@@ -36,6 +36,9 @@ T, SEED, SHARD_ROWS = 40, 3, 2_000
 # Enough shards for a kill to land between two of them; each costs a few dozen requests to moto, which
 # is what a run here spends its time on (the number of rows hardly matters).
 SHARDS = 12
+# How often a test asks moto whether a run got somewhere: a listing costs moto milliseconds of CPU, and
+# at 100 a second moto took most of a core from the run it watched (a shard takes a few hundred ms).
+POLL_S = 0.1
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
 
 
@@ -274,7 +277,7 @@ def test_a_run_in_s3_killed_and_started_again_ends_the_same(
         ready = lambda: _markers(store, run) > 0  # noqa: E731
     else:  # curated parts exist, the selection pointer does not yet
         ready = lambda: any("/part-" in k for k in keys(store, f"{run}/curated/"))  # noqa: E731
-    assert not kill_when(process, ready), "processes outlived the killed run"
+    assert not kill_when(process, ready, poll_s=POLL_S), "processes outlived the killed run"
     markers = _markers(store, run)
     if stage == "match":
         assert 0 < markers < SHARDS, f"the kill should land while shards are matched: {process.stderr.read()}"
@@ -309,7 +312,7 @@ def _renewed(store: dict, run: str, etag: str, seconds: float = 60.0) -> dict:
         if current != etag:
             return holder
         assert time.monotonic() < deadline, f"the lock was not renewed within {seconds} s"
-        time.sleep(0.05)
+        time.sleep(POLL_S)
 
 
 def test_the_lock_object_keeps_a_second_writer_out(
@@ -439,7 +442,7 @@ def test_a_store_that_goes_away_mid_run_ends_it_in_one_line_and_the_run_resumes(
         )
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and process.poll() is None and not _markers(store, run):
-            time.sleep(0.01)
+            time.sleep(POLL_S)
         proxy.cut()
         _, err = process.communicate(timeout=300)
         assert process.returncode == 2 and len(err.strip().splitlines()) == 1, err

@@ -142,30 +142,35 @@ def without_references(text: str) -> str:
 
 
 def _clean(code: Wikicode) -> None:
-    for node in list(code.nodes):
+    """Our policy applied to the tree. Each level's node list is rebuilt in one pass: Wikicode.replace and
+    remove search the whole tree for every node they are given, which made this reference quadratic."""
+    kept: list = []
+    for node in code.nodes:
         if isinstance(node, Template):
-            code.replace(node, "\n")
+            kept.append(Text("\n"))
         elif isinstance(node, Tag) and str(node.tag).strip().lower() in DROPPED_TAGS:
-            code.remove(node)
+            continue
         elif isinstance(node, Tag) and node.wiki_markup is None and str(node.tag).strip().lower() not in INLINE_TAGS:
             if node.contents is not None:
                 _clean(node.contents)
-            code.replace(node, "\n" + (node.contents.strip_code() if node.contents else "") + "\n")
+            kept.append(Text("\n" + (node.contents.strip_code() if node.contents else "") + "\n"))
         elif (
             isinstance(node, Wikilink)
             and HIDDEN_PREFIX.match(str(node.title))
             and not SHOWN_PREFIX.match(str(node.title))
         ):
-            code.remove(node)
+            continue
         elif isinstance(node, ExternalLink) and not node.brackets:
-            code.replace(node, "\n")
-        elif isinstance(node, Text) and "__" in node.value:
-            node.value = SWITCH.sub(" ", node.value)
+            kept.append(Text("\n"))
         else:
+            if isinstance(node, Text) and "__" in node.value:
+                node.value = SWITCH.sub(" ", node.value)
             for part in ("contents", "text", "title"):
                 inner = getattr(node, part, None)
                 if isinstance(inner, Wikicode):
                     _clean(inner)
+            kept.append(node)
+    code.nodes = kept
 
 
 def reference_text(wikitext: str) -> str:
