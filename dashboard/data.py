@@ -76,10 +76,14 @@ def show_run_in_url() -> None:
     st.session_state.url_run = st.session_state.run_dir
 
 
+def sample_request(out: Path = SAMPLE_RUN) -> RunRequest:
+    """The run of the bundled sample that a fresh clone opens on."""
+    return RunRequest(str(data_samples.POOL), str(data_samples.METADATA), SAMPLE_T, 0, str(out), workers=1)
+
+
 def make_sample_run() -> None:
     """Curate the bundled sample so a fresh clone opens on a real run."""
-    request = RunRequest(str(data_samples.POOL), str(data_samples.METADATA), SAMPLE_T, 0, str(SAMPLE_RUN), workers=1)
-    command = curation_command(request.arguments(quiet=True))
+    command = curation_command(sample_request().arguments(quiet=True))
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         raise CurationError(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "sample run failed")

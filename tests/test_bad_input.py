@@ -6,6 +6,7 @@ import hashlib
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -13,13 +14,39 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import cli, write_pool
 
+from curation.cli import main
+
 ROOT = Path(__file__).resolve().parents[1]
+CLI = Callable[..., subprocess.CompletedProcess]
 
 
-def run_cli(*args: object) -> subprocess.CompletedProcess:
+def run_process(*args: object) -> subprocess.CompletedProcess:
+    """``python -m curation`` in a process of its own: what a user's shell sees."""
     return subprocess.run(
         [sys.executable, "-m", "curation", *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
+
+
+@pytest.fixture
+def run_cli(capfd: pytest.CaptureFixture) -> CLI:
+    """The command line's entry point in this process, its exit code and what it wrote to file
+    descriptors 1 and 2 (capfd: native libraries' messages too, as the shell would see them). The
+    tests that need a process of their own (another lock holder, the module's own entry) use
+    run_process; the rest save a Python start and its imports each."""
+
+    def run(*args: object) -> subprocess.CompletedProcess:
+        argv = [str(a) for a in args]
+        if argv[0] in ("run", "match", "balance") and "--workers" not in argv and "--help" not in argv:
+            argv += ["--workers", "1"]  # as conftest's cli: no worker processes started for a refusal
+        capfd.readouterr()
+        try:
+            code = main(argv)
+        except SystemExit as exit_:  # argparse: --help, or a usage error
+            code = exit_.code if isinstance(exit_.code, int) else 1
+        out, err = capfd.readouterr()
+        return subprocess.CompletedProcess(argv, code, out, err)
+
+    return run
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
@@ -34,26 +61,25 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
 
 @pytest.mark.slow
 def test_missing_pool(tmp_path: Path, metadata: Path) -> None:
-    result = run_cli("run", "--pool", tmp_path / "nope", "--metadata", metadata, "--t", 5, "--out", tmp_path / "o")
+    """In a process of its own, as a shell runs it: the one line, the exit code, no traceback."""
+    result = run_process("run", "--pool", tmp_path / "nope", "--metadata", metadata, "--t", 5, "--out", tmp_path / "o")
     assert_one_line_error(result, "pool not found", "nope")
+    assert result.returncode == 2
 
 
-@pytest.mark.slow
-def test_missing_metadata(tmp_path: Path, pool: Path) -> None:
+def test_missing_metadata(run_cli: CLI, tmp_path: Path, pool: Path) -> None:
     result = run_cli("run", "--pool", pool, "--metadata", tmp_path / "m.json", "--t", 5, "--out", tmp_path / "o")
     assert_one_line_error(result, "metadata file not found")
 
 
-@pytest.mark.slow
-def test_corrupt_parquet(tmp_path: Path, metadata: Path) -> None:
+def test_corrupt_parquet(run_cli: CLI, tmp_path: Path, metadata: Path) -> None:
     bad = tmp_path / "bad.parquet"
     bad.write_bytes(b"this is not parquet at all" * 10)
     result = run_cli("run", "--pool", bad, "--metadata", metadata, "--t", 5, "--out", tmp_path / "o")
     assert_one_line_error(result, "cannot read Parquet file", "bad.parquet")
 
 
-@pytest.mark.slow
-def test_corrupt_data_pages_are_reported_with_the_file(tmp_path: Path, metadata: Path) -> None:
+def test_corrupt_data_pages_are_reported_with_the_file(run_cli: CLI, tmp_path: Path, metadata: Path) -> None:
     path = tmp_path / "pool.parquet"
     pq.write_table(pa.table({"text": [f"a red dog number {i}" for i in range(20_000)]}), path, compression="none")
     data = bytearray(path.read_bytes())
@@ -66,34 +92,31 @@ def test_corrupt_data_pages_are_reported_with_the_file(tmp_path: Path, metadata:
     assert_one_line_error(result, "pool.parquet")
 
 
-@pytest.mark.slow
-def test_no_text_column(tmp_path: Path, metadata: Path) -> None:
+def test_no_text_column(run_cli: CLI, tmp_path: Path, metadata: Path) -> None:
     pool = write_pool(tmp_path / "pool", {"url": ["a"], "description": ["a dog"]})
     result = run_cli("run", "--pool", pool, "--metadata", metadata, "--t", 5, "--out", tmp_path / "o")
     assert_one_line_error(result, "no text column", "--text-column")
 
 
-@pytest.mark.slow
-def test_text_column_not_strings(tmp_path: Path, metadata: Path) -> None:
+def test_text_column_not_strings(run_cli: CLI, tmp_path: Path, metadata: Path) -> None:
     pool = write_pool(tmp_path / "pool", {"text": [1, 2, 3]})
     result = run_cli("run", "--pool", pool, "--metadata", metadata, "--t", 5, "--out", tmp_path / "o")
     assert_one_line_error(result, "not strings")
 
 
 @pytest.mark.parametrize("t", ["0", "-3", "abc", "nan", "inf"])
-def test_t_must_be_positive(tmp_path: Path, pool: Path, metadata: Path, t: str) -> None:
+def test_t_must_be_positive(run_cli: CLI, tmp_path: Path, pool: Path, metadata: Path, t: str) -> None:
     result = run_cli("run", "--pool", pool, "--metadata", metadata, "--t", t, "--out", tmp_path / "o")
     assert_one_line_error(result, "t must be a positive number")
 
 
 @pytest.mark.parametrize("seed", ["1.5", "x", "-1"])
-def test_seed_must_be_an_integer(tmp_path: Path, pool: Path, metadata: Path, seed: str) -> None:
+def test_seed_must_be_an_integer(run_cli: CLI, tmp_path: Path, pool: Path, metadata: Path, seed: str) -> None:
     result = run_cli("run", "--pool", pool, "--metadata", metadata, "--t", 5, "--seed", seed, "--out", tmp_path / "o")
     assert_one_line_error(result, "seed")
 
 
-@pytest.mark.slow
-def test_duplicate_and_empty_metadata_entries(tmp_path: Path, pool: Path) -> None:
+def test_duplicate_and_empty_metadata_entries(run_cli: CLI, tmp_path: Path, pool: Path) -> None:
     duplicate = tmp_path / "dup.json"
     duplicate.write_text(json.dumps(["dog", "cat", "dog"]))
     result = run_cli("run", "--pool", pool, "--metadata", duplicate, "--t", 5, "--out", tmp_path / "o")
@@ -109,22 +132,19 @@ def test_duplicate_and_empty_metadata_entries(tmp_path: Path, pool: Path) -> Non
     assert pq.read_table(tmp_path / "o" / "entry_counts.parquet").column("entry").to_pylist() == ["dog", "cat"]
 
 
-@pytest.mark.slow
-def test_empty_pool_directory(tmp_path: Path, metadata: Path) -> None:
+def test_empty_pool_directory(run_cli: CLI, tmp_path: Path, metadata: Path) -> None:
     (tmp_path / "pool").mkdir()
     result = run_cli("run", "--pool", tmp_path / "pool", "--metadata", metadata, "--t", 5, "--out", tmp_path / "o")
     assert_one_line_error(result, "no .parquet files")
 
 
-@pytest.mark.slow
-def test_null_ids_are_refused(tmp_path: Path, metadata: Path) -> None:
+def test_null_ids_are_refused(run_cli: CLI, tmp_path: Path, metadata: Path) -> None:
     pool = write_pool(tmp_path / "pool", {"id": [1, None], "text": ["a dog", "a cat"]})
     result = run_cli("run", "--pool", pool, "--metadata", metadata, "--t", 5, "--out", tmp_path / "o", "--quiet")
     assert_one_line_error(result, "id column 'id'", "missing")
 
 
-@pytest.mark.slow
-def test_out_holding_another_run_is_refused(tmp_path: Path, pool: Path, metadata: Path) -> None:
+def test_out_holding_another_run_is_refused(run_cli: CLI, tmp_path: Path, pool: Path, metadata: Path) -> None:
     out = tmp_path / "o"
     assert cli("run", "--pool", pool, "--metadata", metadata, "--t", 5, "--out", out) == 0
     other = tmp_path / "other.json"
@@ -133,8 +153,7 @@ def test_out_holding_another_run_is_refused(tmp_path: Path, pool: Path, metadata
     assert_one_line_error(result, "holds a run with other metadata")
 
 
-@pytest.mark.slow
-def test_out_that_is_not_a_run_directory(tmp_path: Path, pool: Path, metadata: Path) -> None:
+def test_out_that_is_not_a_run_directory(run_cli: CLI, tmp_path: Path, pool: Path, metadata: Path) -> None:
     out = tmp_path / "o"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
@@ -193,7 +212,7 @@ def test_a_refused_resume_names_what_differs_with_both_values(
     )
 
 
-def test_out_that_is_a_file_is_refused_and_left_alone(tmp_path: Path, pool: Path, metadata: Path) -> None:
+def test_out_that_is_a_file_is_refused_and_left_alone(run_cli: CLI, tmp_path: Path, pool: Path, metadata: Path) -> None:
     out = tmp_path / "notes.md"
     out.write_text("mine")
     result = run_cli("run", "--pool", pool, "--metadata", metadata, "--t", 5, "--out", out)
@@ -201,7 +220,7 @@ def test_out_that_is_a_file_is_refused_and_left_alone(tmp_path: Path, pool: Path
     assert result.returncode == 2 and out.read_text() == "mine"
 
 
-def test_out_below_a_file_is_one_line(tmp_path: Path, pool: Path, metadata: Path) -> None:
+def test_out_below_a_file_is_one_line(run_cli: CLI, tmp_path: Path, pool: Path, metadata: Path) -> None:
     (tmp_path / "file").write_text("mine")
     result = run_cli("run", "--pool", pool, "--metadata", metadata, "--t", 5, "--out", tmp_path / "file" / "below")
     assert_one_line_error(result, "cannot make the run directory", "below")
@@ -209,22 +228,20 @@ def test_out_below_a_file_is_one_line(tmp_path: Path, pool: Path, metadata: Path
 
 
 @pytest.mark.skipif(not Path("/proc/self").exists(), reason="needs Linux's /proc, where nothing can be made")
-def test_out_in_proc_is_one_line(tmp_path: Path, pool: Path, metadata: Path) -> None:
+def test_out_in_proc_is_one_line(run_cli: CLI, tmp_path: Path, pool: Path, metadata: Path) -> None:
     result = run_cli("run", "--pool", pool, "--metadata", metadata, "--t", 5, "--out", "/proc/nope")
     assert_one_line_error(result, "cannot make the run directory /proc/nope")
     assert result.returncode == 2
 
 
-@pytest.mark.slow
-def test_a_failed_start_leaves_no_folder_behind(tmp_path: Path, metadata: Path) -> None:
+def test_a_failed_start_leaves_no_folder_behind(run_cli: CLI, tmp_path: Path, metadata: Path) -> None:
     out = tmp_path / "new" / "deeper" / "o"
     result = run_cli("run", "--pool", tmp_path / "nope", "--metadata", metadata, "--t", 5, "--out", out)
     assert_one_line_error(result, "pool not found")
     assert not (tmp_path / "new").exists()
 
 
-@pytest.mark.slow
-def test_a_failed_start_in_an_existing_folder_keeps_the_folder(tmp_path: Path, metadata: Path) -> None:
+def test_a_failed_start_in_an_existing_folder_keeps_the_folder(run_cli: CLI, tmp_path: Path, metadata: Path) -> None:
     out = tmp_path / "o"
     out.mkdir()
     result = run_cli("run", "--pool", tmp_path / "nope", "--metadata", metadata, "--t", 5, "--out", out)
@@ -233,7 +250,7 @@ def test_a_failed_start_in_an_existing_folder_keeps_the_folder(tmp_path: Path, m
 
 
 @pytest.mark.parametrize("name", ["empty.txt", "empty.json", "empty.parquet", "blank.txt"])
-def test_empty_metadata_is_refused_in_one_line(tmp_path: Path, pool: Path, name: str) -> None:
+def test_empty_metadata_is_refused_in_one_line(run_cli: CLI, tmp_path: Path, pool: Path, name: str) -> None:
     """No entries, whatever the format, or none left once the blank line (an empty entry) is dropped:
     refused, exit 2, no run directory left behind."""
     path = tmp_path / name
@@ -248,14 +265,12 @@ def test_empty_metadata_is_refused_in_one_line(tmp_path: Path, pool: Path, name:
     assert result.returncode == 2 and not (tmp_path / "o").exists()
 
 
-@pytest.mark.slow
-def test_stats_and_balance_on_a_non_run(tmp_path: Path) -> None:
+def test_stats_and_balance_on_a_non_run(run_cli: CLI, tmp_path: Path) -> None:
     assert_one_line_error(run_cli("stats", tmp_path / "missing"), "run directory not found")
     assert_one_line_error(run_cli("balance", tmp_path, "--t", 5), "not a run directory")
 
 
-@pytest.mark.slow
-def test_stats_on_a_file_says_it_is_a_file(tmp_path: Path) -> None:
+def test_stats_on_a_file_says_it_is_a_file(run_cli: CLI, tmp_path: Path) -> None:
     file = tmp_path / "notes.md"
     file.write_text("mine")
     for command in (("stats", file), ("balance", file, "--t", 5), ("export", file, "--t", 5, "--out", "m.parquet")):
@@ -264,7 +279,12 @@ def test_stats_on_a_file_says_it_is_a_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("typo, meant", [("--metdata", "--metadata"), ("--seeds", "--seed")])
 def test_a_mistyped_option_is_named_even_when_a_required_one_is_missing(
-    tmp_path: Path, pool: Path, metadata: Path, typo: str, meant: str
+    run_cli: CLI,
+    tmp_path: Path,
+    pool: Path,
+    metadata: Path,
+    typo: str,
+    meant: str,
 ) -> None:
     arguments = {"--pool": pool, "--metadata": metadata, "--t": 5, "--seed": 1, "--out": tmp_path / "o"}
     given = [str(part) for name, value in arguments.items() for part in (typo if name == meant else name, value)]
@@ -274,7 +294,7 @@ def test_a_mistyped_option_is_named_even_when_a_required_one_is_missing(
 
 
 def test_an_unknown_option_beside_every_required_one_is_named_by_its_command(
-    tmp_path: Path, pool: Path, metadata: Path
+    run_cli: CLI, tmp_path: Path, pool: Path, metadata: Path
 ) -> None:
     result = run_cli(
         "run", "--pool", pool, "--metadata", metadata, "--t", 5, "--out", tmp_path / "o", "--metdata", metadata
@@ -282,18 +302,21 @@ def test_an_unknown_option_beside_every_required_one_is_named_by_its_command(
     assert_one_line_error(result, "unrecognized option --metdata", "did you mean --metadata?", "run --help")
 
 
-def test_abbreviations_and_negative_values_are_not_taken_for_typos(tmp_path: Path, pool: Path, metadata: Path) -> None:
+def test_abbreviations_and_negative_values_are_not_taken_for_typos(
+    run_cli: CLI, tmp_path: Path, pool: Path, metadata: Path
+) -> None:
     result = run_cli("run", "--pool", pool, "--meta", metadata, "--t", -3, "--out", tmp_path / "o")
     assert_one_line_error(result, "t must be a positive number")
 
 
 @pytest.mark.slow
-def test_help_explains_each_command() -> None:
+def test_help_explains_each_command(run_cli: CLI) -> None:
     for command in ("run", "match", "balance", "stats"):
         result = run_cli(command, "--help")
         assert result.returncode == 0
         assert "--t" in result.stdout or command == "match"
-    overview = run_cli("--help")
+    overview = run_process("--help")  # the module's own entry, as a shell runs it
+    assert overview.returncode == 0
     assert "MetaCLIP" in overview.stdout and "balance" in overview.stdout
 
 
@@ -302,6 +325,6 @@ def test_second_process_on_the_same_run_directory_is_refused(tmp_path: Path, poo
 
     out = tmp_path / "o"
     with exclusive(open_run(out)):
-        result = run_cli("run", "--pool", pool, "--metadata", metadata, "--t", 5, "--out", out)
+        result = run_process("run", "--pool", pool, "--metadata", metadata, "--t", 5, "--out", out)
     assert_one_line_error(result, "another curation process is using")
     assert cli("run", "--pool", pool, "--metadata", metadata, "--t", 5, "--out", out) == 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pyarrow.parquet as pq
 import pytest
+from conftest import cli
 
 from curation import Run
 from curation.commands import RunRequest
@@ -89,6 +91,23 @@ def server(tmp_path: Path):
 def token_server(tmp_path: Path):
     """The same, told to ask for a token as it would beyond loopback (the address stays 127.0.0.1)."""
     yield from _served(tmp_path, {"CURATION_DASHBOARD_REQUIRE_TOKEN": "1", "CURATION_DASHBOARD_TOKEN": TOKEN})
+
+
+@pytest.fixture(scope="session")
+def sample_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled sample curated once, with the request the dashboard's first start makes."""
+    from dashboard.data import sample_request
+
+    out = tmp_path_factory.mktemp("browser-sample") / "sample"
+    assert cli(*sample_request(out).arguments(quiet=True)) == 0
+    return out
+
+
+@pytest.fixture
+def curated(server, sample_run: Path) -> None:
+    """The sample already curated in the server's runs folder, for tests about something other than the
+    first start (test_change_t_see_kept_pairs_and_export lets the dashboard curate it)."""
+    shutil.copytree(sample_run, server[1]["runs"] / "sample")
 
 
 @pytest.fixture
@@ -254,7 +273,7 @@ def _expect_address_names(page, run: Path | str) -> None:
 
 
 def test_open_a_finished_run_from_jobs_and_keep_it_after_a_reload(
-    server, page, tmp_path: Path, pool: Path, metadata: Path
+    server, curated, page, tmp_path: Path, pool: Path, metadata: Path
 ) -> None:
     """A finished job's "Open this run": the Overview shows that run, the address names it so a reload keeps
     it, and it is a recent run of the session.
@@ -265,7 +284,7 @@ def test_open_a_finished_run_from_jobs_and_keep_it_after_a_reload(
     url, dirs = server
     pool_rows = page.get_by_test_id("stMetric").filter(has_text="Pool rows").get_by_test_id("stMetricValue")
     page.goto(url)
-    expect(pool_rows).to_have_text("30,000", timeout=FIRST_PAGE_TIMEOUT_MS)  # the sample, curated on first start
+    expect(pool_rows).to_have_text("30,000", timeout=FIRST_PAGE_TIMEOUT_MS)  # the sample
     expect(page.get_by_test_id("stHeader")).to_be_attached()
     expect(page.get_by_test_id("stAppDeployButton")).to_have_count(0)
     out, rows = _finished_run(dirs, pool, metadata)
@@ -289,7 +308,7 @@ def test_open_a_finished_run_from_jobs_and_keep_it_after_a_reload(
     assert page.get_by_test_id("stException").count() == 0
 
 
-def test_open_a_finished_run_while_another_job_runs(server, page, pool: Path, metadata: Path) -> None:
+def test_open_a_finished_run_while_another_job_runs(server, curated, page, pool: Path, metadata: Path) -> None:
     """While a job runs the Jobs page redraws itself every 2 s, and "Open this run" is a link: the browser
     stops that timer before it asks for the Overview, which then shows the run and keeps it."""
     from playwright.sync_api import expect
@@ -364,7 +383,7 @@ def test_a_wrong_token_shows_nothing_and_the_right_one_shows_the_overview(token_
 
 
 def test_t_holds_across_pages_and_their_timers_and_names_every_export_exactly(
-    server, page, pool: Path, metadata: Path
+    server, curated, page, pool: Path, metadata: Path
 ) -> None:
     """The session's t survives pages that do not draw it, and their timers (the Jobs list and a running
     export redraw themselves); 0 and -5 become the smallest t with a warning instead of a red box;
@@ -448,7 +467,9 @@ def test_t_holds_across_pages_and_their_timers_and_names_every_export_exactly(
     assert page.get_by_test_id("stException").count() == 0
 
 
-def test_two_tabs_keep_their_own_runs_and_their_own_recent_runs(server, page, pool: Path, metadata: Path) -> None:
+def test_two_tabs_keep_their_own_runs_and_their_own_recent_runs(
+    server, curated, page, pool: Path, metadata: Path
+) -> None:
     """Tab A opens a run, tab B stays on the sample: a reload of either keeps its own, and B is never
     offered the run A opened (it lives outside the runs folder's top level)."""
     from playwright.sync_api import expect

@@ -155,6 +155,11 @@ def matcher_probe(item: int, config: stages.MatchConfig) -> tuple[int, bool]:
     return os.getpid(), built
 
 
+def surroundings_probe(item: int, config: None) -> tuple[int, int, str | None, str]:
+    """(process id, its parent's, CURATION_PROBE as the stage sees it, its working directory)."""
+    return os.getpid(), os.getppid(), os.environ.get("CURATION_PROBE"), os.getcwd()
+
+
 def fail_on_three(item: int, config: None) -> int:
     if item == 3:
         raise CurationError("shard 3 cannot be read: broken on purpose")
@@ -241,6 +246,27 @@ def test_each_worker_prepares_its_matcher_once(engine, matcher, tmp_path) -> Non
     assert all(count == 1 for count in builds.values()), builds
     if engine[0] == "local":
         assert len(builds) <= engine[1]
+
+
+@pytest.mark.slow
+def test_local_workers_come_from_one_fork_server_and_see_the_drivers_current_surroundings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fork server keeps the environment and directory of its own start; two engines, one after the
+    other in one driver, with another variable and directory each: every stage sees its driver's."""
+    seen = []
+    for value in ("first", "second"):
+        (tmp_path / value).mkdir()
+        monkeypatch.chdir(tmp_path / value)
+        monkeypatch.setenv("CURATION_PROBE", value)
+        with make_engine("local", 2) as running:
+            seen.append(running.map(surroundings_probe, list(range(6)), None, lambda *_: None))
+    for value, probes in zip(("first", "second"), seen):
+        assert {(env, cwd) for _, _, env, cwd in probes} == {(value, str(tmp_path / value))}
+    parents = {parent for probes in seen for _, parent, _, _ in probes}
+    workers = {pid for probes in seen for pid, _, _, _ in probes}
+    assert os.getpid() not in parents and len(parents) == 1, "forked by one server, not by the driver"
+    assert len(workers) > 2, "each engine starts its own workers"
 
 
 def test_a_stage_error_is_raised_as_itself(engine) -> None:
