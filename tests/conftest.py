@@ -52,17 +52,19 @@ def pytest_configure(config: pytest.Config) -> None:
 # The suite runs on every core (pytest-xdist, one test file per worker at a time so that module
 # fixtures are made once). Files are handed out in collection order (--no-loadscope-reorder: xdist
 # would otherwise put the files with the most tests first), so the longest go first and the workers
-# finish together; measured on 2 workers, these take 40-110 s each, the rest under 40 s.
+# finish together; measured on 2 workers, these take 20-170 s each, the rest under 20 s.
 LONGEST_FIRST = (
     "test_remote_run_dir.py",
     "test_browser.py",
     "test_matchers.py",
     "test_engines.py",
     "test_packaging.py",
-    "test_bad_input.py",
     "test_remote_storage.py",
     "test_dashboard.py",
     "test_worldwide_run.py",
+    "test_jobs.py",
+    "test_metadata_wikitext.py",
+    "test_resume.py",
 )
 
 
