@@ -157,37 +157,6 @@ def ray_temp_dir() -> Iterator[Path]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-# What a cluster node would not have: the driver's object-store settings (it forwards its own to the tasks).
-DRIVER_ONLY = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_ENDPOINT_URL", "CURATION_CACHE_DIR")
-
-
-@pytest.fixture(scope="session")
-def ray_cluster(ray_temp_dir: Path) -> Iterator[Path]:
-    """One local Ray (2 CPUs, no dashboard) for every in-process Ray test of this worker: starting one
-    costs seconds and a dozen CPU-seconds. It is started as another machine would be: without the
-    driver's object-store variables, and with a cache folder of its own, so nothing reaches its tasks
-    through the driver's environment or disk. Yields that cache folder."""
-    import logging
-
-    ray = pytest.importorskip("ray")
-    if ray.is_initialized():
-        ray.shutdown()
-    node_cache = ray_temp_dir / "node-cache"
-    patch = pytest.MonkeyPatch()
-    for name in DRIVER_ONLY:
-        patch.delenv(name, raising=False)
-    patch.setenv("CURATION_CACHE_DIR", str(node_cache))
-    patch.setenv("RAY_AUTH_MODE", "disabled")  # no token file for a throwaway local cluster
-    try:
-        ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
-    finally:
-        patch.undo()
-    try:
-        yield node_cache
-    finally:
-        ray.shutdown()
-
-
 def naive_spacing(text: str) -> str:
     """The spacing rule written out character by character, independently of the engine."""
     out = [" "]

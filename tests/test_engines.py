@@ -9,6 +9,7 @@ Without Ray installed, `--engine ray` says how to install it and the local engin
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -43,17 +44,21 @@ ENGINE_CASES = [
 # --------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def ray_session(ray_cluster: Path) -> Iterator[object]:
-    """The session's Ray (conftest.py), with this module's probe stages shipped by value: Ray workers
-    cannot import a test module."""
-    import ray
-
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[object]:
+    """A local Ray with 2 CPUs, shared by every Ray test (starting one costs seconds)."""
+    ray = pytest.importorskip("ray")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("RAY_AUTH_MODE", "disabled")  # no token file for a throwaway local cluster
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
+    # The probe stages below live in this test module, which Ray workers cannot import: ship them by value.
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     try:
         yield ray
     finally:
         ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+        ray.shutdown()
+        patch.undo()
 
 
 @pytest.fixture(params=ENGINE_CASES)

@@ -7,6 +7,7 @@ dashboard, the Jobs page) work on a run that lives in the store."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -161,11 +162,25 @@ def assert_same_as_reference(store: dict, run: str) -> None:
 
 
 @pytest.fixture
-def ray_elsewhere(store: dict, ray_cluster: Path) -> Path:
-    """The session's Ray (conftest.py): its workers behave like another machine's, started where no AWS
-    variable is set (the driver forwards its own) and with a cache folder of their own, so nothing
-    reaches them through the driver's disk. Returns the workers' cache folder."""
-    return ray_cluster
+def ray_elsewhere(store: dict, tmp_path: Path) -> Iterator[Path]:
+    """A local Ray whose workers behave like another machine's: started where no AWS variable is set
+    (the driver forwards its own) and with a cache folder of their own, so nothing reaches them
+    through the driver's disk. Yields the workers' cache folder."""
+    ray = pytest.importorskip("ray")
+    if ray.is_initialized():
+        ray.shutdown()
+    patch = pytest.MonkeyPatch()
+    for name in (*CREDENTIALS, "AWS_ENDPOINT_URL"):
+        patch.delenv(name)
+    patch.setenv("CURATION_CACHE_DIR", str(tmp_path / "node-cache"))
+    try:
+        ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
+    finally:
+        patch.undo()
+    try:
+        yield tmp_path / "node-cache"
+    finally:
+        ray.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -242,10 +257,8 @@ def _markers(store: dict, run: str) -> int:
     [("local", "match"), ("local", "balance"), pytest.param("ray", "match", marks=pytest.mark.ray)],
 )
 def test_a_run_in_s3_killed_and_started_again_ends_the_same(
-    store: dict, engine: str, stage: str, capsys: pytest.CaptureFixture, request: pytest.FixtureRequest
+    store: dict, engine: str, stage: str, capsys: pytest.CaptureFixture
 ) -> None:
-    if engine == "ray":  # the resumed run joins the session's Ray; the killed one starts its own
-        request.getfixturevalue("ray_cluster")
     run = f"runs/killed-{engine}-{stage}"
     args = [
         str(a)

@@ -156,13 +156,44 @@ def test_the_reference_matcher_reads_the_metadata_from_s3_in_each_worker(s3: str
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_ray_tasks_read_their_shards_from_s3(s3: str, local: Path, tmp_path: Path, ray_cluster: Path) -> None:
-    """The session's Ray, started where no AWS variable is set (as on a cluster's nodes): the driver
-    forwards its own to the tasks, which read their shards from the store."""
-    out = tmp_path / "run"
-    args = ["--pool", f"s3://{BUCKET}/laion/", "--metadata", f"s3://{BUCKET}/meta/metadata.json", "--t", 30]
-    assert cli("run", *args, "--seed", 1, "--out", out, "--engine", "ray", "--workers", 2) == 0
-    same_run(out, local)
+def test_ray_tasks_read_their_shards_from_s3(s3: str, local: Path, tmp_path: Path) -> None:
+    """Ray started where no AWS variable is set (as on a cluster's nodes): the driver forwards its own
+    to the tasks, which read their shards from the store."""
+    import logging
+
+    ray = pytest.importorskip("ray")
+    if ray.is_initialized():
+        ray.shutdown()  # another module's Ray: this test needs one started without the variables
+    hidden = {name: os.environ.pop(name) for name in (*CREDENTIALS, "AWS_ENDPOINT_URL")}
+    try:
+        ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
+    finally:
+        os.environ.update(hidden)
+    try:
+        out = tmp_path / "run"
+        assert (
+            cli(
+                "run",
+                "--pool",
+                f"s3://{BUCKET}/laion/",
+                "--metadata",
+                f"s3://{BUCKET}/meta/metadata.json",
+                "--t",
+                30,
+                "--seed",
+                1,
+                "--out",
+                out,
+                "--engine",
+                "ray",
+                "--workers",
+                2,
+            )
+            == 0
+        )
+        same_run(out, local)
+    finally:
+        ray.shutdown()
 
 
 @pytest.mark.parametrize("file_format", ["parquet", "jsonl"])
