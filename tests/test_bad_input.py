@@ -14,8 +14,6 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import cli, write_pool
 
-from curation.cli import main
-
 ROOT = Path(__file__).resolve().parents[1]
 CLI = Callable[..., subprocess.CompletedProcess]
 
@@ -35,16 +33,10 @@ def run_cli(capfd: pytest.CaptureFixture) -> CLI:
     run_process; the rest save a Python start and its imports each."""
 
     def run(*args: object) -> subprocess.CompletedProcess:
-        argv = [str(a) for a in args]
-        if argv[0] in ("run", "match", "balance") and "--workers" not in argv and "--help" not in argv:
-            argv += ["--workers", "1"]  # as conftest's cli: no worker processes started for a refusal
         capfd.readouterr()
-        try:
-            code = main(argv)
-        except SystemExit as exit_:  # argparse: --help, or a usage error
-            code = exit_.code if isinstance(exit_.code, int) else 1
+        code = cli(*args)  # conftest's: quiet and one worker for a run (no worker processes for a refusal)
         out, err = capfd.readouterr()
-        return subprocess.CompletedProcess(argv, code, out, err)
+        return subprocess.CompletedProcess([str(a) for a in args], code, out, err)
 
     return run
 
