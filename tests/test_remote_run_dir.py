@@ -161,12 +161,14 @@ def assert_same_as_reference(store: dict, run: str) -> None:
     assert f"{run}/.lock" not in keys(store, f"{run}/"), "the lock is released when the run ends"
 
 
-@pytest.fixture
-def ray_elsewhere(store: dict, tmp_path: Path) -> Iterator[Path]:
+@pytest.fixture(scope="module")
+def ray_elsewhere(store: dict, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A local Ray whose workers behave like another machine's: started where no AWS variable is set
     (the driver forwards its own) and with a cache folder of their own, so nothing reaches them
-    through the driver's disk. Yields the workers' cache folder."""
+    through the driver's disk. Yields the workers' cache folder. One for the module: the run on Ray
+    and the resumed killed run share it (a Ray start costs seconds of CPU)."""
     ray = pytest.importorskip("ray")
+    tmp_path = tmp_path_factory.mktemp("ray-elsewhere")
     if ray.is_initialized():
         ray.shutdown()
     patch = pytest.MonkeyPatch()
@@ -254,11 +256,15 @@ def _markers(store: dict, run: str) -> int:
 
 @pytest.mark.parametrize(
     ("engine", "stage"),
-    [("local", "match"), ("local", "balance"), pytest.param("ray", "match", marks=pytest.mark.ray)],
+    [pytest.param("ray", "match", marks=pytest.mark.ray), ("local", "match"), ("local", "balance")],
 )
 def test_a_run_in_s3_killed_and_started_again_ends_the_same(
-    store: dict, engine: str, stage: str, capsys: pytest.CaptureFixture
+    store: dict, engine: str, stage: str, capsys: pytest.CaptureFixture, request: pytest.FixtureRequest
 ) -> None:
+    """Killed in its own process (on Ray: with its own local Ray, which dies with it), then resumed in
+    this one (on Ray: on the module's Ray, whose workers share no disk with this driver)."""
+    if engine == "ray":
+        request.getfixturevalue("ray_elsewhere")
     run = f"runs/killed-{engine}-{stage}"
     args = [
         str(a)
