@@ -20,7 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from curation import preview_files, worldwide
+from curation import preview_files
+from curation.keep_rule import KeepAt, KeepRule
 from curation.pool import open_parquet
 from curation.rundir import CAPTION_LANGUAGE, ENTRY_LANGUAGE, RunDir, read_json
 from curation.stages import ENTRY_IDS, PAIR_KEY, THRESHOLD, entry_counts, read_thresholds
@@ -59,45 +60,38 @@ def _rows(run: RunDir, shard: int, rows: np.ndarray, columns: Sequence[str]) -> 
     return pa.concat_tables(tables) if tables else part.schema_arrow.empty_table().select(list(columns))
 
 
-def _wanted(thresholds: np.ndarray, t: float | np.ndarray, kept: bool) -> np.ndarray:
-    """Kept at t (one t, or each pair's own), or matched (finite k) and dropped."""
-    return thresholds < t if kept else (thresholds >= t) & np.isfinite(thresholds)
-
-
 @dataclass(frozen=True)
 class _Judge:
-    """Which pairs of a shard are wanted: kept or dropped at t (each at its language's t in a worldwide
-    run), optionally of one caption language only."""
+    """Which pairs of a shard are wanted: kept or dropped (matched, not kept) at the rule's t, each pair
+    at its language's t in a worldwide run; optionally of one caption language only."""
 
-    t: float
+    keep: KeepAt
     kept: bool
-    per_language: dict[str, float] | None
     language: str | None
 
+    def _verdict(self, thresholds: np.ndarray, t: float | np.ndarray) -> np.ndarray:
+        return self.keep.keeps(thresholds, t) if self.kept else self.keep.drops(thresholds, t)
+
     def rows(self, run: RunDir, shard: int, thresholds: np.ndarray) -> np.ndarray:
-        if self.per_language is None and self.language is None:
-            return np.flatnonzero(_wanted(thresholds, self.t, self.kept))
+        if not self.keep.worldwide and self.language is None:
+            return np.flatnonzero(self._verdict(thresholds, self.keep.t))
         languages = (
             pq.read_table(run.annotated_part(shard), columns=[CAPTION_LANGUAGE])
             .column(CAPTION_LANGUAGE)
             .combine_chunks()
         )
-        t = self.t if self.per_language is None else worldwide.pair_t(languages, self.per_language)
-        wanted = _wanted(thresholds, t, self.kept)
+        wanted = self._verdict(thresholds, self.keep.pair_t(languages))
         if self.language is not None:
             wanted &= pc.fill_null(pc.equal(languages, self.language), False).to_numpy(zero_copy_only=False)
         return np.flatnonzero(wanted)
 
     def sampled(self, run: RunDir, seed: int, pairs: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
         """The wanted ones among sampled pairs (positions in the preview's sample)."""
-        if self.per_language is None and self.language is None:
-            return pairs[_wanted(thresholds[pairs], self.t, self.kept)]
+        if not self.keep.worldwide and self.language is None:
+            return pairs[self._verdict(thresholds[pairs], self.keep.t)]
         languages = preview_files.describe(run, seed)["languages"]
         groups = np.load(run.preview(seed) / "sample_groups.npy", mmap_mode="r")[pairs]
-        t = self.t
-        if self.per_language is not None:
-            t = np.array([self.per_language.get(language, 0.0) for language in languages] + [0.0])[groups]
-        wanted = _wanted(thresholds[pairs], t, self.kept)
+        wanted = self._verdict(thresholds[pairs], self.keep.group_t(groups, languages))
         if self.language is not None:
             wanted &= groups == (languages.index(self.language) if self.language in languages else -1)
         return pairs[wanted]
@@ -125,8 +119,9 @@ def find_pairs(
     started = time.perf_counter()
     shards = shard_indices(run)
     wanted_columns = list(dict.fromkeys([*columns, ENTRY_IDS]))
-    judge = _Judge(t, kept, None if math.isinf(t) else language_t(run, t), language)
-    if entry_id is not None and _none_can_match(root, entry_id, t, kept, judge.per_language):
+    # At t = infinity every matched pair is kept, whatever its language.
+    judge = _Judge(KeepAt(math.inf) if math.isinf(t) else KeepRule.of_run(run).at(t), kept, language)
+    if entry_id is not None and _none_can_match(root, entry_id, kept, judge.keep):
         return Found(_empty(run, shards, wanted_columns), len(shards), len(shards))
     pieces: list[pa.Table] = []
     taken: set[tuple[int, int]] = set()
@@ -161,14 +156,15 @@ def find_pairs(
     return Found(table.slice(0, limit), searched, len(shards))
 
 
-def _none_can_match(root: Path, entry_id: int, t: float, kept: bool, per_language: dict[str, float] | None) -> bool:
+def _none_can_match(root: Path, entry_id: int, kept: bool, keep: KeepAt) -> bool:
     """True when no pair of the entry can be found, known from its count alone: an entry that matches
     nothing, or dropped pairs of an entry of count <= t (the tail, or a head entry at exactly t): every
     pair holding it is kept, k < c <= t. In a worldwide run t is the entry's language's."""
     count = int(entry_counts(str(root))[entry_id])
-    if per_language is not None:
+    t = keep.t
+    if keep.worldwide:
         language = pq.read_table(RunDir(root).entry_counts, columns=[ENTRY_LANGUAGE]).column(ENTRY_LANGUAGE)[entry_id]
-        t = per_language.get(language.as_py(), 0.0)
+        t = keep.of_language(language.as_py())
     return count == 0 or (not kept and count <= t)
 
 
@@ -207,33 +203,17 @@ def _sampled_rows_with(
         yield int(shard), np.sort(locations[(locations >> 32) == shard] & 0xFFFFFFFF)
 
 
-def language_t(run: RunDir, t: float) -> dict[str, float] | None:
-    """A worldwide run's t per language for the reference language's t, with the run's fixed ones."""
-    table = pq.read_table(run.entry_counts)
-    if ENTRY_LANGUAGE not in table.column_names:
-        return None
-    parameters = (read_json(run.run_json) if run.run_json.exists() else {}).get("parameters", {})
-    return worldwide.language_thresholds(
-        table.column("count").to_numpy(),
-        table.column(ENTRY_LANGUAGE).to_pylist(),
-        t,
-        parameters.get("reference_language", "en"),
-        parameters.get("t_language"),
-    )
-
-
 def kept_batches(root: Path, seed: int, t: float, columns: Sequence[str]) -> Iterator[tuple[int, pa.Table]]:
     """(shard, the rows kept at t with the asked columns) for every shard, in the run's order; in a
     worldwide run, each pair at its language's t."""
     run = RunDir(root)
-    per_language = language_t(run, t)
+    rule = KeepRule.of_run(run).at(t)
     for shard in shard_indices(run):
         thresholds = read_thresholds(str(root), seed, shard)
-        if per_language is not None:
+        languages = None
+        if rule.worldwide:
             languages = pq.read_table(run.annotated_part(shard), columns=[CAPTION_LANGUAGE]).column(CAPTION_LANGUAGE)
-            keep = thresholds < worldwide.pair_t(languages.combine_chunks(), per_language)
-        else:
-            keep = thresholds < t
+        keep = rule.keeps(thresholds, rule.pair_t(languages))
         if not keep.any():
             yield shard, None
             continue

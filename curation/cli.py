@@ -17,13 +17,14 @@ import pyarrow.parquet as pq
 from curation import mirror
 from curation.engines import ENGINES
 from curation.export import COLUMN_SETS, FORMATS, format_of, write_manifest
+from curation.keep_rule import KeepRule
 from curation.matchers import DEFAULT_MATCHER, MATCHERS
 from curation.memory import keep_freed_memory
 from curation.preview_files import DEFAULT_SAMPLE_PAIRS
-from curation.rundir import ENTRY_LANGUAGE, RunDir, atomic_write_table, read_json
+from curation.rundir import RunDir, atomic_write_table, read_json
 from curation.runner import Execution, MatchRequest, balance_run, build_preview, match_pool, write_run_record
 from curation.summary import Run, existing_run
-from curation.worldwide import LanguageCounts, zero_t_notes
+from curation.worldwide import zero_t_notes
 from studio_common import storage
 from studio_common.argtypes import EXIT_USAGE, OneLineParser, checked, non_negative_int, positive_int
 from studio_common.errors import CurationError
@@ -401,11 +402,11 @@ def _print_balance(record: dict, entry_counts: Path, totals: bool = True) -> Non
         )
         print(f"tail share p(t)  {balance['tail_share']:>12.4f}")
     if record.get("languages"):
-        _print_languages(record["languages"], record["parameters"].get("reference_language"), t, entry_counts)
+        _print_languages(record["languages"], KeepRule.from_table(pq.read_table(entry_counts), record["parameters"]), t)
 
 
-def _print_languages(rows: list[dict], reference: str | None, t: float, entry_counts: Path) -> None:
-    print(f"\nper language (t set from {reference}'s tail share at t={t:g}):")
+def _print_languages(rows: list[dict], rule: KeepRule, t: float) -> None:
+    print(f"\nper language (t set from {rule.reference}'s tail share at t={t:g}):")
     print(f"{'language':>10} {'t':>10} {'p(t)':>8} {'pairs':>12} {'matched':>12} {'kept':>12}")
     for row in rows:
         t_cell = "-" if row["t"] is None else f"{row['t']:g}"
@@ -416,13 +417,8 @@ def _print_languages(rows: list[dict], reference: str | None, t: float, entry_co
         )
     nothing = [row["language"] for row in rows if row["t"] == 0]
     if nothing:
-        for note in zero_t_notes(nothing, reference or "en", t, _language_counts(entry_counts)):
+        for note in zero_t_notes(nothing, rule.reference, t, rule.by_language):
             print(note)
-
-
-def _language_counts(entry_counts: Path) -> LanguageCounts:
-    table = pq.read_table(entry_counts, columns=["count", ENTRY_LANGUAGE])
-    return LanguageCounts.build(table.column("count").to_numpy(), table.column(ENTRY_LANGUAGE).to_pylist())
 
 
 def command_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -511,7 +507,7 @@ def _expected_cell(row: dict) -> str:
     return f"{row['expected_kept']:,.0f} ± {row['expected_kept_margin']:,.0f}"
 
 
-def _print_stats(report: dict, entry_counts: Path) -> None:
+def _print_stats(report: dict, rule: KeepRule) -> None:
     print(
         f"{report['run_dir']}: {report['pairs']:,} pairs, {report['matched_pairs']:,} matched "
         f"(keep thresholds of seed {report['seed']})"
@@ -533,7 +529,7 @@ def _print_stats(report: dict, entry_counts: Path) -> None:
             )
         for row in report["at_t"]:
             if "languages" in row:
-                _print_languages(row["languages"], report["reference_language"], row["t"], entry_counts)
+                _print_languages(row["languages"], rule, row["t"])
     for row in report["t_for_size"]:
         note = (
             ""
@@ -556,7 +552,7 @@ def command_stats(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        _print_stats(report, run.dir.entry_counts)
+        _print_stats(report, run.rule)
     if (args.write_probabilities or args.write_entry_counts) and not ts:
         raise CurationError("name a t (--t) for the files to write")
     if args.write_probabilities:

@@ -91,3 +91,24 @@ def head_tail(counts: np.ndarray, t: float) -> HeadTail:
         tail_matches=int(counts[tail].sum()),
         tail_share=tail_share(counts, t),
     )
+
+
+def head_tail_sorted(ordered: np.ndarray, cumulative: np.ndarray, t: float) -> HeadTail:
+    """head_tail by binary search over counts sorted once (no pass over the entries);
+    ``cumulative`` holds their running sums from 0 (one longer)."""
+    zero = int(np.searchsorted(ordered, 0, side="right"))
+    below_t = max(zero, int(np.searchsorted(ordered, t, side="left")))  # the unmatched and the tail: c < t
+    total = int(cumulative[-1])
+    tail_matches = int(cumulative[below_t])
+    return HeadTail(
+        t=float(t),
+        entries=len(ordered),
+        matched_entries=len(ordered) - zero,
+        unmatched_entries=zero,
+        head_entries=len(ordered) - below_t,
+        tail_entries=below_t - zero,
+        matches=total,
+        head_matches=total - tail_matches,
+        tail_matches=tail_matches,
+        tail_share=tail_matches / total if total else 0.0,
+    )

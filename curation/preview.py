@@ -18,8 +18,8 @@ import numpy as np
 import pyarrow as pa
 
 from curation import balancing, counting
-from curation.balancing import entry_keep_probabilities
 from curation.entry_lists import flatten
+from curation.keep_rule import ALL, KeepRule
 
 TOP_ENTRIES = 100  # entries whose kept counts are answered from their own slots (the charts' entries)
 CHUNK_SLOTS = 131_072  # entry slots per block of the expected size: half a MB, which stays in cache
@@ -200,9 +200,11 @@ class PairSample:
 
 @dataclass(frozen=True)
 class BalancePreview:
-    counts: np.ndarray  # c_e per entry
+    """The preview of a one-language run; curation.worldwide_preview.WorldwidePreview answers the same
+    questions for a run with a t per language. Both hold the run's keep rule as ``rule``."""
+
+    rule: KeepRule  # t, head and tail, p_e: curation/keep_rule.py
     sorted_counts: np.ndarray  # ascending
-    cumulative_counts: np.ndarray  # running sums of sorted_counts, from 0 (one longer)
     thresholds: np.ndarray  # k of every matched pair, ascending (unmatched pairs are +inf: left out)
     pairs: int  # every pair of the pool
     sample: PairSample
@@ -218,12 +220,9 @@ class BalancePreview:
         sample_thresholds: np.ndarray,
     ) -> BalancePreview:
         """From the entry counts, the sorted finite thresholds and a uniform sample of matched pairs."""
-        counts = np.asarray(counts, dtype=np.int64)
-        ordered = np.sort(counts)
-        cumulative = np.zeros(len(ordered) + 1, dtype=np.int64)
-        np.cumsum(ordered, out=cumulative[1:])
-        sample = PairSample.build(sample_offsets, sample_entries, sample_thresholds, counts, len(thresholds))
-        return cls(counts, ordered, cumulative, thresholds, int(pairs), sample)
+        rule = KeepRule(np.asarray(counts, dtype=np.int64))
+        sample = PairSample.build(sample_offsets, sample_entries, sample_thresholds, rule.counts, len(thresholds))
+        return cls(rule, rule.by_language.sorted[ALL], thresholds, int(pairs), sample)
 
     @classmethod
     def build(
@@ -240,8 +239,25 @@ class BalancePreview:
         return cls.from_parts(counts, finite, len(sizes), sample_offsets, values, thresholds[matched])
 
     @property
+    def counts(self) -> np.ndarray:
+        """c_e per entry."""
+        return self.rule.counts
+
+    @property
     def matched_pairs(self) -> int:
         return len(self.thresholds)
+
+    def language_t(self, t: float) -> None:
+        """Every language's t: a one-language run has none."""
+        return None
+
+    def entry_t(self, t: float) -> float:
+        """The t every entry is judged at."""
+        return float(t)
+
+    def language_rows(self, t: float) -> list[dict]:
+        """Per language figures: a one-language run has none."""
+        return []
 
     def size_at(self, t: float) -> int:
         """The exact number of pairs kept at t for this seed."""
@@ -252,7 +268,7 @@ class BalancePreview:
         return balancing.t_for_size(self.thresholds, size)
 
     def t_for_tail_share(self, share: float) -> float:
-        return counting.t_for_tail_share(self.counts, share)
+        return self.rule.t_for_tail_share(share)
 
     def expected_size_at(self, t: float) -> Estimate:
         """Sum of P at t over matched pairs: the subset size on average over seeds."""
@@ -267,31 +283,10 @@ class BalancePreview:
         return self.sample.kept_counts_of(entry_ids, t, len(self.counts))
 
     def head_tail(self, t: float) -> counting.HeadTail:
-        return head_tail_sorted(self.sorted_counts, self.cumulative_counts, t)
+        return self.rule.head_tail(t)
 
     def tail_share(self, t: float) -> float:
-        return self.head_tail(t).tail_share
+        return self.rule.tail_share(t)
 
     def entry_probabilities(self, t: float) -> np.ndarray:
-        return entry_keep_probabilities(self.counts, t)
-
-
-def head_tail_sorted(ordered: np.ndarray, cumulative: np.ndarray, t: float) -> counting.HeadTail:
-    """counting.head_tail by binary search over counts sorted once (no pass over the entries);
-    ``cumulative`` holds their running sums from 0 (one longer)."""
-    zero = int(np.searchsorted(ordered, 0, side="right"))
-    below_t = max(zero, int(np.searchsorted(ordered, t, side="left")))  # the unmatched and the tail: c < t
-    total = int(cumulative[-1])
-    tail_matches = int(cumulative[below_t])
-    return counting.HeadTail(
-        t=float(t),
-        entries=len(ordered),
-        matched_entries=len(ordered) - zero,
-        unmatched_entries=zero,
-        head_entries=len(ordered) - below_t,
-        tail_entries=below_t - zero,
-        matches=total,
-        head_matches=total - tail_matches,
-        tail_matches=tail_matches,
-        tail_share=tail_matches / total if total else 0.0,
-    )
+        return self.rule.entry_probabilities(t)

@@ -25,8 +25,9 @@ import pyarrow.parquet as pq
 
 from curation import balancing
 from curation.entry_lists import flatten
+from curation.keep_rule import KeepRule
 from curation.preview import BalancePreview
-from curation.rundir import ENTRY_LANGUAGE, RunDir, atomic_directory, atomic_file, atomic_write_json, read_json
+from curation.rundir import RunDir, atomic_directory, atomic_file, atomic_write_json, read_json
 from curation.worldwide_preview import WorldwidePreview
 from studio_common.errors import CurationError
 
@@ -339,16 +340,13 @@ def open_preview(run: RunDir, seed: int) -> BalancePreview | WorldwidePreview:
         return BalancePreview.from_parts(counts, thresholds, summary["pairs"], *sample)
     parameters = read_json(run.run_json).get("parameters", {}) if run.run_json.exists() else {}
     return WorldwidePreview.from_parts(
-        counts,
-        table.column(ENTRY_LANGUAGE).to_pylist(),
+        KeepRule.from_table(table, parameters),
         summary["languages"],
         thresholds,
         summary["language_matched_pairs"],
         summary["language_pairs"],
         *sample,
         np.load(directory / "sample_groups.npy"),
-        parameters.get("reference_language", "en"),
-        parameters.get("t_language"),
     )
 
 

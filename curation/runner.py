@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from curation import counting, matchers, mirror, preview_files, stages, worldwide
 from curation.engines import Engine, make_engine
+from curation.keep_rule import KeepRule
 from curation.pool import (
     Shard,
     comparable_path,
@@ -41,7 +42,6 @@ from curation.rundir import (
     swap_directory,
 )
 from curation.shard_stats import RowStats
-from curation.worldwide_preview import head_tail_by_language
 from metadata import Metadata, MetadataError, fingerprint, load_metadata
 from studio_common import storage
 from studio_common.errors import CurationError
@@ -422,12 +422,11 @@ def balance_run(
     destination, selected = _selection_target(run, t, seed)
     mirror.fetch(run, run.preview(seed) / preview_files.SUMMARY)
     counts = entries_table.column("count").to_numpy()
-    language_t, by_language = None, None
-    if ENTRY_LANGUAGE in entries_table.column_names:
-        by_language = worldwide.LanguageCounts.build(counts, entries_table.column(ENTRY_LANGUAGE).to_pylist())
-        language_t = by_language.thresholds(t, reference_language, t_overrides)
-    elif t_overrides:
-        raise CurationError("--t-language applies to worldwide runs only (metadata with a 'language' column)")
+    entry_languages = (
+        entries_table.column(ENTRY_LANGUAGE).to_pylist() if ENTRY_LANGUAGE in entries_table.column_names else None
+    )
+    rule = KeepRule(counts, entry_languages, reference_language, t_overrides)
+    keep = rule.at(t)
     rate = (
         None
         if preview_files.is_complete(run, seed)
@@ -437,11 +436,10 @@ def balance_run(
     config = stages.BalanceConfig(
         root=run.spec,
         seed=seed,
-        t=t,
+        keep=keep,
         destination=destination.relative_to(run.root).as_posix(),
         n_entries=entries_table.num_rows,
         sample_rate=rate,
-        language_t=None if language_t is None else tuple(sorted(language_t.items())),
         languages=languages,
     )
     with _bar(plan["rows"], f"balance (t={t:g}, seed {seed})", "pairs", execution) as bar:
@@ -464,20 +462,15 @@ def balance_run(
         "seed": seed,
         "kept": sum(r["kept"] for r in results),
         "expected_kept": round(sum(r["expected"] for r in results), 3),
-        "head_tail": (
-            counting.head_tail(counts, t) if by_language is None else head_tail_by_language(by_language, language_t, t)
-        ).as_dict(),
+        "head_tail": rule.head_tail(t).as_dict(),
         "timings": {"balance_s": round(time.perf_counter() - started, 3)},
     }
-    if language_t is not None:
-        balance["reference_language"] = reference_language
-        balance["t_language"] = dict(t_overrides or {})
+    if keep.worldwide:
+        balance.update(rule.parameters)
         tallies: worldwide.Tallies = {}
         for result in results:
             worldwide.add_tallies(tallies, result["languages"])
-        balance["languages"] = worldwide.language_rows(
-            counts, entries_table.column(ENTRY_LANGUAGE).to_pylist(), language_t, tallies
-        )
+        balance["languages"] = worldwide.language_rows(counts, entry_languages, keep.per_language, tallies)
     return balance
 
 

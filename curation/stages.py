@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from curation import balancing, counting, keys, matchers, mirror, worldwide
+from curation.keep_rule import KeepAt
 from curation.pool import Shard, iter_shard_batches, open_parquet
 from curation.preview_files import PieceBuilder, has_piece
 from curation.rundir import (
@@ -62,11 +63,10 @@ class MatchConfig:
 class BalanceConfig:
     root: str
     seed: int
-    t: float
+    keep: KeepAt  # which pairs are kept: at the run's t, or at each language's (curation/keep_rule.py)
     destination: str  # the folder of the curated parts, relative to the run directory
     n_entries: int
     sample_rate: float | None = None  # make the shard's preview piece with this sample rate (None: no)
-    language_t: tuple[tuple[str, float], ...] | None = None  # worldwide runs: t of each language
     languages: tuple[str, ...] | None = None  # worldwide runs: the metadata's languages, sorted (preview pieces)
 
 
@@ -357,14 +357,6 @@ class _BalanceTally:
     languages: dict[str, list] = field(default_factory=dict)  # worldwide: [pairs, matched, kept, expected]
 
 
-def _pair_t(batch: pa.RecordBatch, config: BalanceConfig) -> tuple[float | np.ndarray, pa.Array | None]:
-    """t for the batch: the run's one t, or each pair's language's t."""
-    if config.language_t is None:
-        return config.t, None
-    languages = batch.column(CAPTION_LANGUAGE)
-    return worldwide.pair_t(languages, dict(config.language_t)), languages
-
-
 def _kept_batches(
     batches: Iterable[pa.RecordBatch],
     stored: np.ndarray | None,
@@ -384,10 +376,11 @@ def _kept_batches(
         else:
             thresholds = stored[start : start + len(batch)]
         start += len(batch)
-        t, languages = _pair_t(batch, config)
+        languages = batch.column(CAPTION_LANGUAGE) if config.keep.worldwide else None
+        t = config.keep.pair_t(languages)
         if tally.piece is not None:
             tally.piece.add(entry_ids, batch.column(PAIR_KEY).to_numpy(), thresholds, languages)
-        keep = balancing.kept_mask(thresholds, t)
+        keep = config.keep.keeps(thresholds, t)
         tally.kept += int(keep.sum())
         tally.kept_counts += balancing.balanced_counts(entry_ids, thresholds, t, config.n_entries)
         expected = balancing.keep_probabilities(entry_ids, counts, t)
@@ -418,7 +411,7 @@ def balance_shard(shard: int, config: BalanceConfig) -> dict:
     ):
         tally.piece = PieceBuilder(config.seed, config.sample_rate, config.languages)
     if mirror.has(run, destination):
-        wanted = [ENTRY_IDS, PAIR_KEY] + ([CAPTION_LANGUAGE] if config.language_t is not None else [])
+        wanted = [ENTRY_IDS, PAIR_KEY] + ([CAPTION_LANGUAGE] if config.keep.worldwide else [])
         batches = source.iter_batches(batch_size=BALANCE_BATCH_ROWS, columns=wanted)
         for _ in _kept_batches(batches, stored, counts, config, tally):
             pass  # the kept rows are on disk already: only the sizes are wanted

@@ -21,11 +21,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curation import balancing, counting, mirror, preview_files, worldwide
+from curation.keep_rule import KeepRule
 from curation.preview import INTERVAL, BalancePreview
 from curation.rundir import CAPTION_LANGUAGE, ENTRY_LANGUAGE, RunDir, atomic_parquet_writer, read_json
 from curation.runner import Execution, build_preview
 from curation.stages import ENTRY_IDS, PAIR_KEY, read_thresholds
-from curation.worldwide_preview import WorldwidePreview, head_tail_by_language
+from curation.worldwide_preview import WorldwidePreview
 from studio_common import storage
 from studio_common.errors import CurationError
 
@@ -79,6 +80,11 @@ class Run:
     def counts(self) -> np.ndarray:
         return self.entry_table.column("count").to_numpy()
 
+    @cached_property
+    def rule(self) -> KeepRule:
+        """The run's keep rule, as its last balance recorded it (reference language, fixed t)."""
+        return KeepRule.from_table(self.entry_table, self.record.get("parameters"))
+
     @property
     def entries(self) -> list[str]:
         return self.entry_table.column("entry").to_pylist()
@@ -122,10 +128,9 @@ class Run:
         """Sum over matched pairs of P at t (each pair at its language's t in a worldwide run): what the
         subset size is on average over seeds (exact: a pass over every pair's entry list;
         ``preview().expected_size_at`` estimates it at once)."""
-        per_language = self._language_t(t)
         return float(
             sum(
-                balancing.keep_probabilities(ids, self.counts, self._pair_t(index, t, per_language)).sum()
+                balancing.keep_probabilities(ids, self.counts, self._pair_t(index, t)).sum()
                 for index, ids in zip(self.shard_indices, self._entry_id_parts())
             )
         )
@@ -134,86 +139,63 @@ class Run:
         """A worldwide run at a reference t: per language its t, tail share, pairs, matched, kept and
         expected kept, exact, from one pass over every shard's entry lists, languages and thresholds."""
         chosen = self._seed(seed)
-        thresholds_by_language = self._language_t(t)
-        if thresholds_by_language is None:
+        if not self.rule.worldwide:
             raise CurationError(f"{self.name} is not a worldwide run (its metadata has no languages)")
+        keep = self.rule.at(t)
         tallies: worldwide.Tallies = {}
         for index in self.shard_indices:
             table = pq.read_table(self.dir.annotated_part(index), columns=[ENTRY_IDS, CAPTION_LANGUAGE])
             ids, languages = table.column(ENTRY_IDS).combine_chunks(), table.column(CAPTION_LANGUAGE).combine_chunks()
-            pair_t = worldwide.pair_t(languages, thresholds_by_language)
-            keep = read_thresholds(str(self.dir.root), chosen, index) < pair_t
+            pair_t = keep.pair_t(languages)
+            kept = keep.keeps(read_thresholds(str(self.dir.root), chosen, index), pair_t)
             expected = balancing.keep_probabilities(ids, self.counts, pair_t)
-            worldwide.tally_languages(tallies, languages, ids, keep, expected)
+            worldwide.tally_languages(tallies, languages, ids, kept, expected)
         return worldwide.language_rows(
-            self.counts, self.entry_table.column(ENTRY_LANGUAGE).to_pylist(), thresholds_by_language, tallies
+            self.counts, self.entry_table.column(ENTRY_LANGUAGE).to_pylist(), keep.per_language, tallies
         )
 
     def t_for_size(self, size: int, seed: int | None = None) -> tuple[float, int]:
         return self.preview(seed).t_for_size(size)
 
-    @cached_property
-    def _by_language(self) -> worldwide.LanguageCounts:
-        return worldwide.LanguageCounts.build(self.counts, self.entry_table.column(ENTRY_LANGUAGE).to_pylist())
-
-    @property
-    def _reference(self) -> str:
-        return self.record.get("parameters", {}).get("reference_language") or "en"
-
     def tail_share(self, t: float) -> float:
         """p(t); a worldwide run's: its reference language's, which every language's t matches."""
-        if self.worldwide:
-            return self._by_language.tail_share(self._reference, t)
-        return counting.tail_share(self.counts, t)
+        return self.rule.tail_share(t)
 
     def t_for_tail_share(self, share: float) -> float:
-        if self.worldwide:
-            return counting.t_for_tail_share(self.counts[self._by_language.members[self._reference]], share)
-        return counting.t_for_tail_share(self.counts, share)
+        return self.rule.t_for_tail_share(share)
 
     def head_tail(self, t: float) -> counting.HeadTail:
         """Entries split at t; in a worldwide run each language's at its t, added up."""
-        if self.worldwide:
-            return head_tail_by_language(self._by_language, self._language_t(t), t)
-        return counting.head_tail(self.counts, t)
+        return self.rule.head_tail(t)
 
     @property
     def worldwide(self) -> bool:
         return ENTRY_LANGUAGE in self.entry_table.column_names
 
-    def _language_t(self, t: float) -> dict[str, float] | None:
-        """A worldwide run's t per language at the reference t (with the run's fixed ones), else None."""
-        if not self.worldwide:
-            return None
-        return self._by_language.thresholds(t, self._reference, self.record.get("parameters", {}).get("t_language"))
-
-    def _pair_t(self, index: int, t: float, per_language: dict[str, float] | None) -> float | np.ndarray:
+    def _pair_t(self, index: int, t: float) -> float | np.ndarray:
         """t for the shard's pairs: t itself, or in a worldwide run each pair's language's t."""
-        if per_language is None:
-            return t
+        keep = self.rule.at(t)
+        if not keep.worldwide:
+            return keep.t
         languages = pq.read_table(self.dir.annotated_part(index), columns=[CAPTION_LANGUAGE]).column(CAPTION_LANGUAGE)
-        return worldwide.pair_t(languages.combine_chunks(), per_language)
+        return keep.pair_t(languages)
 
     def balanced_counts(self, t: float, seed: int | None = None) -> np.ndarray:
         """Matches per entry among the pairs kept at t."""
         chosen = self._seed(seed)
         total = np.zeros(len(self.counts), dtype=np.int64)
-        per_language = self._language_t(t)
         for index, ids in zip(self.shard_indices, self._entry_id_parts()):
             thresholds = read_thresholds(str(self.dir.root), chosen, index)
-            total += balancing.balanced_counts(ids, thresholds, self._pair_t(index, t, per_language), len(self.counts))
+            total += balancing.balanced_counts(ids, thresholds, self._pair_t(index, t), len(self.counts))
         return total
 
     def keep_probabilities(self, t: float) -> Iterator[pa.Table]:
         """(id column if any, pair_key, P) for every pair, shard by shard: weights for online balancing."""
         id_column = self.plan["columns"]["id"]
         columns = ([id_column] if id_column else []) + [PAIR_KEY, ENTRY_IDS]
-        per_language = self._language_t(t)
         for index in self.shard_indices:
             table = pq.read_table(self.dir.annotated_part(index), columns=columns)
-            probabilities = balancing.keep_probabilities(
-                table.column(ENTRY_IDS), self.counts, self._pair_t(index, t, per_language)
-            )
+            probabilities = balancing.keep_probabilities(table.column(ENTRY_IDS), self.counts, self._pair_t(index, t))
             yield table.drop_columns([ENTRY_IDS]).append_column("P", pa.array(probabilities))
 
     def write_keep_probabilities(self, path: str | Path, t: float) -> int:
@@ -271,7 +253,7 @@ class Run:
                     "expected_kept_margin": expected.margin,
                     "expected_kept_exact": expected.exact,
                     **head_tail,
-                    **({"languages": preview.language_rows(t)} if isinstance(preview, WorldwidePreview) else {}),
+                    **({"languages": preview.language_rows(t)} if preview.rule.worldwide else {}),
                 }
             )
         for_size = []
@@ -284,15 +266,10 @@ class Run:
             for_share.append({"tail_share": share, "t": t, "realised_tail_share": preview.tail_share(t)})
         order = [int(i) for i in np.argsort(self.counts)[::-1][:top] if self.counts[i] > 0]
         entries = self.entry_table.column("entry")
-        worldwide_ = (
-            {"reference_language": preview.reference, "t_language": preview.overrides}
-            if isinstance(preview, WorldwidePreview)
-            else {}
-        )
         return {
             "run_dir": self.name,
             "seed": self._seed(seed),
-            **worldwide_,
+            **preview.rule.parameters,
             "pairs": pairs,
             "matched_pairs": preview.matched_pairs,
             "estimates": {

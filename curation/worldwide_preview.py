@@ -12,40 +12,16 @@ that language's part alone. Pure: arrays in, numbers out.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
 from curation import balancing, counting
-from curation.balancing import entry_keep_probabilities
-from curation.preview import Estimate, PairSample, head_tail_sorted
-from curation.worldwide import LanguageCounts
+from curation.keep_rule import KeepRule
+from curation.preview import Estimate, PairSample
 
 BISECTION_STEPS = 200  # halvings of the reference t's interval when searching t for a size (floats: ~60 suffice)
-
-
-def head_tail_by_language(by_language: LanguageCounts, language_t: Mapping[str, float], t: float) -> counting.HeadTail:
-    """Entries and matches of every language split at that language's t, added up (t: the reference's)."""
-    parts = [
-        head_tail_sorted(by_language.sorted[language], by_language.cumulative[language], language_t[language])
-        for language in by_language.members
-    ]
-    fields = (
-        "entries",
-        "matched_entries",
-        "unmatched_entries",
-        "head_entries",
-        "tail_entries",
-        "matches",
-        "head_matches",
-        "tail_matches",
-    )
-    summed = {name: sum(getattr(part, name) for part in parts) for name in fields}
-    return counting.HeadTail(
-        t=float(t), tail_share=summed["tail_matches"] / summed["matches"] if summed["matches"] else 0.0, **summed
-    )
 
 
 @dataclass(frozen=True)
@@ -81,19 +57,12 @@ class WorldwidePreview:
     """The interface of curation.preview.BalancePreview, for a run with a t per language; ``t`` is
     always the reference language's."""
 
-    def __init__(
-        self,
-        counts: np.ndarray,
-        entry_languages: Sequence[str],
-        parts: Sequence[LanguagePart],
-        unassigned_pairs: int,
-        reference: str = "en",
-        overrides: Mapping[str, float] | None = None,
-    ) -> None:
-        self.counts = np.asarray(counts, dtype=np.int64)
-        self.by_language = LanguageCounts.build(self.counts, entry_languages)
+    def __init__(self, rule: KeepRule, parts: Sequence[LanguagePart], unassigned_pairs: int) -> None:
+        self.rule = rule  # t per language, head and tail, p_e: curation/keep_rule.py
+        self.counts = np.asarray(rule.counts, dtype=np.int64)
+        self.by_language = rule.by_language
         self.parts = {part.language: part for part in parts}
-        self.reference, self.overrides = reference, dict(overrides or {})
+        self.reference = rule.reference
         self.unassigned_pairs = unassigned_pairs  # pairs whose caption language has no entries
         self.pairs = sum(part.pairs for part in parts) + unassigned_pairs
         self.sorted_counts = np.sort(self.counts)
@@ -101,14 +70,11 @@ class WorldwidePreview:
         for language, ids in self.by_language.members.items():
             self.entry_language[ids] = language
         self._local: dict[str, np.ndarray] = {}
-        self.language_t = lru_cache(maxsize=256)(self._language_t)
-        self.language_t(1.0)  # an unknown reference language or override fails here, not on first use
 
     @classmethod
     def from_parts(
         cls,
-        counts: np.ndarray,
-        entry_languages: Sequence[str],
+        rule: KeepRule,
         languages: Sequence[str],
         thresholds: np.ndarray,
         matched_per_language: Sequence[int],
@@ -117,8 +83,6 @@ class WorldwidePreview:
         sample_entries: np.ndarray,
         sample_thresholds: np.ndarray,
         sample_languages: np.ndarray,
-        reference: str = "en",
-        overrides: Mapping[str, float] | None = None,
     ) -> WorldwidePreview:
         """From the stored arrays: thresholds sorted within each language, languages in the stored order
         (``pairs_per_language`` one longer: the pairs without a language last)."""
@@ -133,24 +97,21 @@ class WorldwidePreview:
                 LanguagePart(
                     language,
                     segment,
-                    PairSample.build(offsets, entries, sampled, counts, len(segment)),
+                    PairSample.build(offsets, entries, sampled, rule.counts, len(segment)),
                     int(pairs_per_language[group]),
                 )
             )
-        return cls(counts, entry_languages, parts, int(pairs_per_language[len(languages)]), reference, overrides)
+        return cls(rule, parts, int(pairs_per_language[len(languages)]))
 
     # -- t per language -----------------------------------------------------------------------------
 
-    def _language_t(self, t: float) -> dict[str, float]:
-        return self.by_language.thresholds(t, self.reference, self.overrides)
+    def language_t(self, t: float) -> dict[str, float]:
+        """Every language's t at the reference t."""
+        return self.rule.at(float(t)).per_language
 
     def entry_t(self, t: float) -> np.ndarray:
         """Each entry's language's t."""
-        per_language = self.language_t(float(t))
-        values = np.zeros(len(self.counts))
-        for language, ids in self.by_language.members.items():
-            values[ids] = per_language[language]
-        return values
+        return self.rule.entry_t(t)
 
     # -- exact ----------------------------------------------------------------------------------------
 
@@ -203,21 +164,18 @@ class WorldwidePreview:
 
     def t_for_tail_share(self, share: float) -> float:
         """The reference t whose reference-language tail share first reaches ``share``."""
-        return counting.t_for_tail_share(self.counts[self.by_language.members[self.reference]], share)
+        return self.rule.t_for_tail_share(share)
 
     def tail_share(self, t: float) -> float:
         """The reference language's tail share at t, which every language's t is set to match."""
-        return self.by_language.tail_share(self.reference, t)
+        return self.rule.tail_share(t)
 
     def head_tail(self, t: float) -> counting.HeadTail:
-        return head_tail_by_language(self.by_language, self.language_t(float(t)), t)
+        return self.rule.head_tail(t)
 
     def entry_probabilities(self, t: float) -> np.ndarray:
-        """p_e at the entry's language's t (1 where that t is 0 and the entry unmatched: nothing to keep)."""
-        entry_t = self.entry_t(t)
-        with np.errstate(invalid="ignore"):
-            probabilities = entry_keep_probabilities(self.counts, entry_t)
-        return np.nan_to_num(probabilities, nan=1.0)
+        """p_e at the entry's language's t."""
+        return self.rule.entry_probabilities(t)
 
     # -- estimated --------------------------------------------------------------------------------------
 

@@ -250,30 +250,25 @@ def expected_size(root: str, seed: int, token: str, t: float) -> Estimate:
 def language_rows(root: str, seed: int, token: str, t: float) -> pd.DataFrame | None:
     """A worldwide run's figures per language at the reference t (None for a run of one language)."""
     preview_ = preview(root, seed, token)
-    if not isinstance(preview_, WorldwidePreview):
-        return None
-    return pd.DataFrame(preview_.language_rows(t))
+    return pd.DataFrame(preview_.language_rows(t)) if preview_.rule.worldwide else None
 
 
 def languages(root: str, seed: int, token: str) -> list[str]:
     """A worldwide run's languages, sorted (empty for a run of one language)."""
-    preview_ = preview(root, seed, token)
-    return preview_.by_language.languages if isinstance(preview_, WorldwidePreview) else []
+    return preview(root, seed, token).rule.languages
 
 
 def entry_t(root: str, seed: int, token: str, t: float) -> np.ndarray | float:
     """t of each entry (its language's in a worldwide run), or t itself."""
-    preview_ = preview(root, seed, token)
-    return preview_.entry_t(t) if isinstance(preview_, WorldwidePreview) else t
+    return preview(root, seed, token).rule.entry_t(t)
 
 
 def t_label(root: str, seed: int, token: str, t: float, language: str | None = None) -> str:
     """The t a statement is made at, as a worldwide run applies it: the language's own t (MetaCLIP 2
     scales t per language), never the reference's where another language's applies."""
-    preview_ = preview(root, seed, token)
-    if not isinstance(preview_, WorldwidePreview):
+    per_language = preview(root, seed, token).rule.at(float(t)).per_language
+    if per_language is None:
         return f"t = {t:g}"
-    per_language = preview_.language_t(float(t))
     if language is not None:
         return f"{language}'s t = {per_language[language]:g}"
     shown = ", ".join(f"{code} {value:g}" for code, value in sorted(per_language.items()))

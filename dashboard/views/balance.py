@@ -49,7 +49,7 @@ if t is None:
 worldwide = bool(data.languages(str(root), seed, token))
 if worldwide:
     st.caption(
-        f"A worldwide run: t is {preview.reference}'s; every language keeps its pairs at its own t "
+        f"A worldwide run: t is {preview.rule.reference}'s; every language keeps its pairs at its own t "
         "(see Languages), and sizes and head/tail here add all languages up, each at its t."
     )
 

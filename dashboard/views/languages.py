@@ -19,7 +19,7 @@ if rows is None:
     )
     st.stop()
 preview = data.preview(str(root), seed, token)
-reference = preview.reference
+reference = preview.rule.reference
 
 left, right = st.columns([1, 3])
 data.t_input(left, f"t of the reference language ({reference})", "t")
@@ -28,8 +28,8 @@ right.caption(
         f"Each language's t keeps the tail share {reference} keeps at its t: p = {preview.tail_share(t):.4f} "
         f"of its matches go to entries matched fewer than t times (MetaCLIP 2's t_to_p and p_to_t). "
         + (
-            f"Fixed by the run: {', '.join(f'{k}={v:g}' for k, v in preview.overrides.items())}. "
-            if preview.overrides
+            f"Fixed by the run: {', '.join(f'{k}={v:g}' for k, v in preview.rule.overrides.items())}. "
+            if preview.rule.overrides
             else ""
         )
         + "A language whose t comes out 0 keeps nothing."
@@ -66,7 +66,7 @@ st.plotly_chart(charts.language_t_bars(shown[shown["t"] > 0], t, reference))
 if len(by_size) > TOP_LANGUAGES:
     st.caption(f"The {TOP_LANGUAGES} languages with most pairs of {len(by_size):,}; the table below holds them all.")
 zero = known[(known["t"] == 0) & (known["matched_pairs"] > 0)]
-for note in zero_t_notes(zero["language"].head(20).tolist(), reference, t, preview.by_language):
+for note in zero_t_notes(zero["language"].head(20).tolist(), reference, t, preview.rule.by_language):
     messages.warning(note + (f" ({len(zero) - 20:,} more languages too)" if len(zero) > 20 else ""))
 
 table = rows.assign(
