@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from curation import preview_files
 from curation.keep_rule import KeepAt, KeepRule
 from curation.pool import open_parquet
-from curation.rundir import CAPTION_LANGUAGE, ENTRY_LANGUAGE, RunDir, read_json
+from curation.rundir import CAPTION_LANGUAGE, ENTRY_LANGUAGE, RunDir
 from curation.stages import ENTRY_IDS, PAIR_KEY, THRESHOLD, entry_counts, read_thresholds
 
 SEARCH_BUDGET_S = 1.5  # a page of samples searches the shards this long at most before it shows what it has
@@ -43,7 +43,7 @@ class Found:
 
 
 def shard_indices(run: RunDir) -> list[int]:
-    return [shard["index"] for shard in read_json(run.plan_json)["shards"]]
+    return run.plan().shard_indices
 
 
 def _rows(run: RunDir, shard: int, rows: np.ndarray, columns: Sequence[str]) -> pa.Table:

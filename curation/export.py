@@ -189,19 +189,19 @@ def format_of(name: str, requested: str | None = None) -> str:
 
 def _columns(run: RunDir, column_set: str) -> tuple[list[str], list[str]]:
     """(annotated columns to read, their names in the manifest)."""
-    columns = read_json(run.plan_json)["columns"]
+    columns = run.plan().columns
     if column_set == "img2dataset":
-        if not columns["url"]:
+        if not columns.url:
             raise CurationError("this pool has no url column; export all columns or keys instead")
-        if columns.get("texts"):  # several texts per image: the one each image was kept by, and its column
-            return [columns["url"], PICKED_TEXT, PICKED_COLUMN], ["url", "caption", "caption_column"]
-        return [columns["url"], columns["text"]], ["url", "caption"]
+        if columns.texts:  # several texts per image: the one each image was kept by, and its column
+            return [columns.url, PICKED_TEXT, PICKED_COLUMN], ["url", "caption", "caption_column"]
+        return [columns.url, columns.text], ["url", "caption"]
     if column_set == "all":
         shards = shard_indices(run)
         names = pq.read_schema(run.annotated_part(shards[0])).names if shards else []
         return names, names
     if column_set == "keys":
-        names = ([columns["id"]] if columns["id"] else []) + ["pair_key"]
+        names = ([columns.id] if columns.id else []) + ["pair_key"]
         return names, names
     raise CurationError(f"unknown column set {column_set!r}; choose one of {', '.join(COLUMN_SETS)}")
 
@@ -236,7 +236,7 @@ def write_manifest(
     if not t > 0:
         raise CurationError(f"t must be a positive number, got {t}")
     shards = shard_indices(run)
-    if not all(run.threshold_part(seed, shard).exists() for shard in shards):
+    if seed not in run.complete_seeds():
         raise CurationError(
             f"no keep thresholds for seed {seed} in {root}; run `curation balance {root} --t {t:g} --seed {seed}` first"
         )
@@ -259,7 +259,7 @@ def write_manifest(
         finally:
             writer.close()
     provenance_path = path.with_name(provenance_name(path.name))
-    plan, record = read_json(run.plan_json), read_json(run.run_json) if run.run_json.exists() else {}
+    plan, record = run.plan(), read_json(run.run_json) if run.run_json.exists() else {}
     # The run's rows, with kept and expected kept at this t and seed (run.json's are its last balance's).
     expected = Run(root).expected_size_at(t)
     pool_rows = {**record.get("rows", {}), "kept": rows, "expected_kept": round(expected, 3)}
@@ -270,9 +270,9 @@ def write_manifest(
         "seed": seed,
         "format": file_format,
         "columns": column_set,
-        "metadata": plan["metadata"],
-        "pool": {"spec": plan["pool"], "rows": plan["rows"], "files": [f["path"] for f in plan["files"]]},
-        "pair_key": plan["pair_key"],
+        "metadata": plan.metadata.as_json(),
+        "pool": {"spec": plan.pool, "rows": plan.rows, "files": [f["path"] for f in plan.files]},
+        "pair_key": plan.pair_key,
         "pool_rows": pool_rows,
         "run_dir": run_name or str(root),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),

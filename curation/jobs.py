@@ -368,10 +368,10 @@ def run_progress(out: str) -> tuple[float, str]:
         return 1.0, "complete"
     if not mirror.fetch(run, run.plan_json):
         return 0.0, "starting"
-    shards = read_json(run.plan_json)["shards"]
-    total = sum(shard["rows"] for shard in shards) or 1
-    markers = mirror.names(run, run.shards)
-    matched = sum(shard["rows"] for shard in shards if run.shard_marker(shard["index"]).name in markers)
+    shards = run.shards()
+    total = sum(shard.rows for shard in shards) or 1
+    markers = mirror.names(run, run.shard_outputs)
+    matched = sum(shard.rows for shard in shards if run.shard_marker(shard.index).name in markers)
     if matched < total or not mirror.has(run, run.entry_counts):
         return 0.8 * matched / total, f"matching: {matched:,} of {total:,} pairs"
     staged = _parts_being_selected(run)

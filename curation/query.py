@@ -19,6 +19,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from curation.plan import Plan
 from curation.rundir import ENTRY_COUNT_COLUMNS, ENTRY_LANGUAGE, RunDir, read_json
 from studio_common.errors import CurationError
 
@@ -40,17 +41,6 @@ def connect(run_dir: Path, extra_files: tuple[Path, ...] = ()) -> duckdb.DuckDBP
     return connection
 
 
-def complete_seeds(root: Path) -> list[int]:
-    """Seeds with a keep threshold file for every shard (a killed `balance` may leave a seed half done)."""
-    run = RunDir(root)
-    shards = read_json(run.plan_json)["shards"] if run.plan_json.exists() else []
-    return [
-        seed
-        for seed in run.threshold_seeds()
-        if all(run.threshold_part(seed, shard["index"]).exists() for shard in shards)
-    ]
-
-
 @dataclass(frozen=True)
 class RunQuery:
     """Queries of one run directory through one cursor."""
@@ -62,15 +52,15 @@ class RunQuery:
     def dir(self) -> RunDir:
         return RunDir(self.root)
 
-    def plan(self) -> dict:
-        return read_json(self.dir.plan_json)
+    def plan(self) -> Plan:
+        return self.dir.plan()
 
     def record(self) -> dict:
         return read_json(self.dir.run_json) if self.dir.run_json.exists() else {}
 
     def _shards(self) -> list[int]:
         """Shard indices in order, so that annotated rows and thresholds line up."""
-        return [shard["index"] for shard in self.plan()["shards"]]
+        return self.plan().shard_indices
 
     def annotated_files(self) -> list[str]:
         return [str(self.dir.annotated_part(shard)) for shard in self._shards()]
@@ -80,7 +70,7 @@ class RunQuery:
 
     def seeds(self) -> list[int]:
         """Seeds whose keep thresholds are complete in this run."""
-        return complete_seeds(self.root)
+        return self.dir.complete_seeds()
 
     def columns(self) -> list[str]:
         """The annotated columns (pool columns, then entry_ids and pair_key)."""
@@ -90,7 +80,7 @@ class RunQuery:
     @cached_property
     def languages(self) -> list[str] | None:
         """A worldwide run's entry languages (sorted), else None (plan.json read once per cursor)."""
-        languages = self.plan()["metadata"].get("languages")
+        languages = self.plan().languages
         return sorted(languages) if languages else None
 
     def _entry_columns(self) -> str:

@@ -19,11 +19,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from studio_common.errors import CurationError
+
+if TYPE_CHECKING:
+    from curation.plan import Plan
+    from curation.pool import Shard
 
 FORMAT_VERSION = 1
 LOCK_NAME = ".lock"  # the one-writer lock: a flock on disk, a leased object in a store (curation/mirror.py)
@@ -91,7 +96,8 @@ class RunDir:
         return self.root / ".curated-retired"
 
     @property
-    def shards(self) -> Path:
+    def shard_outputs(self) -> Path:
+        """shards/: each shard's counts and its marker."""
         return self.root / "shards"
 
     @property
@@ -106,6 +112,28 @@ class RunDir:
     def matcher_tables(self) -> Path:
         """The token matcher's tables (curation/matchers.py)."""
         return self.root / "matcher" / "tokens"
+
+    def plan(self) -> Plan:
+        """What the run was asked to do: plan.json (this machine's copy, for a run in a store)."""
+        from curation.plan import read_plan  # plan.py builds on this module's writers
+
+        return read_plan(self.plan_json)
+
+    def shards(self) -> list[Shard]:
+        return list(self.plan().shards)
+
+    def is_matched(self) -> bool:
+        """Every shard has its marker and the global counts are written (files on this machine)."""
+        return self.entry_counts.exists() and all(self.shard_marker(s.index).exists() for s in self.shards())
+
+    def complete_seeds(self) -> list[int]:
+        """Seeds with a keep threshold part for every shard (a killed balance may leave one half done)."""
+        shards = self.shards() if self.plan_json.exists() else []
+        return [
+            seed
+            for seed in self.threshold_seeds()
+            if all(self.threshold_part(seed, shard.index).exists() for shard in shards)
+        ]
 
     def selection(self, folder: Path) -> Path:
         """The record of the t and seed that a folder of curated parts holds (on disk)."""
@@ -123,10 +151,10 @@ class RunDir:
         return self.annotated / part_name(shard)
 
     def shard_counts(self, shard: int) -> Path:
-        return self.shards / f"{shard:05d}.counts.parquet"
+        return self.shard_outputs / f"{shard:05d}.counts.parquet"
 
     def shard_marker(self, shard: int) -> Path:
-        return self.shards / f"{shard:05d}.json"
+        return self.shard_outputs / f"{shard:05d}.json"
 
     def threshold_part(self, seed: int, shard: int) -> Path:
         return self.thresholds(seed) / part_name(shard)
@@ -141,7 +169,7 @@ class RunDir:
         return self.preview_pieces(seed) / f"{shard:05d}.npz"
 
     def make(self) -> None:
-        for directory in (self.annotated, self.shards):
+        for directory in (self.annotated, self.shard_outputs):
             directory.mkdir(parents=True, exist_ok=True)
 
 

@@ -22,9 +22,8 @@ import pyarrow.parquet as pq
 from curation import counting, matchers, mirror, preview_files, stages, worldwide
 from curation.engines import Engine, make_engine
 from curation.keep_rule import KeepRule
+from curation.plan import Plan, PlanColumns, PlanMetadata, plan_differences, write_plan
 from curation.pool import (
-    Shard,
-    comparable_path,
     file_signature,
     inspect_pool,
     open_parquet,
@@ -136,7 +135,7 @@ def _text_columns(files: list[str], names: tuple[str, ...]) -> list[str]:
     return list(names)
 
 
-def _make_plan(request: MatchRequest, metadata: Metadata, log: Log) -> dict:
+def _make_plan(request: MatchRequest, metadata: Metadata, log: Log) -> Plan:
     files = resolve_files(request.pool)
     entries = metadata.entries
     texts = _text_columns(files, request.text_columns) if request.text_columns else []
@@ -149,36 +148,28 @@ def _make_plan(request: MatchRequest, metadata: Metadata, log: Log) -> dict:
         if info.id_column
         else "content: " + (f"{info.url_column} + newline + " if info.url_column else "") + info.text_column
     )
-    shards = plan_shards(files, request.shard_rows)
-    return {
-        "format_version": FORMAT_VERSION,
-        "pool": request.pool,
-        "files": [file_signature(path) for path in files],
-        "rows": info.rows,
-        "metadata": {
-            "path": request.metadata if storage.is_uri(request.metadata) else str(Path(request.metadata).resolve()),
-            "entries": len(entries),
-            "fingerprint": fingerprint(entries, metadata.languages),
-            "drop_invalid_entries": request.drop_invalid_entries,
-            **({"languages": sorted(set(metadata.languages))} if metadata.languages else {}),
-        },
-        "columns": {
-            "text": info.text_column,
-            "id": info.id_column,
-            "url": info.url_column,
-            **({"language": language_column} if metadata.languages else {}),
-            **({"texts": texts} if texts else {}),
-        },
-        "pair_key": key,
-        "shard_rows": request.shard_rows,
-        "shards": [shard.as_dict() for shard in shards],
-    }
+    return Plan(
+        pool=request.pool,
+        files=tuple(file_signature(path) for path in files),
+        rows=info.rows,
+        metadata=PlanMetadata(
+            path=request.metadata if storage.is_uri(request.metadata) else str(Path(request.metadata).resolve()),
+            entries=len(entries),
+            fingerprint=fingerprint(entries, metadata.languages),
+            drop_invalid_entries=request.drop_invalid_entries,
+            languages=tuple(sorted(set(metadata.languages))) if metadata.languages else None,
+        ),
+        columns=PlanColumns(info.text_column, info.id_column, info.url_column, language_column, tuple(texts)),
+        pair_key=key,
+        shard_rows=request.shard_rows,
+        shards=tuple(plan_shards(files, request.shard_rows)),
+    )
 
 
-def _settle_plan(run: RunDir, plan: dict) -> dict:
+def _settle_plan(run: RunDir, plan: Plan) -> Plan:
     """Start a new run, or resume one made from the same pool, metadata and columns."""
     if mirror.fetch(run, run.plan_json):
-        previous = read_json(run.plan_json)
+        previous = run.plan()
         differences = plan_differences(previous, plan)
         if differences:
             raise CurationError(
@@ -189,100 +180,9 @@ def _settle_plan(run: RunDir, plan: dict) -> dict:
     if mirror.contents(run):
         raise CurationError(f"{run.spec} exists and is not a run directory; choose another --out")
     run.make()
-    atomic_write_json(run.plan_json, plan)
+    write_plan(run.plan_json, plan)
     mirror.publish(run, run.plan_json)
     return plan
-
-
-def plan_differences(previous: dict, plan: dict) -> list[str]:
-    """What keeps ``plan`` from resuming the run of ``previous``, each as 'what (before, now)'; empty when
-    it is the same request. Local paths are compared resolved, so a relative and an absolute path to
-    the same files are one pool; the metadata's path does not count, its entries do."""
-    differences = []
-    files = _files_difference(previous.get("files", []), plan["files"])
-    if files:
-        differences.append(f"pool files ({files})")
-    metadata = _metadata_difference(previous.get("metadata", {}), plan["metadata"])
-    if metadata:
-        differences.append(f"metadata ({metadata})")
-    columns = _values_difference(previous.get("columns", {}), plan["columns"])
-    if columns:
-        differences.append(f"columns ({columns})")
-    if not files and _comparable_shards(previous) != _comparable_shards(plan):  # else the files explain it
-        rows = previous.get("shard_rows"), plan.get("shard_rows")
-        detail = (
-            f"--shard-rows: {rows[0]:,} before, {rows[1]:,} now"
-            if rows[0] != rows[1] and None not in rows
-            else f"{len(previous.get('shards', [])):,} shards before, {len(plan['shards']):,} now"
-        )
-        differences.append(f"sharding ({detail})")
-    return differences
-
-
-def _comparable_shards(plan: dict) -> list[dict]:
-    return [{**shard, "path": comparable_path(shard["path"])} for shard in plan.get("shards", [])]
-
-
-def _files_difference(before: list[dict], now: list[dict]) -> str | None:
-    """The first thing that differs between two lists of pool file signatures, in words."""
-    old = {comparable_path(f["path"]): f for f in before}
-    new = {comparable_path(f["path"]): f for f in now}
-    pieces = []
-    if len(old) != len(new):
-        pieces.append(f"{len(old):,} files before, {len(new):,} now")
-    for label, paths in (
-        ("only before", [p for p in old if p not in new]),
-        ("only now", [p for p in new if p not in old]),
-    ):
-        if paths:
-            pieces.append(f"{label}: {paths[0]}" + (f" and {len(paths) - 1:,} more" if len(paths) > 1 else ""))
-    if pieces:
-        return ", ".join(pieces)
-    for path, signature in new.items():
-        was = old[path]
-        if was.get("bytes") != signature.get("bytes"):
-            return f"{path}: {was.get('bytes'):,} bytes before, {signature.get('bytes'):,} now"
-        if was.get("mtime_ns") != signature.get("mtime_ns"):
-            return f"{path}: modified {_when(was.get('mtime_ns'))} before, {_when(signature.get('mtime_ns'))} now"
-    return None
-
-
-def _when(mtime_ns: int | None) -> str:
-    if mtime_ns is None:
-        return "at an unknown time"
-    return datetime.fromtimestamp(mtime_ns / 1e9, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def _metadata_difference(before: dict, now: dict) -> str | None:
-    """The metadata's entries (count and fingerprint, with the file each came from) or its drop flag."""
-    pieces = []
-    if (before.get("entries"), before.get("fingerprint")) != (now.get("entries"), now.get("fingerprint")):
-        pieces.append(f"{_entries(before)} before, {_entries(now)} now")
-    flags = [("on" if m.get("drop_invalid_entries") else "off") for m in (before, now)]
-    if flags[0] != flags[1]:
-        pieces.append(f"--drop-invalid-entries: {flags[0]} before, {flags[1]} now")
-    return ", ".join(pieces) or None
-
-
-def _entries(metadata: dict) -> str:
-    entries = metadata.get("entries")
-    count = f"{entries:,} entries" if isinstance(entries, int) else "entries"
-    return f"{count} of {metadata.get('path')} ({str(metadata.get('fingerprint'))[:19]})"
-
-
-def _values_difference(before: dict, now: dict) -> str | None:
-    """Each key whose value differs, as 'key: old before, new now'."""
-    changed = [key for key in {**before, **now} if before.get(key) != now.get(key)]
-    shown = [f"{key}: {_shown(before.get(key))} before, {_shown(now.get(key))} now" for key in changed]
-    return ", ".join(shown) or None
-
-
-def _shown(value: object) -> str:
-    return "none" if value is None else repr(value)
-
-
-def _shards(plan: dict) -> list[Shard]:
-    return [Shard(s["index"], s["path"], tuple(s["row_groups"]), s["rows"]) for s in plan["shards"]]
 
 
 def match_pool(request: MatchRequest, execution: Execution, engine: Engine, log: Log = _stderr) -> dict:
@@ -294,21 +194,21 @@ def match_pool(request: MatchRequest, execution: Execution, engine: Engine, log:
     matcher = request.matcher if metadata.languages is None else matchers.WORLDWIDE  # per-language keys
     plan = _settle_plan(run, _make_plan(request, metadata, log))
     remove_leftovers(run.root)
-    mirror.fetch_tree(run, run.shards)  # the markers (and counts) of shards done before: trusted from the store
-    shards = _shards(plan)
+    mirror.fetch_tree(run, run.shard_outputs)  # the markers (and counts) of shards done before: trusted from the store
+    shards = list(plan.shards)
     config = stages.MatchConfig(
         root=run.spec,
-        metadata_path=plan["metadata"]["path"],
-        metadata_fingerprint=plan["metadata"]["fingerprint"],
+        metadata_path=plan.metadata.path,
+        metadata_fingerprint=plan.metadata.fingerprint,
         drop_invalid_entries=request.drop_invalid_entries,
-        text_column=plan["columns"]["text"],
-        id_column=plan["columns"]["id"],
-        url_column=plan["columns"]["url"],
+        text_column=plan.columns.text,
+        id_column=plan.columns.id,
+        url_column=plan.columns.url,
         batch_rows=request.batch_rows,
         matcher=matcher,
-        language_column=plan["columns"].get("language"),
+        language_column=plan.columns.language,
         language_overrides=request.language_overrides,
-        text_columns=tuple(plan["columns"].get("texts", ())),
+        text_columns=plan.columns.texts,
     )
     done = [s for s in shards if run.shard_marker(s.index).exists()]
     if done:
@@ -317,13 +217,13 @@ def match_pool(request: MatchRequest, execution: Execution, engine: Engine, log:
     if matcher == "tokens" and len(done) < len(shards):
         tables = matchers.tables_dir(run.root)
         mirror.fetch_tree(run, tables)
-        tables_s = matchers.ensure_tables(run.root, entries, plan["metadata"]["fingerprint"])
+        tables_s = matchers.ensure_tables(run.root, entries, plan.metadata.fingerprint)
         if tables_s:
             mirror.publish_tree(run, tables, last="tables.json")
-    with _bar(plan["rows"], "match", "pairs", execution) as bar:
+    with _bar(plan.rows, "match", "pairs", execution) as bar:
         results = engine.map(stages.match_shard, shards, config, lambda shard, _: bar.update(shard.rows))
     matched_at = time.perf_counter()
-    mirror.fetch_tree(run, run.shards)  # in a store: one listing, and the counts copied in parallel
+    mirror.fetch_tree(run, run.shard_outputs)  # in a store: one listing, and the counts copied in parallel
     counts = counting.merge_counts((stages.shard_counts(run, s.index, len(entries)) for s in shards), len(entries))
     table = pa.table(
         {
@@ -337,7 +237,7 @@ def match_pool(request: MatchRequest, execution: Execution, engine: Engine, log:
     atomic_write_table(run.entry_counts, table)
     mirror.publish(run, run.entry_counts)
     totals = sum((result.rows for result in results), RowStats())
-    if totals.rows != plan["rows"] or not totals.accounted:
+    if totals.rows != plan.rows or not totals.accounted:
         raise CurationError(f"row accounting failed in {run.root}: {totals.as_run_rows()}; remove it and run again")
     return {
         "rows": totals.as_run_rows(),
@@ -410,10 +310,10 @@ def balance_run(
     run = mirror.open_run(out)
     if not mirror.fetch(run, run.plan_json) or not mirror.fetch(run, run.entry_counts):
         raise CurationError(f"{out} is not a matched run directory; run `curation match` first")
-    plan = read_json(run.plan_json)
-    rows = {s.index: s.rows for s in _shards(plan)}
+    plan = run.plan()
+    rows = {s.index: s.rows for s in plan.shards}
     shards = list(rows)
-    mirror.fetch_tree(run, run.shards)
+    mirror.fetch_tree(run, run.shard_outputs)
     missing = [i for i in shards if not run.shard_marker(i).exists()]
     if missing:
         raise CurationError(f"{out}: {len(missing)} shards are not matched yet; run the match again to resume")
@@ -432,7 +332,7 @@ def balance_run(
         if preview_files.is_complete(run, seed)
         else preview_files.sample_rate(_matched_pairs(run, shards), sample_pairs)
     )
-    languages = _languages(plan)
+    languages = plan.languages
     config = stages.BalanceConfig(
         root=run.spec,
         seed=seed,
@@ -442,7 +342,7 @@ def balance_run(
         sample_rate=rate,
         languages=languages,
     )
-    with _bar(plan["rows"], f"balance (t={t:g}, seed {seed})", "pairs", execution) as bar:
+    with _bar(plan.rows, f"balance (t={t:g}, seed {seed})", "pairs", execution) as bar:
         kept_counts = np.zeros(entries_table.num_rows, dtype=np.int64)
 
         def landed(shard: int, result: dict) -> None:
@@ -472,12 +372,6 @@ def balance_run(
             worldwide.add_tallies(tallies, result["languages"])
         balance["languages"] = worldwide.language_rows(counts, entry_languages, keep.per_language, tallies)
     return balance
-
-
-def _languages(plan: dict) -> tuple[str, ...] | None:
-    """A worldwide run's languages, sorted (the groups of its preview), else None."""
-    languages = plan["metadata"].get("languages")
-    return tuple(sorted(languages)) if languages else None
 
 
 def _matched_pairs(run: RunDir, shards: list[int]) -> int:
@@ -527,8 +421,8 @@ def build_preview(
     run = mirror.open_run(out)
     if not mirror.fetch(run, run.plan_json) or not mirror.fetch(run, run.entry_counts):
         raise CurationError(f"{out} is not a matched run directory; run `curation match` first")
-    plan = read_json(run.plan_json)
-    shards = [s.index for s in _shards(plan)]
+    plan = run.plan()
+    shards = plan.shard_indices
     if not mirror.has_all(run, (run.threshold_part(seed, shard) for shard in shards)):
         raise CurationError(
             f"{out} has no keep thresholds for seed {seed}; run `curation balance {out} --t T --seed {seed}` first"
@@ -538,9 +432,9 @@ def build_preview(
     elif mirror.fetch(run, run.preview(seed) / preview_files.SUMMARY) and preview_files.is_complete(run, seed):
         return preview_files.describe(run, seed)
     remove_leftovers(run.root)
-    mirror.fetch_tree(run, run.shards)
+    mirror.fetch_tree(run, run.shard_outputs)
     rate = preview_files.sample_rate(_matched_pairs(run, shards), sample_pairs)
-    config = stages.PreviewConfig(root=run.spec, seed=seed, sample_rate=rate, languages=_languages(plan))
+    config = stages.PreviewConfig(root=run.spec, seed=seed, sample_rate=rate, languages=plan.languages)
     with _bar(len(shards), f"preview pieces (seed {seed})", "shards", execution) as bar:
 
         def done(*_: object) -> None:
@@ -549,7 +443,7 @@ def build_preview(
                 on_progress("reading entry lists and thresholds", bar.n, len(shards))
 
         engine.map(stages.preview_shard, shards, config, done)
-    return _merge_preview(run, seed, shards, rate, execution, on_progress, _languages(plan))
+    return _merge_preview(run, seed, shards, rate, execution, on_progress, plan.languages)
 
 
 def write_run_record(out: str, execution: Execution, match: dict | None, balance: dict | None, command: str) -> dict:
@@ -557,22 +451,17 @@ def write_run_record(out: str, execution: Execution, match: dict | None, balance
     run = mirror.open_run(out)
     record = read_json(run.run_json) if mirror.fetch(run, run.run_json) else {}
     mirror.fetch(run, run.plan_json)
-    plan = read_json(run.plan_json)
+    plan = run.plan()
     record.update(
         {
             "format_version": FORMAT_VERSION,
             "status": "complete" if (balance or record.get("balance")) else "matched",
             "updated": datetime.now(UTC).isoformat(timespec="seconds"),
             "command": command,
-            "pool": {
-                "spec": plan["pool"],
-                "files": len(plan["files"]),
-                "rows": plan["rows"],
-                "shards": len(plan["shards"]),
-            },
-            "metadata": plan["metadata"],
-            "columns": plan["columns"],
-            "pair_key": plan["pair_key"],
+            "pool": {"spec": plan.pool, "files": len(plan.files), "rows": plan.rows, "shards": len(plan.shards)},
+            "metadata": plan.metadata.as_json(),
+            "columns": plan.columns.as_json(plan.worldwide),
+            "pair_key": plan.pair_key,
             "engine": {"name": execution.engine, "workers": execution.workers},
         }
     )

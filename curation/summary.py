@@ -57,12 +57,12 @@ class Run:
             root = mirror.read_copy(self.name, progress=progress)
         self.dir = existing_run(root)
         self.record = read_json(self.dir.run_json) if self.dir.run_json.exists() else {}
-        self.plan = read_json(self.dir.plan_json)
+        self.plan = self.dir.plan()
         self._previews: dict[int, BalancePreview | WorldwidePreview] = {}
 
     @property
     def shard_indices(self) -> list[int]:
-        return [shard["index"] for shard in self.plan["shards"]]
+        return self.plan.shard_indices
 
     @property
     def seed(self) -> int | None:
@@ -95,7 +95,7 @@ class Run:
             raise CurationError(
                 f"{self.name} has no keep thresholds yet; run `curation balance` with --t and --seed first"
             )
-        if not all(self.dir.threshold_part(chosen, i).exists() for i in self.shard_indices):
+        if chosen not in self.dir.complete_seeds():
             raise CurationError(
                 f"{self.name} has no keep thresholds for seed {chosen}; "
                 f"run `curation balance {self.name} --t T --seed {chosen}` first"
@@ -191,7 +191,7 @@ class Run:
 
     def keep_probabilities(self, t: float) -> Iterator[pa.Table]:
         """(id column if any, pair_key, P) for every pair, shard by shard: weights for online balancing."""
-        id_column = self.plan["columns"]["id"]
+        id_column = self.plan.columns.id
         columns = ([id_column] if id_column else []) + [PAIR_KEY, ENTRY_IDS]
         for index in self.shard_indices:
             table = pq.read_table(self.dir.annotated_part(index), columns=columns)

@@ -21,9 +21,10 @@ import data_samples
 from curation import mirror, preview_files
 from curation.browse import find_pairs
 from curation.commands import RunRequest, curation_command
+from curation.plan import Plan
 from curation.preview import INTERVAL, BalancePreview, Estimate
-from curation.query import RunQuery, complete_seeds, connect
-from curation.rundir import RunDir, read_json
+from curation.query import RunQuery, connect
+from curation.rundir import RunDir
 from curation.runner import Execution, build_preview
 from curation.worldwide_preview import WorldwidePreview
 from dashboard import access, messages
@@ -152,14 +153,14 @@ def query(root: Path) -> RunQuery:
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
-def plan(root: str, token: str) -> dict:
+def plan(root: str, token: str) -> Plan:
     """plan.json (megabytes for a run of thousands of shards: read once per run)."""
-    return read_json(RunDir(Path(root)).plan_json)  # a corrupt file: one line, not a traceback
+    return RunDir(Path(root)).plan()  # a corrupt file: one line, not a traceback
 
 
-def _metadata_table(plan: dict) -> str:
+def _metadata_table(plan: Plan) -> str:
     """The metadata's Parquet form (entry, sources), beside the list the run used, if there is one."""
-    path = Path(plan["metadata"]["path"])
+    path = Path(plan.metadata.path)
     table = path if path.suffix == ".parquet" else path.with_suffix(".parquet")
     return str(table) if table.exists() else ""
 
@@ -190,7 +191,7 @@ def matches_per_text(root: str, seed: int, token: str) -> pd.DataFrame:
 @st.cache_data(max_entries=4, show_spinner=False)
 def seeds(root: str, token: str) -> list[int]:
     """Seeds whose keep thresholds are complete (a look at every shard: cached, as runs have thousands)."""
-    return complete_seeds(Path(root))
+    return RunDir(Path(root)).complete_seeds()
 
 
 @st.cache_data(max_entries=16, show_spinner="Finding pairs...")
@@ -213,7 +214,7 @@ def samples(
 @st.cache_data(max_entries=32, show_spinner=False)
 def texts_with_entry(root: str, token: str, seed: int, entry_id: int, limit: int = 10) -> list[str]:
     """Captions of some pairs that match the entry (from the preview's sample first)."""
-    text = plan(root, token)["columns"]["text"]
+    text = plan(root, token).columns.text
     found = find_pairs(Path(root), seed, float("inf"), True, [text], entry_id, limit)
     return found.table.column(text).to_pylist()
 

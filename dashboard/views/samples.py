@@ -70,8 +70,8 @@ at = data.t_label(str(root), seed, token, t, language)
 st.caption(
     messages.plain(f"{len(frame):,} pairs shown, {which} at {at} (seed {seed}); k is the pair's keep threshold{where}.")
 )
-columns = data.plan(str(root), token)["columns"]
-url_column = columns["url"]
+pool_columns = data.plan(str(root), token).columns
+url_column = pool_columns.url
 config = {
     "k": st.column_config.NumberColumn(
         format="%.2f", help="The pair's keep threshold: kept when k < t (its caption language's t in a worldwide run)."
@@ -85,6 +85,6 @@ if thumbnails and url_column:
 elif thumbnails:
     st.info("This pool has no url column, so there are no images to show.")
 # What the page is about first: the image, the entries and k, the caption; the other columns after.
-first = [c for c in ("image", "entries", "k", columns["text"], "caption_language") if c in frame.columns]
+first = [c for c in ("image", "entries", "k", pool_columns.text, "caption_language") if c in frame.columns]
 frame = frame[first + [c for c in frame.columns if c not in first]]
 st.dataframe(frame, hide_index=True, column_config=config)

@@ -1,0 +1,103 @@
+"""plan.json, typed (curation/plan.py): what runs have always written reads back to the same JSON, key
+for key; a plan from a newer studio or an edited one is refused in one line; RunDir answers the shards,
+whether the run is matched and which seeds are complete; and no other module parses the file."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from conftest import cli
+
+from curation.plan import Plan, read_plan
+from curation.rundir import FORMAT_VERSION, RunDir
+from studio_common.errors import CurationError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+WORLDWIDE = {
+    "format_version": 1,
+    "pool": "s3://pools/world/",
+    "files": [{"path": "s3://pools/world/part-0.parquet", "bytes": 1234, "mtime_ns": 1700000000000000000}],
+    "rows": 10,
+    "metadata": {
+        "path": "/data/world.parquet",
+        "entries": 7,
+        "fingerprint": "abc123",
+        "drop_invalid_entries": False,
+        "languages": ["de", "en"],
+    },
+    "columns": {"text": "alt", "id": None, "url": "url", "language": None, "texts": ["alt", "title"]},
+    "pair_key": "content: url + newline + alt",
+    "shard_rows": 5,
+    "shards": [
+        {"index": 0, "path": "s3://pools/world/part-0.parquet", "row_groups": [0], "rows": 5},
+        {"index": 1, "path": "s3://pools/world/part-0.parquet", "row_groups": [1], "rows": 5},
+    ],
+}
+
+
+@pytest.fixture
+def run(pool: Path, metadata: Path, tmp_path: Path) -> RunDir:
+    out = tmp_path / "run"
+    assert (
+        cli("run", "--pool", pool, "--metadata", metadata, "--t", 3, "--seed", 4, "--shard-rows", 400, "--out", out)
+        == 0
+    )
+    return RunDir(out)
+
+
+def test_a_plan_reads_back_to_the_json_it_was_read_from(run: RunDir) -> None:
+    written = json.loads(run.plan_json.read_text())
+    plan = read_plan(run.plan_json)
+    assert plan.as_json() == written and list(plan.as_json()) == list(written)  # same keys, same order
+    assert plan.format_version == FORMAT_VERSION and not plan.worldwide and plan.languages is None
+    assert plan.shard_indices == [shard["index"] for shard in written["shards"]] and len(plan.shards) > 1
+    assert sum(shard.rows for shard in plan.shards) == plan.rows == written["rows"]
+    worldwide = Plan.from_json(WORLDWIDE)
+    assert worldwide.as_json() == WORLDWIDE and worldwide.worldwide and worldwide.languages == ("de", "en")
+    assert worldwide.columns.texts == ("alt", "title") and worldwide.columns.language is None
+    one_language = {**WORLDWIDE, "metadata": {k: v for k, v in WORLDWIDE["metadata"].items() if k != "languages"}}
+    one_language["columns"] = {k: v for k, v in WORLDWIDE["columns"].items() if k != "language"}
+    assert Plan.from_json(one_language).as_json() == one_language
+
+
+def test_the_run_directory_answers_its_shards_whether_it_is_matched_and_its_complete_seeds(run: RunDir) -> None:
+    assert [shard.index for shard in run.shards()] == run.plan().shard_indices
+    assert run.is_matched() and run.complete_seeds() == [4]
+    last = run.shards()[-1].index
+    run.threshold_part(4, last).unlink()  # a balance killed before its last shard
+    assert run.complete_seeds() == []
+    assert cli("balance", run.root, "--t", 3, "--seed", 4) == 0
+    assert run.complete_seeds() == [4]
+    run.shard_marker(last).unlink()  # a match killed before its last marker
+    assert not run.is_matched()
+
+
+def test_a_plan_of_a_newer_format_or_an_edited_one_is_one_line(run: RunDir, capsys: pytest.CaptureFixture) -> None:
+    written = json.loads(run.plan_json.read_text())
+    run.plan_json.write_text(json.dumps({**written, "format_version": FORMAT_VERSION + 1}))
+    with pytest.raises(CurationError, match=f"format {FORMAT_VERSION + 1}; this curation reads format 1 and older"):
+        run.plan()
+    capsys.readouterr()
+    assert cli("stats", run.root, "--t", 3) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "upgrade curation-studio" in err and len(err.strip().splitlines()) == 1
+    run.plan_json.write_text(json.dumps({k: v for k, v in written.items() if k != "shards"}))
+    with pytest.raises(CurationError, match="is not a run's plan \\(missing or wrong 'shards'\\)"):
+        run.plan()
+
+
+def test_plan_json_is_parsed_in_one_module() -> None:
+    """Only curation/plan.py turns plan.json into values; the rest ask for a Plan (a dict read in six
+    modules is how a key renamed in one of them went unnoticed)."""
+    offenders = []
+    for path in [*ROOT.glob("curation/**/*.py"), *ROOT.glob("dashboard/**/*.py")]:
+        if path.name == "plan.py":
+            continue
+        text = path.read_text()
+        if re.search(r"read_json\([^)]*plan_json\)|plan(\([^)]*\))?\[[\"']|\[[\"']shards[\"']\]", text):
+            offenders.append(path.relative_to(ROOT).as_posix())
+    assert offenders == []
