@@ -31,24 +31,35 @@ TABLES_FORMAT = 3
 
 
 class Matcher(Protocol):
-    def match_batch(self, texts: pa.Array) -> pa.ListArray:
-        """Ascending unique entry ids of every text, as list<int32>."""
+    """One signature for every matcher, so callers never ask which one they hold."""
+
+    # The metadata's languages when captions are matched per language (MetaCLIP 2), else None: then
+    # a caller passes each caption's language, found among these (curation/languages.py).
+    languages: frozenset[str] | None
+
+    def match_batch(self, texts: pa.Array, languages: pa.Array | None = None) -> pa.ListArray:
+        """Ascending unique entry ids of every text, as list<int32>; ``languages``: each caption's
+        language, read only by a per-language matcher."""
         ...
 
 
 class TokenMatcher:
+    languages = None
+
     def __init__(self, tables: token_matcher.TokenTables) -> None:
         self.tables = tables
 
-    def match_batch(self, texts: pa.Array) -> pa.ListArray:
+    def match_batch(self, texts: pa.Array, languages: pa.Array | None = None) -> pa.ListArray:
         return token_matcher.match_batch(self.tables, texts)
 
 
 class AhoCorasickMatcher:
+    languages = None
+
     def __init__(self, entries: list[str]) -> None:
         self.automaton = matching.build_automaton(entries)
 
-    def match_batch(self, texts: pa.Array) -> pa.ListArray:
+    def match_batch(self, texts: pa.Array, languages: pa.Array | None = None) -> pa.ListArray:
         return matching.match_batch(self.automaton, texts)
 
 
@@ -58,9 +69,11 @@ class WorldwideMatcher:
 
     def __init__(self, entries: list[str], languages: list[str]) -> None:
         self.automata = worldwide.build_automata(entries, languages)
-        self.languages = frozenset(self.automata)
+        self.languages: frozenset[str] | None = frozenset(self.automata)
 
-    def match_batch(self, texts: pa.Array, languages: pa.Array) -> pa.ListArray:
+    def match_batch(self, texts: pa.Array, languages: pa.Array | None = None) -> pa.ListArray:
+        if languages is None:
+            raise ValueError("worldwide metadata matches each caption in its language: pass the languages")
         return worldwide.match_batch_by_language(self.automata, texts, languages)
 
 

@@ -217,23 +217,25 @@ def _batch_stats(texts: pa.Array, entry_ids: pa.Array) -> RowStats:
     )
 
 
+def _languages(
+    batch: pa.RecordBatch, texts: pa.Array, config: MatchConfig, matcher: matchers.Matcher
+) -> pa.Array | None:
+    """Each caption's language when the matcher matches per language, else None."""
+    return None if matcher.languages is None else caption_languages(batch, texts, config, matcher.languages)
+
+
 def _annotated_batches(
     shard: Shard, config: MatchConfig, matcher: matchers.Matcher, schema: pa.Schema, tally: _MatchTally
 ) -> Iterator[pa.RecordBatch]:
     """The shard's batches with entry ids and pair keys; row accounting and counts added as they pass."""
-    worldwide = isinstance(matcher, matchers.WorldwideMatcher)
     for batch in iter_shard_batches(shard, config.batch_rows):
         if config.text_columns:
             yield _several_texts_batch(batch, config, matcher, schema, tally)
             continue
         texts = pc.cast(batch.column(config.text_column), pa.string())
-        extra = []
-        if worldwide:
-            languages = caption_languages(batch, texts, config, matcher.languages)
-            entry_ids = matcher.match_batch(texts, languages)
-            extra = [languages]
-        else:
-            entry_ids = matcher.match_batch(texts)
+        languages = _languages(batch, texts, config, matcher)
+        entry_ids = matcher.match_batch(texts, languages)
+        extra = [] if languages is None else [languages]
         pair_keys = _pair_keys(batch, texts, config)
         tally.stats += _batch_stats(texts, entry_ids)
         tally.counts += counting.count_entries(entry_ids, len(tally.counts))
@@ -247,15 +249,11 @@ def _several_texts_batch(
 ) -> pa.RecordBatch:
     """One batch of images with several texts each: every text matched (in its own language) and
     counted; the image annotated with its picked text's entries, language, text and column."""
-    worldwide = isinstance(matcher, matchers.WorldwideMatcher)
     columns = [pc.cast(batch.column(name), pa.string()) for name in config.text_columns]
     found, languages = [], []
     for texts in columns:
-        if worldwide:
-            languages.append(caption_languages(batch, texts, config, matcher.languages))
-            found.append(matcher.match_batch(texts, languages[-1]))
-        else:
-            found.append(matcher.match_batch(texts))
+        languages.append(_languages(batch, texts, config, matcher))
+        found.append(matcher.match_batch(texts, languages[-1]))
         tally.counts += counting.count_entries(found[-1], len(tally.counts))
     pair_keys = _pair_keys(batch, columns[0], config)
     lengths = np.stack([pc.list_value_length(ids).to_numpy(zero_copy_only=False) for ids in found], axis=1)
@@ -276,7 +274,7 @@ def _several_texts_batch(
         matches=int(lengths.sum()),
     )
     names = pa.array(np.asarray(config.text_columns, dtype=object)[chosen], type=pa.string())
-    extra = [pick(languages)] if worldwide else []
+    extra = [] if matcher.languages is None else [pick(languages)]
     return pa.RecordBatch.from_arrays(
         [
             *batch.columns,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 
 import numpy as np
 import pyarrow as pa
@@ -236,3 +237,37 @@ def test_tables_of_other_metadata_are_refused_then_replaced(tmp_path) -> None:
 def test_missing_tables_say_what_to_do(tmp_path) -> None:
     with pytest.raises(CurationError, match="run the match again"):
         matchers.load_tables(tmp_path, "fp-1")
+
+
+# --------------------------------------------------------------------------------------------------
+# One signature for every matcher, so that no caller asks which one it holds
+# --------------------------------------------------------------------------------------------------
+
+
+def test_every_matcher_takes_texts_and_languages_and_says_whether_it_reads_them() -> None:
+    import inspect
+    from pathlib import Path
+
+    entries = ["dog", "hot dog", "chien"]
+    texts = pa.array(["a hot dog", "un chien", None], type=pa.string())
+    one_language = [matchers.TokenMatcher(token_matcher.build_tables(entries)), matchers.AhoCorasickMatcher(entries)]
+    per_language = matchers.WorldwideMatcher(entries, ["en", "en", "fr"])
+    for matcher in [*one_language, per_language]:
+        assert list(inspect.signature(matcher.match_batch).parameters) == ["texts", "languages"]
+    for matcher in one_language:
+        assert matcher.languages is None
+        assert matcher.match_batch(texts).to_pylist() == [[0, 1], [2], []]
+        assert matcher.match_batch(texts, pa.array(["fr", "en", None])).to_pylist() == [[0, 1], [2], []]
+    assert per_language.languages == {"en", "fr"}
+    assert per_language.match_batch(texts, pa.array(["en", "en", None])).to_pylist() == [[0, 1], [], []]
+    with pytest.raises(ValueError, match="pass the languages"):
+        per_language.match_batch(texts)
+    # ... and nothing outside the matchers' and previews' own modules asks for their types
+    root = Path(__file__).resolve().parents[1]
+    own = {"matchers.py", "preview.py", "worldwide_preview.py"}
+    asking = [
+        path.relative_to(root).as_posix()
+        for path in [*root.glob("curation/**/*.py"), *root.glob("dashboard/**/*.py")]
+        if path.name not in own and re.search(r"isinstance\([^)]*(Matcher|Preview)\b", path.read_text())
+    ]
+    assert asking == []
