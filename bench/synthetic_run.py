@@ -25,7 +25,7 @@ Files, as docs/design.md ("The run directory") describes them:
   DIR/shards/NNNNN.counts.parquet, NNNNN.json    per-shard counts and stats, as the match stage writes
   DIR/entry_counts.parquet               entry_id, entry, count: exact counts over all pairs
   DIR/thresholds/seed-S/part-NNNNN.parquet       pair_key, k from curation.balancing.keep_thresholds
-  DIR/plan.json                          as curation.runner._make_plan writes it, except that the pool
+  DIR/plan.json                          as a run of the engine writes it (curation.plan), except that the pool
                                          is the annotated parts themselves (there is no other pool:
                                          `pool` names DIR/annotated and `files` lists the parts)
   DIR/run.json                           curation.runner.write_run_record, kept and expected at --t
@@ -75,9 +75,9 @@ from generate_pool import ENTRY_CONSONANTS, NUMBER_ENTRIES, capitalize_some, cdf
 
 from curation import balancing, counting, keys, stages  # noqa: E402
 from curation.mirror import exclusive  # noqa: E402
-from curation.pool import file_signature  # noqa: E402
+from curation.plan import Plan, PlanColumns, PlanMetadata, write_plan  # noqa: E402
+from curation.pool import Shard, file_signature  # noqa: E402
 from curation.rundir import (
-    FORMAT_VERSION,
     LOCK_NAME,
     RunDir,
     atomic_parquet_writer,
@@ -408,28 +408,19 @@ def write_metadata(run: RunDir, config: Config) -> list[str]:
     return entries
 
 
-def make_plan(run: RunDir, config: Config, entries: list[str]) -> dict:
-    """plan.json as curation.runner._make_plan writes it; the annotated parts stand in for the pool."""
+def make_plan(run: RunDir, config: Config, entries: list[str]) -> Plan:
+    """The plan a run of the engine would make; the annotated parts stand in for the pool."""
     parts = [str(run.annotated_part(i)) for i in range(config.shard_count())]
-    return {
-        "format_version": FORMAT_VERSION,
-        "pool": str(run.annotated),
-        "files": [file_signature(path) for path in parts],
-        "rows": config.rows,
-        "metadata": {
-            "path": str((run.root / "metadata.json").resolve()),
-            "entries": len(entries),
-            "fingerprint": fingerprint(entries),
-            "drop_invalid_entries": False,
-        },
-        "columns": {"text": "text", "id": "id", "url": "url" if config.url else None},
-        "pair_key": "id column 'id'",
-        "shard_rows": config.shard_rows,
-        "shards": [
-            {"index": i, "path": path, "row_groups": [0], "rows": config.shard_span(i)[1]}
-            for i, path in enumerate(parts)
-        ],
-    }
+    return Plan(
+        pool=str(run.annotated),
+        files=tuple(file_signature(path) for path in parts),
+        rows=config.rows,
+        metadata=PlanMetadata(str((run.root / "metadata.json").resolve()), len(entries), fingerprint(entries)),
+        columns=PlanColumns("text", "id", "url" if config.url else None),
+        pair_key="id column 'id'",
+        shard_rows=config.shard_rows,
+        shards=tuple(Shard(i, path, (0,), config.shard_span(i)[1]) for i, path in enumerate(parts)),
+    )
 
 
 def bytes_under(path: Path) -> int:
@@ -531,7 +522,7 @@ def generate(config: Config, workers: int, curated: bool, preview: bool, command
                 raise CurationError(
                     f"row accounting failed in {run.root}: {totals.as_run_rows()}; remove it and run again"
                 )
-            atomic_write_json(run.plan_json, make_plan(run, config, entries))
+            write_plan(run.plan_json, make_plan(run, config, entries))
             atomic_write_table(
                 run.entry_counts,
                 pa.table(
