@@ -112,12 +112,11 @@ class KeepRule:
     def from_table(cls, entry_table: pa.Table, parameters: Mapping | None = None) -> KeepRule:
         """From an entry_counts table and a run record's parameters (reference_language, t_language)."""
         parameters = parameters or {}
-        if ENTRY_LANGUAGE not in entry_table.column_names:
-            return cls(entry_table.column("count").to_numpy())
+        worldwide = ENTRY_LANGUAGE in entry_table.column_names
         return cls(
             entry_table.column("count").to_numpy(),
-            entry_table.column(ENTRY_LANGUAGE).to_pylist(),
-            parameters.get("reference_language"),
+            entry_table.column(ENTRY_LANGUAGE).to_pylist() if worldwide else None,
+            parameters.get("reference_language") if worldwide else None,
             parameters.get("t_language"),
         )
 

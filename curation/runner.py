@@ -322,10 +322,7 @@ def balance_run(
     destination, selected = _selection_target(run, t, seed)
     mirror.fetch(run, run.preview(seed) / preview_files.SUMMARY)
     counts = entries_table.column("count").to_numpy()
-    entry_languages = (
-        entries_table.column(ENTRY_LANGUAGE).to_pylist() if ENTRY_LANGUAGE in entries_table.column_names else None
-    )
-    rule = KeepRule(counts, entry_languages, reference_language, t_overrides)
+    rule = KeepRule.from_table(entries_table, {"reference_language": reference_language, "t_language": t_overrides})
     keep = rule.at(t)
     rate = (
         None
@@ -370,6 +367,7 @@ def balance_run(
         tallies: worldwide.Tallies = {}
         for result in results:
             worldwide.add_tallies(tallies, result["languages"])
+        entry_languages = entries_table.column(ENTRY_LANGUAGE).to_pylist()
         balance["languages"] = worldwide.language_rows(counts, entry_languages, keep.per_language, tallies)
     return balance
 

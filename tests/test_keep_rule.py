@@ -130,6 +130,8 @@ def test_fixed_languages_and_the_reference_come_from_the_run_record() -> None:
     assert rule.parameters == {"reference_language": "de", "t_language": {"fr": 7.0}}
     one = KeepRule.from_table(table.drop_columns(["language"]), {"reference_language": "de", "t_language": {}})
     assert not one.worldwide and one.at(20) == KeepAt(20.0)
+    with pytest.raises(CurationError, match="--t-language applies to worldwide runs only"):
+        KeepRule.from_table(table.drop_columns(["language"]), {"t_language": {"de": 5}})
 
 
 def test_a_rule_that_cannot_hold_is_refused_at_once() -> None:
