@@ -114,7 +114,13 @@ class Run:
         return self._previews[chosen]
 
     def sorted_thresholds(self, seed: int | None = None) -> np.ndarray:
-        """Every matched pair's k, ascending (unmatched pairs, at +inf, are left out), memory-mapped."""
+        """Every matched pair's k, ascending (unmatched pairs, at +inf, are left out), memory-mapped. A
+        worldwide run has no such order: each pair is judged at its language's t."""
+        if self.worldwide:
+            raise CurationError(
+                f"{self.name} is a worldwide run: its thresholds are sorted per caption language (each judged at "
+                "its language's t); ask size_at, t_for_size or languages_at instead"
+            )
         return self.preview(seed).thresholds
 
     def _entry_id_parts(self) -> Iterator[pa.ChunkedArray]:

@@ -22,6 +22,7 @@ from curation.matching import spacing
 from curation.summary import Run
 from curation.worldwide import entry_key
 from curation.worldwide_preview import WorldwidePreview
+from studio_common.errors import CurationError
 
 METADATA = {
     "en": ["dog", "cat", "hot dog", "red", "photo", "stock", "- stock", "car", "the"],
@@ -333,6 +334,9 @@ def test_the_preview_of_a_worldwide_run_is_exact_at_any_t(world: dict, worldwide
     run = Run(out)
     preview = run.preview(3)
     assert isinstance(preview, WorldwidePreview) and preview.pairs == len(world["texts"])
+    assert preview.rule.worldwide and preview.rule.reference == "en"
+    with pytest.raises(CurationError, match="is a worldwide run: its thresholds are sorted per caption language"):
+        run.sorted_thresholds(3)  # no one order: each pair is judged at its language's t
     matches = naive_matches(world)
     counts = np.bincount([i for m in matches for i in m], minlength=len(world["entries"]))
     languages = np.array(world["languages"])
