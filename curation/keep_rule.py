@@ -9,7 +9,7 @@ caption language's t (0, which keeps nothing, for a pair without one or of a lan
 ``KeepRule`` holds what a run's t depends on (global counts, the languages of the entries, the
 reference language, the fixed t per language); ``KeepRule.at(t)`` gives a ``KeepAt``: small, frozen and
 picklable, so a stage's config carries it to any worker. Readers build the rule from the run's own
-files (``KeepRule.of_run``), the balance from its command line; both end here.
+files (``KeepRule.of_run``), the balance from the counts and its command line (``from_table``).
 """
 
 from __future__ import annotations
