@@ -1,7 +1,7 @@
 """Pairs of a run read shard by shard: for browsing (a page of kept or dropped pairs, captions of one
-entry) and for exporting manifests. Each shard's thresholds and rows are read on their own and
-reading stops as soon as enough is found, so the first rows come at once and memory stays flat
-whatever the run's size.
+entry) and for exporting manifests (the pairs kept at t, or every pair with its entry ids). Each
+shard's thresholds and rows are read on their own and reading stops as soon as enough is found, so
+the first rows come at once and memory stays flat whatever the run's size.
 
 A shard's annotated part and its threshold part hold the same rows in the same order (the run
 directory's contract), so a row is found by its shard and its position.
@@ -225,3 +225,11 @@ def kept_batches(root: Path, seed: int, t: float, columns: Sequence[str]) -> Ite
             if mask.any():
                 pieces.append(pa.Table.from_batches([batch]).filter(pa.array(mask)))
         yield shard, pa.concat_tables(pieces) if pieces else None
+
+
+def every_batch(root: Path, columns: Sequence[str]) -> Iterator[tuple[int, pa.Table]]:
+    """(shard, every pair of the shard with the asked columns, matched or not) for every shard, in the
+    run's order: what `export --all-pairs` and ``Run.pairs`` read."""
+    run = RunDir(root)
+    for shard in shard_indices(run):
+        yield shard, pq.read_table(run.annotated_part(shard), columns=list(columns))

@@ -296,13 +296,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser(
         "export",
-        help="write the manifest of the pairs kept at t",
+        help="write the manifest of the pairs kept at t, or every pair with its entry ids",
         description="Write the pairs kept at t (and seed) of a run directory to one "
         "file, read shard by shard, with OUT.provenance.json (OUT's whole name, extension "
-        "included) beside it saying exactly how it was made.",
+        "included) beside it saying exactly how it was made. With --all-pairs instead of --t: "
+        "every pair of the pool, matched or not, with the ids of the entries it matched.",
     )
     export.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (a path or s3:// URI)")
-    export.add_argument("--t", type=t_value, required=True, help="keep the pairs whose threshold is below t")
+    selection = export.add_mutually_exclusive_group(required=True)
+    selection.add_argument("--t", type=t_value, help="keep the pairs whose threshold is below t")
+    selection.add_argument(
+        "--all-pairs",
+        action="store_true",
+        help="every pair, matched or not, with an entry_ids column (entry ids are rows of the metadata)",
+    )
     export.add_argument("--seed", type=seed_value, help="seed of the keep thresholds (default: the run's)")
     export.add_argument(
         "--format",
@@ -589,17 +596,15 @@ def command_export(args: argparse.Namespace, argv: Sequence[str]) -> int:
         result = write_manifest(
             run.dir.root,
             out,
-            args.t,
+            None if args.all_pairs else args.t,
             seed,
             file_format,
             args.columns,
             lambda done, total: bar.update(done - bar.n),
             run.name,
         )
-    print(
-        f"exported {result.rows:,} pairs kept at t={args.t:g} (seed {seed}) to {result.path}; "
-        f"provenance in {result.provenance}"
-    )
+    which = "pairs, every one with its entry ids," if args.all_pairs else f"pairs kept at t={args.t:g} (seed {seed})"
+    print(f"exported {result.rows:,} {which} to {result.path}; provenance in {result.provenance}")
     return 0
 
 

@@ -17,8 +17,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from curation.browse import kept_batches, shard_indices
+from curation.browse import every_batch, kept_batches, shard_indices
 from curation.rundir import (
+    ENTRY_IDS,
     PICKED_COLUMN,
     PICKED_TEXT,
     RunDir,
@@ -209,7 +210,7 @@ def _columns(run: RunDir, column_set: str) -> tuple[list[str], list[str]]:
 def write_manifest(
     root: Path,
     path: Path | str,
-    t: float,
+    t: float | None,
     seed: int,
     file_format: str | None = None,
     column_set: str = "img2dataset",
@@ -217,10 +218,12 @@ def write_manifest(
     run_name: str | None = None,
 ) -> Export:
     """Write the pairs kept at (t, seed) to ``path`` and its provenance beside it (NAME.EXT.provenance.json),
-    shard by shard (memory stays flat); both files appear atomically. The format is the one the name's
-    extension says (``file_format`` may repeat it; see ``format_of``). ``path`` may be a URI: the files
-    are made in a local scratch directory, then uploaded, the provenance last. ``run_name``: the run
-    as the user named it, for the provenance (the URI of a run whose local copy is ``root``)."""
+    shard by shard (memory stays flat); both files appear atomically. ``t`` None: every pair of the
+    pool, matched or not, with its entry ids (`export --all-pairs`; the seed does not count). The
+    format is the one the name's extension says (``file_format`` may repeat it; see ``format_of``).
+    ``path`` may be a URI: the files are made in a local scratch directory, then uploaded, the
+    provenance last. ``run_name``: the run as the user named it, for the provenance (the URI of a run
+    whose local copy is ``root``)."""
     file_format = format_of(storage.name_of(str(path)), file_format)
     if storage.is_uri(path):
         with tempfile.TemporaryDirectory(prefix="export-") as scratch:
@@ -233,14 +236,16 @@ def write_manifest(
         return Export(path, provenance, made.rows)
     run = RunDir(root)
     manifest_writer = writer_for(file_format)
-    if not t > 0:
+    if t is not None and not t > 0:
         raise CurationError(f"t must be a positive number, got {t}")
     shards = shard_indices(run)
-    if seed not in run.complete_seeds():
+    if t is not None and seed not in run.complete_seeds():
         raise CurationError(
             f"no keep thresholds for seed {seed} in {root}; run `curation balance {root} --t {t:g} --seed {seed}` first"
         )
     read, names = _columns(run, column_set)
+    if t is None and ENTRY_IDS not in read:  # every pair comes with the entries it matched
+        read, names = [*read, ENTRY_IDS], [*names, ENTRY_IDS]
     schema = (
         pa.schema([pq.read_schema(run.annotated_part(shards[0])).field(c).with_name(n) for c, n in zip(read, names)])
         if shards
@@ -250,7 +255,8 @@ def write_manifest(
     with atomic_file(path) as temporary:
         writer = manifest_writer(temporary, schema)
         try:
-            for done, (_, table) in enumerate(kept_batches(root, seed, t, read), 1):
+            batches = every_batch(root, read) if t is None else kept_batches(root, seed, t, read)
+            for done, (_, table) in enumerate(batches, 1):
                 if table is not None:
                     writer.write(table.rename_columns(names))
                     rows += table.num_rows
@@ -261,13 +267,15 @@ def write_manifest(
     provenance_path = path.with_name(provenance_name(path.name))
     plan, record = run.plan(), read_json(run.run_json) if run.run_json.exists() else {}
     # The run's rows, with kept and expected kept at this t and seed (run.json's are its last balance's).
-    expected = Run(root).expected_size_at(t)
-    pool_rows = {**record.get("rows", {}), "kept": rows, "expected_kept": round(expected, 3)}
+    pool_rows = {k: v for k, v in record.get("rows", {}).items() if k not in ("kept", "expected_kept")}
+    if t is not None:
+        pool_rows.update(kept=rows, expected_kept=round(Run(root).expected_size_at(t), 3))
     provenance = {
         "file": path.name,
         "rows": rows,
+        "pairs": "every pair, with its entry ids" if t is None else "kept at t",
         "t": t,
-        "seed": seed,
+        "seed": None if t is None else seed,
         "format": file_format,
         "columns": column_set,
         "metadata": plan.metadata.as_json(),

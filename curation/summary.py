@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curation import balancing, counting, mirror, preview_files, worldwide
+from curation.browse import every_batch
 from curation.keep_rule import KeepRule
 from curation.preview import INTERVAL, BalancePreview
 from curation.rundir import CAPTION_LANGUAGE, ENTRY_LANGUAGE, RunDir, atomic_parquet_writer, read_json
@@ -122,6 +123,15 @@ class Run:
                 "its language's t); ask size_at, t_for_size or languages_at instead"
             )
         return self.preview(seed).thresholds
+
+    def pairs(self, columns: Sequence[str] | None = None) -> Iterator[pa.Table]:
+        """Every pair of the pool, matched or not, with the ids of the entries it matched (``entry_ids``,
+        rows of the metadata) and its pair key: a table per shard, in the run's order. ``columns``: the
+        pool's columns wanted (default: all of them)."""
+        names = pq.read_schema(self.dir.annotated_part(self.shard_indices[0])).names if self.shard_indices else []
+        wanted = list(dict.fromkeys([*(names if columns is None else columns), ENTRY_IDS, PAIR_KEY]))
+        for _, table in every_batch(self.dir.root, wanted):
+            yield table
 
     def _entry_id_parts(self) -> Iterator[pa.ChunkedArray]:
         for index in self.shard_indices:

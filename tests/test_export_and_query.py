@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 import pytest
-from conftest import ENTRIES, cli, make_texts, read_dir, write_caption_pool
+from conftest import ENTRIES, cli, make_texts, naive_match, read_dir, write_caption_pool
 
 from curation import Run
 from curation.browse import find_pairs
@@ -261,3 +261,50 @@ def test_a_corrupt_plan_is_one_line_not_a_traceback(run_dir: Path, tmp_path: Pat
     (run_dir / "plan.json").write_text('{"shards": [')
     with pytest.raises(CurationError, match="plan.json is not valid JSON"):
         query.plan()
+
+
+# --------------------------------------------------------------------------------------------------
+# Every pair with its entry ids (export --all-pairs, Run.pairs)
+# --------------------------------------------------------------------------------------------------
+
+
+def test_all_pairs_are_every_pool_row_with_the_entries_its_caption_holds(run_dir: Path, tmp_path: Path) -> None:
+    """Matched or not, in the pool's order, each with the ids the naive rule gives its caption; the
+    provenance says which pairs these are (no t, no seed)."""
+    out = tmp_path / "every.parquet"
+    assert cli("export", run_dir, "--all-pairs", "--columns", "keys", "--out", out, "--quiet") == 0
+    table = pq.read_table(out)
+    pool = read_dir(run_dir.parent / "pool", ["id", "text"])
+    assert table.column_names == ["id", "pair_key", "entry_ids"] and table.num_rows == pool.num_rows == 3000
+    assert table.column("id").to_pylist() == pool.column("id").to_pylist()
+    naive = [naive_match(ENTRIES, text) for text in pool.column("text").to_pylist()]
+    assert table.column("entry_ids").to_pylist() == naive
+    assert 0 < sum(not ids for ids in naive) < len(naive)  # the unmatched are there too
+    provenance = json.loads((tmp_path / "every.parquet.provenance.json").read_text())
+    assert provenance["pairs"] == "every pair, with its entry ids" and provenance["rows"] == 3000
+    assert provenance["t"] is None and provenance["seed"] is None and "kept" not in provenance["pool_rows"]
+
+    # CSV has no lists: the ids as text; the Python API reads the same pairs
+    csv_out = tmp_path / "every.csv"
+    assert cli("export", run_dir, "--all-pairs", "--out", csv_out, "--quiet") == 0
+    with open(csv_out, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [json.loads(row["entry_ids"]) for row in rows] == naive and list(rows[0]) == ["url", "caption", "entry_ids"]
+    tables = list(Run(run_dir).pairs(["id"]))
+    assert len(tables) == len(Run(run_dir).shard_indices)
+    assert tables[0].column_names == ["id", "entry_ids", "pair_key"]
+    assert [ids for table in tables for ids in table.column("entry_ids").to_pylist()] == naive
+    assert [i for table in tables for i in table.column("id").to_pylist()] == pool.column("id").to_pylist()
+
+
+def test_export_asks_for_t_or_all_pairs_in_one_line(run_dir: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "m.parquet"
+    for args, said in (
+        ([], "error: one of the arguments --t --all-pairs is required"),
+        (["--t", 5, "--all-pairs"], "error: argument --all-pairs: not allowed with argument --t"),
+    ):
+        capsys.readouterr()
+        assert cli("export", run_dir, *args, "--out", out) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(said) and len(err.strip().splitlines()) == 1
+    assert not out.exists()
