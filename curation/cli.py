@@ -114,7 +114,7 @@ def _add_match_options(parser: argparse.ArgumentParser) -> None:
         "--out",
         required=True,
         help="run directory to write (resumed if it holds this run): a local path, or "
-        "s3://bucket/prefix for a run kept in object storage",
+        "s3://bucket/prefix or gs://bucket/prefix for a run kept in object storage",
     )
     texts = parser.add_mutually_exclusive_group()
     texts.add_argument("--text-column", help="caption column (default: text, else caption, TEXT, txt, ...)")
@@ -249,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write the subset at a new t (and seed) from the stored keep thresholds; matching is never re-run.",
     )
     balance.add_argument(
-        "run_dir", metavar="RUN_DIR", help="a run directory made by run or match (a path or s3:// URI)"
+        "run_dir", metavar="RUN_DIR", help="a run directory made by run or match (a path, or an s3:// or gs:// URI)"
     )
     _add_balance_options(balance, seed_default=None)
     _add_execution(balance)
@@ -264,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument(
         "run_dir",
         metavar="RUN_DIR",
-        help="a run directory (a path or s3:// URI; a run in a store is read from a local copy)",
+        help="a run directory (a path, or an s3:// or gs:// URI; a run in a store is read from a local copy)",
     )
     stats.add_argument("--t", type=t_value, nargs="+", default=[], help="thresholds to report (default: the run's t)")
     stats.add_argument(
@@ -302,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
         "included) beside it saying exactly how it was made. With --all-pairs instead of --t: "
         "every pair of the pool, matched or not, with the ids of the entries it matched.",
     )
-    export.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (a path or s3:// URI)")
+    export.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (a path, or an s3:// or gs:// URI)")
     selection = export.add_mutually_exclusive_group(required=True)
     selection.add_argument("--t", type=t_value, help="keep the pairs whose threshold is below t")
     selection.add_argument(
@@ -340,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
         "sample size (--rebuild). The dashboard and stats build them on "
         "first use too.",
     )
-    preview.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (a path or s3:// URI)")
+    preview.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (a path, or an s3:// or gs:// URI)")
     preview.add_argument("--seed", type=seed_value, help="seed of the keep thresholds (default: the run's)")
     preview.add_argument(
         "--rebuild", action="store_true", help="build them again (for instance with another --sample-pairs)"

