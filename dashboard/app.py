@@ -38,7 +38,7 @@ with st.sidebar:
         st.text_input(
             "Run directory",
             key="run_dir_input",
-            help="The output of `curation run`, a local path or s3://bucket/prefix "
+            help="The output of `curation run`, a local path, s3://bucket/prefix or gs://bucket/prefix "
             "(read from a local copy); press Enter to open it.",
         )
         st.form_submit_button("Open", on_click=_open_typed)
