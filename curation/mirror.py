@@ -459,39 +459,49 @@ class _GcsLockObject:
     def __init__(self, uri: str) -> None:
         try:
             from google.api_core import exceptions
+            from google.auth.credentials import AnonymousCredentials
+            from google.auth.exceptions import GoogleAuthError
             from google.cloud import storage as gcs
         except ImportError:
             raise CurationError(
                 "run directories on gs:// need google-cloud-storage for their lock: pip install google-cloud-storage"
             ) from None
-        self.uri, self.exceptions = uri, exceptions
+        self.uri = uri
+        # What a request may raise: the store's answers, credentials that cannot be found or used, and
+        # the network (requests' errors are OSErrors).
+        self.failures = (exceptions.GoogleAPIError, GoogleAuthError, OSError)
+        self.PreconditionFailed, self.NotFound = exceptions.PreconditionFailed, exceptions.NotFound
         bucket, key = storage.locate(uri).path.split("/", 1)
-        if os.environ.get(storage.GCS_EMULATOR_ENV):
-            from google.auth.credentials import AnonymousCredentials
-
-            client = gcs.Client(project="emulator", credentials=AnonymousCredentials())
-        else:
-            client = gcs.Client()
+        try:
+            if os.environ.get(storage.GCS_EMULATOR_ENV):  # an emulator: unsigned requests to its address
+                client = gcs.Client(project="emulator", credentials=AnonymousCredentials())
+            else:
+                client = gcs.Client()
+        except self.failures as error:
+            raise self._error(error) from None
         self.blob = client.bucket(bucket).blob(key)
+
+    def _error(self, error: BaseException) -> CurationError:
+        return CurationError(storage.describe_error(self.uri, error, "lock"))
 
     def write(self, body: bytes, version: str | None) -> str:
         """Create the object (``version`` None: only if absent) or replace that generation; its new one."""
         try:
             self.blob.upload_from_string(body, if_generation_match=0 if version is None else int(version))
-        except self.exceptions.PreconditionFailed:
+        except self.PreconditionFailed:
             raise _Conflict from None
-        except self.exceptions.GoogleAPIError as error:
-            raise CurationError(storage.describe_error(self.uri, error, "lock")) from None
+        except self.failures as error:
+            raise self._error(error) from None
         return str(self.blob.generation)
 
     def read(self) -> tuple[str, bytes] | None:
         try:
             found = self.blob.bucket.get_blob(self.blob.name)
             return None if found is None else (str(found.generation), found.download_as_bytes())
-        except self.exceptions.NotFound:
+        except self.NotFound:
             return None
-        except self.exceptions.GoogleAPIError as error:
-            raise CurationError(storage.describe_error(self.uri, error, "lock")) from None
+        except self.failures as error:
+            raise self._error(error) from None
 
     def delete(self, version: str) -> None:
         found = self.blob.bucket.get_blob(self.blob.name)

@@ -143,6 +143,10 @@ def test_the_lock_object_keeps_a_second_writer_out_and_a_stale_one_is_taken_over
     put_lock("another-machine", time.time() - 1)  # its lease ran out: a run killed elsewhere
     assert cli(*run_args(uri)) == 0
     assert_same_as_reference(store, "runs/locked")
+    capsys.readouterr()
+    assert cli(*run_args("gs://no-such-bucket/runs/x")) == 2  # nowhere to put the lock: one line
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: cannot lock gs://no-such-bucket/runs/x/.lock: ") and len(err.splitlines()) == 1
 
 
 def test_a_run_on_gcs_killed_while_matching_and_started_again_ends_the_same(
