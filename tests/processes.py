@@ -7,6 +7,7 @@ import ipaddress
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -49,6 +50,18 @@ def environment_once_set(pid: int, marker: bytes, seconds: float = 30.0) -> list
             return environ
         assert time.monotonic() < deadline, f"process {pid} had no {marker!r} in its environment within {seconds} s"
         time.sleep(0.001)
+
+
+def start_run(args: list[object], **options: object) -> subprocess.Popen:
+    """`python -m curation ARGS` from the repository, in a session of its own (so ``kill_when`` kills it
+    with everything it starts), its stdout dropped and its stderr kept for the test's messages."""
+    streams = {"stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE, **options}
+    return subprocess.Popen(
+        [sys.executable, "-m", "curation", *map(str, args)],
+        cwd=Path(__file__).resolve().parents[1],
+        start_new_session=True,
+        **streams,
+    )
 
 
 def kill_when(

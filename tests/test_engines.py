@@ -20,7 +20,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from conftest import ENTRIES, cli, make_texts, read_dir, write_pool
-from processes import kill_when
+from processes import kill_when, start_run
 
 from curation import matchers, stages
 from curation.engines import make_engine
@@ -349,26 +349,7 @@ def test_a_killed_ray_run_resumes_on_ray(ray_session, pool_and_metadata, referen
     """`--engine ray` in its own process (its own local Ray), killed while matching, then resumed."""
     args = [str(a) for a in run_args(pool_and_metadata, 1_000)]
     out = tmp_path / "killed"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "curation",
-            "run",
-            *args,
-            "--out",
-            str(out),
-            "--engine",
-            "ray",
-            "--workers",
-            "2",
-            "--quiet",
-        ],
-        cwd=ROOT,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    process = start_run(["run", *args, "--out", out, "--engine", "ray", "--workers", 2, "--quiet"])
     leftovers = kill_when(process, lambda: bool(list((out / "shards").glob("*.json"))), seconds=300)
     assert not leftovers, "Ray processes outlived the killed run"
     # Counted once every process is gone, so the resumed run must find exactly these; how many there

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +15,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from conftest import ENTRIES, cli, make_texts, read_dir, write_pool
-from processes import kill_when
+from processes import kill_when, start_run
 
 from studio_common import storage
 
@@ -154,13 +152,7 @@ def test_a_run_on_gcs_killed_while_matching_and_started_again_ends_the_same(
 ) -> None:
     run = "runs/killed"
     args = run_args(f"gs://{BUCKET}/{run}", "--workers", 1)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "curation", *args],
-        cwd=ROOT,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    process = start_run(args)
     assert not kill_when(process, lambda: _markers(store, run) > 0, poll_s=POLL_S), "processes outlived the run"
     markers = _markers(store, run)
     assert 0 < markers < SHARDS, f"the kill should land while shards are matched: {process.stderr.read()}"

@@ -20,7 +20,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 from conftest import ENTRIES, cli, make_texts, read_dir, write_pool
-from processes import kill_when
+from processes import kill_when, start_run
 from servers import s3_server
 
 boto3 = pytest.importorskip("boto3")
@@ -272,13 +272,7 @@ def test_a_run_in_s3_killed_and_started_again_ends_the_same(
             f"s3://{BUCKET}/{run}", "--engine", engine, "--workers", 1 if stage == "match" and engine == "local" else 2
         )
     ]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "curation", *args],
-        cwd=ROOT,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    process = start_run(args)
     if stage == "match":
         ready = lambda: _markers(store, run) > 0  # noqa: E731
     else:  # curated parts exist, the selection pointer does not yet

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 from conftest import cli, make_texts, read_dir, write_pool
-from processes import kill_when
+from processes import kill_when, start_run
 
 from curation.matchers import MATCHERS
 
@@ -58,11 +56,7 @@ def test_killed_run_resumes_to_the_same_result(tmp_path: Path, metadata: Path, m
     ]
     assert cli("run", *args[:-2], "--out", tmp_path / "reference", "--matcher", "aho-corasick") == 0
     out = tmp_path / "killed"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "curation", "run", *map(str, args), "--out", str(out), "--workers", "1", "--quiet"],
-        cwd=ROOT,
-        start_new_session=True,
-    )
+    process = start_run(["run", *args, "--out", out, "--workers", 1, "--quiet"], stderr=None)
     assert not kill_when(process, lambda: any((out / "shards").glob("*.json")), seconds=300)
     # 60 shards, killed as the first marker appears: nearly always mid-match. How far it got depends on
     # timing, so what is asserted is what holds at any kill point: at least one shard was matched, and
