@@ -193,9 +193,12 @@ def _launch(
         job_dir = jobs_dir / job_id
         job_dir.mkdir(parents=True)
         command = curation_command(arguments)
+        # The exit code appears whole (written aside, then renamed): a reader must never take the empty
+        # file the shell has just made for a failure.
+        exit_file, written = shlex.quote(str(job_dir / "exit_code")), shlex.quote(str(job_dir / ".exit_code"))
         script = (
             f"{shlex.join(command)} > {shlex.quote(str(job_dir / 'log.txt'))} 2>&1; "
-            f"echo $? > {shlex.quote(str(job_dir / 'exit_code'))}"
+            f"echo $? > {written} && mv {written} {exit_file}"
         )
         env = {name: value for name, value in os.environ.items() if not name.startswith(HIDDEN_PREFIX)}
         process = subprocess.Popen(
@@ -415,11 +418,12 @@ def _outcome(jobs_dir: Path, job: dict) -> tuple[str, str | None]:
         _PROCESSES.pop(job["id"], None)
     cancelled = (job_dir / "cancelled").exists()
     exit_file = job_dir / "exit_code"
-    if not exit_file.exists():
+    written = exit_file.read_text().strip() if exit_file.exists() else ""
+    if not written:  # no exit code yet (a job started before it was written whole may show an empty file)
         if mirror.process_alive(job["pid"]):
             return "running", None
         return ("cancelled" if cancelled else "lost"), None
-    code = int(exit_file.read_text().strip() or 1)
+    code = int(written) if written.lstrip("-").isdigit() else 1
     if code == 0:
         return "finished", None
     if cancelled:

@@ -44,6 +44,24 @@ def test_a_job_runs_to_completion(tmp_path: Path, pool: Path, metadata: Path) ->
     assert [job.id for job in list_jobs(jobs)] == [job_id]
 
 
+def test_an_exit_code_being_written_is_not_a_failure(tmp_path: Path) -> None:
+    """The shell makes the exit code's file before it writes the code: a job whose file is still empty
+    is running while its process lives (a test saw such a finished job reported failed), and the code
+    is written aside and renamed, so a new job never shows the empty file at all."""
+    jobs = tmp_path / "jobs"
+    job_dir = jobs / "20260101-000000-abcdef"
+    job_dir.mkdir(parents=True)
+    record = {"id": job_dir.name, "kind": "run", "out": str(tmp_path / "out"), "pid": os.getpid()}
+    extra = {"command": "python -m curation run", "started": "2026-01-01T00:00:00+00:00", "launched_ns": 1}
+    (job_dir / "job.json").write_text(json.dumps({**record, **extra}))
+    (job_dir / "exit_code").write_text("")
+    assert [job.state for job in list_jobs(jobs)] == ["running"]
+    (job_dir / "exit_code").write_text("0\n")
+    assert [job.state for job in list_jobs(jobs)] == ["finished"]
+    (job_dir / "exit_code").write_text("2\n")
+    assert [job.state for job in list_jobs(jobs)] == ["failed"]
+
+
 @pytest.mark.slow
 def test_a_failed_job_shows_its_error(tmp_path: Path, pool: Path) -> None:
     bad = tmp_path / "dup.json"
