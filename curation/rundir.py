@@ -126,9 +126,10 @@ class RunDir:
         """Every shard has its marker and the global counts are written (files on this machine)."""
         return self.entry_counts.exists() and all(self.shard_marker(s.index).exists() for s in self.shards())
 
-    def complete_seeds(self) -> list[int]:
-        """Seeds with a keep threshold part for every shard (a killed balance may leave one half done)."""
-        shards = self.shards() if self.plan_json.exists() else []
+    def complete_seeds(self, plan: Plan | None = None) -> list[int]:
+        """Seeds with a keep threshold part for every shard (a killed balance may leave one half done);
+        ``plan``: the run's, when the caller has read it already."""
+        shards = list(plan.shards) if plan is not None else self.shards() if self.plan_json.exists() else []
         return [
             seed
             for seed in self.threshold_seeds()

@@ -96,7 +96,7 @@ class Run:
             raise CurationError(
                 f"{self.name} has no keep thresholds yet; run `curation balance` with --t and --seed first"
             )
-        if chosen not in self.dir.complete_seeds():
+        if chosen not in self.dir.complete_seeds(self.plan):  # the plan read once, not at every question
             raise CurationError(
                 f"{self.name} has no keep thresholds for seed {chosen}; "
                 f"run `curation balance {self.name} --t T --seed {chosen}` first"
