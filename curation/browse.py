@@ -3,8 +3,9 @@ entry) and for exporting manifests (the pairs kept at t, or every pair with its 
 shard's thresholds and rows are read on their own and reading stops as soon as enough is found, so
 the first rows come at once and memory stays flat whatever the run's size.
 
-A shard's annotated part and its threshold part hold the same rows in the same order (the run
-directory's contract), so a row is found by its shard and its position.
+A shard's index part, its threshold part and its rows in the pool are the same pairs in the same
+order (the run directory's contract), so a pair is found by its shard and its position; its pool
+columns are read through curation/pairs.py, which checks the pool first.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ import pyarrow.parquet as pq
 
 from curation import preview_files
 from curation.keep_rule import KeepAt, KeepRule
-from curation.pool import open_parquet
-from curation.rundir import CAPTION_LANGUAGE, ENTRY_LANGUAGE, RunDir
-from curation.stages import ENTRY_IDS, PAIR_KEY, THRESHOLD, entry_counts, read_thresholds
+from curation.pairs import PairReader
+from curation.rundir import CAPTION_LANGUAGE, ENTRY_IDS, ENTRY_LANGUAGE, PAIR_KEY, THRESHOLD, RunDir
+from curation.stages import entry_counts, read_thresholds
 
 SEARCH_BUDGET_S = 1.5  # a page of samples searches the shards this long at most before it shows what it has
 
@@ -46,20 +47,6 @@ def shard_indices(run: RunDir) -> list[int]:
     return run.plan().shard_indices
 
 
-def _rows(run: RunDir, shard: int, rows: np.ndarray, columns: Sequence[str]) -> pa.Table:
-    """Some rows (ascending positions) of one shard's annotated part: only their row groups are read."""
-    part = open_parquet(str(run.annotated_part(shard)))
-    starts = np.concatenate(
-        ([0], np.cumsum([part.metadata.row_group(g).num_rows for g in range(part.metadata.num_row_groups)]))
-    )
-    group_of = np.searchsorted(starts, rows, side="right") - 1
-    tables = [
-        part.read_row_group(int(g), columns=list(columns)).take(pa.array(rows[group_of == g] - starts[g]))
-        for g in np.unique(group_of)
-    ]
-    return pa.concat_tables(tables) if tables else part.schema_arrow.empty_table().select(list(columns))
-
-
 @dataclass(frozen=True)
 class _Judge:
     """Which pairs of a shard are wanted: kept or dropped (matched, not kept) at the rule's t, each pair
@@ -72,14 +59,10 @@ class _Judge:
     def _verdict(self, thresholds: np.ndarray, t: float | np.ndarray) -> np.ndarray:
         return self.keep.keeps(thresholds, t) if self.kept else self.keep.drops(thresholds, t)
 
-    def rows(self, run: RunDir, shard: int, thresholds: np.ndarray) -> np.ndarray:
+    def rows(self, pairs: PairReader, shard: int, thresholds: np.ndarray) -> np.ndarray:
         if not self.keep.worldwide and self.language is None:
             return np.flatnonzero(self._verdict(thresholds, self.keep.t))
-        languages = (
-            pq.read_table(run.annotated_part(shard), columns=[CAPTION_LANGUAGE])
-            .column(CAPTION_LANGUAGE)
-            .combine_chunks()
-        )
+        languages = pairs.index(shard, [CAPTION_LANGUAGE]).column(CAPTION_LANGUAGE).combine_chunks()
         wanted = self._verdict(thresholds, self.keep.pair_t(languages))
         if self.language is not None:
             wanted &= pc.fill_null(pc.equal(languages, self.language), False).to_numpy(zero_copy_only=False)
@@ -116,19 +99,20 @@ def find_pairs(
     the time budget is reached. Within a shard, pairs come in the order of their pair keys.
     """
     run = RunDir(root)
+    pairs = PairReader(run)
     started = time.perf_counter()
-    shards = shard_indices(run)
+    shards = pairs.plan.shard_indices
     wanted_columns = list(dict.fromkeys([*columns, ENTRY_IDS]))
     # At t = infinity every matched pair is kept, whatever its language.
     judge = _Judge(KeepAt(math.inf) if math.isinf(t) else KeepRule.of_run(run).at(t), kept, language)
     if entry_id is not None and _none_can_match(root, entry_id, kept, judge.keep):
-        return Found(_empty(run, shards, wanted_columns), len(shards), len(shards))
+        return Found(_empty(pairs, wanted_columns), len(shards), len(shards))
     pieces: list[pa.Table] = []
     taken: set[tuple[int, int]] = set()
     have = 0
     if entry_id is not None and preview_files.is_complete(run, seed):
         for shard, rows in _sampled_rows_with(run, seed, entry_id, judge, limit):
-            table = _rows(run, shard, rows, wanted_columns)
+            table = pairs.rows(shard, rows, wanted_columns)
             pieces.append(_with_thresholds(table, run, seed, shard, rows))
             taken.update((shard, int(r)) for r in rows)
             have += len(rows)
@@ -140,19 +124,19 @@ def find_pairs(
             break
         shard = shards[int(position)]
         thresholds = read_thresholds(str(root), seed, shard)
-        candidates = judge.rows(run, shard, thresholds)
+        candidates = judge.rows(pairs, shard, thresholds)
         if entry_id is not None and len(candidates):
-            candidates = candidates[np.isin(candidates, _rows_holding(run, shard, entry_id))]
+            candidates = candidates[np.isin(candidates, _rows_holding(pairs, shard, entry_id))]
         candidates = np.array([r for r in candidates if (shard, int(r)) not in taken], dtype=np.int64)
         searched += 1
         if not len(candidates):
             continue
-        keys = pq.read_table(run.threshold_part(seed, shard), columns=[PAIR_KEY]).column(PAIR_KEY).to_numpy()
+        keys = pairs.index(shard, [PAIR_KEY]).column(PAIR_KEY).to_numpy()
         rows = np.sort(candidates[np.argsort(keys[candidates], kind="stable")[: limit - have]])
-        table = _rows(run, shard, rows, wanted_columns)
+        table = pairs.rows(shard, rows, wanted_columns)
         pieces.append(_with_thresholds(table, run, seed, shard, rows))
         have += len(rows)
-    table = pa.concat_tables(pieces) if pieces else _empty(run, shards, wanted_columns)
+    table = pa.concat_tables(pieces) if pieces else _empty(pairs, wanted_columns)
     return Found(table.slice(0, limit), searched, len(shards))
 
 
@@ -168,16 +152,16 @@ def _none_can_match(root: Path, entry_id: int, kept: bool, keep: KeepAt) -> bool
     return count == 0 or (not kept and count <= t)
 
 
-def _empty(run: RunDir, shards: list[int], columns: list[str]) -> pa.Table:
-    if not shards:
+def _empty(pairs: PairReader, columns: list[str]) -> pa.Table:
+    if not pairs.plan.shards:
         return pa.table({})
-    empty = open_parquet(str(run.annotated_part(shards[0]))).schema_arrow.empty_table().select(columns)
+    empty = pa.schema([pairs.schema.field(c) for c in columns]).empty_table()
     return empty.append_column(THRESHOLD, pa.array([], type=pa.float64()))
 
 
-def _rows_holding(run: RunDir, shard: int, entry_id: int) -> np.ndarray:
+def _rows_holding(pairs: PairReader, shard: int, entry_id: int) -> np.ndarray:
     """Positions of the shard's pairs whose entry list holds the entry."""
-    lists = pq.read_table(run.annotated_part(shard), columns=[ENTRY_IDS]).column(ENTRY_IDS).combine_chunks()
+    lists = pairs.index(shard, [ENTRY_IDS]).column(ENTRY_IDS).combine_chunks()
     offsets = lists.offsets.to_numpy()
     slots = np.flatnonzero(lists.values.to_numpy() == entry_id)
     return np.unique(np.searchsorted(offsets, slots, side="right") - 1)
@@ -203,33 +187,22 @@ def _sampled_rows_with(
         yield int(shard), np.sort(locations[(locations >> 32) == shard] & 0xFFFFFFFF)
 
 
-def kept_batches(root: Path, seed: int, t: float, columns: Sequence[str]) -> Iterator[tuple[int, pa.Table]]:
-    """(shard, the rows kept at t with the asked columns) for every shard, in the run's order; in a
-    worldwide run, each pair at its language's t."""
+def kept_batches(root: Path, seed: int, t: float, columns: Sequence[str]) -> Iterator[tuple[int, pa.Table | None]]:
+    """(shard, the pairs kept at t with the asked columns, None when none is) for every shard, in the
+    run's order; in a worldwide run, each pair at its language's t."""
     run = RunDir(root)
+    pairs = PairReader(run)
     rule = KeepRule.of_run(run).at(t)
-    for shard in shard_indices(run):
+    for shard in pairs.plan.shard_indices:
         thresholds = read_thresholds(str(root), seed, shard)
-        languages = None
-        if rule.worldwide:
-            languages = pq.read_table(run.annotated_part(shard), columns=[CAPTION_LANGUAGE]).column(CAPTION_LANGUAGE)
+        languages = pairs.index(shard, [CAPTION_LANGUAGE]).column(CAPTION_LANGUAGE) if rule.worldwide else None
         keep = rule.keeps(thresholds, rule.pair_t(languages))
-        if not keep.any():
-            yield shard, None
-            continue
-        part = open_parquet(str(run.annotated_part(shard)))
-        pieces, start = [], 0
-        for batch in part.iter_batches(batch_size=65_536, columns=list(columns)):
-            mask = keep[start : start + len(batch)]
-            start += len(batch)
-            if mask.any():
-                pieces.append(pa.Table.from_batches([batch]).filter(pa.array(mask)))
-        yield shard, pa.concat_tables(pieces) if pieces else None
+        yield shard, pairs.table(shard, columns, keep) if keep.any() else None
 
 
 def every_batch(root: Path, columns: Sequence[str]) -> Iterator[tuple[int, pa.Table]]:
     """(shard, every pair of the shard with the asked columns, matched or not) for every shard, in the
     run's order: what `export --all-pairs` and ``Run.pairs`` read."""
-    run = RunDir(root)
-    for shard in shard_indices(run):
-        yield shard, pq.read_table(run.annotated_part(shard), columns=list(columns))
+    pairs = PairReader(RunDir(root))
+    for shard in pairs.plan.shard_indices:
+        yield shard, pairs.table(shard, columns)

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 
 from curation import mirror
 from curation.engines import ENGINES
-from curation.export import COLUMN_SETS, FORMATS, format_of, write_manifest
+from curation.export import COLUMN_SETS, FORMATS, format_of, run_manifest, write_manifest
 from curation.keep_rule import KeepRule
 from curation.matchers import DEFAULT_MATCHER, MATCHERS
 from curation.memory import keep_freed_memory
@@ -24,6 +24,7 @@ from curation.preview_files import DEFAULT_SAMPLE_PAIRS
 from curation.rundir import RunDir, atomic_write_table, read_json
 from curation.runner import Execution, MatchRequest, balance_run, build_preview, match_pool, write_run_record
 from curation.summary import Run, existing_run
+from curation.upgrade import upgrade_run
 from curation.worldwide import zero_t_notes
 from studio_common import storage
 from studio_common.argtypes import EXIT_USAGE, OneLineParser, checked, non_negative_int, positive_int
@@ -37,12 +38,13 @@ Curate image-text pairs as MetaCLIP does ("Demystifying CLIP Data", Xu et al., I
 caption against the metadata entries, count matches per entry, then keep every pair of a rare (tail)
 entry and a t/count share of the pairs of frequent (head) entries.
 
-  run      match + balance: annotate the pool, count, write the subset at t (the usual command)
-  match    annotate and count only
-  balance  a new t or seed on an existing run directory, without re-matching (seconds)
+  run      match + balance: index the pool, count, select t and write its curated manifest (the usual command)
+  match    index and count only
+  balance  select a new t or seed on an existing run directory, without re-matching (a second)
   stats    sizes at t, t for a target size or tail share, head/tail summary
   preview  the files that answer any t at once (made by balance; for older runs, or another sample)
   export   the manifest of the pairs kept at t (url and caption, all columns or keys), with provenance
+  upgrade  make a run directory of format 1 (which copied the pool) an index over its pool
 
 Every command resumes where a killed run stopped when started again the same way."""
 
@@ -228,30 +230,40 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser(
         "run",
         help="match, count and balance: the full curation",
-        description="Annotate the pool with the entries each caption matches, count "
-        "matches per entry, and write the subset kept at t.",
+        description="Index the pool with the entries each caption matches, count matches per entry, "
+        "select t, and write the curated manifest of the pairs kept at t to RUN/manifests/.",
     )
     _add_match_options(run)
     _add_balance_options(run, seed_default=0)
+    run.add_argument(
+        "--no-manifest",
+        action="store_true",
+        help="skip the curated manifest (export one later with `export`; stats and the dashboard never need it)",
+    )
     _add_execution(run)
 
     match = commands.add_parser(
         "match",
-        help="annotate and count only",
-        description="Annotate every pair with its entry ids and count matches per entry; balance later with `balance`.",
+        help="index and count only",
+        description="Index every pair with its entry ids and count matches per entry; balance later with `balance`.",
     )
     _add_match_options(match)
     _add_execution(match)
 
     balance = commands.add_parser(
         "balance",
-        help="a new t or seed on an existing run, without re-matching",
-        description="Write the subset at a new t (and seed) from the stored keep thresholds; matching is never re-run.",
+        help="select a new t or seed on an existing run, without re-matching",
+        description="Select a new t (and seed): the seed's keep thresholds are made once, and a new t is "
+        "read from them without a pass over the pairs; matching is never re-run. With --write-manifest, "
+        "also write the curated manifest at t to RUN/manifests/.",
     )
     balance.add_argument(
         "run_dir", metavar="RUN_DIR", help="a run directory made by run or match (a path, or an s3:// or gs:// URI)"
     )
     _add_balance_options(balance, seed_default=None)
+    balance.add_argument(
+        "--write-manifest", action="store_true", help="also write the curated manifest at t (every pool column)"
+    )
     _add_execution(balance)
 
     stats = commands.add_parser(
@@ -347,6 +359,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_sample_option(preview)
     _add_execution(preview)
+
+    upgrade = commands.add_parser(
+        "upgrade",
+        help="make a format-1 run directory an index over its pool",
+        description="Rewrite a run directory of format 1 (which copied every pool column into annotated/ "
+        "and the kept rows into curated/) as format 2: per pair only its key and entry ids, read "
+        "beside the pool. Nothing is matched again; the pool must be the one the run read.",
+    )
+    upgrade.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (a path, or an s3:// or gs:// URI)")
+    upgrade.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
@@ -447,9 +469,12 @@ def command_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
             )
         match["timings"]["total_s"] = round(time.perf_counter() - started, 3)
         record = write_run_record(args.out, execution, match, balance, _command_line(argv))
+        manifest = None if args.no_manifest else _write_run_manifest(args.out, args.t, args.seed, args.quiet)
     print(f"run complete: {args.out}")
     _print_rows(record)
     _print_balance(record, mirror.open_run(args.out).entry_counts)
+    if manifest is not None:
+        print(f"curated manifest: {manifest}")
     print(f"next: curation stats {shlex.quote(args.out)} --t {args.t * 2:g}   (sizes at another t; no re-matching)")
     return 0
 
@@ -487,8 +512,27 @@ def command_balance(args: argparse.Namespace, argv: Sequence[str]) -> int:
                 dict(args.t_language),
             )
         record = write_run_record(args.run_dir, execution, None, balance, _command_line(argv))
+        manifest = _write_run_manifest(args.run_dir, args.t, seed, args.quiet) if args.write_manifest else None
     print(f"balanced: {args.run_dir}")
     _print_balance(record, mirror.open_run(args.run_dir).entry_counts)
+    if manifest is not None:
+        print(f"curated manifest: {manifest}")
+    return 0
+
+
+def _write_run_manifest(spec: str, t: float, seed: int, quiet: bool) -> str:
+    """The curated manifest at (t, seed) in the run's manifests/ (every pool column, entry ids, pair key)."""
+    run = Run(spec)
+    with progress_bar(len(run.shard_indices), "manifest", "shards", enabled=not quiet) as bar:
+        made = run_manifest(run, t, seed, lambda done, total: bar.update(done - bar.n))
+    return f"{made.path} ({made.rows:,} pairs)"
+
+
+def command_upgrade(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    run = mirror.open_run(args.run_dir)
+    with mirror.exclusive(run):
+        indexed = upgrade_run(args.run_dir, progress=not args.quiet)
+    print(f"upgraded: {args.run_dir} is an index over its pool ({indexed:,} shards indexed from their copies)")
     return 0
 
 
@@ -615,6 +659,7 @@ COMMANDS = {
     "stats": command_stats,
     "preview": command_preview,
     "export": command_export,
+    "upgrade": command_upgrade,
 }
 
 

@@ -17,7 +17,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from curation.browse import every_batch, kept_batches, shard_indices
+from curation.browse import every_batch, kept_batches
+from curation.pairs import PairReader
 from curation.rundir import (
     ENTRY_IDS,
     PICKED_COLUMN,
@@ -36,7 +37,7 @@ if TYPE_CHECKING:  # a type only: the command line imports this module without D
 
 COLUMN_SETS = {
     "img2dataset": "url and caption, as img2dataset reads them",
-    "all": "every column of the annotated pool",
+    "all": "every column of the pool, with the run's pair key and entry ids",
     "keys": "pair keys (and ids) only",
 }
 NAME_MAX = 120  # characters of an export name, extension not counted
@@ -188,9 +189,9 @@ def format_of(name: str, requested: str | None = None) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
-def _columns(run: RunDir, column_set: str) -> tuple[list[str], list[str]]:
-    """(annotated columns to read, their names in the manifest)."""
-    columns = run.plan().columns
+def _columns(pairs: PairReader, column_set: str) -> tuple[list[str], list[str]]:
+    """(columns of the pairs to read, their names in the manifest)."""
+    columns = pairs.plan.columns
     if column_set == "img2dataset":
         if not columns.url:
             raise CurationError("this pool has no url column; export all columns or keys instead")
@@ -198,9 +199,7 @@ def _columns(run: RunDir, column_set: str) -> tuple[list[str], list[str]]:
             return [columns.url, PICKED_TEXT, PICKED_COLUMN], ["url", "caption", "caption_column"]
         return [columns.url, columns.text], ["url", "caption"]
     if column_set == "all":
-        shards = shard_indices(run)
-        names = pq.read_schema(run.annotated_part(shards[0])).names if shards else []
-        return names, names
+        return pairs.names, pairs.names
     if column_set == "keys":
         names = ([columns.id] if columns.id else []) + ["pair_key"]
         return names, names
@@ -238,19 +237,16 @@ def write_manifest(
     manifest_writer = writer_for(file_format)
     if t is not None and not t > 0:
         raise CurationError(f"t must be a positive number, got {t}")
-    shards = shard_indices(run)
-    if t is not None and seed not in run.complete_seeds():
+    pairs = PairReader(run)
+    shards = pairs.plan.shard_indices
+    if t is not None and seed not in run.complete_seeds(pairs.plan):
         raise CurationError(
             f"no keep thresholds for seed {seed} in {root}; run `curation balance {root} --t {t:g} --seed {seed}` first"
         )
-    read, names = _columns(run, column_set)
+    read, names = _columns(pairs, column_set)
     if t is None and ENTRY_IDS not in read:  # every pair comes with the entries it matched
         read, names = [*read, ENTRY_IDS], [*names, ENTRY_IDS]
-    schema = (
-        pa.schema([pq.read_schema(run.annotated_part(shards[0])).field(c).with_name(n) for c, n in zip(read, names)])
-        if shards
-        else pa.schema([])
-    )
+    schema = pa.schema([pairs.schema.field(c).with_name(n) for c, n in zip(read, names)]) if shards else pa.schema([])
     rows = 0
     with atomic_file(path) as temporary:
         writer = manifest_writer(temporary, schema)
@@ -265,9 +261,11 @@ def write_manifest(
         finally:
             writer.close()
     provenance_path = path.with_name(provenance_name(path.name))
-    plan, record = run.plan(), read_json(run.run_json) if run.run_json.exists() else {}
+    plan, record = pairs.plan, read_json(run.run_json) if run.run_json.exists() else {}
     # The run's rows, with kept and expected kept at this t and seed (run.json's are its last balance's).
-    pool_rows = {k: v for k, v in record.get("rows", {}).items() if k not in ("kept", "expected_kept")}
+    pool_rows = {
+        k: v for k, v in record.get("rows", {}).items() if k not in ("kept", "expected_kept", "expected_kept_margin")
+    }
     if t is not None:
         pool_rows.update(kept=rows, expected_kept=round(Run(root).expected_size_at(t), 3))
     provenance = {
@@ -287,6 +285,23 @@ def write_manifest(
     }
     atomic_write_json(provenance_path, provenance)
     return Export(path, provenance_path, rows)
+
+
+def run_manifest_name(t: float, seed: int) -> str:
+    """The name of the curated manifest `run` and `balance --write-manifest` write: t as Python's repr."""
+    return f"curated-t{float(t)!r}-seed{seed}.parquet"
+
+
+def run_manifest(run: Run, t: float, seed: int, progress: Progress | None = None) -> Export:
+    """The curated manifest at (t, seed) in the run's manifests/ folder, with every pool column and
+    the pairs' keys and entry ids: what format 1 kept as curated/, as one file."""
+    name = run_manifest_name(t, seed)
+    path: Path | str = (
+        f"{run.name.rstrip('/')}/{run.dir.manifests.name}/{name}"
+        if storage.is_uri(run.name)
+        else run.dir.manifests / name
+    )
+    return write_manifest(run.dir.root, path, t, seed, "parquet", "all", progress, run.name)
 
 
 def manifest_path(export_dir: Path, name: str, file_format: str) -> Path:

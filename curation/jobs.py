@@ -32,7 +32,7 @@ from pathlib import Path, PurePosixPath
 from curation import mirror
 from curation.commands import RunRequest, check_text_columns, curation_command
 from curation.pool import resolve_files
-from curation.rundir import PART_GLOB, RunDir, atomic_write_json, read_json
+from curation.rundir import PART_GLOB, RunDir, atomic_write_json, part_name, read_json
 from studio_common import storage
 from studio_common.errors import CurationError
 from studio_common.progress import LINE
@@ -360,12 +360,13 @@ def _live_progress(jobs_dir: Path, job: dict) -> tuple[float, str]:
     """Where a job is now: a run by its run directory (what it and earlier jobs finished), an export
     by its log."""
     if _kind(job) == "run":
-        return run_progress(job["out"])
+        return run_progress(job["out"], int((job.get("request") or {}).get("seed", 0)))
     return log_progress(jobs_dir, job["id"])
 
 
-def run_progress(out: str) -> tuple[float, str]:
-    """How far a run directory has come, read from the files its stages leave (on disk or in a store)."""
+def run_progress(out: str, seed: int = 0) -> tuple[float, str]:
+    """How far a run directory has come, read from the files its stages leave (on disk or in a store);
+    ``seed``: the one the run balances with."""
     run = mirror.open_run(out, reading=True)
     if _is_complete(run):
         return 1.0, "complete"
@@ -377,26 +378,15 @@ def run_progress(out: str) -> tuple[float, str]:
     matched = sum(shard.rows for shard in shards if run.shard_marker(shard.index).name in markers)
     if matched < total or not mirror.has(run, run.entry_counts):
         return 0.8 * matched / total, f"matching: {matched:,} of {total:,} pairs"
-    staged = _parts_being_selected(run)
-    return 0.8 + 0.2 * staged / max(len(shards), 1), f"balancing: {staged} of {len(shards)} shards selected"
+    parts = {name for name in mirror.names(run, run.thresholds(seed)) if PurePosixPath(name).match(PART_GLOB)}
+    done = sum(1 for shard in shards if part_name(shard.index) in parts)
+    if done < len(shards):
+        return 0.8 + 0.15 * done / len(shards), f"keep thresholds: {done} of {len(shards)} shards"
+    return 0.95, "writing the curated manifest"
 
 
 def _is_complete(run: RunDir) -> bool:
     return mirror.fetch(run, run.run_json) and read_json(run.run_json).get("status") == "complete"
-
-
-def _parts_being_selected(run: RunDir) -> int:
-    """Curated parts written so far by a balance that has not finished (staging on disk; in a store,
-    the folder of (t, seed) that the selection pointer does not name yet)."""
-    if not run.source:
-        return len(list(run.curated_staging.glob(PART_GLOB))) if run.curated_staging.exists() else 0
-    current = read_json(run.curated_pointer).get("parts") if mirror.fetch(run, run.curated_pointer) else None
-    parts: dict[str, int] = {}
-    for name in mirror.names(run, run.curated):
-        folder, _, file = name.partition("/")
-        if PurePosixPath(file).match(PART_GLOB) and folder != current:
-            parts[folder] = parts.get(folder, 0) + 1
-    return max(parts.values(), default=0)
 
 
 def _kind(job: dict) -> str:

@@ -44,7 +44,7 @@ DEFAULT_LEASE_S = 60.0
 WRITABLE_SCHEMES = ("s3", "gs")  # stores with the conditional create the lock needs (LOCK_OBJECTS, below)
 # Files rewritten in place whose new content may have the old size: S3 times have whole seconds, so
 # size and time cannot tell their versions apart. Always copied again (each is a few kilobytes).
-REWRITTEN = ("run.json", "balanced_counts.parquet", "selection.json", "preview.json")
+REWRITTEN = ("run.json", "preview.json")
 DOWNLOAD_THREADS = 16  # objects copied at once: a store answers each request with some latency
 
 
@@ -169,7 +169,7 @@ def _hidden(relative: str) -> bool:
 
 def fetch_tree(run: RunDir, directory: Path, skip: tuple[str, ...] = (), progress: bool = False) -> None:
     """Make the local copy of a folder current: new and changed objects copied, vanished ones removed.
-    ``skip``: relative prefixes left out (the curated parts, which a reader never needs)."""
+    ``skip``: relative prefixes left out (the manifests, which a reader never needs)."""
     if not run.source:
         return
     wanted = {}
@@ -235,6 +235,18 @@ def remove_tree(run: RunDir, directory: Path) -> None:
     unpublish_tree(run, directory)
 
 
+def remove_file(run: RunDir, path: Path) -> None:
+    """Remove one file: on disk, and in the store for a run that lives there."""
+    path.unlink(missing_ok=True)
+    if run.source and has(run, path):
+        uri = _uri(run, path)
+        location = storage.locate(uri)
+        try:
+            location.filesystem.delete_file(location.path)
+        except OSError as error:
+            raise CurationError(storage.describe_error(uri, error, "remove")) from None
+
+
 def unpublish_tree(run: RunDir, directory: Path) -> None:
     """Delete a folder's objects from the store (its local copy stays)."""
     if not run.source:
@@ -277,17 +289,17 @@ def contents(run: RunDir) -> list[str]:
 
 def read_copy(spec: str, parts: bool = True, progress: bool = False) -> Path:
     """A local folder holding a run that lives in the store, for the readers (stats, export, the
-    dashboard): its small files, the preview, and (``parts``) the annotated pairs and thresholds.
-    Curated parts and preview pieces are left out: no reader opens them. Copies are kept between
-    calls and refreshed object by object."""
+    dashboard): its small files, the preview, and (``parts``) the index parts and thresholds.
+    Manifests and preview pieces are left out: no reader opens them. Copies are kept between calls
+    and refreshed object by object."""
     run = open_run(spec, reading=True)
     if not run.source:
         return run.root
     if not fetch(run, run.plan_json):
         raise CurationError(f"{spec} is not a run directory (no plan.json); make one with `curation run --out {spec}`")
-    skip = ("curated/", "preview/pieces-", "matcher/")
+    skip = ("manifests/", "preview/pieces-", "matcher/")
     if not parts:
-        skip += ("annotated/", "thresholds/")
+        skip += ("index/", "thresholds/")
     fetch_tree(run, run.root, skip, progress)
     return run.root
 

@@ -2,13 +2,14 @@
 directory"). The one module that reads and writes the file, and says what keeps a new plan from
 resuming a run; every other module reads a ``Plan``.
 
-The JSON is the one runs have always written, key for key, so runs made before this module resume and
-read as they are. Its ``format_version`` is read when a plan is opened: a run directory written by a
-newer studio (a larger version) is refused in one line that says so, rather than misread.
+Its ``format_version`` is read when a plan is opened: a run directory written by a newer studio (a
+larger version) is refused in one line that says so, rather than misread; a format-1 run (which copied
+the pool) in one line that names the command that upgrades it (curation/upgrade.py).
 """
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -117,12 +118,21 @@ class Plan:
         }
 
     @classmethod
-    def from_json(cls, data: dict, where: str = "plan.json") -> Plan:
-        version = data.get("format_version", FORMAT_VERSION)
+    def from_json(cls, data: dict, where: str = "plan.json", run: str | None = None, upgrading: bool = False) -> Plan:
+        """``run``: the run as the user names it (for the message that says how to upgrade a format-1
+        run); ``upgrading``: the upgrade itself, which reads format 1."""
+        version = data.get("format_version", 1)
         if not isinstance(version, int) or version > FORMAT_VERSION:
             raise CurationError(
-                f"{where} is of run directory format {version}; this curation reads format {FORMAT_VERSION} "
-                "and older: upgrade curation-studio to read it"
+                f"{where} is of run directory format {version}; this curation reads format {FORMAT_VERSION}: "
+                "upgrade curation-studio to read it"
+            )
+        if version < FORMAT_VERSION and not upgrading:
+            name = run or str(Path(where).parent)
+            raise CurationError(
+                f"{name} is a format-{version} run directory (it holds copies of the pool); "
+                f"run `curation upgrade {shlex.quote(name)}` once to make it an index over the pool "
+                "(nothing is matched again)"
             )
         try:
             return cls(
@@ -142,9 +152,10 @@ class Plan:
             raise CurationError(f"{where} is not a run's plan (missing or wrong {error}); was it edited?") from None
 
 
-def read_plan(path: Path) -> Plan:
-    """The plan in ``path`` (a run directory's plan.json, or its local copy)."""
-    return Plan.from_json(read_json(path), str(path))
+def read_plan(path: Path, run: str | None = None, upgrading: bool = False) -> Plan:
+    """The plan in ``path`` (a run directory's plan.json, or its local copy); ``run``: how the user
+    names the run."""
+    return Plan.from_json(read_json(path), str(path), run, upgrading)
 
 
 def write_plan(path: Path, plan: Plan) -> None:

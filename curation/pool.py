@@ -135,7 +135,7 @@ def inspect_pool(
         if clash:
             raise CurationError(
                 f"{path} already has a column named '{clash[0]}', which the run writes; "
-                "rename it (is this an annotated output rather than a raw pool?)"
+                "rename it (is this a manifest or an export rather than a raw pool?)"
             )
     chosen_id = None if content_key else _choose_id_column(files, schemas, id_column)
     url = next((c for c in URL_COLUMN_CANDIDATES if all(c in s.names for s in schemas)), None)

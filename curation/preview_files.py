@@ -322,10 +322,11 @@ def describe(run: RunDir, seed: int) -> dict:
     return read_json(run.preview(seed) / SUMMARY)
 
 
-def open_preview(run: RunDir, seed: int) -> BalancePreview | WorldwidePreview:
+def open_preview(run: RunDir, seed: int, rule: KeepRule | None = None) -> BalancePreview | WorldwidePreview:
     """The seed's preview: thresholds memory-mapped (a binary search touches a few pages), the sample
     and the entry counts in memory (their size does not grow with the pool). A worldwide run's answers
-    each language at its t, for the reference language and fixed t its last balance recorded."""
+    each language at its t, by ``rule`` (default: the reference language and fixed t its last balance
+    recorded)."""
     directory = run.preview(seed)
     summary = describe(run, seed)
     table = pq.read_table(run.entry_counts)
@@ -338,9 +339,11 @@ def open_preview(run: RunDir, seed: int) -> BalancePreview | WorldwidePreview:
     )
     if "languages" not in summary:
         return BalancePreview.from_parts(counts, thresholds, summary["pairs"], *sample)
-    parameters = read_json(run.run_json).get("parameters", {}) if run.run_json.exists() else {}
+    if rule is None:
+        parameters = read_json(run.run_json).get("parameters", {}) if run.run_json.exists() else {}
+        rule = KeepRule.from_table(table, parameters)
     return WorldwidePreview.from_parts(
-        KeepRule.from_table(table, parameters),
+        rule,
         summary["languages"],
         thresholds,
         summary["language_matched_pairs"],

@@ -19,6 +19,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from curation.pairs import PairReader
 from curation.plan import Plan
 from curation.rundir import ENTRY_COUNT_COLUMNS, ENTRY_LANGUAGE, RunDir, read_json
 from studio_common.errors import CurationError
@@ -58,24 +59,13 @@ class RunQuery:
     def record(self) -> dict:
         return read_json(self.dir.run_json) if self.dir.run_json.exists() else {}
 
-    def _shards(self) -> list[int]:
-        """Shard indices in order, so that annotated rows and thresholds line up."""
-        return self.plan().shard_indices
-
-    def annotated_files(self) -> list[str]:
-        return [str(self.dir.annotated_part(shard)) for shard in self._shards()]
-
-    def threshold_files(self, seed: int) -> list[str]:
-        return [str(self.dir.threshold_part(seed, shard)) for shard in self._shards()]
-
     def seeds(self) -> list[int]:
         """Seeds whose keep thresholds are complete in this run."""
         return self.dir.complete_seeds()
 
     def columns(self) -> list[str]:
-        """The annotated columns (pool columns, then entry_ids and pair_key)."""
-        rows = self.cursor.execute("DESCRIBE SELECT * FROM read_parquet(?)", [self.annotated_files()[:1]]).fetchall()
-        return [row[0] for row in rows]
+        """The columns a pair can be read with: the pool's, then the run's (entry_ids, pair_key, ...)."""
+        return PairReader(self.dir).names
 
     @cached_property
     def languages(self) -> list[str] | None:

@@ -30,19 +30,19 @@ if TYPE_CHECKING:
     from curation.plan import Plan
     from curation.pool import Shard
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: an index over the pool (index/); 1 copied the pool into annotated/ and curated/
 LOCK_NAME = ".lock"  # the one-writer lock: a flock on disk, a leased object in a store (curation/mirror.py)
-SELECTION_NAME = ".selection.json"  # the t and seed a folder of curated parts was selected at
 PART_GLOB = "part-*.parquet"
 
-# Columns the run adds to every pool row (annotated and curated parts) and of its threshold parts.
+# Columns of the index parts (what a run knows of each pair beyond the pool) and of its threshold parts.
 ENTRY_IDS = "entry_ids"
 PAIR_KEY = "pair_key"
 THRESHOLD = "k"
 ENTRY_LANGUAGE = "language"  # worldwide runs, entry_counts.parquet: each entry's language
-CAPTION_LANGUAGE = "caption_language"  # worldwide runs, annotated parts: the language a caption was matched in
-PICKED_TEXT, PICKED_COLUMN = "picked_text", "picked_column"  # --text-columns: the text each pair is kept by
-# Columns of entry_counts.parquet (balanced_counts.parquet adds "kept").
+CAPTION_LANGUAGE = "caption_language"  # worldwide runs, index parts: the language a caption was matched in
+PICKED_COLUMN = "picked_column"  # --text-columns: the column of the text each pair is kept by (index)
+PICKED_TEXT = "picked_text"  # --text-columns: that text, read from the pool when pairs are read back
+# Columns of entry_counts.parquet.
 ENTRY_COUNT_COLUMNS = ("entry_id", "entry", "count")
 
 
@@ -75,25 +75,19 @@ class RunDir:
         return self.root / LOCK_NAME
 
     @property
-    def annotated(self) -> Path:
+    def index(self) -> Path:
+        """index/: per pair what the pool lacks (pair key, entry ids), in the pool's own order."""
+        return self.root / "index"
+
+    @property
+    def format_1_parts(self) -> Path:
+        """Where a format-1 run copied the pool (what `curation upgrade` recognises)."""
         return self.root / "annotated"
 
     @property
-    def curated(self) -> Path:
-        return self.root / "curated"
-
-    @property
-    def curated_pointer(self) -> Path:
-        """In object storage: names the folder under curated/ that holds the current selection."""
-        return self.curated / "selection.json"
-
-    @property
-    def curated_staging(self) -> Path:
-        return self.root / ".curated-staging"
-
-    @property
-    def curated_retired(self) -> Path:
-        return self.root / ".curated-retired"
+    def manifests(self) -> Path:
+        """manifests/: the curated manifests `run` and `balance --write-manifest` write (not the run itself)."""
+        return self.root / "manifests"
 
     @property
     def shard_outputs(self) -> Path:
@@ -105,10 +99,6 @@ class RunDir:
         return self.root / "entry_counts.parquet"
 
     @property
-    def balanced_counts(self) -> Path:
-        return self.root / "balanced_counts.parquet"
-
-    @property
     def matcher_tables(self) -> Path:
         """The token matcher's tables (curation/matchers.py)."""
         return self.root / "matcher" / "tokens"
@@ -117,7 +107,7 @@ class RunDir:
         """What the run was asked to do: plan.json (this machine's copy, for a run in a store)."""
         from curation.plan import read_plan  # plan.py builds on this module's writers
 
-        return read_plan(self.plan_json)
+        return read_plan(self.plan_json, self.spec)
 
     def shards(self) -> list[Shard]:
         return list(self.plan().shards)
@@ -136,10 +126,6 @@ class RunDir:
             if all(self.threshold_part(seed, shard.index).exists() for shard in shards)
         ]
 
-    def selection(self, folder: Path) -> Path:
-        """The record of the t and seed that a folder of curated parts holds (on disk)."""
-        return folder / SELECTION_NAME
-
     def thresholds(self, seed: int) -> Path:
         return self.root / "thresholds" / f"seed-{seed}"
 
@@ -148,8 +134,8 @@ class RunDir:
         found = self.root.glob("thresholds/seed-*")
         return sorted(int(d.name.removeprefix("seed-")) for d in found if d.name.removeprefix("seed-").isdigit())
 
-    def annotated_part(self, shard: int) -> Path:
-        return self.annotated / part_name(shard)
+    def index_part(self, shard: int) -> Path:
+        return self.index / part_name(shard)
 
     def shard_counts(self, shard: int) -> Path:
         return self.shard_outputs / f"{shard:05d}.counts.parquet"
@@ -170,7 +156,7 @@ class RunDir:
         return self.preview_pieces(seed) / f"{shard:05d}.npz"
 
     def make(self) -> None:
-        for directory in (self.annotated, self.shard_outputs):
+        for directory in (self.index, self.shard_outputs):
             directory.mkdir(parents=True, exist_ok=True)
 
 
@@ -254,13 +240,3 @@ def remove_leftovers(root: Path) -> None:
             shutil.rmtree(leftover, ignore_errors=True)
         else:
             leftover.unlink(missing_ok=True)
-    shutil.rmtree(RunDir(root).curated_retired, ignore_errors=True)
-
-
-def swap_directory(staging: Path, target: Path, retired: Path) -> None:
-    """Put a complete staging directory in place of the target with two renames."""
-    shutil.rmtree(retired, ignore_errors=True)
-    if target.exists():
-        os.replace(target, retired)
-    os.replace(staging, target)
-    shutil.rmtree(retired, ignore_errors=True)

@@ -7,7 +7,6 @@ resumes, and ends with the same files as a run that was never interrupted.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -19,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation import counting, matchers, mirror, preview_files, stages, worldwide
+from curation import counting, matchers, mirror, preview_files, stages
 from curation.engines import Engine, make_engine
 from curation.keep_rule import KeepRule
 from curation.plan import Plan, PlanColumns, PlanMetadata, plan_differences, write_plan
@@ -38,7 +37,6 @@ from curation.rundir import (
     atomic_write_table,
     read_json,
     remove_leftovers,
-    swap_directory,
 )
 from curation.shard_stats import RowStats
 from metadata import Metadata, MetadataError, fingerprint, load_metadata
@@ -251,45 +249,54 @@ def match_pool(request: MatchRequest, execution: Execution, engine: Engine, log:
     }
 
 
-def _selection_matches(marker: Path, t: float, seed: int) -> bool:
-    if not marker.exists():
-        return False
-    selection = read_json(marker)
-    return selection.get("t") == t and selection.get("seed") == seed
+def _matched_run(run: RunDir, out: str) -> Plan:
+    """The plan of a run whose every shard is matched; anything less refused in one line."""
+    if not mirror.fetch(run, run.plan_json) or not mirror.fetch(run, run.entry_counts):
+        raise CurationError(f"{out} is not a matched run directory; run `curation match` first")
+    plan = run.plan()
+    mirror.fetch_tree(run, run.shard_outputs)
+    missing = [s.index for s in plan.shards if not run.shard_marker(s.index).exists()]
+    if missing:
+        raise CurationError(f"{out}: {len(missing)} shards are not matched yet; run the match again to resume")
+    return plan
 
 
-def _selection_target(run: RunDir, t: float, seed: int) -> tuple[Path, bool]:
-    """(the folder for the curated parts at (t, seed), whether it is the run's selection already).
-
-    On disk the parts are written to a staging folder that replaces ``curated/`` by rename once
-    complete; in a store, which cannot rename, to ``curated/t-T-seed-S/``, and the pointer
-    ``curated/selection.json`` names the current one (docs/design.md).
-    """
-    if run.source:
-        pointer = run.curated_pointer
-        target = run.curated / f"t-{float(t)!r}-seed-{seed}"
-        return target, mirror.fetch(run, pointer) and _selection_matches(pointer, t, seed)
-    if _selection_matches(run.selection(run.curated), t, seed):
-        return run.curated, True
-    destination = run.curated_staging
-    if not _selection_matches(run.selection(destination), t, seed):
-        shutil.rmtree(destination, ignore_errors=True)
-        destination.mkdir(parents=True)
-        atomic_write_json(run.selection(destination), {"t": t, "seed": seed})
-    return destination, False
-
-
-def _commit_selection(run: RunDir, destination: Path, t: float, seed: int) -> None:
-    """Make the complete parts in ``destination`` the run's curated subset."""
-    if not run.source:
-        swap_directory(destination, run.curated, run.curated_retired)
+def _thresholds_and_preview(
+    run: RunDir,
+    plan: Plan,
+    seed: int,
+    execution: Execution,
+    engine: Engine,
+    sample_pairs: int,
+    rebuild: bool = False,
+    on_progress: StepProgress | None = None,
+) -> None:
+    """The seed's keep thresholds and preview, each made once (one pass over the index for both);
+    nothing to do when both are complete."""
+    shards = plan.shard_indices
+    if rebuild:
+        mirror.remove_tree(run, run.preview_pieces(seed))
+    previewed = (
+        not rebuild
+        and mirror.fetch(run, run.preview(seed) / preview_files.SUMMARY)
+        and preview_files.is_complete(run, seed)
+    )
+    if previewed and mirror.has_all(run, (run.threshold_part(seed, shard) for shard in shards)):
         return
-    pointer = run.curated_pointer
-    atomic_write_json(pointer, {"t": t, "seed": seed, "parts": destination.name})
-    mirror.publish(run, pointer)
-    for folder in mirror.folders(run, run.curated):  # earlier selections, no longer pointed at
-        if folder != destination.name:
-            mirror.remove_tree(run, run.curated / folder)
+    remove_leftovers(run.root)
+    rate = None if previewed else preview_files.sample_rate(_matched_pairs(run, shards), sample_pairs)
+    config = stages.ThresholdConfig(root=run.spec, seed=seed, sample_rate=rate, languages=plan.languages)
+    rows = {s.index: s.rows for s in plan.shards}
+    with _bar(plan.rows, f"keep thresholds (seed {seed})", "pairs", execution) as bar:
+
+        def landed(shard: int, _: object) -> None:
+            bar.update(rows[shard])
+            if on_progress:
+                on_progress("reading entry lists and thresholds", bar.n, plan.rows)
+
+        engine.map(stages.threshold_shard, shards, config, landed)
+    if rate is not None:
+        _merge_preview(run, seed, shards, rate, execution, on_progress, plan.languages)
 
 
 def balance_run(
@@ -302,73 +309,32 @@ def balance_run(
     reference_language: str = "en",
     t_overrides: Mapping[str, float] | None = None,
 ) -> dict:
-    """Keep thresholds for the seed (once), then the curated subset at t; returns the balance part.
+    """Select (t, seed): the seed's keep thresholds and preview are made once, and every figure at t
+    is read from them; no pair is read or written again for a new t. Returns the balance part of run.json.
 
     A worldwide run (its metadata has languages) keeps a pair of language L at L's t, set from the
-    reference language's t (curation/worldwide.py); ``t_overrides`` fix some languages' t."""
+    reference language's t (curation/keep_rule.py); ``t_overrides`` fix some languages' t."""
     started = time.perf_counter()
     run = mirror.open_run(out)
-    if not mirror.fetch(run, run.plan_json) or not mirror.fetch(run, run.entry_counts):
-        raise CurationError(f"{out} is not a matched run directory; run `curation match` first")
-    plan = run.plan()
-    rows = {s.index: s.rows for s in plan.shards}
-    shards = list(rows)
-    mirror.fetch_tree(run, run.shard_outputs)
-    missing = [i for i in shards if not run.shard_marker(i).exists()]
-    if missing:
-        raise CurationError(f"{out}: {len(missing)} shards are not matched yet; run the match again to resume")
-    remove_leftovers(run.root)
-    entries_table = pq.read_table(run.entry_counts)
-    destination, selected = _selection_target(run, t, seed)
-    mirror.fetch(run, run.preview(seed) / preview_files.SUMMARY)
-    counts = entries_table.column("count").to_numpy()
-    rule = KeepRule.from_table(entries_table, {"reference_language": reference_language, "t_language": t_overrides})
-    keep = rule.at(t)
-    rate = (
-        None
-        if preview_files.is_complete(run, seed)
-        else preview_files.sample_rate(_matched_pairs(run, shards), sample_pairs)
+    plan = _matched_run(run, out)
+    _thresholds_and_preview(run, plan, seed, execution, engine, sample_pairs)
+    rule = KeepRule.from_table(
+        pq.read_table(run.entry_counts), {"reference_language": reference_language, "t_language": t_overrides}
     )
-    languages = plan.languages
-    config = stages.BalanceConfig(
-        root=run.spec,
-        seed=seed,
-        keep=keep,
-        destination=destination.relative_to(run.root).as_posix(),
-        n_entries=entries_table.num_rows,
-        sample_rate=rate,
-        languages=languages,
-    )
-    with _bar(plan.rows, f"balance (t={t:g}, seed {seed})", "pairs", execution) as bar:
-        kept_counts = np.zeros(entries_table.num_rows, dtype=np.int64)
-
-        def landed(shard: int, result: dict) -> None:
-            # Added up as each shard lands and dropped: 10,000 shards' arrays would not fit in memory.
-            kept_counts[result.pop("kept_entry_ids")] += result.pop("kept_entry_counts")
-            bar.update(rows[shard])
-
-        results = engine.map(stages.balance_shard, shards, config, landed)
-    if rate is not None:
-        _merge_preview(run, seed, shards, rate, execution, languages=languages)
-    if not selected:
-        _commit_selection(run, destination, t, seed)
-    atomic_write_table(run.balanced_counts, entries_table.append_column("kept", pa.array(kept_counts)))
-    mirror.publish(run, run.balanced_counts)
+    preview = preview_files.open_preview(run, seed, rule)
+    expected = preview.expected_size_at(t)
     balance = {
         "t": t,
         "seed": seed,
-        "kept": sum(r["kept"] for r in results),
-        "expected_kept": round(sum(r["expected"] for r in results), 3),
+        "kept": preview.size_at(t),
+        "expected_kept": round(expected.value, 3),
+        "expected_kept_margin": round(expected.margin, 3),
         "head_tail": rule.head_tail(t).as_dict(),
         "timings": {"balance_s": round(time.perf_counter() - started, 3)},
     }
-    if keep.worldwide:
+    if rule.worldwide:
         balance.update(rule.parameters)
-        tallies: worldwide.Tallies = {}
-        for result in results:
-            worldwide.add_tallies(tallies, result["languages"])
-        entry_languages = entries_table.column(ENTRY_LANGUAGE).to_pylist()
-        balance["languages"] = worldwide.language_rows(counts, entry_languages, keep.per_language, tallies)
+        balance["languages"] = preview.language_rows(t)
     return balance
 
 
@@ -417,31 +383,13 @@ def build_preview(
     """The seed's preview files, from its thresholds and the entry lists (for runs whose balance made
     none, or to change the sample's size); returns preview.json. Shards done before are kept."""
     run = mirror.open_run(out)
-    if not mirror.fetch(run, run.plan_json) or not mirror.fetch(run, run.entry_counts):
-        raise CurationError(f"{out} is not a matched run directory; run `curation match` first")
-    plan = run.plan()
-    shards = plan.shard_indices
-    if not mirror.has_all(run, (run.threshold_part(seed, shard) for shard in shards)):
+    plan = _matched_run(run, out)
+    if not mirror.has_all(run, (run.threshold_part(seed, shard) for shard in plan.shard_indices)):
         raise CurationError(
             f"{out} has no keep thresholds for seed {seed}; run `curation balance {out} --t T --seed {seed}` first"
         )
-    if rebuild:
-        mirror.remove_tree(run, run.preview_pieces(seed))
-    elif mirror.fetch(run, run.preview(seed) / preview_files.SUMMARY) and preview_files.is_complete(run, seed):
-        return preview_files.describe(run, seed)
-    remove_leftovers(run.root)
-    mirror.fetch_tree(run, run.shard_outputs)
-    rate = preview_files.sample_rate(_matched_pairs(run, shards), sample_pairs)
-    config = stages.PreviewConfig(root=run.spec, seed=seed, sample_rate=rate, languages=plan.languages)
-    with _bar(len(shards), f"preview pieces (seed {seed})", "shards", execution) as bar:
-
-        def done(*_: object) -> None:
-            bar.update()
-            if on_progress:
-                on_progress("reading entry lists and thresholds", bar.n, len(shards))
-
-        engine.map(stages.preview_shard, shards, config, done)
-    return _merge_preview(run, seed, shards, rate, execution, on_progress, plan.languages)
+    _thresholds_and_preview(run, plan, seed, execution, engine, sample_pairs, rebuild, on_progress)
+    return preview_files.describe(run, seed)
 
 
 def write_run_record(out: str, execution: Execution, match: dict | None, balance: dict | None, command: str) -> dict:
@@ -471,7 +419,10 @@ def write_run_record(out: str, execution: Execution, match: dict | None, balance
         timings.update(match["timings"])
     if balance is not None:
         record["parameters"] = {"t": balance["t"], "seed": balance["seed"]}
-        record["rows"] = {**record.get("rows", {}), "kept": balance["kept"], "expected_kept": balance["expected_kept"]}
+        record["rows"] = {
+            **record.get("rows", {}),
+            **{key: balance[key] for key in ("kept", "expected_kept", "expected_kept_margin")},
+        }
         record["balance"] = balance["head_tail"]
         if "languages" in balance:
             record["parameters"]["reference_language"] = balance["reference_language"]

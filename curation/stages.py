@@ -7,7 +7,7 @@ Each stage skips work whose output is already complete, which is what makes a ki
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
 
@@ -16,22 +16,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from curation import balancing, counting, keys, matchers, mirror, worldwide
-from curation.keep_rule import KeepAt
+from curation import balancing, counting, keys, matchers, mirror
+from curation.pairs import index_schema
 from curation.pool import Shard, iter_shard_batches, open_parquet
 from curation.preview_files import PieceBuilder, has_piece
 from curation.rundir import (
     CAPTION_LANGUAGE,
     ENTRY_IDS,
     PAIR_KEY,
-    PICKED_COLUMN,
-    PICKED_TEXT,
     THRESHOLD,
     RunDir,
     atomic_parquet_writer,
     atomic_write_json,
     atomic_write_table,
-    part_name,
     read_json,
 )
 from curation.shard_stats import RowStats, ShardStats
@@ -60,22 +57,13 @@ class MatchConfig:
 
 
 @dataclass(frozen=True)
-class BalanceConfig:
+class ThresholdConfig:
+    """A seed's keep thresholds and (``sample_rate`` not None) the shards' pieces of its preview."""
+
     root: str
     seed: int
-    keep: KeepAt  # which pairs are kept: at the run's t, or at each language's (curation/keep_rule.py)
-    destination: str  # the folder of the curated parts, relative to the run directory
-    n_entries: int
-    sample_rate: float | None = None  # make the shard's preview piece with this sample rate (None: no)
+    sample_rate: float | None = None
     languages: tuple[str, ...] | None = None  # worldwide runs: the metadata's languages, sorted (preview pieces)
-
-
-@dataclass(frozen=True)
-class PreviewConfig:
-    root: str
-    seed: int
-    sample_rate: float
-    languages: tuple[str, ...] | None = None  # worldwide runs: the metadata's languages, sorted
 
 
 # Per-process caches: an engine worker prepares its matcher once and reuses it for every shard.
@@ -147,15 +135,6 @@ def write_part(path: Path, schema: pa.Schema, batches: Iterable[pa.RecordBatch])
             writer.write_batch(batch)
 
 
-def annotated_schema(pool_schema: pa.Schema, worldwide: bool = False, several_texts: bool = False) -> pa.Schema:
-    schema = pool_schema.append(pa.field(ENTRY_IDS, pa.list_(pa.int32()))).append(pa.field(PAIR_KEY, pa.uint64()))
-    if worldwide:
-        schema = schema.append(pa.field(CAPTION_LANGUAGE, pa.string()))
-    if several_texts:
-        schema = schema.append(pa.field(PICKED_TEXT, pa.string())).append(pa.field(PICKED_COLUMN, pa.string()))
-    return schema
-
-
 PICK_SALT = 0x5049434B  # makes the text picks independent of the keep draws and the preview's sample
 
 
@@ -224,11 +203,19 @@ def _languages(
     return None if matcher.languages is None else caption_languages(batch, texts, config, matcher.languages)
 
 
-def _annotated_batches(
+def _read_columns(config: MatchConfig) -> list[str]:
+    """The pool columns matching reads: texts, the key's columns, the language's; never the others."""
+    texts = list(config.text_columns) or [config.text_column]
+    others = [config.id_column] if config.id_column is not None else [config.url_column]
+    return [c for c in dict.fromkeys([*texts, *others, config.language_column]) if c is not None]
+
+
+def _index_batches(
     shard: Shard, config: MatchConfig, matcher: matchers.Matcher, schema: pa.Schema, tally: _MatchTally
 ) -> Iterator[pa.RecordBatch]:
-    """The shard's batches with entry ids and pair keys; row accounting and counts added as they pass."""
-    for batch in iter_shard_batches(shard, config.batch_rows):
+    """The shard's index, batch by batch (pair keys, entry ids; languages, picked columns); row
+    accounting and counts added as they pass."""
+    for batch in iter_shard_batches(shard, config.batch_rows, _read_columns(config)):
         if config.text_columns:
             yield _several_texts_batch(batch, config, matcher, schema, tally)
             continue
@@ -239,16 +226,14 @@ def _annotated_batches(
         pair_keys = _pair_keys(batch, texts, config)
         tally.stats += _batch_stats(texts, entry_ids)
         tally.counts += counting.count_entries(entry_ids, len(tally.counts))
-        yield pa.RecordBatch.from_arrays(
-            [*batch.columns, entry_ids, pa.array(pair_keys, type=pa.uint64()), *extra], schema=schema
-        )
+        yield pa.RecordBatch.from_arrays([pa.array(pair_keys, type=pa.uint64()), entry_ids, *extra], schema=schema)
 
 
 def _several_texts_batch(
     batch: pa.RecordBatch, config: MatchConfig, matcher: matchers.Matcher, schema: pa.Schema, tally: _MatchTally
 ) -> pa.RecordBatch:
     """One batch of images with several texts each: every text matched (in its own language) and
-    counted; the image annotated with its picked text's entries, language, text and column."""
+    counted; the image indexed with its picked text's entries, language and column."""
     columns = [pc.cast(batch.column(name), pa.string()) for name in config.text_columns]
     found, languages = [], []
     for texts in columns:
@@ -277,11 +262,9 @@ def _several_texts_batch(
     extra = [] if matcher.languages is None else [pick(languages)]
     return pa.RecordBatch.from_arrays(
         [
-            *batch.columns,
-            entry_ids,
             pa.array(pair_keys, type=pa.uint64()),
+            entry_ids,
             *extra,
-            pc.if_else(pa.array(picks >= 0), pick(columns), pa.nulls(len(batch), pa.string())),
             pc.if_else(pa.array(picks >= 0), names, pa.nulls(len(batch), pa.string())),
         ],
         schema=schema,
@@ -297,17 +280,15 @@ def read_marker(path: Path) -> ShardStats:
 
 
 def match_shard(shard: Shard, config: MatchConfig) -> ShardStats:
-    """Annotate one shard with entry ids and pair keys, and count its matches per entry."""
+    """Index one shard (pair keys, entry ids) and count its matches per entry."""
     run = mirror.open_run(config.root)
     marker = run.shard_marker(shard.index)
     if mirror.fetch(run, marker):
         return read_marker(marker)
     n_entries, matcher = shard_matcher(config)
-    schema = annotated_schema(
-        open_parquet(shard.path).schema_arrow, config.matcher == matchers.WORLDWIDE, bool(config.text_columns)
-    )
+    schema = index_schema(matcher.languages is not None, bool(config.text_columns))
     tally = _MatchTally(counts=np.zeros(n_entries, dtype=np.int64))
-    write_part(run.annotated_part(shard.index), schema, _annotated_batches(shard, config, matcher, schema, tally))
+    write_part(run.index_part(shard.index), schema, _index_batches(shard, config, matcher, schema, tally))
     if tally.stats.rows != shard.rows:
         raise CurationError(f"{shard.path} yielded {tally.stats.rows} rows where its footer says {shard.rows}")
     nonzero = np.flatnonzero(tally.counts)
@@ -317,7 +298,7 @@ def match_shard(shard: Shard, config: MatchConfig) -> ShardStats:
     )
     stats = ShardStats(shard.index, shard.path, config.matcher, tally.stats)
     atomic_write_json(marker, stats.as_json())
-    mirror.publish(run, run.annotated_part(shard.index), keep_copy=False)
+    mirror.publish(run, run.index_part(shard.index), keep_copy=False)
     mirror.publish(run, run.shard_counts(shard.index))
     mirror.publish(run, marker)  # last: it says the shard is done
     return stats
@@ -339,138 +320,50 @@ def read_thresholds(root: str, seed: int, shard: int) -> np.ndarray:
     return pq.read_table(path, columns=[THRESHOLD]).column(THRESHOLD).to_numpy()
 
 
-BALANCE_BATCH_ROWS = 65_536
+INDEX_BATCH_ROWS = 65_536
 
 
-@dataclass
-class _BalanceTally:
-    """What one shard's balance reports, gathered while its batches stream past."""
-
-    kept_counts: np.ndarray
-    kept: int = 0
-    expected: float = 0.0
-    thresholds: list[np.ndarray] = field(default_factory=list)  # computed here (first time for the seed)
-    pair_keys: list[np.ndarray] = field(default_factory=list)
-    piece: PieceBuilder | None = None  # the shard's preview piece, when one is wanted
-    languages: dict[str, list] = field(default_factory=dict)  # worldwide: [pairs, matched, kept, expected]
-
-
-def _kept_batches(
-    batches: Iterable[pa.RecordBatch],
-    stored: np.ndarray | None,
-    counts: np.ndarray,
-    config: BalanceConfig,
-    tally: _BalanceTally,
-) -> Iterator[pa.RecordBatch]:
-    """The rows kept at t of each annotated batch; thresholds from ``stored`` or computed."""
-    start = 0
-    for batch in batches:
-        entry_ids = batch.column(ENTRY_IDS)
-        if stored is None:
-            pair_keys = batch.column(PAIR_KEY).to_numpy()
-            thresholds = balancing.keep_thresholds(entry_ids, pair_keys, counts, config.seed)
-            tally.thresholds.append(thresholds)
-            tally.pair_keys.append(pair_keys)
-        else:
-            thresholds = stored[start : start + len(batch)]
-        start += len(batch)
-        languages = batch.column(CAPTION_LANGUAGE) if config.keep.worldwide else None
-        t = config.keep.pair_t(languages)
-        if tally.piece is not None:
-            tally.piece.add(entry_ids, batch.column(PAIR_KEY).to_numpy(), thresholds, languages)
-        keep = config.keep.keeps(thresholds, t)
-        tally.kept += int(keep.sum())
-        tally.kept_counts += balancing.balanced_counts(entry_ids, thresholds, t, config.n_entries)
-        expected = balancing.keep_probabilities(entry_ids, counts, t)
-        tally.expected += float(expected.sum())
-        if languages is not None:
-            worldwide.tally_languages(tally.languages, languages, entry_ids, keep, expected)
-        if keep.any():
-            yield batch.filter(pa.array(keep))
-
-
-def balance_shard(shard: int, config: BalanceConfig) -> dict:
-    """One annotated shard at t: its keep thresholds (computed once per seed), the rows kept at t, and
-    the shard's kept and expected sizes and kept matches per entry, all from one read of the shard.
-
-    Thresholds and kept rows are separate files, each skipped when already complete, so a killed
-    balance resumes; when both exist only the entry lists are read again, for the sizes.
-    """
+def threshold_shard(shard: int, config: ThresholdConfig) -> int:
+    """One shard's keep thresholds for the seed (computed once: they do not depend on t) and, when
+    asked, its preview piece; both from one read of the shard's index. Each is skipped when complete,
+    so a killed balance resumes."""
     run = mirror.open_run(config.root)
-    counts = entry_counts(config.root)
     thresholds_path = run.threshold_part(config.seed, shard)
     stored = read_thresholds(config.root, config.seed, shard) if mirror.fetch(run, thresholds_path) else None
-    destination = run.root / config.destination / part_name(shard)
-    source = open_parquet(mirror.readable(run, run.annotated_part(shard)))
-    tally = _BalanceTally(kept_counts=np.zeros(config.n_entries, dtype=np.int64))
     piece_path = run.preview_piece(config.seed, shard)
+    piece = None
     if config.sample_rate is not None and not (
         mirror.fetch(run, piece_path) and has_piece(piece_path, config.sample_rate)
     ):
-        tally.piece = PieceBuilder(config.seed, config.sample_rate, config.languages)
-    if mirror.has(run, destination):
-        wanted = [ENTRY_IDS, PAIR_KEY] + ([CAPTION_LANGUAGE] if config.keep.worldwide else [])
-        batches = source.iter_batches(batch_size=BALANCE_BATCH_ROWS, columns=wanted)
-        for _ in _kept_batches(batches, stored, counts, config, tally):
-            pass  # the kept rows are on disk already: only the sizes are wanted
-    else:
-        batches = source.iter_batches(batch_size=BALANCE_BATCH_ROWS)
-        write_part(destination, source.schema_arrow, _kept_batches(batches, stored, counts, config, tally))
-        mirror.publish(run, destination, keep_copy=False)
+        piece = PieceBuilder(config.seed, config.sample_rate, config.languages)
+    if stored is not None and piece is None:
+        mirror.discard(run, thresholds_path)
+        mirror.discard(run, piece_path)
+        return shard
+    counts = entry_counts(config.root) if stored is None else None
+    columns = [ENTRY_IDS, PAIR_KEY] + ([CAPTION_LANGUAGE] if config.languages else [])
+    index = open_parquet(mirror.readable(run, run.index_part(shard)))
+    computed, start = [], 0
+    for batch in index.iter_batches(batch_size=INDEX_BATCH_ROWS, columns=columns):
+        entry_ids, pair_keys = batch.column(ENTRY_IDS), batch.column(PAIR_KEY).to_numpy()
+        if stored is None:
+            thresholds = balancing.keep_thresholds(entry_ids, pair_keys, counts, config.seed)
+            computed.append(thresholds)
+        else:
+            thresholds = stored[start : start + len(batch)]
+        start += len(batch)
+        if piece is not None:
+            piece.add(entry_ids, pair_keys, thresholds, batch.column(CAPTION_LANGUAGE) if config.languages else None)
     if stored is None:
+        values = np.concatenate(computed) if computed else np.zeros(0)
+        # Nearly unique values: dictionary pages would only add bytes.
         atomic_write_table(
-            thresholds_path,
-            pa.table(
-                {
-                    PAIR_KEY: pa.array(
-                        np.concatenate(tally.pair_keys) if tally.pair_keys else np.zeros(0, np.uint64), type=pa.uint64()
-                    ),
-                    THRESHOLD: pa.array(
-                        np.concatenate(tally.thresholds) if tally.thresholds else np.zeros(0), type=pa.float64()
-                    ),
-                }
-            ),
-            use_dictionary=False,
-        )  # both columns are (nearly) unique: dictionary pages only add bytes
+            thresholds_path, pa.table({THRESHOLD: pa.array(values, type=pa.float64())}), use_dictionary=False
+        )
         mirror.publish(run, thresholds_path, keep_copy=False)
     mirror.discard(run, thresholds_path)
-    if tally.piece is not None:
-        tally.piece.write(piece_path)
+    if piece is not None:
+        piece.write(piece_path)
         mirror.publish(run, piece_path, keep_copy=False)
     mirror.discard(run, piece_path)
-    nonzero = np.flatnonzero(tally.kept_counts)
-    return {
-        "shard": shard,
-        "kept": tally.kept,
-        "expected": tally.expected,
-        "languages": tally.languages,
-        "kept_entry_ids": nonzero,
-        "kept_entry_counts": tally.kept_counts[nonzero],
-    }
-
-
-def preview_shard(shard: int, config: PreviewConfig) -> int:
-    """One shard's preview piece, from its entry lists and stored thresholds (runs made before the
-    balance stage made pieces, or a preview rebuilt with another sample size)."""
-    run = mirror.open_run(config.root)
-    path = run.preview_piece(config.seed, shard)
-    if mirror.fetch(run, path) and has_piece(path, config.sample_rate):
-        mirror.discard(run, path)
-        return shard
-    stored = read_thresholds(config.root, config.seed, shard)
-    mirror.discard(run, run.threshold_part(config.seed, shard))
-    builder = PieceBuilder(config.seed, config.sample_rate, config.languages)
-    start = 0
-    part = open_parquet(mirror.readable(run, run.annotated_part(shard)))
-    columns = [ENTRY_IDS, PAIR_KEY] + ([CAPTION_LANGUAGE] if config.languages else [])
-    for batch in part.iter_batches(batch_size=BALANCE_BATCH_ROWS, columns=columns):
-        builder.add(
-            batch.column(ENTRY_IDS),
-            batch.column(PAIR_KEY).to_numpy(),
-            stored[start : start + len(batch)],
-            batch.column(CAPTION_LANGUAGE) if config.languages else None,
-        )
-        start += len(batch)
-    builder.write(path)
-    mirror.publish(run, path, keep_copy=False)
     return shard

@@ -23,10 +23,19 @@ import pyarrow.parquet as pq
 from curation import balancing, counting, mirror, preview_files, worldwide
 from curation.browse import every_batch
 from curation.keep_rule import KeepRule
+from curation.pairs import PairReader
 from curation.preview import INTERVAL, BalancePreview
-from curation.rundir import CAPTION_LANGUAGE, ENTRY_LANGUAGE, RunDir, atomic_parquet_writer, read_json
+from curation.rundir import (
+    CAPTION_LANGUAGE,
+    ENTRY_IDS,
+    ENTRY_LANGUAGE,
+    PAIR_KEY,
+    RunDir,
+    atomic_parquet_writer,
+    read_json,
+)
 from curation.runner import Execution, build_preview
-from curation.stages import ENTRY_IDS, PAIR_KEY, read_thresholds
+from curation.stages import read_thresholds
 from curation.worldwide_preview import WorldwidePreview
 from studio_common import storage
 from studio_common.errors import CurationError
@@ -128,14 +137,14 @@ class Run:
         """Every pair of the pool, matched or not, with the ids of the entries it matched (``entry_ids``,
         rows of the metadata) and its pair key: a table per shard, in the run's order. ``columns``: the
         pool's columns wanted (default: all of them)."""
-        names = pq.read_schema(self.dir.annotated_part(self.shard_indices[0])).names if self.shard_indices else []
+        names = PairReader(self.dir, self.plan).pool_schema.names
         wanted = list(dict.fromkeys([*(names if columns is None else columns), ENTRY_IDS, PAIR_KEY]))
         for _, table in every_batch(self.dir.root, wanted):
             yield table
 
     def _entry_id_parts(self) -> Iterator[pa.ChunkedArray]:
         for index in self.shard_indices:
-            yield pq.read_table(self.dir.annotated_part(index), columns=[ENTRY_IDS]).column(ENTRY_IDS)
+            yield pq.read_table(self.dir.index_part(index), columns=[ENTRY_IDS]).column(ENTRY_IDS)
 
     def size_at(self, t: float, seed: int | None = None) -> int:
         return self.preview(seed).size_at(t)
@@ -160,7 +169,7 @@ class Run:
         keep = self.rule.at(t)
         tallies: worldwide.Tallies = {}
         for index in self.shard_indices:
-            table = pq.read_table(self.dir.annotated_part(index), columns=[ENTRY_IDS, CAPTION_LANGUAGE])
+            table = pq.read_table(self.dir.index_part(index), columns=[ENTRY_IDS, CAPTION_LANGUAGE])
             ids, languages = table.column(ENTRY_IDS).combine_chunks(), table.column(CAPTION_LANGUAGE).combine_chunks()
             pair_t = keep.pair_t(languages)
             kept = keep.keeps(read_thresholds(str(self.dir.root), chosen, index), pair_t)
@@ -193,7 +202,7 @@ class Run:
         keep = self.rule.at(t)
         if not keep.worldwide:
             return keep.t
-        languages = pq.read_table(self.dir.annotated_part(index), columns=[CAPTION_LANGUAGE]).column(CAPTION_LANGUAGE)
+        languages = pq.read_table(self.dir.index_part(index), columns=[CAPTION_LANGUAGE]).column(CAPTION_LANGUAGE)
         return keep.pair_t(languages)
 
     def balanced_counts(self, t: float, seed: int | None = None) -> np.ndarray:
@@ -209,8 +218,9 @@ class Run:
         """(id column if any, pair_key, P) for every pair, shard by shard: weights for online balancing."""
         id_column = self.plan.columns.id
         columns = ([id_column] if id_column else []) + [PAIR_KEY, ENTRY_IDS]
+        pairs = PairReader(self.dir, self.plan)
         for index in self.shard_indices:
-            table = pq.read_table(self.dir.annotated_part(index), columns=columns)
+            table = pairs.table(index, columns)
             probabilities = balancing.keep_probabilities(table.column(ENTRY_IDS), self.counts, self._pair_t(index, t))
             yield table.drop_columns([ENTRY_IDS]).append_column("P", pa.array(probabilities))
 
