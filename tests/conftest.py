@@ -253,6 +253,28 @@ def read_dir(directory: Path, columns: Sequence[str] | None = None) -> pa.Table:
     return pa.concat_tables([pq.read_table(f, columns=columns) for f in files])
 
 
+def run_pairs(out: Path, columns: Sequence[str] | None = None) -> pa.Table:
+    """Every pair of a run, in its order, read as its readers read it: the index beside the pool
+    (default: every column a pair has, the pool's, then the run's)."""
+    from curation.pairs import PairReader
+    from curation.rundir import RunDir
+
+    pairs = PairReader(RunDir(Path(out)))
+    wanted = pairs.names if columns is None else list(columns)
+    tables = [pairs.table(shard, wanted) for shard in pairs.plan.shard_indices]
+    return pa.concat_tables(tables) if tables else pa.schema([pairs.schema.field(c) for c in wanted]).empty_table()
+
+
+def curated(out: Path, columns: Sequence[str] | None = None) -> pa.Table:
+    """The curated manifest a run wrote at the t and seed of its record (manifests/), as a table."""
+    from curation.export import run_manifest_name
+
+    parameters = json.loads((Path(out) / "run.json").read_text())["parameters"]
+    return pq.read_table(
+        Path(out) / "manifests" / run_manifest_name(parameters["t"], parameters["seed"]), columns=columns
+    )
+
+
 @contextmanager
 def dashboard_environment(settings: Mapping[str, str | None], address: str | None = None) -> Iterator[None]:
     """The dashboard's environment variables set (None: unset) and dashboard.data reloaded to read them,
