@@ -17,35 +17,34 @@ matches). synthetic.json reports the realised shape.
 
 Files, as docs/design.md ("The run directory") describes them:
   DIR/metadata.json                      the entry list (JSON list of unique strings)
-  DIR/annotated/part-NNNNN.parquet       one per shard of --shard-rows rows, one row group: id (int64,
-                                         the row number), url ("u/<id>"; --no-url drops it), text (the
-                                         pair's entries joined by spaces, "img-<id>" when unmatched),
-                                         entry_ids (list<int32>, ascending, unique), pair_key (uint64,
-                                         curation.keys.hash_keys of the id, as the engine makes it)
+  DIR/pool/part-NNNNN.parquet            the pool: one file per shard of --shard-rows rows, one row
+                                         group: id (int64, the row number), url ("u/<id>"; --no-url
+                                         drops it), text (the pair's entries joined by spaces,
+                                         "img-<id>" when unmatched)
+  DIR/index/part-NNNNN.parquet           the run's index of that shard: pair_key (uint64,
+                                         curation.keys.hash_keys of the id, as the engine makes it),
+                                         entry_ids (list<int32>, ascending, unique)
   DIR/shards/NNNNN.counts.parquet, NNNNN.json    per-shard counts and stats, as the match stage writes
   DIR/entry_counts.parquet               entry_id, entry, count: exact counts over all pairs
-  DIR/thresholds/seed-S/part-NNNNN.parquet       pair_key, k from curation.balancing.keep_thresholds
-  DIR/plan.json                          as a run of the engine writes it (curation.plan), except that the pool
-                                         is the annotated parts themselves (there is no other pool:
-                                         `pool` names DIR/annotated and `files` lists the parts)
+  DIR/thresholds/seed-S/part-NNNNN.parquet       k from curation.balancing.keep_thresholds
+  DIR/plan.json                          as a run of the engine writes it (curation.plan), its pool DIR/pool
   DIR/run.json                           curation.runner.write_run_record, kept and expected at --t
   DIR/synthetic.json                     parameters, design, realised shape, timings, bytes on disk
-curated/ and balanced_counts.parquet are not written (tens of GB at 1B; neither the dashboard nor
-`stats` reads them); --curated has the engine's own balance stage write them, for small sizes. Nor
-is preview/seed-S, which `stats` and the dashboard build on first use (so that its build can be timed);
---preview has the engine build it here.
+The pool sits inside DIR only so that one folder holds everything; the run reads it as any pool. No
+curated manifest is written (`curation export` writes one). Nor is preview/seed-S, which `stats` and
+the dashboard build on first use (so that its build can be timed); --preview has the engine build it.
 
 Two passes over the shards, on --workers spawned processes (the engine's local engine): the first draws
-each shard from (seed, shard index) alone and writes its annotated part, counts and stats; the second,
-once the global counts are known, reads each part's entry_ids and pair_key back and writes its keep
+each shard from (seed, shard index) alone and writes its pool file, index part, counts and stats; the
+second, once the global counts are known, reads each index part back and writes its keep
 thresholds. Any worker count gives the same files. Memory holds a shard per worker and the per-entry
 counts, whatever the size. Every file is written under a temporary name and renamed; started again, the
 same command skips the shards that are done. Thresholds of another seed: `python -m curation balance
-DIR --t T --seed S2` (the engine's balance, which writes curated/ at t as well).
+DIR --t T --seed S2` (the engine's balance).
 
 Usage:
     PYTHONPATH=. .venv/bin/python bench/synthetic_run.py --rows 10000000 --out /tmp/bench/synthetic_10m
-        [--entries 500000] [--seed 0] [--shard-rows 100000] [--t 20000] [--workers 2] [--no-url] [--curated]
+        [--entries 500000] [--seed 0] [--shard-rows 100000] [--t 20000] [--workers 2] [--no-url]
         [--preview]
 """
 
@@ -75,18 +74,23 @@ from generate_pool import ENTRY_CONSONANTS, NUMBER_ENTRIES, capitalize_some, cdf
 
 from curation import balancing, counting, keys, stages  # noqa: E402
 from curation.mirror import exclusive  # noqa: E402
+from curation.pairs import index_schema  # noqa: E402
 from curation.plan import Plan, PlanColumns, PlanMetadata, write_plan  # noqa: E402
 from curation.pool import Shard, file_signature  # noqa: E402
-from curation.rundir import (
+from curation.rundir import (  # noqa: E402
+    ENTRY_IDS,
     LOCK_NAME,
+    PAIR_KEY,
+    THRESHOLD,
     RunDir,
     atomic_parquet_writer,
-    atomic_write_json,  # noqa: E402
+    atomic_write_json,
     atomic_write_table,
+    part_name,
     read_json,
     remove_leftovers,
 )
-from curation.runner import Execution, balance_run, build_preview, write_run_record  # noqa: E402
+from curation.runner import Execution, build_preview, write_run_record  # noqa: E402
 from curation.shard_stats import RowStats, ShardStats  # noqa: E402
 from metadata import fingerprint, load_entries  # noqa: E402
 from studio_common.errors import CurationError  # noqa: E402
@@ -100,11 +104,12 @@ MAX_SHARD_ROWS = 10_000_000  # a shard's entry lists stay far below list<int32>'
 # Parquet settings, measured on shards of 100,000 pairs (bench/README.md): zstd; dictionary pages only
 # where values repeat (entry ids, per-shard counts); the sequential ids as deltas and the urls as
 # shared prefixes. pair_key and k are random bits that nothing compresses.
-ANNOTATED_OPTIONS = {
+POOL_OPTIONS = {
     "compression": "zstd",
-    "use_dictionary": ["entry_ids.list.element"],
+    "use_dictionary": False,
     "column_encoding": {"id": "DELTA_BINARY_PACKED", "url": "DELTA_BYTE_ARRAY"},
 }
+INDEX_OPTIONS = {"compression": "zstd", "use_dictionary": ["entry_ids.list.element"]}
 THRESHOLD_OPTIONS = {"compression": "zstd", "use_dictionary": False}
 COUNTS_OPTIONS = {
     "compression": "zstd",
@@ -267,8 +272,9 @@ def pool_schema(url: bool) -> pa.Schema:
     return pa.schema([("id", pa.int64())] + ([("url", pa.string())] if url else []) + [("text", pa.string())])
 
 
-def make_shard(config: Config, index: int) -> pa.Table:
-    """Shard ``index`` of the run, from (seed, index) alone: any worker, any order, the same table."""
+def make_shard(config: Config, index: int) -> tuple[pa.Table, pa.Table]:
+    """Shard ``index`` of the run (its pool rows, its index), from (seed, index) alone: any worker, any
+    order, the same tables."""
     entries, law = prepared(config)
     start, n = config.shard_span(index)
     rng = np.random.default_rng([config.seed, 1, index])
@@ -282,8 +288,15 @@ def make_shard(config: Config, index: int) -> pa.Table:
     )
     pair_keys = keys.hash_keys(keys.id_key_texts(ids, "id"))  # exactly the engine's pair keys
     columns = [ids] + ([pc.binary_join_element_wise("u/", decimal, "")] if config.url else []) + [texts]
-    schema = stages.annotated_schema(pool_schema(config.url))
-    return pa.Table.from_arrays([*columns, entry_ids, pa.array(pair_keys, type=pa.uint64())], schema=schema)
+    pool = pa.Table.from_arrays(columns, schema=pool_schema(config.url))
+    index_table = pa.Table.from_arrays(
+        [pa.array(pair_keys, type=pa.uint64()), entry_ids], schema=index_schema(worldwide=False, several_texts=False)
+    )
+    return pool, index_table
+
+
+def pool_part(run: RunDir, index: int) -> Path:
+    return run.root / "pool" / part_name(index)
 
 
 def write_single_group(path: Path, table: pa.Table, options: dict) -> None:
@@ -292,19 +305,20 @@ def write_single_group(path: Path, table: pa.Table, options: dict) -> None:
 
 
 def generate_shard(index: int, config: Config) -> ShardStats:
-    """Pass 1 over one shard: annotated part, sparse counts, then the stats that mark it done."""
+    """Pass 1 over one shard: pool file, index part, sparse counts, then the stats that mark it done."""
     run = RunDir(Path(config.root))
     marker = run.shard_marker(index)
     if marker.exists():
         return stages.read_marker(marker)
-    table = make_shard(config, index)
-    path = run.annotated_part(index)
-    options = dict(ANNOTATED_OPTIONS)
+    pool, table = make_shard(config, index)
+    path = pool_part(run, index)
+    options = dict(POOL_OPTIONS)
     options["column_encoding"] = {
-        name: encoding for name, encoding in ANNOTATED_OPTIONS["column_encoding"].items() if name in table.column_names
+        name: encoding for name, encoding in POOL_OPTIONS["column_encoding"].items() if name in pool.column_names
     }
-    write_single_group(path, table, options)
-    entry_ids = table.column(stages.ENTRY_IDS).combine_chunks()
+    write_single_group(path, pool, options)
+    write_single_group(run.index_part(index), table, INDEX_OPTIONS)
+    entry_ids = table.column(ENTRY_IDS).combine_chunks()
     counts = counting.count_entries(entry_ids, config.entries)
     sizes = pc.list_value_length(entry_ids)
     matched = int(pc.sum(pc.greater(sizes, 0)).as_py() or 0)
@@ -335,24 +349,15 @@ def threshold_shard(index: int, config: Config) -> dict:
     100,000 pairs, where drawing its entry lists and hashing its pair keys again takes about 50 ms."""
     run = RunDir(Path(config.root))
     counts = stages.entry_counts(config.root)
-    part = pq.read_table(run.annotated_part(index), columns=[stages.ENTRY_IDS, stages.PAIR_KEY])
-    entry_ids = part.column(stages.ENTRY_IDS).combine_chunks()
+    part = pq.read_table(run.index_part(index), columns=[ENTRY_IDS, PAIR_KEY])
+    entry_ids = part.column(ENTRY_IDS).combine_chunks()
     path = run.threshold_part(config.seed, index)
     if path.exists():
         thresholds = stages.read_thresholds(config.root, config.seed, index)
     else:
-        pair_keys = part.column(stages.PAIR_KEY).to_numpy()
+        pair_keys = part.column(PAIR_KEY).to_numpy()
         thresholds = balancing.keep_thresholds(entry_ids, pair_keys, counts, config.seed)
-        write_single_group(
-            path,
-            pa.table(
-                {
-                    stages.PAIR_KEY: pa.array(pair_keys, type=pa.uint64()),
-                    stages.THRESHOLD: pa.array(thresholds, type=pa.float64()),
-                }
-            ),
-            THRESHOLD_OPTIONS,
-        )
+        write_single_group(path, pa.table({THRESHOLD: pa.array(thresholds, type=pa.float64())}), THRESHOLD_OPTIONS)
     sizes = pc.list_value_length(entry_ids).to_numpy(zero_copy_only=False)
     return {
         "shard": index,
@@ -409,10 +414,10 @@ def write_metadata(run: RunDir, config: Config) -> list[str]:
 
 
 def make_plan(run: RunDir, config: Config, entries: list[str]) -> Plan:
-    """The plan a run of the engine would make; the annotated parts stand in for the pool."""
-    parts = [str(run.annotated_part(i)) for i in range(config.shard_count())]
+    """The plan a run of the engine would make of DIR/pool."""
+    parts = [str(pool_part(run, i)) for i in range(config.shard_count())]
     return Plan(
-        pool=str(run.annotated),
+        pool=str(run.root / "pool"),
         files=tuple(file_signature(path) for path in parts),
         rows=config.rows,
         metadata=PlanMetadata(str((run.root / "metadata.json").resolve()), len(entries), fingerprint(entries)),
@@ -431,8 +436,8 @@ def bytes_under(path: Path) -> int:
 
 def disk_usage(run: RunDir, rows: int) -> dict:
     """Bytes on disk: the parts that grow with the pairs (per pair, and projected to 1B pairs) and the
-    fixed ones. Files other tools add later (a preview, curated/) are listed but not projected."""
-    growing = {name: bytes_under(run.root / name) for name in ("annotated", "thresholds", "shards")}
+    fixed ones. Files other tools add later (a preview, manifests/) are listed but not projected."""
+    growing = {name: bytes_under(run.root / name) for name in ("pool", "index", "thresholds", "shards")}
     fixed = {
         name: bytes_under(run.root / name)
         for name in ("metadata.json", "entry_counts.parquet", "plan.json", "run.json")
@@ -496,7 +501,7 @@ def run_pass(engine, stage, config: Config, desc: str, on_result=None) -> list:
         return engine.map(stage, indices, config, landed)
 
 
-def generate(config: Config, workers: int, curated: bool, preview: bool, command: str) -> dict:
+def generate(config: Config, workers: int, preview: bool, command: str) -> dict:
     started = time.perf_counter()
     run = RunDir(Path(config.root))
     with exclusive(run):
@@ -515,7 +520,7 @@ def generate(config: Config, workers: int, curated: bool, preview: bool, command
             counts[:] += stages.shard_counts(run, index, config.entries)
 
         with execution.start() as engine:
-            results = run_pass(engine, generate_shard, config, "annotated", add_counts)
+            results = run_pass(engine, generate_shard, config, "pool and index", add_counts)
             generated_at = time.perf_counter()
             totals = sum((result.rows for result in results), RowStats())
             if totals.rows != config.rows or totals.matches != int(counts.sum()):
@@ -536,20 +541,17 @@ def generate(config: Config, workers: int, curated: bool, preview: bool, command
             counted_at = time.perf_counter()
             passes = run_pass(engine, threshold_shard, config, f"thresholds (seed {config.seed})")
             thresholds_at = time.perf_counter()
-            if curated:  # the engine's own balance stage: curated/ and balanced_counts.parquet
-                balance = balance_run(config.root, config.t, config.seed, execution, engine)
-                balance["timings"]["thresholds_s"] = round(thresholds_at - counted_at, 3)
-            else:
-                balance = {
-                    "t": config.t,
-                    "seed": config.seed,
-                    "kept": sum(r["kept"] for r in passes),
-                    "expected_kept": round(sum(r["expected"] for r in passes), 3),
-                    "head_tail": counting.head_tail(counts, config.t).as_dict(),
-                    "timings": {"balance_s": round(thresholds_at - counted_at, 3)},
-                }
-            curated_at = time.perf_counter()
-            if preview:  # the engine's preview files, as balance makes them (a no-op after --curated)
+            balance = {
+                "t": config.t,
+                "seed": config.seed,
+                "kept": sum(r["kept"] for r in passes),
+                "expected_kept": round(sum(r["expected"] for r in passes), 3),
+                "expected_kept_margin": 0.0,  # exact: summed over every pair
+                "head_tail": counting.head_tail(counts, config.t).as_dict(),
+                "timings": {"balance_s": round(thresholds_at - counted_at, 3)},
+            }
+            previewed_at = time.perf_counter()
+            if preview:  # the engine's preview files, as balance makes them
                 build_preview(config.root, config.seed, execution, engine)
         finished = time.perf_counter()
         match = {
@@ -573,9 +575,9 @@ def generate(config: Config, workers: int, curated: bool, preview: bool, command
                     "generation": config.generation(),
                     "t": config.t,
                     "workers": workers,
-                    "curated": curated,
                     "preview": preview,
-                    "annotated_parquet": repr(ANNOTATED_OPTIONS),
+                    "pool_parquet": repr(POOL_OPTIONS),
+                    "index_parquet": repr(INDEX_OPTIONS),
                     "thresholds_parquet": repr(THRESHOLD_OPTIONS),
                 },
                 "design": {
@@ -587,11 +589,10 @@ def generate(config: Config, workers: int, curated: bool, preview: bool, command
                 "kept_at_t": {"t": config.t, "kept": balance["kept"], "expected_kept": balance["expected_kept"]},
                 "timings_s": {
                     "metadata_and_law": round(prepared_at - started, 3),
-                    "annotated_and_shard_counts": round(generated_at - prepared_at, 3),
+                    "pool_index_and_shard_counts": round(generated_at - prepared_at, 3),
                     "entry_counts_and_plan": round(counted_at - generated_at, 3),
                     "thresholds": round(thresholds_at - counted_at, 3),
-                    "curated": round(curated_at - thresholds_at, 3) if curated else None,
-                    "preview": round(finished - curated_at, 3) if preview else None,
+                    "preview": round(finished - previewed_at, 3) if preview else None,
                     "total": round(finished - started, 3),
                 },
                 "resumed_shards": done,
@@ -644,18 +645,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--shard-rows",
         type=positive_int,
         default=100_000,
-        help="rows per shard and annotated part, one row group each (default: 100000)",
+        help="rows per shard (pool file and index part), one row group each (default: 100000)",
     )
     parser.add_argument(
         "--t", type=positive_float, default=20_000.0, help="t for kept and expected in run.json (default: 20000)"
     )
     parser.add_argument("--workers", type=positive_int, default=2, help="worker processes (default: 2)")
     parser.add_argument("--no-url", dest="url", action="store_false", help="leave out the url column")
-    parser.add_argument(
-        "--curated",
-        action="store_true",
-        help="also write curated/ and balanced_counts.parquet at --t (small sizes only)",
-    )
     parser.add_argument(
         "--preview",
         action="store_true",
@@ -685,7 +681,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     command = shlex.join(["python", "bench/synthetic_run.py", *(sys.argv[1:] if argv is None else argv)])
     try:
-        record = generate(config, args.workers, args.curated, args.preview, command)
+        record = generate(config, args.workers, args.preview, command)
     except CurationError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -708,7 +704,7 @@ def main(argv: list[str] | None = None) -> int:
     disk = record["disk"]
     print(
         f"{disk['total_bytes'] / 1e9:.2f} GB on disk, {disk['bytes_per_pair']['total']:.1f} bytes per pair "
-        f"in annotated/, thresholds/ and shards/ ({disk['projected_bytes_at_1B'] / 1e9:.1f} GB at 1B pairs); "
+        f"in pool/, index/, thresholds/ and shards/ ({disk['projected_bytes_at_1B'] / 1e9:.1f} GB at 1B pairs); "
         f"{record['timings_s']['total']:.1f} s"
     )
     return 0
