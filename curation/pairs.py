@@ -104,9 +104,14 @@ class PairReader:
                 f"pool file {path} of run {self.run.spec} is gone; restore it to read the run's pairs"
             ) from None
         if recorded is not None and (now["bytes"], now["mtime_ns"]) != (recorded["bytes"], recorded["mtime_ns"]):
+            what = (
+                f"its size went from {recorded['bytes']:,} to {now['bytes']:,} bytes"
+                if now["bytes"] != recorded["bytes"]
+                else "its modification time changed"
+            )
             raise CurationError(
-                f"pool file {path} changed since run {self.run.spec} read it (size {recorded['bytes']:,} -> "
-                f"{now['bytes']:,} bytes, or its modification time); restore it, or run again into a new directory"
+                f"pool file {path} changed since run {self.run.spec} read it ({what}); "
+                "restore it, or run again into a new directory"
             )
         self._checked.add(path)
 

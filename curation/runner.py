@@ -134,7 +134,9 @@ def _text_columns(files: list[str], names: tuple[str, ...]) -> list[str]:
 
 
 def _make_plan(request: MatchRequest, metadata: Metadata, log: Log) -> Plan:
-    files = resolve_files(request.pool)
+    # Local files by absolute path: the run reads its pool again whenever pairs are read back
+    # (curation/pairs.py), from whatever folder that happens in.
+    files = [path if storage.is_uri(path) else os.path.abspath(path) for path in resolve_files(request.pool)]
     entries = metadata.entries
     texts = _text_columns(files, request.text_columns) if request.text_columns else []
     info = inspect_pool(files, texts[0] if texts else request.text_column, request.id_column, request.content_key)
