@@ -1,6 +1,7 @@
 """plan.json, typed (curation/plan.py): what runs have always written reads back to the same JSON, key
-for key; a plan from a newer studio or an edited one is refused in one line; RunDir answers the shards,
-whether the run is matched and which seeds are complete; and no other module parses the file."""
+for key; a plan from a newer studio or an edited one is refused in one line, and a format-1 plan in one
+line naming `curation upgrade`; RunDir answers the shards, whether the run is matched and which seeds
+are complete; and no other module parses the file."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from studio_common.errors import CurationError
 ROOT = Path(__file__).resolve().parents[1]
 
 WORLDWIDE = {
-    "format_version": 1,
+    "format_version": 2,
     "pool": "s3://pools/world/",
     "files": [{"path": "s3://pools/world/part-0.parquet", "bytes": 1234, "mtime_ns": 1700000000000000000}],
     "rows": 10,
@@ -79,7 +80,9 @@ def test_the_run_directory_answers_its_shards_whether_it_is_matched_and_its_comp
 def test_a_plan_of_a_newer_format_or_an_edited_one_is_one_line(run: RunDir, capsys: pytest.CaptureFixture) -> None:
     written = json.loads(run.plan_json.read_text())
     run.plan_json.write_text(json.dumps({**written, "format_version": FORMAT_VERSION + 1}))
-    with pytest.raises(CurationError, match=f"format {FORMAT_VERSION + 1}; this curation reads format 1 and older"):
+    with pytest.raises(
+        CurationError, match=f"format {FORMAT_VERSION + 1}; this curation reads format {FORMAT_VERSION}:"
+    ):
         run.plan()
     capsys.readouterr()
     assert cli("stats", run.root, "--t", 3) == 2
@@ -88,6 +91,33 @@ def test_a_plan_of_a_newer_format_or_an_edited_one_is_one_line(run: RunDir, caps
     run.plan_json.write_text(json.dumps({k: v for k, v in written.items() if k != "shards"}))
     with pytest.raises(CurationError, match="is not a run's plan \\(missing or wrong 'shards'\\)"):
         run.plan()
+
+
+def test_a_format_1_plan_is_refused_in_one_line_naming_the_upgrade(run: RunDir, capsys: pytest.CaptureFixture) -> None:
+    """A run directory of format 1 (which copied the pool) is not misread as an index: every reader is
+    told, in one line, the command that upgrades it; only the upgrade itself reads its plan."""
+    assert FORMAT_VERSION == 2
+    written = json.loads(run.plan_json.read_text())
+    assert written["format_version"] == FORMAT_VERSION
+    for old in ({**written, "format_version": 1}, {k: v for k, v in written.items() if k != "format_version"}):
+        run.plan_json.write_text(json.dumps(old))  # format 1 wrote its version, and plans before it none
+        with pytest.raises(CurationError, match="is a format-1 run directory") as refused:
+            run.plan()
+        message = str(refused.value)
+        assert f"curation upgrade {run.root}" in message and len(message.splitlines()) == 1
+        assert read_plan(run.plan_json, upgrading=True).format_version == 1  # what `curation upgrade` reads
+        capsys.readouterr()
+        for command in (
+            ("stats", run.root, "--t", 3),
+            ("export", run.root, "--t", 3, "--out", run.root.parent / "m.csv"),
+        ):
+            assert cli(*command) == 2
+            err = capsys.readouterr().err
+            assert err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
+            assert f"`curation upgrade {run.root}`" in err and "format-1" in err
+            assert not (run.root.parent / "m.csv").exists()
+    run.plan_json.write_text(json.dumps(written))
+    assert read_plan(run.plan_json).as_json() == written  # the run itself was left as it was
 
 
 def test_plan_json_is_parsed_in_one_module() -> None:
