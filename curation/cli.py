@@ -490,7 +490,9 @@ def command_match(args: argparse.Namespace, argv: Sequence[str]) -> int:
         record = write_run_record(args.out, execution, match, None, _command_line(argv))
     print(f"matched: {args.out}")
     _print_rows(record)
-    print(f"next: curation balance {shlex.quote(args.out)} --t T   (write the subset at t)")
+    print(
+        f"next: curation balance {shlex.quote(args.out)} --t T --write-manifest   (select t and write its curated manifest)"
+    )
     return 0
 
 
