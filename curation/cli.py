@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from curation import mirror
 from curation.engines import ENGINES
 from curation.export import COLUMN_SETS, FORMATS, format_of, run_manifest, write_manifest
 from curation.keep_rule import KeepRule
@@ -454,7 +453,7 @@ def command_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     started = time.perf_counter()
     execution = _execution(args)
     engine = execution.start()  # before the lock: a missing Ray leaves no run directory behind
-    with mirror.exclusive(mirror.open_run(args.out)):
+    with RunDir.open(args.out).exclusive():
         with engine:
             match = match_pool(_match_request(args), execution, engine)
             balance = balance_run(
@@ -472,7 +471,7 @@ def command_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         manifest = None if args.no_manifest else _write_run_manifest(args.out, args.t, args.seed, args.quiet)
     print(f"run complete: {args.out}")
     _print_rows(record)
-    _print_balance(record, mirror.open_run(args.out).entry_counts)
+    _print_balance(record, RunDir.open(args.out).entry_counts)
     if manifest is not None:
         print(f"curated manifest: {manifest}")
     print(f"next: curation stats {shlex.quote(args.out)} --t {args.t * 2:g}   (sizes at another t; no re-matching)")
@@ -483,7 +482,7 @@ def command_match(args: argparse.Namespace, argv: Sequence[str]) -> int:
     started = time.perf_counter()
     execution = _execution(args)
     engine = execution.start()  # before the lock: a missing Ray leaves no run directory behind
-    with mirror.exclusive(mirror.open_run(args.out)):
+    with RunDir.open(args.out).exclusive():
         with engine:
             match = match_pool(_match_request(args), execution, engine)
         match["timings"]["total_s"] = round(time.perf_counter() - started, 3)
@@ -501,7 +500,7 @@ def command_balance(args: argparse.Namespace, argv: Sequence[str]) -> int:
     seed = args.seed if args.seed is not None else _recorded_seed(run)
     execution = _execution(args)
     engine = execution.start()
-    with mirror.exclusive(run):
+    with run.exclusive():
         with engine:
             balance = balance_run(
                 args.run_dir,
@@ -516,7 +515,7 @@ def command_balance(args: argparse.Namespace, argv: Sequence[str]) -> int:
         record = write_run_record(args.run_dir, execution, None, balance, _command_line(argv))
         manifest = _write_run_manifest(args.run_dir, args.t, seed, args.quiet) if args.write_manifest else None
     print(f"balanced: {args.run_dir}")
-    _print_balance(record, mirror.open_run(args.run_dir).entry_counts)
+    _print_balance(record, RunDir.open(args.run_dir).entry_counts)
     if manifest is not None:
         print(f"curated manifest: {manifest}")
     return 0
@@ -531,8 +530,8 @@ def _write_run_manifest(spec: str, t: float, seed: int, quiet: bool) -> str:
 
 
 def command_upgrade(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    run = mirror.open_run(args.run_dir)
-    with mirror.exclusive(run):
+    run = RunDir.open(args.run_dir)
+    with run.exclusive():
         indexed = upgrade_run(args.run_dir, progress=not args.quiet)
     print(f"upgraded: {args.run_dir} is an index over its pool ({indexed:,} shards indexed from their copies)")
     return 0
@@ -540,7 +539,7 @@ def command_upgrade(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 def _recorded_seed(run: RunDir) -> int:
     """The seed of the run's last balance (0 before any): what balance and preview use without --seed."""
-    record = read_json(run.run_json) if mirror.fetch(run, run.run_json) else {}
+    record = read_json(run.run_json) if run.fetch(run.run_json) else {}
     seed = record.get("parameters", {}).get("seed")
     return 0 if seed is None else int(seed)
 
@@ -622,10 +621,10 @@ def command_preview(args: argparse.Namespace, argv: Sequence[str]) -> int:
     seed = args.seed if args.seed is not None else _recorded_seed(run)
     execution = _execution(args)
     engine = execution.start()
-    with mirror.exclusive(run):
+    with run.exclusive():
         with engine:
             summary = build_preview(args.run_dir, seed, execution, engine, args.sample_pairs, args.rebuild)
-    where = mirror.readable(run, run.preview(seed))
+    where = run.readable(run.preview(seed))
     print(
         f"preview of seed {seed}: {summary['matched_pairs']:,} matched pairs' thresholds, a sample of "
         f"{summary['sample_pairs']:,} pairs, in {where}"

@@ -29,8 +29,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
-from curation import mirror
 from curation.commands import RunRequest, check_text_columns, curation_command
+from curation.mirror import process_alive
 from curation.pool import resolve_files
 from curation.rundir import PART_GLOB, RunDir, atomic_write_json, part_name, read_json
 from studio_common import storage
@@ -98,10 +98,10 @@ def start_job(jobs_dir: Path, request: RunRequest, max_running: int | None = Non
     check_text_columns(text_columns)
     out = request.out
     if storage.is_uri(out):  # a run directory in object storage: the run takes its lock object itself
-        target = mirror.open_run(out).spec
+        target = RunDir.open(out).spec
     else:
         target = str(Path(absolute(out)).resolve())
-        mirror.check_output(target)  # a file, or a folder that cannot be made: one line now, not a failed job
+        RunDir.check_output(target)  # a file, or a folder that cannot be made: one line now, not a failed job
         if _is_locked(Path(target)):
             raise CurationError(f"another curation process is using {out}; wait for it or choose another output")
     checked = replace(
@@ -367,18 +367,18 @@ def _live_progress(jobs_dir: Path, job: dict) -> tuple[float, str]:
 def run_progress(out: str, seed: int = 0) -> tuple[float, str]:
     """How far a run directory has come, read from the files its stages leave (on disk or in a store);
     ``seed``: the one the run balances with."""
-    run = mirror.open_run(out, reading=True)
+    run = RunDir.open(out, reading=True)
     if _is_complete(run):
         return 1.0, "complete"
-    if not mirror.fetch(run, run.plan_json):
+    if not run.fetch(run.plan_json):
         return 0.0, "starting"
     shards = run.shards()
     total = sum(shard.rows for shard in shards) or 1
-    markers = mirror.names(run, run.shard_outputs)
+    markers = run.names(run.shard_outputs)
     matched = sum(shard.rows for shard in shards if run.shard_marker(shard.index).name in markers)
-    if matched < total or not mirror.has(run, run.entry_counts):
+    if matched < total or not run.has(run.entry_counts):
         return 0.8 * matched / total, f"matching: {matched:,} of {total:,} pairs"
-    parts = {name for name in mirror.names(run, run.thresholds(seed)) if PurePosixPath(name).match(PART_GLOB)}
+    parts = {name for name in run.names(run.thresholds(seed)) if PurePosixPath(name).match(PART_GLOB)}
     done = sum(1 for shard in shards if part_name(shard.index) in parts)
     if done < len(shards):
         return 0.8 + 0.15 * done / len(shards), f"keep thresholds: {done} of {len(shards)} shards"
@@ -386,7 +386,7 @@ def run_progress(out: str, seed: int = 0) -> tuple[float, str]:
 
 
 def _is_complete(run: RunDir) -> bool:
-    return mirror.fetch(run, run.run_json) and read_json(run.run_json).get("status") == "complete"
+    return run.fetch(run.run_json) and read_json(run.run_json).get("status") == "complete"
 
 
 def _kind(job: dict) -> str:
@@ -410,7 +410,7 @@ def _outcome(jobs_dir: Path, job: dict) -> tuple[str, str | None]:
     exit_file = job_dir / "exit_code"
     written = exit_file.read_text().strip() if exit_file.exists() else ""
     if not written:  # no exit code yet (a job started before it was written whole may show an empty file)
-        if mirror.process_alive(job["pid"]):
+        if process_alive(job["pid"]):
             return "running", None
         return ("cancelled" if cancelled else "lost"), None
     code = int(written) if written.lstrip("-").isdigit() else 1
@@ -446,7 +446,7 @@ def _completed_since(out: str) -> bool:
     """Whether a stopped run's directory holds a complete run now (finished outside these jobs, or just
     before the cancel took); a directory that cannot be read now is not complete."""
     try:
-        return _is_complete(mirror.open_run(out, reading=True))
+        return _is_complete(RunDir.open(out, reading=True))
     except (CurationError, OSError, ValueError):
         return False
 

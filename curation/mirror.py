@@ -42,9 +42,11 @@ from studio_common.progress import progress_bar
 LEASE_ENV = "CURATION_LOCK_LEASE_S"
 DEFAULT_LEASE_S = 60.0
 WRITABLE_SCHEMES = ("s3", "gs")  # stores with the conditional create the lock needs (LOCK_OBJECTS, below)
-# Files rewritten in place whose new content may have the old size: S3 times have whole seconds, so
-# size and time cannot tell their versions apart. Always copied again (each is a few kilobytes).
-REWRITTEN = ("run.json", "preview.json")
+# A store's modification times may have whole seconds (S3), so an object rewritten within the second
+# keeps its time, and often its size. A local copy is trusted only if it was taken at least this long
+# after the object's time (the time's resolution, plus room for the clocks of store and machine to
+# differ): any later rewrite then has another time. No file needs declaring as rewritten in place.
+SETTLED_NS = 2_000_000_000
 DOWNLOAD_THREADS = 16  # objects copied at once: a store answers each request with some latency
 
 
@@ -89,19 +91,30 @@ def readable(run: RunDir, path: Path) -> str:
 
 
 def _current(path: Path, info: pafs.FileInfo) -> bool:
-    """Whether the local copy is the object as it is now (size and time, set from the store). Parts,
-    markers and counts are written once; the few files rewritten in place are copied every time."""
-    if path.name in REWRITTEN:
-        return False
+    """Whether the local copy is the object as it is now: the same size and time, and taken once the
+    object's time had settled (the copy's access time records when it was taken; see SETTLED_NS)."""
+    if info.mtime is None:
+        return False  # a store without times: nothing tells versions apart
     try:
         stat = path.stat()
     except FileNotFoundError:
         return False
-    return stat.st_size == info.size and (info.mtime is None or stat.st_mtime_ns == info.mtime_ns)
+    return (
+        stat.st_size == info.size
+        and stat.st_mtime_ns == info.mtime_ns
+        and stat.st_atime_ns >= info.mtime_ns + SETTLED_NS
+    )
+
+
+def _stamp(path: Path, info: pafs.FileInfo, taken_ns: int) -> None:
+    """Give a copy its object's time, and (as its access time) when its content was taken."""
+    if info.mtime is not None:
+        os.utime(path, ns=(taken_ns, info.mtime_ns))
 
 
 def _download(uri: str, path: Path, info: pafs.FileInfo) -> None:
     location = storage.locate(uri)
+    taken_ns = time.time_ns()  # before the content is read: a rewrite after it has a later time
     try:
         with atomic_file(path) as temporary:
             pafs.copy_files(
@@ -110,8 +123,7 @@ def _download(uri: str, path: Path, info: pafs.FileInfo) -> None:
                 source_filesystem=location.filesystem,
                 destination_filesystem=pafs.LocalFileSystem(),
             )
-            if info.mtime is not None:
-                os.utime(temporary, ns=(info.mtime_ns, info.mtime_ns))
+            _stamp(temporary, info, taken_ns)
     except (OSError, ValueError) as error:
         raise CurationError(storage.describe_error(uri, error)) from None
 
@@ -205,13 +217,13 @@ def publish(run: RunDir, path: Path, keep_copy: bool = True) -> None:
     if not run.source:
         return
     uri = _uri(run, path)
+    taken_ns = time.time_ns()
     storage.upload(path, uri)
     if not keep_copy:
         path.unlink(missing_ok=True)
         return
-    info = storage.file_info(uri)
-    if info.mtime is not None:  # the copy stays current: no download of what was just written
-        os.utime(path, ns=(info.mtime_ns, info.mtime_ns))
+    # The copy is the object's content; it is trusted as the object's time settles (SETTLED_NS).
+    _stamp(path, storage.file_info(uri), taken_ns)
 
 
 def publish_tree(run: RunDir, directory: Path, last: str | None = None) -> None:

@@ -97,13 +97,15 @@ class PairReader:
         if path in self._checked:
             return
         recorded = self._recorded.get(path)
+        if recorded is None:
+            raise CurationError(f"{path} is not a pool file of run {self.run.spec} (plan.json does not list it)")
         try:
             now = file_signature(path)
         except (OSError, CurationError):
             raise CurationError(
                 f"pool file {path} of run {self.run.spec} is gone; restore it to read the run's pairs"
             ) from None
-        if recorded is not None and (now["bytes"], now["mtime_ns"]) != (recorded["bytes"], recorded["mtime_ns"]):
+        if (now["bytes"], now["mtime_ns"]) != (recorded["bytes"], recorded["mtime_ns"]):
             what = (
                 f"its size went from {recorded['bytes']:,} to {now['bytes']:,} bytes"
                 if now["bytes"] != recorded["bytes"]

@@ -5,8 +5,13 @@ so that copies cannot drift: docs/design.md, "The run directory". This module ow
 keep that section in step with them.
 
 Every file is written under a hidden temporary name in its own directory and renamed into place, so a
-reader (or a resumed run) sees either nothing or the whole file. A run directory in object storage is
-worked on through local copies and published object by object (curation/mirror.py).
+reader (or a resumed run) sees either nothing or the whole file.
+
+Storage sits behind the run directory: a ``RunDir`` reads (``fetch``) and writes (``write_json``,
+``write_table``, ``publish``) every file of its run, on disk or in object storage, and the stages, the
+driver and the readers ask it rather than the store. On disk those calls are plain file operations;
+for a run in a store they go through this machine's copy of it (curation/mirror.py, which only this
+module calls).
 """
 
 from __future__ import annotations
@@ -15,8 +20,8 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -56,6 +61,92 @@ class RunDir:
 
     root: Path
     source: str | None = None
+
+    @staticmethod
+    def open(spec: str | os.PathLike, reading: bool = False) -> RunDir:
+        """The run named by a local path or a URI (then this machine's copy of it). Readers
+        (``reading``: stats, export, the dashboard, a job's progress) get a copy apart from a writer's."""
+        return _mirror().open_run(spec, reading)
+
+    @staticmethod
+    def read_copy(spec: str, parts: bool = True, progress: bool = False) -> Path:
+        """A local folder holding the run for a reader (itself on disk; a refreshed copy for a run in a
+        store; ``parts``: with its index and threshold parts)."""
+        return _mirror().read_copy(spec, parts, progress)
+
+    @staticmethod
+    def check_output(spec: str) -> None:
+        """Refuse in one line, before a background run starts, an --out that cannot become a run."""
+        _mirror().check_output(spec)
+
+    # -- storage: plain files on disk; this machine's copy, kept current, for a run in a store --------
+
+    def fetch(self, path: Path) -> bool:
+        """Make ``path`` current on this machine; False when the run has no such file."""
+        return _mirror().fetch(self, path)
+
+    def fetch_tree(self, directory: Path, skip: tuple[str, ...] = (), progress: bool = False) -> None:
+        """Make a folder current on this machine (``skip``: relative prefixes left out)."""
+        _mirror().fetch_tree(self, directory, skip, progress)
+
+    def has(self, path: Path) -> bool:
+        """Whether the run has the file, without copying it."""
+        return _mirror().has(self, path)
+
+    def has_all(self, paths: Iterable[Path]) -> bool:
+        return _mirror().has_all(self, paths)
+
+    def names(self, directory: Path) -> set[str]:
+        """Files under a folder of the run, as paths relative to it."""
+        return _mirror().names(self, directory)
+
+    def folders(self, directory: Path) -> list[str]:
+        return _mirror().folders(self, directory)
+
+    def contents(self) -> list[str]:
+        """Names at the top of the run other than its lock (empty: a new run may start here)."""
+        return _mirror().contents(self)
+
+    def readable(self, path: Path) -> str:
+        """Where to open a large file for reading by range: its local path, or its object's URI."""
+        return _mirror().readable(self, path)
+
+    def publish(self, path: Path, keep_copy: bool = True) -> None:
+        """Make a finished file part of the run (an upload, for a run in a store); ``keep_copy=False``
+        drops this machine's copy afterwards (large outputs of a worker)."""
+        _mirror().publish(self, path, keep_copy)
+
+    def publish_tree(self, directory: Path, last: str | None = None) -> None:
+        """Publish a folder's files, ``last`` (its completion mark) after every other one."""
+        _mirror().publish_tree(self, directory, last)
+
+    def discard(self, path: Path) -> None:
+        """Drop this machine's copy of a published file it will not read again (no-op on disk)."""
+        _mirror().discard(self, path)
+
+    def remove_tree(self, directory: Path) -> None:
+        _mirror().remove_tree(self, directory)
+
+    def remove_file(self, path: Path) -> None:
+        _mirror().remove_file(self, path)
+
+    def unpublish_tree(self, directory: Path) -> None:
+        """Delete a folder from the store only (this machine's copy stays)."""
+        _mirror().unpublish_tree(self, directory)
+
+    def exclusive(self) -> AbstractContextManager[None]:
+        """Hold the run for one writer at a time (a flock on disk, a leased lock object in a store)."""
+        return _mirror().exclusive(self)
+
+    def write_json(self, path: Path, value: object) -> None:
+        """A JSON file written atomically and published."""
+        atomic_write_json(path, value)
+        self.publish(path)
+
+    def write_table(self, path: Path, table: pa.Table, keep_copy: bool = True, **options: object) -> None:
+        """A Parquet file written atomically and published; ``options`` go to pyarrow's write_table."""
+        atomic_write_table(path, table, **options)
+        self.publish(path, keep_copy)
 
     @property
     def spec(self) -> str:
@@ -109,6 +200,12 @@ class RunDir:
 
         return read_plan(self.plan_json, self.spec)
 
+    def write_plan(self, plan: Plan) -> None:
+        from curation.plan import write_plan
+
+        write_plan(self.plan_json, plan)
+        self.publish(self.plan_json)
+
     def shards(self) -> list[Shard]:
         return list(self.plan().shards)
 
@@ -158,6 +255,13 @@ class RunDir:
     def make(self) -> None:
         for directory in (self.index, self.shard_outputs):
             directory.mkdir(parents=True, exist_ok=True)
+
+
+def _mirror():  # noqa: ANN202 (the module)
+    """curation/mirror.py, imported when first used: it builds on this module."""
+    from curation import mirror
+
+    return mirror
 
 
 def part_name(shard: int) -> str:

@@ -18,10 +18,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation import counting, matchers, mirror, preview_files, stages
+from curation import counting, matchers, preview_files, stages
 from curation.engines import Engine, make_engine
 from curation.keep_rule import KeepRule
-from curation.plan import Plan, PlanColumns, PlanMetadata, plan_differences, write_plan
+from curation.plan import Plan, PlanColumns, PlanMetadata, plan_differences
 from curation.pool import (
     file_signature,
     inspect_pool,
@@ -33,8 +33,6 @@ from curation.rundir import (
     ENTRY_LANGUAGE,
     FORMAT_VERSION,
     RunDir,
-    atomic_write_json,
-    atomic_write_table,
     read_json,
     remove_leftovers,
 )
@@ -168,7 +166,7 @@ def _make_plan(request: MatchRequest, metadata: Metadata, log: Log) -> Plan:
 
 def _settle_plan(run: RunDir, plan: Plan) -> Plan:
     """Start a new run, or resume one made from the same pool, metadata and columns."""
-    if mirror.fetch(run, run.plan_json):
+    if run.fetch(run.plan_json):
         previous = run.plan()
         differences = plan_differences(previous, plan)
         if differences:
@@ -177,24 +175,23 @@ def _settle_plan(run: RunDir, plan: Plan) -> Plan:
                 "choose another --out, or remove that directory to start afresh"
             )
         return previous
-    if mirror.contents(run):
+    if run.contents():
         raise CurationError(f"{run.spec} exists and is not a run directory; choose another --out")
     run.make()
-    write_plan(run.plan_json, plan)
-    mirror.publish(run, run.plan_json)
+    run.write_plan(plan)
     return plan
 
 
 def match_pool(request: MatchRequest, execution: Execution, engine: Engine, log: Log = _stderr) -> dict:
     """Annotate every pair and count matches per entry; returns the match part of run.json."""
     started = time.perf_counter()
-    run = mirror.open_run(request.out)
+    run = RunDir.open(request.out)
     metadata = _load_metadata(request.metadata, request.drop_invalid_entries)
     entries = metadata.entries
     matcher = request.matcher if metadata.languages is None else matchers.WORLDWIDE  # per-language keys
     plan = _settle_plan(run, _make_plan(request, metadata, log))
     remove_leftovers(run.root)
-    mirror.fetch_tree(run, run.shard_outputs)  # the markers (and counts) of shards done before: trusted from the store
+    run.fetch_tree(run.shard_outputs)  # the markers (and counts) of shards done before: trusted from the store
     shards = list(plan.shards)
     config = stages.MatchConfig(
         root=run.spec,
@@ -216,14 +213,14 @@ def match_pool(request: MatchRequest, execution: Execution, engine: Engine, log:
     tables_s = 0.0
     if matcher == "tokens" and len(done) < len(shards):
         tables = matchers.tables_dir(run.root)
-        mirror.fetch_tree(run, tables)
+        run.fetch_tree(tables)
         tables_s = matchers.ensure_tables(run.root, entries, plan.metadata.fingerprint)
         if tables_s:
-            mirror.publish_tree(run, tables, last="tables.json")
+            run.publish_tree(tables, last="tables.json")
     with _bar(plan.rows, "match", "pairs", execution) as bar:
         results = engine.map(stages.match_shard, shards, config, lambda shard, _: bar.update(shard.rows))
     matched_at = time.perf_counter()
-    mirror.fetch_tree(run, run.shard_outputs)  # in a store: one listing, and the counts copied in parallel
+    run.fetch_tree(run.shard_outputs)  # in a store: one listing, and the counts copied in parallel
     counts = counting.merge_counts((stages.shard_counts(run, s.index, len(entries)) for s in shards), len(entries))
     table = pa.table(
         {
@@ -234,8 +231,7 @@ def match_pool(request: MatchRequest, execution: Execution, engine: Engine, log:
     )
     if metadata.languages is not None:
         table = table.append_column(ENTRY_LANGUAGE, pa.array(metadata.languages, type=pa.string()))
-    atomic_write_table(run.entry_counts, table)
-    mirror.publish(run, run.entry_counts)
+    run.write_table(run.entry_counts, table)
     totals = sum((result.rows for result in results), RowStats())
     if totals.rows != plan.rows or not totals.accounted:
         raise CurationError(f"row accounting failed in {run.root}: {totals.as_run_rows()}; remove it and run again")
@@ -253,10 +249,10 @@ def match_pool(request: MatchRequest, execution: Execution, engine: Engine, log:
 
 def _matched_run(run: RunDir, out: str) -> Plan:
     """The plan of a run whose every shard is matched; anything less refused in one line."""
-    if not mirror.fetch(run, run.plan_json) or not mirror.fetch(run, run.entry_counts):
+    if not run.fetch(run.plan_json) or not run.fetch(run.entry_counts):
         raise CurationError(f"{out} is not a matched run directory; run `curation match` first")
     plan = run.plan()
-    mirror.fetch_tree(run, run.shard_outputs)
+    run.fetch_tree(run.shard_outputs)
     missing = [s.index for s in plan.shards if not run.shard_marker(s.index).exists()]
     if missing:
         raise CurationError(f"{out}: {len(missing)} shards are not matched yet; run the match again to resume")
@@ -277,13 +273,11 @@ def _thresholds_and_preview(
     nothing to do when both are complete."""
     shards = plan.shard_indices
     if rebuild:
-        mirror.remove_tree(run, run.preview_pieces(seed))
+        run.remove_tree(run.preview_pieces(seed))
     previewed = (
-        not rebuild
-        and mirror.fetch(run, run.preview(seed) / preview_files.SUMMARY)
-        and preview_files.is_complete(run, seed)
+        not rebuild and run.fetch(run.preview(seed) / preview_files.SUMMARY) and preview_files.is_complete(run, seed)
     )
-    if previewed and mirror.has_all(run, (run.threshold_part(seed, shard) for shard in shards)):
+    if previewed and run.has_all(run.threshold_part(seed, shard) for shard in shards):
         return
     remove_leftovers(run.root)
     rate = None if previewed else preview_files.sample_rate(_matched_pairs(run, shards), sample_pairs)
@@ -317,7 +311,7 @@ def balance_run(
     A worldwide run (its metadata has languages) keeps a pair of language L at L's t, set from the
     reference language's t (curation/keep_rule.py); ``t_overrides`` fix some languages' t."""
     started = time.perf_counter()
-    run = mirror.open_run(out)
+    run = RunDir.open(out)
     plan = _matched_run(run, out)
     _thresholds_and_preview(run, plan, seed, execution, engine, sample_pairs)
     rule = KeepRule.from_table(
@@ -365,11 +359,11 @@ def _merge_preview(
             if on_progress:
                 on_progress("sorting the keep thresholds", done, total)
 
-        mirror.fetch_tree(run, run.preview_pieces(seed))
+        run.fetch_tree(run.preview_pieces(seed))
         summary = preview_files.merge(run, seed, shards, rate, progress, languages)
-    mirror.unpublish_tree(run, run.preview(seed))  # the old preview goes first, the new preview.json last
-    mirror.publish_tree(run, run.preview(seed), last=preview_files.SUMMARY)
-    mirror.remove_tree(run, run.preview_pieces(seed))
+    run.unpublish_tree(run.preview(seed))  # the old preview goes first, the new preview.json last
+    run.publish_tree(run.preview(seed), last=preview_files.SUMMARY)
+    run.remove_tree(run.preview_pieces(seed))
     return summary
 
 
@@ -384,9 +378,9 @@ def build_preview(
 ) -> dict:
     """The seed's preview files, from its thresholds and the entry lists (for runs whose balance made
     none, or to change the sample's size); returns preview.json. Shards done before are kept."""
-    run = mirror.open_run(out)
+    run = RunDir.open(out)
     plan = _matched_run(run, out)
-    if not mirror.has_all(run, (run.threshold_part(seed, shard) for shard in plan.shard_indices)):
+    if not run.has_all(run.threshold_part(seed, shard) for shard in plan.shard_indices):
         raise CurationError(
             f"{out} has no keep thresholds for seed {seed}; run `curation balance {out} --t T --seed {seed}` first"
         )
@@ -396,9 +390,9 @@ def build_preview(
 
 def write_run_record(out: str, execution: Execution, match: dict | None, balance: dict | None, command: str) -> dict:
     """run.json: what was asked, what the pool held, what was kept; merged with what is there."""
-    run = mirror.open_run(out)
-    record = read_json(run.run_json) if mirror.fetch(run, run.run_json) else {}
-    mirror.fetch(run, run.plan_json)
+    run = RunDir.open(out)
+    record = read_json(run.run_json) if run.fetch(run.run_json) else {}
+    run.fetch(run.plan_json)
     plan = run.plan()
     record.update(
         {
@@ -432,6 +426,5 @@ def write_run_record(out: str, execution: Execution, match: dict | None, balance
             record["languages"] = balance["languages"]
         timings.update(balance["timings"])
     record["timings"] = timings
-    atomic_write_json(run.run_json, record)
-    mirror.publish(run, run.run_json)
+    run.write_json(run.run_json, record)
     return record

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from curation import balancing, counting, keys, matchers, mirror
+from curation import balancing, counting, keys, matchers
 from curation.pairs import index_schema
 from curation.pool import Shard, iter_shard_batches, open_parquet
 from curation.preview_files import PieceBuilder, has_piece
@@ -27,8 +27,6 @@ from curation.rundir import (
     THRESHOLD,
     RunDir,
     atomic_parquet_writer,
-    atomic_write_json,
-    atomic_write_table,
     read_json,
 )
 from curation.shard_stats import RowStats, ShardStats
@@ -78,8 +76,8 @@ def shard_matcher(config: MatchConfig) -> tuple[int, matchers.Matcher]:
     if cache_key not in _MATCHERS:
         _MATCHERS.clear()
         if config.matcher == "tokens":
-            run = mirror.open_run(config.root)
-            mirror.fetch_tree(run, run.matcher_tables)
+            run = RunDir.open(config.root)
+            run.fetch_tree(run.matcher_tables)
             tables = matchers.load_tables(run.root, config.metadata_fingerprint)
             _MATCHERS[cache_key] = (int(tables.n_entries[0]), matchers.TokenMatcher(tables))
         else:
@@ -100,9 +98,9 @@ def shard_matcher(config: MatchConfig) -> tuple[int, matchers.Matcher]:
 
 def entry_counts(root: str) -> np.ndarray:
     """The run's global counts, read once per process (and again only if the file changes)."""
-    run = mirror.open_run(root)
+    run = RunDir.open(root)
     path = run.entry_counts
-    mirror.fetch(run, path)
+    run.fetch(path)
     stat = path.stat()
     cache_key = (str(path), stat.st_mtime_ns, stat.st_size)
     if cache_key not in _COUNTS:
@@ -281,9 +279,9 @@ def read_marker(path: Path) -> ShardStats:
 
 def match_shard(shard: Shard, config: MatchConfig) -> ShardStats:
     """Index one shard (pair keys, entry ids) and count its matches per entry."""
-    run = mirror.open_run(config.root)
+    run = RunDir.open(config.root)
     marker = run.shard_marker(shard.index)
-    if mirror.fetch(run, marker):
+    if run.fetch(marker):
         return read_marker(marker)
     n_entries, matcher = shard_matcher(config)
     schema = index_schema(matcher.languages is not None, bool(config.text_columns))
@@ -291,16 +289,14 @@ def match_shard(shard: Shard, config: MatchConfig) -> ShardStats:
     write_part(run.index_part(shard.index), schema, _index_batches(shard, config, matcher, schema, tally))
     if tally.stats.rows != shard.rows:
         raise CurationError(f"{shard.path} yielded {tally.stats.rows} rows where its footer says {shard.rows}")
+    run.publish(run.index_part(shard.index), keep_copy=False)
     nonzero = np.flatnonzero(tally.counts)
-    atomic_write_table(
+    run.write_table(
         run.shard_counts(shard.index),
         pa.table({"entry_id": pa.array(nonzero.astype(np.int32)), "count": pa.array(tally.counts[nonzero])}),
     )
     stats = ShardStats(shard.index, shard.path, config.matcher, tally.stats)
-    atomic_write_json(marker, stats.as_json())
-    mirror.publish(run, run.index_part(shard.index), keep_copy=False)
-    mirror.publish(run, run.shard_counts(shard.index))
-    mirror.publish(run, marker)  # last: it says the shard is done
+    run.write_json(marker, stats.as_json())  # last: it says the shard is done
     return stats
 
 
@@ -314,9 +310,9 @@ def shard_counts(run: RunDir, shard: int, n_entries: int) -> np.ndarray:
 
 
 def read_thresholds(root: str, seed: int, shard: int) -> np.ndarray:
-    run = mirror.open_run(root)
+    run = RunDir.open(root)
     path = run.threshold_part(seed, shard)
-    mirror.fetch(run, path)
+    run.fetch(path)
     return pq.read_table(path, columns=[THRESHOLD]).column(THRESHOLD).to_numpy()
 
 
@@ -327,22 +323,20 @@ def threshold_shard(shard: int, config: ThresholdConfig) -> int:
     """One shard's keep thresholds for the seed (computed once: they do not depend on t) and, when
     asked, its preview piece; both from one read of the shard's index. Each is skipped when complete,
     so a killed balance resumes."""
-    run = mirror.open_run(config.root)
+    run = RunDir.open(config.root)
     thresholds_path = run.threshold_part(config.seed, shard)
-    stored = read_thresholds(config.root, config.seed, shard) if mirror.fetch(run, thresholds_path) else None
+    stored = read_thresholds(config.root, config.seed, shard) if run.fetch(thresholds_path) else None
     piece_path = run.preview_piece(config.seed, shard)
     piece = None
-    if config.sample_rate is not None and not (
-        mirror.fetch(run, piece_path) and has_piece(piece_path, config.sample_rate)
-    ):
+    if config.sample_rate is not None and not (run.fetch(piece_path) and has_piece(piece_path, config.sample_rate)):
         piece = PieceBuilder(config.seed, config.sample_rate, config.languages)
     if stored is not None and piece is None:
-        mirror.discard(run, thresholds_path)
-        mirror.discard(run, piece_path)
+        run.discard(thresholds_path)
+        run.discard(piece_path)
         return shard
     counts = entry_counts(config.root) if stored is None else None
     columns = [ENTRY_IDS, PAIR_KEY] + ([CAPTION_LANGUAGE] if config.languages else [])
-    index = open_parquet(mirror.readable(run, run.index_part(shard)))
+    index = open_parquet(run.readable(run.index_part(shard)))
     computed, start = [], 0
     for batch in index.iter_batches(batch_size=INDEX_BATCH_ROWS, columns=columns):
         entry_ids, pair_keys = batch.column(ENTRY_IDS), batch.column(PAIR_KEY).to_numpy()
@@ -357,13 +351,15 @@ def threshold_shard(shard: int, config: ThresholdConfig) -> int:
     if stored is None:
         values = np.concatenate(computed) if computed else np.zeros(0)
         # Nearly unique values: dictionary pages would only add bytes.
-        atomic_write_table(
-            thresholds_path, pa.table({THRESHOLD: pa.array(values, type=pa.float64())}), use_dictionary=False
+        run.write_table(
+            thresholds_path,
+            pa.table({THRESHOLD: pa.array(values, type=pa.float64())}),
+            keep_copy=False,
+            use_dictionary=False,
         )
-        mirror.publish(run, thresholds_path, keep_copy=False)
-    mirror.discard(run, thresholds_path)
+    run.discard(thresholds_path)
     if piece is not None:
         piece.write(piece_path)
-        mirror.publish(run, piece_path, keep_copy=False)
-    mirror.discard(run, piece_path)
+        run.publish(piece_path, keep_copy=False)
+    run.discard(piece_path)
     return shard

@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation import balancing, counting, mirror, preview_files, worldwide
+from curation import balancing, counting, preview_files, worldwide
 from curation.browse import every_batch
 from curation.keep_rule import KeepRule
 from curation.pairs import PairReader
@@ -44,12 +44,12 @@ from studio_common.errors import CurationError
 def existing_run(spec: str | Path) -> RunDir:
     """A run directory that has been matched (on disk or in a store), or a one-line error. Checked
     from a reader's copy: a writer may be at work in the run's own copy."""
-    run = mirror.open_run(spec, reading=True)
+    run = RunDir.open(spec, reading=True)
     if not run.source and run.root.exists() and not run.root.is_dir():
         raise CurationError(f"{spec} is a file, not a run directory")
     if not run.source and not run.root.is_dir():
         raise CurationError(f"run directory not found: {spec}")
-    if not mirror.fetch(run, run.plan_json) or not mirror.fetch(run, run.entry_counts):
+    if not run.fetch(run.plan_json) or not run.fetch(run.entry_counts):
         raise CurationError(f"{spec} is not a run directory (no entry_counts.parquet); make one with `curation run`")
     return run
 
@@ -64,7 +64,7 @@ class Run:
     def __init__(self, root: str | Path, progress: bool = False) -> None:
         self.name = str(root)
         if storage.is_uri(self.name):
-            root = mirror.read_copy(self.name, progress=progress)
+            root = RunDir.read_copy(self.name, progress=progress)
         self.dir = existing_run(root)
         self.record = read_json(self.dir.run_json) if self.dir.run_json.exists() else {}
         self.plan = self.dir.plan()

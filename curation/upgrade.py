@@ -13,10 +13,9 @@ from dataclasses import replace
 
 import pyarrow.parquet as pq
 
-from curation import mirror
 from curation.pairs import PairReader, plan_index_schema
-from curation.plan import read_plan, write_plan
-from curation.rundir import FORMAT_VERSION, THRESHOLD, RunDir, atomic_write_json, atomic_write_table, read_json
+from curation.plan import read_plan
+from curation.rundir import FORMAT_VERSION, THRESHOLD, RunDir, read_json
 from studio_common.errors import CurationError
 from studio_common.progress import progress_bar
 
@@ -27,8 +26,8 @@ FORMAT_1_FILES = ("balanced_counts.parquet",)
 def upgrade_run(spec: str, progress: bool = True) -> int:
     """Upgrade the run directory ``spec`` (a path or a URI) in place; returns the shards it re-indexed.
     The caller holds the run's lock."""
-    run = mirror.open_run(spec)
-    if not mirror.fetch(run, run.plan_json):
+    run = RunDir.open(spec)
+    if not run.fetch(run.plan_json):
         raise CurationError(f"{spec} is not a run directory (no plan.json)")
     plan = read_plan(run.plan_json, spec, upgrading=True)
     if plan.format_version >= FORMAT_VERSION:
@@ -41,47 +40,43 @@ def upgrade_run(spec: str, progress: bool = True) -> int:
     indexed = 0
     with progress_bar(len(plan.shards), f"upgrade {spec}", "shards", enabled=progress) as bar:
         for shard in plan.shards:
-            if not mirror.has(run, run.index_part(shard.index)):
+            if not run.has(run.index_part(shard.index)):
                 old = run.format_1_parts / run.index_part(shard.index).name
-                if not mirror.has(run, old):
+                if not run.has(old):
                     raise CurationError(f"{spec} lacks {old.name} of annotated/; run it again into a new directory")
-                table = pq.read_table(mirror.readable(run, old), columns=columns)
-                atomic_write_table(run.index_part(shard.index), table.cast(plan_index_schema(plan)))
-                mirror.publish(run, run.index_part(shard.index), keep_copy=False)
+                table = pq.read_table(run.readable(old), columns=columns)
+                run.write_table(run.index_part(shard.index), table.cast(plan_index_schema(plan)), keep_copy=False)
                 indexed += 1
             for seed in _seeds(run):
                 _drop_repeated_keys(run, seed, shard.index)
             bar.update()
-    write_plan(run.plan_json, replace(plan, format_version=FORMAT_VERSION))
-    mirror.publish(run, run.plan_json)
-    if mirror.fetch(run, run.run_json):
+    run.write_plan(replace(plan, format_version=FORMAT_VERSION))
+    if run.fetch(run.run_json):
         record = read_json(run.run_json)
-        atomic_write_json(run.run_json, {**record, "format_version": FORMAT_VERSION})
-        mirror.publish(run, run.run_json)
+        run.write_json(run.run_json, {**record, "format_version": FORMAT_VERSION})
     _remove_copies(run)
     return indexed
 
 
 def _seeds(run: RunDir) -> list[int]:
     if run.source:
-        return sorted(int(f.removeprefix("seed-")) for f in mirror.folders(run, run.root / "thresholds"))
+        return sorted(int(f.removeprefix("seed-")) for f in run.folders(run.root / "thresholds"))
     return run.threshold_seeds()
 
 
 def _drop_repeated_keys(run: RunDir, seed: int, shard: int) -> None:
     """A format-1 threshold part also held the pair keys, which the index holds: keep only k."""
     path = run.threshold_part(seed, shard)
-    if not mirror.fetch(run, path):
+    if not run.fetch(path):
         return
     if pq.read_schema(path).names != [THRESHOLD]:
-        atomic_write_table(path, pq.read_table(path, columns=[THRESHOLD]), use_dictionary=False)
-        mirror.publish(run, path, keep_copy=False)
-    mirror.discard(run, path)
+        run.write_table(path, pq.read_table(path, columns=[THRESHOLD]), keep_copy=False, use_dictionary=False)
+    run.discard(path)
 
 
 def _remove_copies(run: RunDir) -> None:
     """What format 1 kept and format 2 does not: the pool's copies and the per-t files."""
     for name in FORMAT_1_LEFTOVERS:
-        mirror.remove_tree(run, run.root / name)
+        run.remove_tree(run.root / name)
     for name in FORMAT_1_FILES:
-        mirror.remove_file(run, run.root / name)
+        run.remove_file(run.root / name)

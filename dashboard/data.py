@@ -18,7 +18,7 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 import data_samples
-from curation import mirror, preview_files
+from curation import preview_files
 from curation.browse import find_pairs
 from curation.commands import RunRequest, curation_command
 from curation.plan import Plan
@@ -98,7 +98,7 @@ def make_sample_run() -> None:
 def _copy_of(uri: str) -> Path:
     """A run in object storage, read from a local copy (curation/mirror.py) refreshed every few minutes:
     the dashboard only reads it (read-only is the contract for URIs)."""
-    return mirror.read_copy(uri)
+    return RunDir.read_copy(uri)
 
 
 def check_run_dir(path: str) -> Path:
