@@ -490,7 +490,8 @@ def command_match(args: argparse.Namespace, argv: Sequence[str]) -> int:
     print(f"matched: {args.out}")
     _print_rows(record)
     print(
-        f"next: curation balance {shlex.quote(args.out)} --t T --write-manifest   (select t and write its curated manifest)"
+        f"next: curation balance {shlex.quote(args.out)} --t T --write-manifest   "
+        "(select t and write its curated manifest)"
     )
     return 0
 

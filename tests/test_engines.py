@@ -17,14 +17,17 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import ENTRIES, cli, make_texts, read_dir, write_pool
+from conftest import ENTRIES, cli, curated, make_texts, read_dir, write_pool
 from processes import kill_when, start_run
 
-from curation import matchers, stages
+from curation import Run, matchers, preview_files, stages
 from curation.engines import make_engine
 from curation.matchers import MATCHERS
+from curation.rundir import RunDir
 from metadata import fingerprint
 from studio_common.errors import CurationError
 
@@ -102,15 +105,31 @@ def reference(pool_and_metadata: tuple[Path, Path], tmp_path_factory: pytest.Tem
     return snapshot(out)
 
 
+def preview(out: Path, seed: int) -> dict:
+    """The seed's preview in comparable form: its summary (but the time it took), its arrays, and its
+    sample's pairs as positions in the pool (not shard and row: those depend on the sharding)."""
+    run = RunDir(out)
+    summary = {k: v for k, v in preview_files.describe(run, seed).items() if k != "built_s"}
+    arrays = {
+        f"preview {name}": pa.array(np.load(run.preview(seed) / f"{name}.npy"))
+        for name in ("thresholds", "sample_offsets", "sample_entries", "sample_thresholds", "sample_groups")
+    }
+    starts = np.concatenate(([0], np.cumsum([s.rows for s in run.plan().shards])))
+    rows = preview_files.sample_rows(run, seed)
+    return {"preview": summary, **arrays, "preview sample": pa.array(starts[rows >> 32] + (rows & 0xFFFFFFFF))}
+
+
 def snapshot(out: Path) -> dict:
-    """A run's result in comparable form: the curated set, counts, keep thresholds and row accounting."""
+    """A run's result in comparable form: the index, the curated set, counts, keep thresholds, the
+    preview and row accounting."""
     record = json.loads((out / "run.json").read_text())
     return {
-        "annotated": read_dir(out / "annotated"),
+        "index": read_dir(out / "index"),
         "entry_counts": pq.read_table(out / "entry_counts.parquet"),
         "thresholds": read_dir(out / "thresholds" / f"seed-{ARGS_SEED}"),
-        "curated": read_dir(out / "curated").sort_by("id"),
-        "balanced_counts": pq.read_table(out / "balanced_counts.parquet"),
+        **preview(out, ARGS_SEED),
+        "curated": curated(out).sort_by("id"),
+        "balanced_counts": pa.array(Run(out).balanced_counts(ARGS_T, ARGS_SEED)),
         "rows": record["rows"],
         "balance": record["balance"],
     }
@@ -318,12 +337,21 @@ def test_a_partial_run_resumes_to_the_same_result(
     out = tmp_path / "run"
     assert cli("run", *args, "--out", out, *engine_args(engine)) == 0
     shards = len(json.loads((out / "plan.json").read_text())["shards"])
+    run = RunDir(out)
     for shard in (1, 4):
         (out / "shards" / f"{shard:05d}.json").unlink()  # match not finished
-    (out / "annotated" / "part-00004.parquet").unlink()
+    (out / "index" / "part-00004.parquet").unlink()
+    # The balance stopped before its preview was merged: pieces of some shards made, another shard's
+    # thresholds not written yet, no preview.
+    rate = preview_files.describe(run, ARGS_SEED)["sample_rate"]
+    for shard in (0, 3):
+        stages.threshold_shard(shard, stages.ThresholdConfig(root=str(out), seed=ARGS_SEED, sample_rate=rate))
+    assert sorted(p.name for p in run.preview_pieces(ARGS_SEED).iterdir()) == ["00000.npz", "00003.npz"]
+    for child in run.preview(ARGS_SEED).iterdir():
+        child.unlink()
+    run.preview(ARGS_SEED).rmdir()
     (out / "thresholds" / f"seed-{ARGS_SEED}" / "part-00002.parquet").unlink()
-    (out / "curated").rename(out / ".curated-staging")  # selection not swapped in
-    (out / ".curated-staging" / "part-00000.parquet").unlink()
+    next((out / "manifests").glob("curated-*.parquet")).unlink()  # the curated manifest not written
     (out / "run.json").unlink()
     capsys.readouterr()
     assert cli("run", *args, "--out", out, *engine_args(engine)) == 0

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from conftest import cli, read_dir
+from conftest import cli, read_dir, run_pairs
 
 from curation import Run, balancing, preview_files
 from curation.rundir import RunDir
@@ -43,7 +43,7 @@ def finished(tmp_path: Path, pool: Path, metadata: Path) -> Path:
 
 def full_pass(out: Path, seed: int) -> tuple[np.ndarray, list[list[int]]]:
     thresholds = read_dir(out / "thresholds" / f"seed-{seed}", ["k"]).column("k").to_numpy()
-    entry_lists = read_dir(out / "annotated", ["entry_ids"]).column("entry_ids").to_pylist()
+    entry_lists = run_pairs(out, ["entry_ids"]).column("entry_ids").to_pylist()
     return thresholds, entry_lists
 
 
@@ -63,7 +63,7 @@ def test_balance_writes_the_preview_and_removes_its_pieces(finished: Path) -> No
 def test_the_sample_is_what_in_sample_picks_with_its_rows_entries_and_thresholds(finished: Path) -> None:
     run = RunDir(finished)
     summary = preview_files.describe(run, 3)
-    keys = read_dir(finished / "annotated", ["pair_key"]).column("pair_key").to_numpy()
+    keys = run_pairs(finished, ["pair_key"]).column("pair_key").to_numpy()
     thresholds, entry_lists = full_pass(finished, 3)
     chosen = [i for i in np.flatnonzero(balancing.in_sample(keys, 3, summary["sample_rate"])) if entry_lists[i]]
     rows = preview_files.sample_rows(run, 3)
@@ -146,4 +146,4 @@ def test_a_killed_merge_leaves_pieces_that_the_next_balance_uses(finished: Path)
     assert np.array_equal(np.load(run.preview(3) / "thresholds.npy"), expected)
     summary = preview_files.describe(run, 5)
     assert summary["matched_pairs"] == len(expected)
-    assert pq.read_metadata(run.annotated_part(0)).num_rows > 0
+    assert pq.read_metadata(run.index_part(0)).num_rows > 0

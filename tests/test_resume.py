@@ -4,30 +4,53 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import cli, make_texts, read_dir, write_pool
+from conftest import cli, curated, make_texts, read_dir, write_pool
 from processes import kill_when, start_run
 
+from curation import Run, preview_files, stages
 from curation.matchers import MATCHERS
+from curation.rundir import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def preview(out: Path, seed: int) -> dict:
+    """The seed's preview in comparable form: its summary (but the time it took), its arrays, and its
+    sample's pairs as positions in the pool (not shard and row: those depend on the sharding)."""
+    run = RunDir(out)
+    summary = {k: v for k, v in preview_files.describe(run, seed).items() if k != "built_s"}
+    arrays = {
+        name: pa.array(np.load(run.preview(seed) / f"{name}.npy"))
+        for name in ("thresholds", "sample_offsets", "sample_entries", "sample_thresholds", "sample_groups")
+    }
+    starts = np.concatenate(([0], np.cumsum([s.rows for s in run.plan().shards])))
+    rows = preview_files.sample_rows(run, seed)
+    return {"summary": summary, **arrays, "sample_pairs": pa.array(starts[rows >> 32] + (rows & 0xFFFFFFFF))}
 
 
 def snapshot(out: Path) -> dict:
     """Everything a run's result consists of, in comparable form."""
     return {
-        "annotated": read_dir(out / "annotated"),
+        "index": read_dir(out / "index"),
         "counts": pq.read_table(out / "entry_counts.parquet"),
         "thresholds": read_dir(out / "thresholds" / "seed-2"),
-        "curated": read_dir(out / "curated").sort_by("id"),
-        "balanced": pq.read_table(out / "balanced_counts.parquet"),
+        "preview": preview(out, 2),
+        "curated": curated(out).sort_by("id"),
+        "balanced": pa.array(Run(out).balanced_counts(500, 2)),
     }
 
 
 def assert_same(a: dict, b: dict) -> None:
     for name in a:
-        assert a[name].equals(b[name]), name
+        if isinstance(a[name], dict):
+            assert_same(a[name], b[name])
+        else:
+            same = a[name].equals(b[name]) if hasattr(a[name], "equals") else a[name] == b[name]
+            assert same, name
 
 
 def big_pool(tmp_path: Path) -> Path:
@@ -72,7 +95,8 @@ def test_killed_run_resumes_to_the_same_result(tmp_path: Path, metadata: Path, m
 @pytest.mark.slow
 @pytest.mark.parametrize("matcher", MATCHERS)
 def test_resume_after_losing_outputs_midway(tmp_path: Path, metadata: Path, matcher: str, capsys) -> None:
-    """Outputs of a kill at any point: a missing marker, a leftover temporary file, a half-made selection."""
+    """Outputs of a kill at any point: a missing marker, a leftover temporary file, a balance killed
+    before its preview was merged, a half-written manifest."""
     pool = big_pool(tmp_path)
     args = [
         "--pool",
@@ -91,14 +115,24 @@ def test_resume_after_losing_outputs_midway(tmp_path: Path, metadata: Path, matc
     assert cli("run", *args[:-2], "--out", tmp_path / "reference", "--matcher", "aho-corasick") == 0
     out = tmp_path / "broken"
     assert cli("run", *args, "--out", out) == 0
+    run = RunDir(out)
     (out / "shards" / "00003.json").unlink()  # killed before the marker landed
-    (out / "annotated" / ".part-00003.parquet.tmp-1-dead").write_bytes(b"half a file")
+    (out / "index" / ".part-00003.parquet.tmp-1-dead").write_bytes(b"half a file")
     half_built = out / "matcher" / ".tokens.tmp-1-dead"  # killed while building tables
     half_built.mkdir(parents=True)
     (half_built / "terminal.npy").write_bytes(b"half a table")
+    # A balance killed before the merge of its preview: some shards' pieces made, the thresholds of
+    # one shard not yet written, the preview itself not there (or half made, under its temporary name).
+    rate = preview_files.describe(run, 2)["sample_rate"]
+    for shard in (0, 1, 2):
+        stages.threshold_shard(shard, stages.ThresholdConfig(root=str(out), seed=2, sample_rate=rate))
+    assert sorted(p.name for p in run.preview_pieces(2).iterdir()) == ["00000.npz", "00001.npz", "00002.npz"]
+    (run.preview_pieces(2) / ".00003.npz.tmp-1-dead").write_bytes(b"half a piece")
+    run.preview(2).rename(run.preview(2).with_name(".seed-2.tmp-1-dead"))
     (out / "thresholds" / "seed-2" / "part-00005.parquet").unlink()
-    (out / "curated").rename(out / ".curated-staging")  # killed between the two renames
-    (out / ".curated-staging" / "part-00001.parquet").unlink()
+    # Killed while writing the curated manifest.
+    manifest = next((out / "manifests").glob("curated-*.parquet"))
+    manifest.rename(manifest.with_name(f".{manifest.name}.tmp-1-dead"))
     (out / "run.json").unlink()
     capsys.readouterr()
     assert cli("run", *args, "--out", out) == 0

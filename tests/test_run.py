@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import ENTRIES, cli, make_texts, read_dir, write_pool
+from conftest import ENTRIES, cli, curated, make_texts, read_dir, run_pairs, write_pool
 
 from curation import Run
 from curation.matching import spacing
+from curation.rundir import RunDir
 
 
 def naive_ids(text: str | None) -> list[int]:
@@ -33,16 +35,79 @@ def finished(tmp_path: Path, pool: Path, metadata: Path) -> Path:
     return out
 
 
-def test_annotated_rows_carry_every_column_and_exact_matches(finished: Path, texts: list) -> None:
-    annotated = read_dir(finished / "annotated").sort_by("id")
-    assert annotated.column_names[:3] == ["id", "url", "text"]
-    assert {"entry_ids", "pair_key"} <= set(annotated.column_names)
-    kind = annotated.schema.field("entry_ids").type
+def thresholds_of(out: Path, seed: int) -> np.ndarray:
+    """Every pair's k for the seed, in the run's order (the threshold parts, shard by shard)."""
+    return read_dir(out / "thresholds" / f"seed-{seed}", ["k"]).column("k").to_numpy()
+
+
+def test_pairs_carry_every_column_and_exact_matches(finished: Path, texts: list) -> None:
+    pairs = run_pairs(finished).sort_by("id")
+    assert pairs.column_names[:3] == ["id", "url", "text"]
+    assert {"entry_ids", "pair_key"} <= set(pairs.column_names)
+    kind = pairs.schema.field("entry_ids").type
     assert pa.types.is_list(kind) and kind.value_type == pa.int32()
-    assert annotated.schema.field("pair_key").type == pa.uint64()
-    assert annotated.num_rows == len(texts)
-    assert annotated.column("text").to_pylist() == texts
-    assert annotated.column("entry_ids").to_pylist() == [naive_ids(t) for t in texts]
+    assert pairs.schema.field("pair_key").type == pa.uint64()
+    assert pairs.num_rows == len(texts)
+    assert pairs.column("text").to_pylist() == texts
+    assert pairs.column("entry_ids").to_pylist() == [naive_ids(t) for t in texts]
+
+
+def test_the_run_directory_holds_no_pool_column(finished: Path, texts: list) -> None:
+    """Format 2: the index parts hold what the pool lacks and nothing else; their rows are the pool's
+    rows in the pool's order (row r of a shard's part is row r of its row groups)."""
+    run = RunDir(finished)
+    plan = run.plan()
+    parts = sorted(run.index.glob("*.parquet"))
+    assert [p.name for p in parts] == [run.index_part(s).name for s in plan.shard_indices]
+    for shard in plan.shards:
+        part = pq.read_table(run.index_part(shard.index))
+        assert part.column_names == ["pair_key", "entry_ids"], part.column_names
+        assert part.num_rows == shard.rows
+    assert not run.format_1_parts.exists()
+    for leftover in ("curated", ".curated-staging", ".curated-retired", "balanced_counts.parquet"):
+        assert not (finished / leftover).exists(), leftover
+    # No other Parquet file of the run holds a pool column either (the manifests are exports, not the run).
+    for path in finished.rglob("*.parquet"):
+        if run.manifests not in path.parents:
+            assert not {"id", "url", "text"} & set(pq.read_schema(path).names), path
+    # In the pool's order: the index's entry lists are the naive matches of the pool's texts, row by row.
+    index = read_dir(run.index, ["entry_ids"]).column("entry_ids").to_pylist()
+    assert index == [naive_ids(t) for t in texts]
+
+
+def grow(path: Path) -> None:
+    """The pool file rewritten with one more row."""
+    table = pq.read_table(path)
+    pq.write_table(pa.concat_tables([table, table.slice(0, 1)]), path)
+
+
+def touch(path: Path) -> None:
+    """The same bytes, a newer modification time."""
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+
+
+@pytest.mark.parametrize("change", [grow, touch, Path.unlink], ids=["one-more-row", "touched", "removed"])
+def test_pairs_of_a_changed_pool_are_refused_in_one_line(
+    finished: Path, pool: Path, tmp_path: Path, change, capsys: pytest.CaptureFixture
+) -> None:
+    """The run reads its pairs' columns from the pool: a pool file that is not the one plan.json
+    recorded (size, modification time) is refused, never read as if it were."""
+    changed = pool / "part-001.parquet"
+    assert str(changed) in [f["path"] for f in json.loads((finished / "plan.json").read_text())["files"]]
+    out = tmp_path / "manifest.parquet"
+    capsys.readouterr()
+    assert cli("export", finished, "--t", 40, "--out", out, "--quiet") == 0  # the pool as the run read it
+    out.unlink()
+    change(changed)
+    capsys.readouterr()
+    code = cli("export", finished, "--t", 40, "--out", out, "--quiet")
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("error: pool file "), err
+    assert str(changed) in err, err
+    assert ("is gone" if change is Path.unlink else "changed since run") in err, err
+    assert not out.exists() and not list(tmp_path.glob(".manifest.parquet*")), "nothing half written"
 
 
 def test_entry_counts_cover_every_entry(finished: Path, texts: list) -> None:
@@ -64,54 +129,75 @@ def test_run_json_accounts_for_every_row(finished: Path, texts: list) -> None:
     assert rows["null_or_empty_text"] == sum(1 for t in texts if not t)
     assert rows["matched"] == sum(1 for t in texts if naive_ids(t))
     assert rows["matched"] + rows["unmatched"] + rows["null_or_empty_text"] == rows["in"]
-    assert rows["kept"] == read_dir(finished / "curated").num_rows
+    assert rows["kept"] == curated(finished).num_rows == int((thresholds_of(finished, 3) < 40).sum())
+    assert rows["expected_kept"] == pytest.approx(Run(finished).expected_size_at(40), abs=1e-3)
+    assert rows["expected_kept_margin"] >= 0
     assert record["parameters"] == {"t": 40.0, "seed": 3}
     assert record["metadata"]["entries"] == len(ENTRIES)
     assert record["metadata"]["fingerprint"].startswith("sha256:")
     assert record["status"] == "complete"
 
 
-def test_curated_rows_are_the_annotated_rows_below_t(finished: Path) -> None:
+def test_curated_manifest_is_the_pairs_below_t_with_every_pool_column(finished: Path) -> None:
     run = Run(finished)
-    annotated = read_dir(finished / "annotated")
-    thresholds = np.concatenate(
-        [
-            pq.read_table(p).column("k").to_numpy()
-            for p in sorted((finished / "thresholds" / "seed-3").glob("*.parquet"))
-        ]
-    )
-    curated = read_dir(finished / "curated")
-    expected_ids = sorted(np.asarray(annotated.column("id"))[thresholds < 40].tolist())
-    assert sorted(curated.column("id").to_pylist()) == expected_ids
-    assert curated.column_names == annotated.column_names
+    pairs = run_pairs(finished)
+    thresholds = thresholds_of(finished, 3)
+    assert len(thresholds) == pairs.num_rows
+    manifest = curated(finished)
+    expected = pairs.filter(pa.array(thresholds < 40))
+    expected_ids = sorted(expected.column("id").to_pylist())
+    assert sorted(manifest.column("id").to_pylist()) == expected_ids
+    assert manifest.column_names == pairs.column_names == ["id", "url", "text", "pair_key", "entry_ids"]
+    assert manifest.equals(expected)  # every column of every kept pair, in the run's order
     assert run.size_at(40) == len(expected_ids)
     # Unmatched pairs are never kept; pairs holding an entry with c_e <= t (the tail, c_e < t, or exactly t) always are.
     counts = run.counts
-    for ids, kept in zip(annotated.column("entry_ids").to_pylist(), thresholds < 40):
+    for ids, kept in zip(pairs.column("entry_ids").to_pylist(), thresholds < 40):
         if not ids:
             assert not kept
         elif min(counts[i] for i in ids) <= 40:
             assert kept
 
 
-def test_balance_at_new_t_does_not_rematch_and_is_nested(finished: Path) -> None:
-    annotated_before = {p: p.stat().st_mtime_ns for p in (finished / "annotated").glob("*.parquet")}
-    small = set(read_dir(finished / "curated").column("id").to_pylist())
+def files_and_mtimes(out: Path) -> dict[Path, int]:
+    """Every file of a run but run.json, its lock and its manifests: what a new t must not rewrite."""
+    return {
+        path: path.stat().st_mtime_ns
+        for path in out.rglob("*")
+        if path.is_file() and path.name not in ("run.json", ".lock") and "manifests" not in path.parts
+    }
+
+
+def test_balance_at_new_t_rewrites_nothing_and_is_nested(finished: Path) -> None:
+    before = files_and_mtimes(finished)
+    assert any(p.parent.name == "index" for p in before) and any(p.parent.name == "seed-3" for p in before)
+    small = set(curated(finished, ["id"]).column("id").to_pylist())
     assert cli("balance", finished, "--t", 150) == 0
-    large = set(read_dir(finished / "curated").column("id").to_pylist())
-    assert small < large
-    assert {p: p.stat().st_mtime_ns for p in (finished / "annotated").glob("*.parquet")} == annotated_before
+    assert files_and_mtimes(finished) == before  # index, thresholds, preview, counts: untouched
+    assert [p.name for p in (finished / "manifests").glob("*.parquet")] == ["curated-t40.0-seed3.parquet"]
     record = json.loads((finished / "run.json").read_text())
     assert record["parameters"] == {"t": 150.0, "seed": 3}
-    assert record["rows"]["kept"] == len(large)
-    balanced = pq.read_table(finished / "balanced_counts.parquet")
-    assert balanced.column("kept").to_pylist() == Run(finished).balanced_counts(150).tolist()
+    thresholds = thresholds_of(finished, 3)
+    assert record["rows"]["kept"] == int((thresholds < 150).sum())  # the naive count, from the preview
+    # The manifest at the new t: a superset of the old one, as large as balance said.
+    assert cli("balance", finished, "--t", 150, "--write-manifest") == 0
+    assert files_and_mtimes(finished) == before
+    large = curated(finished)
+    large_ids = set(large.column("id").to_pylist())
+    assert small < large_ids
+    assert len(large_ids) == large.num_rows == record["rows"]["kept"]
+    # Matches per entry among the kept pairs: the exact pass equals the count over the manifest's entry lists.
+    naive = np.zeros(len(ENTRIES), dtype=np.int64)
+    for ids in large.column("entry_ids").to_pylist():
+        np.add.at(naive, ids, 1)
+    assert Run(finished).balanced_counts(150).tolist() == naive.tolist()
 
 
 def test_new_seed_gives_other_subset_of_the_same_expected_size(finished: Path) -> None:
-    first = set(read_dir(finished / "curated").column("id").to_pylist())
-    assert cli("balance", finished, "--t", 40, "--seed", 4) == 0
-    second = set(read_dir(finished / "curated").column("id").to_pylist())
+    first = set(curated(finished, ["id"]).column("id").to_pylist())
+    assert cli("balance", finished, "--t", 40, "--seed", 4, "--write-manifest") == 0
+    second = set(curated(finished, ["id"]).column("id").to_pylist())
+    assert (finished / "manifests" / "curated-t40.0-seed4.parquet").exists()
     assert (finished / "thresholds" / "seed-4").is_dir()
     assert first != second
     expected = Run(finished).expected_size_at(40)
@@ -129,8 +215,9 @@ def test_stats_t_for_target_size_gives_that_size(finished: Path, capsys: pytest.
     assert cli("stats", finished, "--target-size", 250, "--json") == 0
     report = json.loads(capsys.readouterr().out)
     t = report["t_for_size"][0]["t"]
-    assert cli("balance", finished, "--t", t) == 0
-    assert read_dir(finished / "curated").num_rows == 250
+    assert cli("balance", finished, "--t", t, "--write-manifest") == 0
+    assert json.loads((finished / "run.json").read_text())["rows"]["kept"] == 250
+    assert curated(finished).num_rows == 250
 
 
 def test_stats_reports_sizes_and_tail_share(finished: Path, capsys: pytest.CaptureFixture) -> None:
@@ -179,7 +266,7 @@ def test_keep_probabilities_cover_every_pair(finished: Path) -> None:
 
 
 def curated_keys(out: Path, columns: list[str]) -> set[tuple]:
-    table = read_dir(out / "curated", columns=columns)
+    table = curated(out, columns=columns)
     return set(zip(*(table.column(c).to_pylist() for c in columns)))
 
 
@@ -246,7 +333,7 @@ def test_glob_pool_and_text_metadata(tmp_path: Path) -> None:
     )
     counts = pq.read_table(out / "entry_counts.parquet").column("count").to_pylist()
     assert counts == [2, 2, 1]
-    assert read_dir(out / "curated").num_rows == 3
+    assert curated(out).num_rows == 3
 
 
 def test_empty_pool_is_a_clean_result(tmp_path: Path, metadata: Path) -> None:
@@ -263,9 +350,10 @@ def test_empty_pool_is_a_clean_result(tmp_path: Path, metadata: Path) -> None:
         "matches": 0,
         "kept": 0,
         "expected_kept": 0.0,
+        "expected_kept_margin": 0.0,
     }
-    assert read_dir(out / "curated").num_rows == 0
-    assert "entry_ids" in read_dir(out / "curated").column_names
+    assert curated(out).num_rows == 0
+    assert "entry_ids" in curated(out).column_names
 
 
 def test_stats_writes_probabilities_and_entry_counts(finished: Path, tmp_path: Path) -> None:

@@ -41,10 +41,22 @@ def test_leftovers_of_a_killed_run_are_removed(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError), atomic_file(run.entry_counts):
         raise RuntimeError("a context manager cleans up; a kill does not:")
     (tmp_path / ".entry_counts.parquet.tmp-1-dead").write_bytes(b"half")
-    run.curated_retired.mkdir()
+    # A folder a killed atomic_directory was filling (the matcher's tables), with a leftover of its own inside.
+    with pytest.raises(RuntimeError), atomic_directory(run.matcher_tables):
+        raise RuntimeError("cleaned up too")
+    staging = run.matcher_tables.with_name(".tokens.tmp-1-dead")
+    staging.mkdir(parents=True)
+    (staging / "terminal.npy").write_bytes(b"half a table")
+    (staging / ".terminal.npy.tmp-1-dead").write_bytes(b"half")
+    # A preview piece and an index part being written when the run was killed.
+    run.preview_pieces(3).mkdir(parents=True)
+    (run.preview_pieces(3) / ".00000.npz.tmp-1-dead").write_bytes(b"half")
+    run.index.mkdir()
+    (run.index / ".part-00000.parquet.tmp-1-dead").write_bytes(b"half")
     (tmp_path / "run.json").write_text("{}")
     remove_leftovers(tmp_path)
-    assert [p.name for p in tmp_path.iterdir()] == ["run.json"]
+    left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    assert left == ["index", "matcher", "preview", "preview/pieces-seed-3", "run.json"]
 
 
 def test_threshold_seeds_are_the_folders_of_numbered_seeds(tmp_path: Path) -> None:

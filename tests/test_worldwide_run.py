@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import cli, read_dir, texts_of, write_pool
+from conftest import cli, curated, run_pairs, texts_of, write_pool
 
 from curation.balancing import keep_thresholds
 from curation.matching import spacing
@@ -114,8 +114,9 @@ def expected_ids(world: dict, t: float, seed: int) -> tuple[list[int], dict[str,
     return kept, thresholds
 
 
-def curated(out: Path) -> list[int]:
-    return sorted(read_dir(out / "curated", ["id"]).column("id").to_pylist())
+def curated_ids(out: Path) -> list[int]:
+    """The ids in the curated manifest the run's last `run` or `balance --write-manifest` wrote."""
+    return sorted(curated(out, ["id"]).column("id").to_pylist())
 
 
 def world_run_args(world: dict, out: Path) -> tuple:
@@ -148,7 +149,7 @@ def worldwide_run(world: dict) -> Callable[[int], tuple[Path, str]]:
 def test_a_worldwide_run_keeps_what_the_rule_keeps(world: dict, worldwide_run, workers: int) -> None:
     out, printed = worldwide_run(workers)
     kept, thresholds = expected_ids(world, 40, 3)
-    assert curated(out) == kept
+    assert curated_ids(out) == kept
     record = json.loads((out / "run.json").read_text())
     assert record["matcher"] == "worldwide" and record["parameters"]["reference_language"] == "en"
     rows = {row["language"]: row for row in record["languages"]}
@@ -156,9 +157,20 @@ def test_a_worldwide_run_keeps_what_the_rule_keeps(world: dict, worldwide_run, w
     assert sum(row["kept"] for row in rows.values()) == len(kept) == record["rows"]["kept"]
     assert sum(row["pairs"] for row in rows.values()) == len(world["texts"])
     assert rows["other"]["pairs"] == sum(code not in METADATA for code in world["codes"])
+    assert record["languages"] == Run(out).preview(3).language_rows(40)  # the preview's rows at the run's t
+    exact = {row["language"]: row["expected_kept"] for row in Run(out).languages_at(40, 3)}
+    assert {language: row["expected_kept"] for language, row in rows.items()} == pytest.approx(exact)
+    assert all(row["expected_kept_exact"] for row in rows.values())  # under 2M matched pairs: exact
+    assert record["rows"]["expected_kept"] == pytest.approx(sum(exact.values()))
     assert "per language (t set from en's tail share at t=40)" in printed
-    annotated = read_dir(out / "annotated", ["id", "entry_ids", "caption_language"]).sort_by("id")
-    assert annotated.column("entry_ids").to_pylist() == naive_matches(world)
+    pairs = run_pairs(out, ["id", "entry_ids", "caption_language"])
+    assert pairs.column("id").to_pylist() == list(range(len(world["texts"])))  # in the pool's order
+    assert pairs.column("entry_ids").to_pylist() == naive_matches(world)
+    assert pairs.column("caption_language").to_pylist() == [
+        code if code in METADATA else "other" for code in world["codes"]
+    ]
+    every = run_pairs(out)  # the manifest: the kept pairs with every column, in the run's order
+    assert curated(out).equals(every.take(kept)) and "text" in every.column_names
 
 
 @pytest.mark.ray
@@ -171,7 +183,8 @@ def test_the_ray_engine_curates_what_the_local_engine_does(
     out = world["base"] / "run-ray"
     assert cli(*world_run_args(world, out), "--engine", "ray", "--workers", 2, "--quiet") == 0
     local, _ = worldwide_run(2)
-    assert curated(out) == curated(local) == expected_ids(world, 40, 3)[0]
+    assert curated_ids(out) == curated_ids(local) == expected_ids(world, 40, 3)[0]
+    assert curated(out).equals(curated(local))
     assert pq.read_table(out / "entry_counts.parquet").equals(pq.read_table(local / "entry_counts.parquet"))
     assert (
         json.loads((out / "run.json").read_text())["languages"]
@@ -187,8 +200,9 @@ def test_subsets_stay_nested_and_a_language_t_can_be_fixed(world: dict, worldwid
     out, _ = worldwide_run(1)
     sizes = []
     for t in (10, 40, 200):
-        assert cli("balance", out, "--t", t, "--seed", 3, "--quiet") == 0
-        ids = curated(out)
+        assert cli("balance", out, "--t", t, "--seed", 3, "--write-manifest", "--quiet") == 0
+        ids = curated_ids(out)
+        assert json.loads((out / "run.json").read_text())["rows"]["kept"] == len(ids)
         assert ids == expected_ids(world, t, 3)[0]
         sizes.append(set(ids))
     assert sizes[0] <= sizes[1] <= sizes[2]
@@ -427,7 +441,7 @@ def test_without_a_language_column_captions_are_identified(tmp_path: Path) -> No
         )
         == 0
     )
-    annotated = read_dir(tmp_path / "run" / "annotated", ["caption_language", "entry_ids"]).to_pylist()
+    annotated = run_pairs(tmp_path / "run", ["caption_language", "entry_ids"]).to_pylist()
     entries = [e for language in METADATA for e in METADATA[language]]
     assert [row["caption_language"] for row in annotated] == ["en", "de", "zh", "other"]
     assert [[entries[i] for i in row["entry_ids"]] for row in annotated] == [
@@ -504,17 +518,22 @@ def test_several_texts_per_image_count_every_text_and_keep_by_the_picked_one(wor
         choice = matched[int(draws[i] % np.uint64(len(matched)))] if matched else None
         picked.append(per_text[choice][i] if matched else [])
         column.append(("alt", "title")[choice] if matched else None)
-    annotated = read_dir(out / "annotated", ["id", "entry_ids", "picked_column", "picked_text"]).sort_by("id")
+    annotated = run_pairs(out, ["id", "entry_ids", "picked_column", "picked_text"]).sort_by("id")
     assert annotated.column("entry_ids").to_pylist() == picked
     assert annotated.column("picked_column").to_pylist() == column
+    texts = {"alt": alts, "title": titles}  # the picked text is read from the pool column the index names
+    assert annotated.column("picked_text").to_pylist() == [
+        None if name is None else texts[name][i] for i, name in enumerate(column)
+    ]
     thresholds = formula_t(counts, world["languages"], 30)
     k = keep_thresholds(pa.array(picked, type=pa.list_(pa.int32())), keys, counts, 1)
     expected = [i for i in range(n) if k[i] < thresholds[codes[i] if codes[i] in METADATA else "other"]]
-    assert curated(out) == expected
+    assert curated_ids(out) == expected
+    kept = curated(out, ["id", "picked_text", "picked_column"]).to_pylist()
+    assert all(row["picked_text"] == texts[row["picked_column"]][row["id"]] for row in kept)
     assert cli("export", out, "--t", 30, "--seed", 1, "--out", tmp_path / "m.parquet", "--quiet") == 0
     manifest = pq.read_table(tmp_path / "m.parquet")
     assert manifest.column_names == ["url", "caption", "caption_column"] and manifest.num_rows == len(expected)
-    texts = {"alt": alts, "title": titles}
     by_url = {f"https://img.example/{i}.jpg": i for i in range(n)}
     for url, text, name in zip(*(manifest.column(c).to_pylist() for c in manifest.column_names)):
         assert texts[name][by_url[url]] == text
@@ -638,7 +657,7 @@ def test_several_texts_with_an_english_only_list(tmp_path: Path) -> None:
     for i in range(n):
         matched = [j for j in range(2) if per_text[j][i]]
         expected.append(per_text[matched[int(draws[i] % np.uint64(len(matched)))]][i] if matched else [])
-    annotated = read_dir(tmp_path / "run" / "annotated", ["id", "entry_ids"]).sort_by("id")
+    annotated = run_pairs(tmp_path / "run", ["id", "entry_ids"]).sort_by("id")
     assert annotated.column("entry_ids").to_pylist() == expected
     assert (
         cli(
