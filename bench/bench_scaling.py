@@ -10,8 +10,9 @@ time and peak memory (summed RSS of the process tree sampled every 0.1 s, with t
 bench_engine.py), plus the peak of each kind of process: the CLI (driver), its stage workers, and
 Ray's own services. Then, per execution, the growth ratio (seconds per pair at a
 size over seconds per pair at the smallest size: 1.0 is perfectly linear) and, per size, the speed-up
-over the local engine with one worker. Every execution of a size must produce the same curated set,
-entry counts and keep thresholds: the benchmark checks it and fails otherwise.
+over the local engine with one worker. Every execution of a size must produce the same curated set (the
+ids in the curated manifest `run` ends with), entry counts and keep thresholds: the benchmark checks it
+and fails otherwise.
 
 A worker's memory is measured on its own too: one process maps the matcher tables of the metadata and
 matches one shard, at several batch sizes (RSS after imports, after the matcher, and peak).
@@ -49,6 +50,8 @@ from bench_engine import (
     wait_for_quiet,
     write_results,
 )
+
+from curation.export import run_manifest_name  # bench_engine has put the repository on sys.path
 
 EXECUTIONS = {
     "local-1": ["--engine", "local", "--workers", "1"],
@@ -181,8 +184,9 @@ def run_once(pool: Path, name: str, rows: int, workdir: Path, t: float, seed: in
     }
 
 
-def result_digest(run_dir: Path, seed: int) -> dict:
-    """What must not depend on the execution: counts, every keep threshold, the curated ids."""
+def result_digest(run_dir: Path, t: float, seed: int) -> dict:
+    """What must not depend on the execution: counts, every keep threshold, the curated ids (read from
+    the curated manifest `run` ends with, in the pool's order)."""
 
     def column(directory: Path, name: str) -> np.ndarray:
         parts = sorted(directory.glob("*.parquet"))
@@ -191,7 +195,9 @@ def result_digest(run_dir: Path, seed: int) -> dict:
     return {
         "counts": pq.read_table(run_dir / "entry_counts.parquet", columns=["count"]).column(0).to_numpy(),
         "k": column(run_dir / "thresholds" / f"seed-{seed}", "k"),
-        "curated_ids": column(run_dir / "curated", "id"),
+        "curated_ids": pq.read_table(run_dir / "manifests" / run_manifest_name(t, seed), columns=["id"])
+        .column(0)
+        .to_numpy(),
     }
 
 
@@ -335,7 +341,7 @@ def markdown(report: dict) -> str:
         "metadata. Speed-up: local with 1 worker "
         "over the execution. Growth: seconds per pair at a size over seconds per pair at the smallest size "
         "(1.00 is linear). Every execution of a size curated the identical set (same entry counts, keep "
-        "thresholds and curated ids): checked by the benchmark.",
+        "thresholds and curated ids, the ids read from the run's curated manifest): checked by the benchmark.",
         "",
         *summary_table(report),
         "",
@@ -473,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
             for name in args.executions:
                 print(f"[{rows:,}] {LABELS[name]} ({repetition + 1}/{args.repeat})", flush=True)
                 run = run_once(pool, name, rows, args.workdir, args.t, args.seed, args.quiet_wait)
-                digest = result_digest(Path(run["run_dir"]), args.seed)
+                digest = result_digest(Path(run["run_dir"]), args.t, args.seed)
                 if reference is None:
                     reference = digest
                 elif not same_result(reference, digest):

@@ -9,7 +9,8 @@ here on 127.0.0.1 (moto's server mode; `AWS_ENDPOINT_URL` points the run at it),
 local workers; the four cases interleaved, --repeat times, the fastest kept. Recorded per case: wall
 time, CPU, the run's peak memory (the CLI and its workers), the CPU the S3 server spent, and the
 objects the run left in the store. Every case must curate the identical set (pair keys of the
-curated parts, read through the selection pointer in the store): the benchmark checks it.
+curated manifest the run ends with, read from the store's object `RUN/manifests/NAME` through its
+filesystem): the benchmark checks it.
 
 moto is a Python server on the same two cores as the run: its CPU is taken from the workers, and its
 requests cost what a Python HTTP server costs, so the S3 figures bound a real store's overhead from
@@ -23,7 +24,6 @@ Writes bench/results/storage.json and bench/results/storage.md.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -37,6 +37,8 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from bench_engine import REPO, ensure_pool, environment, fresh, run_measured, wait_for_quiet, write_results
 from bench_scaling import cpu_ticks
+
+from curation.export import run_manifest_name  # bench_engine has put the repository on sys.path
 
 sys.path.insert(0, str(REPO / "tests"))
 from servers import s3_server  # noqa: E402  (the same real server the tests start)
@@ -98,18 +100,15 @@ def clear(where: dict, prefix: str) -> None:
         pass
 
 
-def curated_keys(run: str, where: dict) -> list[int]:
-    """Pair keys of the curated parts, as a reader finds them (a local folder, or the pointer in the store)."""
+def curated_keys(run: str, where: dict, t: float) -> list[int]:
+    """Pair keys of the curated manifest `run` ends with, as a reader finds it: a local file, or the
+    object `RUN/manifests/NAME` read through the store's filesystem."""
+    name = run_manifest_name(t, 0)
     if run.startswith("s3://"):
         prefix = run.removeprefix(f"s3://{BUCKET}/")
-        pointer = json.loads(
-            where["client"].get_object(Bucket=BUCKET, Key=f"{prefix}/curated/selection.json")["Body"].read()
-        )
-        table = pq.read_table(
-            f"{BUCKET}/{prefix}/curated/{pointer['parts']}", filesystem=where["fs"], columns=["pair_key"]
-        )
+        table = pq.read_table(f"{BUCKET}/{prefix}/manifests/{name}", filesystem=where["fs"], columns=["pair_key"])
     else:
-        table = pq.read_table(Path(run) / "curated", columns=["pair_key"])
+        table = pq.read_table(Path(run) / "manifests" / name, columns=["pair_key"])
     return sorted(table.column("pair_key").to_pylist())
 
 
@@ -160,7 +159,7 @@ def run_case(name: str, pool: Path, workdir: Path, where: dict, args: argparse.N
     }
     if place == "s3":
         record["objects"], record["object_bytes"] = objects(where, f"runs/{name}/")
-    record["curated"] = curated_keys(out, where)
+    record["curated"] = curated_keys(out, where, args.t)
     return record
 
 

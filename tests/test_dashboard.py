@@ -452,7 +452,7 @@ def test_the_project_streamlit_config_turns_off_statistics_and_the_deploy_button
 
 def test_an_error_naming_a_glob_shows_its_stars(app: AppTest, dirs: dict[str, Path]) -> None:
     """Streamlit renders messages as Markdown: the path in an error is escaped so that it reads as typed."""
-    glob = str(dirs["runs"] / "*" / "annotated" / "*.parquet")
+    glob = str(dirs["runs"] / "*" / "index" / "*.parquet")
     app.session_state["run_dir"] = glob
     app.switch_page("views/overview.py").run()
     assert not app.exception
@@ -477,3 +477,39 @@ def test_two_sessions_keep_their_own_runs_and_recent_runs(app: AppTest, dirs: di
     reloaded.query_params["run"] = app.query_params["run"]
     reloaded.run()
     assert reloaded.session_state["run_dir"] == str(nested) and not reloaded.exception
+
+
+def test_a_format_1_run_names_the_upgrade_and_a_changed_pool_is_one_line(
+    app: AppTest, dirs: dict[str, Path], tmp_path: Path
+) -> None:
+    """Format 2 reads a run's pairs from its pool: a run directory of format 1 is refused on every page
+    with the command that upgrades it, and a pool changed since the run read it is refused where pairs
+    are shown, in one line each, never a traceback."""
+    from conftest import ENTRIES, cli, make_texts, write_caption_pool
+
+    base = dirs["runs"] / tmp_path.name  # the pool too is under the data roots
+    pool = write_caption_pool(base / "pool", make_texts(600))
+    (base / "metadata.json").write_text(json.dumps(ENTRIES))
+    old, changed = base / "format-1", base / "pool-changed"
+    for out in (old, changed):
+        assert cli("run", "--pool", pool, "--metadata", base / "metadata.json", "--t", 20, "--out", out) == 0
+    plan = json.loads((old / "plan.json").read_text())
+    (old / "plan.json").write_text(json.dumps({**plan, "format_version": 1}))
+    app.session_state["run_dir"] = str(old)
+    for page in PAGES[:6]:
+        app.switch_page(page).run()
+        assert not app.exception, (page, [e.message for e in app.exception])
+        said = texts_of(app.error)
+        assert any(f"`curation upgrade {old}`" in e and len(e.splitlines()) == 1 for e in said), (page, said)
+
+    shard = json.loads((changed / "plan.json").read_text())["shards"][0]["path"]
+    os.utime(shard, ns=(0, Path(shard).stat().st_mtime_ns + 1_000_000_000))  # same bytes, touched
+    app.session_state["run_dir"] = str(changed)
+    for page in ("views/entries.py", "views/samples.py"):  # the pages that show pairs' captions
+        app.switch_page(page).run()
+        assert not app.exception, (page, [e.message for e in app.exception])
+        said = texts_of(app.error)
+        assert any(
+            f"pool file {shard} changed since run {changed} read it" in e and len(e.splitlines()) == 1 for e in said
+        ), (page, said)
+    assert not app.dataframe  # the Samples page shows no pair of a pool that is not the run's

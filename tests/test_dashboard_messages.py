@@ -39,7 +39,7 @@ def test_any_line_reads_as_itself(text: str) -> None:
 
 def test_globs_code_emphasis_links_and_html_read_as_themselves() -> None:
     for text in (
-        "error: no files match runs/*/annotated/*.parquet",
+        "error: no files match runs/*/index/*.parquet",
         "s3://bucket/laion/part-*.parquet: [Errno 2] __init__ failed",
         "run `curation balance runs/x --t 2e4` <b>now</b> & then",
         "# 1. - + > | ~ ! :material/home: :smile: $x$",

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import ENTRIES, cli, make_texts, read_dir, write_pool
+from conftest import ENTRIES, cli, make_texts, read_dir, run_pairs, write_pool
 from processes import kill_when, start_run
 
 from studio_common import storage
@@ -81,23 +81,27 @@ def read_json(store: dict, name: str) -> dict:
 
 def reference_ids(store: dict) -> list[int]:
     reference = store["base"] / "reference"
-    ids = read_dir(reference / "annotated", ["id"]).column("id").to_numpy()
+    ids = run_pairs(reference, ["id"]).column("id").to_numpy()
     thresholds = read_dir(reference / "thresholds" / f"seed-{SEED}", ["k"]).column("k").to_numpy()
     return sorted(ids[thresholds < T].tolist())
 
 
 def assert_same_as_reference(store: dict, run: str) -> None:
-    """Curated ids through the selection pointer, entry counts, the record; the lock released."""
-    pointer = read_json(store, f"{run}/curated/selection.json")
-    assert (pointer["t"], pointer["seed"]) == (T, SEED)
-    parts = [n for n in names(store, f"{run}/curated/{pointer['parts']}/") if n.endswith(".parquet")]
-    fs = storage.locate(f"gs://{BUCKET}/x").filesystem
-    kept = sorted(i for n in parts for i in pq.read_table(f"{BUCKET}/{n}", filesystem=fs).column("id").to_pylist())
-    assert kept == reference_ids(store)
-    counts = pq.read_table(f"{BUCKET}/{run}/entry_counts.parquet", filesystem=fs)
-    assert counts.equals(pq.read_table(store["base"] / "reference" / "entry_counts.parquet"))
+    """Curated ids from the manifest object at run.json's t and seed, entry counts, the record; the
+    lock released."""
+    from curation.export import run_manifest_name
+
     record = read_json(store, f"{run}/run.json")
     assert record["status"] == "complete" and record["rows"]["in"] == SHARDS * SHARD_ROWS
+    assert record["parameters"] == {"t": T, "seed": SEED}
+    manifest = f"{run}/manifests/{run_manifest_name(T, SEED)}"
+    fs = storage.locate(f"gs://{BUCKET}/x").filesystem
+    kept = sorted(pq.read_table(f"{BUCKET}/{manifest}", filesystem=fs, columns=["id"]).column("id").to_pylist())
+    assert kept == reference_ids(store) and record["rows"]["kept"] == len(kept)
+    provenance = read_json(store, f"{manifest}.provenance.json")
+    assert (provenance["t"], provenance["seed"], provenance["rows"]) == (T, SEED, len(kept))
+    counts = pq.read_table(f"{BUCKET}/{run}/entry_counts.parquet", filesystem=fs)
+    assert counts.equals(pq.read_table(store["base"] / "reference" / "entry_counts.parquet"))
     assert f"{run}/.lock" not in names(store, f"{run}/"), "the lock is released when the run ends"
 
 
@@ -110,6 +114,7 @@ def test_a_run_on_gcs_with_the_local_engine_curates_what_local_files_give(store:
     assert_same_as_reference(store, "runs/local")
     found = names(store, "runs/local/")
     assert sum(n.startswith("runs/local/shards/") and n.endswith(".json") for n in found) == SHARDS
+    assert sum(n.startswith("runs/local/index/") for n in found) == SHARDS
 
 
 def test_the_lock_object_keeps_a_second_writer_out_and_a_stale_one_is_taken_over(
@@ -183,4 +188,6 @@ def test_a_run_on_gcs_on_ray_reads_and_writes_only_through_the_store(
     finally:
         ray.shutdown()
     assert_same_as_reference(store, "runs/ray")
-    assert (tmp_path / "node-cache").is_dir() and not list((tmp_path / "node-cache").rglob("annotated/part-*"))
+    node_cache = tmp_path / "node-cache"
+    assert node_cache.is_dir() and not list(node_cache.rglob("index/part-*"))
+    assert not list(node_cache.rglob("thresholds/*/part-*"))

@@ -19,7 +19,7 @@ from pathlib import Path
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
-from conftest import ENTRIES, cli, make_texts, read_dir, write_pool
+from conftest import ENTRIES, cli, make_texts, read_dir, run_pairs, write_pool
 from processes import kill_when, start_run
 from servers import s3_server
 
@@ -132,32 +132,41 @@ def read_json(store: dict, key: str) -> dict:
     return json.loads(store["client"].get_object(Bucket=BUCKET, Key=key)["Body"].read())
 
 
+def manifest_ids(store: dict, run: str, t: float) -> list[int]:
+    """The ids of the curated manifest object at (t, SEED) in the store, which says it was made at them."""
+    from curation.export import run_manifest_name
+
+    key = f"{run}/manifests/{run_manifest_name(t, SEED)}"
+    provenance = read_json(store, f"{key}.provenance.json")
+    assert (provenance["t"], provenance["seed"], provenance["columns"]) == (t, SEED, "all")
+    ids = pq.read_table(f"{BUCKET}/{key}", filesystem=store["fs"], columns=["id"]).column("id").to_pylist()
+    assert provenance["rows"] == len(ids)
+    return sorted(ids)
+
+
 def curated_ids(store: dict, run: str) -> list[int]:
-    """The curated ids as a reader of the store finds them: through the selection pointer."""
-    pointer = read_json(store, f"{run}/curated/selection.json")
-    assert (pointer["t"], pointer["seed"]) == (T, SEED)
-    parts = [k for k in keys(store, f"{run}/curated/{pointer['parts']}/") if k.endswith(".parquet")]
-    return sorted(
-        i
-        for k in parts
-        for i in pq.read_table(f"{BUCKET}/{k}", filesystem=store["fs"], columns=["id"]).column("id").to_pylist()
-    )
+    """The curated ids as a reader of the store finds them: run.json's t and seed, and the manifest
+    object the run wrote at them."""
+    assert read_json(store, f"{run}/run.json")["parameters"] == {"t": T, "seed": SEED}
+    return manifest_ids(store, run, T)
 
 
 def reference_ids(store: dict, t: float = T) -> list[int]:
-    """Ids kept at t in the local reference run, from its annotated ids and stored thresholds."""
+    """Ids kept at t in the local reference run, from its pairs' ids and stored thresholds."""
     reference = store["base"] / "reference"
-    ids = read_dir(reference / "annotated", ["id"]).column("id").to_numpy()
+    ids = run_pairs(reference, ["id"]).column("id").to_numpy()
     thresholds = read_dir(reference / "thresholds" / f"seed-{SEED}", ["k"]).column("k").to_numpy()
     return sorted(ids[thresholds < t].tolist())
 
 
 def assert_same_as_reference(store: dict, run: str) -> None:
-    assert curated_ids(store, run) == reference_ids(store)
+    kept = curated_ids(store, run)
+    assert kept == reference_ids(store)
     counts = pq.read_table(f"{BUCKET}/{run}/entry_counts.parquet", filesystem=store["fs"])
     assert counts.equals(pq.read_table(store["base"] / "reference" / "entry_counts.parquet"))
     record = read_json(store, f"{run}/run.json")
     assert record["status"] == "complete" and record["rows"]["in"] == SHARDS * SHARD_ROWS
+    assert record["rows"]["kept"] == len(kept)
     assert f"{run}/.lock" not in keys(store, f"{run}/"), "the lock is released when the run ends"
 
 
@@ -198,7 +207,8 @@ def test_a_run_in_s3_with_the_local_engine_curates_what_local_files_give(store: 
     # every shard's outputs and marker, published object by object; nothing temporary left behind
     names = keys(store, "runs/local/")
     assert sum(k.startswith("runs/local/shards/") and k.endswith(".json") for k in names) == SHARDS
-    assert sum(k.startswith("runs/local/annotated/") for k in names) == SHARDS
+    assert sum(k.startswith("runs/local/index/") for k in names) == SHARDS
+    assert sum(k.startswith(f"runs/local/thresholds/seed-{SEED}/") for k in names) == SHARDS
     assert not [k for k in names if "/." in k.removeprefix("runs/local/").replace("/.lock", "")]
 
 
@@ -207,10 +217,12 @@ def test_a_run_in_s3_on_ray_reads_and_writes_only_through_the_store(store: dict,
     assert cli(*run_args(f"s3://{BUCKET}/runs/ray", "--engine", "ray", "--workers", 2)) == 0
     assert_same_as_reference(store, "runs/ray")
     driver_cache = store["base"] / "driver-cache"
-    # the tasks worked on their own copies, and dropped the large files once published
-    assert ray_elsewhere.is_dir()
-    for cache in (driver_cache, ray_elsewhere):
-        assert not list(cache.rglob("annotated/part-*")) and not list(cache.rglob("curated/*/part-*"))
+    # the tasks worked on their own copies, and dropped the large files once published (the driver's
+    # run copy too; its read copy, made to write the manifest, is a reader's and kept between calls)
+    assert ray_elsewhere.is_dir() and (driver_cache / "runs").is_dir()
+    for cache in (driver_cache / "runs", ray_elsewhere):
+        assert not list(cache.rglob("index/part-*")) and not list(cache.rglob("thresholds/*/part-*"))
+        assert not list(cache.rglob("preview/pieces-*/*.npz")) and not list(cache.rglob("manifests/*"))
 
 
 def test_export_and_stats_read_a_run_in_s3(store: dict, local_run: str, capsys: pytest.CaptureFixture) -> None:
@@ -228,30 +240,47 @@ def test_export_and_stats_read_a_run_in_s3(store: dict, local_run: str, capsys: 
     assert provenance["run_dir"] == run and provenance["rows"] == manifest.num_rows
 
 
-def test_balance_at_another_t_moves_the_selection_pointer(store: dict) -> None:
+def _versions(store: dict, prefix: str) -> dict[str, tuple]:
+    """Every object under a prefix with its ETag (its content's MD5) and time: what a new PUT changes."""
+    pages = store["client"].get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
+    return {item["Key"]: (item["ETag"], item["LastModified"]) for page in pages for item in page.get("Contents", [])}
+
+
+def test_balance_at_another_t_is_recorded_in_the_store_and_writes_its_manifest_when_asked(store: dict) -> None:
     from curation import Run
+    from curation.export import run_manifest_name
 
     run = f"s3://{BUCKET}/runs/rebalanced"
     assert cli(*run_args(run)) == 0
     assert Run(run).t == T  # a reader's copy, made now ...
+    before = _versions(store, "runs/rebalanced/")
     assert cli("balance", run, "--t", 15, "--quiet") == 0
     assert Run(run).t == 15  # ... and refreshed: run.json has the same size, and likely the same second
-    pointer = read_json(store, "runs/rebalanced/curated/selection.json")
-    assert (pointer["t"], pointer["seed"]) == (15, SEED)
-    folders = {k.split("/")[3] for k in keys(store, "runs/rebalanced/curated/") if k.count("/") > 3}
-    assert folders == {pointer["parts"]}, "the earlier selection is deleted once the pointer moved"
-    parts = keys(store, f"runs/rebalanced/curated/{pointer['parts']}/")
-    kept = sorted(
-        i
-        for k in parts
-        for i in pq.read_table(f"{BUCKET}/{k}", filesystem=store["fs"], columns=["id"]).column("id").to_pylist()
+    record = read_json(store, "runs/rebalanced/run.json")
+    assert record["parameters"] == {"t": 15, "seed": SEED}
+    assert record["rows"]["kept"] == len(reference_ids(store, 15))
+    # a new t is read from the seed's thresholds and preview, made once: without --write-manifest,
+    # run.json is the one object it writes
+    after = _versions(store, "runs/rebalanced/")
+    assert {k for k in after if after[k] != before.get(k)} == {"runs/rebalanced/run.json"}
+    assert after.keys() == before.keys()
+    assert cli("balance", run, "--t", 15, "--write-manifest", "--quiet") == 0
+    assert manifest_ids(store, "runs/rebalanced", 15) == reference_ids(store, 15)
+    assert manifest_ids(store, "runs/rebalanced", T) == reference_ids(store)  # the run's own stays
+    assert keys(store, "runs/rebalanced/manifests/") == sorted(
+        f"runs/rebalanced/manifests/{name}{suffix}"
+        for name in (run_manifest_name(T, SEED), run_manifest_name(15, SEED))
+        for suffix in ("", ".provenance.json")
     )
-    assert kept == reference_ids(store, 15)
-    assert read_json(store, "runs/rebalanced/run.json")["rows"]["kept"] == len(kept)
+    assert read_json(store, "runs/rebalanced/run.json")["parameters"] == {"t": 15, "seed": SEED}
 
 
 def _markers(store: dict, run: str) -> int:
     return sum(k.endswith(".json") for k in keys(store, f"{run}/shards/"))
+
+
+def _thresholds(store: dict, run: str) -> int:
+    return sum(k.endswith(".parquet") for k in keys(store, f"{run}/thresholds/seed-{SEED}/"))
 
 
 @pytest.mark.parametrize(
@@ -275,15 +304,19 @@ def test_a_run_in_s3_killed_and_started_again_ends_the_same(
     process = start_run(args)
     if stage == "match":
         ready = lambda: _markers(store, run) > 0  # noqa: E731
-    else:  # curated parts exist, the selection pointer does not yet
-        ready = lambda: any("/part-" in k for k in keys(store, f"{run}/curated/"))  # noqa: E731
+    else:  # the seed's keep thresholds are being written: some shards' parts exist
+        ready = lambda: _thresholds(store, run) > 0  # noqa: E731
     assert not kill_when(process, ready, poll_s=POLL_S), "processes outlived the killed run"
     markers = _markers(store, run)
     if stage == "match":
         assert 0 < markers < SHARDS, f"the kill should land while shards are matched: {process.stderr.read()}"
     else:
-        assert markers == SHARDS and not keys(store, f"{run}/curated/selection.json"), process.stderr.read()
-    assert not keys(store, f"{run}/run.json")
+        thresholds = _thresholds(store, run)
+        assert markers == SHARDS and 0 < thresholds < SHARDS, (
+            f"the kill should land while threshold parts are written ({thresholds} of {SHARDS}): "
+            f"{process.stderr.read()}"
+        )
+    assert not keys(store, f"{run}/run.json") and not keys(store, f"{run}/manifests/")
     assert keys(store, f"{run}/.lock"), "a killed run leaves its lock behind"
     capsys.readouterr()
     assert cli(*args) == 0  # same host, its holder gone: the lock is taken over at once
@@ -385,8 +418,7 @@ def test_a_background_job_writes_its_run_to_s3(store: dict, tmp_path: Path) -> N
     status = wait(tmp_path / "jobs", job, timeout_s=300)
     assert status.state == "finished", log_tail(tmp_path / "jobs", job, lines=40)
     assert status.out == uri.rstrip("/") and run_progress(status.out) == (1.0, "complete")
-    pointer = read_json(store, "runs/job/curated/selection.json")
-    assert (pointer["t"], pointer["seed"]) == (T, SEED)
+    assert curated_ids(store, "runs/job") == reference_ids(store)  # the manifest at (T, SEED), in the store
 
 
 def test_the_dashboard_opens_a_run_in_s3(

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ENTRIES, cli, make_texts, read_dir, write_caption_pool, write_pool
+from conftest import ENTRIES, cli, curated, make_texts, read_dir, run_pairs, write_caption_pool, write_pool
 from servers import Faults, http_server, s3_server, static_http_server
 
 from studio_common import storage
@@ -91,14 +91,18 @@ def s3(local: Path) -> Iterator[str]:
 
 
 def curated_ids(run: Path) -> list[int]:
-    return sorted(read_dir(run / "curated", ["id"]).column("id").to_pylist())
+    """The ids of the curated manifest the run wrote (at run.json's t and seed)."""
+    return sorted(curated(run, ["id"]).column("id").to_pylist())
+
+
+PAIR_COLUMNS = ["id", "pair_key", "entry_ids"]
 
 
 def same_run(remote: Path, local: Path) -> None:
+    """The same curated pairs, and every pair (its pool id read back beside its index) the same."""
     assert curated_ids(remote) == curated_ids(local / "run")
-    assert read_dir(remote / "annotated", ["id", "entry_ids"]).equals(
-        read_dir(local / "run" / "annotated", ["id", "entry_ids"])
-    )
+    assert curated(remote).equals(curated(local / "run"))
+    assert run_pairs(remote, PAIR_COLUMNS).equals(run_pairs(local / "run", PAIR_COLUMNS))
     plan = json.loads((remote / "plan.json").read_text())
     assert all(f["path"].startswith(("s3://", "gs://", "http://")) for f in plan["files"])
 
@@ -507,8 +511,14 @@ def test_dropped_connections_are_retried_then_named(
         assert err.startswith("error: cannot read") and "s3://public/pool.parquet" in err
         code = run(None)  # the store is back: the same command resumes
     assert code == 0
-    first_file = read_dir(local / "run" / "annotated", ["id", "entry_ids"]).slice(0, 1000)
-    assert read_dir(tmp_path / "run" / "annotated", ["id", "entry_ids"]).equals(first_file)
+    first_file = run_pairs(local / "run", PAIR_COLUMNS).slice(0, 1000)
+    assert read_dir(tmp_path / "run" / "index").equals(first_file.select(["pair_key", "entry_ids"]))
+    with http_server(tmp_path / "store") as endpoint:  # the pool's ids, read back beside the index
+        saved = _set_env({**CREDENTIALS, "AWS_ENDPOINT_URL": endpoint})
+        try:
+            assert run_pairs(tmp_path / "run", PAIR_COLUMNS).equals(first_file)
+        finally:
+            _restore_env(saved)
     assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "complete"
 
 
