@@ -19,12 +19,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from curation import preview_files
 from curation.keep_rule import KeepAt, KeepRule
 from curation.pairs import PairReader
-from curation.rundir import CAPTION_LANGUAGE, ENTRY_IDS, ENTRY_LANGUAGE, PAIR_KEY, THRESHOLD, RunDir
+from curation.rundir import CAPTION_LANGUAGE, ENTRY_IDS, ENTRY_LANGUAGE, PAIR_KEY, THRESHOLD, RunDir, read_parquet
 from curation.stages import entry_counts, read_thresholds
 
 SEARCH_BUDGET_S = 1.5  # a page of samples searches the shards this long at most before it shows what it has
@@ -147,7 +146,7 @@ def _none_can_match(root: Path, entry_id: int, kept: bool, keep: KeepAt) -> bool
     count = int(entry_counts(str(root))[entry_id])
     t = keep.t
     if keep.worldwide:
-        language = pq.read_table(RunDir(root).entry_counts, columns=[ENTRY_LANGUAGE]).column(ENTRY_LANGUAGE)[entry_id]
+        language = read_parquet(RunDir(root).entry_counts, columns=[ENTRY_LANGUAGE]).column(ENTRY_LANGUAGE)[entry_id]
         t = keep.of_language(language.as_py())
     return count == 0 or (not kept and count <= t)
 

@@ -10,9 +10,8 @@ import shlex
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
-
-import pyarrow.parquet as pq
 
 from curation.engines import ENGINES
 from curation.export import COLUMN_SETS, FORMATS, format_of, run_manifest, write_manifest
@@ -20,8 +19,16 @@ from curation.keep_rule import KeepRule
 from curation.matchers import DEFAULT_MATCHER, MATCHERS
 from curation.memory import keep_freed_memory
 from curation.preview_files import DEFAULT_SAMPLE_PAIRS
-from curation.rundir import RunDir, atomic_write_table, read_json
-from curation.runner import Execution, MatchRequest, balance_run, build_preview, match_pool, write_run_record
+from curation.rundir import RunDir, atomic_write_table, read_json, read_parquet
+from curation.runner import (
+    Execution,
+    MatchRequest,
+    balance_run,
+    build_preview,
+    match_pool,
+    selection_needs_a_pass,
+    write_run_record,
+)
 from curation.summary import Run, existing_run
 from curation.upgrade import upgrade_run
 from curation.worldwide import zero_t_notes
@@ -430,7 +437,7 @@ def _print_balance(record: dict, entry_counts: Path, totals: bool = True) -> Non
         )
         print(f"tail share p(t)  {balance['tail_share']:>12.4f}")
     if record.get("languages"):
-        _print_languages(record["languages"], KeepRule.from_table(pq.read_table(entry_counts), record["parameters"]), t)
+        _print_languages(record["languages"], KeepRule.from_table(read_parquet(entry_counts), record["parameters"]), t)
 
 
 def _print_languages(rows: list[dict], rule: KeepRule, t: float) -> None:
@@ -500,7 +507,9 @@ def command_balance(args: argparse.Namespace, argv: Sequence[str]) -> int:
     run = existing_run(args.run_dir)
     seed = args.seed if args.seed is not None else _recorded_seed(run)
     execution = _execution(args)
-    engine = execution.start()
+    # A t read from the seed's thresholds and preview needs no workers: none are started.
+    needs_workers = selection_needs_a_pass(args.run_dir, seed)
+    engine = (execution if needs_workers else replace(execution, engine="local", workers=1)).start()
     with run.exclusive():
         with engine:
             balance = balance_run(

@@ -22,10 +22,9 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from curation import balancing, counting, worldwide
-from curation.rundir import ENTRY_LANGUAGE, RunDir
+from curation.rundir import ENTRY_LANGUAGE, RunDir, read_parquet
 from studio_common.errors import CurationError
 
 DEFAULT_REFERENCE = "en"
@@ -125,7 +124,7 @@ class KeepRule:
         """The rule a run was balanced with: its entry counts and its record's parameters."""
         run = run if isinstance(run, RunDir) else RunDir(Path(run))
         parameters = json.loads(run.run_json.read_text()).get("parameters", {}) if run.run_json.exists() else {}
-        return cls.from_table(pq.read_table(run.entry_counts), parameters)
+        return cls.from_table(read_parquet(run.entry_counts), parameters)
 
     @property
     def languages(self) -> list[str]:

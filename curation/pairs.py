@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from curation.plan import Plan
 from curation.pool import Shard, file_signature, open_parquet
-from curation.rundir import CAPTION_LANGUAGE, ENTRY_IDS, PAIR_KEY, PICKED_COLUMN, PICKED_TEXT, RunDir
+from curation.rundir import CAPTION_LANGUAGE, ENTRY_IDS, PAIR_KEY, PICKED_COLUMN, PICKED_TEXT, RunDir, read_parquet
 from studio_common import storage
 from studio_common.errors import CurationError
 
@@ -160,7 +160,7 @@ class PairReader:
 
     def index(self, shard: int, columns: Sequence[str]) -> pa.Table:
         """Index columns of every pair of a shard (no pool file is read)."""
-        return pq.read_table(self.run.index_part(shard), columns=list(columns))
+        return read_parquet(self.run.index_part(shard), columns=list(columns))
 
     def rows(self, shard: int, rows: np.ndarray, columns: Sequence[str]) -> pa.Table:
         """Some pairs of a shard (ascending positions) with the asked columns."""

@@ -21,13 +21,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from curation import balancing
 from curation.entry_lists import flatten
 from curation.keep_rule import KeepRule
 from curation.preview import BalancePreview
-from curation.rundir import RunDir, atomic_directory, atomic_file, atomic_write_json, read_json
+from curation.rundir import RunDir, atomic_directory, atomic_file, atomic_write_json, read_json, read_parquet
 from curation.worldwide_preview import WorldwidePreview
 from studio_common.errors import CurationError
 
@@ -329,7 +328,7 @@ def open_preview(run: RunDir, seed: int, rule: KeepRule | None = None) -> Balanc
     recorded)."""
     directory = run.preview(seed)
     summary = describe(run, seed)
-    table = pq.read_table(run.entry_counts)
+    table = read_parquet(run.entry_counts)
     counts = table.column("count").to_numpy()
     thresholds = np.load(directory / "thresholds.npy", mmap_mode="r")
     sample = (

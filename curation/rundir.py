@@ -20,7 +20,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -326,6 +326,12 @@ def atomic_parquet_writer(path: Path, schema: pa.Schema, **options: object) -> I
     finally:
         writer.close()
         temporary.unlink(missing_ok=True)
+
+
+def read_parquet(path: Path | str, columns: Sequence[str] | None = None) -> pa.Table:
+    """One local Parquet file, whole or some columns. Not pq.read_table: it imports pyarrow.dataset,
+    which costs a short command (a new t) a third of a second."""
+    return pq.ParquetFile(path).read(columns=None if columns is None else list(columns))
 
 
 def read_json(path: Path) -> dict:

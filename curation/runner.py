@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from curation import counting, matchers, preview_files, stages
 from curation.engines import Engine, make_engine
@@ -34,6 +33,7 @@ from curation.rundir import (
     FORMAT_VERSION,
     RunDir,
     read_json,
+    read_parquet,
     remove_leftovers,
 )
 from curation.shard_stats import RowStats
@@ -259,6 +259,20 @@ def _matched_run(run: RunDir, out: str) -> Plan:
     return plan
 
 
+def _previewed(run: RunDir, seed: int) -> bool:
+    return run.fetch(run.preview(seed) / preview_files.SUMMARY) and preview_files.is_complete(run, seed)
+
+
+def selection_needs_a_pass(out: str, seed: int) -> bool:
+    """Whether selecting a t of this seed must first read the run's index (its thresholds or preview
+    are missing): a command starts its workers only then."""
+    run = RunDir.open(out)
+    if not run.fetch(run.plan_json):
+        return True
+    plan = run.plan()
+    return not (_previewed(run, seed) and run.has_all(run.threshold_part(seed, s) for s in plan.shard_indices))
+
+
 def _thresholds_and_preview(
     run: RunDir,
     plan: Plan,
@@ -274,9 +288,7 @@ def _thresholds_and_preview(
     shards = plan.shard_indices
     if rebuild:
         run.remove_tree(run.preview_pieces(seed))
-    previewed = (
-        not rebuild and run.fetch(run.preview(seed) / preview_files.SUMMARY) and preview_files.is_complete(run, seed)
-    )
+    previewed = not rebuild and _previewed(run, seed)
     if previewed and run.has_all(run.threshold_part(seed, shard) for shard in shards):
         return
     remove_leftovers(run.root)
@@ -315,7 +327,7 @@ def balance_run(
     plan = _matched_run(run, out)
     _thresholds_and_preview(run, plan, seed, execution, engine, sample_pairs)
     rule = KeepRule.from_table(
-        pq.read_table(run.entry_counts), {"reference_language": reference_language, "t_language": t_overrides}
+        read_parquet(run.entry_counts), {"reference_language": reference_language, "t_language": t_overrides}
     )
     preview = preview_files.open_preview(run, seed, rule)
     expected = preview.expected_size_at(t)

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from curation import balancing, counting, keys, matchers
 from curation.pairs import index_schema
@@ -28,6 +27,7 @@ from curation.rundir import (
     RunDir,
     atomic_parquet_writer,
     read_json,
+    read_parquet,
 )
 from curation.shard_stats import RowStats, ShardStats
 from metadata import fingerprint, load_metadata
@@ -105,7 +105,7 @@ def entry_counts(root: str) -> np.ndarray:
     cache_key = (str(path), stat.st_mtime_ns, stat.st_size)
     if cache_key not in _COUNTS:
         _COUNTS.clear()
-        _COUNTS[cache_key] = pq.read_table(path, columns=["count"]).column("count").to_numpy()
+        _COUNTS[cache_key] = read_parquet(path, columns=["count"]).column("count").to_numpy()
     return _COUNTS[cache_key]
 
 
@@ -303,7 +303,7 @@ def match_shard(shard: Shard, config: MatchConfig) -> ShardStats:
 def shard_counts(run: RunDir, shard: int, n_entries: int) -> np.ndarray:
     """One shard's dense counts, from its sparse file (for a run in a store: the local copy, made
     current by the caller with one listing of shards/)."""
-    table = pq.read_table(run.shard_counts(shard))
+    table = read_parquet(run.shard_counts(shard))
     counts = np.zeros(n_entries, dtype=np.int64)
     counts[table.column("entry_id").to_numpy()] = table.column("count").to_numpy()
     return counts
@@ -313,7 +313,7 @@ def read_thresholds(root: str, seed: int, shard: int) -> np.ndarray:
     run = RunDir.open(root)
     path = run.threshold_part(seed, shard)
     run.fetch(path)
-    return pq.read_table(path, columns=[THRESHOLD]).column(THRESHOLD).to_numpy()
+    return read_parquet(path, columns=[THRESHOLD]).column(THRESHOLD).to_numpy()
 
 
 INDEX_BATCH_ROWS = 65_536

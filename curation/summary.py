@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from curation import balancing, counting, preview_files, worldwide
 from curation.browse import every_batch
@@ -33,6 +32,7 @@ from curation.rundir import (
     RunDir,
     atomic_parquet_writer,
     read_json,
+    read_parquet,
 )
 from curation.runner import Execution, build_preview
 from curation.stages import read_thresholds
@@ -84,7 +84,7 @@ class Run:
 
     @cached_property
     def entry_table(self) -> pa.Table:
-        return pq.read_table(self.dir.entry_counts)
+        return read_parquet(self.dir.entry_counts)
 
     @cached_property
     def counts(self) -> np.ndarray:
@@ -144,7 +144,7 @@ class Run:
 
     def _entry_id_parts(self) -> Iterator[pa.ChunkedArray]:
         for index in self.shard_indices:
-            yield pq.read_table(self.dir.index_part(index), columns=[ENTRY_IDS]).column(ENTRY_IDS)
+            yield read_parquet(self.dir.index_part(index), columns=[ENTRY_IDS]).column(ENTRY_IDS)
 
     def size_at(self, t: float, seed: int | None = None) -> int:
         return self.preview(seed).size_at(t)
@@ -169,7 +169,7 @@ class Run:
         keep = self.rule.at(t)
         tallies: worldwide.Tallies = {}
         for index in self.shard_indices:
-            table = pq.read_table(self.dir.index_part(index), columns=[ENTRY_IDS, CAPTION_LANGUAGE])
+            table = read_parquet(self.dir.index_part(index), columns=[ENTRY_IDS, CAPTION_LANGUAGE])
             ids, languages = table.column(ENTRY_IDS).combine_chunks(), table.column(CAPTION_LANGUAGE).combine_chunks()
             pair_t = keep.pair_t(languages)
             kept = keep.keeps(read_thresholds(str(self.dir.root), chosen, index), pair_t)
@@ -202,7 +202,7 @@ class Run:
         keep = self.rule.at(t)
         if not keep.worldwide:
             return keep.t
-        languages = pq.read_table(self.dir.index_part(index), columns=[CAPTION_LANGUAGE]).column(CAPTION_LANGUAGE)
+        languages = read_parquet(self.dir.index_part(index), columns=[CAPTION_LANGUAGE]).column(CAPTION_LANGUAGE)
         return keep.pair_t(languages)
 
     def balanced_counts(self, t: float, seed: int | None = None) -> np.ndarray:

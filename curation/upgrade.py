@@ -15,7 +15,8 @@ import pyarrow.parquet as pq
 
 from curation.pairs import PairReader, plan_index_schema
 from curation.plan import read_plan
-from curation.rundir import FORMAT_VERSION, THRESHOLD, RunDir, read_json
+from curation.pool import open_parquet
+from curation.rundir import FORMAT_VERSION, THRESHOLD, RunDir, read_json, read_parquet
 from studio_common.errors import CurationError
 from studio_common.progress import progress_bar
 
@@ -44,7 +45,7 @@ def upgrade_run(spec: str, progress: bool = True) -> int:
                 old = run.format_1_parts / run.index_part(shard.index).name
                 if not run.has(old):
                     raise CurationError(f"{spec} lacks {old.name} of annotated/; run it again into a new directory")
-                table = pq.read_table(run.readable(old), columns=columns)
+                table = open_parquet(run.readable(old)).read(columns=columns)
                 run.write_table(run.index_part(shard.index), table.cast(plan_index_schema(plan)), keep_copy=False)
                 indexed += 1
             for seed in _seeds(run):
@@ -70,7 +71,7 @@ def _drop_repeated_keys(run: RunDir, seed: int, shard: int) -> None:
     if not run.fetch(path):
         return
     if pq.read_schema(path).names != [THRESHOLD]:
-        run.write_table(path, pq.read_table(path, columns=[THRESHOLD]), keep_copy=False, use_dictionary=False)
+        run.write_table(path, read_parquet(path, columns=[THRESHOLD]), keep_copy=False, use_dictionary=False)
     run.discard(path)
 
 
