@@ -9,14 +9,16 @@ The pool must be the one the run read, since a format-2 run reads its pairs' col
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 
 import pyarrow.parquet as pq
 
 from curation.pairs import PairReader, plan_index_schema
-from curation.plan import read_plan
+from curation.plan import Plan, read_plan
 from curation.pool import open_parquet
 from curation.rundir import FORMAT_VERSION, THRESHOLD, RunDir, read_json, read_parquet
+from studio_common import storage
 from studio_common.errors import CurationError
 from studio_common.progress import progress_bar
 
@@ -51,12 +53,26 @@ def upgrade_run(spec: str, progress: bool = True) -> int:
             for seed in _seeds(run):
                 _drop_repeated_keys(run, seed, shard.index)
             bar.update()
-    run.write_plan(replace(plan, format_version=FORMAT_VERSION))
+    run.write_plan(replace(_absolute(plan), format_version=FORMAT_VERSION))
     if run.fetch(run.run_json):
         record = read_json(run.run_json)
         run.write_json(run.run_json, {**record, "format_version": FORMAT_VERSION})
     _remove_copies(run)
     return indexed
+
+
+def _absolute(plan: Plan) -> Plan:
+    """Local pool paths made absolute, as format 2 records them: format 1 kept them as typed (perhaps
+    relative to where the run started, which is where the upgrade runs and has just checked them)."""
+
+    def local(path: str) -> str:
+        return path if storage.is_uri(path) else os.path.abspath(path)
+
+    return replace(
+        plan,
+        files=tuple({**signature, "path": local(signature["path"])} for signature in plan.files),
+        shards=tuple(replace(shard, path=local(shard.path)) for shard in plan.shards),
+    )
 
 
 def _seeds(run: RunDir) -> list[int]:
