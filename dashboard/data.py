@@ -7,6 +7,7 @@ Pages take a fresh cursor through ``query()`` on every script run.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import subprocess
@@ -192,6 +193,24 @@ def matches_per_text(root: str, seed: int, token: str) -> pd.DataFrame:
 def seeds(root: str, token: str) -> list[int]:
     """Seeds whose keep thresholds are complete (a look at every shard: cached, as runs have thousands)."""
     return RunDir(Path(root)).complete_seeds()
+
+
+def pool_token(root: Path) -> str:
+    """The pool's part of the cache key of every page that shows pairs, and its check. A run's pairs are
+    read from its pool (curation/pairs.py), so each pool file must lie under the data roots (the
+    dashboard shows rows only from where it may read), and a local file's size and time (a stat each)
+    join the key: a pool changed since the run is refused at once, not served from the cache."""
+    state = hashlib.sha256()
+    for signature in plan(str(root), run_token(root)).files:
+        path = signature["path"]
+        access.check_readable("the run's pool file", path, ROOTS)
+        if not storage.is_uri(path):
+            try:
+                found = os.stat(path)
+                state.update(f"{path}:{found.st_size}:{found.st_mtime_ns};".encode())
+            except OSError:
+                state.update(f"{path}:gone;".encode())
+    return state.hexdigest()[:16]
 
 
 @st.cache_data(max_entries=16, show_spinner="Finding pairs...")

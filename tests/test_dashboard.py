@@ -513,3 +513,25 @@ def test_a_format_1_run_names_the_upgrade_and_a_changed_pool_is_one_line(
             f"pool file {shard} changed since run {changed} read it" in e and len(e.splitlines()) == 1 for e in said
         ), (page, said)
     assert not app.dataframe  # the Samples page shows no pair of a pool that is not the run's
+
+
+def test_pairs_of_a_pool_outside_the_data_roots_are_not_shown(
+    app: AppTest, dirs: dict[str, Path], tmp_path: Path
+) -> None:
+    """A run's pairs are read from its pool: the dashboard shows them only for a pool under the data
+    roots (a run directory in the runs folder may name any pool), and says which variable to set."""
+    from conftest import ENTRIES, cli, make_texts, write_caption_pool
+
+    pool = write_caption_pool(tmp_path / "elsewhere", make_texts(400))  # not under any data root
+    (tmp_path / "metadata.json").write_text(json.dumps(ENTRIES))
+    out = dirs["runs"] / tmp_path.name / "outside"
+    assert cli("run", "--pool", pool, "--metadata", tmp_path / "metadata.json", "--t", 20, "--out", out) == 0
+    app.session_state["run_dir"] = str(out)
+    app.switch_page("views/overview.py").run()
+    assert not app.exception and not app.error  # counts and thresholds need no pool
+    for page in ("views/entries.py", "views/samples.py"):
+        app.switch_page(page).run()
+        assert not app.exception, (page, [e.message for e in app.exception])
+        said = texts_of(app.error)
+        assert any("pool file" in e and "CURATION_DATA_ROOTS" in e and len(e.splitlines()) == 1 for e in said), said
+    assert not app.dataframe

@@ -6,7 +6,8 @@ import re
 import numpy as np
 import streamlit as st
 
-from dashboard import data
+from dashboard import data, messages
+from studio_common.errors import CurationError
 
 PAGE_ROWS = 50
 
@@ -95,7 +96,11 @@ sources = data.sources(str(root), token)
 if sources is not None:
     found = sources.loc[sources.entry == row["entry"], "sources"]
     st.caption("Sources: " + (", ".join(found.iloc[0]) if len(found) else "unknown"))
-texts = data.texts_with_entry(str(root), token, seed, int(choice), limit=10)
+try:  # captions come from the pool: one that moved or changed is one line, not a traceback
+    texts = data.texts_with_entry(str(root), token + data.pool_token(root), seed, int(choice), limit=10)
+except CurationError as error:
+    messages.error(error)
+    st.stop()
 if texts:
     pattern = re.compile(r"(?<![^\s,.;:?!`])" + re.escape(html.escape(row["entry"])) + r"(?![^\s,.;:?!`])")
     for text in texts:

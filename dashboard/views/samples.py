@@ -3,6 +3,7 @@
 import streamlit as st
 
 from dashboard import data, messages
+from studio_common.errors import CurationError
 
 st.title("Samples")
 root, token, seed, t = data.page_context()
@@ -56,7 +57,14 @@ if entry:
         )
         st.stop()
 # st.cache_data hands out a fresh copy per call, so the columns added below stay on this page.
-frame, searched, shards = data.samples(str(root), token, t, seed, which == "kept", entry_id, int(limit), language)
+try:  # the pairs' columns come from the pool: one that moved or changed is one line, not a traceback
+    pool = data.pool_token(root)
+    frame, searched, shards = data.samples(
+        str(root), token + pool, t, seed, which == "kept", entry_id, int(limit), language
+    )
+except CurationError as error:
+    messages.error(error)
+    st.stop()
 names = data.entries(str(root), token)["entry"].to_numpy()
 frame.insert(frame.columns.get_loc("entry_ids"), "entries", [", ".join(names[list(ids)]) for ids in frame["entry_ids"]])
 frame = frame.drop(columns=["entry_ids"])
