@@ -535,3 +535,8 @@ def test_pairs_of_a_pool_outside_the_data_roots_are_not_shown(
         said = texts_of(app.error)
         assert any("pool file" in e and "CURATION_DATA_ROOTS" in e and len(e.splitlines()) == 1 for e in said), said
     assert not app.dataframe
+    app.switch_page("views/export.py").run()
+    app.button[0].click().run()  # no export job starts for such a pool
+    said = texts_of(app.error)
+    assert any("pool file" in e and "CURATION_DATA_ROOTS" in e for e in said), said
+    assert "export_job" not in app.session_state

@@ -66,6 +66,7 @@ if st.button("Export", type="primary"):
     try:
         path = manifest_path(data.EXPORT_DIR, name, file_format)
         access.check_export(path, data.ROOTS)  # a symlink left in the export folder may point out of it
+        data.pool_token(root)  # the manifest's rows come from the pool, which must lie under the data roots
         st.session_state.export_job = start_export(
             data.JOBS_DIR,
             root,
