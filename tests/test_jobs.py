@@ -250,7 +250,7 @@ def test_a_cancelled_job_keeps_where_it_was_and_names_the_job_that_took_it_up(
     pause(jobs, first)
     cancel_job(jobs, first)
     where = run_progress(str(out))
-    assert where[0] < 1 and where[1].startswith("balancing: 0 of ")
+    assert where[0] < 1 and where[1].startswith("keep thresholds: 0 of ")
     cancelled = by_id(jobs)[first]
     assert cancelled.state == "cancelled" and cancelled.resumable
     assert cancelled.progress == where[0]
