@@ -28,6 +28,7 @@ from curation.rundir import (
     atomic_write_json,
     read_json,
 )
+from curation.stages import repeating_columns
 from curation.summary import Run
 from studio_common import storage
 from studio_common.errors import CurationError
@@ -88,16 +89,26 @@ class ManifestWriter(Protocol):
 
 
 class ParquetManifest:
+    """Dictionary pages only for the columns whose values repeat in the first rows written (urls,
+    captions, keys are unique: a dictionary there costs time for nothing), as the run's own parts."""
+
     suffix = ".parquet"
 
     def __init__(self, path: Path, schema: pa.Schema) -> None:
-        self.writer = pq.ParquetWriter(path, schema)
+        self.path, self.schema = path, schema
+        self.writer: pq.ParquetWriter | None = None
+
+    def _writer(self, first: pa.Table | None) -> pq.ParquetWriter:
+        if self.writer is None:
+            repeating = repeating_columns(first.slice(0, 65_536)) if first is not None and first.num_rows else []
+            self.writer = pq.ParquetWriter(self.path, self.schema, use_dictionary=repeating)
+        return self.writer
 
     def write(self, table: pa.Table) -> None:
-        self.writer.write_table(table)
+        self._writer(table).write_table(table)
 
     def close(self) -> None:
-        self.writer.close()
+        self._writer(None).close()
 
 
 class CsvManifest:

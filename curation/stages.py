@@ -109,7 +109,7 @@ def entry_counts(root: str) -> np.ndarray:
     return _COUNTS[cache_key]
 
 
-def repeating_columns(batch: pa.RecordBatch) -> list[str]:
+def repeating_columns(batch: pa.RecordBatch | pa.Table) -> list[str]:
     """Flat columns whose values repeat in this batch: the ones worth Parquet dictionary pages.
 
     Trying a dictionary on unique values (ids, urls, captions, pair keys) costs time for nothing, a
