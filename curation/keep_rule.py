@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from curation import balancing, counting, worldwide
-from curation.rundir import ENTRY_LANGUAGE, RunDir, read_parquet
+from curation.rundir import ENTRY_LANGUAGE, RunDir, numbers, read_parquet
 from studio_common.errors import CurationError
 
 DEFAULT_REFERENCE = "en"
@@ -113,7 +113,7 @@ class KeepRule:
         parameters = parameters or {}
         worldwide = ENTRY_LANGUAGE in entry_table.column_names
         return cls(
-            entry_table.column("count").to_numpy(),
+            numbers(entry_table.column("count")),
             entry_table.column(ENTRY_LANGUAGE).to_pylist() if worldwide else None,
             parameters.get("reference_language") if worldwide else None,
             parameters.get("t_language"),

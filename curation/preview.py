@@ -72,6 +72,35 @@ def _product_of_misses(block: np.ndarray, t: float) -> np.ndarray:
     return missed.astype(np.float64)
 
 
+def min_counts(offsets: np.ndarray, entries: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Each sampled pair's smallest entry count (pairs in CSR form, each with at least one entry)."""
+    if len(offsets) < 2:
+        return np.zeros(0, dtype=np.int64)
+    return np.minimum.reduceat(np.asarray(counts, dtype=np.int64)[entries], offsets[:-1])
+
+
+def sample_order(sizes: np.ndarray, min_count: np.ndarray) -> np.ndarray:
+    """The order the sample's estimates work in: by entries per pair, then smallest count descending
+    (a group's pairs whose every entry is counted above t then form a prefix). The preview's merge
+    stores its sample so; a sample stored otherwise is put in order when read."""
+    return np.lexsort((-min_count, sizes))
+
+
+def reordered(offsets: np.ndarray, entries: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs in CSR form (offsets, flat entries) taken in another order: (new offsets, new entries)."""
+    sizes = np.diff(offsets)[order]
+    new_offsets = np.zeros(len(order) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=new_offsets[1:])
+    gather = np.repeat(np.asarray(offsets)[:-1][order] - new_offsets[:-1], sizes) + np.arange(new_offsets[-1])
+    return new_offsets, entries[gather]
+
+
+def in_sample_order(sizes: np.ndarray, min_count: np.ndarray) -> bool:
+    """Whether the pairs already are in ``sample_order`` (one pass; no sort)."""
+    up, same = sizes[1:] > sizes[:-1], sizes[1:] == sizes[:-1]
+    return bool(np.all(up | (same & (min_count[1:] <= min_count[:-1]))))
+
+
 @dataclass(frozen=True)
 class PairSample:
     """Matched pairs drawn uniformly, laid out for fast answers at any t.
@@ -90,7 +119,6 @@ class PairSample:
     offsets: np.ndarray  # pair i's entries are flat_entries[offsets[i]:offsets[i + 1]]
     flat_entries: np.ndarray  # int32
     flat_inverse_counts: np.ndarray  # 1 / c of each slot's entry, float32
-    flat_rows: np.ndarray  # the pair each slot belongs to (int32)
     pair_thresholds: np.ndarray  # k of each pair in this order
 
     @classmethod
@@ -100,17 +128,16 @@ class PairSample:
         """From matched pairs in CSR form (offsets from 0, every pair with at least one entry)."""
         offsets = np.asarray(offsets, dtype=np.int64)
         entries = np.asarray(entries, dtype=np.int32)
-        sizes = np.diff(offsets)
         counts = np.asarray(counts, dtype=np.int64)
-        min_count = np.minimum.reduceat(counts[entries], offsets[:-1]) if len(sizes) else np.zeros(0, dtype=np.int64)
-        order = np.lexsort((-min_count, sizes))
-        new_sizes = sizes[order]
-        new_offsets = np.zeros(len(order) + 1, dtype=np.int64)
-        np.cumsum(new_sizes, out=new_offsets[1:])
-        gather = np.repeat(offsets[:-1][order] - new_offsets[:-1], new_sizes) + np.arange(new_offsets[-1])
-        flat = entries[gather]
+        sizes, min_count = np.diff(offsets), min_counts(offsets, entries, counts)
+        if in_sample_order(sizes, min_count):  # stored so by the preview's merge: nothing to move
+            order, new_sizes, new_offsets, flat = slice(None), sizes, offsets, entries
+        else:
+            order = sample_order(sizes, min_count)
+            new_sizes = sizes[order]
+            new_offsets, flat = reordered(offsets, entries, order)
         firsts = np.flatnonzero(np.diff(new_sizes, prepend=-1))
-        ends = np.append(firsts[1:], len(order))
+        ends = np.append(firsts[1:], len(new_sizes))
         groups = tuple((int(new_sizes[a]), int(a), int(b)) for a, b in zip(firsts, ends))
         return cls(
             population=int(population),
@@ -119,10 +146,17 @@ class PairSample:
             negated_min_counts=-min_count[order],
             offsets=new_offsets,
             flat_entries=flat,
-            flat_inverse_counts=(1.0 / np.maximum(counts[flat], 1)).astype(np.float32),
-            flat_rows=np.repeat(np.arange(len(order), dtype=np.int32), new_sizes),
+            # From a table of 1 / c per entry (small enough for the cache), not 1 / counts[flat]: a third
+            # of the time of opening a preview, which is most of a new t's.
+            flat_inverse_counts=(1.0 / np.maximum(counts, 1)).astype(np.float32)[flat],
             pair_thresholds=np.asarray(thresholds, dtype=np.float64)[order],
         )
+
+    @cached_property
+    def flat_rows(self) -> np.ndarray:
+        """The pair each slot belongs to (int32): made when per-entry answers are first asked (a new t
+        in `balance` needs none)."""
+        return np.repeat(np.arange(self.size, dtype=np.int32), np.diff(self.offsets))
 
     @property
     def size(self) -> int:

@@ -25,8 +25,16 @@ import pyarrow.compute as pc
 from curation import balancing
 from curation.entry_lists import flatten
 from curation.keep_rule import KeepRule
-from curation.preview import BalancePreview
-from curation.rundir import RunDir, atomic_directory, atomic_file, atomic_write_json, read_json, read_parquet
+from curation.preview import BalancePreview, min_counts, reordered, sample_order
+from curation.rundir import (
+    RunDir,
+    atomic_directory,
+    atomic_file,
+    atomic_write_json,
+    numbers,
+    read_json,
+    read_parquet,
+)
 from curation.worldwide_preview import WorldwidePreview
 from studio_common.errors import CurationError
 
@@ -176,8 +184,9 @@ def merge(
             f"{len(missing)} shards of {run.root} have no preview piece for seed {seed} "
             f"(first: {missing[0].name}); run the balance again to make them"
         )
+    counts = numbers(read_parquet(run.entry_counts, ["count"]).column("count"))
     with atomic_directory(run.preview(seed)) as staging:
-        summary = _merge_into(staging, shards, pieces, progress)
+        summary = _merge_into(staging, shards, pieces, progress, counts)
         if languages:
             summary["languages"] = list(languages)
         else:
@@ -203,7 +212,9 @@ def _added(total: np.ndarray, more: np.ndarray) -> np.ndarray:
     return grown
 
 
-def _merge_into(directory: Path, shards: list[int], pieces: list[Path], progress: Progress | None) -> dict:
+def _merge_into(
+    directory: Path, shards: list[int], pieces: list[Path], progress: Progress | None, counts: np.ndarray
+) -> dict:
     pairs, matches = 0, np.zeros(1, dtype=np.int64)
     group_sizes, group_rows = np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64)
     sizes, entries, sample_thresholds, rows, groups, probes = [], [], [], [], [], []
@@ -224,13 +235,18 @@ def _merge_into(directory: Path, shards: list[int], pieces: list[Path], progress
     sample_sizes = np.concatenate(sizes) if sizes else np.zeros(0, np.int32)
     offsets = np.zeros(len(sample_sizes) + 1, dtype=np.int64)
     np.cumsum(sample_sizes, out=offsets[1:])
-    np.save(directory / "sample_offsets.npy", offsets)
-    np.save(directory / "sample_entries.npy", np.concatenate(entries) if entries else np.zeros(0, np.int32))
+    flat = np.concatenate(entries) if entries else np.zeros(0, np.int32)
+    # Stored in the order the estimates work in, so that opening the preview (a new t) sorts nothing.
+    order = sample_order(sample_sizes, min_counts(offsets, flat, counts))
+    ordered_offsets, ordered_entries = reordered(offsets, flat, order)
+    np.save(directory / "sample_offsets.npy", ordered_offsets)
+    np.save(directory / "sample_entries.npy", ordered_entries)
     np.save(
-        directory / "sample_thresholds.npy", np.concatenate(sample_thresholds) if sample_thresholds else np.zeros(0)
+        directory / "sample_thresholds.npy",
+        (np.concatenate(sample_thresholds) if sample_thresholds else np.zeros(0))[order],
     )
-    np.save(directory / "sample_rows.npy", np.concatenate(rows) if rows else np.zeros(0, np.int64))
-    np.save(directory / "sample_groups.npy", np.concatenate(groups) if groups else np.zeros(0, np.int16))
+    np.save(directory / "sample_rows.npy", (np.concatenate(rows) if rows else np.zeros(0, np.int64))[order])
+    np.save(directory / "sample_groups.npy", (np.concatenate(groups) if groups else np.zeros(0, np.int16))[order])
     group_probes = [
         np.concatenate([p[g] for p in probes if g < len(p)] or [np.zeros(0)]) for g in range(len(group_sizes))
     ]
@@ -329,7 +345,7 @@ def open_preview(run: RunDir, seed: int, rule: KeepRule | None = None) -> Balanc
     directory = run.preview(seed)
     summary = describe(run, seed)
     table = read_parquet(run.entry_counts)
-    counts = table.column("count").to_numpy()
+    counts = numbers(table.column("count"))
     thresholds = np.load(directory / "thresholds.npy", mmap_mode="r")
     sample = (
         np.load(directory / "sample_offsets.npy"),

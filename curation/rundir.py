@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -332,6 +333,22 @@ def read_parquet(path: Path | str, columns: Sequence[str] | None = None) -> pa.T
     """One local Parquet file, whole or some columns. Not pq.read_table: it imports pyarrow.dataset,
     which costs a short command (a new t) a third of a second."""
     return pq.ParquetFile(path).read(columns=None if columns is None else list(columns))
+
+
+def numbers(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A numeric column without nulls as a numpy array. Not Arrow's to_numpy, which imports pandas on
+    first use: half a second of a short command (a new t)."""
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    if any(chunk.null_count for chunk in chunks) or not all(
+        pa.types.is_integer(chunk.type) or pa.types.is_floating(chunk.type) for chunk in chunks
+    ):
+        raise ValueError(f"numbers() takes integers or floats without nulls, not {column.type}")
+    dtype = np.dtype(column.type.to_pandas_dtype())
+    parts = [
+        np.frombuffer(chunk.buffers()[1], dtype=dtype, count=len(chunk), offset=chunk.offset * dtype.itemsize)
+        for chunk in chunks
+    ]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
 
 
 def read_json(path: Path) -> dict:

@@ -26,6 +26,7 @@ from curation.rundir import (
     THRESHOLD,
     RunDir,
     atomic_parquet_writer,
+    numbers,
     read_json,
     read_parquet,
 )
@@ -105,7 +106,7 @@ def entry_counts(root: str) -> np.ndarray:
     cache_key = (str(path), stat.st_mtime_ns, stat.st_size)
     if cache_key not in _COUNTS:
         _COUNTS.clear()
-        _COUNTS[cache_key] = read_parquet(path, columns=["count"]).column("count").to_numpy()
+        _COUNTS[cache_key] = numbers(read_parquet(path, columns=["count"]).column("count"))
     return _COUNTS[cache_key]
 
 

@@ -6,9 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pytest
+from conftest import examples
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from curation import balancing, counting
-from curation.preview import BalancePreview, PairSample
+from curation.preview import BalancePreview, PairSample, in_sample_order, min_counts, reordered, sample_order
+from curation.rundir import numbers
 
 
 @pytest.fixture(scope="module")
@@ -126,3 +130,56 @@ def test_pair_sample_of_no_pairs() -> None:
     assert sample.expected(5.0).value == 0.0
     values, errors = sample.kept_counts(5.0, 2)
     assert values.tolist() == [0.0, 0.0] and errors.tolist() == [0.0, 0.0]
+
+
+def test_a_sample_stored_in_order_reads_as_one_stored_in_any_order(pool) -> None:
+    """The preview's merge stores its sample in the order the estimates work in, and reading it then
+    sorts nothing: the same sample in shard order, shuffled, or already ordered gives equal answers."""
+    entry_ids, thresholds, counts, _ = pool
+    lists = entry_ids.to_pylist()
+    matched = [i for i, ids in enumerate(lists) if ids]
+    rng = np.random.default_rng(9)
+
+    def sample_of(order: list[int]) -> PairSample:
+        sizes = [len(lists[i]) for i in order]
+        offsets = np.concatenate(([0], np.cumsum(sizes))).astype(np.int64)
+        flat = np.array([e for i in order for e in lists[i]], dtype=np.int32)
+        return PairSample.build(offsets, flat, thresholds[order], counts, len(matched))
+
+    as_read = sample_of(matched)
+    offsets = np.concatenate(([0], np.cumsum([len(lists[i]) for i in matched]))).astype(np.int64)
+    flat = np.array([e for i in matched for e in lists[i]], dtype=np.int32)
+    order = sample_order(np.diff(offsets), min_counts(offsets, flat, counts))
+    stored = sample_of([matched[i] for i in order])
+    assert in_sample_order(np.diff(stored.offsets), stored.min_counts)
+    assert not in_sample_order(np.diff(offsets), min_counts(offsets, flat, counts))  # shard order is not
+    shuffled = sample_of(list(rng.permutation(matched)))
+    for sample in (stored, shuffled):
+        assert sample.groups == as_read.groups
+        assert np.array_equal(sample.min_counts, as_read.min_counts)
+        for t in (1, 17, 640.5, 1e9):
+            assert sample.expected(t).value == pytest.approx(as_read.expected(t).value, rel=1e-12)
+            assert np.allclose(sample.kept_counts(t, len(counts))[0], as_read.kept_counts(t, len(counts))[0])
+    new_offsets, new_flat = reordered(offsets, flat, order)
+    assert [new_flat[a:b].tolist() for a, b in zip(new_offsets[:-1], new_offsets[1:])] == [
+        lists[matched[i]] for i in order
+    ]
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(
+    chunks=st.lists(st.lists(st.integers(-(2**62), 2**62), max_size=20), min_size=1, max_size=4),
+    start=st.integers(0, 5),
+    kind=st.sampled_from([pa.int64(), pa.int32(), pa.float64(), pa.uint64()]),
+)
+def test_numbers_are_arrow_s_own_values(chunks: list[list[int]], start: int, kind: pa.DataType) -> None:
+    """rundir.numbers reads a numeric column as numpy without Arrow's to_numpy (which imports pandas),
+    slices and chunks included."""
+    fit = {pa.int32(): 2**31 - 1, pa.float64(): 2**52}.get(kind, 2**62)  # what each type holds exactly
+    values = [[abs(v) % fit if kind == pa.uint64() else max(-fit, min(fit, v)) for v in c] for c in chunks]
+    arrays = [pa.array(c, type=kind) for c in values]
+    column = pa.chunked_array([a.slice(min(start, len(a))) for a in arrays], type=kind)
+    assert numbers(column).tolist() == column.to_pylist()
+    assert numbers(column).dtype == np.dtype(kind.to_pandas_dtype())
+    with pytest.raises(ValueError):
+        numbers(pa.chunked_array([pa.array([1, None], type=kind)]))

@@ -70,13 +70,16 @@ def test_the_sample_is_what_in_sample_picks_with_its_rows_entries_and_thresholds
     shard_rows = [s["rows"] for s in json.loads(run.plan_json.read_text())["shards"]]
     starts = np.concatenate(([0], np.cumsum(shard_rows)))
     global_rows = [int(starts[r >> 32] + (r & 0xFFFFFFFF)) for r in rows]
-    assert global_rows == chosen
+    assert sorted(global_rows) == chosen and len(set(global_rows)) == len(chosen)
     offsets = np.load(run.preview(3) / "sample_offsets.npy")
     entries = np.load(run.preview(3) / "sample_entries.npy")
-    assert [entries[offsets[i] : offsets[i + 1]].tolist() for i in range(len(chosen))] == [
-        entry_lists[i] for i in chosen
-    ]
-    assert np.array_equal(np.load(run.preview(3) / "sample_thresholds.npy"), thresholds[chosen])
+    stored = [entries[offsets[i] : offsets[i + 1]].tolist() for i in range(len(chosen))]
+    assert stored == [entry_lists[i] for i in global_rows]  # each sampled pair with its rows, entries, k
+    assert np.array_equal(np.load(run.preview(3) / "sample_thresholds.npy"), thresholds[global_rows])
+    # Stored in the order the estimates work in: by entries per pair, then smallest count descending.
+    counts = pq.read_table(run.entry_counts).column("count").to_numpy()
+    keys = [(len(ids), -min(counts[ids])) for ids in stored]
+    assert keys == sorted(keys)
 
 
 @pytest.mark.slow
