@@ -6,11 +6,12 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -44,6 +45,7 @@ COLUMN_SETS = {
 NAME_MAX = 120  # characters of an export name, extension not counted
 _NAME = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{NAME_MAX - 1}}}")
 Progress = Callable[[int, int], None]
+Item = TypeVar("Item")
 
 
 @dataclass(frozen=True)
@@ -263,7 +265,7 @@ def write_manifest(
         writer = manifest_writer(temporary, schema)
         try:
             batches = every_batch(root, read) if t is None else kept_batches(root, seed, t, read)
-            for done, (_, table) in enumerate(batches, 1):
+            for done, (_, table) in enumerate(_read_ahead(batches), 1):
                 if table is not None:
                     writer.write(table.rename_columns(names))
                     rows += table.num_rows
@@ -313,6 +315,17 @@ def run_manifest(run: Run, t: float, seed: int, progress: Progress | None = None
         else run.dir.manifests / name
     )
     return write_manifest(run.dir.root, path, t, seed, "parquet", "all", progress, run.name)
+
+
+def _read_ahead(items: Iterator[Item]) -> Iterator[Item]:
+    """Each next item made in a thread while the caller works on the current one: reading a shard's
+    pairs and writing the previous shard's rows both run in Arrow with the GIL released, so they overlap."""
+    end = object()
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        pending = thread.submit(next, items, end)
+        while (item := pending.result()) is not end:
+            pending = thread.submit(next, items, end)
+            yield item
 
 
 def manifest_path(export_dir: Path, name: str, file_format: str) -> Path:
