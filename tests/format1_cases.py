@@ -30,6 +30,8 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import ENTRIES, make_texts, write_caption_pool, write_pool  # noqa: E402
 
+# A frozen copy of tests/test_worldwide_run.py's world (not imported from it): the stored outcomes were
+# made from exactly these inputs, which must not move when that test's do.
 WORLD_METADATA = {
     "en": ["dog", "cat", "hot dog", "red", "photo", "stock", "- stock", "car", "the"],
     "zh": ["狗", "猫", "照片", "红色", "汽车"],
