@@ -183,7 +183,7 @@ def _settle_plan(run: RunDir, plan: Plan) -> Plan:
 
 
 def match_pool(request: MatchRequest, execution: Execution, engine: Engine, log: Log = _stderr) -> dict:
-    """Annotate every pair and count matches per entry; returns the match part of run.json."""
+    """Index every pair (its key and entry ids) and count matches per entry; returns the match part of run.json."""
     started = time.perf_counter()
     run = RunDir.open(request.out)
     metadata = _load_metadata(request.metadata, request.drop_invalid_entries)
