@@ -5,7 +5,6 @@ never read stale, with no list of such files anywhere; a settled copy is not cop
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -49,13 +48,16 @@ def test_a_settled_copy_is_trusted_and_a_new_one_is_checked_again(bucket: str) -
     writer = RunDir.open(f"{bucket}/settled")
     reader = RunDir.open(f"{bucket}/settled", reading=True)
     writer.write_json(writer.plan_json, {"written": "once"})
-    assert reader.fetch(reader.plan_json)  # taken at once: not settled yet, so checked next time
-    time.sleep(mirror.SETTLED_NS / 1e9 + 1.0)
-    assert reader.fetch(reader.plan_json)  # copied again, now settled
+    assert reader.fetch(reader.plan_json)  # taken at once: not settled yet, so copied again next time
+    taken = reader.plan_json.stat()
+    assert taken.st_atime_ns < taken.st_mtime_ns + mirror.SETTLED_NS
+    assert reader.fetch(reader.plan_json) and reader.plan_json.stat().st_ino != taken.st_ino
+    # As if it had been copied once the object's time had settled (no waiting in a test): trusted.
+    os.utime(reader.plan_json, ns=(taken.st_mtime_ns + mirror.SETTLED_NS, taken.st_mtime_ns))
     settled = reader.plan_json.stat().st_ino
     assert reader.fetch(reader.plan_json) and reader.fetch(reader.plan_json)
-    assert reader.plan_json.stat().st_ino == settled  # trusted: not copied again
-    writer.write_json(writer.plan_json, {"written": "twice"})  # a later second: another time
+    assert reader.plan_json.stat().st_ino == settled  # not copied again
+    writer.write_json(writer.plan_json, {"written": "twice, and longer"})
     assert reader.fetch(reader.plan_json)
     assert reader.plan_json.read_text() == writer.plan_json.read_text()
 
