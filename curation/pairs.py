@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from curation.plan import Plan
-from curation.pool import Shard, file_signature, open_parquet
+from curation.pool import file_signature, open_parquet
 from curation.rundir import CAPTION_LANGUAGE, ENTRY_IDS, PAIR_KEY, PICKED_COLUMN, PICKED_TEXT, RunDir, read_parquet
 from studio_common import storage
 from studio_common.errors import CurationError
@@ -155,9 +155,6 @@ class PairReader:
             text = pc.if_else(chosen, pc.cast(pool.column(name), pa.string()), text)
         return text
 
-    def shard(self, index: int) -> Shard:
-        return self._shards[index]
-
     def index(self, shard: int, columns: Sequence[str]) -> pa.Table:
         """Index columns of every pair of a shard (no pool file is read)."""
         return read_parquet(self.run.index_part(shard), columns=list(columns))
@@ -166,8 +163,10 @@ class PairReader:
         """Some pairs of a shard (ascending positions) with the asked columns."""
         rows = np.asarray(rows, dtype=np.int64)
         index_columns, pool_columns = self._split(columns)
-        part = pq.ParquetFile(self.run.index_part(shard))
-        index = take_rows(part, range(part.metadata.num_row_groups), rows, index_columns)
+        index = pa.table({})
+        if index_columns:  # pool columns alone (a manifest of urls and captions) need no index part
+            part = pq.ParquetFile(self.run.index_part(shard))
+            index = take_rows(part, range(part.metadata.num_row_groups), rows, index_columns)
         pool = self._pool_rows(shard, rows, pool_columns)
         return self._assemble(columns, index, pool)
 

@@ -263,14 +263,18 @@ def _previewed(run: RunDir, seed: int) -> bool:
     return run.fetch(run.preview(seed) / preview_files.SUMMARY) and preview_files.is_complete(run, seed)
 
 
+def _thresholds_complete(run: RunDir, plan: Plan, seed: int) -> bool:
+    """Every shard has the seed's threshold part (in the store, for a run that lives there)."""
+    return run.has_all(run.threshold_part(seed, shard) for shard in plan.shard_indices)
+
+
 def selection_needs_a_pass(out: str, seed: int) -> bool:
     """Whether selecting a t of this seed must first read the run's index (its thresholds or preview
     are missing): a command starts its workers only then."""
     run = RunDir.open(out)
     if not run.fetch(run.plan_json):
         return True
-    plan = run.plan()
-    return not (_previewed(run, seed) and run.has_all(run.threshold_part(seed, s) for s in plan.shard_indices))
+    return not (_previewed(run, seed) and _thresholds_complete(run, run.plan(), seed))
 
 
 def _thresholds_and_preview(
@@ -289,7 +293,7 @@ def _thresholds_and_preview(
     if rebuild:
         run.remove_tree(run.preview_pieces(seed))
     previewed = not rebuild and _previewed(run, seed)
-    if previewed and run.has_all(run.threshold_part(seed, shard) for shard in shards):
+    if previewed and _thresholds_complete(run, plan, seed):
         return
     remove_leftovers(run.root)
     rate = None if previewed else preview_files.sample_rate(_matched_pairs(run, shards), sample_pairs)
@@ -392,7 +396,7 @@ def build_preview(
     none, or to change the sample's size); returns preview.json. Shards done before are kept."""
     run = RunDir.open(out)
     plan = _matched_run(run, out)
-    if not run.has_all(run.threshold_part(seed, shard) for shard in plan.shard_indices):
+    if not _thresholds_complete(run, plan, seed):
         raise CurationError(
             f"{out} has no keep thresholds for seed {seed}; run `curation balance {out} --t T --seed {seed}` first"
         )
