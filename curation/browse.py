@@ -24,7 +24,7 @@ from curation import preview_files
 from curation.keep_rule import KeepAt, KeepRule
 from curation.pairs import PairReader
 from curation.rundir import CAPTION_LANGUAGE, ENTRY_IDS, ENTRY_LANGUAGE, PAIR_KEY, THRESHOLD, RunDir, read_parquet
-from curation.stages import entry_counts, read_thresholds
+from curation.stages import entry_counts, kept_rows, read_thresholds
 
 SEARCH_BUDGET_S = 1.5  # a page of samples searches the shards this long at most before it shows what it has
 
@@ -191,12 +191,9 @@ def kept_batches(root: Path, seed: int, t: float, columns: Sequence[str]) -> Ite
     run's order; in a worldwide run, each pair at its language's t."""
     run = RunDir(root)
     pairs = PairReader(run)
-    rule = KeepRule.of_run(run).at(t)
+    keep = KeepRule.of_run(run).at(t)
     for shard in pairs.plan.shard_indices:
-        thresholds = read_thresholds(str(root), seed, shard)
-        languages = pairs.index(shard, [CAPTION_LANGUAGE]).column(CAPTION_LANGUAGE) if rule.worldwide else None
-        keep = rule.keeps(thresholds, rule.pair_t(languages))
-        yield shard, pairs.table(shard, columns, keep) if keep.any() else None
+        yield shard, kept_rows(pairs, keep, seed, shard, columns)
 
 
 def every_batch(root: Path, columns: Sequence[str]) -> Iterator[tuple[int, pa.Table]]:

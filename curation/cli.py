@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from curation.engines import ENGINES
+from curation.engines import ENGINES, Engine
 from curation.export import COLUMN_SETS, FORMATS, format_of, run_manifest, write_manifest
 from curation.keep_rule import KeepRule
 from curation.matchers import DEFAULT_MATCHER, MATCHERS
@@ -473,9 +473,11 @@ def command_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
                 args.reference_language,
                 dict(args.t_language),
             )
-        match["timings"]["total_s"] = round(time.perf_counter() - started, 3)
-        record = write_run_record(args.out, execution, match, balance, _command_line(argv))
-        manifest = None if args.no_manifest else _write_run_manifest(args.out, args.t, args.seed, args.quiet)
+            match["timings"]["total_s"] = round(time.perf_counter() - started, 3)
+            record = write_run_record(args.out, execution, match, balance, _command_line(argv))
+            manifest = (
+                None if args.no_manifest else _write_run_manifest(args.out, args.t, args.seed, engine, args.quiet)
+            )
     print(f"run complete: {args.out}")
     _print_rows(record)
     _print_balance(record, RunDir.open(args.out).entry_counts)
@@ -508,7 +510,7 @@ def command_balance(args: argparse.Namespace, argv: Sequence[str]) -> int:
     seed = args.seed if args.seed is not None else _recorded_seed(run)
     execution = _execution(args)
     # A t read from the seed's thresholds and preview needs no workers: none are started.
-    needs_workers = selection_needs_a_pass(args.run_dir, seed)
+    needs_workers = args.write_manifest or selection_needs_a_pass(args.run_dir, seed)
     engine = (execution if needs_workers else replace(execution, engine="local", workers=1)).start()
     with run.exclusive():
         with engine:
@@ -522,8 +524,10 @@ def command_balance(args: argparse.Namespace, argv: Sequence[str]) -> int:
                 args.reference_language,
                 dict(args.t_language),
             )
-        record = write_run_record(args.run_dir, execution, None, balance, _command_line(argv))
-        manifest = _write_run_manifest(args.run_dir, args.t, seed, args.quiet) if args.write_manifest else None
+            record = write_run_record(args.run_dir, execution, None, balance, _command_line(argv))
+            manifest = (
+                _write_run_manifest(args.run_dir, args.t, seed, engine, args.quiet) if args.write_manifest else None
+            )
     print(f"balanced: {args.run_dir}")
     _print_balance(record, RunDir.open(args.run_dir).entry_counts)
     if manifest is not None:
@@ -531,12 +535,13 @@ def command_balance(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return 0
 
 
-def _write_run_manifest(spec: str, t: float, seed: int, quiet: bool) -> str:
-    """The curated manifest at (t, seed) in the run's manifests/ (every pool column, entry ids, pair key)."""
-    run = Run(spec)
-    with progress_bar(len(run.shard_indices), "manifest", "shards", enabled=not quiet) as bar:
-        made = run_manifest(run, t, seed, lambda done, total: bar.update(done - bar.n))
-    return f"{made.path} ({made.rows:,} pairs)"
+def _write_run_manifest(spec: str, t: float, seed: int, engine: Engine, quiet: bool) -> str:
+    """The curated manifest at (t, seed) in the run's manifests/ (every pool column, entry ids, pair
+    key), written by the engine's workers."""
+    shards = len(RunDir.open(spec).plan().shard_indices)
+    with progress_bar(shards, "manifest", "shards", enabled=not quiet) as bar:
+        made = run_manifest(spec, t, seed, engine, lambda done, total: bar.update(done - bar.n))
+    return f"{made.path}/ ({made.rows:,} pairs, a Parquet part per shard)"
 
 
 def command_upgrade(args: argparse.Namespace, argv: Sequence[str]) -> int:

@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from curation import preview_files, stages
 from curation.browse import every_batch, kept_batches
 from curation.pairs import PairReader
 from curation.rundir import (
@@ -34,8 +35,12 @@ from curation.summary import Run
 from studio_common import storage
 from studio_common.errors import CurationError
 
-if TYPE_CHECKING:  # a type only: the command line imports this module without DuckDB
+if TYPE_CHECKING:  # types only: the command line imports this module without DuckDB
+    from curation.engines import Engine
+    from curation.plan import Plan
+    from curation.preview import BalancePreview
     from curation.query import RunQuery
+    from curation.worldwide_preview import WorldwidePreview
 
 COLUMN_SETS = {
     "img2dataset": "url and caption, as img2dataset reads them",
@@ -274,15 +279,49 @@ def write_manifest(
         finally:
             writer.close()
     provenance_path = path.with_name(provenance_name(path.name))
-    plan, record = pairs.plan, read_json(run.run_json) if run.run_json.exists() else {}
+    atomic_write_json(
+        provenance_path,
+        _provenance(
+            run,
+            None if t is None else Run(root).preview(seed),
+            pairs.plan,
+            path.name,
+            rows,
+            t,
+            seed,
+            file_format,
+            column_set,
+            run_name,
+        ),
+    )
+    return Export(path, provenance_path, rows)
+
+
+def _provenance(
+    run: RunDir,
+    preview: BalancePreview | WorldwidePreview | None,
+    plan: Plan,
+    name: str,
+    rows: int,
+    t: float | None,
+    seed: int,
+    file_format: str,
+    column_set: str,
+    run_name: str | None,
+) -> dict:
+    """What a manifest's provenance file says of it: what it holds and how it was made."""
+    record = read_json(run.run_json) if run.run_json.exists() else {}
     # The run's rows, with kept and expected kept at this t and seed (run.json's are its last balance's).
     pool_rows = {
         k: v for k, v in record.get("rows", {}).items() if k not in ("kept", "expected_kept", "expected_kept_margin")
     }
-    if t is not None:
-        pool_rows.update(kept=rows, expected_kept=round(Run(root).expected_size_at(t), 3))
-    provenance = {
-        "file": path.name,
+    if t is not None:  # expected kept as run.json has it: the preview's estimate (exact in small runs)
+        expected = preview.expected_size_at(t)
+        pool_rows.update(
+            kept=rows, expected_kept=round(expected.value, 3), expected_kept_margin=round(expected.margin, 3)
+        )
+    return {
+        "file": name,
         "rows": rows,
         "pairs": "every pair, with its entry ids" if t is None else "kept at t",
         "t": t,
@@ -293,11 +332,9 @@ def write_manifest(
         "pool": {"spec": plan.pool, "rows": plan.rows, "files": [f["path"] for f in plan.files]},
         "pair_key": plan.pair_key,
         "pool_rows": pool_rows,
-        "run_dir": run_name or str(root),
+        "run_dir": run_name or str(run.root),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    atomic_write_json(provenance_path, provenance)
-    return Export(path, provenance_path, rows)
 
 
 def run_manifest_name(t: float, seed: int) -> str:
@@ -305,16 +342,57 @@ def run_manifest_name(t: float, seed: int) -> str:
     return f"curated-t{float(t)!r}-seed{seed}.parquet"
 
 
-def run_manifest(run: Run, t: float, seed: int, progress: Progress | None = None) -> Export:
-    """The curated manifest at (t, seed) in the run's manifests/ folder, with every pool column and
-    the pairs' keys and entry ids: what format 1 kept as curated/, as one file."""
+def run_manifest(spec: str, t: float, seed: int, engine: Engine, progress: Progress | None = None) -> Export:
+    """The curated manifest at (t, seed) in the run's manifests/: a folder NAME of Parquet parts, one
+    per shard, written by the engine's workers (every pool column, then the pairs' keys and entry
+    ids: what format 1 kept as curated/), and NAME.provenance.json beside it, written last: a
+    provenance file means a whole manifest. A killed manifest resumes from the parts it wrote."""
+    run = RunDir.open(spec)
     name = run_manifest_name(t, seed)
-    path: Path | str = (
-        f"{run.name.rstrip('/')}/{run.dir.manifests.name}/{name}"
-        if storage.is_uri(run.name)
-        else run.dir.manifests / name
-    )
-    return write_manifest(run.dir.root, path, t, seed, "parquet", "all", progress, run.name)
+    folder, provenance_path = run.manifests / name, run.manifests / provenance_name(name)
+    pairs = PairReader(run)
+    if t is None or not t > 0:
+        raise CurationError(f"t must be a positive number, got {t}")
+    if not run.has_thresholds(seed, pairs.plan):
+        raise CurationError(
+            f"no keep thresholds for seed {seed} in {spec}; run `curation balance {spec} --t {t:g} --seed {seed}` first"
+        )
+    where = f"{spec.rstrip('/')}/{run.manifests.name}/" if storage.is_uri(spec) else ""
+    if run.fetch(provenance_path):  # written last: the manifest is whole already
+        rows = int(read_json(provenance_path)["rows"])
+    else:
+        rows = _write_parts(run, pairs, spec, name, t, seed, engine, progress)
+        run.fetch_tree(run.preview(seed))
+        preview = preview_files.open_preview(run, seed)
+        run.write_json(
+            provenance_path, _provenance(run, preview, pairs.plan, name, rows, t, seed, "parquet", "all", spec)
+        )
+        run.discard(provenance_path)  # a run in a store keeps no copy of its manifests on this machine
+    if where:
+        return Export(where + name, where + provenance_path.name, rows)
+    return Export(folder, provenance_path, rows)
+
+
+def _write_parts(
+    run: RunDir,
+    pairs: PairReader,
+    spec: str,
+    name: str,
+    t: float,
+    seed: int,
+    engine: Engine,
+    progress: Progress | None,
+) -> int:
+    shards, done = pairs.plan.shard_indices, 0
+
+    def landed(shard: int, rows: int) -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress(done, len(shards))
+
+    config = stages.ManifestConfig(spec, name, float(t), seed, tuple(pairs.names))
+    return sum(engine.map(stages.manifest_shard, shards, config, landed))
 
 
 def _read_ahead(items: Iterator[Item]) -> Iterator[Item]:

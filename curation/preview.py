@@ -118,18 +118,27 @@ class PairSample:
     negated_min_counts: np.ndarray  # ascending within each group: binary searches without a copy per call
     offsets: np.ndarray  # pair i's entries are flat_entries[offsets[i]:offsets[i + 1]]
     flat_entries: np.ndarray  # int32
-    flat_inverse_counts: np.ndarray  # 1 / c of each slot's entry, float32
+    inverse_counts: np.ndarray  # 1 / c per entry, float32: small enough for the cache
     pair_thresholds: np.ndarray  # k of each pair in this order
 
     @classmethod
     def build(
-        cls, offsets: np.ndarray, entries: np.ndarray, thresholds: np.ndarray, counts: np.ndarray, population: int
+        cls,
+        offsets: np.ndarray,
+        entries: np.ndarray,
+        thresholds: np.ndarray,
+        counts: np.ndarray,
+        population: int,
+        min_count: np.ndarray | None = None,
     ) -> PairSample:
-        """From matched pairs in CSR form (offsets from 0, every pair with at least one entry)."""
+        """From matched pairs in CSR form (offsets from 0, every pair with at least one entry).
+        ``min_count``: each pair's ``min_counts``, when stored (the preview's merge stores them: the
+        gather behind them is most of the time of opening a preview, which is most of a new t's)."""
         offsets = np.asarray(offsets, dtype=np.int64)
         entries = np.asarray(entries, dtype=np.int32)
         counts = np.asarray(counts, dtype=np.int64)
-        sizes, min_count = np.diff(offsets), min_counts(offsets, entries, counts)
+        sizes = np.diff(offsets)
+        min_count = min_counts(offsets, entries, counts) if min_count is None else np.asarray(min_count, np.int64)
         if in_sample_order(sizes, min_count):  # stored so by the preview's merge: nothing to move
             order, new_sizes, new_offsets, flat = slice(None), sizes, offsets, entries
         else:
@@ -146,9 +155,9 @@ class PairSample:
             negated_min_counts=-min_count[order],
             offsets=new_offsets,
             flat_entries=flat,
-            # From a table of 1 / c per entry (small enough for the cache), not 1 / counts[flat]: a third
-            # of the time of opening a preview, which is most of a new t's.
-            flat_inverse_counts=(1.0 / np.maximum(counts, 1)).astype(np.float32)[flat],
+            # Gathered per block as the estimates need them, never for the whole sample at once: that
+            # gather was a third of the time of opening a preview, which is most of a new t's.
+            inverse_counts=(1.0 / np.maximum(counts, 1)).astype(np.float32),
             pair_thresholds=np.asarray(thresholds, dtype=np.float64)[order],
         )
 
@@ -178,7 +187,8 @@ class PairSample:
             step = max(1, CHUNK_SLOTS // size)  # blocks small enough to stay in cache
             for start in range(first, first + risky, step):
                 stop = min(start + step, first + risky)
-                block = self.flat_inverse_counts[self.offsets[start] : self.offsets[stop]].reshape(stop - start, size)
+                slots = self.flat_entries[self.offsets[start] : self.offsets[stop]]
+                block = self.inverse_counts[slots].reshape(stop - start, size)
                 missed = _product_of_misses(block, t)
                 missed_sum += float(missed.sum())
                 kept_squares += float(((1.0 - missed) ** 2).sum())
@@ -252,10 +262,14 @@ class BalancePreview:
         sample_offsets: np.ndarray,
         sample_entries: np.ndarray,
         sample_thresholds: np.ndarray,
+        sample_min_counts: np.ndarray | None = None,
     ) -> BalancePreview:
-        """From the entry counts, the sorted finite thresholds and a uniform sample of matched pairs."""
+        """From the entry counts, the sorted finite thresholds and a uniform sample of matched pairs
+        (with each sampled pair's smallest entry count, if stored)."""
         rule = KeepRule(np.asarray(counts, dtype=np.int64))
-        sample = PairSample.build(sample_offsets, sample_entries, sample_thresholds, rule.counts, len(thresholds))
+        sample = PairSample.build(
+            sample_offsets, sample_entries, sample_thresholds, rule.counts, len(thresholds), sample_min_counts
+        )
         return cls(rule, rule.by_language.sorted[ALL], thresholds, int(pairs), sample)
 
     @classmethod

@@ -237,8 +237,10 @@ def _merge_into(
     np.cumsum(sample_sizes, out=offsets[1:])
     flat = np.concatenate(entries) if entries else np.zeros(0, np.int32)
     # Stored in the order the estimates work in, so that opening the preview (a new t) sorts nothing.
-    order = sample_order(sample_sizes, min_counts(offsets, flat, counts))
+    smallest = min_counts(offsets, flat, counts)
+    order = sample_order(sample_sizes, smallest)
     ordered_offsets, ordered_entries = reordered(offsets, flat, order)
+    np.save(directory / "sample_min_counts.npy", smallest[order])
     np.save(directory / "sample_offsets.npy", ordered_offsets)
     np.save(directory / "sample_entries.npy", ordered_entries)
     np.save(
@@ -338,8 +340,9 @@ def describe(run: RunDir, seed: int) -> dict:
 
 
 def open_preview(run: RunDir, seed: int, rule: KeepRule | None = None) -> BalancePreview | WorldwidePreview:
-    """The seed's preview: thresholds memory-mapped (a binary search touches a few pages), the sample
-    and the entry counts in memory (their size does not grow with the pool). A worldwide run's answers
+    """The seed's preview, memory-mapped: a binary search in the thresholds touches a few pages, and
+    the estimates read of the sample (whose size does not grow with the pool) only the pairs a t puts
+    at risk. A worldwide run's answers
     each language at its t, by ``rule`` (default: the reference language and fixed t its last balance
     recorded)."""
     directory = run.preview(seed)
@@ -347,13 +350,14 @@ def open_preview(run: RunDir, seed: int, rule: KeepRule | None = None) -> Balanc
     table = read_parquet(run.entry_counts)
     counts = numbers(table.column("count"))
     thresholds = np.load(directory / "thresholds.npy", mmap_mode="r")
-    sample = (
-        np.load(directory / "sample_offsets.npy"),
-        np.load(directory / "sample_entries.npy"),
-        np.load(directory / "sample_thresholds.npy"),
+    sample = tuple(
+        np.load(directory / f"sample_{name}.npy", mmap_mode="r") for name in ("offsets", "entries", "thresholds")
     )
+    # Previews merged before it was stored have no sample_min_counts.npy: computed when opened.
+    smallest_path = directory / "sample_min_counts.npy"
+    smallest = np.load(smallest_path, mmap_mode="r") if smallest_path.exists() else None
     if "languages" not in summary:
-        return BalancePreview.from_parts(counts, thresholds, summary["pairs"], *sample)
+        return BalancePreview.from_parts(counts, thresholds, summary["pairs"], *sample, smallest)
     if rule is None:
         parameters = read_json(run.run_json).get("parameters", {}) if run.run_json.exists() else {}
         rule = KeepRule.from_table(table, parameters)
@@ -365,6 +369,7 @@ def open_preview(run: RunDir, seed: int, rule: KeepRule | None = None) -> Balanc
         summary["language_pairs"],
         *sample,
         np.load(directory / "sample_groups.npy"),
+        smallest,
     )
 
 

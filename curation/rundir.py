@@ -224,6 +224,10 @@ class RunDir:
             if all(self.threshold_part(seed, shard.index).exists() for shard in shards)
         ]
 
+    def has_thresholds(self, seed: int, plan: Plan) -> bool:
+        """Every shard has the seed's keep threshold part (in the store, for a run that lives there)."""
+        return self.has_all(self.threshold_part(seed, shard) for shard in plan.shard_indices)
+
     def thresholds(self, seed: int) -> Path:
         return self.root / "thresholds" / f"seed-{seed}"
 
@@ -243,6 +247,11 @@ class RunDir:
 
     def threshold_part(self, seed: int, shard: int) -> Path:
         return self.thresholds(seed) / part_name(shard)
+
+    def manifest_part(self, name: str, shard: int) -> Path:
+        """A shard's kept rows in the curated manifest folder manifests/NAME/ (`run`, `balance
+        --write-manifest`): each worker writes its shards' parts."""
+        return self.manifests / name / part_name(shard)
 
     def preview(self, seed: int) -> Path:
         return self.root / "preview" / f"seed-{seed}"

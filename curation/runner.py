@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from curation import counting, matchers, preview_files, stages
+from curation.arrow_bytes import string_array
 from curation.engines import Engine, make_engine
 from curation.keep_rule import KeepRule
 from curation.plan import Plan, PlanColumns, PlanMetadata, plan_differences
@@ -225,12 +226,12 @@ def match_pool(request: MatchRequest, execution: Execution, engine: Engine, log:
     table = pa.table(
         {
             "entry_id": pa.array(np.arange(len(entries), dtype=np.int32)),
-            "entry": pa.array(entries, type=pa.string()),
+            "entry": string_array(entries),
             "count": pa.array(counts, type=pa.int64()),
         }
     )
     if metadata.languages is not None:
-        table = table.append_column(ENTRY_LANGUAGE, pa.array(metadata.languages, type=pa.string()))
+        table = table.append_column(ENTRY_LANGUAGE, string_array(metadata.languages))
     run.write_table(run.entry_counts, table)
     totals = sum((result.rows for result in results), RowStats())
     if totals.rows != plan.rows or not totals.accounted:
@@ -263,18 +264,13 @@ def _previewed(run: RunDir, seed: int) -> bool:
     return run.fetch(run.preview(seed) / preview_files.SUMMARY) and preview_files.is_complete(run, seed)
 
 
-def _thresholds_complete(run: RunDir, plan: Plan, seed: int) -> bool:
-    """Every shard has the seed's threshold part (in the store, for a run that lives there)."""
-    return run.has_all(run.threshold_part(seed, shard) for shard in plan.shard_indices)
-
-
 def selection_needs_a_pass(out: str, seed: int) -> bool:
     """Whether selecting a t of this seed must first read the run's index (its thresholds or preview
     are missing): a command starts its workers only then."""
     run = RunDir.open(out)
     if not run.fetch(run.plan_json):
         return True
-    return not (_previewed(run, seed) and _thresholds_complete(run, run.plan(), seed))
+    return not (_previewed(run, seed) and run.has_thresholds(seed, run.plan()))
 
 
 def _thresholds_and_preview(
@@ -293,7 +289,7 @@ def _thresholds_and_preview(
     if rebuild:
         run.remove_tree(run.preview_pieces(seed))
     previewed = not rebuild and _previewed(run, seed)
-    if previewed and _thresholds_complete(run, plan, seed):
+    if previewed and run.has_thresholds(seed, plan):
         return
     remove_leftovers(run.root)
     rate = None if previewed else preview_files.sample_rate(_matched_pairs(run, shards), sample_pairs)
@@ -396,7 +392,7 @@ def build_preview(
     none, or to change the sample's size); returns preview.json. Shards done before are kept."""
     run = RunDir.open(out)
     plan = _matched_run(run, out)
-    if not _thresholds_complete(run, plan, seed):
+    if not run.has_thresholds(seed, plan):
         raise CurationError(
             f"{out} has no keep thresholds for seed {seed}; run `curation balance {out} --t T --seed {seed}` first"
         )

@@ -6,7 +6,7 @@ Each stage skips work whose output is already complete, which is what makes a ki
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
@@ -16,7 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curation import balancing, counting, keys, matchers
-from curation.pairs import index_schema
+from curation.keep_rule import KeepAt, KeepRule
+from curation.pairs import PairReader, index_schema
 from curation.pool import Shard, iter_shard_batches, open_parquet
 from curation.preview_files import PieceBuilder, has_piece
 from curation.rundir import (
@@ -56,6 +57,18 @@ class MatchConfig:
 
 
 @dataclass(frozen=True)
+class ManifestConfig:
+    """The curated manifest folder manifests/NAME/ at (t, seed): one part per shard, the pairs kept
+    with the asked columns (each pair at its language's t in a worldwide run, by the run's record)."""
+
+    root: str
+    name: str
+    t: float
+    seed: int
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class ThresholdConfig:
     """A seed's keep thresholds and (``sample_rate`` not None) the shards' pieces of its preview."""
 
@@ -68,6 +81,7 @@ class ThresholdConfig:
 # Per-process caches: an engine worker prepares its matcher once and reuses it for every shard.
 _MATCHERS: dict[tuple[str, str, str], tuple[int, matchers.Matcher]] = {}
 _COUNTS: dict[tuple[str, int, int], np.ndarray] = {}
+_RULES: dict[tuple, tuple[PairReader, KeepAt]] = {}
 
 
 def shard_matcher(config: MatchConfig) -> tuple[int, matchers.Matcher]:
@@ -364,3 +378,44 @@ def threshold_shard(shard: int, config: ThresholdConfig) -> int:
         run.publish(piece_path, keep_copy=False)
     run.discard(piece_path)
     return shard
+
+
+def kept_rows(pairs: PairReader, keep: KeepAt, seed: int, shard: int, columns: Sequence[str]) -> pa.Table | None:
+    """The shard's pairs kept at the rule's t with the asked columns (None when none is)."""
+    thresholds = read_thresholds(pairs.run.spec, seed, shard)
+    languages = pairs.index(shard, [CAPTION_LANGUAGE]).column(CAPTION_LANGUAGE) if keep.worldwide else None
+    kept = keep.keeps(thresholds, keep.pair_t(languages))
+    return pairs.table(shard, columns, kept) if kept.any() else None
+
+
+def _reader_and_rule(run: RunDir, t: float) -> tuple[PairReader, KeepAt]:
+    """The pair reader and the keep rule at t, made once per process for a run's shards (again if
+    the run's record or counts change)."""
+    for path in (run.plan_json, run.run_json, run.entry_counts):
+        run.fetch(path)
+    stamps = tuple((p.stat().st_mtime_ns, p.stat().st_size) for p in (run.plan_json, run.run_json, run.entry_counts))
+    cache_key = (str(run.root), t, stamps)
+    if cache_key not in _RULES:
+        _RULES.clear()
+        _RULES[cache_key] = (PairReader(run), KeepRule.of_run(run).at(t))
+    return _RULES[cache_key]
+
+
+def manifest_shard(shard: int, config: ManifestConfig) -> int:
+    """Write one shard's part of a curated manifest folder; returns its rows. A part that exists is
+    complete (it appears whole), so a killed manifest resumes."""
+    run = RunDir.open(config.root)
+    part = run.manifest_part(config.name, shard)
+    if run.fetch(part):
+        rows = open_parquet(part).metadata.num_rows
+        run.discard(part)
+        return rows
+    pairs, keep = _reader_and_rule(run, config.t)
+    run.fetch(run.index_part(shard))
+    table = kept_rows(pairs, keep, config.seed, shard, config.columns)
+    schema = pa.schema([pairs.schema.field(name) for name in config.columns])
+    write_part(part, schema, [] if table is None else table.to_batches())
+    run.publish(part, keep_copy=False)
+    run.discard(run.index_part(shard))
+    run.discard(run.threshold_part(config.seed, shard))
+    return 0 if table is None else table.num_rows

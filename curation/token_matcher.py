@@ -42,7 +42,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curation.arrow_bytes import binary_parts
+from curation.arrow_bytes import binary_parts, string_array
 from curation.balancing import GOLDEN_GAMMA as _GOLDEN
 from curation.balancing import splitmix64 as _mix  # its finaliser spreads every input bit over the word
 from curation.matching import SPACED_CONTROLS, WRAPPED_PUNCTUATION
@@ -187,7 +187,7 @@ def build_tables(entries: Sequence[str]) -> TokenTables:
     Entries that can never match are left out. Were an entry repeated, its last id would be the one
     reported, as with the reference automaton (a repeated key keeps its last value there).
     """
-    everything = pa.array(entries, type=pa.string())
+    everything = string_array(entries)
     never = pc.or_(
         pc.equal(pc.binary_length(everything), 0),
         pc.match_substring_regex(everything, "[" + "".join(SPACED_CONTROLS) + "]"),

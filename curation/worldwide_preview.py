@@ -83,21 +83,29 @@ class WorldwidePreview:
         sample_entries: np.ndarray,
         sample_thresholds: np.ndarray,
         sample_languages: np.ndarray,
+        sample_min_counts: np.ndarray | None = None,
     ) -> WorldwidePreview:
         """From the stored arrays: thresholds sorted within each language, languages in the stored order
-        (``pairs_per_language`` one longer: the pairs without a language last)."""
+        (``pairs_per_language`` one longer: the pairs without a language last); ``sample_min_counts``
+        as in ``PairSample.build``."""
         starts = np.concatenate(([0], np.cumsum(matched_per_language)))
         parts = []
         for group, language in enumerate(languages):
-            offsets, entries, sampled = sample_subset(
-                sample_offsets, sample_entries, sample_thresholds, np.asarray(sample_languages) == group
-            )
+            chosen = np.asarray(sample_languages) == group
+            offsets, entries, sampled = sample_subset(sample_offsets, sample_entries, sample_thresholds, chosen)
             segment = thresholds[starts[group] : starts[group + 1]]
             parts.append(
                 LanguagePart(
                     language,
                     segment,
-                    PairSample.build(offsets, entries, sampled, rule.counts, len(segment)),
+                    PairSample.build(
+                        offsets,
+                        entries,
+                        sampled,
+                        rule.counts,
+                        len(segment),
+                        None if sample_min_counts is None else sample_min_counts[chosen],
+                    ),
                     int(pairs_per_language[group]),
                 )
             )

@@ -11,9 +11,10 @@ import re
 import sys
 import time
 from types import TracebackType
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO, TypeAlias
 
-from tqdm import tqdm
+if TYPE_CHECKING:  # imported where a bar is drawn: a quiet command (a new t in `balance`) never pays for it
+    from tqdm import tqdm
 
 LINE_EVERY_S = 5.0  # a plain line at least this often while the count moves...
 LINE_EVERY_SHARE = 0.1  # ...and whenever it passes another tenth of the total
@@ -76,20 +77,30 @@ class ProgressLines:
             self.close()
 
 
-Bar = tqdm | ProgressLines
+class Silent(ProgressLines):
+    """Counts, prints nothing (``--quiet``)."""
+
+    def _print(self) -> None:
+        self._printed, self._printed_at = self.n, time.monotonic()
+
+
+Bar: TypeAlias = "tqdm | ProgressLines"
 
 
 def progress_bar(total: int, desc: str, unit: str, enabled: bool = True, file: TextIO | None = None) -> Bar:
     """A bar on a terminal, lines in a log, nothing when disabled (``--quiet``); ``file``: stderr."""
     file = file or sys.stderr
-    if enabled and not _is_terminal(file):
+    if not enabled:
+        return Silent(total, desc, unit, file)
+    if not _is_terminal(file):
         return ProgressLines(total, desc, unit, file)
+    from tqdm import tqdm
+
     return tqdm(
         total=total,
         desc=desc,
         unit=unit,
         unit_scale=unit in ("pairs", "B"),
-        disable=not enabled,
         file=file,
         dynamic_ncols=True,
     )

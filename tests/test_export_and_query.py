@@ -202,11 +202,9 @@ def test_each_manifest_has_its_own_provenance_at_its_own_t_and_seed(run_dir: Pat
         assert provenance["rows"] == provenance["pool_rows"]["kept"] == run.size_at(t)
         assert provenance["pool_rows"]["expected_kept"] == pytest.approx(run.expected_size_at(t), abs=1e-3)
         assert provenance["pool_rows"]["in"] == run.record["rows"]["in"]
-    # At the run's own t and seed, the run's rows: its expected kept (the preview's) is exact here, as the
-    # provenance's (a pass over the run) always is, so the margin run.json gives it is 0 and not repeated.
-    recorded = dict(run.record["rows"])
-    assert recorded.pop("expected_kept_margin") == 0.0
-    assert json.loads((tmp_path / "m.csv.provenance.json").read_text())["pool_rows"] == recorded
+        assert provenance["pool_rows"]["expected_kept_margin"] == 0.0  # the sample holds every matched pair
+    # At the run's own t and seed, the run's rows: both are the preview's figures.
+    assert json.loads((tmp_path / "m.csv.provenance.json").read_text())["pool_rows"] == run.record["rows"]
 
 
 @pytest.mark.parametrize(

@@ -80,6 +80,17 @@ def test_the_sample_is_what_in_sample_picks_with_its_rows_entries_and_thresholds
     counts = pq.read_table(run.entry_counts).column("count").to_numpy()
     keys = [(len(ids), -min(counts[ids])) for ids in stored]
     assert keys == sorted(keys)
+    assert np.load(run.preview(3) / "sample_min_counts.npy").tolist() == [-key for _, key in keys]
+
+
+def test_a_preview_without_stored_min_counts_answers_the_same(finished: Path) -> None:
+    run = RunDir(finished)
+    stored = preview_files.open_preview(run, 3)
+    (run.preview(3) / "sample_min_counts.npy").unlink()  # as merged before the file existed
+    computed = preview_files.open_preview(run, 3)
+    for t in (5, 40, 400):
+        assert computed.expected_size_at(t) == stored.expected_size_at(t)
+    assert np.array_equal(computed.sample.min_counts, stored.sample.min_counts)
 
 
 @pytest.mark.slow

@@ -218,11 +218,12 @@ def test_a_run_in_s3_on_ray_reads_and_writes_only_through_the_store(store: dict,
     assert_same_as_reference(store, "runs/ray")
     driver_cache = store["base"] / "driver-cache"
     # the tasks worked on their own copies, and dropped the large files once published (the driver's
-    # run copy too; its read copy, made to write the manifest, is a reader's and kept between calls)
+    # run copy too): the manifest's parts and provenance as well
     assert ray_elsewhere.is_dir() and (driver_cache / "runs").is_dir()
     for cache in (driver_cache / "runs", ray_elsewhere):
         assert not list(cache.rglob("index/part-*")) and not list(cache.rglob("thresholds/*/part-*"))
-        assert not list(cache.rglob("preview/pieces-*/*.npz")) and not list(cache.rglob("manifests/*"))
+        assert not list(cache.rglob("preview/pieces-*/*.npz"))
+        assert not [path for path in cache.rglob("manifests/**/*") if path.is_file()]
 
 
 def test_export_and_stats_read_a_run_in_s3(store: dict, local_run: str, capsys: pytest.CaptureFixture) -> None:
@@ -267,10 +268,11 @@ def test_balance_at_another_t_is_recorded_in_the_store_and_writes_its_manifest_w
     assert cli("balance", run, "--t", 15, "--write-manifest", "--quiet") == 0
     assert manifest_ids(store, "runs/rebalanced", 15) == reference_ids(store, 15)
     assert manifest_ids(store, "runs/rebalanced", T) == reference_ids(store)  # the run's own stays
-    assert keys(store, "runs/rebalanced/manifests/") == sorted(
+    shards = [shard["index"] for shard in read_json(store, "runs/rebalanced/plan.json")["shards"]]
+    assert keys(store, "runs/rebalanced/manifests/") == sorted(  # a part per shard, then the provenance
         f"runs/rebalanced/manifests/{name}{suffix}"
         for name in (run_manifest_name(T, SEED), run_manifest_name(15, SEED))
-        for suffix in ("", ".provenance.json")
+        for suffix in [f"/part-{shard:05d}.parquet" for shard in shards] + [".provenance.json"]
     )
     assert read_json(store, "runs/rebalanced/run.json")["parameters"] == {"t": 15, "seed": SEED}
 

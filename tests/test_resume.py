@@ -130,9 +130,11 @@ def test_resume_after_losing_outputs_midway(tmp_path: Path, metadata: Path, matc
     (run.preview_pieces(2) / ".00003.npz.tmp-1-dead").write_bytes(b"half a piece")
     run.preview(2).rename(run.preview(2).with_name(".seed-2.tmp-1-dead"))
     (out / "thresholds" / "seed-2" / "part-00005.parquet").unlink()
-    # Killed while writing the curated manifest.
+    # Killed while writing the curated manifest: a part half written, another not begun, no provenance.
     manifest = next((out / "manifests").glob("curated-*.parquet"))
-    manifest.rename(manifest.with_name(f".{manifest.name}.tmp-1-dead"))
+    (manifest / "part-00004.parquet").rename(manifest / ".part-00004.parquet.tmp-1-dead")
+    (manifest / "part-00007.parquet").unlink()
+    manifest.with_name(manifest.name + ".provenance.json").unlink()
     (out / "run.json").unlink()
     capsys.readouterr()
     assert cli("run", *args, "--out", out) == 0

@@ -8,8 +8,9 @@ server. Since the server keeps the environment, working directory and import pat
 each worker takes the driver's current ones first.
 
 Workers live as long as the engine, so each prepares its matcher once for all its shards. They are
-started as soon as the engine is entered, so their start-up overlaps with what the driver does
-before the first stage (planning, building the matcher tables).
+started from a thread as soon as the engine is entered: starting one waits for the fork server to
+have imported the stages (half a second), and the driver meanwhile plans, loads the metadata and
+builds the matcher tables.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
@@ -65,13 +67,25 @@ class LocalEngine:
     def __init__(self, workers: int) -> None:
         self.workers = max(1, int(workers))
         self._pool: ProcessPoolExecutor | None = None
+        self._starting: threading.Thread | None = None
 
     def __enter__(self) -> LocalEngine:
         if self.workers > 1:
             pool = self._start()
-            for _ in range(self.workers):  # the executor starts a process per task submitted
-                pool.submit(_started)
+
+            def start_workers() -> None:
+                for _ in range(self.workers):  # the executor starts a process per task submitted
+                    pool.submit(_started)
+
+            self._starting = threading.Thread(target=start_workers, name="start-workers", daemon=True)
+            self._starting.start()
         return self
+
+    def _started_workers(self) -> None:
+        """Wait for the thread that starts the workers (a stage or a shutdown must not race it)."""
+        if self._starting is not None:
+            self._starting.join()
+            self._starting = None
 
     def _start(self) -> ProcessPoolExecutor:
         if self._pool is None:
@@ -88,6 +102,7 @@ class LocalEngine:
         self.close()
 
     def close(self) -> None:
+        self._started_workers()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
@@ -109,6 +124,7 @@ class LocalEngine:
         return self._map_in_processes(stage, items, config, on_result)
 
     def _map_in_processes(self, stage, items, config, on_result) -> list[Any]:
+        self._started_workers()
         pool = self._start()
         futures: dict[Future, int] = {pool.submit(stage, item, config): i for i, item in enumerate(items)}
         results: dict[int, Any] = {}
