@@ -97,7 +97,7 @@ class ManifestWriter(Protocol):
 
 class ParquetManifest:
     """Dictionary pages only for the columns whose values repeat in the first rows written (urls,
-    captions, keys are unique: a dictionary there costs time for nothing), as the run's own parts."""
+    captions, keys are unique: a dictionary there costs time for nothing), zstd, as the run's own parts."""
 
     suffix = ".parquet"
 
@@ -108,7 +108,9 @@ class ParquetManifest:
     def _writer(self, first: pa.Table | None) -> pq.ParquetWriter:
         if self.writer is None:
             repeating = repeating_columns(first.slice(0, 65_536)) if first is not None and first.num_rows else []
-            self.writer = pq.ParquetWriter(self.path, self.schema, use_dictionary=repeating)
+            self.writer = pq.ParquetWriter(
+                self.path, self.schema, use_dictionary=repeating, compression=stages.PART_COMPRESSION
+            )
         return self.writer
 
     def write(self, table: pa.Table) -> None:

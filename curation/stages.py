@@ -138,12 +138,18 @@ def repeating_columns(batch: pa.RecordBatch | pa.Table) -> list[str]:
     ]
 
 
+# Parts (index, manifests) are compressed with zstd: on alt-text columns and entry id lists it costs
+# the CPU of pyarrow's default, snappy, and its files are a quarter smaller (measured on a realistic
+# pool: 130 against 177 bytes a row for a manifest's every column).
+PART_COMPRESSION = "zstd"
+
+
 def write_part(path: Path, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> None:
     """Stream batches into one Parquet part that appears whole; encodings chosen on the first batch."""
     batches = iter(batches)
     first = next(batches, None)
     options = {"use_dictionary": repeating_columns(first)} if first is not None and len(first) else {}
-    with atomic_parquet_writer(path, schema, **options) as writer:
+    with atomic_parquet_writer(path, schema, compression=PART_COMPRESSION, **options) as writer:
         for batch in chain([first] if first is not None else [], batches):
             writer.write_batch(batch)
 
