@@ -292,8 +292,9 @@ def child_apptest(run_dir: Path, options: dict) -> dict:
     preview = run.preview(options["seed"])
 
     def check(at: AppTest, where: str) -> None:
-        if at.exception:
-            raise SystemExit(f"{where}: {[e.message for e in at.exception]}")
+        """A page that raised or showed an error did not draw what is timed: the figures would be wrong."""
+        if at.exception or at.error:
+            raise SystemExit(f"{where}: {[e.message for e in at.exception] + [e.value for e in at.error]}")
 
     def timed(action) -> float:
         start = time.perf_counter()
@@ -312,13 +313,13 @@ def child_apptest(run_dir: Path, options: dict) -> dict:
     for round_ in range(options["rounds"]):
         for t in ts:
             t_run = t * (1 + 1e-3 * round_)  # a value not seen before: the page's per-t caches miss
-            widget = at.number_input(key="t").set_value(t_run)
+            widget = at.number_input(key="t_box").set_value(t_run)
             per_t[t].append(timed(widget.run) * 1000)
             check(at, f"t={t_run}")
             shown = next(m.value for m in at.metric if m.label == "Kept pairs")
             if shown != f"{preview.size_at(t_run):,}":
                 mismatches.append({"t": t_run, "shown": shown})
-    at.number_input(key="t").set_value(float(RUN_T)).run()
+    at.number_input(key="t_box").set_value(float(RUN_T)).run()
     steps["entries_s"] = timed(lambda: at.switch_page("views/entries.py").run())
     check(at, "entries")
     steps["samples_kept_s"] = timed(lambda: at.switch_page("views/samples.py").run())
@@ -858,8 +859,14 @@ def main(argv: list[str] | None = None) -> int:
         wait_for_quiet(args.quiet_wait)
         result["open"] = child("open", run_dir, options, env)
         wait_for_quiet(args.quiet_wait)
-        # the dashboard opens run directories only under its runs directory: the run's parent folder
-        runs_env = {**(env or {}), "CURATION_RUNS_DIR": str(run_dir.parent)}
+        # the dashboard opens run directories only under its runs directory (the run's parent folder),
+        # and shows pairs only of a pool under its data roots (the run's pool, as plan.json names it)
+        pool = json.loads((run_dir / "plan.json").read_text())["pool"]
+        runs_env = {
+            **(env or {}),
+            "CURATION_RUNS_DIR": str(run_dir.parent),
+            "CURATION_DATA_ROOTS": os.pathsep.join([str(run_dir.parent), pool]),
+        }
         result["apptest"] = child("apptest", run_dir, options, runs_env)
         result["disk"] = {
             "run_gb": round(disk_bytes(run_dir) / 1e9, 2),

@@ -360,16 +360,18 @@ def _live_progress(jobs_dir: Path, job: dict) -> tuple[float, str]:
     """Where a job is now: a run by its run directory (what it and earlier jobs finished), an export
     by its log."""
     if _kind(job) == "run":
-        return run_progress(job["out"], int((job.get("request") or {}).get("seed", 0)))
+        request = job.get("request") or {}
+        return run_progress(job["out"], int(request.get("seed", 0)), request.get("t"))
     return log_progress(jobs_dir, job["id"])
 
 
-def run_progress(out: str, seed: int = 0) -> tuple[float, str]:
+def run_progress(out: str, seed: int = 0, t: float | None = None) -> tuple[float, str]:
     """How far a run directory has come, read from the files its stages leave (on disk or in a store);
-    ``seed``: the one the run balances with."""
+    ``seed``: the one the run balances with; ``t``: its t, when the run ends with its curated manifest
+    (written after run.json says complete: its parts tell how far it is)."""
     run = RunDir.open(out, reading=True)
     if _is_complete(run):
-        return 1.0, "complete"
+        return _manifest_progress(run, seed, t) if t is not None else (1.0, "complete")
     if not run.fetch(run.plan_json):
         return 0.0, "starting"
     shards = run.shards()
@@ -383,6 +385,18 @@ def run_progress(out: str, seed: int = 0) -> tuple[float, str]:
     if done < len(shards):
         return 0.8 + 0.15 * done / len(shards), f"keep thresholds: {done} of {len(shards)} shards"
     return 0.95, "writing the curated manifest"
+
+
+def _manifest_progress(run: RunDir, seed: int, t: float) -> tuple[float, str]:
+    from curation.export import provenance_name, run_manifest_name  # the dashboard has it imported
+
+    name = run_manifest_name(t, seed)
+    if run.has(run.manifests / provenance_name(name)):
+        return 1.0, "complete"
+    shards = run.shards()
+    parts = set(run.names(run.manifests / name))
+    done = sum(1 for shard in shards if part_name(shard.index) in parts)
+    return 0.95 + 0.05 * done / max(len(shards), 1), f"writing the curated manifest: {done} of {len(shards)} shards"
 
 
 def _is_complete(run: RunDir) -> bool:

@@ -1,4 +1,5 @@
-"""Keep freed memory for reuse instead of handing it back to the system after every batch.
+"""Keep freed memory for reuse instead of handing it back to the system after every batch, and hand it
+back at once when a process moves on to other work.
 
 Each batch allocates and frees tens of megabytes of numpy arrays. glibc's defaults return large
 blocks to the kernel at once (mmap'd blocks, and the top of the heap beyond 128 KiB), so the next
@@ -33,3 +34,18 @@ def keep_freed_memory() -> bool:
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     _done = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
     return _done
+
+
+def release_freed_memory() -> None:
+    """Give the memory this process freed back to the system: glibc's free heap (``malloc_trim``) and
+    Arrow's pool. For a process whose next work is of another kind: the driver after merging a
+    preview (a few hundred MB of arrays at 10M pairs, which glibc would otherwise keep through the
+    manifest stage, adding to the workers' memory at the run's peak)."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass

@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 from curation import balancing
 from curation.entry_lists import flatten
 from curation.keep_rule import KeepRule
+from curation.memory import release_freed_memory
 from curation.preview import BalancePreview, min_counts, reordered, sample_order
 from curation.rundir import (
     RunDir,
@@ -201,6 +202,7 @@ def merge(
         )
         atomic_write_json(staging / SUMMARY, summary)
     shutil.rmtree(run.preview_pieces(seed), ignore_errors=True)
+    release_freed_memory()
     return summary
 
 
@@ -232,23 +234,8 @@ def _merge_into(
             rows.append(piece["sample_rows"] + (np.int64(shard) << 32))
             groups.append(piece["sample_groups"])
             matches = _added(matches, piece["matches"])
-    sample_sizes = np.concatenate(sizes) if sizes else np.zeros(0, np.int32)
-    offsets = np.zeros(len(sample_sizes) + 1, dtype=np.int64)
-    np.cumsum(sample_sizes, out=offsets[1:])
-    flat = np.concatenate(entries) if entries else np.zeros(0, np.int32)
-    # Stored in the order the estimates work in, so that opening the preview (a new t) sorts nothing.
-    smallest = min_counts(offsets, flat, counts)
-    order = sample_order(sample_sizes, smallest)
-    ordered_offsets, ordered_entries = reordered(offsets, flat, order)
-    np.save(directory / "sample_min_counts.npy", smallest[order])
-    np.save(directory / "sample_offsets.npy", ordered_offsets)
-    np.save(directory / "sample_entries.npy", ordered_entries)
-    np.save(
-        directory / "sample_thresholds.npy",
-        (np.concatenate(sample_thresholds) if sample_thresholds else np.zeros(0))[order],
-    )
-    np.save(directory / "sample_rows.npy", (np.concatenate(rows) if rows else np.zeros(0, np.int64))[order])
-    np.save(directory / "sample_groups.npy", (np.concatenate(groups) if groups else np.zeros(0, np.int16))[order])
+    sample_pairs = _write_sample(directory, sizes, entries, sample_thresholds, rows, groups, counts)
+    del sizes, entries, sample_thresholds, rows, groups  # before the thresholds' merge, which needs room
     group_probes = [
         np.concatenate([p[g] for p in probes if g < len(p)] or [np.zeros(0)]) for g in range(len(group_sizes))
     ]
@@ -256,11 +243,43 @@ def _merge_into(
     return {
         "pairs": pairs,
         "matched_pairs": int(group_sizes.sum()),
-        "sample_pairs": len(sample_sizes),
+        "sample_pairs": sample_pairs,
         "matches_per_pair": [int(x) for x in matches],
         "language_matched_pairs": [int(x) for x in group_sizes],
         "language_pairs": [int(x) for x in group_rows],
     }
+
+
+def _write_sample(
+    directory: Path,
+    sizes: list[np.ndarray],
+    entries: list[np.ndarray],
+    thresholds: list[np.ndarray],
+    rows: list[np.ndarray],
+    groups: list[np.ndarray],
+    counts: np.ndarray,
+) -> int:
+    """The pieces' samples as one, stored in the order the estimates work in (so that opening the
+    preview, a new t, sorts nothing); returns its pairs. Its arrays are freed on return."""
+    sample_sizes = np.concatenate(sizes) if sizes else np.zeros(0, np.int32)
+    offsets = np.zeros(len(sample_sizes) + 1, dtype=np.int64)
+    np.cumsum(sample_sizes, out=offsets[1:])
+    flat = np.concatenate(entries) if entries else np.zeros(0, np.int32)
+    smallest = min_counts(offsets, flat, counts)
+    order = sample_order(sample_sizes, smallest)
+    np.save(directory / "sample_min_counts.npy", smallest[order])
+    ordered_offsets, ordered_entries = reordered(offsets, flat, order)
+    del flat
+    np.save(directory / "sample_offsets.npy", ordered_offsets)
+    np.save(directory / "sample_entries.npy", ordered_entries)
+    del ordered_entries
+    for name, parts, empty in (
+        ("thresholds", thresholds, np.zeros(0)),
+        ("rows", rows, np.zeros(0, np.int64)),
+        ("groups", groups, np.zeros(0, np.int16)),
+    ):
+        np.save(directory / f"sample_{name}.npy", (np.concatenate(parts) if parts else empty)[order])
+    return len(sample_sizes)
 
 
 def _write_header(handle, length: int) -> None:
@@ -285,12 +304,18 @@ def _sorted_thresholds(
             for done, piece in enumerate(pieces, 1):
                 with np.load(piece) as loaded:
                     values.append(loaded["thresholds"])
-                    labels.append(np.repeat(np.arange(len(loaded["group_sizes"])), loaded["group_sizes"]))
+                    if len(group_sizes) > 1:  # languages: each value's group, for the sort by (group, value)
+                        labels.append(np.repeat(np.arange(len(loaded["group_sizes"])), loaded["group_sizes"]))
                 if progress:
                     progress(done, steps)
             values_ = np.concatenate(values) if values else np.zeros(0)
-            labels_ = np.concatenate(labels) if labels else np.zeros(0, np.int64)
-            (np.sort(values_) if len(group_sizes) == 1 else values_[np.lexsort((values_, labels_))]).tofile(out)
+            del values
+            if len(group_sizes) == 1:
+                values_.sort()  # in place: a run's thresholds once, not twice
+                values_.tofile(out)
+            else:
+                labels_ = np.concatenate(labels) if labels else np.zeros(0, np.int64)
+                values_[np.lexsort((values_, labels_))].tofile(out)
             if progress:
                 progress(steps, steps)
             return

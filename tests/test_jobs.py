@@ -372,3 +372,25 @@ def test_text_columns_are_checked_before_starting_and_one_is_the_caption_column(
     two = parse(RunRequest("p", "m", 40, 0, "o", language_column="lang", text_columns=("a", "b")).arguments())
     assert (one.text_column, one.text_columns, one.language_column) == ("caption", None, None)
     assert (two.text_column, two.text_columns, two.language_column) == (None, ["a", "b"], "lang")
+
+
+def test_a_run_writing_its_manifest_is_not_complete_until_the_manifest_is(
+    tmp_path: Path, pool: Path, metadata: Path
+) -> None:
+    """run.json says complete before the curated manifest is written; the card follows the manifest's
+    parts until its provenance, written last, lands."""
+    out = tmp_path / "run"
+    args = ["--pool", pool, "--metadata", metadata, "--t", 40, "--seed", 2, "--shard-rows", 500]
+    assert cli("run", *args, "--out", out, "--quiet") == 0
+    manifest = next((out / "manifests").glob("curated-*.parquet"))
+    parts = sorted(manifest.iterdir())
+    assert len(parts) > 2 and run_progress(str(out), 2, 40) == (1.0, "complete")
+    provenance = manifest.with_name(manifest.name + ".provenance.json")
+    provenance.unlink()
+    parts[0].unlink()
+    progress, stage = run_progress(str(out), 2, 40)
+    assert stage == f"writing the curated manifest: {len(parts) - 1} of {len(parts)} shards"
+    assert 0.95 <= progress < 1.0
+    assert run_progress(str(out), 2) == (1.0, "complete")  # without its t: the run itself
+    assert cli("run", *args, "--out", out, "--quiet") == 0  # the same command finishes the manifest
+    assert provenance.exists() and run_progress(str(out), 2, 40) == (1.0, "complete")
