@@ -220,27 +220,29 @@ class PairSample:
 
     @cached_property
     def _top_slots(self) -> tuple[dict[int, int], np.ndarray, np.ndarray]:
-        """The slots of the entries met most often in the sample, as (entry -> position, position per
-        slot, the slot's pair threshold): each t then costs one pass over these slots only."""
+        """The pair thresholds of the slots of the entries met most often in the sample, sorted within
+        each entry, as (entry -> position, the thresholds, where each position's begin): the kept
+        count of such an entry at any t is then one binary search, not a pass over its slots."""
         seen = np.bincount(self.flat_entries)
         top = np.argpartition(seen, -TOP_ENTRIES)[-TOP_ENTRIES:] if len(seen) > TOP_ENTRIES else np.arange(len(seen))
         top = top[seen[top] > 0]
         position = np.full(len(seen), -1, dtype=np.int32)
         position[top] = np.arange(len(top), dtype=np.int32)
         slots = np.flatnonzero(position[self.flat_entries] >= 0)
-        return (
-            {int(e): i for i, e in enumerate(top)},
-            position[self.flat_entries[slots]],
-            self.pair_thresholds[self.flat_rows[slots]],
-        )
+        positions = position[self.flat_entries[slots]]
+        thresholds = self.pair_thresholds[self.flat_rows[slots]]
+        order = np.lexsort((thresholds, positions))
+        starts = np.searchsorted(positions[order], np.arange(len(top) + 1), side="left")
+        return {int(e): i for i, e in enumerate(top)}, thresholds[order], starts
 
     def kept_counts_of(self, entry_ids: np.ndarray, t: float, n_entries: int) -> tuple[np.ndarray, np.ndarray]:
         """kept_counts for a few entries; cheap for the sample's most frequent ones (the charts')."""
-        index, positions, thresholds = self._top_slots
+        index, thresholds, starts = self._top_slots
         entry_ids = np.asarray(entry_ids, dtype=np.int64)
         if all(int(e) in index for e in entry_ids):
-            hits = np.bincount(positions[thresholds < t], minlength=len(index)).astype(np.float64)
-            return self.scaled(hits[[index[int(e)] for e in entry_ids]])
+            at = [index[int(e)] for e in entry_ids]
+            hits = [np.searchsorted(thresholds[starts[i] : starts[i + 1]], t, side="left") for i in at]
+            return self.scaled(np.asarray(hits, dtype=np.float64))
         values, stderr = self.kept_counts(t, n_entries)
         return values[entry_ids], stderr[entry_ids]
 

@@ -49,6 +49,18 @@ def test_with_every_pair_in_the_sample_answers_equal_a_full_pass(pool, t: float)
     assert preview.matched_pairs == sum(1 for x in entry_ids.to_pylist() if x)
 
 
+def test_kept_counts_of_the_charted_entries_at_a_t_equal_to_a_pair_threshold(pool) -> None:
+    """The charts' entries are answered by a binary search per entry: a pair whose k equals t is not
+    kept (k < t), as in a full pass."""
+    entry_ids, thresholds, counts, _ = pool
+    preview = BalancePreview.build(entry_ids, thresholds, counts)
+    finite = np.sort(thresholds[np.isfinite(thresholds)])
+    for t in (float(finite[len(finite) // 3]), float(finite[len(finite) // 2]), float(finite[-1])):
+        balanced = balancing.balanced_counts(entry_ids, thresholds, t, len(counts))
+        some = np.array([0, 1, 2, 7])
+        assert preview.kept_counts(some, t)[0].tolist() == balanced[some].tolist()
+
+
 def test_head_and_tail_at_a_t_equal_to_a_count(pool) -> None:
     """An entry counted exactly t times is head, and outside the tail share, as in counting.head_tail."""
     entry_ids, thresholds, counts, _ = pool
