@@ -114,11 +114,14 @@ def proc_address(hex_address: str) -> str:
 
 def listening_addresses(pid: int, port: int) -> list[str]:
     """The local addresses of the sockets that process ``pid`` listens on at ``port``, IPv4 and IPv6."""
-    inodes = {
-        os.readlink(fd)[len("socket:[") : -1]
-        for fd in Path(f"/proc/{pid}/fd").iterdir()
-        if os.readlink(fd).startswith("socket:[")
-    }
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except FileNotFoundError:  # closed between the listing and the read: the server is busy
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
     found = []
     for table in ("tcp", "tcp6"):
         for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
