@@ -237,7 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="match, count and balance: the full curation",
         description="Index the pool with the entries each caption matches, count matches per entry, "
-        "select t, and write the curated manifest of the pairs kept at t to RUN/manifests/.",
+        "select t, and write the curated manifest of the pairs kept at t to RUN/manifests/ (a folder of "
+        "Parquet parts, one per shard, written by the workers).",
     )
     _add_match_options(run)
     _add_balance_options(run, seed_default=0)
