@@ -259,7 +259,7 @@ def write_manifest(
         raise CurationError(f"t must be a positive number, got {t}")
     pairs = PairReader(run)
     shards = pairs.plan.shard_indices
-    if t is not None and seed not in run.complete_seeds(pairs.plan):
+    if t is not None and not run.has_thresholds(seed, pairs.plan):
         raise CurationError(
             f"no keep thresholds for seed {seed} in {root}; run `curation balance {root} --t {t:g} --seed {seed}` first"
         )
@@ -349,12 +349,12 @@ def run_manifest(spec: str, t: float, seed: int, engine: Engine, progress: Progr
     per shard, written by the engine's workers (every pool column, then the pairs' keys and entry
     ids: what format 1 kept as curated/), and NAME.provenance.json beside it, written last: a
     provenance file means a whole manifest. A killed manifest resumes from the parts it wrote."""
+    if t is None or not t > 0:
+        raise CurationError(f"t must be a positive number, got {t}")
     run = RunDir.open(spec)
     name = run_manifest_name(t, seed)
     folder, provenance_path = run.manifests / name, run.manifests / provenance_name(name)
     pairs = PairReader(run)
-    if t is None or not t > 0:
-        raise CurationError(f"t must be a positive number, got {t}")
     if not run.has_thresholds(seed, pairs.plan):
         raise CurationError(
             f"no keep thresholds for seed {seed} in {spec}; run `curation balance {spec} --t {t:g} --seed {seed}` first"

@@ -27,12 +27,12 @@ import time
 import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from curation.commands import RunRequest, check_text_columns, curation_command
 from curation.mirror import process_alive
 from curation.pool import resolve_files
-from curation.rundir import PART_GLOB, RunDir, atomic_write_json, part_name, read_json
+from curation.rundir import RunDir, atomic_write_json, part_name, read_json
 from studio_common import storage
 from studio_common.errors import CurationError
 from studio_common.progress import LINE
@@ -380,8 +380,7 @@ def run_progress(out: str, seed: int = 0, t: float | None = None) -> tuple[float
     matched = sum(shard.rows for shard in shards if run.shard_marker(shard.index).name in markers)
     if matched < total or not run.has(run.entry_counts):
         return 0.8 * matched / total, f"matching: {matched:,} of {total:,} pairs"
-    parts = {name for name in run.names(run.thresholds(seed)) if PurePosixPath(name).match(PART_GLOB)}
-    done = sum(1 for shard in shards if part_name(shard.index) in parts)
+    done = _parts_done(run, run.thresholds(seed), shards)
     if done < len(shards):
         return 0.8 + 0.15 * done / len(shards), f"keep thresholds: {done} of {len(shards)} shards"
     return 0.95, "writing the curated manifest"
@@ -394,9 +393,14 @@ def _manifest_progress(run: RunDir, seed: int, t: float) -> tuple[float, str]:
     if run.has(run.manifests / provenance_name(name)):
         return 1.0, "complete"
     shards = run.shards()
-    parts = set(run.names(run.manifests / name))
-    done = sum(1 for shard in shards if part_name(shard.index) in parts)
+    done = _parts_done(run, run.manifests / name, shards)
     return 0.95 + 0.05 * done / max(len(shards), 1), f"writing the curated manifest: {done} of {len(shards)} shards"
+
+
+def _parts_done(run: RunDir, folder: Path, shards: list) -> int:
+    """Shards whose part is in the folder (a part appears whole: its name says it is done)."""
+    names = run.names(folder)
+    return sum(1 for shard in shards if part_name(shard.index) in names)
 
 
 def _is_complete(run: RunDir) -> bool:

@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 
 FORMAT_VERSION = 2  # 2: an index over the pool (index/); 1 copied the pool into annotated/ and curated/
 LOCK_NAME = ".lock"  # the one-writer lock: a flock on disk, a leased object in a store (curation/mirror.py)
-PART_GLOB = "part-*.parquet"
 
 # Columns of the index parts (what a run knows of each pair beyond the pool) and of its threshold parts.
 ENTRY_IDS = "entry_ids"
@@ -217,12 +216,10 @@ class RunDir:
     def complete_seeds(self, plan: Plan | None = None) -> list[int]:
         """Seeds with a keep threshold part for every shard (a killed balance may leave one half done);
         ``plan``: the run's, when the caller has read it already."""
-        shards = list(plan.shards) if plan is not None else self.shards() if self.plan_json.exists() else []
-        return [
-            seed
-            for seed in self.threshold_seeds()
-            if all(self.threshold_part(seed, shard.index).exists() for shard in shards)
-        ]
+        if plan is None and not self.plan_json.exists():
+            return self.threshold_seeds()  # no shards to miss a part
+        plan = plan if plan is not None else self.plan()
+        return [seed for seed in self.threshold_seeds() if self.has_thresholds(seed, plan)]
 
     def has_thresholds(self, seed: int, plan: Plan) -> bool:
         """Every shard has the seed's keep threshold part (in the store, for a run that lives there)."""
