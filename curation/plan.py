@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from curation.languages import LID176
 from curation.pool import Shard, comparable_path
 from curation.rundir import FORMAT_VERSION, atomic_write_json, read_json
 from studio_common.errors import CurationError
@@ -61,6 +62,10 @@ class PlanColumns:
     url: str | None
     language: str | None = None
     texts: tuple[str, ...] = ()
+    # How a worldwide run without a language column identifies captions' languages (curation.languages),
+    # and the run's identifier-to-metadata codes (--language-map).
+    identifier: str | None = None
+    language_map: tuple[tuple[str, str], ...] = ()
 
     def as_json(self, worldwide: bool) -> dict:
         return {
@@ -69,11 +74,24 @@ class PlanColumns:
             "url": self.url,
             **({"language": self.language} if worldwide else {}),
             **({"texts": list(self.texts)} if self.texts else {}),
+            **({"language_identifier": self.identifier} if self.identifier else {}),
+            **({"language_map": dict(self.language_map)} if self.language_map else {}),
         }
 
     @classmethod
-    def from_json(cls, data: dict) -> PlanColumns:
-        return cls(data["text"], data.get("id"), data.get("url"), data.get("language"), tuple(data.get("texts", ())))
+    def from_json(cls, data: dict, worldwide: bool = False) -> PlanColumns:
+        identifier = data.get("language_identifier")
+        if identifier is None and worldwide and data.get("language") is None:
+            identifier = LID176  # planned before there was a choice: lid.176 alone
+        return cls(
+            data["text"],
+            data.get("id"),
+            data.get("url"),
+            data.get("language"),
+            tuple(data.get("texts", ())),
+            identifier,
+            tuple(sorted(data.get("language_map", {}).items())),
+        )
 
 
 @dataclass(frozen=True)
@@ -139,8 +157,8 @@ class Plan:
                 pool=data["pool"],
                 files=tuple(data["files"]),
                 rows=int(data["rows"]),
-                metadata=PlanMetadata.from_json(data["metadata"]),
-                columns=PlanColumns.from_json(data["columns"]),
+                metadata=(metadata := PlanMetadata.from_json(data["metadata"])),
+                columns=PlanColumns.from_json(data["columns"], worldwide=metadata.languages is not None),
                 pair_key=data["pair_key"],
                 shard_rows=int(data["shard_rows"]),
                 shards=tuple(

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from curation import counting, matchers, preview_files, stages
+from curation import counting, languages, matchers, preview_files, stages
 from curation.arrow_bytes import string_array
 from curation.engines import Engine, make_engine
 from curation.keep_rule import KeepRule
@@ -37,7 +37,7 @@ from curation.rundir import (
     read_parquet,
     remove_leftovers,
 )
-from curation.shard_stats import RowStats
+from curation.shard_stats import LanguageDecisions, RowStats
 from metadata import Metadata, MetadataError, fingerprint, load_metadata
 from studio_common import storage
 from studio_common.errors import CurationError
@@ -79,6 +79,7 @@ class MatchRequest:
     matcher: str = matchers.DEFAULT_MATCHER
     language_column: str | None = None  # worldwide metadata: the pool's language column (None: identify)
     language_overrides: tuple[tuple[str, str], ...] = ()  # identifier code -> metadata code
+    language_identifier: str | None = None  # worldwide, no language column: languages.DEFAULT_IDENTIFIER
     text_columns: tuple[str, ...] = ()  # several texts per image (alt, title, ...): --text-columns
 
 
@@ -108,6 +109,23 @@ def _language_column(files: list[str], request: MatchRequest, metadata: Metadata
         )
     _schemas_with(files, [request.language_column])
     return request.language_column
+
+
+def _identifier(request: MatchRequest, metadata: Metadata) -> str | None:
+    """The language identifier of a worldwide run that reads no language column (None otherwise)."""
+    if request.language_identifier is not None:
+        if metadata.languages is None:
+            raise CurationError(
+                "--language-identifier needs worldwide metadata: a Parquet file with 'entry' and 'language' columns"
+            )
+        if request.language_column is not None:
+            raise CurationError(
+                "--language-identifier and --language-column: the column gives every caption's language, "
+                "so nothing is identified; give one of them"
+            )
+    if metadata.languages is None or request.language_column is not None:
+        return None
+    return request.language_identifier or languages.DEFAULT_IDENTIFIER
 
 
 def _schemas_with(files: list[str], names: list[str]) -> list[tuple[str, pa.Schema]]:
@@ -158,7 +176,15 @@ def _make_plan(request: MatchRequest, metadata: Metadata, log: Log) -> Plan:
             drop_invalid_entries=request.drop_invalid_entries,
             languages=tuple(sorted(set(metadata.languages))) if metadata.languages else None,
         ),
-        columns=PlanColumns(info.text_column, info.id_column, info.url_column, language_column, tuple(texts)),
+        columns=PlanColumns(
+            info.text_column,
+            info.id_column,
+            info.url_column,
+            language_column,
+            tuple(texts),
+            _identifier(request, metadata),
+            request.language_overrides if metadata.languages is not None else (),
+        ),
         pair_key=key,
         shard_rows=request.shard_rows,
         shards=tuple(plan_shards(files, request.shard_rows)),
@@ -205,7 +231,8 @@ def match_pool(request: MatchRequest, execution: Execution, engine: Engine, log:
         batch_rows=request.batch_rows,
         matcher=matcher,
         language_column=plan.columns.language,
-        language_overrides=request.language_overrides,
+        language_identifier=plan.columns.identifier,
+        language_overrides=plan.columns.language_map,
         text_columns=plan.columns.texts,
     )
     done = [s for s in shards if run.shard_marker(s.index).exists()]
@@ -236,8 +263,16 @@ def match_pool(request: MatchRequest, execution: Execution, engine: Engine, log:
     totals = sum((result.rows for result in results), RowStats())
     if totals.rows != plan.rows or not totals.accounted:
         raise CurationError(f"row accounting failed in {run.root}: {totals.as_run_rows()}; remove it and run again")
+    decided = [result.languages for result in results]
     return {
         "rows": totals.as_run_rows(),
+        # worldwide runs: how captions got their languages, when every shard's marker says (markers
+        # written before this was recorded do not)
+        **(
+            {"language_decisions": sum(decided, LanguageDecisions()).as_json()}
+            if plan.worldwide and None not in decided
+            else {}
+        ),
         "resumed_shards": len(done),
         "matcher": matcher,
         "timings": {
@@ -422,6 +457,10 @@ def write_run_record(out: str, execution: Execution, match: dict | None, balance
     timings = dict(record.get("timings", {}))
     if match is not None:
         record["rows"] = match["rows"]
+        if "language_decisions" in match:
+            record["language_decisions"] = match["language_decisions"]
+        else:
+            record.pop("language_decisions", None)
         record["resumed_shards"] = match["resumed_shards"]
         record["matcher"] = match["matcher"]
         timings.update(match["timings"])

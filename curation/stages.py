@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import chain
+from itertools import chain, repeat
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,7 @@ from curation.rundir import (
     read_json,
     read_parquet,
 )
-from curation.shard_stats import RowStats, ShardStats
+from curation.shard_stats import LanguageDecisions, RowStats, ShardStats
 from metadata import fingerprint, load_metadata
 from studio_common.errors import CurationError
 
@@ -48,8 +48,9 @@ class MatchConfig:
     batch_rows: int
     matcher: str = matchers.DEFAULT_MATCHER
     # Worldwide runs (the metadata has languages): where captions' languages come from, a pool column
-    # or (None) language identification, and the identifier-to-metadata code overrides.
+    # or (None) the identifier named, and the identifier-to-metadata code overrides.
     language_column: str | None = None
+    language_identifier: str | None = None
     language_overrides: tuple[tuple[str, str], ...] = ()
     # Several texts per image (--text-columns): each is matched and counted, one matched text per
     # image is picked by a hash of its pair key, and the image is kept by that text's entries.
@@ -171,18 +172,24 @@ def picked_texts(matched: np.ndarray, pair_keys: np.ndarray) -> np.ndarray:
 
 def caption_languages(
     batch: pa.RecordBatch, texts: pa.Array, config: MatchConfig, available: frozenset[str]
-) -> pa.Array:
-    """The metadata language each caption is matched in: its pool column's code, or the identified
-    one, mapped to the metadata's codes (``other``, or null when the metadata has no such language)."""
+) -> tuple[pa.Array, LanguageDecisions]:
+    """The metadata language each caption is matched in (its pool column's code, or the identified
+    one, mapped to the metadata's codes: ``other``, or null when the metadata has no such language),
+    and how each was decided."""
     from curation import languages
 
     if config.language_column is not None:
-        codes = pc.cast(batch.column(config.language_column), pa.string()).to_pylist()
+        codes = [code or "" for code in pc.cast(batch.column(config.language_column), pa.string()).to_pylist()]
+        sources: Iterable[str] = repeat(languages.FROM_COLUMN)
     else:
-        codes = languages.identify(texts.to_pylist())
+        identified = languages.identify_decided(
+            texts.to_pylist(), config.language_identifier or languages.DEFAULT_IDENTIFIER
+        )
+        codes, sources = identified.codes, identified.sources
     overrides = dict(config.language_overrides)
-    mapped = {code: languages.metadata_language(code or "", available, overrides) for code in set(codes)}
-    return pa.array([mapped[code] for code in codes], type=pa.string())
+    resolved = {code: languages.resolve(code, available, overrides) for code in set(codes)}
+    decisions = LanguageDecisions.tally((source, code, *resolved[code]) for source, code in zip(sources, codes))
+    return pa.array([resolved[code][0] for code in codes], type=pa.string()), decisions
 
 
 def _pair_keys(batch: pa.RecordBatch, texts: pa.Array, config: MatchConfig) -> np.ndarray:
@@ -200,6 +207,7 @@ class _MatchTally:
 
     counts: np.ndarray
     stats: RowStats = RowStats()
+    languages: LanguageDecisions | None = None  # worldwide runs: how captions got their languages
 
 
 def _batch_stats(texts: pa.Array, entry_ids: pa.Array) -> RowStats:
@@ -216,10 +224,15 @@ def _batch_stats(texts: pa.Array, entry_ids: pa.Array) -> RowStats:
 
 
 def _languages(
-    batch: pa.RecordBatch, texts: pa.Array, config: MatchConfig, matcher: matchers.Matcher
+    batch: pa.RecordBatch, texts: pa.Array, config: MatchConfig, matcher: matchers.Matcher, tally: _MatchTally
 ) -> pa.Array | None:
-    """Each caption's language when the matcher matches per language, else None."""
-    return None if matcher.languages is None else caption_languages(batch, texts, config, matcher.languages)
+    """Each caption's language when the matcher matches per language (how each was decided added to
+    the tally), else None."""
+    if matcher.languages is None:
+        return None
+    found, decisions = caption_languages(batch, texts, config, matcher.languages)
+    tally.languages = decisions if tally.languages is None else tally.languages + decisions
+    return found
 
 
 def _read_columns(config: MatchConfig) -> list[str]:
@@ -239,7 +252,7 @@ def _index_batches(
             yield _several_texts_batch(batch, config, matcher, schema, tally)
             continue
         texts = pc.cast(batch.column(config.text_column), pa.string())
-        languages = _languages(batch, texts, config, matcher)
+        languages = _languages(batch, texts, config, matcher, tally)
         entry_ids = matcher.match_batch(texts, languages)
         extra = [] if languages is None else [languages]
         pair_keys = _pair_keys(batch, texts, config)
@@ -256,7 +269,7 @@ def _several_texts_batch(
     columns = [pc.cast(batch.column(name), pa.string()) for name in config.text_columns]
     found, languages = [], []
     for texts in columns:
-        languages.append(_languages(batch, texts, config, matcher))
+        languages.append(_languages(batch, texts, config, matcher, tally))
         found.append(matcher.match_batch(texts, languages[-1]))
         tally.counts += counting.count_entries(found[-1], len(tally.counts))
     pair_keys = _pair_keys(batch, columns[0], config)
@@ -316,7 +329,9 @@ def match_shard(shard: Shard, config: MatchConfig) -> ShardStats:
         run.shard_counts(shard.index),
         pa.table({"entry_id": pa.array(nonzero.astype(np.int32)), "count": pa.array(tally.counts[nonzero])}),
     )
-    stats = ShardStats(shard.index, shard.path, config.matcher, tally.stats)
+    if matcher.languages is not None and tally.languages is None:  # a shard without rows
+        tally.languages = LanguageDecisions()
+    stats = ShardStats(shard.index, shard.path, config.matcher, tally.stats, tally.languages)
     run.write_json(marker, stats.as_json())  # last: it says the shard is done
     return stats
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import cli
 
-from curation.plan import Plan, read_plan
+from curation.plan import Plan, plan_differences, read_plan
 from curation.rundir import FORMAT_VERSION, RunDir
 from studio_common.errors import CurationError
 
@@ -30,7 +30,15 @@ WORLDWIDE = {
         "drop_invalid_entries": False,
         "languages": ["de", "en"],
     },
-    "columns": {"text": "alt", "id": None, "url": "url", "language": None, "texts": ["alt", "title"]},
+    "columns": {
+        "text": "alt",
+        "id": None,
+        "url": "url",
+        "language": None,
+        "texts": ["alt", "title"],
+        "language_identifier": "lid176-scripts",
+        "language_map": {"no": "nb"},
+    },
     "pair_key": "content: url + newline + alt",
     "shard_rows": 5,
     "shards": [
@@ -60,9 +68,25 @@ def test_a_plan_reads_back_to_the_json_it_was_read_from(run: RunDir) -> None:
     worldwide = Plan.from_json(WORLDWIDE)
     assert worldwide.as_json() == WORLDWIDE and worldwide.worldwide and worldwide.languages == ("de", "en")
     assert worldwide.columns.texts == ("alt", "title") and worldwide.columns.language is None
+    assert worldwide.columns.identifier == "lid176-scripts" and worldwide.columns.language_map == (("no", "nb"),)
     one_language = {**WORLDWIDE, "metadata": {k: v for k, v in WORLDWIDE["metadata"].items() if k != "languages"}}
-    one_language["columns"] = {k: v for k, v in WORLDWIDE["columns"].items() if k != "language"}
+    one_language["columns"] = {k: v for k, v in WORLDWIDE["columns"].items() if not k.startswith("language")}
     assert Plan.from_json(one_language).as_json() == one_language
+
+
+def test_a_worldwide_plan_from_before_the_identifier_choice_reads_as_lid176_alone() -> None:
+    """What such a run used; so resuming it with today's default is refused as another request, and
+    --language-identifier lid176 resumes it."""
+    columns = {k: v for k, v in WORLDWIDE["columns"].items() if k not in ("language_identifier", "language_map")}
+    before = Plan.from_json({**WORLDWIDE, "columns": columns})
+    assert before.columns.identifier == "lid176" and before.columns.language_map == ()
+    now = Plan.from_json(WORLDWIDE)
+    assert plan_differences(before, now) == [
+        "columns (language_identifier: 'lid176' before, 'lid176-scripts' now, "
+        "language_map: none before, {'no': 'nb'} now)"
+    ]
+    with_column = Plan.from_json({**WORLDWIDE, "columns": {**columns, "language": "lang"}})
+    assert with_column.columns.identifier is None  # the column decides: nothing is identified
 
 
 def test_the_run_directory_answers_its_shards_whether_it_is_matched_and_its_complete_seeds(run: RunDir) -> None:
