@@ -69,6 +69,13 @@ class LanguageDecisions:
     def total(self) -> int:
         return sum(self.captions.values())
 
+    def by_source(self) -> dict[str, int]:
+        """Captions per source, most first."""
+        totals: Counter = Counter()
+        for (source, _, _, _), n in self.captions.items():
+            totals[source] += n
+        return dict(sorted(totals.items(), key=lambda item: (-item[1], item[0])))
+
     def as_json(self) -> list[dict]:
         """Most captions first, ties in order of source, code and language: one tally, one JSON."""
         ordered = sorted(self.captions.items(), key=lambda item: (-item[1], item[0][0], item[0][1], item[0][2] or ""))

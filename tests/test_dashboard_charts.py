@@ -10,6 +10,7 @@ import json
 import math
 import random
 import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -295,3 +296,19 @@ def test_entries_of_one_text_keep_their_own_bars() -> None:
     for trace in (t for t in figure.data if t.type == "bar"):
         assert len(set(trace.x)) == len(names), f"{trace.name}: {len(set(trace.x))} places for {len(names)} entries"
     assert list(figure.layout.xaxis.ticktext) == list(names)
+
+
+def test_the_languages_page_tells_how_each_caption_got_its_language(runs: dict[str, Path]) -> None:
+    record = json.loads((runs["world"] / "run.json").read_text())
+    app = opened(runs["world"], "views/languages.py")
+    how = app.dataframe[1].value
+    assert how["captions"].sum() == record["rows"]["in"]  # every caption, once
+    assert set(how["source"]) == {"the pool's column"}  # the run reads its 'lang' column
+    assert "(none)" in set(how["code"])  # the captions whose column holds no code
+    metric = next(m for m in app.metric if m.label == "the pool's column")
+    assert metric.value == f"{record['rows']['in']:,}"
+    older = runs["world"].parent / "world-before-decisions"
+    shutil.copytree(runs["world"], older)
+    (older / "run.json").write_text(json.dumps({k: v for k, v in record.items() if k != "language_decisions"}))
+    app = opened(older, "views/languages.py")
+    assert any("before the studio recorded" in unescaped(info.value) for info in app.info)

@@ -1,12 +1,32 @@
 """Languages: a worldwide run (MetaCLIP 2) language by language at the reference language's t."""
 
+import pandas as pd
 import streamlit as st
 
+from curation import languages
+from curation.shard_stats import LanguageDecisions
 from curation.worldwide import zero_t_notes
 from dashboard import charts, data, messages
 
 TOP_LANGUAGES = 40  # bars drawn for the languages with most pairs; the table holds them all
 NOT_IN_METADATA = "(not in the metadata)"  # the table's row of pairs whose caption language has no entries
+IDENTIFIED_BY = {
+    languages.LID176_SCRIPTS: "fastText's lid.176 with the decisions scripts settle",
+    languages.LID176: "fastText's lid.176 alone",
+}
+SOURCE_WORDS = {
+    languages.FROM_COLUMN: "the pool's column",
+    languages.FROM_IDENTIFIER: "lid.176's answer",
+    languages.FROM_SCRIPT: "settled by the script",
+    languages.NO_TEXT: "no text to identify",
+}
+MAPPING_WORDS = {
+    languages.SAME: "its own list",
+    languages.OVERRIDDEN: "the run's language map",
+    languages.FALLBACK: "a related language's list",
+    languages.TO_OTHER: "the 'other' list",
+    languages.NOWHERE: "no list: matches nothing",
+}
 
 st.title("Languages")
 root, token, seed, t = data.page_context()
@@ -41,11 +61,13 @@ columns = st.columns(4)
 columns[0].metric("Languages in the metadata", f"{len(known):,}")
 columns[1].metric("Languages with matched pairs", f"{int((known['matched_pairs'] > 0).sum()):,}")
 columns[2].metric("Kept pairs", f"{int(rows['kept'].sum()):,}", help="Exact: every language at its own t.")
-language_column = data.record(str(root), token).get("columns", {}).get("language")
+record = data.record(str(root), token)
+language_column = record.get("columns", {}).get("language")
 found_by = (
     f"as the pool's {language_column!r} column gives it"
     if language_column
-    else "as identified from the text by fastText's lid.176"
+    else "as identified from the text by "
+    + IDENTIFIED_BY.get(record.get("columns", {}).get("language_identifier"), "lid.176")
 )
 columns[3].metric(
     "Pairs in no metadata language",
@@ -118,5 +140,48 @@ st.caption(
         "they match nothing."
         if rows["language"].isna().any()
         else ""
+    )
+)
+
+st.subheader("How captions got their languages")
+if "language_decisions" not in record:
+    st.info(
+        "This run was matched before the studio recorded how each caption's language was decided; "
+        "a new run (another --out) records it."
+    )
+    st.stop()
+decisions = LanguageDecisions.from_json(record["language_decisions"])
+total = max(decisions.total, 1)
+by_source = decisions.by_source()
+for column, (source, captions) in zip(st.columns(max(len(by_source), 1)), by_source.items()):
+    column.metric(SOURCE_WORDS.get(source, source), f"{captions:,}", help=f"{captions / total:.2%} of the captions")
+how = pd.DataFrame(decisions.as_json())
+if len(how):
+    how = how.assign(
+        source=how["source"].map(lambda s: SOURCE_WORDS.get(s, s)),
+        code=how["code"].replace("", "(none)"),
+        language=how["language"].fillna(NOT_IN_METADATA),
+        mapping=how["mapping"].map(lambda m: MAPPING_WORDS.get(m, m)),
+        share=how["captions"] / total,
+    )
+st.dataframe(
+    how,
+    hide_index=True,
+    column_config={
+        "source": st.column_config.TextColumn("decided by"),
+        "code": st.column_config.TextColumn("code", help="The column's or the identifier's language code."),
+        "language": st.column_config.TextColumn("matched in", help="The metadata language the caption is matched in."),
+        "mapping": st.column_config.TextColumn("through"),
+        "captions": _count("captions"),
+        "share": st.column_config.NumberColumn("share", format="percent", step=0.001),
+    },
+)
+st.caption(
+    messages.plain(
+        "Every caption of the run, by how its language was decided: the pool's language column when the run "
+        "has one; otherwise lid.176, except where the caption's script settles it (Han with kana is Japanese, "
+        "Han without kana Chinese, Hangul Korean, Thai script Thai, ...). A code the metadata has no list for "
+        "falls back to a related language's list (Wu and Cantonese to Chinese), then to 'other', else the "
+        "caption matches nothing; a run's --language-map decides before all of these."
     )
 )
