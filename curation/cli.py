@@ -30,6 +30,7 @@ from curation.runner import (
     selection_needs_a_pass,
     write_run_record,
 )
+from curation.shard_stats import LanguageDecisions
 from curation.summary import Run, existing_run
 from curation.upgrade import upgrade_run
 from curation.worldwide import zero_t_notes
@@ -435,6 +436,10 @@ def _print_rows(record: dict) -> None:
     print(f"unmatched        {rows['unmatched']:>12,}  ({rows['unmatched'] / total:.1%})")
     print(f"null/empty text  {rows['null_or_empty_text']:>12,}  ({rows['null_or_empty_text'] / total:.1%})")
     print(f"matches          {rows['matches']:>12,}")
+    if record.get("language_decisions"):
+        decided = LanguageDecisions.from_json(record["language_decisions"])
+        shares = ", ".join(f"{n / max(decided.total, 1):.1%} {source}" for source, n in decided.by_source().items())
+        print(f"caption languages by: {shares} (code by code: the dashboard's Languages page)")
 
 
 def _print_balance(record: dict, entry_counts: Path, totals: bool = True) -> None:

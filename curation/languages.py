@@ -173,10 +173,11 @@ def identify_decided(texts: Iterable[str | None], identifier: str = DEFAULT_IDEN
     unique = list(dict.fromkeys(lines[i] for i in ask))
     answer = dict(zip(unique, _predict_lines(_model(), unique))) if unique else {}
     for i in ask:
-        code = answer[lines[i]]
-        script, kana = settled.get(i, (None, 0))
-        decided = scripts.decide(script, kana, code)
-        codes[i], sources[i] = (code, FROM_IDENTIFIER) if decided is None else (decided, FROM_SCRIPT)
+        codes[i], sources[i] = answer[lines[i]], FROM_IDENTIFIER
+    for i, (script, kana) in settled.items():  # non-ASCII captions whose script may overrule the model
+        decided = scripts.decide(script, kana, codes[i])
+        if decided is not None:
+            codes[i], sources[i] = decided, FROM_SCRIPT
     return Identified(codes, sources)
 
 

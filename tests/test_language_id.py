@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import unicodedata
 from collections import Counter
 from pathlib import Path
@@ -201,7 +202,9 @@ def test_real_captions_are_identified_in_their_language() -> None:
 
 
 @REAL
-def test_a_worldwide_run_without_a_language_column_puts_real_captions_in_their_language(tmp_path: Path) -> None:
+def test_a_worldwide_run_without_a_language_column_puts_real_captions_in_their_language(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     captions = real_captions(per_language=1500)
     truth = [code for code, texts in captions.items() for _ in texts]
     texts = [text for code in captions for text in captions[code]]
@@ -226,6 +229,7 @@ def test_a_worldwide_run_without_a_language_column_puts_real_captions_in_their_l
     out = tmp_path / "run"
     assert cli("run", "--pool", tmp_path / "pool", "--metadata", tmp_path / "metadata.parquet",
                "--t", 5, "--out", out, "--shard-rows", 2000) == 0  # fmt: skip
+    assert re.search(r"caption languages by: 9\d\.\d% lid\.176, \d\.\d% script", capsys.readouterr().out)
     run = RunDir(out)
     reader = PairReader(run)
     placed = pa.concat_tables(reader.table(shard.index, [CAPTION_LANGUAGE, "truth"]) for shard in run.shards())
