@@ -35,7 +35,8 @@ with st.form("launch"):
         key="job_language_column",
         help="Worldwide runs (metadata in Parquet with 'entry' and 'language' columns): the pool column "
         "holding each caption's language code, so each caption is matched against its own language's "
-        "entries and balanced at its language's t. Empty: the language is identified from the text.",
+        "entries and balanced at its language's t. Empty: the language is identified from the text "
+        "(lid.176, with the decisions a caption's script settles).",
     )
     text_columns = texts.text_input(
         "Text columns (optional)",
