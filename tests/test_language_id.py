@@ -154,7 +154,7 @@ def test_repeated_captions_get_one_answer_each() -> None:
 
 
 def test_an_unknown_identifier_is_refused_in_one_line() -> None:
-    with pytest.raises(CurationError, match=r"unknown language identifier 'cld9': choose one of lid176-scripts, lid176"):
+    with pytest.raises(CurationError, match=r"language identifier 'cld9': choose one of lid176-scripts, lid176$"):
         identify(["hello"], "cld9")
 
 
