@@ -99,8 +99,10 @@ examples:
         help="tag every entry with this language (a Wikipedia code such as de, zh or "
         "other): the Parquet output gets a language column, making it a MetaCLIP 2 "
         "worldwide list (merge several with merge-languages); .json outputs are "
-        "refused, as a JSON list cannot hold languages. Not to be confused with "
-        "--language, which only chooses whose pageviews are counted",
+        "refused, as a JSON list cannot hold languages. Wikipedia counts must be of "
+        "this language (counts.json; a --wikipedia-dump is counted in it, its words "
+        "segmented for zh, ja, th, lo). Not to be confused with --language, which only "
+        "chooses whose pageviews are counted",
     )
     src = build_parser.add_argument_group("sources (at least one)")
     src.add_argument(
@@ -109,6 +111,20 @@ examples:
         help="WordNet 3.0 database directory with data.noun/verb/adj/adv (Debian's wordnet-base: "
         "/usr/share/wordnet); every synset's name: first lemma, lower case, marker such as "
         "(p) removed, underscores as spaces, dots kept",
+    )
+    src.add_argument(
+        "--omw",
+        metavar="DIR",
+        help="another language's WordNet, as MetaCLIP 2: the lemmas of the Open Multilingual Wordnet tab "
+        "file wn-data-<code>.tab found under DIR (an omw-data checkout or NLTK's omw-1.4 folder), for "
+        "--wordnet-language (default: --entry-language); underscores as spaces, '+' removed, case kept",
+    )
+    src.add_argument(
+        "--wordnet-language",
+        type=language_code,
+        metavar="CODE",
+        help="with --omw: the Wikipedia code of the language (zh reads cmn, ja jpn, fr fra, sq als, ...; "
+        "MetaCLIP 2's 30 languages)",
     )
     src.add_argument(
         "--wikipedia-counts", metavar="DIR", help="counts made by `count-wikipedia` (the fast way to try thresholds)"
@@ -211,14 +227,22 @@ def _add_count(commands: argparse._SubParsersAction) -> None:
 One streaming pass over a pages-articles XML dump compressed with bzip2 (multistream or not), on all
 cores and in bounded memory. Articles only (namespace 0, no redirects); markup is stripped; tokens are
 words (letters, digits, inner hyphens and apostrophes, case kept) and bigrams are two tokens separated
-by spaces only. Writes DIR/unigrams.parquet (token, count), DIR/bigrams.parquet (bigram, count) and
-DIR/counts.json (pages, malformed pages, tokens, timings); `build --wikipedia-counts DIR` then applies
-thresholds without recounting.""",
+by spaces only. In a language written without spaces (zh, ja, th, lo; from the dump's file name or
+--language) a segmenter cuts the tokens of its script into words. Writes DIR/unigrams.parquet (token,
+count), DIR/bigrams.parquet (bigram, count) and DIR/counts.json (pages, malformed pages, tokens,
+language and segmenter, timings); `build --wikipedia-counts DIR` then applies thresholds without recounting.""",
         epilog="example: curation-metadata count-wikipedia enwiki-20240601-pages-articles-multistream.xml.bz2 "
         "--out counts/enwiki-20240601",
     )
     count.add_argument("dump", help="pages-articles*.xml.bz2 (the multistream variant parallelises best)")
     count.add_argument("--out", required=True, metavar="DIR", help="directory for the counts")
+    count.add_argument(
+        "--language",
+        type=language_code,
+        metavar="CODE",
+        help="the dump's Wikipedia language code (default: from its file name, zhwiki-... is zh); a language "
+        "written without spaces (zh, ja, th, lo, ...) has its words cut by a segmenter, recorded in counts.json",
+    )
     count.add_argument(
         "--workers",
         metavar="N",
@@ -380,6 +404,8 @@ def run_build(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     request = BuildRequest(
         wordnet=args.wordnet,
+        omw=args.omw,
+        wordnet_language=args.wordnet_language,
         wikipedia_counts=args.wikipedia_counts,
         wikipedia_dump=args.wikipedia_dump,
         counts_out=args.counts_out,
@@ -394,6 +420,7 @@ def run_build(args: argparse.Namespace) -> int:
         extra=args.extra,
         numbers=not args.no_numbers,
         budgets=parse_budgets(args.budget),
+        entry_language=args.entry_language,
         workers=args.workers,
         progress=not args.quiet,
     )
@@ -416,7 +443,13 @@ def run_build(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(render_table(merged.sources, len(merged.entries), merged.reports))
         wordnet = built.notes.get("wordnet")
-        if wordnet:
+        if wordnet and "omw_code" in wordnet:
+            print(
+                f"wordnet: {wordnet['wordnet']} ({wordnet['omw_code']}, licence {wordnet['license']!r}), "
+                f"{wordnet['lemma_lines']:,} lemma lines, {wordnet['distinct_lemmas']:,} distinct lemmas "
+                f"({wordnet['plus_removed']:,} held '+', removed) from {wordnet['file']}"
+            )
+        elif wordnet:
             print(
                 f"wordnet: {wordnet['synsets']:,} synsets, {wordnet['distinct_names']:,} distinct names "
                 f"({wordnet['names_with_a_dot']} with a dot, kept whole; MetaCLIP's cut at the first dot "
@@ -440,6 +473,7 @@ def run_count(args: argparse.Namespace) -> int:
         chunk_mb=args.chunk_mb,
         max_rows=args.max_rows,
         progress=not args.quiet,
+        language=args.language,
     )
     r = summary.record
     print(
@@ -452,6 +486,11 @@ def run_count(args: argparse.Namespace) -> int:
         f"{r['tokens']:,} tokens, {r['distinct_unigrams']:,} distinct unigrams, "
         f"{r['distinct_bigrams']:,} distinct bigrams -> {args.out}"
     )
+    if r["segmenter"]:
+        versions = ", ".join(f"{name} {version}" for name, version in r["segmenter"]["packages"].items())
+        print(f"language {r['language']} ({r['language_from']}): words cut by {versions}")
+    elif r["language"] is None:
+        print("language unknown (the dump's file name does not say): not segmented; --language CODE says it")
     if r["malformed"]:
         print(f"skipped {r['malformed']:,} malformed pages, e.g. {r['malformed_examples'][0]}")
     return 0

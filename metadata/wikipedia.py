@@ -14,11 +14,13 @@ Parallelism (processes of the ``spawn`` context, ``workers`` of them):
 Memory stays bounded: each worker aggregates in Arrow and spills hash partitions to disk past
 ``max_rows`` rows (``metadata.spill``); the totals are reduced one partition at a time.
 
-Tokens and bigrams are defined in ``metadata.wikitext``. Bigram PMI, as NLTK's ``BigramAssocMeasures.pmi``
-that MetaCLIP's script uses: ``PMI(w1 w2) = log2(c(w1 w2) * N / (c(w1) * c(w2)))`` with c the counts of
-this pass and N the total number of tokens. Because c(w1 w2) <= min(c(w1), c(w2)), PMI <= log2(N): a
-threshold of 30 needs N > 2^30 (about 1.07 billion tokens, English Wikipedia has several billion) and
-then selects pairs of rare words that nearly always occur together.
+Tokens and bigrams are defined in ``metadata.wikitext``; in a language written without spaces
+(``zhwiki-...``, or ``language=``) the tokens of its script are cut into words by ``metadata.segment``, in
+each worker. Bigram PMI, as NLTK's ``BigramAssocMeasures.pmi`` that MetaCLIP's script uses:
+``PMI(w1 w2) = log2(c(w1 w2) * N / (c(w1) * c(w2)))`` with c the counts of this pass and N the total
+number of tokens. Because c(w1 w2) <= min(c(w1), c(w2)), PMI <= log2(N): a threshold of 30 needs
+N > 2^30 (about 1.07 billion tokens, English Wikipedia has several billion) and then selects pairs of
+rare words that nearly always occur together.
 """
 
 from __future__ import annotations
@@ -46,6 +48,15 @@ from tqdm import tqdm
 
 from metadata import files
 from metadata.loading import MetadataError
+from metadata.segment import (
+    Segmenter,
+    counts_language,
+    describe,
+    language_of_dump,
+    require_spec,
+    segment_tokens,
+    segmenter_for,
+)
 from metadata.spill import COUNT_SCHEMA, KeyCounter, reduce_bounded
 from metadata.wikitext import BREAK_MARK, PageStats, article_tokens
 
@@ -225,8 +236,11 @@ class WorkerReport:
 class DumpCounter:
     """Counts what one process is given: text chunks of whole pages, or byte ranges of whole streams."""
 
-    def __init__(self, dump: Path, spill_dir: Path, worker: int, partitions: int, max_rows: int):
+    def __init__(
+        self, dump: Path, spill_dir: Path, worker: int, partitions: int, max_rows: int, language: str | None = None
+    ):
         self.dump = dump
+        self.segmenter: Segmenter | None = segmenter_for(language)  # loaded once per process
         self.worker = worker
         self.stats = PageStats()
         self.uncompressed_bytes = 0
@@ -236,6 +250,8 @@ class DumpCounter:
 
     def count_pages(self, data: bytes) -> None:
         tokens = article_tokens(data.decode("utf-8", errors="replace"), self.stats)
+        if self.segmenter is not None:
+            tokens = segment_tokens(tokens, self.segmenter)
         unigrams, bigrams = count_tokens(tokens)
         self.unigrams.add(unigrams)
         self.bigrams.add(bigrams)
@@ -284,12 +300,20 @@ def reduce_task(task: tuple) -> tuple:
 
 
 def _worker_main(
-    tasks: mp.Queue, results: mp.Queue, barrier, dump: str, spill_dir: str, worker: int, partitions: int, max_rows: int
+    tasks: mp.Queue,
+    results: mp.Queue,
+    barrier,
+    dump: str,
+    spill_dir: str,
+    worker: int,
+    partitions: int,
+    max_rows: int,
+    language: str | None = None,
 ) -> None:
     """Worker loop in two phases: count tasks until a None (then the report), wait for every worker
     to get its own None, then reduce tasks until a second None. An exception travels back as one line."""
     try:
-        counter = DumpCounter(Path(dump), Path(spill_dir), worker, partitions, max_rows)
+        counter = DumpCounter(Path(dump), Path(spill_dir), worker, partitions, max_rows, language)
         while (task := tasks.get()) is not None:
             results.put(counter.run(task))
         results.put(("done", counter.finish()))
@@ -397,13 +421,22 @@ def count_dump(
     max_rows: int = 2_000_000,
     progress: bool = True,
     range_bytes: int | None = None,
+    language: str | None = None,
 ) -> CountSummary:
     """Count unigrams and bigrams of the dump's articles into ``out_dir`` (see the module docstring).
 
     ``chunk_mb``: XML per task; ``range_bytes``: compressed bytes per task of a multistream dump
-    (default: a quarter of ``chunk_mb``, bz2 expanding text about four times)."""
+    (default: a quarter of ``chunk_mb``, bz2 expanding text about four times). ``language``: the dump's
+    Wikipedia code (default: from its file name, ``zhwiki-...``); a language written without spaces gets
+    its words cut by ``metadata.segment``, and one without an offline segmenter is refused."""
     dump, out_dir = Path(dump), Path(out_dir)
     _check_dump(dump)
+    language_from = "given by --language" if language else None
+    if language is None:
+        language = language_of_dump(dump)
+        language_from = "from the dump's file name" if language else None
+    spec = require_spec(language)  # refused before any work; loaded by each counting process
+    segmenter = describe(spec) if spec else None
     workers = max(1, workers or os.cpu_count() or 1)
     started = time.perf_counter()
     size = dump.stat().st_size
@@ -421,7 +454,7 @@ def count_dump(
         else:
             tasks = _text_chunks(dump, max(1, int(chunk_mb * (1 << 20))), bar.update)
         run = _run_inline if workers == 1 else _run_processes
-        reports, reduced = run(tasks, dump, spill_dir, workers, partitions, max_rows, bar)
+        reports, reduced = run(tasks, dump, spill_dir, workers, partitions, max_rows, bar, language)
         bar.close()
         stats = PageStats()
         uncompressed = 0
@@ -439,6 +472,9 @@ def count_dump(
             "streams": len(starts),
             "uncompressed_bytes": uncompressed,
             "tokenizer_version": TOKENIZER_VERSION,
+            "language": language,
+            "language_from": language_from,
+            "segmenter": segmenter,
             **stats.as_dict(),
             "tokens": tokens,
             "bigram_occurrences": bigram_total,
@@ -484,9 +520,16 @@ def _sorted(reduced: Reduced) -> Reduced:
 
 
 def _run_inline(
-    tasks: Iterator[tuple], dump: Path, spill_dir: Path, workers: int, partitions: int, max_rows: int, bar: tqdm
+    tasks: Iterator[tuple],
+    dump: Path,
+    spill_dir: Path,
+    workers: int,
+    partitions: int,
+    max_rows: int,
+    bar: tqdm,
+    language: str | None,
 ) -> tuple[list[WorkerReport], Reduced]:
-    counter = DumpCounter(dump, spill_dir, 0, partitions, max_rows)
+    counter = DumpCounter(dump, spill_dir, 0, partitions, max_rows, language)
     stitcher = Stitcher()
     for task in tasks:
         result = counter.run(task)
@@ -506,7 +549,14 @@ def _run_inline(
 
 
 def _run_processes(
-    tasks: Iterator[tuple], dump: Path, spill_dir: Path, workers: int, partitions: int, max_rows: int, bar: tqdm
+    tasks: Iterator[tuple],
+    dump: Path,
+    spill_dir: Path,
+    workers: int,
+    partitions: int,
+    max_rows: int,
+    bar: tqdm,
+    language: str | None,
 ) -> tuple[list[WorkerReport], Reduced]:
     context = mp.get_context("spawn")
     task_queue: mp.Queue = context.Queue()
@@ -516,7 +566,7 @@ def _run_processes(
         context.Process(
             target=_worker_main,
             daemon=True,
-            args=(task_queue, results, barrier, str(dump), str(spill_dir), worker, partitions, max_rows),
+            args=(task_queue, results, barrier, str(dump), str(spill_dir), worker, partitions, max_rows, language),
         )
         for worker in range(workers)
     ]
@@ -625,7 +675,8 @@ def _write_counts(path: Path, key_name: str, reduced: list[tuple[Path, int, int]
 
 
 def read_record(counts_dir: str | Path) -> dict:
-    """counts.json of a finished count, after checking the count files are there."""
+    """counts.json of a finished count, after checking the count files are there and that they were
+    tokenized and segmented as this code does (``language``: the counts' language, None when unknown)."""
     counts_dir = Path(counts_dir)
     if not counts_dir.is_dir():
         raise MetadataError(
@@ -647,6 +698,7 @@ def read_record(counts_dir: str | Path) -> dict:
             f"{counts_dir} was counted with tokenizer version {record.get('tokenizer_version')}, "
             f"this code uses {TOKENIZER_VERSION}: count the dump again"
         )
+    record["language"] = counts_language(record, str(counts_dir))  # as checked; see metadata.segment
     if not record.get("tokens"):
         raise MetadataError(f"wikipedia counts in {counts_dir} hold no tokens (empty source)")
     return record

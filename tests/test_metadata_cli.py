@@ -245,3 +245,5 @@ def test_help_explains_the_formats(capsys):
     assert code == 0 and ".json" in out and "Parquet" in out and "--no-numbers" in out
     code, out, _ = run(capsys, "--help")
     assert code == 0 and "count-wikipedia" in out and "fetch" in out
+    code, out, _ = run(capsys, "count-wikipedia", "--help")
+    assert code == 0 and "--language CODE" in out and "segmenter" in out
