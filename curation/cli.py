@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from curation.engines import ENGINES, Engine
-from curation.export import COLUMN_SETS, FORMATS, format_of, run_manifest, write_manifest
+from curation.export import COLUMN_SETS, DEFAULT_UID_COLUMN, FORMATS, format_of, run_manifest, write_manifest
 from curation.keep_rule import KeepRule
 from curation.languages import DEFAULT_IDENTIFIER, IDENTIFIERS, LID176, LID176_SCRIPTS
 from curation.matchers import DEFAULT_MATCHER, MATCHERS
@@ -352,8 +352,16 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--columns",
         choices=list(COLUMN_SETS),
-        default="img2dataset",
-        help="; ".join(f"{k}: {v}" for k, v in COLUMN_SETS.items()) + " (default: %(default)s)",
+        help="; ".join(f"{k}: {v}" for k, v in COLUMN_SETS.items())
+        + " (default: img2dataset; a datacomp-uids file holds the uid column only)",
+    )
+    export.add_argument(
+        "--uid-column",
+        default=DEFAULT_UID_COLUMN,
+        metavar="NAME",
+        help="the pool's DataComp uid column (32 hex digits), for --format datacomp-uids (a .npy of dtype "
+        "u8,u8, sorted and unique, as DataComp's resharder takes with --subset_file) or --columns uid "
+        "(default: %(default)s)",
     )
     export.add_argument(
         "--out",
@@ -680,6 +688,7 @@ def command_export(args: argparse.Namespace, argv: Sequence[str]) -> int:
             args.columns,
             lambda done, total: bar.update(done - bar.n),
             run.name,
+            args.uid_column,
         )
     which = "pairs, every one with its entry ids," if args.all_pairs else f"pairs kept at t={args.t:g} (seed {seed})"
     print(f"exported {result.rows:,} {which} to {result.path}; provenance in {result.provenance}")

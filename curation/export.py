@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from curation import preview_files, stages
+from curation import datacomp, preview_files, stages
 from curation.browse import every_batch, kept_batches
 from curation.pairs import PairReader
 from curation.rundir import (
@@ -46,7 +46,9 @@ COLUMN_SETS = {
     "img2dataset": "url and caption, as img2dataset reads them",
     "all": "every column of the pool, with the run's pair key and entry ids",
     "keys": "pair keys (and ids) only",
+    "uid": "DataComp's uid column only (--uid-column names it)",
 }
+DEFAULT_UID_COLUMN = "uid"
 NAME_MAX = 120  # characters of an export name, extension not counted
 _NAME = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{NAME_MAX - 1}}}")
 Progress = Callable[[int, int], None]
@@ -84,9 +86,11 @@ def check_name(name: str) -> str:
 
 
 class ManifestWriter(Protocol):
-    """One manifest format: its file suffix, and a writer that takes the kept rows table by table."""
+    """One manifest format: its file suffix, the column sets it can hold (the first is its default),
+    and a writer that takes the kept rows table by table."""
 
     suffix: ClassVar[str]
+    column_sets: ClassVar[tuple[str, ...]]
 
     def __init__(self, path: Path, schema: pa.Schema) -> None: ...
 
@@ -100,6 +104,7 @@ class ParquetManifest:
     captions, keys are unique: a dictionary there costs time for nothing), zstd, as the run's own parts."""
 
     suffix = ".parquet"
+    column_sets = tuple(COLUMN_SETS)
 
     def __init__(self, path: Path, schema: pa.Schema) -> None:
         self.path, self.schema = path, schema
@@ -124,6 +129,7 @@ class CsvManifest:
     """CSV has no lists: a list column (entry_ids) is written as text, "[3, 17, 42]"."""
 
     suffix = ".csv"
+    column_sets = tuple(COLUMN_SETS)
 
     def __init__(self, path: Path, schema: pa.Schema) -> None:
         self.lists = [name for name in schema.names if pa.types.is_list(schema.field(name).type)]
@@ -148,6 +154,7 @@ class JsonLinesManifest:
     scratch file whose lines are appended to the manifest."""
 
     suffix = ".jsonl"
+    column_sets = tuple(COLUMN_SETS)
 
     def __init__(self, path: Path, schema: pa.Schema) -> None:
         self.handle = open(path, "wb")
@@ -172,8 +179,32 @@ class JsonLinesManifest:
         self.scratch.unlink(missing_ok=True)
 
 
+class DataCompUids:
+    """DataComp's subset file (curation.datacomp): the kept uids, sorted and unique, which needs them
+    all at the end: 16 bytes a kept pair are held until the file is written."""
+
+    suffix = ".npy"
+    column_sets = ("uid",)
+
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        self.path, self.column = path, schema.names[0] if schema.names else DEFAULT_UID_COLUMN
+        self.words: list = []
+
+    def write(self, table: pa.Table) -> None:
+        self.words.append(datacomp.uid_words(table.column(0), self.column))
+
+    def close(self) -> None:
+        with open(self.path, "wb") as handle:
+            datacomp.write_subset(handle, datacomp.sorted_unique(self.words))
+
+
 # Format name -> writer, in the order offered; the suffix of each is the writer's own.
-FORMATS: dict[str, type[ManifestWriter]] = {"parquet": ParquetManifest, "jsonl": JsonLinesManifest, "csv": CsvManifest}
+FORMATS: dict[str, type[ManifestWriter]] = {
+    "parquet": ParquetManifest,
+    "jsonl": JsonLinesManifest,
+    "csv": CsvManifest,
+    "datacomp-uids": DataCompUids,
+}
 
 
 def writer_for(file_format: str) -> type[ManifestWriter]:
@@ -209,7 +240,23 @@ def format_of(name: str, requested: str | None = None) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
-def _columns(pairs: PairReader, column_set: str) -> tuple[list[str], list[str]]:
+def column_set_for(file_format: str, requested: str | None) -> str:
+    """The column set of a manifest: ``requested`` (--columns) when its format can hold it, else the
+    format's own default (img2dataset's url and caption; a DataComp subset file's uids)."""
+    allowed = writer_for(file_format).column_sets
+    if requested is None:
+        return allowed[0]
+    if requested not in COLUMN_SETS:
+        raise CurationError(f"unknown column set {requested!r}; choose one of {', '.join(COLUMN_SETS)}")
+    if requested not in allowed:
+        raise CurationError(
+            f"--format {file_format} holds {' or '.join(allowed)} only: drop --columns {requested}"
+            + (" (--uid-column names DataComp's uid column)" if "uid" in allowed else "")
+        )
+    return requested
+
+
+def _columns(pairs: PairReader, column_set: str, uid_column: str = DEFAULT_UID_COLUMN) -> tuple[list[str], list[str]]:
     """(columns of the pairs to read, their names in the manifest)."""
     columns = pairs.plan.columns
     if column_set == "img2dataset":
@@ -223,6 +270,13 @@ def _columns(pairs: PairReader, column_set: str) -> tuple[list[str], list[str]]:
     if column_set == "keys":
         names = ([columns.id] if columns.id else []) + ["pair_key"]
         return names, names
+    if column_set == "uid":
+        if uid_column not in pairs.names:
+            raise CurationError(
+                f"the pool has no column {uid_column!r} ({', '.join(pairs.pool_schema.names)}); "
+                "name DataComp's uid column with --uid-column"
+            )
+        return [uid_column], [uid_column]
     raise CurationError(f"unknown column set {column_set!r}; choose one of {', '.join(COLUMN_SETS)}")
 
 
@@ -232,9 +286,10 @@ def write_manifest(
     t: float | None,
     seed: int,
     file_format: str | None = None,
-    column_set: str = "img2dataset",
+    column_set: str | None = None,
     progress: Progress | None = None,
     run_name: str | None = None,
+    uid_column: str = DEFAULT_UID_COLUMN,
 ) -> Export:
     """Write the pairs kept at (t, seed) to ``path`` and its provenance beside it (NAME.EXT.provenance.json),
     shard by shard (memory stays flat); both files appear atomically. ``t`` None: every pair of the
@@ -242,12 +297,26 @@ def write_manifest(
     format is the one the name's extension says (``file_format`` may repeat it; see ``format_of``).
     ``path`` may be a URI: the files are made in a local scratch directory, then uploaded, the
     provenance last. ``run_name``: the run as the user named it, for the provenance (the URI of a run
-    whose local copy is ``root``)."""
+    whose local copy is ``root``). ``column_set`` None: the format's default (``column_set_for``);
+    ``uid_column``: the pool's uid column, for the ``uid`` set (DataComp's subset files)."""
     file_format = format_of(storage.name_of(str(path)), file_format)
+    column_set = column_set_for(file_format, column_set)
+    if t is None and column_set == "uid":
+        raise CurationError(
+            "--all-pairs writes every pair with its entry ids; a uid file holds kept uids only: give --t"
+        )
     if storage.is_uri(path):
         with tempfile.TemporaryDirectory(prefix="export-") as scratch:
             made = write_manifest(
-                root, Path(scratch) / storage.name_of(path), t, seed, file_format, column_set, progress, run_name
+                root,
+                Path(scratch) / storage.name_of(path),
+                t,
+                seed,
+                file_format,
+                column_set,
+                progress,
+                run_name,
+                uid_column,
             )
             provenance = path.rsplit("/", 1)[0] + "/" + provenance_name(storage.name_of(path))
             storage.upload(made.path, path)
@@ -263,7 +332,7 @@ def write_manifest(
         raise CurationError(
             f"no keep thresholds for seed {seed} in {root}; run `curation balance {root} --t {t:g} --seed {seed}` first"
         )
-    read, names = _columns(pairs, column_set)
+    read, names = _columns(pairs, column_set, uid_column)
     if t is None and ENTRY_IDS not in read:  # every pair comes with the entries it matched
         read, names = [*read, ENTRY_IDS], [*names, ENTRY_IDS]
     schema = pa.schema([pairs.schema.field(c).with_name(n) for c, n in zip(read, names)]) if shards else pa.schema([])
@@ -420,7 +489,9 @@ def export_manifest(
     t: float,
     seed: int,
     file_format: str = "parquet",
-    column_set: str = "img2dataset",
+    column_set: str | None = None,
+    uid_column: str = DEFAULT_UID_COLUMN,
 ) -> Export:
     """The dashboard's export: NAME under the export directory only."""
-    return write_manifest(query.root, manifest_path(export_dir, name, file_format), t, seed, file_format, column_set)
+    path = manifest_path(export_dir, name, file_format)
+    return write_manifest(query.root, path, t, seed, file_format, column_set, uid_column=uid_column)

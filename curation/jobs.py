@@ -124,11 +124,13 @@ def start_export(
     t: float,
     seed: int,
     file_format: str,
-    column_set: str,
+    column_set: str | None,
     max_running: int | None = None,
+    uid_column: str | None = None,
 ) -> str:
     """Start `python -m curation export` in the background (a manifest of a billion pairs takes a while);
-    returns the job id. The path is the caller's to check (the dashboard confines it)."""
+    returns the job id. The path is the caller's to check (the dashboard confines it). ``column_set``
+    None: the format's own (a DataComp subset file's uids, from ``uid_column``)."""
     if not t > 0:
         raise CurationError(f"t must be a positive number, got {t}")
     target = str(path.resolve())
@@ -141,8 +143,8 @@ def start_export(
         str(int(seed)),
         "--format",
         file_format,
-        "--columns",
-        column_set,
+        *(["--columns", column_set] if column_set else []),
+        *(["--uid-column", uid_column] if uid_column else []),
         "--out",
         target,
     ]
