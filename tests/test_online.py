@@ -3,6 +3,7 @@ same however the stream is split or restarted, and epoch 0 at the run's seed is 
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 
@@ -36,8 +37,7 @@ def sample_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pa.Table
 
 
 def curated_keys(run: Path) -> set[int]:
-    folder = run / "manifests" / f"curated-t{T!r}-seed{SEED}.parquet"
-    return set(pq.read_table(folder, columns=["pair_key"]).column("pair_key").to_pylist())
+    return curated_keys_of(run, T, SEED)
 
 
 def test_epoch_zero_at_the_runs_seed_is_the_runs_curated_subset(sample_run: tuple[Path, pa.Table]) -> None:
@@ -142,3 +142,48 @@ def test_a_worldwide_run_judges_each_pair_at_its_languages_t(tmp_path: Path) -> 
     folder = out / "manifests" / "curated-t300.0-seed2.parquet"
     assert chosen == set(pq.read_table(folder, columns=["pair_key"]).column("pair_key").to_pylist())
     assert 0 < len(chosen) < (pc.list_value_length(index.column("entry_ids")).to_numpy() > 0).sum()
+
+
+def readme_example(marker: str) -> str:
+    """The Python block that follows ``<!-- marker -->`` in the README."""
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    after = text.split(f"<!-- {marker} -->\n", 1)[1]
+    assert after.startswith("```python\n"), marker
+    return after[len("```python\n") :].split("```", 1)[0]
+
+
+def test_the_readme_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """The README's plain and webdataset examples, as written, over the bundled sample given an
+    img2dataset `key` column and two tar shards holding every sample."""
+    import tarfile
+
+    pool = pq.read_table(data_samples.POOL)
+    keys = [f"{i:09d}" for i in pool.column("id").to_pylist()]
+    write_pool(tmp_path / "pool", {**{n: pool.column(n).to_pylist() for n in pool.column_names}, "key": keys})
+    monkeypatch.chdir(tmp_path)
+    assert cli("run", "--pool", "pool", "--metadata", data_samples.METADATA, "--t", 200, "--seed", 0,
+               "--out", "runs/sample", "--quiet") == 0  # fmt: skip
+    assert cli("export", "runs/sample", "--all-pairs", "--columns", "all", "--out", "pairs.parquet", "--quiet") == 0
+    (tmp_path / "shards").mkdir()
+    halves = (keys[: len(keys) // 2], keys[len(keys) // 2 :])
+    for number, half in enumerate(halves):
+        with tarfile.open(tmp_path / "shards" / f"{number:05d}.tar", "w") as shard:
+            for key in half:
+                data = f"caption of {key}".encode()
+                member = tarfile.TarInfo(f"{key}.txt")
+                member.size = len(data)
+                shard.addfile(member, io.BytesIO(data))
+    capsys.readouterr()
+    exec(compile(readme_example("online-example"), "README online-example", "exec"), {})
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == f"epoch 0: {len(curated_keys_of(tmp_path / 'runs' / 'sample', 200.0, 0)):,} pairs"
+    assert len(printed) == 3 and printed[1] != printed[2]
+    exec(compile(readme_example("webdataset-example"), "README webdataset-example", "exec"), {})
+    pairs = pq.read_table("pairs.parquet")
+    expected = OnlineBalancer.from_run("runs/sample", 200).keeps(pairs["pair_key"].to_numpy(), pairs["entry_ids"], 1)
+    assert capsys.readouterr().out.strip() == f"{int(expected.sum())} samples in epoch 1"
+
+
+def curated_keys_of(run: Path, t: float, seed: int) -> set[int]:
+    folder = run / "manifests" / f"curated-t{t!r}-seed{seed}.parquet"
+    return set(pq.read_table(folder, columns=["pair_key"]).column("pair_key").to_pylist())
