@@ -22,8 +22,18 @@ import pyarrow.compute as pc
 
 from curation import preview_files
 from curation.keep_rule import KeepAt, KeepRule
+from curation.online import OnlineBalancer
 from curation.pairs import PairReader
-from curation.rundir import CAPTION_LANGUAGE, ENTRY_IDS, ENTRY_LANGUAGE, PAIR_KEY, THRESHOLD, RunDir, read_parquet
+from curation.rundir import (
+    CAPTION_LANGUAGE,
+    ENTRY_IDS,
+    ENTRY_LANGUAGE,
+    PAIR_KEY,
+    THRESHOLD,
+    RunDir,
+    numbers,
+    read_parquet,
+)
 from curation.stages import entry_counts, kept_rows, read_thresholds
 
 SEARCH_BUDGET_S = 1.5  # a page of samples searches the shards this long at most before it shows what it has
@@ -194,6 +204,23 @@ def kept_batches(root: Path, seed: int, t: float, columns: Sequence[str]) -> Ite
     keep = KeepRule.of_run(run).at(t)
     for shard in pairs.plan.shard_indices:
         yield shard, kept_rows(pairs, keep, seed, shard, columns)
+
+
+def epoch_batches(
+    root: Path, seed: int, t: float, epoch: int, columns: Sequence[str]
+) -> Iterator[tuple[int, pa.Table | None]]:
+    """(shard, the pairs online balancing keeps in ``epoch`` at t, None when none is) for every shard:
+    the keep rule under the epoch's seed (curation.online), computed from the index, nothing stored.
+    Epoch 0 is ``kept_batches`` at ``seed``."""
+    run = RunDir(root)
+    pairs = PairReader(run)
+    balancer = OnlineBalancer.from_run(root, t, seed)
+    wanted = [PAIR_KEY, ENTRY_IDS] + ([CAPTION_LANGUAGE] if balancer.rule.worldwide else [])
+    for shard in pairs.plan.shard_indices:
+        index = pairs.index(shard, wanted)
+        languages = index.column(CAPTION_LANGUAGE) if balancer.rule.worldwide else None
+        kept = balancer.keeps(numbers(index.column(PAIR_KEY)), index.column(ENTRY_IDS), epoch, languages)
+        yield shard, pairs.table(shard, columns, kept) if kept.any() else None
 
 
 def every_batch(root: Path, columns: Sequence[str]) -> Iterator[tuple[int, pa.Table]]:

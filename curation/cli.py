@@ -343,6 +343,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--seed", type=seed_value, help="seed of the keep thresholds (default: the run's)")
     export.add_argument(
+        "--epoch",
+        type=non_negative_int,
+        metavar="E",
+        help="with --t: the pairs online balancing keeps in epoch E (curation.online: each pair kept with "
+        "its P, drawn anew every epoch by the run's rule under the epoch's seed; epoch 0 is the run's "
+        "curated subset at the seed), computed from the index",
+    )
+    export.add_argument(
         "--format",
         choices=list(FORMATS),
         help="file format (default: the one OUT's extension names, "
@@ -674,6 +682,8 @@ def command_preview(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def command_export(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    if args.epoch is not None and args.all_pairs:
+        raise CurationError("--epoch selects the pairs an epoch keeps at --t; --all-pairs writes every pair: give one")
     file_format = format_of(storage.name_of(args.out), args.format)  # before the run is read: a bad name fails fast
     run = Run(args.run_dir, progress=not args.quiet)
     seed = args.seed if args.seed is not None else (run.seed if run.seed is not None else 0)
@@ -689,8 +699,12 @@ def command_export(args: argparse.Namespace, argv: Sequence[str]) -> int:
             lambda done, total: bar.update(done - bar.n),
             run.name,
             args.uid_column,
+            args.epoch,
         )
-    which = "pairs, every one with its entry ids," if args.all_pairs else f"pairs kept at t={args.t:g} (seed {seed})"
+    epoch = f", epoch {args.epoch}" if args.epoch is not None else ""
+    which = (
+        "pairs, every one with its entry ids," if args.all_pairs else f"pairs kept at t={args.t:g} (seed {seed}{epoch})"
+    )
     print(f"exported {result.rows:,} {which} to {result.path}; provenance in {result.provenance}")
     return 0
 

@@ -19,7 +19,8 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from curation import datacomp, preview_files, stages
-from curation.browse import every_batch, kept_batches
+from curation.browse import epoch_batches, every_batch, kept_batches
+from curation.online import epoch_seed
 from curation.pairs import PairReader
 from curation.rundir import (
     ENTRY_IDS,
@@ -290,6 +291,7 @@ def write_manifest(
     progress: Progress | None = None,
     run_name: str | None = None,
     uid_column: str = DEFAULT_UID_COLUMN,
+    epoch: int | None = None,
 ) -> Export:
     """Write the pairs kept at (t, seed) to ``path`` and its provenance beside it (NAME.EXT.provenance.json),
     shard by shard (memory stays flat); both files appear atomically. ``t`` None: every pair of the
@@ -298,7 +300,9 @@ def write_manifest(
     ``path`` may be a URI: the files are made in a local scratch directory, then uploaded, the
     provenance last. ``run_name``: the run as the user named it, for the provenance (the URI of a run
     whose local copy is ``root``). ``column_set`` None: the format's default (``column_set_for``);
-    ``uid_column``: the pool's uid column, for the ``uid`` set (DataComp's subset files)."""
+    ``uid_column``: the pool's uid column, for the ``uid`` set (DataComp's subset files). ``epoch``: the
+    pairs online balancing keeps in that epoch instead (curation.online; epoch 0 is the run's subset),
+    computed from the index, so the seed needs no stored thresholds."""
     file_format = format_of(storage.name_of(str(path)), file_format)
     column_set = column_set_for(file_format, column_set)
     if t is None and column_set == "uid":
@@ -317,6 +321,7 @@ def write_manifest(
                 progress,
                 run_name,
                 uid_column,
+                epoch,
             )
             provenance = path.rsplit("/", 1)[0] + "/" + provenance_name(storage.name_of(path))
             storage.upload(made.path, path)
@@ -328,7 +333,7 @@ def write_manifest(
         raise CurationError(f"t must be a positive number, got {t}")
     pairs = PairReader(run)
     shards = pairs.plan.shard_indices
-    if t is not None and not run.has_thresholds(seed, pairs.plan):
+    if t is not None and epoch is None and not run.has_thresholds(seed, pairs.plan):
         raise CurationError(
             f"no keep thresholds for seed {seed} in {root}; run `curation balance {root} --t {t:g} --seed {seed}` first"
         )
@@ -340,7 +345,12 @@ def write_manifest(
     with atomic_file(path) as temporary:
         writer = manifest_writer(temporary, schema)
         try:
-            batches = every_batch(root, read) if t is None else kept_batches(root, seed, t, read)
+            if t is None:
+                batches = every_batch(root, read)
+            elif epoch is not None:
+                batches = epoch_batches(root, seed, t, epoch, read)
+            else:
+                batches = kept_batches(root, seed, t, read)
             for done, (_, table) in enumerate(_read_ahead(batches), 1):
                 if table is not None:
                     writer.write(table.rename_columns(names))
@@ -363,6 +373,7 @@ def write_manifest(
             file_format,
             column_set,
             run_name,
+            epoch,
         ),
     )
     return Export(path, provenance_path, rows)
@@ -379,6 +390,7 @@ def _provenance(
     file_format: str,
     column_set: str,
     run_name: str | None,
+    epoch: int | None = None,
 ) -> dict:
     """What a manifest's provenance file says of it: what it holds and how it was made."""
     record = read_json(run.run_json) if run.run_json.exists() else {}
@@ -394,9 +406,12 @@ def _provenance(
     return {
         "file": name,
         "rows": rows,
-        "pairs": "every pair, with its entry ids" if t is None else "kept at t",
+        "pairs": "every pair, with its entry ids"
+        if t is None
+        else "kept at t" + (f" in epoch {epoch}" if epoch else ""),
         "t": t,
         "seed": None if t is None else seed,
+        **({"epoch": epoch, "epoch_seed": epoch_seed(seed, epoch)} if epoch is not None else {}),
         "format": file_format,
         "columns": column_set,
         "metadata": plan.metadata.as_json(),

@@ -213,7 +213,7 @@ def test_each_manifest_has_its_own_provenance_at_its_own_t_and_seed(run_dir: Pat
         (
             "m.txt",
             None,
-            "m.txt: the extension .txt names no manifest format; end the name with .parquet, .jsonl or .csv",
+            "m.txt: the extension .txt names no manifest format; end the name with .parquet, .jsonl, .csv or .npy",
         ),
         ("m.txt", "csv", "m.txt: the extension .txt names no manifest format"),
         ("m.parquet", "csv", "--format csv contradicts m.parquet, whose extension says parquet; drop --format, or end"),

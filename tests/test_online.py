@@ -4,6 +4,7 @@ same however the stream is split or restarted, and epoch 0 at the run's seed is 
 from __future__ import annotations
 
 import io
+import json
 import math
 from pathlib import Path
 
@@ -187,3 +188,23 @@ def test_the_readme_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 def curated_keys_of(run: Path, t: float, seed: int) -> set[int]:
     folder = run / "manifests" / f"curated-t{t!r}-seed{seed}.parquet"
     return set(pq.read_table(folder, columns=["pair_key"]).column("pair_key").to_pylist())
+
+
+def test_export_writes_an_epochs_subset(sample_run: tuple[Path, pa.Table], tmp_path: Path, capsys) -> None:
+    """The command line's way to an epoch: `export --t T --epoch E` writes what the sampler keeps."""
+    run, pairs = sample_run
+    for epoch in (0, 3):
+        out = tmp_path / f"epoch{epoch}.parquet"
+        assert cli("export", run, "--t", T, "--epoch", epoch, "--columns", "keys", "--out", out, "--quiet") == 0
+        written = set(pq.read_table(out).column("pair_key").to_pylist())
+        kept = OnlineBalancer.from_run(run, T).keeps(
+            pairs.column("pair_key").to_numpy(), pairs.column("entry_ids"), epoch
+        )
+        assert written == set(pairs.column("pair_key").to_numpy()[kept].tolist())
+        provenance = json.loads((tmp_path / f"epoch{epoch}.parquet.provenance.json").read_text())
+        assert provenance["epoch"] == epoch and provenance["epoch_seed"] == epoch_seed(SEED, epoch)
+    assert written != curated_keys(run) and set(
+        pq.read_table(tmp_path / "epoch0.parquet").column("pair_key").to_pylist()
+    ) == curated_keys(run)
+    assert cli("export", run, "--all-pairs", "--epoch", 1, "--out", tmp_path / "x.parquet", "--quiet") == 2
+    assert "--epoch selects" in capsys.readouterr().err
