@@ -18,6 +18,7 @@ from curation.export import COLUMN_SETS, DEFAULT_UID_COLUMN, FORMATS, format_of,
 from curation.keep_rule import KeepRule
 from curation.languages import DEFAULT_IDENTIFIER, IDENTIFIERS, LID176, LID176_SCRIPTS
 from curation.matchers import DEFAULT_MATCHER, MATCHERS
+from curation.materialize import DEFAULT_SAMPLES_PER_SHARD, MATERIALIZE_HELP, Request, materialize, summary_lines
 from curation.memory import keep_freed_memory
 from curation.preview_files import DEFAULT_SAMPLE_PAIRS
 from curation.rundir import RunDir, atomic_write_table, read_json, read_parquet
@@ -52,6 +53,7 @@ entry and a t/count share of the pairs of frequent (head) entries.
   stats    sizes at t, t for a target size or tail share, head/tail summary
   preview  the files that answer any t at once (made by balance; for older runs, or another sample)
   export   the manifest of the pairs kept at t (url and caption, all columns or keys), with provenance
+  materialize  copy the samples kept at t out of WebDataset tar shards into new shards, for training
   upgrade  make a run directory of format 1 (which copied the pool) an index over its pool
 
 Every command resumes where a killed run stopped when started again the same way."""
@@ -377,6 +379,47 @@ def build_parser() -> argparse.ArgumentParser:
         help="the manifest file to write: a local path or a URI (s3://, gs://, hf://, http(s)://)",
     )
     export.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    materialize_ = commands.add_parser(
+        "materialize",
+        help="copy the samples kept at t out of WebDataset tar shards into new shards",
+        description=MATERIALIZE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    materialize_.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (a path, or an s3:// or gs:// URI)")
+    materialize_.add_argument(
+        "--t", type=t_value, required=True, help="the samples whose pairs are kept at t (as `export --t`)"
+    )
+    materialize_.add_argument("--seed", type=seed_value, help="seed of the keep thresholds (default: the run's)")
+    materialize_.add_argument(
+        "--shards",
+        required=True,
+        metavar="SPEC",
+        help="the tar shards to read, quoted: a brace range as webdataset writes it "
+        "('shards/{00000..00099}.tar', zero padding kept; several braces; lists such as {a,b}) and/or a "
+        "glob ('shards/*.tar'); local paths or URIs (s3://, gs://)",
+    )
+    materialize_.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="folder of the new shards DIR/00000.tar, DIR/00001.tar, ... and DIR/materialize.json (a path, "
+        "or s3://bucket/prefix or gs://bucket/prefix); a killed run resumes in it",
+    )
+    materialize_.add_argument(
+        "--samples-per-shard",
+        type=positive_int,
+        metavar="N",
+        default=DEFAULT_SAMPLES_PER_SHARD,
+        help="samples in each new shard, the last one excepted (default: %(default)s)",
+    )
+    materialize_.add_argument(
+        "--key-column",
+        metavar="NAME",
+        help="the pool column holding each sample's key in the shards (default: 'key', as img2dataset "
+        "writes it, else '__key__')",
+    )
+    materialize_.add_argument("--quiet", action="store_true", help="no progress bar")
 
     preview = commands.add_parser(
         "preview",
@@ -709,6 +752,13 @@ def command_export(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return 0
 
 
+def command_materialize(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    request = Request(args.run_dir, args.t, args.seed, args.shards, args.out, args.samples_per_shard, args.key_column)
+    summary = materialize(request, lambda total: progress_bar(total, "materialize", "B", enabled=not args.quiet))
+    print("\n".join(summary_lines(summary)))
+    return 0
+
+
 COMMANDS = {
     "run": command_run,
     "match": command_match,
@@ -716,6 +766,7 @@ COMMANDS = {
     "stats": command_stats,
     "preview": command_preview,
     "export": command_export,
+    "materialize": command_materialize,
     "upgrade": command_upgrade,
 }
 

@@ -363,6 +363,52 @@ def upload(local: str | os.PathLike, uri: str) -> None:
         raise CurationError(describe_error(uri, error, "write")) from None
 
 
+def file_size(uri: str, what: str = "file") -> int:
+    """An object's size; a missing one is refused in one line naming ``what`` it is."""
+    info = file_info(uri)
+    if info.type != pafs.FileType.File:
+        raise _missing(uri, what)
+    return info.size
+
+
+def exists(uri: str) -> bool:
+    return file_info(uri).type == pafs.FileType.File
+
+
+def glob_files(uri: str) -> list[tuple[str, int]]:
+    """(URI, size) of every object a glob URI matches, sorted (none: an empty list)."""
+    location = locate(uri)
+    base = location.path.split("*", 1)[0].split("?", 1)[0].split("[", 1)[0].rsplit("/", 1)[0]
+    try:
+        found = location.filesystem.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
+    except (OSError, ValueError) as error:
+        raise CurationError(describe_error(uri, error)) from None
+    matched = (i for i in found if i.type == pafs.FileType.File and fnmatch.fnmatchcase(i.path, location.path))
+    return [(location.child(i.path), i.size) for i in sorted(matched, key=lambda i: i.path)]
+
+
+def open_stream(uri: str, buffer_size: int = 1 << 20) -> pafs.NativeFile:
+    """A file read once from front to back (a tar shard): one streamed request, not reads by range."""
+    location = locate(uri)
+    try:
+        return location.filesystem.open_input_stream(location.path, compression=None, buffer_size=buffer_size)
+    except FileNotFoundError:
+        raise _missing(uri, "file") from None
+    except (OSError, ValueError) as error:
+        raise CurationError(describe_error(uri, error)) from None
+
+
+def delete(uri: str) -> None:
+    """Remove an object (gone already: nothing to do)."""
+    location = locate(uri)
+    try:
+        location.filesystem.delete_file(location.path)
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError) as error:
+        raise CurationError(describe_error(uri, error, "delete")) from None
+
+
 def name_of(path: str) -> str:
     """The last component of a local path or a URI (without a query)."""
     return PurePosixPath(urlsplit(path).path if is_uri(path) else path).name
