@@ -54,6 +54,7 @@ entry and a t/count share of the pairs of frequent (head) entries.
   preview  the files that answer any t at once (made by balance; for older runs, or another sample)
   export   the manifest of the pairs kept at t (url and caption, all columns or keys), with provenance
   materialize  copy the samples kept at t out of WebDataset tar shards into new shards, for training
+  card     a data card of the run at t: one HTML page that opens offline, and its figures as JSON
   upgrade  make a run directory of format 1 (which copied the pool) an index over its pool
 
 Every command resumes where a killed run stopped when started again the same way."""
@@ -421,6 +422,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     materialize_.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    card = commands.add_parser(
+        "card",
+        help="a data card of the run at t: one self-contained HTML page (and JSON)",
+        description="Write a data card of the run at t (and seed), as MetaCLIP published one with each "
+        "release: one HTML page that opens offline (plotly drawn from the page itself, nothing fetched) "
+        "with the pool and curated sizes, the matched share, head and tail entries and the tail share, "
+        "entries by count before and after balancing, the most matched entries, a table per source and "
+        "per language, and the provenance (pool, metadata fingerprint, t, seed, command, package "
+        "versions). Every figure is what `curation stats --t T --json` gives; --json writes them.",
+    )
+    card.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (a path, or an s3:// or gs:// URI)")
+    card.add_argument("--t", type=t_value, required=True, help="the t the card describes")
+    card.add_argument("--seed", type=seed_value, help="seed of the keep thresholds (default: the run's)")
+    card.add_argument(
+        "--out", required=True, metavar="HTML", help="the page to write: a path, or an s3:// or gs:// URI"
+    )
+    card.add_argument("--json", metavar="JSON", help="also write the card's figures as JSON (a path or a URI)")
+    card.add_argument("--quiet", action="store_true", help="no progress bar while a run in a store is copied")
+
     preview = commands.add_parser(
         "preview",
         help="build the files that answer any t at once",
@@ -759,6 +779,18 @@ def command_materialize(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return 0
 
 
+def command_card(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from dashboard.card import write_card  # the page draws the dashboard's own charts
+
+    written = write_card(args.run_dir, args.t, args.seed, args.out, args.json, _command_line(argv), not args.quiet)
+    also = f" and its figures to {written.json}" if written.json else ""
+    print(
+        f"wrote the data card ({written.kept:,} pairs kept at t={args.t:g}, {written.charts} charts, "
+        f"{written.bytes / 2**20:.1f} MB, {written.seconds:.1f} s) to {written.html}{also}"
+    )
+    return 0
+
+
 COMMANDS = {
     "run": command_run,
     "match": command_match,
@@ -767,6 +799,7 @@ COMMANDS = {
     "preview": command_preview,
     "export": command_export,
     "materialize": command_materialize,
+    "card": command_card,
     "upgrade": command_upgrade,
 }
 

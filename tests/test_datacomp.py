@@ -142,3 +142,36 @@ def test_the_subset_file_goes_to_s3(datacomp_run: Path, s3: str, tmp_path: Path)
     body = client.get_object(Bucket="subsets", Key="laion/subset.npy")["Body"].read()
     assert uid_text(np.load(io.BytesIO(body))) == kept_uids(datacomp_run)
     assert client.head_object(Bucket="subsets", Key="laion/subset.npy.provenance.json")["ContentLength"] > 0
+
+
+@pytest.mark.slow
+def test_the_export_page_writes_the_subset_file(datacomp_run: Path) -> None:
+    """The Export page's datacomp-uids format: the uid column instead of the column sets, and the same file."""
+    from conftest import dashboard_environment
+    from streamlit.testing.v1 import AppTest
+
+    from curation.jobs import wait
+
+    base = datacomp_run.parent
+    settings = {
+        "CURATION_RUNS_DIR": str(base),
+        "CURATION_EXPORT_DIR": str(base / "exports"),
+        "CURATION_JOBS_DIR": str(base / "jobs"),
+        "CURATION_DATA_ROOTS": str(base),
+    }
+    app_file = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+    with dashboard_environment(settings, "127.0.0.1"):
+        app = AppTest.from_file(app_file, default_timeout=120)
+        app.session_state["run_dir"] = str(datacomp_run)
+        app.run()
+        app.switch_page("views/export.py").run()
+        app.number_input(key="export_t").set_value(T).run()
+        app.radio(key="export_format").set_value("datacomp-uids").run()
+        assert not app.exception, [e.message for e in app.exception]
+        assert app.text_input(key="export_uid_column").value == "uid"
+        assert not [r for r in app.radio if r.key == "export_columns"]  # a uid file holds uids only
+        app.text_input(key="export_name").set_value("subset")
+        app.button[0].click().run()
+        job = wait(base / "jobs", app.session_state["export_job"])
+        assert job.state == "finished", job
+        assert uid_text(np.load(base / "exports" / "subset.npy")) == kept_uids(datacomp_run)

@@ -9,9 +9,18 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from curation.export import COLUMN_SETS, FORMATS, NAME_MAX, manifest_path, provenance_name
+from curation.export import (
+    COLUMN_SETS,
+    DEFAULT_UID_COLUMN,
+    FORMATS,
+    NAME_MAX,
+    check_name,
+    manifest_path,
+    provenance_name,
+)
 from curation.jobs import list_jobs, start_export
 from dashboard import access, data, messages
+from dashboard.card import write_card
 from studio_common.errors import CurationError
 
 DOWNLOAD_LIMIT = 200 * 2**20
@@ -31,10 +40,23 @@ left, right = st.columns(2)
 st.session_state.setdefault("export_t", t)
 export_t = data.t_input(left, "t", "export_t")
 export_seed = right.selectbox("Seed", seeds, key="export_seed", index=seeds.index(seed))
-file_format = left.radio("Format", list(FORMATS), horizontal=True, key="export_format")
-column_set = right.radio(
-    "Columns", list(COLUMN_SETS), format_func=lambda c: f"{c}: {COLUMN_SETS[c]}", key="export_columns"
+file_format = left.radio(
+    "Format",
+    list(FORMATS),
+    horizontal=True,
+    key="export_format",
+    help="datacomp-uids: the kept pairs' uids as DataComp's resharder reads them (a .npy of u8,u8, sorted, unique).",
 )
+uid_column = None
+if file_format == "datacomp-uids":  # the file holds DataComp's uids, nothing else
+    column_set = "uid"
+    uid_column = right.text_input(
+        "Uid column", value=DEFAULT_UID_COLUMN, key="export_uid_column", help="The pool's DataComp uid column."
+    ).strip()
+else:
+    column_set = right.radio(
+        "Columns", list(COLUMN_SETS), format_func=lambda c: f"{c}: {COLUMN_SETS[c]}", key="export_columns"
+    )
 default_name = f"curated-t{exact(export_t)}-seed{export_seed}"
 typed = st.text_input(
     f"File name (no extension; letters, digits, '.', '_', '-'; at most {NAME_MAX} characters)",
@@ -76,9 +98,46 @@ if st.button("Export", type="primary"):
             file_format,
             column_set,
             max_running=access.max_jobs(os.environ),
+            uid_column=uid_column,
         )
     except CurationError as error:
         messages.error(error)
+
+
+def _card_target() -> Path | None:
+    try:
+        return card_path()
+    except CurationError:
+        return None
+
+
+def card_path() -> Path:
+    """The data card beside the manifest the form names: NAME.card.html (and NAME.card.json)."""
+    return data.EXPORT_DIR / (check_name(name) + ".card.html")
+
+
+if st.button(
+    "Write the data card",
+    key="export_card",
+    help="One HTML page of this run at the t and seed above, which opens offline (sizes, head and tail, "
+    "charts, per source and language, provenance), and its figures as JSON: `curation card`.",
+):
+    st.session_state.pop("export_card_written", None)
+    try:
+        page = card_path()
+        access.check_export(page, data.ROOTS)
+        access.check_export(page.with_suffix(".json"), data.ROOTS)
+        with st.spinner("Writing the data card"):
+            write_card(root, float(export_t), int(export_seed), page, page.with_suffix(".json"), "dashboard: Export")
+        st.session_state.export_card_written = str(page)
+    except CurationError as error:
+        messages.error(error)
+written_card = st.session_state.get("export_card_written")
+if written_card and Path(written_card).exists() and written_card == str(_card_target()):
+    messages.success(f"Wrote the data card to {written_card}")
+    st.download_button(
+        "Download the data card", Path(written_card).read_bytes(), file_name=Path(written_card).name, mime="text/html"
+    )
 
 
 def last_export(ticking: bool) -> None:
