@@ -8,7 +8,6 @@ import json
 import os
 import random
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,6 @@ import pytest
 from conftest import ENTRIES, cli, curated, make_texts, write_pool
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from servers import s3_server
 
 from curation.datacomp import UID_DTYPE, sorted_unique, uid_text, uid_words
 from studio_common.errors import CurationError
@@ -116,32 +114,15 @@ def test_another_uid_column_and_the_refusals(datacomp_run: Path, tmp_path: Path,
     assert sorted(set(pq.read_table(tmp_path / "u.parquet").column("uid").to_pylist())) == kept_uids(datacomp_run)
 
 
-@pytest.fixture(scope="module")
-def s3() -> Iterator[str]:
-    """moto's S3 server on 127.0.0.1 with a bucket, AWS_* set for this process."""
-    boto3 = pytest.importorskip("boto3")
-    with s3_server() as endpoint:
-        values = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1",
-                  "AWS_ENDPOINT_URL": endpoint}  # fmt: skip
-        saved = {key: os.environ.get(key) for key in values}
-        os.environ.update(values)
-        try:
-            boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="subsets")
-            yield endpoint
-        finally:
-            for key, value in saved.items():
-                os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
-
-
 @pytest.mark.remote
-def test_the_subset_file_goes_to_s3(datacomp_run: Path, s3: str, tmp_path: Path) -> None:
+def test_the_subset_file_goes_to_s3(datacomp_run: Path, s3_bucket: str, tmp_path: Path) -> None:
     import boto3
 
-    assert cli("export", datacomp_run, "--t", T, "--out", "s3://subsets/laion/subset.npy", "--quiet") == 0
-    client = boto3.client("s3", endpoint_url=s3)
-    body = client.get_object(Bucket="subsets", Key="laion/subset.npy")["Body"].read()
+    assert cli("export", datacomp_run, "--t", T, "--out", f"s3://{s3_bucket}/laion/subset.npy", "--quiet") == 0
+    client = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+    body = client.get_object(Bucket=s3_bucket, Key="laion/subset.npy")["Body"].read()
     assert uid_text(np.load(io.BytesIO(body))) == kept_uids(datacomp_run)
-    assert client.head_object(Bucket="subsets", Key="laion/subset.npy.provenance.json")["ContentLength"] > 0
+    assert client.head_object(Bucket=s3_bucket, Key="laion/subset.npy.provenance.json")["ContentLength"] > 0
 
 
 @pytest.mark.slow

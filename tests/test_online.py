@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -208,3 +209,27 @@ def test_export_writes_an_epochs_subset(sample_run: tuple[Path, pa.Table], tmp_p
     ) == curated_keys(run)
     assert cli("export", run, "--all-pairs", "--epoch", 1, "--out", tmp_path / "x.parquet", "--quiet") == 2
     assert "--epoch selects" in capsys.readouterr().err
+
+
+@pytest.mark.remote
+def test_a_run_in_s3_balances_online_as_a_local_one(
+    sample_run: tuple[Path, pa.Table], s3_bucket: str, tmp_path: Path
+) -> None:
+    run, pairs = sample_run
+    remote = f"s3://{s3_bucket}/runs/online"
+    assert cli("run", "--pool", data_samples.POOL, "--metadata", data_samples.METADATA, "--t", T,
+               "--seed", SEED, "--out", remote, "--quiet", "--no-manifest") == 0  # fmt: skip
+    keys, ids = pairs.column("pair_key").to_numpy(), pairs.column("entry_ids")
+    local = OnlineBalancer.from_run(run, T)
+    assert np.array_equal(OnlineBalancer.from_run(remote, T).keeps(keys, ids, 5), local.keeps(keys, ids, 5))
+    out = f"s3://{s3_bucket}/epochs/epoch5.parquet"
+    assert cli("export", remote, "--t", T, "--epoch", 5, "--columns", "keys", "--out", out, "--quiet") == 0
+    assert (
+        cli("export", run, "--t", T, "--epoch", 5, "--columns", "keys", "--out", tmp_path / "e5.parquet", "--quiet")
+        == 0
+    )
+    import pyarrow.fs as pafs
+
+    remote_keys = pq.read_table(out.removeprefix("s3://"), filesystem=pafs.S3FileSystem(
+        endpoint_override=os.environ["AWS_ENDPOINT_URL"], scheme="http")).column("pair_key").to_pylist()  # fmt: skip
+    assert sorted(remote_keys) == sorted(pq.read_table(tmp_path / "e5.parquet").column("pair_key").to_pylist())
