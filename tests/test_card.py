@@ -264,7 +264,7 @@ def test_the_export_page_writes_the_card_and_offers_it(runs: dict[str, Path]) ->
         figures = json.loads(json_path.read_text())
         assert figures["t"] == 100 and figures["seed"] == 0
         labels = [button.label for button in app.download_button]
-        assert "Download the data card" in labels, labels
+        assert {"Download the data card", "Download its figures (JSON)"} <= set(labels), labels
         app.text_input(key="export_name").set_value("../outside").run()
         app.button(key="export_card").click().run()
         assert app.error and not (base / "outside.card.html").exists()

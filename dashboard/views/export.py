@@ -4,6 +4,7 @@ pairs take a while, the page stays free, and the dashboard's memory does not gro
 
 import json
 import os
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -128,7 +129,12 @@ if st.button(
         access.check_export(page, data.ROOTS)
         access.check_export(page.with_suffix(".json"), data.ROOTS)
         with st.spinner("Writing the data card"):
-            write_card(root, float(export_t), int(export_seed), page, page.with_suffix(".json"), "dashboard: Export")
+            figures_path = page.with_suffix(".json")
+            same_command = (  # what the provenance says: the command line that writes this very card
+                f"curation card {shlex.quote(str(root))} --t {float(export_t)!r} --seed {int(export_seed)} "
+                f"--out {shlex.quote(str(page))} --json {shlex.quote(str(figures_path))}"
+            )
+            write_card(root, float(export_t), int(export_seed), page, figures_path, same_command)
         st.session_state.export_card_written = str(page)
     except CurationError as error:
         messages.error(error)
@@ -138,6 +144,14 @@ if written_card and Path(written_card).exists() and written_card == str(_card_ta
     st.download_button(
         "Download the data card", Path(written_card).read_bytes(), file_name=Path(written_card).name, mime="text/html"
     )
+    card_figures = Path(written_card).with_suffix(".json")
+    if card_figures.exists():
+        st.download_button(
+            "Download its figures (JSON)",
+            card_figures.read_bytes(),
+            file_name=card_figures.name,
+            mime="application/json",
+        )
 
 
 def last_export(ticking: bool) -> None:
