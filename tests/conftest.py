@@ -326,3 +326,36 @@ def s3_bucket() -> Iterator[str]:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
+
+
+# A small worldwide run (MetaCLIP 2) whose metadata has no 'other' list (captions in French or without a
+# code match nothing) and a language no caption is in (ja: no kept share); the dashboard's and the data
+# card's tests read it.
+WORLD_METADATA = {
+    "en": ["dog", "cat", "hot dog", "red", "photo", "car", "the"],
+    "zh": ["狗", "猫", "照片"],
+    "de": ["Hund", "Katze", "Foto", "dog"],
+    "ja": ["犬", "猫"],
+}
+WORLD_WORDS = {
+    "en": ["a", "dog", "cat", "hot", "red", "photo", "the", "car", "in"],
+    "zh": ["一只", "狗", "猫", "的", "照片"],
+    "de": ["ein", "Hund", "Katze", "Foto", "der"],
+    "fr": ["un", "chien", "photo"],
+}
+
+
+def small_world_run(base: Path, out: Path, t: float, seed: int = 5) -> Path:
+    """4,000 captions with a language column, their pool and metadata under ``base``, run at t into ``out``."""
+    rng = random.Random(seed)
+    codes = [rng.choice(["en"] * 6 + ["zh"] * 2 + ["de", "fr", None]) for _ in range(4000)]
+    texts = [
+        ("" if code == "zh" else " ").join(rng.choice(WORLD_WORDS[code or "en"]) for _ in range(rng.randint(1, 5)))
+        for code in codes
+    ]
+    pool = write_pool(base / "pool", {"id": list(range(len(texts))), "text": texts, "lang": codes})
+    entries = [(entry, language) for language, words in WORLD_METADATA.items() for entry in words]
+    metadata = base / "metadata.parquet"
+    pq.write_table(pa.table({"entry": [e for e, _ in entries], "language": [lang for _, lang in entries]}), metadata)
+    assert cli("run", "--pool", pool, "--metadata", metadata, "--language-column", "lang", "--t", t, "--out", out) == 0
+    return out

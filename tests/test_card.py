@@ -6,35 +6,19 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from html.parser import HTMLParser
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import cli, dashboard_environment, write_pool
+from conftest import cli, dashboard_environment, small_world_run
 
 import data_samples
 
 T = 200.0
-# A worldwide run (MetaCLIP 2): entries per language, captions with a language column, one language no
-# caption is in (ja) and captions in a language the metadata lacks (fr, and none).
-METADATA = {
-    "en": ["dog", "cat", "hot dog", "red", "photo", "car", "the"],
-    "zh": ["狗", "猫", "照片"],
-    "de": ["Hund", "Katze", "Foto", "dog"],
-    "ja": ["犬", "猫"],
-}
-WORDS = {
-    "en": ["a", "dog", "cat", "hot", "red", "photo", "the", "car", "in"],
-    "zh": ["一只", "狗", "猫", "的", "照片"],
-    "de": ["ein", "Hund", "Katze", "Foto", "der"],
-    "fr": ["un", "chien", "photo"],
-}
 
 
 @pytest.fixture(scope="module")
@@ -43,19 +27,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("card")
     sample, world = base / "runs" / "sample", base / "runs" / "world"
     assert cli("run", "--pool", data_samples.POOL, "--metadata", data_samples.METADATA, "--t", T, "--out", sample) == 0
-    rng = random.Random(3)
-    codes = [rng.choice(["en"] * 6 + ["zh"] * 2 + ["de", "fr", None]) for _ in range(4000)]
-    texts = [
-        ("" if code == "zh" else " ").join(rng.choice(WORDS[code or "en"]) for _ in range(rng.randint(1, 5)))
-        for code in codes
-    ]
-    pool = write_pool(base / "pool", {"id": list(range(len(texts))), "text": texts, "lang": codes})
-    entries = [(entry, language) for language, words in METADATA.items() for entry in words]
-    metadata = base / "metadata.parquet"
-    pq.write_table(pa.table({"entry": [e for e, _ in entries], "language": [lang for _, lang in entries]}), metadata)
-    assert (
-        cli("run", "--pool", pool, "--metadata", metadata, "--language-column", "lang", "--t", T, "--out", world) == 0
-    )
+    small_world_run(base, world, T, seed=3)
     return {"base": base, "sample": sample, "world": world}
 
 

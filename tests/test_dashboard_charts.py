@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import random
 import re
 import shutil
 from collections.abc import Callable
@@ -17,10 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
-from conftest import cli, dashboard_environment, write_pool
+from conftest import cli, dashboard_environment, small_world_run
 from streamlit.testing.v1 import AppTest
 
 import data_samples
@@ -152,22 +149,6 @@ def test_bars_start_from_a_stated_baseline_or_from_zero(name: str, span: str) ->
         assert "log" not in (axis.title.text or "")
 
 
-# The dashboard on the bundled sample (MetaCLIP 1) and on a worldwide run whose metadata has no 'other' list
-# (captions in French or without a code match nothing) and a language no caption is in (ja: no kept share).
-METADATA = {
-    "en": ["dog", "cat", "hot dog", "red", "photo", "car", "the"],
-    "zh": ["狗", "猫", "照片"],
-    "de": ["Hund", "Katze", "Foto", "dog"],
-    "ja": ["犬", "猫"],
-}
-WORDS = {
-    "en": ["a", "dog", "cat", "hot", "red", "photo", "the", "car", "in"],
-    "zh": ["一只", "狗", "猫", "的", "照片"],
-    "de": ["ein", "Hund", "Katze", "Foto", "der"],
-    "fr": ["un", "chien", "photo"],
-}
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("charts")
@@ -175,18 +156,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     assert (
         cli("run", "--pool", data_samples.POOL, "--metadata", data_samples.METADATA, "--t", 200, "--out", sample) == 0
     )
-    rng = random.Random(5)
-    codes = [rng.choice(["en"] * 6 + ["zh"] * 2 + ["de", "fr", None]) for _ in range(4000)]
-    texts = [
-        ("" if code == "zh" else " ").join(rng.choice(WORDS[code or "en"]) for _ in range(rng.randint(1, 5)))
-        for code in codes
-    ]
-    pool = write_pool(base / "pool", {"id": list(range(len(texts))), "text": texts, "lang": codes})
-    entries = [(entry, language) for language, words in METADATA.items() for entry in words]
-    metadata = base / "metadata.parquet"
-    pq.write_table(pa.table({"entry": [e for e, _ in entries], "language": [lang for _, lang in entries]}), metadata)
-    code = cli("run", "--pool", pool, "--metadata", metadata, "--language-column", "lang", "--t", 200, "--out", world)
-    assert code == 0
+    small_world_run(base, world, 200, seed=5)
     settings = {
         "CURATION_RUNS_DIR": str(base / "runs"),
         "CURATION_EXPORT_DIR": str(base / "exports"),
