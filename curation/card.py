@@ -66,23 +66,21 @@ def versions() -> dict[str, str]:
     return found
 
 
-def metadata_sources(path: str) -> pa.Table | None:
-    """entry (language), sources from the run's metadata when it is Parquet with a sources column, or
-    from the Parquet file beside a list of the same name (the dashboard's rule); else None."""
-    candidates = [path] if path.endswith(".parquet") else []
-    if not storage.is_uri(path) and not candidates:
-        beside = Path(path).with_suffix(".parquet")
-        candidates = [str(beside)] if beside.exists() else []
-    for candidate in candidates:
-        try:
-            schema = pq.read_schema(storage.open_input(candidate) if storage.is_uri(candidate) else candidate)
-        except (OSError, CurationError):
-            return None  # the card says the run has no sources; it does not fail for want of them
-        if "entry" in schema.names and "sources" in schema.names:
-            columns = ["entry", "sources"] + (["language"] if "language" in schema.names else [])
-            source = storage.open_input(candidate) if storage.is_uri(candidate) else candidate
-            return pq.read_table(source, columns=columns)
-    return None
+def metadata_sources(plan: Plan) -> pa.Table | None:
+    """entry (language), sources from the metadata's Parquet form (``PlanMetadata.parquet_form``, as the
+    Overview page reads it), when it has a sources column; else None."""
+    candidate = plan.metadata.parquet_form()
+    if candidate is None:
+        return None
+    source = storage.open_input(candidate) if storage.is_uri(candidate) else candidate
+    try:
+        schema = pq.read_schema(source)
+    except (OSError, CurationError):
+        return None  # the card says the run has no sources; it does not fail for want of them
+    if "entry" not in schema.names or "sources" not in schema.names:
+        return None
+    columns = ["entry", "sources"] + (["language"] if "language" in schema.names else [])
+    return pq.read_table(storage.open_input(candidate) if storage.is_uri(candidate) else candidate, columns=columns)
 
 
 def gather(run: Run, t: float, seed: int | None, command: str) -> CardInputs:
@@ -97,7 +95,7 @@ def gather(run: Run, t: float, seed: int | None, command: str) -> CardInputs:
         entries=run.entry_table_at(t, report["seed"]),
         entry_t=run.rule.entry_t(t),
         plan=run.plan,
-        sources=metadata_sources(run.plan.metadata.path),
+        sources=metadata_sources(run.plan),
         command=command,
         versions=versions(),
         created=datetime.now(UTC).isoformat(timespec="seconds"),

@@ -17,6 +17,7 @@ from pathlib import Path
 from curation.languages import LID176
 from curation.pool import Shard, comparable_path
 from curation.rundir import FORMAT_VERSION, atomic_write_json, read_json
+from studio_common import storage
 from studio_common.errors import CurationError
 
 
@@ -39,6 +40,15 @@ class PlanMetadata:
             "drop_invalid_entries": self.drop_invalid_entries,
             **({"languages": list(self.languages)} if self.languages else {}),
         }
+
+    def parquet_form(self) -> str | None:
+        """Where the metadata's Parquet form (entry, sources) is: the list itself when it is Parquet, else a
+        Parquet file of the same name beside a local list (as `curation-metadata build` writes both);
+        None when there is none. The Overview page and the data card read sources from it."""
+        if self.path.endswith(".parquet"):
+            return self.path
+        beside = Path(self.path).with_suffix(".parquet")
+        return str(beside) if not storage.is_uri(self.path) and beside.exists() else None
 
     @classmethod
     def from_json(cls, data: dict) -> PlanMetadata:

@@ -149,7 +149,7 @@ def _connection(root: str, metadata: str, token: str):
 def query(root: Path) -> RunQuery:
     """Queries of the current run through a fresh cursor (one per script run)."""
     token = run_token(root)
-    connection = _connection(str(root), _metadata_table(plan(str(root), token)), token)
+    connection = _connection(str(root), plan(str(root), token).metadata.parquet_form() or "", token)
     return RunQuery(connection.cursor(), root)
 
 
@@ -157,13 +157,6 @@ def query(root: Path) -> RunQuery:
 def plan(root: str, token: str) -> Plan:
     """plan.json (megabytes for a run of thousands of shards: read once per run)."""
     return RunDir(Path(root)).plan()  # a corrupt file: one line, not a traceback
-
-
-def _metadata_table(plan: Plan) -> str:
-    """The metadata's Parquet form (entry, sources), beside the list the run used, if there is one."""
-    path = Path(plan.metadata.path)
-    table = path if path.suffix == ".parquet" else path.with_suffix(".parquet")
-    return str(table) if table.exists() else ""
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -178,7 +171,7 @@ def entries(root: str, token: str) -> pd.DataFrame:
 
 @st.cache_resource(max_entries=4, show_spinner=False)  # 500k rows of lists: not worth copying per rerun
 def sources(root: str, token: str) -> pd.DataFrame | None:
-    table = _metadata_table(plan(root, token))
+    table = plan(root, token).metadata.parquet_form()
     return query(Path(root)).entry_sources(Path(table)) if table else None
 
 
