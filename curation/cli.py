@@ -9,17 +9,33 @@ import os
 import shlex
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 
+from curation.card import write_text
 from curation.engines import ENGINES, Engine
 from curation.export import COLUMN_SETS, DEFAULT_UID_COLUMN, FORMATS, format_of, run_manifest, write_manifest
+from curation.gaps import (
+    DEFAULT_EXAMPLES,
+    DEFAULT_MIN_COUNT,
+    DEFAULT_TOP,
+    GAPS_FOLDER,
+    RANKINGS,
+    GapsRequest,
+    extra_entries,
+    find_gaps,
+    gaps_lines,
+    with_summary,
+    write_gaps,
+)
 from curation.keep_rule import KeepRule
 from curation.languages import DEFAULT_IDENTIFIER, IDENTIFIERS, LID176, LID176_SCRIPTS
 from curation.matchers import DEFAULT_MATCHER, MATCHERS
 from curation.materialize import DEFAULT_SAMPLES_PER_SHARD, MATERIALIZE_HELP, Request, materialize, summary_lines
 from curation.memory import keep_freed_memory
+from curation.ngrams import default_stop_words, parse_stop_words
 from curation.preview_files import DEFAULT_SAMPLE_PAIRS
 from curation.rundir import RunDir, atomic_write_table, read_json, read_parquet
 from curation.runner import (
@@ -55,6 +71,7 @@ entry and a t/count share of the pairs of frequent (head) entries.
   export   the manifest of the pairs kept at t (url and caption, all columns or keys), with provenance
   materialize  copy the samples kept at t out of WebDataset tar shards into new shards, for training
   card     a data card of the run at t: one HTML page that opens offline, and its figures as JSON
+  gaps     what the captions say that no entry covers: n-grams to add to the metadata, with examples
   upgrade  make a run directory of format 1 (which copied the pool) an index over its pool
 
 Every command resumes where a killed run stopped when started again the same way."""
@@ -441,6 +458,8 @@ def build_parser() -> argparse.ArgumentParser:
     card.add_argument("--json", metavar="JSON", help="also write the card's figures as JSON (a path or a URI)")
     card.add_argument("--quiet", action="store_true", help="no progress bar while a run in a store is copied")
 
+    _add_gaps_parser(commands)
+
     preview = commands.add_parser(
         "preview",
         help="build the files that answer any t at once",
@@ -468,6 +487,81 @@ def build_parser() -> argparse.ArgumentParser:
     upgrade.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (a path, or an s3:// or gs:// URI)")
     upgrade.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
+
+
+def _add_gaps_parser(commands: argparse._SubParsersAction) -> None:
+    gaps = commands.add_parser(
+        "gaps",
+        help="the n-grams of the captions that no entry covers: candidates for the metadata",
+        description="Count the unigrams and bigrams of the pool's captions as matching sees them "
+        "(MetaCLIP's spacing, cut at spaces) that are not entries of the run's metadata: per n-gram the "
+        "pairs holding it, the unmatched pairs holding it, and a few example captions. The chosen n-grams "
+        "are then matched against the unmatched captions with the run's own rule, so `covered` (per rank: "
+        "unmatched pairs the n-grams up to that rank would match, if added) is exact. Runs that start or "
+        "end with a stop-word, and pieces with no letter or digit, are not proposed. The result feeds "
+        "`curation-metadata build --extra` (--write-extra) and the dashboard's Coverage page.",
+        epilog="example: curation gaps runs/sample --top 200 --write-extra extra.txt",
+    )
+    gaps.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (a path, or an s3:// or gs:// URI)")
+    gaps.add_argument(
+        "--n", type=positive_int, nargs="+", default=[1, 2], metavar="N", help="n-gram sizes, 1 to 4 (default: 1 2)"
+    )
+    gaps.add_argument("--top", type=positive_int, default=DEFAULT_TOP, help="n-grams kept (default: %(default)s)")
+    gaps.add_argument(
+        "--min-count",
+        type=positive_int,
+        default=DEFAULT_MIN_COUNT,
+        help="leave out n-grams held by fewer pairs (by the --rank-by count) (default: %(default)s)",
+    )
+    gaps.add_argument(
+        "--only-unmatched", action="store_true", help="read only the captions of pairs that matched nothing"
+    )
+    gaps.add_argument(
+        "--rank-by",
+        choices=RANKINGS,
+        default="count",
+        help="order by pairs holding the n-gram, or by unmatched pairs holding it (default: %(default)s)",
+    )
+    gaps.add_argument(
+        "--stop-words",
+        metavar="FILE",
+        help="one word per line (# comments); 'none' for none (default: the English list shipped as "
+        "curation/stop_words.txt)",
+    )
+    gaps.add_argument("--language", metavar="CODE", help="worldwide runs: only captions of this language")
+    gaps.add_argument(
+        "--examples",
+        type=non_negative_int,
+        default=DEFAULT_EXAMPLES,
+        help="example captions per n-gram (default: %(default)s)",
+    )
+    gaps.add_argument(
+        "--out",
+        metavar="FILE",
+        help="the Parquet table to write, a path or a URI (default: RUN_DIR/gaps/gaps.parquet, where the "
+        "dashboard's Coverage page finds it)",
+    )
+    gaps.add_argument(
+        "--write-extra",
+        metavar="FILE",
+        help="also write the chosen n-grams one per line, for `curation-metadata build --extra`",
+    )
+    gaps.add_argument(
+        "--max-rows",
+        type=positive_int,
+        default=2_000_000,
+        help="distinct n-grams a worker holds before spilling to disk: the memory knob (default: %(default)s)",
+    )
+    gaps.add_argument(
+        "--scratch", metavar="DIR", help="where spilled counts go (default: the system's temporary folder)"
+    )
+    gaps.add_argument(
+        "--workers",
+        type=positive_int,
+        default=os.cpu_count() or 1,
+        help="parallel worker processes (default: all cores, %(default)s here)",
+    )
+    gaps.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def _execution(args: argparse.Namespace) -> Execution:
@@ -791,6 +885,63 @@ def command_card(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return 0
 
 
+def _stop_words(choice: str | None) -> tuple[frozenset[str], str]:
+    if choice is None:
+        return default_stop_words(), "default"
+    if choice == "none":
+        return frozenset(), "none"
+    try:
+        return parse_stop_words(Path(choice).read_text(encoding="utf-8")), choice
+    except (OSError, UnicodeDecodeError) as error:
+        raise CurationError(f"cannot read stop-words {choice}: {error.strerror or error}") from None
+
+
+def command_gaps(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    stop_words, source = _stop_words(args.stop_words)
+    request = GapsRequest(
+        args.run_dir,
+        tuple(args.n),
+        args.top,
+        args.min_count,
+        args.only_unmatched,
+        args.rank_by,
+        stop_words,
+        source,
+        args.language,
+        args.examples,
+        max_rows=args.max_rows,
+        scratch=args.scratch,
+    )
+    request.check()
+    run = Run(args.run_dir, progress=not args.quiet)
+    with ExitStack() as bars:
+
+        def bar(what: str, total: int) -> Callable[[int], None]:
+            unit = "partitions" if what == "reduce" else "shards"
+            return bars.enter_context(progress_bar(total, what, unit, enabled=not args.quiet)).update
+
+        with Execution(workers=args.workers, progress=not args.quiet).start() as engine:
+            found = find_gaps(request, run.dir.root, engine, bar)
+    if args.out:
+        where = write_gaps(found, args.out if storage.is_uri(args.out) else Path(args.out))
+    else:
+        target = RunDir.open(args.run_dir)
+        path = target.root / GAPS_FOLDER / "gaps.parquet"
+        target.write_table(path, with_summary(found))
+        where = (
+            target.readable(path)
+            if target.source is None
+            else f"{target.source.rstrip('/')}/{GAPS_FOLDER}/gaps.parquet"
+        )
+    for line in gaps_lines(found):
+        print(line)
+    print(f"wrote {found.table.num_rows:,} n-grams to {where}")
+    if args.write_extra:
+        written = write_text(extra_entries(found), args.write_extra)
+        print(f"wrote them one per line to {written}: `curation-metadata build ... --extra {written}` adds them")
+    return 0
+
+
 COMMANDS = {
     "run": command_run,
     "match": command_match,
@@ -800,6 +951,7 @@ COMMANDS = {
     "export": command_export,
     "materialize": command_materialize,
     "card": command_card,
+    "gaps": command_gaps,
     "upgrade": command_upgrade,
 }
 

@@ -59,14 +59,17 @@ def partition_ids(keys: pa.Array | pa.ChunkedArray, partitions: int, salt: int =
     return ((mixed >> np.uint64(33)) % np.uint64(partitions)).astype(np.int64)
 
 
-def aggregate(tables: Sequence[pa.Table]) -> pa.Table:
-    """One (key, count) row per key: the sum over ``tables``."""
+def aggregate(tables: Sequence[pa.Table], schema: pa.Schema = COUNT_SCHEMA) -> pa.Table:
+    """One row per key: every other column of ``schema`` summed over ``tables``."""
     tables = [t for t in tables if t.num_rows]
     if not tables:
-        return COUNT_SCHEMA.empty_table()
+        return schema.empty_table()
     table = pa.concat_tables(tables)
-    summed = table.group_by("key", use_threads=False).aggregate([("count", "sum")])
-    return pa.table({"key": summed.column("key"), "count": summed.column("count_sum")}, schema=COUNT_SCHEMA)
+    values = [name for name in schema.names if name != "key"]
+    summed = table.group_by("key", use_threads=False).aggregate([(name, "sum") for name in values])
+    return pa.table(
+        {"key": summed.column("key"), **{name: summed.column(f"{name}_sum") for name in values}}, schema=schema
+    )
 
 
 def value_counts(keys: pa.Array) -> pa.Table:
@@ -79,9 +82,18 @@ def value_counts(keys: pa.Array) -> pa.Table:
 
 
 class KeyCounter:
-    """Add (key, count) tables; holds about ``max_rows`` rows, spills hash partitions beyond that."""
+    """Add (key, count) tables; holds about ``max_rows`` rows, spills hash partitions beyond that. A
+    ``schema`` with more columns than (key, count) sums each of them."""
 
-    def __init__(self, directory: str | Path, prefix: str, partitions: int = 16, max_rows: int = 2_000_000):
+    def __init__(
+        self,
+        directory: str | Path,
+        prefix: str,
+        partitions: int = 16,
+        max_rows: int = 2_000_000,
+        schema: pa.Schema = COUNT_SCHEMA,
+    ):
+        self.schema = schema
         self.directory = Path(directory)
         self.prefix = prefix
         self.partitions = partitions
@@ -104,7 +116,7 @@ class KeyCounter:
     def compact(self) -> None:
         """Sum what is pending into one table (repeated keys collapse, so memory drops)."""
         if len(self.pending) > 1:
-            merged = aggregate(self.pending)
+            merged = aggregate(self.pending, self.schema)
             self.pending = [merged]
             self.pending_rows = merged.num_rows
 
@@ -130,30 +142,32 @@ class KeyCounter:
         self.spills += 1
 
 
-def reduce_partition(files: Sequence[Path]) -> pa.Table:
+def reduce_partition(files: Sequence[Path], schema: pa.Schema = COUNT_SCHEMA) -> pa.Table:
     """Total counts of one partition's keys, from every spill file that holds some of them (a single
     file is already one row per key: every spill is aggregated first)."""
-    tables = [pq.read_table(path, schema=COUNT_SCHEMA) for path in files]
-    return tables[0] if len(tables) == 1 else aggregate(tables)
+    tables = [pq.read_table(path, schema=schema) for path in files]
+    return tables[0] if len(tables) == 1 else aggregate(tables, schema)
 
 
 def _rows(path: Path) -> int:
     return pq.ParquetFile(path).metadata.num_rows
 
 
-def reduce_bounded(files: Sequence[Path], max_rows: int, scratch: Path, salt: int = 1) -> Iterator[pa.Table]:
+def reduce_bounded(
+    files: Sequence[Path], max_rows: int, scratch: Path, salt: int = 1, schema: pa.Schema = COUNT_SCHEMA
+) -> Iterator[pa.Table]:
     """The totals of one partition as a sequence of tables with disjoint keys, holding about
     ``max_rows`` input rows at a time: a partition larger than that is split again by a salted hash
     into files under ``scratch``, and each piece reduced in turn (recursively, with a new salt)."""
     total = sum(_rows(path) for path in files)
     if len(files) <= 1 or total <= max_rows or salt > 6:
-        yield reduce_partition(files)
+        yield reduce_partition(files, schema)
         return
     pieces = max(2, -(-total // max_rows))
     scratch.mkdir(parents=True, exist_ok=True)
     split: list[list[Path]] = [[] for _ in range(pieces)]
     for number, path in enumerate(files):
-        table = pq.read_table(path, schema=COUNT_SCHEMA)
+        table = pq.read_table(path, schema=schema)
         ids = partition_ids(table.column("key"), pieces, salt)
         for piece in range(pieces):
             part = table.filter(pa.array(ids == piece))
@@ -163,6 +177,6 @@ def reduce_bounded(files: Sequence[Path], max_rows: int, scratch: Path, salt: in
                 split[piece].append(target)
     for piece_files in split:
         if piece_files:
-            yield from reduce_bounded(piece_files, max_rows, scratch / f"salt{salt}-piece", salt + 1)
+            yield from reduce_bounded(piece_files, max_rows, scratch / f"salt{salt}-piece", salt + 1, schema)
         for path in piece_files:
             path.unlink()

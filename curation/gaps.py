@@ -1,0 +1,456 @@
+"""Coverage gaps: the n-grams a pool's captions hold that no metadata entry covers (docs/design.md,
+"Coverage gaps").
+
+Two passes over the run's pairs, shard by shard on the engine's workers:
+
+1. **Count.** Every caption's n-grams (``curation.ngrams``) are counted per pair, with how many of
+   those pairs matched nothing, in ``metadata.spill.KeyCounter``s: the counters of
+   ``curation-metadata count-wikipedia``, which hold a bounded number of keys and spill hash partitions
+   to a scratch folder beyond it. The partitions are reduced one at a time (on the workers); the
+   metadata's own entries are dropped there (an entry is no gap), and each keeps its top ``top``.
+2. **Cover.** The chosen n-grams are made a metadata of their own and the unmatched captions matched
+   against it with the run's own rule (the token matcher; MetaCLIP 2's matcher in a worldwide run). So
+   "covered" means exactly "would match if added": per caption the best rank it holds gives how many
+   unmatched pairs the top k would cover, for every k at once, and the first captions give examples.
+
+Memory holds a shard's captions, ``max_rows`` counted keys per worker and the chosen n-grams.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from curation import matchers, token_matcher
+from curation.engines import Engine
+from curation.ngrams import GRAM_SCHEMA, KEY, LANGUAGE_MARK, PAIRS, UNMATCHED, count_grams
+from curation.pairs import PairReader
+from curation.plan import Plan
+from curation.rundir import CAPTION_LANGUAGE, ENTRY_IDS, ENTRY_LANGUAGE, RunDir, atomic_write_table, read_parquet
+from metadata.spill import KeyCounter, partition_ids, reduce_bounded
+from studio_common import storage
+from studio_common.errors import CurationError
+
+DEFAULT_TOP = 1000
+DEFAULT_MIN_COUNT = 2
+DEFAULT_EXAMPLES = 3
+RANKINGS = ("count", "unmatched")
+GAPS_FOLDER = "gaps"  # under the run directory: where `curation gaps` writes by default, and the page looks
+METADATA_KEY = b"curation.gaps"  # the Parquet key-value entry holding what the file describes
+# Texts of one pair (--text-columns) are joined with a lone "." between them: spaced, it is a piece of
+# its own that is no word, so no n-gram spans two texts, and the pair still counts each n-gram once.
+TEXT_JOINER = "\n.\n"
+OUTPUT_SCHEMA_FIELDS = [
+    pa.field("rank", pa.int32()),
+    pa.field("ngram", pa.string()),
+    pa.field("words", pa.int8()),
+    pa.field("count", pa.int64()),
+    pa.field("unmatched", pa.int64()),
+    pa.field("covered", pa.int64()),
+    pa.field("examples", pa.list_(pa.string())),
+]
+
+
+@dataclass(frozen=True)
+class GapsRequest:
+    """One ``curation gaps``: what to count and how to choose."""
+
+    run_dir: str
+    sizes: tuple[int, ...] = (1, 2)
+    top: int = DEFAULT_TOP
+    min_count: int = DEFAULT_MIN_COUNT
+    only_unmatched: bool = False
+    rank_by: str = "count"
+    stop_words: frozenset[str] = frozenset()
+    stop_words_source: str = "default"
+    language: str | None = None
+    examples: int = DEFAULT_EXAMPLES
+    partitions: int = 16
+    max_rows: int = 2_000_000
+    batch_rows: int = 100_000
+    scratch: str | None = None
+
+    def check(self) -> None:
+        if not self.sizes or any(n < 1 or n > 4 for n in self.sizes):
+            raise CurationError(f"--n takes n-gram sizes from 1 to 4, got {' '.join(map(str, self.sizes))}")
+        if self.rank_by not in RANKINGS:
+            raise CurationError(f"--rank-by is one of {', '.join(RANKINGS)}, got {self.rank_by}")
+        if self.top < 1 or self.min_count < 1 or self.examples < 0:
+            raise CurationError("--top and --min-count must be at least 1, --examples at least 0")
+
+
+@dataclass(frozen=True)
+class _Config:
+    """What every worker needs (picklable)."""
+
+    root: str
+    request: GapsRequest
+    scratch: str
+    chosen: tuple[str, ...] = ()  # pass 2: the chosen keys, best first
+    languages: tuple[str, ...] = ()  # pass 2, worldwide: each chosen key's language
+
+
+@dataclass
+class _Counted:
+    """A shard's first pass: its spill files per partition, and what it read."""
+
+    files: list[list[str]]
+    captions: int
+    unmatched: int
+
+
+@dataclass
+class _Reduced:
+    """A partition's totals: its best rows, and how many gaps it holds at all."""
+
+    best: pa.Table
+    gaps: int
+    entries_seen: int
+
+
+@dataclass
+class _Covered:
+    """A shard's second pass: per rank the unmatched captions whose best rank it is, per rank its
+    unmatched captions, and its first examples."""
+
+    best_rank: np.ndarray
+    hits: np.ndarray
+    examples: dict[int, list[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Gaps:
+    """The result: the chosen n-grams (the output table) and what describes them."""
+
+    table: pa.Table
+    summary: dict
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading a shard's captions
+# --------------------------------------------------------------------------------------------------
+
+
+def _text_columns(plan: Plan) -> list[str]:
+    return list(plan.columns.texts) or [plan.columns.text]
+
+
+def _captions(
+    run: RunDir, plan: Plan, shard: int, request: GapsRequest, unmatched_only: bool
+) -> tuple[pa.Array, np.ndarray, pa.Array | None]:
+    """The shard's captions (a pair's texts joined), whether each pair matched nothing, and in a
+    worldwide run each caption's language; restricted to one language and/or the unmatched pairs."""
+    texts = _text_columns(plan)
+    columns = [*texts, ENTRY_IDS] + ([CAPTION_LANGUAGE] if plan.worldwide else [])
+    table = PairReader(run, plan).table(shard, columns)
+    unmatched = pc.equal(pc.list_value_length(table.column(ENTRY_IDS)), 0)
+    unmatched = pc.fill_null(unmatched, True)
+    keep = None
+    if plan.worldwide:  # a caption with no language matches nothing, whatever the metadata holds
+        keep = pc.is_valid(table.column(CAPTION_LANGUAGE))
+    if request.language is not None:
+        keep = pc.fill_null(pc.equal(table.column(CAPTION_LANGUAGE), request.language), False)
+    if unmatched_only:
+        keep = unmatched if keep is None else pc.and_(keep, unmatched)
+    if keep is not None:
+        table = table.filter(keep)
+        unmatched = pc.filter(unmatched, keep)
+    if len(texts) == 1:
+        caption = table.column(texts[0])
+    else:
+        caption = pc.binary_join_element_wise(
+            *[pc.cast(table.column(name), pa.string()) for name in texts], TEXT_JOINER, null_handling="skip"
+        )
+    caption = caption.combine_chunks() if isinstance(caption, pa.ChunkedArray) else caption
+    languages = table.column(CAPTION_LANGUAGE).combine_chunks() if plan.worldwide else None
+    return caption, np.asarray(pc.fill_null(unmatched, True), dtype=bool), languages
+
+
+@lru_cache(maxsize=4)
+def _run(root: str) -> tuple[RunDir, Plan]:
+    run = RunDir(Path(root))
+    return run, run.plan()
+
+
+# --------------------------------------------------------------------------------------------------
+# Pass 1: count, then reduce partition by partition
+# --------------------------------------------------------------------------------------------------
+
+
+def count_shard(shard: int, config: _Config) -> _Counted:
+    """Count the n-grams of one shard's captions; spill them all (the files outlive the worker)."""
+    request = config.request
+    run, plan = _run(config.root)
+    captions, unmatched, languages = _captions(run, plan, shard, request, request.only_unmatched)
+    counter = KeyCounter(
+        Path(config.scratch) / f"shard-{shard:05d}", "grams", request.partitions, request.max_rows, GRAM_SCHEMA
+    )
+    for start in range(0, len(captions), request.batch_rows):
+        stop = start + request.batch_rows
+        counter.add(
+            count_grams(
+                captions[start:stop],
+                unmatched[start:stop],
+                request.sizes,
+                request.stop_words,
+                None if languages is None else languages[start:stop],
+            )
+        )
+    counter.spill()
+    return _Counted([[str(path) for path in files] for files in counter.files], len(captions), int(unmatched.sum()))
+
+
+@lru_cache(maxsize=2)
+def _entry_keys(root: str, partitions: int) -> tuple[pa.Array, np.ndarray]:
+    """The metadata's entries as gap keys (worldwide: language, tab, entry) and their partitions."""
+    table = read_parquet(RunDir(Path(root)).entry_counts)
+    keys = table.column("entry")
+    if ENTRY_LANGUAGE in table.column_names:
+        keys = pc.binary_join_element_wise(table.column(ENTRY_LANGUAGE), keys, LANGUAGE_MARK)
+    keys = keys.combine_chunks()
+    return keys, partition_ids(keys, partitions)
+
+
+def reduce_part(task: tuple[int, list[str]], config: _Config) -> _Reduced:
+    """One partition's totals, less the metadata's entries and the rare n-grams; its best ``top``."""
+    part, files = task
+    request = config.request
+    keys, parts = _entry_keys(config.root, request.partitions)
+    entries = keys.filter(pa.array(parts == part))
+    best: list[pa.Table] = []
+    gaps = seen = 0
+    scratch = Path(config.scratch) / f"reduce-{part:04d}"
+    for totals in reduce_bounded([Path(f) for f in files], request.max_rows, scratch, schema=GRAM_SCHEMA):
+        is_entry = pc.is_in(totals.column(KEY), value_set=entries)
+        seen += pc.sum(is_entry).as_py() or 0
+        totals = totals.filter(pc.invert(is_entry))
+        totals = totals.filter(pc.greater_equal(totals.column(_rank_column(request)), request.min_count))
+        gaps += totals.num_rows
+        best.append(_best(totals, request.top, _rank_column(request)))
+    shutil.rmtree(scratch, ignore_errors=True)
+    return _Reduced(
+        _best(pa.concat_tables(best) if best else GRAM_SCHEMA.empty_table(), request.top, _rank_column(request)),
+        gaps,
+        seen,
+    )
+
+
+def _rank_column(request: GapsRequest) -> str:
+    return PAIRS if request.rank_by == "count" else UNMATCHED
+
+
+def _best(table: pa.Table, top: int, column: str) -> pa.Table:
+    """The ``top`` rows with the largest ``column``, ties by the other count then by key: a total
+    order, so the choice does not depend on partitions or workers."""
+    if table.num_rows > top:
+        values = table.column(column).to_numpy()
+        floor = np.partition(values, table.num_rows - top)[table.num_rows - top]
+        table = table.filter(pa.array(values >= floor))
+    other = UNMATCHED if column == PAIRS else PAIRS
+    ordered = table.sort_by([(column, "descending"), (other, "descending"), (KEY, "ascending")])
+    return ordered.slice(0, top)
+
+
+# --------------------------------------------------------------------------------------------------
+# Pass 2: match the unmatched captions against the chosen n-grams
+# --------------------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=2)
+def _gap_matcher(chosen: tuple[str, ...], languages: tuple[str, ...]) -> matchers.Matcher:
+    """The chosen n-grams as a metadata, matched by the run's own rule."""
+    if languages:
+        return matchers.WorldwideMatcher(list(chosen), list(languages))
+    return matchers.TokenMatcher(token_matcher.build_tables(list(chosen)))
+
+
+def cover_shard(shard: int, config: _Config) -> _Covered:
+    """Which chosen n-grams each unmatched caption of the shard would match, as ranks."""
+    request = config.request
+    run, plan = _run(config.root)
+    captions, _, languages = _captions(run, plan, shard, request, unmatched_only=True)
+    ranks = len(config.chosen)
+    found = _gap_matcher(config.chosen, config.languages).match_batch(captions, languages)
+    lengths = pc.list_value_length(found).to_numpy(zero_copy_only=False)
+    ids = found.flatten().to_numpy(zero_copy_only=False).astype(np.int64)
+    firsts = np.concatenate([[0], np.cumsum(lengths)])[:-1][lengths > 0]
+    covered = _Covered(np.bincount(ids[firsts], minlength=ranks), np.bincount(ids, minlength=ranks))
+    if request.examples:
+        rows = np.repeat(np.arange(len(captions)), lengths)
+        order = np.argsort(ids, kind="stable")  # by rank, then by row: each rank's first captions
+        sorted_ids = ids[order]
+        starts = np.searchsorted(sorted_ids, np.unique(sorted_ids))
+        for start in starts:
+            rank = int(sorted_ids[start])
+            picked = order[start : start + request.examples]
+            picked = picked[ids[picked] == rank]
+            covered.examples[rank] = captions.take(pa.array(rows[picked])).to_pylist()
+    return covered
+
+
+# --------------------------------------------------------------------------------------------------
+# The driver
+# --------------------------------------------------------------------------------------------------
+
+
+def find_gaps(
+    request: GapsRequest, root: Path, engine: Engine, bar: Callable[[str, int], Callable[[int], None]]
+) -> Gaps:
+    """Both passes over the run at ``root`` (a local directory or a local copy of one in a store).
+    ``bar(what, total)`` gives a function that advances that stage's progress by a number of items."""
+    request.check()
+    started = time.monotonic()
+    run = RunDir(root)
+    plan = run.plan()
+    if request.language is not None and not plan.worldwide:
+        raise CurationError("--language is for worldwide runs (their metadata has languages); this run has none")
+    if request.language is not None and request.language not in (plan.languages or ()):
+        raise CurationError(
+            f"the run's metadata has no language {request.language}; it has {', '.join(plan.languages or ())}"
+        )
+    shards = plan.shard_indices
+    scratch = Path(tempfile.mkdtemp(prefix="gaps-", dir=request.scratch))
+    try:
+        config = _Config(str(root), request, str(scratch))
+        step = bar("count n-grams", len(shards))
+        counted = engine.map(count_shard, shards, config, lambda _, __: step(1))
+        tasks = [(part, [f for shard in counted for f in shard.files[part]]) for part in range(request.partitions)]
+        tasks = [task for task in tasks if task[1]]
+        step = bar("reduce", len(tasks))
+        reduced = engine.map(reduce_part, tasks, config, lambda _, __: step(1))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    parts = [r.best for r in reduced]
+    best = _best(pa.concat_tables(parts) if parts else GRAM_SCHEMA.empty_table(), request.top, _rank_column(request))
+    keys = best.column(KEY).to_pylist()
+    languages: list[str] = []
+    if plan.worldwide:
+        languages, keys = zip(*(key.split(LANGUAGE_MARK, 1) for key in keys)) if keys else ((), ())
+        languages, keys = list(languages), list(keys)
+    best_rank = np.zeros(len(keys), np.int64)
+    hits = np.zeros(len(keys), np.int64)
+    examples: dict[int, list[str]] = {}
+    if keys:
+        cover = _Config(str(root), request, "", tuple(keys), tuple(languages))
+        step = bar("cover", len(shards))
+        for covered in engine.map(cover_shard, shards, cover, lambda _, __: step(1)):
+            best_rank += covered.best_rank
+            hits += covered.hits
+            for rank, texts in covered.examples.items():
+                have = examples.setdefault(rank, [])
+                have.extend(texts[: request.examples - len(have)])
+    columns = {
+        "rank": pa.array(np.arange(1, len(keys) + 1), pa.int32()),
+        "ngram": pa.array(keys, pa.string()),
+        **({"language": pa.array(languages, pa.string())} if plan.worldwide else {}),
+        "words": pa.array([key.count(" ") + 1 for key in keys], pa.int8()),
+        "count": best.column(PAIRS),
+        "unmatched": best.column(UNMATCHED),
+        "covered": pa.array(np.cumsum(best_rank), pa.int64()),
+        "examples": pa.array([examples.get(rank, []) for rank in range(len(keys))], pa.list_(pa.string())),
+    }
+    captions = sum(c.captions for c in counted)
+    summary = {
+        "run_dir": run.spec,
+        "n": list(request.sizes),
+        "top": request.top,
+        "min_count": request.min_count,
+        "only_unmatched": request.only_unmatched,
+        "rank_by": request.rank_by,
+        "stop_words": request.stop_words_source,
+        "language": request.language,
+        "pairs_read": captions,
+        "unmatched_pairs_read": sum(c.unmatched for c in counted),
+        "gaps": sum(r.gaps for r in reduced),
+        "entries_seen": sum(r.entries_seen for r in reduced),
+        "chosen": len(keys),
+        "unmatched_covered": int(best_rank.sum()),
+        "would_match": hits.tolist() == best.column(UNMATCHED).to_pylist(),
+        "seconds": round(time.monotonic() - started, 3),
+    }
+    if not plan.worldwide and not summary["would_match"]:
+        raise CurationError(
+            "internal check failed: the chosen n-grams do not match the unmatched captions they were counted in"
+        )
+    return Gaps(pa.table(columns), summary)
+
+
+def with_summary(gaps: Gaps) -> pa.Table:
+    """The table with its summary in the Parquet file's key-value metadata."""
+    return gaps.table.replace_schema_metadata({METADATA_KEY: json.dumps(gaps.summary).encode()})
+
+
+def read_gaps(path: str | Path) -> Gaps:
+    """A gaps file as ``curation gaps`` wrote it, or a one-line error."""
+    try:
+        table = pq.read_table(storage.open_input(str(path)) if storage.is_uri(str(path)) else path)
+    except (OSError, pa.ArrowException) as error:
+        raise CurationError(f"cannot read gaps file {path}: {storage.first_line(error)}") from None
+    raw = (table.schema.metadata or {}).get(METADATA_KEY)
+    if raw is None:
+        raise CurationError(f"{path} is not a file of `curation gaps` (no {METADATA_KEY.decode()} metadata)")
+    return Gaps(table.replace_schema_metadata(None), json.loads(raw))
+
+
+def write_gaps(gaps: Gaps, target: str | Path) -> str:
+    """The table to a local path (atomically) or a URI (made locally, uploaded whole)."""
+    table = with_summary(gaps)
+    if storage.is_uri(str(target)):
+        with tempfile.TemporaryDirectory(prefix="gaps-") as scratch:
+            local = Path(scratch) / storage.name_of(str(target))
+            pq.write_table(table, local)
+            storage.upload(local, str(target))
+        return str(target)
+    atomic_write_table(Path(target), table)
+    return str(target)
+
+
+def extra_entries(gaps: Gaps, ngrams: Sequence[str] | None = None) -> str:
+    """The n-grams (all of the table's, or those given) one per line, as ``curation-metadata build
+    --extra`` reads them; an n-gram is refused if it cannot be one line."""
+    chosen = gaps.table.column("ngram").to_pylist() if ngrams is None else list(ngrams)
+    if "language" in gaps.table.column_names and len(set(gaps.table.column("language").to_pylist())) > 1:
+        raise CurationError(
+            "these gaps hold several languages; an extra-entries file is one language's: run gaps with --language CODE"
+        )
+    bad = [ngram for ngram in chosen if "\n" in ngram or "\r" in ngram or not ngram.strip()]
+    if bad:
+        raise CurationError(f"{bad[0]!r} cannot be an entry line")
+    return "".join(f"{ngram}\n" for ngram in dict.fromkeys(chosen))
+
+
+def gaps_lines(gaps: Gaps, shown: int = 15) -> list[str]:
+    """What the terminal shows: what was read, then the best n-grams."""
+    summary, table = gaps.summary, gaps.table
+    unmatched = summary["unmatched_pairs_read"]
+    covered = summary["unmatched_covered"]
+    lines = [
+        f"read {summary['pairs_read']:,} pairs ({unmatched:,} unmatched); {summary['gaps']:,} n-grams held by at "
+        f"least {summary['min_count']:,} pairs are not entries ({summary['entries_seen']:,} entries seen)",
+        f"the {summary['chosen']:,} kept would match {covered:,} of the unmatched pairs "
+        f"({covered / max(unmatched, 1):.1%}) if added",
+    ]
+    if not table.num_rows:
+        return lines
+    lines.append(f"{'rank':>5}  {'pairs':>10}  {'unmatched':>10}  {'covered':>10}  n-gram")
+    language = table.column("language").to_pylist() if "language" in table.column_names else None
+    for row in range(min(shown, table.num_rows)):
+        ngram = table.column("ngram")[row].as_py()
+        if language is not None:
+            ngram = f"{ngram}  [{language[row]}]"
+        lines.append(
+            f"{row + 1:>5}  {table.column('count')[row].as_py():>10,}  {table.column('unmatched')[row].as_py():>10,}  "
+            f"{table.column('covered')[row].as_py():>10,}  {ngram}"
+        )
+    return lines
