@@ -11,7 +11,8 @@ Two passes over the run's pairs, shard by shard on the engine's workers:
 2. **Cover.** The chosen n-grams are made a metadata of their own and the unmatched captions matched
    against it with the run's own rule (the token matcher; MetaCLIP 2's matcher in a worldwide run). So
    "covered" means exactly "would match if added": per caption the best rank it holds gives how many
-   unmatched pairs the top k would cover, for every k at once, and the first captions give examples.
+   unmatched pairs the top k would cover, for every k at once, and the first captions give examples
+   (matched captions of the first shards for an n-gram that few unmatched captions hold).
 
 Memory holds a shard's captions, ``max_rows`` counted keys per worker and the chosen n-grams.
 """
@@ -46,6 +47,10 @@ DEFAULT_TOP = 1000
 DEFAULT_MIN_COUNT = 2
 DEFAULT_EXAMPLES = 3
 RANKINGS = ("count", "unmatched")
+# A partition is reduced whole up to this many times --max-rows spilled rows (a row is a key and two
+# counts, some 50 bytes with Arrow's hash table): splitting it further rewrites every file once more.
+REDUCE_ROWS = 4
+MATCHED_EXAMPLE_SHARDS = 8  # shards read for examples among matched captions (most need the first)
 GAPS_FOLDER = "gaps"  # under the run directory: where `curation gaps` writes by default, and the page looks
 METADATA_KEY = b"curation.gaps"  # the Parquet key-value entry holding what the file describes
 # Texts of one pair (--text-columns) are joined with a lone "." between them: spaced, it is a piece of
@@ -147,10 +152,11 @@ def _text_columns(plan: Plan) -> list[str]:
 
 
 def _captions(
-    run: RunDir, plan: Plan, shard: int, request: GapsRequest, unmatched_only: bool
+    run: RunDir, plan: Plan, shard: int, request: GapsRequest, pairs: str = "all"
 ) -> tuple[pa.Array, np.ndarray, pa.Array | None]:
     """The shard's captions (a pair's texts joined), whether each pair matched nothing, and in a
-    worldwide run each caption's language; restricted to one language and/or the unmatched pairs."""
+    worldwide run each caption's language; restricted to one language, and to the ``pairs`` that are
+    "unmatched" or "matched" (default: "all")."""
     texts = _text_columns(plan)
     columns = [*texts, ENTRY_IDS] + ([CAPTION_LANGUAGE] if plan.worldwide else [])
     table = PairReader(run, plan).table(shard, columns)
@@ -161,8 +167,9 @@ def _captions(
         keep = pc.is_valid(table.column(CAPTION_LANGUAGE))
     if request.language is not None:
         keep = pc.fill_null(pc.equal(table.column(CAPTION_LANGUAGE), request.language), False)
-    if unmatched_only:
-        keep = unmatched if keep is None else pc.and_(keep, unmatched)
+    if pairs != "all":
+        which = unmatched if pairs == "unmatched" else pc.invert(unmatched)
+        keep = which if keep is None else pc.and_(keep, which)
     if keep is not None:
         table = table.filter(keep)
         unmatched = pc.filter(unmatched, keep)
@@ -192,7 +199,8 @@ def count_shard(shard: int, config: _Config) -> _Counted:
     """Count the n-grams of one shard's captions; spill them all (the files outlive the worker)."""
     request = config.request
     run, plan = _run(config.root)
-    captions, unmatched, languages = _captions(run, plan, shard, request, request.only_unmatched)
+    which = "unmatched" if request.only_unmatched else "all"
+    captions, unmatched, languages = _captions(run, plan, shard, request, which)
     counter = KeyCounter(
         Path(config.scratch) / f"shard-{shard:05d}", "grams", request.partitions, request.max_rows, GRAM_SCHEMA
     )
@@ -231,7 +239,8 @@ def reduce_part(task: tuple[int, list[str]], config: _Config) -> _Reduced:
     best: list[pa.Table] = []
     gaps = seen = 0
     scratch = Path(config.scratch) / f"reduce-{part:04d}"
-    for totals in reduce_bounded([Path(f) for f in files], request.max_rows, scratch, schema=GRAM_SCHEMA):
+    budget = request.max_rows * REDUCE_ROWS
+    for totals in reduce_bounded([Path(f) for f in files], budget, scratch, schema=GRAM_SCHEMA):
         is_entry = pc.is_in(totals.column(KEY), value_set=entries)
         seen += pc.sum(is_entry).as_py() or 0
         totals = totals.filter(pc.invert(is_entry))
@@ -277,26 +286,44 @@ def _gap_matcher(chosen: tuple[str, ...], languages: tuple[str, ...]) -> matcher
 
 def cover_shard(shard: int, config: _Config) -> _Covered:
     """Which chosen n-grams each unmatched caption of the shard would match, as ranks."""
-    request = config.request
     run, plan = _run(config.root)
-    captions, _, languages = _captions(run, plan, shard, request, unmatched_only=True)
+    captions, _, languages = _captions(run, plan, shard, config.request, "unmatched")
+    ids, rows = _matches(config, captions, languages)
     ranks = len(config.chosen)
+    firsts = np.flatnonzero(np.concatenate([[True], rows[1:] != rows[:-1]])) if len(rows) else rows
+    covered = _Covered(np.bincount(ids[firsts], minlength=ranks), np.bincount(ids, minlength=ranks))
+    covered.examples = _first_captions(captions, ids, rows, config.request.examples)
+    return covered
+
+
+def _matches(config: _Config, captions: pa.Array, languages: pa.Array | None) -> tuple[np.ndarray, np.ndarray]:
+    """(rank, caption row) of every chosen n-gram each caption would match: by caption, ranks ascending."""
     found = _gap_matcher(config.chosen, config.languages).match_batch(captions, languages)
     lengths = pc.list_value_length(found).to_numpy(zero_copy_only=False)
     ids = found.flatten().to_numpy(zero_copy_only=False).astype(np.int64)
-    firsts = np.concatenate([[0], np.cumsum(lengths)])[:-1][lengths > 0]
-    covered = _Covered(np.bincount(ids[firsts], minlength=ranks), np.bincount(ids, minlength=ranks))
-    if request.examples:
-        rows = np.repeat(np.arange(len(captions)), lengths)
-        order = np.argsort(ids, kind="stable")  # by rank, then by row: each rank's first captions
-        sorted_ids = ids[order]
-        starts = np.searchsorted(sorted_ids, np.unique(sorted_ids))
-        for start in starts:
-            rank = int(sorted_ids[start])
-            picked = order[start : start + request.examples]
-            picked = picked[ids[picked] == rank]
-            covered.examples[rank] = captions.take(pa.array(rows[picked])).to_pylist()
-    return covered
+    return ids, np.repeat(np.arange(len(captions)), lengths)
+
+
+def _first_captions(captions: pa.Array, ids: np.ndarray, rows: np.ndarray, wanted: int) -> dict[int, list[str]]:
+    """Per rank, the first ``wanted`` captions (in pool order) that it matches."""
+    if not wanted or not len(ids):
+        return {}
+    order = np.argsort(ids, kind="stable")  # by rank, then by row
+    sorted_ids = ids[order]
+    starts = np.flatnonzero(np.concatenate([[True], sorted_ids[1:] != sorted_ids[:-1]]))
+    ends = np.append(starts[1:], len(order))
+    return {
+        int(sorted_ids[start]): captions.take(pa.array(rows[order[start : min(end, start + wanted)]])).to_pylist()
+        for start, end in zip(starts, ends)
+    }
+
+
+def matched_examples(shard: int, config: _Config) -> dict[int, list[str]]:
+    """Examples among the shard's matched captions, for n-grams few unmatched captions hold."""
+    run, plan = _run(config.root)
+    captions, _, languages = _captions(run, plan, shard, config.request, "matched")
+    ids, rows = _matches(config, captions, languages)
+    return _first_captions(captions, ids, rows, config.request.examples)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -350,6 +377,9 @@ def find_gaps(
             for rank, texts in covered.examples.items():
                 have = examples.setdefault(rank, [])
                 have.extend(texts[: request.examples - len(have)])
+    if keys and request.examples:
+        chosen = _Config(str(root), request, "", tuple(keys), tuple(languages))
+        _add_matched_examples(examples, chosen, shards, best.column(PAIRS).to_pylist())
     columns = {
         "rank": pa.array(np.arange(1, len(keys) + 1), pa.int32()),
         "ngram": pa.array(keys, pa.string()),
@@ -384,6 +414,21 @@ def find_gaps(
             "internal check failed: the chosen n-grams do not match the unmatched captions they were counted in"
         )
     return Gaps(pa.table(columns), summary)
+
+
+def _add_matched_examples(
+    examples: dict[int, list[str]], config: _Config, shards: Sequence[int], holders: Sequence[int]
+) -> None:
+    """Examples for the n-grams that fewer unmatched captions hold than examples are wanted: matched
+    captions of the first ``MATCHED_EXAMPLE_SHARDS`` shards, read in the driver until each n-gram has
+    as many as it can have (its pairs, ``holders``, or the number wanted)."""
+    wanted = config.request.examples
+    for shard in shards[:MATCHED_EXAMPLE_SHARDS]:
+        if all(len(examples.get(rank, [])) >= min(wanted, n) for rank, n in enumerate(holders)):
+            return
+        for rank, texts in matched_examples(shard, config).items():
+            have = examples.setdefault(rank, [])
+            have.extend(texts[: wanted - len(have)])
 
 
 def with_summary(gaps: Gaps) -> pa.Table:
@@ -437,7 +482,7 @@ def gaps_lines(gaps: Gaps, shown: int = 15) -> list[str]:
     covered = summary["unmatched_covered"]
     lines = [
         f"read {summary['pairs_read']:,} pairs ({unmatched:,} unmatched); {summary['gaps']:,} n-grams held by at "
-        f"least {summary['min_count']:,} pairs are not entries ({summary['entries_seen']:,} entries seen)",
+        f"least {summary['min_count']:,} pairs are not entries ({summary['entries_seen']:,} that are were left out)",
         f"the {summary['chosen']:,} kept would match {covered:,} of the unmatched pairs "
         f"({covered / max(unmatched, 1):.1%}) if added",
     ]

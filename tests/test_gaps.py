@@ -145,6 +145,9 @@ def test_the_default_output_is_in_the_run_and_extra_entries_load(small_run: Path
     assert rows["red dog"]["count"] == 2 and "dog" not in rows  # an entry is no gap
     assert "the" not in rows and "The Red" not in rows  # stop-words start or end nothing
     assert rows["blue"] == {**rows["blue"], "count": 1, "unmatched": 0}  # "a blue car" matched "car"
+    assert rows["blue"]["examples"] == ["a blue car"]  # a matched example when no unmatched one holds it
+    assert rows["Red"]["unmatched"] == 1 and rows["Red"]["examples"] == ["The Red Dog, running"]  # "Dog" is no "dog"
+    assert rows["red"]["examples"] == ["a red dog on the beach", "a red dog"]
     assert extra.read_text().splitlines() == found.table.column("ngram").to_pylist()
     assert load_metadata(str(extra)).entries == found.table.column("ngram").to_pylist()
     assert "red dog" in said and "wrote" in said
