@@ -25,7 +25,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pyarrow.parquet as pq
-from bench_engine import ensure_pool, environment, run_measured, wait_for_quiet, write_results
+from bench_engine import ensure_pool, environment, fastest, run_measured, wait_for_quiet, write_results
 
 
 def ensure_run(generated: Path, workdir: Path, rows: int, t: float) -> Path:
@@ -99,10 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         "t": args.t,
         "repeat": args.repeat,
         "environment": environment(),
-        "cases": {
-            workers: min(runs, key=lambda r: r["command"]["wall_s"]) | {"all_wall_s": [r["command"]["wall_s"] for r in runs]}
-            for workers, runs in tries.items()
-        },
+        "cases": {workers: fastest(runs) for workers, runs in tries.items()},
         "summary": {k: v for k, v in summary.items() if k != "seconds"},
         "identical": tables[1].replace_schema_metadata(None).equals(tables[2].replace_schema_metadata(None)),
         "top": tables[1].column("ngram").to_pylist()[:5],

@@ -331,9 +331,10 @@ def matched_examples(shard: int, config: _Config) -> dict[int, list[str]]:
 # --------------------------------------------------------------------------------------------------
 
 
-def find_gaps(
-    request: GapsRequest, root: Path, engine: Engine, bar: Callable[[str, int], Callable[[int], None]]
-) -> Gaps:
+Bar = Callable[[str, int], Callable[[int], None]]  # (what, total) -> advance that stage by a count
+
+
+def find_gaps(request: GapsRequest, root: Path, engine: Engine, bar: Bar) -> Gaps:
     """Both passes over the run at ``root`` (a local directory or a local copy of one in a store).
     ``bar(what, total)`` gives a function that advances that stage's progress by a number of items."""
     request.check()
@@ -347,39 +348,16 @@ def find_gaps(
             f"the run's metadata has no language {request.language}; it has {', '.join(plan.languages or ())}"
         )
     shards = plan.shard_indices
-    scratch = Path(tempfile.mkdtemp(prefix="gaps-", dir=request.scratch))
-    try:
-        config = _Config(str(root), request, str(scratch))
-        step = bar("count n-grams", len(shards))
-        counted = engine.map(count_shard, shards, config, lambda _, __: step(1))
-        tasks = [(part, [f for shard in counted for f in shard.files[part]]) for part in range(request.partitions)]
-        tasks = [task for task in tasks if task[1]]
-        step = bar("reduce", len(tasks))
-        reduced = engine.map(reduce_part, tasks, config, lambda _, __: step(1))
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    timings: dict[str, float] = {}
+    counted, reduced = _count(request, root, shards, engine, bar, timings)
     parts = [r.best for r in reduced]
     best = _best(pa.concat_tables(parts) if parts else GRAM_SCHEMA.empty_table(), request.top, _rank_column(request))
     keys = best.column(KEY).to_pylist()
     languages: list[str] = []
-    if plan.worldwide:
-        languages, keys = zip(*(key.split(LANGUAGE_MARK, 1) for key in keys)) if keys else ((), ())
-        languages, keys = list(languages), list(keys)
-    best_rank = np.zeros(len(keys), np.int64)
-    hits = np.zeros(len(keys), np.int64)
-    examples: dict[int, list[str]] = {}
-    if keys:
-        cover = _Config(str(root), request, "", tuple(keys), tuple(languages))
-        step = bar("cover", len(shards))
-        for covered in engine.map(cover_shard, shards, cover, lambda _, __: step(1)):
-            best_rank += covered.best_rank
-            hits += covered.hits
-            for rank, texts in covered.examples.items():
-                have = examples.setdefault(rank, [])
-                have.extend(texts[: request.examples - len(have)])
-    if keys and request.examples:
-        chosen = _Config(str(root), request, "", tuple(keys), tuple(languages))
-        _add_matched_examples(examples, chosen, shards, best.column(PAIRS).to_pylist())
+    if plan.worldwide and keys:
+        languages, keys = (list(column) for column in zip(*(key.split(LANGUAGE_MARK, 1) for key in keys)))
+    chosen = _Config(str(root), request, "", tuple(keys), tuple(languages))
+    best_rank, hits, examples = _cover(chosen, shards, best.column(PAIRS).to_pylist(), engine, bar, timings)
     columns = {
         "rank": pa.array(np.arange(1, len(keys) + 1), pa.int32()),
         "ngram": pa.array(keys, pa.string()),
@@ -392,7 +370,7 @@ def find_gaps(
     }
     captions = sum(c.captions for c in counted)
     summary = {
-        "run_dir": run.spec,
+        "run_dir": request.run_dir,
         "n": list(request.sizes),
         "top": request.top,
         "min_count": request.min_count,
@@ -408,6 +386,7 @@ def find_gaps(
         "unmatched_covered": int(best_rank.sum()),
         "would_match": hits.tolist() == best.column(UNMATCHED).to_pylist(),
         "seconds": round(time.monotonic() - started, 3),
+        "timings": {name: round(value, 3) for name, value in timings.items()},
     }
     if not plan.worldwide and not summary["would_match"]:
         raise CurationError(
@@ -429,6 +408,51 @@ def _add_matched_examples(
         for rank, texts in matched_examples(shard, config).items():
             have = examples.setdefault(rank, [])
             have.extend(texts[: wanted - len(have)])
+
+
+def _count(
+    request: GapsRequest, root: Path, shards: list[int], engine: Engine, bar: Bar, timings: dict[str, float]
+) -> tuple[list[_Counted], list[_Reduced]]:
+    """Pass 1: count every shard, then reduce every partition; the spilled files go with it."""
+    scratch = Path(tempfile.mkdtemp(prefix="gaps-", dir=request.scratch))
+    try:
+        config = _Config(str(root), request, str(scratch))
+        clock = time.monotonic()
+        step = bar("count n-grams", len(shards))
+        counted = engine.map(count_shard, shards, config, lambda _, __: step(1))
+        tasks = [(part, [f for shard in counted for f in shard.files[part]]) for part in range(request.partitions)]
+        tasks = [task for task in tasks if task[1]]
+        timings["count_s"], clock = time.monotonic() - clock, time.monotonic()
+        step = bar("reduce", len(tasks))
+        reduced = engine.map(reduce_part, tasks, config, lambda _, __: step(1))
+        timings["reduce_s"] = time.monotonic() - clock
+        return counted, reduced
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _cover(
+    chosen: _Config, shards: list[int], holders: list[int], engine: Engine, bar: Bar, timings: dict[str, float]
+) -> tuple[np.ndarray, np.ndarray, dict[int, list[str]]]:
+    """Pass 2: per rank, the unmatched captions whose best rank it is and those it matches; examples."""
+    ranks, wanted = len(chosen.chosen), chosen.request.examples
+    best_rank, hits = np.zeros(ranks, np.int64), np.zeros(ranks, np.int64)
+    examples: dict[int, list[str]] = {}
+    if not ranks:
+        return best_rank, hits, examples
+    clock = time.monotonic()
+    step = bar("cover", len(shards))
+    for covered in engine.map(cover_shard, shards, chosen, lambda _, __: step(1)):
+        best_rank += covered.best_rank
+        hits += covered.hits
+        for rank, texts in covered.examples.items():
+            have = examples.setdefault(rank, [])
+            have.extend(texts[: wanted - len(have)])
+    timings["cover_s"], clock = time.monotonic() - clock, time.monotonic()
+    if wanted:
+        _add_matched_examples(examples, chosen, shards, holders)
+        timings["examples_s"] = time.monotonic() - clock
+    return best_rank, hits, examples
 
 
 def with_summary(gaps: Gaps) -> pa.Table:

@@ -48,7 +48,7 @@ def pieces(texts: pa.Array, worldwide: bool = False) -> pa.ListArray:
     """Each caption spaced as matching spaces it and cut at " " (MetaCLIP 2 strips it first). The
     padding spaces are left out: they only add an empty piece at each end."""
     texts = strip(texts) if worldwide else pc.cast(texts, pa.string())
-    for control in SPACED_CONTROLS:
+    for control in SPACED_CONTROLS:  # plain replacements: faster here than one regular expression
         texts = pc.replace_substring(texts, control, " ")
     for wrapped in WRAPPED_PUNCTUATION:
         texts = pc.replace_substring(texts, wrapped, f" {wrapped} ")
