@@ -25,6 +25,8 @@ import pyarrow.compute as pc
 
 from curation.matching import SPACED_CONTROLS, WRAPPED_PUNCTUATION
 from curation.worldwide import strip
+from metadata.loading import MetadataError
+from metadata.segment import Segmenter, segmenter_for, spec_for
 
 KEY, PAIRS, UNMATCHED = "key", "count", "unmatched"
 GRAM_SCHEMA = pa.schema([pa.field(KEY, pa.string()), pa.field(PAIRS, pa.int64()), pa.field(UNMATCHED, pa.int64())])
@@ -55,6 +57,59 @@ def pieces(texts: pa.Array, worldwide: bool = False) -> pa.ListArray:
     return pc.split_pattern(pc.fill_null(texts, ""), " ")
 
 
+def segment(split: pa.ListArray, languages: pa.Array) -> tuple[pa.ListArray, np.ndarray | None]:
+    """The pieces of captions in a language written without spaces (Chinese, Japanese, Thai, Lao) cut
+    into words where they hold its script, by the segmenter ``curation-metadata`` counts Wikipedia with
+    (``metadata/segment.py``), so that such a language's gaps are words rather than clauses.
+
+    Returns the pieces and, per piece of the flattened result, whether it is glued to the one before
+    (a word cut out of the same piece; None when nothing was cut): an n-gram joins glued words without
+    a space, as the caption writes them. Without the optional segmenters
+    (``pip install 'curation-studio[segment]'``) nothing is cut."""
+    codes = pc.fill_null(pc.cast(languages, pa.string()), "")
+    parts, glued, taken = [], [], []
+    for code in pc.unique(codes).to_pylist():
+        segmenter = _segmenter(code)
+        if segmenter is None:
+            continue
+        rows = np.flatnonzero(pc.equal(codes, code).to_numpy(zero_copy_only=False))
+        lists = split.take(pa.array(rows))
+        flat = lists.flatten()
+        hits = pc.fill_null(pc.match_substring_regex(flat, segmenter.spec.script), False).to_pylist()
+        words, owners, glue = [], [], []
+        for token, hit, owner in zip(flat.to_pylist(), hits, pc.list_parent_indices(lists).to_pylist()):
+            cut = (" ".join(segmenter.cut(token)).split() or [""]) if hit else [token]  # no word holds a space
+            words += cut
+            owners += [owner] * len(cut)
+            glue += [False] + [True] * (len(cut) - 1)
+        offsets = np.concatenate([[0], np.cumsum(np.bincount(np.asarray(owners, np.int64), minlength=len(rows)))])
+        parts.append(pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(words, pa.string())))
+        glued.append(pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(glue, pa.bool_())))
+        taken.append(rows)
+    if not parts:
+        return split, None
+    rest = np.setdiff1d(np.arange(len(split)), np.concatenate(taken))
+    back = pa.array(np.argsort(np.concatenate([rest, *taken])))
+    kept = split.take(pa.array(rest)).cast(parts[0].type)
+    joined = pa.concat_arrays([kept, *parts]).take(back)
+    plain = pc.list_value_length(kept).to_numpy(zero_copy_only=False)
+    unglued = pa.ListArray.from_arrays(
+        pa.array(np.concatenate([[0], np.cumsum(plain)]), pa.int32()), pa.array(np.zeros(int(plain.sum()), bool))
+    )
+    glue_flags = pa.concat_arrays([unglued, *glued]).take(back).flatten()
+    return joined, glue_flags.to_numpy(zero_copy_only=False)
+
+
+def _segmenter(code: str) -> Segmenter | None:
+    """The language's segmenter, None when it has none or it is not installed."""
+    if spec_for(code) is None:
+        return None
+    try:
+        return segmenter_for(code)
+    except MetadataError:
+        return None
+
+
 def count_grams(
     texts: pa.Array,
     unmatched: np.ndarray,
@@ -69,6 +124,9 @@ def count_grams(
     All in Arrow and numpy: the pieces are dictionary-encoded, an n-gram is a number made of its pieces'
     codes, and only the distinct n-grams are spelled out as strings."""
     split = pieces(texts, worldwide=languages is not None)
+    glued = None
+    if languages is not None:
+        split, glued = segment(split, languages)
     flat = split.flatten()
     if len(flat) == 0:
         return GRAM_SCHEMA.empty_table()
@@ -94,6 +152,8 @@ def count_grams(
         combined = codes[starts]
         for step in range(1, n):  # renumbered densely between steps, so the number stays small
             combined = combined * width + codes[starts + step]
+            if glued is not None:  # "中国人" glued and "中国 人" apart are two n-grams
+                combined = combined * 2 + glued[starts + step]
             if step < n - 1:
                 combined = np.unique(combined, return_inverse=True)[1].astype(np.int64)
         numbers.append(combined + offset)
@@ -118,28 +178,46 @@ def count_grams(
     at, size = start[once][firsts], length[once][firsts]
     pairs = np.bincount(gram, minlength=distinct)
     unmatched_pairs = np.bincount(gram, weights=unmatched[row], minlength=distinct).astype(np.int64)
-    keys = _spell(words, codes, at, size)
+    keys = _spell(words, codes, at, size, glued)
     if languages is not None:
         spoken = language_codes.dictionary.take(pa.array(language[once][firsts]))
         keys = pc.binary_join_element_wise(spoken, keys, LANGUAGE_MARK)
+    if glued is not None:  # glued words may spell a word the segmenter kept whole: count each caption once
+        spelled = pc.dictionary_encode(keys)
+        if len(spelled.dictionary) < len(keys):
+            same = spelled.indices.to_numpy().astype(np.int64)[gram]
+            _, once = np.unique(row * len(spelled.dictionary) + same, return_index=True)
+            flags = unmatched[row[once]]
+            pairs = np.bincount(same[once], minlength=len(spelled.dictionary))
+            unmatched_pairs = np.bincount(same[once], weights=flags, minlength=len(pairs)).astype(np.int64)
+            keys = spelled.dictionary
     return pa.table({KEY: keys, PAIRS: pairs.astype(np.int64), UNMATCHED: unmatched_pairs}, schema=GRAM_SCHEMA)
 
 
-def _spell(words: pa.Array, codes: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> pa.Array:
-    """The text of the n-gram of ``lengths[i]`` pieces at ``starts[i]``: its pieces joined by spaces."""
+def _spell(
+    words: pa.Array, codes: np.ndarray, starts: np.ndarray, lengths: np.ndarray, glued: np.ndarray | None = None
+) -> pa.Array:
+    """The text of the n-gram of ``lengths[i]`` pieces at ``starts[i]``: its pieces joined by spaces, or
+    by nothing before a glued piece."""
     text = words.take(pa.array(codes[starts]))
     for step in range(1, int(lengths.max()) if len(lengths) else 0):
         longer = lengths > step
-        more = words.take(pa.array(codes[np.where(longer, starts + step, starts)]))
-        text = pc.if_else(pa.array(longer), pc.binary_join_element_wise(text, more, " "), text)
+        following = np.where(longer, starts + step, starts)
+        more = words.take(pa.array(codes[following]))
+        space = " " if glued is None else pa.array(np.where(glued[following], "", " "))
+        text = pc.if_else(pa.array(longer), pc.binary_join_element_wise(text, space, more, ""), text)
     return text
 
 
 def reference_grams(
-    text: str | None, sizes: Sequence[int], stop_words: frozenset[str], worldwide: bool = False
+    text: str | None,
+    sizes: Sequence[int],
+    stop_words: frozenset[str],
+    worldwide: bool = False,
+    segmenter: Segmenter | None = None,
 ) -> set[str]:
     """The n-grams of one caption, written plainly: the slow, obvious version the tests hold the batch
-    path to."""
+    path to (``segmenter``: the caption's language's, in a worldwide run)."""
     if not text:
         return set()
     if worldwide:
@@ -148,7 +226,14 @@ def reference_grams(
         text = text.replace(control, " ")
     for wrapped in WRAPPED_PUNCTUATION:
         text = text.replace(wrapped, f" {wrapped} ")
-    tokens = text.split(" ")
+    tokens, glued = [], []
+    for piece in text.split(" "):
+        holds_script = (
+            segmenter is not None and pc.match_substring_regex(pa.array([piece]), segmenter.spec.script)[0].as_py()
+        )
+        words = (" ".join(segmenter.cut(piece)).split() or [""]) if holds_script else [piece]
+        tokens += words
+        glued += [False] + [True] * (len(words) - 1)
     found = set()
     for n in sizes:
         for start in range(len(tokens) - n + 1):
@@ -157,7 +242,10 @@ def reference_grams(
                 continue
             if run[0].lower() in stop_words or run[-1].lower() in stop_words:
                 continue
-            found.add(" ".join(run))
+            gram = run[0]
+            for offset, word in enumerate(run[1:], start + 1):
+                gram += ("" if glued[offset] else " ") + word
+            found.add(gram)
     return found
 
 

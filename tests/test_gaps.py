@@ -3,6 +3,7 @@ adding them would cover (docs/design.md, "Coverage gaps")."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from collections import Counter
@@ -193,6 +194,9 @@ def test_a_worldwide_run_has_gaps_per_language(tmp_path: Path) -> None:
         assert row["ngram"] not in WORLD_METADATA.get(row["language"], [])
     assert any(r["language"] == "en" and r["ngram"] == "hot" for r in rows)
     assert not any(r["language"] == "de" and r["ngram"] == "Hund" for r in rows)
+    if importlib.util.find_spec("rjieba"):  # Chinese captions run their words together: cut, they give words
+        chinese = {r["ngram"] for r in rows if r["language"] == "zh"}
+        assert {"一只", "的", "一只狗"} <= chinese and all(len(gram) <= 6 for gram in chinese)
     german, _ = gaps_of(run, "--min-count", 1, "--language", "de")
     assert set(german.column("language").to_pylist()) == {"de"}
     extra, out = tmp_path / "x.txt", tmp_path / "g.parquet"

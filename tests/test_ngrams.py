@@ -5,6 +5,7 @@ and digits), and the cases the rule spells out (docs/design.md, "Coverage gaps")
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -131,3 +132,45 @@ def test_the_shipped_stop_words_are_a_plain_list() -> None:
     assert {"the", "of", "and", "a"} <= words and "dog" not in words
     assert all(word == word.lower() and " " not in word for word in words)
     assert parse_stop_words("# a comment\nThe\n\n of \n") == {"the", "of"}
+
+
+COCO_CN = (
+    Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "multilingual" / "coco-cn_ext.icap2020.txt"
+)
+
+
+def chinese_segmenter():
+    pytest.importorskip("rjieba", reason="the segment extra (rjieba) is not installed")
+    from metadata.segment import segmenter_for
+
+    return segmenter_for("zh")
+
+
+def test_chinese_captions_give_words_glued_as_written() -> None:
+    segmenter = chinese_segmenter()
+    texts = ["一只狗的照片", "New York 中国人 的 照片", "iPhone手机"]
+    table = count_grams(pa.array(texts), np.ones(3, bool), (1, 2), frozenset(), pa.array(["zh"] * 3))
+    grams = {key.split(LANGUAGE_MARK)[1] for key in table.column(KEY).to_pylist()}
+    assert {"一只", "狗", "照片", "一只狗", "中国人", "York 中国", "的 照片", "的照片", "iPhone手机"} <= grams
+    assert "一只狗的照片" not in grams  # a clause is no gap: its words are
+    expected = set().union(*(reference_grams(t, (1, 2), frozenset(), True, segmenter) for t in texts))
+    assert grams == expected
+
+
+def test_real_chinese_captions_against_the_plain_version() -> None:
+    """COCO-CN's human captions (shared data), segmented by rjieba: the batch counts equal the plain ones."""
+    segmenter = chinese_segmenter()
+    if not COCO_CN.exists():
+        pytest.skip("the COCO-CN captions (shared/data/multilingual) are not here")
+    lines = COCO_CN.read_text(encoding="utf-8").splitlines()[:1500]
+    texts = [line.split("\t", 1)[1] for line in lines if "\t" in line]
+    unmatched = np.arange(len(texts)) % 3 == 0
+    languages = pa.array(["zh"] * len(texts))
+    got = as_dict(count_grams(pa.array(texts), unmatched, (1, 2), STOP, languages))
+    pairs, lonely = Counter(), Counter()
+    for row, text in enumerate(texts):
+        for gram in reference_grams(text, (1, 2), STOP, True, segmenter):
+            pairs[gram] += 1
+            lonely[gram] += int(unmatched[row])
+    assert got == {f"zh{LANGUAGE_MARK}{gram}": (pairs[gram], lonely[gram]) for gram in pairs}
+    assert len(got) > 5000  # words and their bigrams, not a clause per caption
