@@ -71,6 +71,7 @@ entry and a t/count share of the pairs of frequent (head) entries.
   export   the manifest of the pairs kept at t (url and caption, all columns or keys), with provenance
   materialize  copy the samples kept at t out of WebDataset tar shards into new shards, for training
   card     a data card of the run at t: one HTML page that opens offline, and its figures as JSON
+  compare  two runs side by side at t: figures, entries only in one (joined by text), pairs kept by one only
   gaps     what the captions say that no entry covers: n-grams to add to the metadata, with examples
   upgrade  make a run directory of format 1 (which copied the pool) an index over its pool
 
@@ -100,14 +101,18 @@ def column_list(text: str) -> list[str]:
 share_value = checked(float, lambda v: 0 <= v <= 1, "a tail share is a number between 0 and 1")
 
 
-def _add_execution(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("execution")
-    group.add_argument(
+def _add_workers(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    parser.add_argument(
         "--workers",
         type=positive_int,
         default=os.cpu_count() or 1,
         help="parallel worker processes (default: all cores, %(default)s here)",
     )
+
+
+def _add_execution(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("execution")
+    _add_workers(group)
     group.add_argument(
         "--engine",
         choices=ENGINES,
@@ -459,6 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
     card.add_argument("--quiet", action="store_true", help="no progress bar while a run in a store is copied")
 
     _add_gaps_parser(commands)
+    _add_compare_parser(commands)
 
     preview = commands.add_parser(
         "preview",
@@ -487,6 +493,32 @@ def build_parser() -> argparse.ArgumentParser:
     upgrade.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (a path, or an s3:// or gs:// URI)")
     upgrade.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
+
+
+def _add_compare_parser(commands: argparse._SubParsersAction) -> None:
+    compare = commands.add_parser(
+        "compare",
+        help="two runs side by side at t: what an edit of the metadata did, or one metadata on two pools",
+        description="Compare two run directories at t: pool, matched and kept pairs, tail share, head and "
+        "tail entries and metadata entries side by side; the entries only in A, only in B and those that "
+        "change side at t (head, tail, unmatched), joined by their text (and language, in worldwide runs), "
+        "never by id; and, when both runs read the same pool files, the pairs kept (and matched) by both, "
+        "by A only and by B only.",
+        epilog="example: curation compare runs/sample runs/edited --t 200 --top 5",
+    )
+    compare.add_argument("run_a", metavar="RUN_A", help="a run directory (a path, or an s3:// or gs:// URI)")
+    compare.add_argument("run_b", metavar="RUN_B", help="the run to compare it with")
+    compare.add_argument("--t", type=t_value, required=True, help="the t both runs are read at")
+    compare.add_argument("--seed-a", type=seed_value, help="seed of A's keep thresholds (default: A's)")
+    compare.add_argument("--seed-b", type=seed_value, help="seed of B's keep thresholds (default: B's)")
+    compare.add_argument(
+        "--top",
+        type=non_negative_int,
+        metavar="N",
+        help="entries listed of each kind, most matched first (default: 10; with --json every one)",
+    )
+    compare.add_argument("--json", action="store_true", help="print JSON instead of text")
+    compare.add_argument("--quiet", action="store_true", help="no progress bar while a run in a store is copied")
 
 
 def _add_gaps_parser(commands: argparse._SubParsersAction) -> None:
@@ -555,12 +587,7 @@ def _add_gaps_parser(commands: argparse._SubParsersAction) -> None:
     gaps.add_argument(
         "--scratch", metavar="DIR", help="where spilled counts go (default: the system's temporary folder)"
     )
-    gaps.add_argument(
-        "--workers",
-        type=positive_int,
-        default=os.cpu_count() or 1,
-        help="parallel worker processes (default: all cores, %(default)s here)",
-    )
+    _add_workers(gaps)  # local processes only: the spilled counts are files on this machine
     gaps.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -937,8 +964,20 @@ def command_gaps(args: argparse.Namespace, argv: Sequence[str]) -> int:
         print(line)
     print(f"wrote {found.table.num_rows:,} n-grams to {where}")
     if args.write_extra:
-        written = write_text(extra_entries(found), args.write_extra)
+        written = write_text(extra_entries(found.table), args.write_extra)
         print(f"wrote them one per line to {written}: `curation-metadata build ... --extra {written}` adds them")
+    return 0
+
+
+def command_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from curation.compare import compare_runs  # pandas: only this command pays for it
+
+    runs = [Run(spec, progress=not args.quiet) for spec in (args.run_a, args.run_b)]
+    comparison = compare_runs(*runs, args.t, args.seed_a, args.seed_b)
+    if args.json:
+        print(json.dumps(comparison.as_json(args.top), indent=2))
+    else:
+        print("\n".join(comparison.lines(10 if args.top is None else args.top)))
     return 0
 
 
@@ -951,6 +990,7 @@ COMMANDS = {
     "export": command_export,
     "materialize": command_materialize,
     "card": command_card,
+    "compare": command_compare,
     "gaps": command_gaps,
     "upgrade": command_upgrade,
 }

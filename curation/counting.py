@@ -71,14 +71,41 @@ class HeadTail:
         return asdict(self)
 
 
+HEAD, TAIL, UNMATCHED = "head", "tail", "unmatched"  # an entry's side at t (``sides``)
+
+
+def head_and_tail(counts: np.ndarray, t: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which entries are head (c_e >= t) and which tail (0 < c_e < t); ``t`` one value, or each entry's
+    own (its language's t in a worldwide run). Entries counted 0 are neither. The one definition behind
+    ``head_tail`` and ``sides``."""
+    counts = np.asarray(counts, dtype=np.int64)
+    matched = counts > 0
+    head = matched & (counts >= t)
+    return head, matched & ~head
+
+
+SIDES = (UNMATCHED, TAIL, HEAD)  # ``side_codes`` are positions in this tuple
+
+
+def side_codes(counts: np.ndarray, t: float | np.ndarray) -> np.ndarray:
+    """Each entry's side at t as a small integer, a position in SIDES (cheap to gather and compare for
+    hundreds of thousands of entries)."""
+    head, tail = head_and_tail(counts, t)
+    return (2 * head + tail).astype(np.int8)
+
+
+def sides(counts: np.ndarray, t: float | np.ndarray) -> np.ndarray:
+    """Each entry's side at t, HEAD, TAIL or UNMATCHED, as ``head_tail`` counts them: what a page shows
+    per entry."""
+    return np.array(SIDES)[side_codes(counts, t)]
+
+
 def head_tail(counts: np.ndarray, t: float) -> HeadTail:
     """Tail entries have 0 < c_e < t, as in p(t) (MetaCLIP 2's t_to_p), so tail_matches / matches is
     p(t); head entries have c_e >= t. Pairs of the tail are always kept, and so are those of a head
     entry at exactly t (t / c_e = 1): a pair's fate does not hang on which side that entry is named."""
     counts = np.asarray(counts, dtype=np.int64)
-    matched = counts > 0
-    head = matched & (counts >= t)
-    tail = matched & ~head
+    head, tail = head_and_tail(counts, t)
     return HeadTail(
         t=float(t),
         entries=int(len(counts)),

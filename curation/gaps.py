@@ -35,6 +35,7 @@ import pyarrow.parquet as pq
 
 from curation import matchers, token_matcher
 from curation.engines import Engine
+from curation.memory import release_freed_memory
 from curation.ngrams import GRAM_SCHEMA, KEY, LANGUAGE_MARK, PAIRS, UNMATCHED, count_grams
 from curation.pairs import PairReader
 from curation.plan import Plan
@@ -234,6 +235,7 @@ def reduce_part(task: tuple[int, list[str]], config: _Config) -> _Reduced:
     """One partition's totals, less the metadata's entries and the rare n-grams; its best ``top``."""
     part, files = task
     request = config.request
+    release_freed_memory()  # what counting freed: else this worker's peak is the two stages' added up
     keys, parts = _entry_keys(config.root, request.partitions)
     entries = keys.filter(pa.array(parts == part))
     best: list[pa.Table] = []
@@ -485,14 +487,14 @@ def write_gaps(gaps: Gaps, target: str | Path) -> str:
     return str(target)
 
 
-def extra_entries(gaps: Gaps, ngrams: Sequence[str] | None = None) -> str:
-    """The n-grams (all of the table's, or those given) one per line, as ``curation-metadata build
-    --extra`` reads them; an n-gram is refused if it cannot be one line."""
-    chosen = gaps.table.column("ngram").to_pylist() if ngrams is None else list(ngrams)
-    if "language" in gaps.table.column_names and len(set(gaps.table.column("language").to_pylist())) > 1:
+def extra_entries(rows: pa.Table) -> str:
+    """The n-grams of ``rows`` (a gaps table, or the rows of it a user chose) one per line, as
+    ``curation-metadata build --extra`` reads them: one language's list, so rows of several are refused."""
+    if "language" in rows.column_names and len(set(rows.column("language").to_pylist())) > 1:
         raise CurationError(
             "these gaps hold several languages; an extra-entries file is one language's: run gaps with --language CODE"
         )
+    chosen = rows.column("ngram").to_pylist()
     bad = [ngram for ngram in chosen if "\n" in ngram or "\r" in ngram or not ngram.strip()]
     if bad:
         raise CurationError(f"{bad[0]!r} cannot be an entry line")

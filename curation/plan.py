@@ -226,16 +226,30 @@ def _comparable_shards(plan: dict) -> list[dict]:
     return [{**shard, "path": comparable_path(shard["path"])} for shard in plan.get("shards", [])]
 
 
-def _files_difference(before: list[dict], now: list[dict]) -> str | None:
-    """The first thing that differs between two lists of pool file signatures, in words."""
+def pool_difference(a: Plan, b: Plan, names: tuple[str, str] = ("in A", "in B")) -> str | None:
+    """Why two runs did not read the same pool, in words; None when they read the same files (path,
+    size and time) in the same order, so that row r of one run is row r of the other
+    (curation/compare.py)."""
+    files = _files_difference(list(a.files), list(b.files), names)
+    if files:
+        return files
+    if [comparable_path(f["path"]) for f in a.files] != [comparable_path(f["path"]) for f in b.files]:
+        return "the same files in another order"
+    return None
+
+
+def _files_difference(before: list[dict], now: list[dict], names: tuple[str, str] = ("before", "now")) -> str | None:
+    """The first thing that differs between two lists of pool file signatures, in words (``names``: how
+    the two lists are called)."""
+    first, second = names
     old = {comparable_path(f["path"]): f for f in before}
     new = {comparable_path(f["path"]): f for f in now}
     pieces = []
     if len(old) != len(new):
-        pieces.append(f"{len(old):,} files before, {len(new):,} now")
+        pieces.append(f"{len(old):,} files {first}, {len(new):,} {second}")
     for label, paths in (
-        ("only before", [p for p in old if p not in new]),
-        ("only now", [p for p in new if p not in old]),
+        (f"only {first}", [p for p in old if p not in new]),
+        (f"only {second}", [p for p in new if p not in old]),
     ):
         if paths:
             pieces.append(f"{label}: {paths[0]}" + (f" and {len(paths) - 1:,} more" if len(paths) > 1 else ""))
@@ -244,9 +258,10 @@ def _files_difference(before: list[dict], now: list[dict]) -> str | None:
     for path, signature in new.items():
         was = old[path]
         if was.get("bytes") != signature.get("bytes"):
-            return f"{path}: {was.get('bytes'):,} bytes before, {signature.get('bytes'):,} now"
+            return f"{path}: {was.get('bytes'):,} bytes {first}, {signature.get('bytes'):,} {second}"
         if was.get("mtime_ns") != signature.get("mtime_ns"):
-            return f"{path}: modified {_when(was.get('mtime_ns'))} before, {_when(signature.get('mtime_ns'))} now"
+            when = _when(was.get("mtime_ns")), _when(signature.get("mtime_ns"))
+            return f"{path}: modified {when[0]} {first}, {when[1]} {second}"
     return None
 
 

@@ -99,7 +99,9 @@ class Run:
     def entries(self) -> list[str]:
         return self.entry_table.column("entry").to_pylist()
 
-    def _seed(self, seed: int | None) -> int:
+    def checked_seed(self, seed: int | None) -> int:
+        """The seed a question is answered for (the one given, else the run's last), or a one-line error
+        when the run has no complete keep thresholds for it."""
         chosen = self.seed if seed is None else seed
         if chosen is None:
             raise CurationError(
@@ -114,7 +116,7 @@ class Run:
 
     def preview(self, seed: int | None = None, execution: Execution | None = None) -> BalancePreview | WorldwidePreview:
         """The seed's preview (exact sizes, estimates from its sample); built first if the run has none."""
-        chosen = self._seed(seed)
+        chosen = self.checked_seed(seed)
         if chosen not in self._previews:
             if not preview_files.is_complete(self.dir, chosen):
                 execution = execution or Execution(progress=False)
@@ -163,7 +165,7 @@ class Run:
     def languages_at(self, t: float, seed: int | None = None) -> list[dict]:
         """A worldwide run at a reference t: per language its t, tail share, pairs, matched, kept and
         expected kept, exact, from one pass over every shard's entry lists, languages and thresholds."""
-        chosen = self._seed(seed)
+        chosen = self.checked_seed(seed)
         if not self.rule.worldwide:
             raise CurationError(f"{self.name} is not a worldwide run (its metadata has no languages)")
         keep = self.rule.at(t)
@@ -207,7 +209,7 @@ class Run:
 
     def balanced_counts(self, t: float, seed: int | None = None) -> np.ndarray:
         """Matches per entry among the pairs kept at t."""
-        chosen = self._seed(seed)
+        chosen = self.checked_seed(seed)
         total = np.zeros(len(self.counts), dtype=np.int64)
         for index, ids in zip(self.shard_indices, self._entry_id_parts()):
             thresholds = read_thresholds(str(self.dir.root), chosen, index)
@@ -294,7 +296,7 @@ class Run:
         entries = self.entry_table.column("entry")
         return {
             "run_dir": self.name,
-            "seed": self._seed(seed),
+            "seed": self.checked_seed(seed),
             **preview.rule.parameters,
             "pairs": pairs,
             "matched_pairs": preview.matched_pairs,

@@ -303,13 +303,19 @@ class LanguageCounts:
         return thresholds
 
 
+def language_slots(languages: pa.Array | pa.ChunkedArray, names: Sequence[str]) -> np.ndarray:
+    """Each pair's caption language as its position in ``names``; len(names) for a pair without one or
+    of a language not named (what ``KeepAt.group_t`` reads as no language)."""
+    value_set = pa.array(list(names), type=pa.string())
+    slots = pc.fill_null(pc.index_in(pc.cast(languages, pa.string()), value_set=value_set), len(names))
+    return slots.to_numpy(zero_copy_only=False)
+
+
 def pair_t(languages: pa.Array, language_t: Mapping[str, float]) -> np.ndarray:
     """Each pair's t: its caption language's (a pair without one, or of a language without a t: 0,
     which keeps nothing)."""
-    names = pa.array(list(language_t), type=pa.string())
     values = np.array([*language_t.values(), 0.0], dtype=np.float64)
-    slots = pc.fill_null(pc.index_in(pc.cast(languages, pa.string()), value_set=names), len(names))
-    return values[slots.to_numpy(zero_copy_only=False)]
+    return values[language_slots(languages, list(language_t))]
 
 
 Tallies = dict  # language (None: without one) -> [pairs, matched pairs, kept, expected kept]

@@ -85,9 +85,11 @@ pages = st.navigation(
     [
         st.Page("views/overview.py", title="Overview", icon=":material/dashboard:", default=True),
         st.Page("views/entries.py", title="Entries", icon=":material/list:"),
+        st.Page("views/coverage.py", title="Coverage", icon=":material/travel_explore:"),
         st.Page("views/balance.py", title="Balance", icon=":material/balance:"),
         st.Page("views/languages.py", title="Languages", icon=":material/language:"),
         st.Page("views/samples.py", title="Samples", icon=":material/image:"),
+        st.Page("views/compare.py", title="Compare", icon=":material/compare_arrows:"),
         st.Page("views/export.py", title="Export", icon=":material/download:"),
         st.Page("views/jobs.py", title="Jobs", icon=":material/play_circle:"),
     ]

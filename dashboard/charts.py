@@ -284,6 +284,60 @@ def language_bars(table: pd.DataFrame, t: float) -> go.Figure:
     return figure
 
 
+def coverage_curve(covered: np.ndarray, unmatched_pairs: int, k: int | None = None) -> go.Figure:
+    """Unmatched pairs the top k n-grams of a gaps table would match if added, against k (``covered``
+    is the table's cumulative column, rank order), below the ceiling of every unmatched pair read: how
+    fast the returns fall. Linear axes from 0, counts with thousands separators; ``k`` is marked."""
+    covered = np.asarray(covered, dtype=np.int64)
+    ranks = _even_ranks(len(covered))
+    share = covered[ranks] / max(unmatched_pairs, 1)
+    figure = go.Figure(
+        go.Scatter(
+            x=ranks + 1,
+            y=covered[ranks],
+            customdata=share,
+            name="covered by the top k",
+            line=dict(color=RAW_COLOUR),
+            hovertemplate="top %{x:,}: %{y:,} unmatched pairs (%{customdata:.1%})<extra></extra>",
+        )
+    )
+    ends = [1, max(len(covered), 1)]
+    figure.add_trace(
+        go.Scatter(
+            x=ends,
+            y=[unmatched_pairs] * 2,
+            name=f"all unmatched pairs read ({unmatched_pairs:,})",
+            mode="lines",
+            line=dict(color="gray", dash="dot"),
+            hoverinfo="skip",
+        )
+    )
+    if k is not None and len(covered):
+        figure.add_trace(
+            go.Scatter(
+                x=[k, k],
+                y=[0, int(covered[k - 1])],
+                name=f"top {k:,}: {int(covered[k - 1]):,}",
+                mode="lines",
+                line=dict(color=t_colour(0), dash="dash"),
+                hoverinfo="skip",
+            )
+        )
+    figure.update_layout(
+        xaxis=dict(title="k: the top k n-grams added as entries", tickformat=",d", rangemode="tozero"),
+        yaxis=dict(
+            title="unmatched pairs they would match",
+            tickformat=",d",
+            rangemode="tozero",
+            range=[0, max(unmatched_pairs, 1) * 1.05],
+        ),
+        margin=dict(t=30, b=10),
+        height=360,
+        legend=dict(orientation="h", y=1.12),
+    )
+    return figure
+
+
 def language_t_bars(table: pd.DataFrame, t: float, reference: str) -> go.Figure:
     """Each language's t (rows in the order given), with the reference language's t as a line."""
     figure = go.Figure(
@@ -301,3 +355,54 @@ def language_t_bars(table: pd.DataFrame, t: float, reference: str) -> go.Figure:
         legend=dict(orientation="h", y=1.12),
     )
     return _with_t_lines(figure, [t], [table["language"].iloc[0], table["language"].iloc[-1]] if len(table) else [])
+
+
+def counts_scatter(
+    count_a: np.ndarray, count_b: np.ndarray, names: np.ndarray, t_a: float | None = None, t_b: float | None = None
+) -> go.Figure:
+    """Each entry's matches in run A against run B (Compare), on log-log axes spanning both runs alike, with
+    the diagonal of equal counts: an entry off it matched more in one run. Every count must be positive
+    (a count of 0 has no place on a log axis: the caller leaves those entries out and says how many).
+    ``t_a`` and ``t_b``: each run's t as a line (None in a worldwide run, whose t is per language), so
+    the quadrants are head and tail in each run. Hover: the entry and both counts."""
+    count_a, count_b = np.asarray(count_a, dtype=np.float64), np.asarray(count_b, dtype=np.float64)
+    ts = [t for t in (t_a, t_b) if t is not None]
+    span = _positive([count_a, count_b, ts])
+    ends = [float(span.min()), float(span.max())] if len(span) else [1.0, 10.0]
+    figure = go.Figure(
+        go.Scattergl(
+            x=count_a,
+            y=count_b,
+            mode="markers",
+            name="entries",
+            customdata=names,
+            marker=dict(color=RAW_COLOUR, size=5, opacity=0.6),
+            hovertemplate="%{customdata}<br>matches in A: %{x:,}<br>matches in B: %{y:,}<extra></extra>",
+        )
+    )
+    figure.add_trace(
+        go.Scatter(
+            x=ends, y=ends, mode="lines", name="equal counts", line=dict(color="gray", dash="dot"), hoverinfo="skip"
+        )
+    )
+    for index, (t, which) in enumerate(((t_a, "A"), (t_b, "B"))):
+        if t is not None:  # A's t a vertical line (its x), B's a horizontal one (its y); drawn as traces
+            x, y = ([t, t], ends) if which == "A" else (ends, [t, t])
+            figure.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=y,
+                    mode="lines",
+                    name=f"t = {t:g} in {which}",
+                    hoverinfo="name",
+                    line=dict(color=t_colour(0), dash="solid" if index == 0 else "dash"),
+                )
+            )
+    figure.update_layout(
+        xaxis=value_axis("matches in A", ends),
+        yaxis=value_axis("matches in B", ends),
+        margin=dict(t=30, b=10),
+        height=460,
+        legend=dict(orientation="h", y=1.1),
+    )
+    return figure

@@ -22,6 +22,8 @@ import data_samples
 from curation import preview_files
 from curation.browse import find_pairs
 from curation.commands import RunRequest, curation_command
+from curation.compare import Comparer, Comparison
+from curation.gaps import GAPS_FOLDER, Gaps, read_gaps
 from curation.plan import Plan
 from curation.preview import INTERVAL, BalancePreview, Estimate
 from curation.query import RunQuery, connect
@@ -231,6 +233,29 @@ def texts_with_entry(root: str, token: str, seed: int, entry_id: int, limit: int
     return found.table.column(text).to_pylist()
 
 
+DEFAULT_GAPS = "gaps.parquet"  # what `curation gaps RUN_DIR` writes under GAPS_FOLDER
+
+
+def gaps_files(root: Path) -> list[Path]:
+    """The run's gaps tables (RUN_DIR/gaps/*.parquet; --out may have added more), the default first."""
+    folder = root / GAPS_FOLDER
+    found = folder.glob("*.parquet") if folder.is_dir() else []
+    return sorted(found, key=lambda path: (path.name != DEFAULT_GAPS, path.name))
+
+
+def gaps_version(path: Path) -> str:
+    """The cache key of a gaps file's content: rewritten files (atomically, by a rename) get a new one."""
+    found = path.stat()
+    return f"{found.st_mtime_ns}:{found.st_size}"
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def gaps(path: str, version: str) -> Gaps:
+    """A gaps table and its summary, read once per version of the file (a one-line CurationError if
+    it is not one `curation gaps` wrote)."""
+    return read_gaps(path)
+
+
 def ensure_preview(root: Path, seed: int) -> None:
     """Build the seed's preview files if the run has none (runs made before them), with a progress bar."""
     if preview_files.is_complete(RunDir(root), seed):
@@ -291,6 +316,26 @@ def t_label(root: str, seed: int, token: str, t: float, language: str | None = N
 @st.cache_data(max_entries=16, show_spinner=False)
 def balanced_counts(root: str, seed: int, token: str, t: float) -> tuple[np.ndarray, np.ndarray]:
     return preview(root, seed, token).balanced_counts(t)
+
+
+@st.cache_resource(max_entries=2, show_spinner="Reading both runs' entries and keep thresholds (once)...")
+def comparer(root_a: str, token_a: str, seed_a: int, root_b: str, token_b: str, seed_b: int) -> Comparer:
+    """Two runs for the Compare page, read once per version of either (their tokens): entry tables joined
+    by text and, on one pool, the pairs either matched with their k (a resource: arrays proportional to
+    the matched pairs, shared, never copied per rerun)."""
+    found = Comparer(root_a, root_b, seed_a, seed_b)
+    found.entries, found.pairs  # noqa: B018 (read now, under the spinner, not at the first t)
+    return found
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def comparison(root_a: str, token_a: str, seed_a: int, root_b: str, token_b: str, seed_b: int, t: float) -> Comparison:
+    """The two runs at t, answered from ``comparer``'s arrays, keyed by both tokens like every cache here. A
+    resource, not data: an answer holds every entry of both lists (half a million rows each), and
+    st.cache_data's copy per rerun (a pickle round trip) took 70 ms of the page's 230 (bench/results/
+    compare.md); the pages only read it, and each answer shares the entry table's columns (pandas'
+    copy-on-write), adding two small columns of sides."""
+    return comparer(root_a, token_a, seed_a, root_b, token_b, seed_b).at(t)
 
 
 def estimate_text(estimate: Estimate, digits: int = 0) -> str:

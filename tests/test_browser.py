@@ -467,6 +467,49 @@ def test_t_holds_across_pages_and_their_timers_and_names_every_export_exactly(
     assert page.get_by_test_id("stException").count() == 0
 
 
+def test_the_coverage_page_shows_a_runs_gaps(server, curated, page, tmp_path: Path) -> None:
+    """The sample with the gaps `curation gaps` found: the Coverage page shows the file's figures, the top
+    k's exact coverage, the chart, the table, an example with its n-gram marked; a search narrows the table."""
+    from playwright.sync_api import expect
+
+    from curation.gaps import read_gaps
+
+    url, dirs = server
+    run_dir = dirs["runs"] / "sample"
+    assert cli("gaps", run_dir, "--workers", 1, "--quiet") == 0
+    found = read_gaps(run_dir / "gaps" / "gaps.parquet")
+    rows, covered = found.table.num_rows, found.table.column("covered").to_pylist()
+    first = found.table.column("ngram")[0].as_py()
+
+    def metric(label: str):
+        return page.get_by_test_id("stMetric").filter(has_text=label).get_by_test_id("stMetricValue")
+
+    page.goto(url)
+    expect(metric("Pool rows")).to_have_text("30,000", timeout=FIRST_PAGE_TIMEOUT_MS)
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Coverage").click()
+    expect(page.get_by_role("heading", name="Coverage")).to_be_visible(timeout=STEP_TIMEOUT_MS)
+    expect(metric("Pairs read")).to_have_text(f"{found.summary['pairs_read']:,}", timeout=STEP_TIMEOUT_MS)
+    expect(metric("Gaps found")).to_have_text(f"{found.summary['gaps']:,}")
+    expect(metric("Covered by the chosen")).to_have_text(f"{found.summary['unmatched_covered']:,}")
+    k = min(100, rows)
+    expect(metric(f"Covered by the top {k}")).to_have_text(f"{covered[k - 1]:,}")
+    expect(page.get_by_test_id("stDataFrame")).to_be_visible()
+    expect(page.get_by_test_id("stPlotlyChart")).to_have_count(1)
+    expect(page.get_by_text(f"{rows:,} of {rows:,} n-grams")).to_be_visible()
+    expect(page.locator("mark").first).to_have_text(first)
+
+    search = page.get_by_role("textbox", name="Search n-grams")
+    search.fill(first.lower())
+    search.press("Enter")
+    narrowed = sum(first.lower() in n.lower() for n in found.table.column("ngram").to_pylist())
+    expect(page.get_by_text(f"{narrowed:,} of {rows:,} n-grams")).to_be_visible(timeout=STEP_TIMEOUT_MS)
+    expect(page.get_by_test_id("stApp")).to_have_attribute(
+        "data-test-script-state", "notRunning", timeout=STEP_TIMEOUT_MS
+    )
+    page.screenshot(path=str(tmp_path / "coverage.png"), full_page=True)
+    assert page.get_by_test_id("stException").count() == 0
+
+
 def test_two_tabs_keep_their_own_runs_and_their_own_recent_runs(
     server, curated, page, pool: Path, metadata: Path
 ) -> None:
@@ -506,3 +549,55 @@ def test_two_tabs_keep_their_own_runs_and_their_own_recent_runs(
     expect(other.get_by_role("option", name=str(dirs["runs"] / "sample"))).to_be_visible(timeout=STEP_TIMEOUT_MS)
     expect(other.get_by_role("option", name=str(out))).to_have_count(0)
     assert other.get_by_test_id("stException").count() == 0 and page.get_by_test_id("stException").count() == 0
+
+
+def test_compare_the_open_run_with_an_edited_one(server, curated, page, tmp_path: Path) -> None:
+    """Compare: B typed in its box is read beside the open run, and its figures follow a new t."""
+    from playwright.sync_api import expect
+
+    import data_samples
+    from curation.compare import compare_runs
+
+    url, dirs = server
+    entries = json.loads(Path(data_samples.METADATA).read_text())
+    removed = set(entries[::1000])
+    edited = dirs["runs"] / "edited"
+    (tmp_path / "edited.json").write_text(json.dumps([e for e in entries if e not in removed]))
+    assert (
+        cli("run", "--pool", data_samples.POOL, "--metadata", tmp_path / "edited.json", "--t", 200, "--out", edited)
+        == 0
+    )
+
+    def metric(label: str):
+        return page.get_by_test_id("stMetric").filter(has_text=label).get_by_test_id("stMetricValue")
+
+    page.goto(url)
+    expect(metric("Pool rows")).to_have_text("30,000", timeout=FIRST_PAGE_TIMEOUT_MS)
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Compare").click()
+    expect(page.get_by_role("heading", name="Compare")).to_be_visible(timeout=STEP_TIMEOUT_MS)
+    box = page.get_by_role("textbox", name="Run B")
+    box.fill(str(edited))
+    box.press("Enter")
+    expected = compare_runs(dirs["runs"] / "sample", edited, 200)
+    expect(metric("Kept pairs (B)")).to_have_text(f"{expected.b.kept:,}", timeout=STEP_TIMEOUT_MS)
+    expect(metric("Kept pairs (A)")).to_have_text(f"{expected.a.kept:,}")
+    expect(metric("Only in A")).to_have_text(f"{len(removed):,}")
+    expect(metric("Kept by A only")).to_have_text(f"{expected.pairs.kept_by_a_only:,}")
+    expect(page.get_by_test_id("stApp")).to_have_attribute(
+        "data-test-script-state", "notRunning", timeout=STEP_TIMEOUT_MS
+    )
+
+    t_box = page.get_by_label("t", exact=True)
+    at_40 = compare_runs(dirs["runs"] / "sample", edited, 40)
+    assert at_40.b.kept != expected.b.kept, "pick a t whose size differs, or the test proves nothing"
+    t_box.fill("40")
+    t_box.press("Enter")
+    expect(metric("Kept pairs (B)")).to_have_text(f"{at_40.b.kept:,}", timeout=STEP_TIMEOUT_MS)
+    expect(metric("Kept by B only")).to_have_text(f"{at_40.pairs.kept_by_b_only:,}")
+    expect(page.get_by_test_id("stApp")).to_have_attribute(
+        "data-test-script-state", "notRunning", timeout=STEP_TIMEOUT_MS
+    )
+    expect(metric("Kept pairs (B)")).to_have_text(f"{at_40.b.kept:,}")  # still so once the script has finished
+    expect(page.get_by_test_id("stPlotlyChart")).to_have_count(1)
+    page.screenshot(path=str(tmp_path / "compare.png"), full_page=True)
+    assert page.get_by_test_id("stException").count() == 0

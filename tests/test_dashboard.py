@@ -22,11 +22,13 @@ APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 PAGES = [
     "views/overview.py",
     "views/entries.py",
+    "views/coverage.py",
     "views/balance.py",
     "views/languages.py",
     "views/samples.py",
     "views/export.py",
     "views/jobs.py",
+    "views/compare.py",
 ]
 
 
@@ -540,3 +542,69 @@ def test_pairs_of_a_pool_outside_the_data_roots_are_not_shown(
     said = texts_of(app.error)
     assert any("pool file" in e and "CURATION_DATA_ROOTS" in e for e in said), said
     assert "export_job" not in app.session_state
+
+
+@pytest.mark.slow
+def test_compare_shows_what_an_edit_of_the_metadata_did(app: AppTest, dirs: dict[str, Path], tmp_path: Path) -> None:
+    """The open run is A; B is typed (or picked from the recent runs) and checked as the sidebar checks a
+    run; every figure is what curation/compare.py gives, and follows t."""
+    from conftest import cli
+
+    import data_samples
+    from curation.compare import compare_runs
+
+    entries = json.loads(Path(data_samples.METADATA).read_text())
+    removed = set(entries[::500])  # 178 entries, matched or not
+    edited = dirs["runs"] / tmp_path.name / "edited"
+    (tmp_path / "edited.json").write_text(json.dumps([e for e in entries if e not in removed] + ["photo of"]))
+    assert (
+        cli("run", "--pool", data_samples.POOL, "--metadata", tmp_path / "edited.json", "--t", 200, "--out", edited)
+        == 0
+    )
+    sample = dirs["runs"] / "sample"
+    app.switch_page("views/compare.py").run()
+    assert not app.exception and any("Choose run B" in i for i in texts_of(app.info))
+    app.text_input(key="compare_b_box").set_value(str(edited)).run()
+    assert not app.exception and not app.error, texts_of(app.error)
+    for t in (200.0, 40.0):
+        expected = compare_runs(sample, edited, t)
+        assert metric(app, "Kept pairs (A)") == f"{expected.a.kept:,}" == f"{Run(sample).size_at(t):,}"
+        assert metric(app, "Kept pairs (B)") == f"{expected.b.kept:,}" == f"{Run(edited).size_at(t):,}"
+        assert metric(app, "Only in A") == f"{len(removed):,}" and metric(app, "Only in B") == "1"
+        assert metric(app, "Kept by A only") == f"{expected.pairs.kept_by_a_only:,}"
+        assert metric(app, "Kept by B only") == f"{expected.pairs.kept_by_b_only:,}"
+        only_a = app.dataframe[1].value  # after the figures table
+        assert set(only_a["entry"]) == removed and list(only_a["count_a"]) == sorted(only_a["count_a"], reverse=True)
+        assert app.dataframe[2].value["entry"].tolist() == ["photo of"]
+        app.number_input(key="t_box").set_value(40.0).run()
+    app.switch_page("views/balance.py").run()  # B stays chosen while the user looks elsewhere
+    app.switch_page("views/compare.py").run()
+    assert app.text_input(key="compare_b_box").value == str(edited)
+    app.selectbox(key="compare_recent").set_value(str(sample)).run()  # the open run against itself
+    assert metric(app, "Only in A") == metric(app, "Kept by A only") == metric(app, "Change side at t") == "0"
+    assert metric(app, "Kept pairs (A)") == metric(app, "Kept pairs (B)")
+    assert any("left out" in c or "counted 0" in c for c in texts_of(app.caption))
+    for path, said in (
+        ("/definitely/not/here", "is outside what this dashboard may use"),
+        (str(dirs["runs"]), "not a run"),
+    ):
+        app.text_input(key="compare_b_box").set_value(path).run()
+        assert not app.exception and any(said in e for e in texts_of(app.error)), texts_of(app.error)
+
+
+def test_compare_with_a_run_of_another_pool_says_why_pairs_are_not_compared(
+    app: AppTest, dirs: dict[str, Path], tmp_path: Path
+) -> None:
+    from conftest import cli
+
+    import data_samples
+
+    half = dirs["runs"] / tmp_path.name / "half"
+    first = Path(data_samples.POOL) / "part-00000.parquet"
+    assert cli("run", "--pool", first, "--metadata", data_samples.METADATA, "--t", 200, "--out", half) == 0
+    app.switch_page("views/compare.py").run()
+    app.text_input(key="compare_b_box").set_value(str(half)).run()
+    assert not app.exception and not app.error, texts_of(app.error)
+    assert any("different pools (2 files in A, 1 in B" in i for i in texts_of(app.info)), texts_of(app.info)
+    assert int(metric(app, "Change side at t").replace(",", "")) > 0
+    assert not any(m.label.startswith("Kept by") for m in app.metric)

@@ -65,6 +65,13 @@ CHARTS: dict[str, Callable[[str], go.Figure]] = {
         ),
         200.0,
     ),
+    "counts_scatter": lambda span: charts.counts_scatter(
+        np.array([41.0, 44.0, 49.0]) if span == SMALL else np.array([1.0, 300.0, 70_000.0]),
+        np.array([43.0, 44.0, 47.0]) if span == SMALL else np.array([3.0, 250.0, 9_000.0]),
+        np.array(["a", "b", "c"]),
+        45.0 if span == SMALL else 200.0,
+        45.0 if span == SMALL else 200.0,
+    ),
     "language_t_bars": lambda span: charts.language_t_bars(
         pd.DataFrame(
             {"language": ["en", "zh", "de"], "t": [200.0, 337.0, 120.0] if span == SMALL else [2e4, 337.0, 3.0]}

@@ -3,9 +3,9 @@
 import html
 import re
 
-import numpy as np
 import streamlit as st
 
+from curation import counting
 from dashboard import data, messages
 from studio_common.errors import CurationError
 
@@ -65,7 +65,7 @@ entry_t = data.entry_t(str(root), seed, token, t)
 if languages:
     entry_t = entry_t[ids]
     page["t of language"] = entry_t
-page["at t"] = np.where(page["count"] >= entry_t, "head", np.where(page["count"] > 0, "tail", "unmatched"))
+page["at t"] = counting.sides(page["count"].to_numpy(), entry_t)
 page["p_e"] = preview.entry_probabilities(t)[ids]
 page["kept at t"] = kept[ids].round().astype("int64")
 if not exact:
