@@ -103,6 +103,7 @@ class _Config:
     root: str
     request: GapsRequest
     scratch: str
+    stamp: str = ""  # the run's plan and counts as the driver saw them: what the workers' caches key on
     chosen: tuple[str, ...] = ()  # pass 2: the chosen keys, best first
     languages: tuple[str, ...] = ()  # pass 2, worldwide: each chosen key's language
 
@@ -186,9 +187,14 @@ def _captions(
 
 
 @lru_cache(maxsize=4)
-def _run(root: str) -> tuple[RunDir, Plan]:
+def _run(root: str, stamp: str) -> tuple[RunDir, Plan]:
     run = RunDir(Path(root))
     return run, run.plan()
+
+
+def _stamp(run: RunDir) -> str:
+    """When the run's plan and entry counts were written: a run matched again is read again."""
+    return "-".join(str(path.stat().st_mtime_ns) for path in (run.plan_json, run.entry_counts))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -199,7 +205,7 @@ def _run(root: str) -> tuple[RunDir, Plan]:
 def count_shard(shard: int, config: _Config) -> _Counted:
     """Count the n-grams of one shard's captions; spill them all (the files outlive the worker)."""
     request = config.request
-    run, plan = _run(config.root)
+    run, plan = _run(config.root, config.stamp)
     which = "unmatched" if request.only_unmatched else "all"
     captions, unmatched, languages = _captions(run, plan, shard, request, which)
     counter = KeyCounter(
@@ -221,7 +227,7 @@ def count_shard(shard: int, config: _Config) -> _Counted:
 
 
 @lru_cache(maxsize=2)
-def _entry_keys(root: str, partitions: int) -> tuple[pa.Array, np.ndarray]:
+def _entry_keys(root: str, stamp: str, partitions: int) -> tuple[pa.Array, np.ndarray]:
     """The metadata's entries as gap keys (worldwide: language, tab, entry) and their partitions."""
     table = read_parquet(RunDir(Path(root)).entry_counts)
     keys = table.column("entry")
@@ -236,7 +242,7 @@ def reduce_part(task: tuple[int, list[str]], config: _Config) -> _Reduced:
     part, files = task
     request = config.request
     release_freed_memory()  # what counting freed: else this worker's peak is the two stages' added up
-    keys, parts = _entry_keys(config.root, request.partitions)
+    keys, parts = _entry_keys(config.root, config.stamp, request.partitions)
     entries = keys.filter(pa.array(parts == part))
     best: list[pa.Table] = []
     gaps = seen = 0
@@ -288,7 +294,7 @@ def _gap_matcher(chosen: tuple[str, ...], languages: tuple[str, ...]) -> matcher
 
 def cover_shard(shard: int, config: _Config) -> _Covered:
     """Which chosen n-grams each unmatched caption of the shard would match, as ranks."""
-    run, plan = _run(config.root)
+    run, plan = _run(config.root, config.stamp)
     captions, _, languages = _captions(run, plan, shard, config.request, "unmatched")
     ids, rows = _matches(config, captions, languages)
     ranks = len(config.chosen)
@@ -322,7 +328,7 @@ def _first_captions(captions: pa.Array, ids: np.ndarray, rows: np.ndarray, wante
 
 def matched_examples(shard: int, config: _Config) -> dict[int, list[str]]:
     """Examples among the shard's matched captions, for n-grams few unmatched captions hold."""
-    run, plan = _run(config.root)
+    run, plan = _run(config.root, config.stamp)
     captions, _, languages = _captions(run, plan, shard, config.request, "matched")
     ids, rows = _matches(config, captions, languages)
     return _first_captions(captions, ids, rows, config.request.examples)
@@ -358,7 +364,7 @@ def find_gaps(request: GapsRequest, root: Path, engine: Engine, bar: Bar) -> Gap
     languages: list[str] = []
     if plan.worldwide and keys:
         languages, keys = (list(column) for column in zip(*(key.split(LANGUAGE_MARK, 1) for key in keys)))
-    chosen = _Config(str(root), request, "", tuple(keys), tuple(languages))
+    chosen = _Config(str(root), request, "", _stamp(run), tuple(keys), tuple(languages))
     best_rank, hits, examples = _cover(chosen, shards, best.column(PAIRS).to_pylist(), engine, bar, timings)
     columns = {
         "rank": pa.array(np.arange(1, len(keys) + 1), pa.int32()),
@@ -418,7 +424,7 @@ def _count(
     """Pass 1: count every shard, then reduce every partition; the spilled files go with it."""
     scratch = Path(tempfile.mkdtemp(prefix="gaps-", dir=request.scratch))
     try:
-        config = _Config(str(root), request, str(scratch))
+        config = _Config(str(root), request, str(scratch), _stamp(RunDir(root)))
         clock = time.monotonic()
         step = bar("count n-grams", len(shards))
         counted = engine.map(count_shard, shards, config, lambda _, __: step(1))

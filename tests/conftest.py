@@ -305,6 +305,27 @@ def dashboard_environment(settings: Mapping[str, str | None], address: str | Non
         importlib.reload(dashboard.data)
 
 
+@contextmanager
+def s3_store(cache: Path, bucket: str) -> Iterator[str]:
+    """moto's S3 server on 127.0.0.1 with an empty ``bucket``, AWS_* and the store cache (``cache``) set
+    for this process and its workers while the block runs; yields the endpoint."""
+    boto3 = pytest.importorskip("boto3")
+    pytest.importorskip("moto")
+    from servers import s3_server
+
+    with s3_server() as endpoint, pytest.MonkeyPatch.context() as patch:
+        for name, value in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": endpoint,
+            "CURATION_CACHE_DIR": str(cache),
+        }.items():
+            patch.setenv(name, value)
+        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=bucket)
+        yield endpoint
+
+
 @pytest.fixture(scope="module")
 def s3_bucket() -> Iterator[str]:
     """moto's S3 server on 127.0.0.1 with an empty bucket, AWS_* set for this process (and the workers it

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import cli, dashboard_environment, small_world_run
+from conftest import cli, dashboard_environment, s3_store, small_world_run
 
 import data_samples
 
@@ -245,21 +245,10 @@ def test_the_export_page_writes_the_card_and_offers_it(runs: dict[str, Path]) ->
 @pytest.mark.remote
 @pytest.mark.slow
 def test_a_card_of_a_run_in_s3_goes_to_s3(runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    boto3 = pytest.importorskip("boto3")
-    pytest.importorskip("moto")
-    from servers import s3_server
+    with s3_store(tmp_path / "cache", "cards") as endpoint:
+        import boto3
 
-    with s3_server() as endpoint, pytest.MonkeyPatch.context() as patch:
-        for name, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_REGION": "us-east-1",
-            "AWS_ENDPOINT_URL": endpoint,
-            "CURATION_CACHE_DIR": str(tmp_path / "cache"),
-        }.items():
-            patch.setenv(name, value)
         client = boto3.client("s3", endpoint_url=endpoint)
-        client.create_bucket(Bucket="cards")
         run = "s3://cards/runs/sample"
         assert cli("run", "--pool", data_samples.POOL, "--metadata", data_samples.METADATA, "--t", T, "--out", run) == 0
         assert cli("card", run, "--t", T, "--out", "s3://cards/c/card.html", "--json", "s3://cards/c/card.json") == 0

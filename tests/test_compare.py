@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import WORLD_METADATA, cli, small_world_run
+from conftest import WORLD_METADATA, cli, s3_store, small_world_run
 
 import data_samples
 from curation import Run
@@ -253,20 +253,7 @@ def test_stretches_of_two_runs_are_cut_to_one_length_in_pool_order() -> None:
 @pytest.mark.remote
 @pytest.mark.slow
 def test_a_run_in_s3_is_compared_as_a_local_one(runs: dict, tmp_path: Path, capsys) -> None:
-    boto3 = pytest.importorskip("boto3")
-    pytest.importorskip("moto")
-    from servers import s3_server
-
-    with s3_server() as endpoint, pytest.MonkeyPatch.context() as patch:
-        for name, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_REGION": "us-east-1",
-            "AWS_ENDPOINT_URL": endpoint,
-            "CURATION_CACHE_DIR": str(tmp_path / "cache"),
-        }.items():
-            patch.setenv(name, value)
-        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="runs")
+    with s3_store(tmp_path / "cache", "runs") as endpoint:
         run = "s3://runs/sample"
         assert cli("run", "--pool", data_samples.POOL, "--metadata", data_samples.METADATA, "--t", T, "--out", run) == 0
         capsys.readouterr()
