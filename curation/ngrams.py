@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from importlib import resources
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -168,7 +167,9 @@ def count_grams(
         language_codes = pc.dictionary_encode(pc.fill_null(pc.cast(languages, pa.string()), ""))
         language = language_codes.indices.to_numpy().astype(np.int64)[row]
         number = np.unique(number * len(language_codes.dictionary) + language, return_inverse=True)[1]
-    gram, uniques = pd.factorize(number)
+    import pandas as pd  # here, not at the top: every `curation` command imports this module
+
+    gram, uniques = pd.factorize(number)  # a hash table: faster here than np.unique's sort
     distinct = len(uniques)
     # each (caption, n-gram) once: the first position of each pair
     _, once = np.unique(row * distinct + gram, return_index=True)
