@@ -327,26 +327,10 @@ def s3_store(cache: Path, bucket: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def s3_bucket() -> Iterator[str]:
-    """moto's S3 server on 127.0.0.1 with an empty bucket, AWS_* set for this process (and the workers it
-    starts) while the module runs. Yields the bucket's name."""
-    boto3 = pytest.importorskip("boto3")
-    from servers import s3_server
-
-    with s3_server() as endpoint:
-        values = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1",
-                  "AWS_ENDPOINT_URL": endpoint}  # fmt: skip
-        saved = {key: os.environ.get(key) for key in values}
-        os.environ.update(values)
-        try:
-            boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="subsets")
-            yield "subsets"
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+def s3_bucket(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``s3_store`` for a whole test module, with an empty bucket; yields the bucket's name."""
+    with s3_store(tmp_path_factory.mktemp("s3-cache"), "subsets"):
+        yield "subsets"
 
 
 # A small worldwide run (MetaCLIP 2) whose metadata has no 'other' list (captions in French or without a
